@@ -1,0 +1,496 @@
+//! HTTP/1.1 heads as intermediaries see them: parsing (httparse), hop-by-hop fields
+//! (RFC 9110 §7.6.1), and where a message body ends (RFC 9112 §6).
+
+use std::fmt;
+
+/// The most header fields a head may carry.
+const MAX_HEADERS: usize = 96;
+
+/// A request line or a status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    /// `METHOD target HTTP/1.x`
+    Request {
+        /// The method, as sent.
+        method: String,
+        /// The request target, as sent.
+        target: String,
+        /// The minor version: 0 or 1.
+        minor: u8,
+    },
+    /// `HTTP/1.x status reason`
+    Response {
+        /// The minor version: 0 or 1.
+        minor: u8,
+        /// The status code.
+        status: u16,
+        /// The reason phrase, as sent.
+        reason: String,
+    },
+}
+
+/// A parsed HTTP/1.x head: start line and fields in their original order and case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Request or status line.
+    pub start: StartLine,
+    /// Field names and values, in order, names as sent.
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+/// What parsing a buffer that should begin with a head found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A complete head of `len` bytes.
+    Complete(Head, usize),
+    /// More bytes are needed.
+    Partial,
+    /// The bytes are not an HTTP/1.x head; the reason says why.
+    Invalid(String),
+}
+
+/// Parses a request head at the start of `buf`.
+pub fn parse_request(buf: &[u8], max_len: usize) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            let start = StartLine::Request {
+                method: req.method.unwrap_or_default().to_string(),
+                target: req.path.unwrap_or_default().to_string(),
+                minor: req.version.unwrap_or(1),
+            };
+            Parsed::Complete(Head::new(start, req.headers), len)
+        }
+        Ok(httparse::Status::Partial) if buf.len() > max_len => {
+            Parsed::Invalid(format!("request head longer than {max_len} bytes"))
+        }
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(e) => Parsed::Invalid(format!("not an HTTP request: {e}")),
+    }
+}
+
+/// Parses a response head at the start of `buf`.
+pub fn parse_response(buf: &[u8], max_len: usize) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut headers);
+    match res.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            let start = StartLine::Response {
+                minor: res.version.unwrap_or(1),
+                status: res.code.unwrap_or_default(),
+                reason: res.reason.unwrap_or_default().to_string(),
+            };
+            Parsed::Complete(Head::new(start, res.headers), len)
+        }
+        Ok(httparse::Status::Partial) if buf.len() > max_len => {
+            Parsed::Invalid(format!("response head longer than {max_len} bytes"))
+        }
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(e) => Parsed::Invalid(format!("not an HTTP response: {e}")),
+    }
+}
+
+/// The fields RFC 9110 §7.6.1 names as hop-by-hop besides those listed in `Connection`.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Head {
+    fn new(start: StartLine, headers: &[httparse::Header<'_>]) -> Self {
+        let fields = headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.value.to_vec()))
+            .collect();
+        Self { start, fields }
+    }
+
+    /// The value of the first field named `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether a field named `name` is present (case-insensitive).
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Removes every field named `name` (case-insensitive); returns how many were removed.
+    pub fn remove(&mut self, name: &str) -> usize {
+        let before = self.fields.len();
+        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        before - self.fields.len()
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.fields.push((name.to_string(), value.as_bytes().to_vec()));
+    }
+
+    /// The tokens of every `Connection` field, read as one comma-separated list, lowercased,
+    /// empty elements skipped (RFC 9110 §5.6.1).
+    pub fn connection_tokens(&self) -> Vec<String> {
+        comma_list(self, "connection")
+    }
+
+    /// Whether any `Connection` field lists `token` (case-insensitive).
+    pub fn connection_has(&self, token: &str) -> bool {
+        self.connection_tokens()
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(token))
+    }
+
+    /// Removes the hop-by-hop fields, as a proxy must (RFC 9110 §7.6.1): every field named in
+    /// `Connection`, `Connection` itself, and the other hop-by-hop fields. Fields in `keep`
+    /// are left in place (a relay that forwards a body unchanged keeps `Transfer-Encoding`,
+    /// since the body is still in that encoding). Returns the names removed, lowercased, in
+    /// the order first seen.
+    pub fn strip_hop_by_hop(&mut self, keep: &[&str]) -> Vec<String> {
+        let mut doomed: Vec<String> = self.connection_tokens();
+        doomed.extend(HOP_BY_HOP.iter().map(|s| s.to_string()));
+        let mut removed = Vec::new();
+        self.fields.retain(|(name, _)| {
+            let lower = name.to_ascii_lowercase();
+            let strip = doomed.contains(&lower) && !keep.iter().any(|k| k.eq_ignore_ascii_case(&lower));
+            if strip && !removed.contains(&lower) {
+                removed.push(lower);
+            }
+            !strip
+        });
+        removed
+    }
+
+    /// The head's status code, if it is a response.
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response { status, .. } => Some(*status),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The method, if it is a request.
+    pub fn method(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// Sets the HTTP minor version of the start line.
+    pub fn set_minor(&mut self, to: u8) {
+        match &mut self.start {
+            StartLine::Request { minor, .. } | StartLine::Response { minor, .. } => *minor = to,
+        }
+    }
+
+    /// The head serialised with CRLF line ends and the closing empty line.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        match &self.start {
+            StartLine::Request {
+                method,
+                target,
+                minor,
+            } => out.extend_from_slice(format!("{method} {target} HTTP/1.{minor}\r\n").as_bytes()),
+            StartLine::Response {
+                minor,
+                status,
+                reason,
+            } => out.extend_from_slice(format!("HTTP/1.{minor} {status} {reason}\r\n").as_bytes()),
+        }
+        for (name, value) in &self.fields {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// How the body after this head is delimited (RFC 9112 §6.3). `request_method` is the
+    /// method of the request a response answers (a response to HEAD has no body).
+    pub fn framing(&self, request_method: Option<&str>) -> Result<Framing, String> {
+        if let Some(status) = self.status() {
+            if (100..200).contains(&status) || status == 204 || status == 304 {
+                return Ok(Framing::None);
+            }
+            if request_method.is_some_and(|m| m.eq_ignore_ascii_case("HEAD")) {
+                return Ok(Framing::None);
+            }
+        }
+        let codings = comma_list(self, "transfer-encoding");
+        if let Some(last) = codings.last() {
+            return if last == "chunked" {
+                Ok(Framing::Chunked(ChunkedScanner::default()))
+            } else if self.status().is_some() {
+                Ok(Framing::UntilClose)
+            } else {
+                Err(format!("request body transfer coding `{last}` is not chunked"))
+            };
+        }
+        let lengths: Vec<&[u8]> = self
+            .fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        if let Some(first) = lengths.first() {
+            if lengths.iter().any(|l| l != first) {
+                return Err("conflicting Content-Length fields".into());
+            }
+            let text = std::str::from_utf8(first).map_err(|_| "Content-Length is not ASCII")?;
+            let n: u64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("Content-Length `{}` is not a number", text.trim()))?;
+            return Ok(if n == 0 { Framing::None } else { Framing::Length(n) });
+        }
+        Ok(if self.status().is_some() {
+            Framing::UntilClose
+        } else {
+            Framing::None
+        })
+    }
+}
+
+impl fmt::Display for Head {
+    /// The head as text, one line per field, without the closing empty line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        write!(f, "{}", text.trim_end().replace("\r\n", "\n"))
+    }
+}
+
+fn comma_list(head: &Head, name: &str) -> Vec<String> {
+    head.fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Where a message body ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding; the scanner finds its end.
+    Chunked(ChunkedScanner),
+    /// Until the sender closes (responses only).
+    UntilClose,
+}
+
+/// Finds the end of a chunked body without decoding it (RFC 9112 §7.1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChunkedScanner {
+    state: ChunkState,
+    size: u64,
+    line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ChunkState {
+    #[default]
+    Size,
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    Trailer,
+    TrailerLf,
+    Done,
+}
+
+impl ChunkedScanner {
+    /// Consumes body bytes from `buf`: returns how many belong to the body, and whether the
+    /// body ended within them. An error means the bytes are not chunked coding.
+    pub fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool), String> {
+        let mut i = 0;
+        while i < buf.len() {
+            if self.state == ChunkState::Done {
+                break;
+            }
+            let b = buf[i];
+            match self.state {
+                ChunkState::Size => match b {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
+                        self.size = self
+                            .size
+                            .checked_mul(16)
+                            .and_then(|s| s.checked_add(digit))
+                            .ok_or("chunk size overflows")?;
+                    }
+                    b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    _ => return Err(format!("unexpected byte 0x{b:02x} in a chunk size")),
+                },
+                ChunkState::Extension => {
+                    if b == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    }
+                }
+                ChunkState::SizeLf => {
+                    if b != b'\n' {
+                        return Err("chunk size line not ended by CRLF".into());
+                    }
+                    self.state = if self.size == 0 {
+                        self.line = 0;
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data
+                    };
+                }
+                ChunkState::Data => {
+                    let take = (self.size as usize).min(buf.len() - i);
+                    self.size -= take as u64;
+                    i += take;
+                    if self.size == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    continue;
+                }
+                ChunkState::DataCr => {
+                    if b != b'\r' {
+                        return Err("chunk data not followed by CRLF".into());
+                    }
+                    self.state = ChunkState::DataLf;
+                }
+                ChunkState::DataLf => {
+                    if b != b'\n' {
+                        return Err("chunk data not followed by CRLF".into());
+                    }
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailer => {
+                    if b == b'\r' {
+                        self.state = ChunkState::TrailerLf;
+                    } else {
+                        self.line += 1;
+                    }
+                }
+                ChunkState::TrailerLf => {
+                    if b != b'\n' {
+                        return Err("trailer line not ended by CRLF".into());
+                    }
+                    if self.line == 0 {
+                        self.state = ChunkState::Done;
+                    } else {
+                        self.line = 0;
+                        self.state = ChunkState::Trailer;
+                    }
+                }
+                ChunkState::Done => unreachable!("loop exits on Done"),
+            }
+            i += 1;
+        }
+        Ok((i, self.state == ChunkState::Done))
+    }
+}
+
+/// A complete response with a small HTML body and `Connection: close`, as proxies send when
+/// they refuse or fail a request.
+pub fn error_response(status: u16, reason: &str, body_text: &str) -> Vec<u8> {
+    let body = format!("<html><body><h1>{status} {reason}</h1><p>{body_text}</p></body></html>\n");
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nX-Trace: 1\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn head(bytes: &[u8]) -> Head {
+        match parse_request(bytes, 8192) {
+            Parsed::Complete(h, len) => {
+                assert_eq!(len, bytes.len());
+                h
+            }
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_is_read_as_a_case_insensitive_comma_list() {
+        let h = head(b"GET / HTTP/1.1\r\nconnection: , Keep-Alive ,UPGRADE\r\nCONNECTION: x-a\r\n\r\n");
+        assert_eq!(h.connection_tokens(), vec!["keep-alive", "upgrade", "x-a"]);
+        assert!(h.connection_has("Upgrade"));
+    }
+
+    #[test]
+    fn strip_removes_connection_the_fields_it_names_and_upgrade() {
+        let mut h = head(b"GET / HTTP/1.1\r\nHost: s\r\nConnection: upgrade, x-secret\r\nX-Secret: 1\r\nUpgrade: websocket\r\nKeep-Alive: 5\r\nX-Kept: 2\r\n\r\n");
+        let removed = h.strip_hop_by_hop(&[]);
+        assert_eq!(removed, vec!["connection", "x-secret", "upgrade", "keep-alive"]);
+        assert_eq!(h.fields.len(), 2);
+        assert!(h.has("host") && h.has("x-kept"));
+    }
+
+    #[test]
+    fn serialising_a_parsed_head_gives_the_same_bytes() {
+        assert_eq!(head(UPGRADE).to_bytes(), UPGRADE);
+    }
+
+    #[test]
+    fn partial_and_invalid_heads_are_told_apart() {
+        assert_eq!(parse_request(&UPGRADE[..20], 8192), Parsed::Partial);
+        assert!(matches!(parse_request(&[0x81, 0x85, 1, 2, 3, 4], 8192), Parsed::Invalid(_)));
+        assert!(matches!(parse_request(&UPGRADE[..30], 10), Parsed::Invalid(_)));
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let res = |s: &[u8]| match parse_response(s, 8192) {
+            Parsed::Complete(h, _) => h,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(res(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").framing(None), Ok(Framing::None));
+        assert_eq!(res(b"HTTP/1.1 426 U\r\nContent-Length: 12\r\n\r\n").framing(None), Ok(Framing::Length(12)));
+        assert_eq!(res(b"HTTP/1.1 200 OK\r\n\r\n").framing(None), Ok(Framing::UntilClose));
+        assert_eq!(res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").framing(Some("HEAD")), Ok(Framing::None));
+        assert!(res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").framing(None).is_err());
+        assert_eq!(head(UPGRADE).framing(None), Ok(Framing::None));
+    }
+
+    #[test]
+    fn chunked_scanner_finds_the_end_across_any_split() {
+        let body = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let end = body.len() - 4;
+        for split in 0..=end {
+            let mut s = ChunkedScanner::default();
+            let (a, done_a) = s.scan(&body[..split]).unwrap();
+            assert_eq!(a, split);
+            assert_eq!(done_a, split == end);
+            let (b, done) = if done_a { (0, true) } else { s.scan(&body[split..]).unwrap() };
+            assert!(done);
+            assert_eq!(a + b, end, "split at {split}");
+        }
+        assert!(ChunkedScanner::default().scan(b"zz\r\n").is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! Intermediary models for Gauntlet: sans-IO state machines that see a proxied connection's
+//! events and answer with actions.
+//!
+//! # Code map
+//!
+//! - [`model`]: the contract every model implements ([`Connection`]), its [`Event`]s, its
+//!   [`Action`]s and the [`Cx`] that collects them. Start here.
+//! - [`spec`]: [`ModelSpec`], the one ordered list of every model with its parameters, as read
+//!   from a scenario file (`model = "..."` followed by the model's parameters).
+//! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
+//!   and message framing, shared by the models that read HTTP.
+//! - [`rng`]: the seeded random source a model receives through its context.
+//! - One file per model: [`pass`], [`transparent_proxy`].
+//!
+//! # The model contract
+//!
+//! A model is a per-connection state machine. The driver (in the `gauntlet` crate) owns the
+//! sockets, the clock and the seed; the model owns decisions. The rules:
+//!
+//! 1. **Events in, actions out.** The driver calls [`Connection::on_event`] once per event and
+//!    carries out the actions the model pushed into [`Cx`], in order, before the next event.
+//!    The first event is always [`Event::Accepted`]. A model never touches sockets, clocks,
+//!    threads or global randomness: [`Cx::now`] is the simulated time and [`Cx::rng`] is seeded
+//!    from the run's seed.
+//! 2. **Two sides.** [`Side::Client`] is the accepted connection; [`Side::Upstream`] exists once
+//!    the model asks for it with [`Cx::dial`]. Bytes sent upstream before [`Event::Dialed`] are
+//!    queued by the driver and written when the dial completes; if it fails, the model gets
+//!    [`Event::DialFailed`] and the queued bytes are discarded with a transcript note.
+//! 3. **Never lose bytes silently.** Every byte a model receives is forwarded, transformed on
+//!    purpose, or dropped with a [`Cx::note`] saying so. Misbehaviour is the point of a model;
+//!    it must be visible in the transcript.
+//! 4. **Handle the end of a stream.** [`Event::Fin`] means the side will send nothing more
+//!    (half-close); [`Event::Reset`] means the side is gone in both directions. A model decides
+//!    what the other side sees: [`Cx::fin`], [`Cx::reset`], or nothing yet. The driver ends the
+//!    connection when both sides are closed both ways (or reset) and no timer is pending.
+//! 5. **Timers are explicit.** [`Cx::set_timer`] asks for [`Event::Timer`] at an absolute
+//!    simulated time; setting the same id again moves it; [`Cx::cancel_timer`] removes it.
+//! 6. **Parameters are read-only.** A model's parameters come from the scenario file, are
+//!    validated when it is read, and never change during a run. Per-connection state lives in
+//!    the [`Connection`] value.
+//! 7. **Unit-testable without a runtime.** Feed events to a connection with a [`Cx`] and read
+//!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
+
+pub mod http;
+pub mod model;
+pub mod pass;
+pub mod rng;
+pub mod spec;
+pub mod transparent_proxy;
+
+pub use model::{Action, CloseHow, Connection, Cx, Event, Side};
+pub use spec::{MODEL_NAMES, ModelSpec};

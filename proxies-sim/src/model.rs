@@ -1,0 +1,210 @@
+//! The model contract: events a connection receives, actions it answers with, and the context
+//! that carries time, randomness and the action list.
+
+use std::time::Duration;
+
+use crate::rng::Rng;
+
+/// One side of a proxied connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// The connection the hop accepted (toward the client).
+    Client,
+    /// The connection the hop dialed (toward the next hop or the server).
+    Upstream,
+}
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Upstream,
+            Side::Upstream => Side::Client,
+        }
+    }
+
+    /// `client` or `upstream`, for transcripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+        }
+    }
+}
+
+/// Something that happened to a connection, delivered by the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The hop accepted a connection on `port`. Always the first event.
+    Accepted {
+        /// The local port the client connected to (80 for ws, 443 for wss by default).
+        port: u16,
+    },
+    /// The upstream connection asked for with [`Cx::dial`] is established.
+    Dialed,
+    /// The upstream connection could not be established.
+    DialFailed {
+        /// What the network said, for the transcript.
+        reason: &'a str,
+    },
+    /// Bytes arrived from a side.
+    Data {
+        /// Where they came from.
+        from: Side,
+        /// The bytes, in order; a segment boundary carries no meaning.
+        bytes: &'a [u8],
+    },
+    /// The side half-closed: it will send nothing more, but may still receive.
+    Fin {
+        /// Which side.
+        from: Side,
+    },
+    /// The side reset the connection: gone in both directions.
+    Reset {
+        /// Which side.
+        from: Side,
+    },
+    /// A timer set with [`Cx::set_timer`] fired.
+    Timer {
+        /// The id it was set with.
+        id: u64,
+    },
+}
+
+/// How a side is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseHow {
+    /// Half-close our sending direction (TCP FIN), after everything already sent.
+    Fin,
+    /// Abort (TCP RST): the peer sees a reset; unsent bytes are discarded.
+    Reset,
+}
+
+/// What a model asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write bytes to a side.
+    Send {
+        /// Where to.
+        to: Side,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// Open the upstream connection, to the next hop (or the server) on `port`.
+    Dial {
+        /// The destination port.
+        port: u16,
+    },
+    /// Close a side.
+    Close {
+        /// Which side.
+        side: Side,
+        /// FIN or RST.
+        how: CloseHow,
+    },
+    /// Deliver [`Event::Timer`] with `id` at simulated time `at` (replaces a timer with the
+    /// same id).
+    SetTimer {
+        /// Chosen by the model.
+        id: u64,
+        /// Absolute simulated time.
+        at: Duration,
+    },
+    /// Forget the timer with `id`, if set.
+    CancelTimer {
+        /// Chosen by the model.
+        id: u64,
+    },
+    /// A line for the run's transcript, saying what the model did and why.
+    Note(String),
+}
+
+/// The context of one event: the simulated time, the connection's seeded RNG, and the actions
+/// the model answers with.
+#[derive(Debug)]
+pub struct Cx {
+    now: Duration,
+    rng: Rng,
+    actions: Vec<Action>,
+}
+
+impl Cx {
+    /// A context at simulated time zero whose RNG is seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            now: Duration::ZERO,
+            rng: Rng::new(seed),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Sets the simulated time of the next event (driver side).
+    pub fn set_now(&mut self, now: Duration) {
+        self.now = now;
+    }
+
+    /// The simulated time of the event being handled.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The connection's seeded random source.
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    /// Write `bytes` to `to`. Empty writes are skipped.
+    pub fn send(&mut self, to: Side, bytes: impl Into<Vec<u8>>) {
+        let bytes = bytes.into();
+        if !bytes.is_empty() {
+            self.actions.push(Action::Send { to, bytes });
+        }
+    }
+
+    /// Open the upstream side on `port`.
+    pub fn dial(&mut self, port: u16) {
+        self.actions.push(Action::Dial { port });
+    }
+
+    /// Half-close `side` (FIN).
+    pub fn fin(&mut self, side: Side) {
+        self.actions.push(Action::Close {
+            side,
+            how: CloseHow::Fin,
+        });
+    }
+
+    /// Reset `side` (RST).
+    pub fn reset(&mut self, side: Side) {
+        self.actions.push(Action::Close {
+            side,
+            how: CloseHow::Reset,
+        });
+    }
+
+    /// Ask for [`Event::Timer`] with `id` at simulated time `at`.
+    pub fn set_timer(&mut self, id: u64, at: Duration) {
+        self.actions.push(Action::SetTimer { id, at });
+    }
+
+    /// Forget timer `id`.
+    pub fn cancel_timer(&mut self, id: u64) {
+        self.actions.push(Action::CancelTimer { id });
+    }
+
+    /// Record a transcript line.
+    pub fn note(&mut self, line: impl Into<String>) {
+        self.actions.push(Action::Note(line.into()));
+    }
+
+    /// The actions pushed since the last call, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+}
+
+/// One proxied connection's state machine. See the crate docs for the contract.
+pub trait Connection: std::fmt::Debug {
+    /// Handle one event, pushing actions into `cx`.
+    fn on_event(&mut self, cx: &mut Cx, event: Event<'_>);
+}

@@ -1,0 +1,154 @@
+//! [`ModelSpec`]: the one ordered list of models, each with its parameters, as a scenario file
+//! names them. A hop is a table whose first key is `model`; its other keys are the model's
+//! parameters:
+//!
+//! ```toml
+//! [[path]]
+//! model = "transparent-proxy"
+//! behaviour = "strip"
+//! ```
+
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::model::Connection;
+use crate::{pass, transparent_proxy};
+
+/// Every model's name, in catalogue order.
+pub const MODEL_NAMES: &[&str] = &["pass", "transparent-proxy"];
+
+/// A model and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSpec {
+    /// [`pass`]: the identity.
+    Pass(pass::Params),
+    /// [`transparent_proxy`]: an intercepting HTTP proxy that is not upgrade-aware.
+    TransparentProxy(transparent_proxy::Params),
+}
+
+impl ModelSpec {
+    /// The model's name as scenario files spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelSpec::Pass(_) => "pass",
+            ModelSpec::TransparentProxy(_) => "transparent-proxy",
+        }
+    }
+
+    /// A fresh state machine for one accepted connection.
+    pub fn connection(&self) -> Box<dyn Connection> {
+        match self {
+            ModelSpec::Pass(_) => Box::new(pass::Pass),
+            ModelSpec::TransparentProxy(p) => {
+                Box::new(transparent_proxy::TransparentProxy::new(p.clone()))
+            }
+        }
+    }
+
+    /// A one-line summary for transcripts: the name and the parameters that matter.
+    pub fn summary(&self) -> String {
+        match self {
+            ModelSpec::Pass(_) => "pass".to_string(),
+            ModelSpec::TransparentProxy(p) => {
+                format!("transparent-proxy ({:?}, on garbage {:?})", p.behaviour, p.on_garbage)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(SpecVisitor)
+    }
+}
+
+struct SpecVisitor;
+
+impl<'de> Visitor<'de> for SpecVisitor {
+    type Value = ModelSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a hop table whose first key is `model`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModelSpec, A::Error> {
+        match map.next_key::<String>()? {
+            Some(key) if key == "model" => {}
+            Some(key) => {
+                return Err(de::Error::custom(format!(
+                    "a hop must start with `model = \"...\"` (one of {}), found `{key}` first",
+                    MODEL_NAMES.join(", ")
+                )));
+            }
+            None => return Err(de::Error::missing_field("model")),
+        }
+        let name = map.next_value_seed(ModelName)?;
+        let rest = MapAccessDeserializer::new(map);
+        Ok(match name {
+            "pass" => ModelSpec::Pass(pass::Params::deserialize(rest)?),
+            "transparent-proxy" => {
+                ModelSpec::TransparentProxy(transparent_proxy::Params::deserialize(rest)?)
+            }
+            other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
+        })
+    }
+}
+
+/// Reads the `model` value and checks it against [`MODEL_NAMES`], so an unknown name is
+/// reported at the value itself.
+struct ModelName;
+
+impl<'de> DeserializeSeed<'de> for ModelName {
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        MODEL_NAMES
+            .iter()
+            .copied()
+            .find(|n| *n == name)
+            .ok_or_else(|| de::Error::unknown_variant(&name, MODEL_NAMES))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transparent_proxy::{Behaviour, OnGarbage};
+
+    #[derive(Debug, Deserialize)]
+    struct Doc {
+        path: Vec<ModelSpec>,
+    }
+
+    fn parse(src: &str) -> Result<Vec<ModelSpec>, String> {
+        toml::from_str::<Doc>(src).map(|d| d.path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn hops_read_their_model_then_its_parameters() {
+        let path = parse(
+            "[[path]]\nmodel = \"pass\"\n[[path]]\nmodel = \"transparent-proxy\"\nbehaviour = \"forward-then-choke\"\non-garbage = \"reset\"\n",
+        )
+        .unwrap();
+        assert_eq!(path[0], ModelSpec::Pass(pass::Params {}));
+        let ModelSpec::TransparentProxy(p) = &path[1] else { panic!("{path:?}") };
+        assert_eq!(p.behaviour, Behaviour::ForwardThenChoke);
+        assert_eq!(p.on_garbage, OnGarbage::Reset);
+        assert_eq!(p.intercept_ports, vec![80]);
+    }
+
+    #[test]
+    fn mistakes_in_a_hop_are_reported_where_they_are() {
+        let err = parse("[[path]]\nmodel = \"transparent-proxy\"\nbehavior = \"strip\"\n").unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("unknown field `behavior`"), "{err}");
+        let err = parse("[[path]]\nmodel = \"tranparent-proxy\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("expected `pass` or"), "{err}");
+        let err = parse("[[path]]\nbehaviour = \"strip\"\nmodel = \"pass\"\n").unwrap_err();
+        assert!(err.contains("must start with `model"), "{err}");
+    }
+}
