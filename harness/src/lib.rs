@@ -1,0 +1,35 @@
+//! Gauntlet runs a WebSocket client and server through simulated misbehaving intermediaries
+//! and reports what breaks, how, and how slowly.
+//!
+//! # Code map
+//!
+//! - [`scenario`]: scenario files (TOML, format 1) into a validated [`scenario::Scenario`],
+//!   with located errors.
+//! - [`engine`]: the network abstraction ([`engine::Net`], [`engine::Engine`]) and the
+//!   engines (`turmoil`).
+//! - [`server`] and [`client`]: the reference WebSocket server and client. The client decides
+//!   the run's [`outcome::Outcome`].
+//! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
+//! - [`run`]: one run (scenario × scheme × seed): topology, engine, verdict.
+//! - [`suite`]: many runs across threads, in a stable order, into results.
+//! - [`transcript`]: the simulated-time log every host writes to.
+//! - [`tls`]: run-time certificates and rustls configurations.
+//!
+//! Start at [`run::run`] to follow one run end to end.
+
+pub mod client;
+pub mod driver;
+pub mod engine;
+pub mod outcome;
+pub mod run;
+pub mod scenario;
+pub mod server;
+pub mod suite;
+pub mod tls;
+pub mod transcript;
+
+/// WebSocket settings shared by the reference client and server: tungstenite's defaults with
+/// an 8 KiB read buffer (its 128 KiB default dominates memory with many connections).
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}

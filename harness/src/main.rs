@@ -1,1 +1,231 @@
-fn main() {}
+//! The `gauntlet` command: check scenario files, and run them.
+//!
+//! Exit codes: 0 when every file is valid and every run passed; 1 when a run failed its
+//! expectation or a checked file is invalid; 2 when Gauntlet could not do what was asked
+//! (bad flags, unreadable or invalid scenario files for `run`, unwritable results).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use gauntlet::engine::ENGINES;
+use gauntlet::scenario::{self, Scheme};
+use gauntlet::suite::{self, Selection};
+use gauntlet_reports::Results;
+
+#[derive(Debug, Parser)]
+#[command(name = "gauntlet", version, about = "WebSockets through misbehaving intermediaries, simulated")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate scenario files without running them.
+    Check {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run scenarios: every file × scheme × seed.
+    Run {
+        /// Scenario files or folders (default: scenarios).
+        paths: Vec<PathBuf>,
+        /// Only scenarios whose path contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Only this scheme.
+        #[arg(long, value_parser = parse_scheme)]
+        scheme: Option<Scheme>,
+        /// Run only this seed.
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// Run seeds 1 to N instead of each file's seeds.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        seeds: Option<u64>,
+        /// The network engine.
+        #[arg(long, default_value = "turmoil", value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
+        engine: String,
+        /// Parallel runs (default: the number of cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: Option<u64>,
+        /// Write results as JSON here.
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Print each run's transcript.
+        #[arg(long)]
+        transcript: bool,
+        /// How to name this command in reproduction hints.
+        #[arg(long, hide = true, default_value = "gauntlet run")]
+        invoked_as: String,
+    },
+}
+
+fn parse_scheme(s: &str) -> Result<Scheme, String> {
+    match s {
+        "ws" => Ok(Scheme::Ws),
+        "wss" => Ok(Scheme::Wss),
+        _ => Err(format!("`{s}` is not a scheme: use ws or wss")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { files } => check(files),
+        Command::Run {
+            paths,
+            filter,
+            scheme,
+            seed,
+            seeds,
+            engine,
+            jobs,
+            results,
+            transcript,
+            invoked_as,
+        } => {
+            let paths = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths };
+            let sel = Selection { paths, filter, scheme, seed, seeds };
+            let jobs = jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |j| j as usize,
+            );
+            run(&sel, &engine, jobs, results, transcript, &invoked_as)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let files = suite::find_files(&files).context("listing scenario files")?;
+    let mut bad = 0;
+    for f in &files {
+        match scenario::load(f) {
+            Ok(s) => println!("ok      {} ({} hops, {})", f.display(), s.path.len(), schemes(&s)),
+            Err(e) => {
+                bad += 1;
+                println!("invalid {e}");
+            }
+        }
+    }
+    println!("{} valid, {bad} invalid", files.len() - bad);
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn schemes(s: &scenario::Scenario) -> String {
+    s.client.schemes.iter().map(|x| x.as_str()).collect::<Vec<_>>().join("+")
+}
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn run(
+    sel: &Selection,
+    engine: &str,
+    jobs: usize,
+    results_path: Option<PathBuf>,
+    show_transcript: bool,
+    invoked_as: &str,
+) -> anyhow::Result<ExitCode> {
+    let (scenarios, planned) = match suite::plan(sel) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} invalid scenario file(s); `gauntlet check` lists them", errors.len());
+        }
+    };
+    if planned.is_empty() {
+        anyhow::bail!("no runs match: check the paths and --filter / --scheme");
+    }
+    let style = Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
+    let expected_width = planned
+        .iter()
+        .filter_map(|p| scenarios[p.scenario].expected(p.scheme))
+        .map(|o| o.as_str().len())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "running {} runs of {} scenarios on {engine} ({jobs} at a time)",
+        planned.len(),
+        scenarios.len()
+    );
+    let mut failures = Vec::new();
+    let finished = suite::execute(engine, &scenarios, &planned, jobs, |i, f| {
+        let p = &planned[i];
+        let s = &scenarios[p.scenario];
+        let entry = suite::result_entry(s, p, f);
+        let verdict = if entry.pass { style.paint("32", "pass") } else { style.paint("31;1", "FAIL") };
+        let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        println!(
+            "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
+            entry.scenario,
+            entry.scheme,
+            entry.seed,
+            entry.expected,
+            entry.outcome,
+            fmt_ms(entry.handshake_ms),
+            fmt_ms(entry.rtt_median_ms),
+        );
+        if show_transcript || !entry.pass {
+            println!("    detail: {}", entry.detail);
+        }
+        if show_transcript {
+            if let Ok(out) = &f.output {
+                for line in out.rendered().lines() {
+                    println!("    {line}");
+                }
+            }
+        }
+        if !entry.pass {
+            failures.push(format!(
+                "{invoked_as} {} --scheme {} --seed {} --transcript",
+                entry.scenario, entry.scheme, entry.seed
+            ));
+        }
+    });
+    let mut results = Results::new(engine);
+    for (p, f) in planned.iter().zip(&finished) {
+        results.runs.push(suite::result_entry(&scenarios[p.scenario], p, f));
+    }
+    let (passed, failed) = results.tally();
+    if let Some(path) = results_path {
+        suite::write_file(&path, &results.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("results: {}", path.display());
+    }
+    if !failures.is_empty() {
+        println!("\nto reproduce a failure:");
+        for f in &failures {
+            println!("  {f}");
+        }
+    }
+    let summary = format!("{passed} passed, {failed} failed");
+    println!("{}", if failed == 0 { style.paint("32", &summary) } else { style.paint("31;1", &summary) });
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

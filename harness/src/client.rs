@@ -1,0 +1,564 @@
+//! The reference client: tokio-tungstenite over an engine stream, ws or wss (rustls, ring),
+//! with a handshake timeout, an echo or push workload, and a timestamp in simulated time for
+//! every send and receive. It observes the run and decides its [`Outcome`].
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use gauntlet_proxies::rng::Rng;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::engine::NetRef;
+use crate::outcome::Outcome;
+use crate::scenario::{Scheme, Workload, WorkloadKind};
+use crate::transcript::Transcript;
+use crate::ws_config;
+
+/// The name the client logs under.
+const WHO: &str = "client";
+
+/// What the client is to do in one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// ws or wss.
+    pub scheme: Scheme,
+    /// The host name the client dials, sends as `Host` and checks the certificate against.
+    pub host: String,
+    /// Budget for TCP, TLS and upgrade together.
+    pub handshake_timeout: Duration,
+    /// The traffic.
+    pub workload: Workload,
+    /// Seeds the key and the payloads.
+    pub seed: u64,
+    /// Trusts the run's CA.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// What the client saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// One line: status, close code, simulated time.
+    pub detail: String,
+    /// From the start of the TCP connect to the 101.
+    pub handshake: Option<Duration>,
+    /// Round trips (echo) or one-way latencies (push), in order.
+    pub latencies: Vec<Duration>,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received intact.
+    pub received: u64,
+}
+
+/// A failure, before it becomes a report.
+struct Fail {
+    outcome: Outcome,
+    detail: String,
+}
+
+fn fail(outcome: Outcome, detail: impl Into<String>) -> Fail {
+    Fail {
+        outcome,
+        detail: detail.into(),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Any byte stream the client can speak WebSocket over.
+trait AsyncIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncIo for T {}
+
+/// Keeps the bytes of the most recent read, so a failure can say what arrived.
+struct Tap<S> {
+    inner: S,
+    last: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            if let Ok(mut last) = self.last.lock() {
+                last.clear();
+                last.extend_from_slice(&buf.filled()[before..]);
+            }
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+type Ws = WebSocketStream<Tap<Box<dyn AsyncIo>>>;
+
+/// Runs the plan to its outcome. Never fails: everything the network does is an outcome.
+pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
+    let mut report = Report {
+        outcome: Outcome::Delivered,
+        detail: String::new(),
+        handshake: None,
+        latencies: Vec::new(),
+        sent: 0,
+        received: 0,
+    };
+    let last = Arc::new(Mutex::new(Vec::new()));
+    let start = net.now();
+    let phase = Rc::new(Cell::new("tcp connect"));
+    let handshake = tokio::select! {
+        biased;
+        r = handshake(&net, &plan, &t, &phase, last.clone()) => r,
+        () = net.sleep_until(start + plan.handshake_timeout) => Err(fail(
+            Outcome::HandshakeTimeout,
+            format!("no 101 within {} (stuck in {}) at {}", ms(plan.handshake_timeout), phase.get(), ms(net.now())),
+        )),
+    };
+    let result = match handshake {
+        Ok(mut ws) => {
+            report.handshake = Some(net.now() - start);
+            let mut session = Session { net: &net, plan: &plan, t: &t, report: &mut report, last: &last };
+            session.workload(&mut ws).await
+        }
+        Err(f) => Err(f),
+    };
+    match result {
+        Ok(detail) => report.detail = detail,
+        Err(f) => {
+            report.outcome = f.outcome;
+            report.detail = f.detail;
+            t.log(net.now(), WHO, format!("outcome {}: {}", f.outcome, report.detail));
+        }
+    }
+    report
+}
+
+async fn handshake(
+    net: &NetRef,
+    plan: &Plan,
+    t: &Transcript,
+    phase: &Cell<&'static str>,
+    last: Arc<Mutex<Vec<u8>>>,
+) -> Result<Ws, Fail> {
+    let port = plan.scheme.port();
+    let host = plan.host.as_str();
+    t.log(net.now(), WHO, format!("connecting to {host}:{port}"));
+    let tcp = net.connect(host, port).await.map_err(|e| {
+        fail(Outcome::ConnectRefused, format!("tcp connect to {host}:{port} failed: {e}"))
+    })?;
+    t.log(net.now(), WHO, "tcp connected");
+    let io: Box<dyn AsyncIo> = match plan.scheme {
+        Scheme::Ws => Box::new(tcp),
+        Scheme::Wss => {
+            phase.set("tls handshake");
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| fail(Outcome::TlsFailed, format!("`{host}` is not a server name: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(plan.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| fail(Outcome::TlsFailed, format!("tls handshake with {host} failed: {e}")))?;
+            t.log(net.now(), WHO, "tls established");
+            Box::new(tls)
+        }
+    };
+    phase.set("upgrade");
+    let path = match plan.workload.kind {
+        WorkloadKind::Echo => "/echo".to_string(),
+        WorkloadKind::Push => format!(
+            "/push?count={}&interval={}&size={}",
+            plan.workload.messages,
+            plan.workload.interval.as_millis(),
+            plan.workload.payload_bytes
+        ),
+    };
+    let mut key = [0u8; 16];
+    Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
+    let request = tokio_tungstenite::tungstenite::http::Request::builder()
+        .method("GET")
+        .uri(format!("{}://{host}{path}", plan.scheme))
+        .header("Host", host)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", base64(&key))
+        .body(())
+        .map_err(|e| fail(Outcome::HandshakeRejected, format!("cannot build the request: {e}")))?;
+    t.log(net.now(), WHO, format!("upgrade request GET {path}"));
+    let tap = Tap { inner: io, last };
+    match tokio_tungstenite::client_async_with_config(request, tap, Some(ws_config())).await {
+        Ok((ws, response)) => {
+            t.log(net.now(), WHO, format!("{} {}", response.status().as_u16(), response.status().canonical_reason().unwrap_or("")));
+            Ok(ws)
+        }
+        Err(WsError::Http(response)) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).lines().next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            t.log(net.now(), WHO, format!("upgrade answered {} {}", status.as_u16(), status.canonical_reason().unwrap_or("")));
+            Err(fail(
+                Outcome::HandshakeRejected,
+                format!(
+                    "HTTP {} {} at {}{}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or(""),
+                    ms(net.now()),
+                    if body.is_empty() { String::new() } else { format!(": {body}") }
+                ),
+            ))
+        }
+        Err(WsError::Protocol(
+            p @ (ProtocolError::SecWebSocketAcceptKeyMismatch
+            | ProtocolError::MissingConnectionUpgradeHeader
+            | ProtocolError::MissingUpgradeWebSocketHeader
+            | ProtocolError::WrongHttpVersion
+            | ProtocolError::SecWebSocketSubProtocolError(_)),
+        )) => Err(fail(Outcome::HandshakeInvalid, format!("101 not valid: {p} at {}", ms(net.now())))),
+        Err(e) => Err(fail(
+            Outcome::HandshakeRejected,
+            format!("no HTTP response: {} at {}", describe(&e), ms(net.now())),
+        )),
+    }
+}
+
+fn describe(e: &WsError) -> String {
+    match e {
+        WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+        WsError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => "connection closed".into(),
+        WsError::Protocol(ProtocolError::HandshakeIncomplete) => "connection closed".into(),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            "closed without a Close frame (1006)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The workload on an open WebSocket.
+struct Session<'a> {
+    net: &'a NetRef,
+    plan: &'a Plan,
+    t: &'a Transcript,
+    report: &'a mut Report,
+    last: &'a Arc<Mutex<Vec<u8>>>,
+}
+
+/// What the client is doing when something goes wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doing {
+    Waiting,
+    Idle,
+    Closing,
+}
+
+impl Session<'_> {
+    async fn workload(&mut self, ws: &mut Ws) -> Result<String, Fail> {
+        let w = self.plan.workload.clone();
+        match w.kind {
+            WorkloadKind::Echo => {
+                for i in 0..w.messages {
+                    self.idle(ws, i).await?;
+                    if i > 0 {
+                        let until = self.net.now() + w.interval;
+                        self.quiet(ws, until, Doing::Waiting).await?;
+                    }
+                    self.echo(ws, i).await?;
+                }
+                self.idle(ws, w.messages).await?;
+            }
+            WorkloadKind::Push => {
+                for i in 0..w.messages {
+                    self.receive_push(ws, i).await?;
+                }
+            }
+        }
+        self.close(ws).await?;
+        let n = self.report.received;
+        Ok(match w.kind {
+            WorkloadKind::Echo => format!("{n}/{} echoed, closed 1000", w.messages),
+            WorkloadKind::Push => format!("{n}/{} pushes received, closed 1000", w.messages),
+        })
+    }
+
+    async fn idle(&mut self, ws: &mut Ws, after: u32) -> Result<(), Fail> {
+        for period in self.plan.workload.idle.iter().filter(|p| p.after_message == after) {
+            self.t.log(self.net.now(), WHO, format!("idle for {} ms", period.ms));
+            let until = self.net.now() + Duration::from_millis(period.ms);
+            self.quiet(ws, until, Doing::Idle).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads until `until`, expecting nothing: anything but a ping is a failure.
+    async fn quiet(&mut self, ws: &mut Ws, until: Duration, doing: Doing) -> Result<(), Fail> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                m = ws.next() => m,
+                () = self.net.sleep_until(until) => return Ok(()),
+            };
+            match next {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => return Err(self.unexpected(other, doing)),
+                Some(Err(e)) => return Err(self.broken(e, doing)),
+                None => return Err(self.ended(doing)),
+            }
+        }
+    }
+
+    async fn echo(&mut self, ws: &mut Ws, i: u32) -> Result<(), Fail> {
+        let payload = payload(self.plan.seed, i, self.plan.workload.payload_bytes);
+        let sent_at = self.net.now();
+        if let Err(e) = ws.send(Message::text(payload.clone())).await {
+            return Err(self.broken(e, Doing::Waiting));
+        }
+        self.report.sent += 1;
+        self.t.log(sent_at, WHO, format!("sent #{i} ({} bytes)", payload.len()));
+        let deadline = sent_at + self.plan.workload.reply_timeout;
+        loop {
+            let next = tokio::select! {
+                biased;
+                m = ws.next() => m,
+                () = self.net.sleep_until(deadline) => return Err(fail(
+                    Outcome::Stalled,
+                    format!("no echo of #{i} within {} (sent at {})", ms(self.plan.workload.reply_timeout), ms(sent_at)),
+                )),
+            };
+            match next {
+                Some(Ok(Message::Text(text))) if text.as_str() == payload => {
+                    let rtt = self.net.now() - sent_at;
+                    self.report.latencies.push(rtt);
+                    self.report.received += 1;
+                    self.t.log(self.net.now(), WHO, format!("echo #{i}, round trip {}", ms(rtt)));
+                    return Ok(());
+                }
+                Some(Ok(Message::Text(text))) => {
+                    return Err(fail(
+                        Outcome::Corrupted,
+                        format!("echo of #{i} differs: {} bytes sent, {} received, at {}", payload.len(), text.len(), ms(self.net.now())),
+                    ));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => return Err(self.unexpected(other, Doing::Waiting)),
+                Some(Err(e)) => return Err(self.broken(e, Doing::Waiting)),
+                None => return Err(self.ended(Doing::Waiting)),
+            }
+        }
+    }
+
+    async fn receive_push(&mut self, ws: &mut Ws, i: u32) -> Result<(), Fail> {
+        let w = &self.plan.workload;
+        let deadline = self.net.now() + w.interval + w.reply_timeout;
+        loop {
+            let next = tokio::select! {
+                biased;
+                m = ws.next() => m,
+                () = self.net.sleep_until(deadline) => return Err(fail(
+                    Outcome::Stalled,
+                    format!("push #{i} did not arrive by {}", ms(deadline)),
+                )),
+            };
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    let stamp = text
+                        .strip_prefix(&format!("push {i} at "))
+                        .and_then(|rest| rest.split('.').next())
+                        .and_then(|us| us.parse::<u64>().ok());
+                    let Some(us) = stamp.filter(|_| text.len() == w.payload_bytes) else {
+                        return Err(fail(
+                            Outcome::Corrupted,
+                            format!("push #{i} arrived changed ({} bytes) at {}", text.len(), ms(self.net.now())),
+                        ));
+                    };
+                    let latency = self.net.now().saturating_sub(Duration::from_micros(us));
+                    self.report.latencies.push(latency);
+                    self.report.received += 1;
+                    self.t.log(self.net.now(), WHO, format!("push #{i}, one way {}", ms(latency)));
+                    return Ok(());
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => return Err(self.unexpected(other, Doing::Waiting)),
+                Some(Err(e)) => return Err(self.broken(e, Doing::Waiting)),
+                None => return Err(self.ended(Doing::Waiting)),
+            }
+        }
+    }
+
+    async fn close(&mut self, ws: &mut Ws) -> Result<(), Fail> {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "done".into(),
+        };
+        if let Err(e) = ws.close(Some(frame)).await {
+            return Err(self.broken(e, Doing::Closing));
+        }
+        self.t.log(self.net.now(), WHO, "close 1000 sent");
+        let deadline = self.net.now() + self.plan.workload.reply_timeout;
+        let mut answered = false;
+        loop {
+            let next = tokio::select! {
+                biased;
+                m = ws.next() => m,
+                () = self.net.sleep_until(deadline) => return Err(fail(
+                    Outcome::Stalled,
+                    format!("close handshake unanswered within {}", ms(self.plan.workload.reply_timeout)),
+                )),
+            };
+            match next {
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    self.t.log(self.net.now(), WHO, format!("close {code} received"));
+                    answered = true;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::ConnectionClosed)) | None => return Ok(()),
+                // Once the close handshake is complete, how the transport ends (a TLS
+                // stream without close_notify, say) no longer matters (RFC 6455 §7.1.1).
+                Some(Err(_)) if answered => return Ok(()),
+                Some(Err(e)) => return Err(self.broken(e, Doing::Closing)),
+            }
+        }
+    }
+
+    fn abnormal(&self, doing: Doing, what: &str) -> Fail {
+        let at = ms(self.net.now());
+        match doing {
+            Doing::Idle => fail(Outcome::IdleClosed, format!("{what} while idle, at {at}")),
+            Doing::Waiting | Doing::Closing => fail(Outcome::Dropped, format!("{what} at {at}")),
+        }
+    }
+
+    fn ended(&self, doing: Doing) -> Fail {
+        self.abnormal(doing, "closed without a Close frame (1006)")
+    }
+
+    fn unexpected(&self, message: Message, doing: Doing) -> Fail {
+        match message {
+            Message::Close(frame) => {
+                let code = frame.map_or(1005, |f| u16::from(f.code));
+                self.abnormal(doing, &format!("server closed with {code}"))
+            }
+            other => fail(
+                Outcome::Corrupted,
+                format!("unexpected {}-byte message at {}", other.len(), ms(self.net.now())),
+            ),
+        }
+    }
+
+    fn broken(&self, e: WsError, doing: Doing) -> Fail {
+        match e {
+            WsError::Io(_)
+            | WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                self.abnormal(doing, &format!("{} (1006)", describe(&e).trim_end_matches(" (1006)")))
+            }
+            WsError::Protocol(_) | WsError::Capacity(_) | WsError::Utf8(_) => {
+                let last = self.last.lock().map(|b| printable(&b)).unwrap_or_default();
+                fail(
+                    Outcome::Corrupted,
+                    format!("bytes that are not WebSocket frames ({e}) at {}: `{last}`", ms(self.net.now())),
+                )
+            }
+            other => self.abnormal(doing, &other.to_string()),
+        }
+    }
+}
+
+/// The first line of `bytes`, printable ASCII only, at most 40 characters.
+fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take_while(|b| **b != b'\r' && **b != b'\n')
+        .take(40)
+        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' })
+        .collect()
+}
+
+/// Message `i` of a run: its index, then seeded letters, `len` bytes in all.
+pub fn payload(seed: u64, i: u32, len: usize) -> String {
+    let mut rng = Rng::derive(seed, 0x7061_7969 + u64::from(i));
+    let mut text = format!("#{i:05} ");
+    while text.len() < len {
+        text.push((b'a' + rng.below(26) as u8) as char);
+    }
+    text.truncate(len);
+    text
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn payloads_have_the_asked_length_and_depend_on_seed_and_index() {
+        assert_eq!(payload(1, 0, 32).len(), 32);
+        assert_eq!(payload(1, 3, 3), "#00");
+        assert_eq!(payload(1, 2, 40), payload(1, 2, 40));
+        assert_ne!(payload(1, 2, 40), payload(2, 2, 40));
+        assert_ne!(payload(1, 2, 40), payload(1, 3, 40));
+    }
+
+    #[test]
+    fn printable_stops_at_the_first_line_end() {
+        assert_eq!(printable(b"HTTP/1.1 400 Bad Request\r\nX: y"), "HTTP/1.1 400 Bad Request");
+        assert_eq!(printable(&[0x81, 0x02, b'h', b'i']), "..hi");
+    }
+}

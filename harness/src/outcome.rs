@@ -1,0 +1,102 @@
+//! Outcomes: how a run ends. Exactly one per run, with a one-line detail.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// How a run ended, named in kebab-case in scenario files and results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Every message arrived intact and the connection closed cleanly (1000).
+    Delivered,
+    /// The upgrade was answered with something other than 101 (detail: the status), or not
+    /// answered at all before the connection closed.
+    HandshakeRejected,
+    /// A 101 arrived without a valid `Sec-WebSocket-Accept`, `Upgrade` or `Connection`.
+    HandshakeInvalid,
+    /// The handshake (TCP, TLS and upgrade) did not finish within the client's timeout.
+    HandshakeTimeout,
+    /// The connection was refused: by an explicit proxy (detail: its status) or by the network.
+    ConnectRefused,
+    /// The TLS handshake failed.
+    TlsFailed,
+    /// The connection closed abnormally after the upgrade (detail: close code, time).
+    Dropped,
+    /// The connection closed abnormally while the workload was idle.
+    IdleClosed,
+    /// Bytes stopped arriving, with no close, for longer than the reply timeout.
+    Stalled,
+    /// Delivered, but a latency bound failed.
+    Degraded,
+    /// Bytes arrived changed: a wrong echo, or data that is not a WebSocket frame.
+    Corrupted,
+}
+
+impl Outcome {
+    /// Every outcome, in the order above.
+    pub const ALL: [Outcome; 11] = [
+        Outcome::Delivered,
+        Outcome::HandshakeRejected,
+        Outcome::HandshakeInvalid,
+        Outcome::HandshakeTimeout,
+        Outcome::ConnectRefused,
+        Outcome::TlsFailed,
+        Outcome::Dropped,
+        Outcome::IdleClosed,
+        Outcome::Stalled,
+        Outcome::Degraded,
+        Outcome::Corrupted,
+    ];
+
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::HandshakeRejected => "handshake-rejected",
+            Outcome::HandshakeInvalid => "handshake-invalid",
+            Outcome::HandshakeTimeout => "handshake-timeout",
+            Outcome::ConnectRefused => "connect-refused",
+            Outcome::TlsFailed => "tls-failed",
+            Outcome::Dropped => "dropped",
+            Outcome::IdleClosed => "idle-closed",
+            Outcome::Stalled => "stalled",
+            Outcome::Degraded => "degraded",
+            Outcome::Corrupted => "corrupted",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+                format!("unknown outcome `{s}`, expected one of {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for o in Outcome::ALL {
+            assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
+        }
+        assert!("lost".parse::<Outcome>().is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! One run: a scenario, a scheme and a seed, on an engine. Builds the topology (client, hops,
+//! server), runs it, and turns what the client saw into a verdict.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+
+use crate::client::{self, Plan, Report};
+use crate::driver::hop_software;
+use crate::engine::{Engine, LinkConfig, NetRef, Topology};
+use crate::outcome::Outcome;
+use crate::scenario::{Route, Scenario, Scheme};
+use crate::server;
+use crate::tls::Tls;
+use crate::transcript::{self, Entry, Transcript};
+
+/// The host names of a path: `hop1`, `hop2`, … then `server`.
+pub fn host_names(hops: usize) -> Vec<String> {
+    let mut names: Vec<String> = (1..=hops).map(|i| format!("hop{i}")).collect();
+    names.push("server".to_string());
+    names
+}
+
+/// What one run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// The scheme run.
+    pub scheme: Scheme,
+    /// The seed run.
+    pub seed: u64,
+    /// The outcome the scenario expects.
+    pub expected: Outcome,
+    /// What the client saw.
+    pub report: Report,
+    /// When the client finished, in simulated time.
+    pub sim_end: Duration,
+    /// Every host's log, in order.
+    pub transcript: Vec<Entry>,
+}
+
+impl RunOutput {
+    /// Whether the outcome is the expected one.
+    pub fn pass(&self) -> bool {
+        self.report.outcome == self.expected
+    }
+
+    /// The median latency (round trip for echo, one way for push).
+    pub fn median_latency(&self) -> Option<Duration> {
+        let mut l = self.report.latencies.clone();
+        l.sort();
+        l.get(l.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// The run's transcript as text.
+    pub fn rendered(&self) -> String {
+        transcript::render(&self.transcript)
+    }
+}
+
+/// Runs `scenario` for `scheme` with `seed` on `engine`.
+pub fn run(engine: &dyn Engine, scenario: &Scenario, scheme: Scheme, seed: u64) -> anyhow::Result<RunOutput> {
+    let expected = scenario
+        .expected(scheme)
+        .ok_or_else(|| anyhow::anyhow!("{} does not run {scheme}", scenario.file))?;
+    let names = host_names(scenario.path.len());
+    let tls = Tls::generate(&names)?;
+    let t = Transcript::default();
+    let link = LinkConfig {
+        latency: Duration::from_millis(scenario.network.latency_ms),
+        jitter: Duration::from_millis(scenario.network.jitter_ms),
+    };
+    let mut topology = Topology::new(link, scenario.time_limit());
+    topology.host("server", server::software(t.clone(), tls.server.clone()));
+    for (i, spec) in scenario.path.iter().enumerate() {
+        topology.host(
+            &names[i],
+            hop_software(
+                Rc::new(spec.clone()),
+                names[i + 1].clone(),
+                vec![80, 443],
+                seed ^ ((i as u64 + 1) << 32),
+                t.clone(),
+            ),
+        );
+    }
+    let host = match (scenario.client.route, scenario.path.is_empty()) {
+        (Route::Direct, false) => names[0].clone(),
+        (Route::Transparent, false) => {
+            topology.intercept("client", "server", &names[0]);
+            "server".to_string()
+        }
+        (_, true) => "server".to_string(),
+    };
+    let plan = Plan {
+        scheme,
+        host,
+        handshake_timeout: scenario.client.handshake_timeout,
+        workload: scenario.client.workload.clone(),
+        seed,
+        tls: tls.client.clone(),
+    };
+    let slot: Rc<RefCell<Option<Report>>> = Rc::default();
+    let (out, ct) = (slot.clone(), t.clone());
+    topology.client(
+        "client",
+        Box::new(move |net: NetRef| {
+            async move {
+                let report = client::run(net, plan, ct).await;
+                *out.borrow_mut() = Some(report);
+                Ok(())
+            }
+            .boxed_local()
+        }),
+    );
+    let sim_end = engine.run(topology, seed)?;
+    let report = slot
+        .borrow_mut()
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the client finished without a report"))?;
+    let mut entries = t.entries();
+    entries.sort_by_key(|e| e.at);
+    Ok(RunOutput {
+        scheme,
+        seed,
+        expected,
+        report,
+        sim_end,
+        transcript: entries,
+    })
+}

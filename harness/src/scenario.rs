@@ -1,0 +1,507 @@
+//! Scenario files, format 1: TOML, read into a validated [`Scenario`]. Every mistake is
+//! reported as a [`ScenarioError`] naming the file, line and column and what was expected;
+//! no input makes this module panic. The format is documented in `scenarios/README.md`.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use gauntlet_proxies::ModelSpec;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::outcome::Outcome;
+
+/// The format version this build reads.
+pub const FORMAT: u32 = 1;
+
+/// A WebSocket URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// `ws://`, plain TCP, port 80.
+    Ws,
+    /// `wss://`, TLS, port 443.
+    Wss,
+}
+
+impl Scheme {
+    /// `ws` or `wss`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    /// The default port.
+    pub fn port(self) -> u16 {
+        match self {
+            Scheme::Ws => 80,
+            Scheme::Wss => 443,
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the client's connection reaches the first hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// The client dials the server's name; the network delivers the connection to the first
+    /// hop (an interception proxy). The client cannot tell.
+    #[default]
+    Transparent,
+    /// The client dials the first hop by its own name (a reverse proxy or balancer in front
+    /// of the server), or the server when the path is empty.
+    Direct,
+}
+
+/// What the client does once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// The client sends messages; the server echoes each; round trips are measured.
+    #[default]
+    Echo,
+    /// The server sends messages at the interval; one-way latencies are measured.
+    Push,
+}
+
+/// A pause in the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Idle {
+    /// After this many messages have been exchanged (0: before the first).
+    pub after_message: u32,
+    /// How long nothing is sent, in milliseconds.
+    pub ms: u64,
+}
+
+/// The client's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// Echo or push.
+    pub kind: WorkloadKind,
+    /// How many messages.
+    pub messages: u32,
+    /// Time between messages.
+    pub interval: Duration,
+    /// Bytes per message.
+    pub payload_bytes: usize,
+    /// How long to wait for each expected message before calling the run stalled.
+    pub reply_timeout: Duration,
+    /// Pauses, in order of `after_message`.
+    pub idle: Vec<Idle>,
+}
+
+/// The reference client's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The schemes to run, each a separate run.
+    pub schemes: Vec<Scheme>,
+    /// How the connection reaches the first hop.
+    pub route: Route,
+    /// Budget for TCP connect, TLS and upgrade together.
+    pub handshake_timeout: Duration,
+    /// The traffic.
+    pub workload: Workload,
+}
+
+/// Latency on every link of the simulated network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Network {
+    /// One-way latency of each message on each link, in milliseconds. Default 5.
+    #[serde(default = "default_latency_ms")]
+    pub latency_ms: u64,
+    /// Extra latency up to this much, drawn from the run's seed, in milliseconds. Default 0.
+    #[serde(default)]
+    pub jitter_ms: u64,
+}
+
+fn default_latency_ms() -> u64 {
+    5
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            latency_ms: default_latency_ms(),
+            jitter_ms: 0,
+        }
+    }
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// The file it was read from, as given.
+    pub file: String,
+    /// One line saying what it shows.
+    pub title: String,
+    /// Where the claim comes from.
+    pub source: String,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+    /// Seeds to run; each is a separate run per scheme.
+    pub seeds: Vec<u64>,
+    /// Link latency.
+    pub network: Network,
+    /// The hops from client to server, in order.
+    pub path: Vec<ModelSpec>,
+    /// The reference client.
+    pub client: Client,
+    /// The expected outcome per scheme, in the order of `client.schemes`.
+    pub expect: Vec<(Scheme, Outcome)>,
+}
+
+impl Scenario {
+    /// The expected outcome for `scheme`, if it is run.
+    pub fn expected(&self, scheme: Scheme) -> Option<Outcome> {
+        self.expect.iter().find(|(s, _)| *s == scheme).map(|(_, o)| *o)
+    }
+
+    /// The longest a run can last in simulated time, given every timeout in the workload:
+    /// the engine's backstop.
+    pub fn time_limit(&self) -> Duration {
+        let w = &self.client.workload;
+        let idle: u64 = w.idle.iter().map(|i| i.ms).sum();
+        let per_message = w.interval + w.reply_timeout;
+        self.client.handshake_timeout
+            + per_message * w.messages
+            + Duration::from_millis(idle)
+            + w.reply_timeout * 2
+            + Duration::from_secs(10)
+    }
+}
+
+/// A mistake in a scenario file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// The offending source line, if there is one.
+    pub excerpt: Option<String>,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        if let Some(line) = &self.excerpt {
+            let gutter = " ".repeat(self.line.to_string().len());
+            write!(
+                f,
+                "\n{gutter} |\n{} | {line}\n{gutter} | {}^",
+                self.line,
+                " ".repeat(self.col.saturating_sub(1))
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawScenario {
+    format: Spanned<u32>,
+    title: Spanned<String>,
+    source: Spanned<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    seeds: Option<Spanned<Vec<u64>>>,
+    #[serde(default)]
+    network: Network,
+    #[serde(default)]
+    path: Vec<ModelSpec>,
+    client: RawClient,
+    expect: Spanned<RawExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawClient {
+    schemes: Spanned<Vec<Scheme>>,
+    #[serde(default)]
+    route: Route,
+    #[serde(default = "default_handshake_timeout_ms")]
+    handshake_timeout_ms: Spanned<u64>,
+    #[serde(default)]
+    workload: RawWorkload,
+}
+
+fn default_handshake_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawWorkload {
+    #[serde(default)]
+    kind: WorkloadKind,
+    #[serde(default = "default_messages")]
+    messages: Spanned<u32>,
+    #[serde(default = "default_interval_ms")]
+    interval_ms: u64,
+    #[serde(default = "default_payload_bytes")]
+    payload_bytes: Spanned<usize>,
+    #[serde(default = "default_reply_timeout_ms")]
+    reply_timeout_ms: Spanned<u64>,
+    #[serde(default)]
+    idle: Vec<Spanned<Idle>>,
+}
+
+impl Default for RawWorkload {
+    fn default() -> Self {
+        Self {
+            kind: WorkloadKind::default(),
+            messages: default_messages(),
+            interval_ms: default_interval_ms(),
+            payload_bytes: default_payload_bytes(),
+            reply_timeout_ms: default_reply_timeout_ms(),
+            idle: Vec::new(),
+        }
+    }
+}
+
+fn default_messages() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+fn default_interval_ms() -> u64 {
+    100
+}
+fn default_payload_bytes() -> Spanned<usize> {
+    Spanned::new(0..0, 32)
+}
+fn default_reply_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    ws: Option<Outcome>,
+    wss: Option<Outcome>,
+}
+
+/// The most bytes a message may carry.
+pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
+/// The most messages a workload may send.
+pub const MAX_MESSAGES: u32 = 1_000_000;
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ScenarioError {
+        file: file.clone(),
+        line: 1,
+        col: 1,
+        message: format!("cannot read the file: {e}"),
+        excerpt: None,
+    })?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => parse(&file, text),
+        Err(e) => {
+            let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            Err(locate(
+                &file,
+                valid,
+                valid.len(),
+                format!("the file is not UTF-8 text (invalid byte 0x{:02x})", bytes[e.valid_up_to()]),
+            ))
+        }
+    }
+}
+
+/// Parses and validates scenario text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        locate(file, text, at, e.message().trim_end().to_string())
+    })?;
+    let fail = |span: std::ops::Range<usize>, message: String| locate(file, text, span.start, message);
+
+    if *raw.format.get_ref() != FORMAT {
+        return Err(fail(
+            raw.format.span(),
+            format!("format {} is not supported: this build reads format {FORMAT}", raw.format.get_ref()),
+        ));
+    }
+    for (field, value) in [("title", &raw.title), ("source", &raw.source)] {
+        if value.get_ref().trim().is_empty() {
+            return Err(fail(value.span(), format!("`{field}` must not be empty")));
+        }
+    }
+    let seeds = match raw.seeds {
+        None => vec![1],
+        Some(s) if s.get_ref().is_empty() => {
+            return Err(fail(s.span(), "`seeds` must list at least one seed".into()));
+        }
+        Some(s) => s.into_inner(),
+    };
+
+    let c = raw.client;
+    let schemes_span = c.schemes.span();
+    let schemes = c.schemes.into_inner();
+    if schemes.is_empty() {
+        return Err(fail(schemes_span, "`schemes` must list `ws`, `wss` or both".into()));
+    }
+    for (i, s) in schemes.iter().enumerate() {
+        if schemes[..i].contains(s) {
+            return Err(fail(schemes_span, format!("scheme `{s}` is listed twice")));
+        }
+    }
+
+    let expect_span = raw.expect.span();
+    let expect_raw = raw.expect.into_inner();
+    let mut expect = Vec::new();
+    for scheme in [Scheme::Ws, Scheme::Wss] {
+        let outcome = match scheme {
+            Scheme::Ws => expect_raw.ws,
+            Scheme::Wss => expect_raw.wss,
+        };
+        match (schemes.contains(&scheme), outcome) {
+            (true, Some(o)) => expect.push((scheme, o)),
+            (true, None) => {
+                return Err(fail(
+                    expect_span,
+                    format!("`expect` has no outcome for `{scheme}`, which `client.schemes` lists"),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(fail(
+                    expect_span,
+                    format!("`expect` gives an outcome for `{scheme}`, which `client.schemes` does not list"),
+                ));
+            }
+            (false, None) => {}
+        }
+    }
+    expect.sort_by_key(|(s, _)| schemes.iter().position(|x| x == s));
+
+    let w = c.workload;
+    let positive = |v: &Spanned<u64>, name: &str| {
+        if *v.get_ref() == 0 {
+            Err(fail(v.span(), format!("`{name}` must be at least 1")))
+        } else {
+            Ok(Duration::from_millis(*v.get_ref()))
+        }
+    };
+    let handshake_timeout = positive(&c.handshake_timeout_ms, "handshake-timeout-ms")?;
+    let reply_timeout = positive(&w.reply_timeout_ms, "reply-timeout-ms")?;
+    let messages = *w.messages.get_ref();
+    if !(1..=MAX_MESSAGES).contains(&messages) {
+        return Err(fail(
+            w.messages.span(),
+            format!("`messages` must be between 1 and {MAX_MESSAGES}"),
+        ));
+    }
+    let payload_bytes = *w.payload_bytes.get_ref();
+    if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
+        return Err(fail(
+            w.payload_bytes.span(),
+            format!("`payload-bytes` must be between 1 and {MAX_PAYLOAD_BYTES}"),
+        ));
+    }
+    let mut idle = Vec::new();
+    for period in w.idle {
+        let span = period.span();
+        let p = period.into_inner();
+        if p.after_message > messages {
+            return Err(fail(
+                span,
+                format!("idle after message {} but the workload sends only {messages}", p.after_message),
+            ));
+        }
+        if idle.last().is_some_and(|last: &Idle| last.after_message > p.after_message) {
+            return Err(fail(span, "idle periods must be listed in order of `after-message`".into()));
+        }
+        idle.push(p);
+    }
+
+    Ok(Scenario {
+        file: file.to_string(),
+        title: raw.title.into_inner(),
+        source: raw.source.into_inner(),
+        tags: raw.tags,
+        seeds,
+        network: raw.network,
+        path: raw.path,
+        client: Client {
+            schemes,
+            route: c.route,
+            handshake_timeout,
+            workload: Workload {
+                kind: w.kind,
+                messages,
+                interval: Duration::from_millis(w.interval_ms),
+                payload_bytes,
+                reply_timeout,
+                idle,
+            },
+        },
+        expect,
+    })
+}
+
+/// A [`ScenarioError`] at byte offset `at` of `text`.
+fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
+    let at = at.min(text.len());
+    let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = text[line_start..at].chars().count() + 1;
+    let excerpt = text[line_start..].lines().next().map(str::to_string);
+    ScenarioError {
+        file: file.to_string(),
+        line,
+        col,
+        message,
+        excerpt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "format = 1\ntitle = \"t\"\nsource = \"s\"\n[client]\nschemes = [\"ws\"]\n[expect]\nws = \"delivered\"\n";
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let s = parse("m.toml", MINIMAL).unwrap();
+        assert_eq!(s.seeds, vec![1]);
+        assert_eq!(s.network, Network { latency_ms: 5, jitter_ms: 0 });
+        assert_eq!(s.client.route, Route::Transparent);
+        assert_eq!(s.client.workload.messages, 5);
+        assert_eq!(s.expect, vec![(Scheme::Ws, Outcome::Delivered)]);
+        assert!(s.path.is_empty());
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let e = parse("m.toml", &MINIMAL.replace("schemes", "schemas")).unwrap_err();
+        assert_eq!((e.line, e.col), (5, 1), "{e}");
+        assert!(e.message.contains("unknown field `schemas`"), "{e}");
+    }
+
+    #[test]
+    fn locate_counts_characters_not_bytes() {
+        let e = locate("f", "a = \"é\" x", 9, "m".into());
+        assert_eq!((e.line, e.col), (1, 9));
+    }
+}

@@ -1,0 +1,294 @@
+//! The reference server: hyper for HTTP/1.1 (it answers plain requests as real servers do),
+//! then tokio-tungstenite on the upgraded connection. Paths:
+//!
+//! - `/echo`: every text or binary message is sent back unchanged.
+//! - `/push?count=N&interval=MS&size=B`: N text messages of B bytes, MS apart, each carrying
+//!   its send time (`push <i> at <µs>`) so the client can measure one-way latency.
+//!
+//! A request without a valid upgrade gets a real answer: 426 with `Upgrade: websocket` for a
+//! plain GET, 400 for a broken upgrade (missing key, `Upgrade` without `Connection: upgrade`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use crate::engine::{Listener, NetRef, Software};
+use crate::transcript::Transcript;
+use crate::ws_config;
+
+/// The name the server logs under.
+const WHO: &str = "server";
+
+/// The reference server as a host's software: ws on port 80, wss on port 443.
+pub fn software(transcript: Transcript, tls: Arc<rustls::ServerConfig>) -> Software {
+    std::rc::Rc::new(move |net: NetRef| {
+        let transcript = transcript.clone();
+        let tls = tls.clone();
+        async move {
+            let plain = net.listen(80).await?;
+            let secure = net.listen(443).await?;
+            let (n, t) = (net.clone(), transcript.clone());
+            net.spawn(
+                async move {
+                    if let Err(e) = accept_loop(n.clone(), secure, Some(tls), t.clone()).await {
+                        t.log(n.now(), WHO, format!("wss listener failed: {e}"));
+                    }
+                }
+                .boxed_local(),
+            );
+            accept_loop(net, plain, None, transcript).await
+        }
+        .boxed_local()
+    })
+}
+
+async fn accept_loop(
+    net: NetRef,
+    mut listener: Box<dyn Listener>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    transcript: Transcript,
+) -> anyhow::Result<()> {
+    loop {
+        let stream = listener.accept().await?;
+        let (n, t, tls) = (net.clone(), transcript.clone(), tls.clone());
+        net.spawn(
+            async move {
+                match tls {
+                    None => serve_http(n, stream, t).await,
+                    Some(config) => {
+                        match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                            Ok(tls_stream) => serve_http(n, tls_stream, t).await,
+                            Err(e) => t.log(n.now(), WHO, format!("tls handshake failed: {e}")),
+                        }
+                    }
+                }
+            }
+            .boxed_local(),
+        );
+    }
+}
+
+async fn serve_http<S>(net: NetRef, io: S, transcript: Transcript)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (n, t) = (net.clone(), transcript.clone());
+    let service = service_fn(move |req| {
+        let (n, t) = (n.clone(), t.clone());
+        async move { Ok::<_, Infallible>(respond(n, t, req)) }
+    });
+    let result = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+    if let Err(e) = result {
+        transcript.log(net.now(), WHO, format!("http connection error: {e}"));
+    }
+}
+
+fn has_token(headers: &HeaderMap, name: &str, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .unwrap_or_default()
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    })
+}
+
+fn text_response(status: StatusCode, body: &str, extra: &[(&'static str, &str)]) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    for (name, value) in extra {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(*name, v);
+        }
+    }
+    response
+}
+
+fn respond(net: NetRef, transcript: Transcript, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let headers = req.headers();
+    let wants_websocket = has_token(headers, "upgrade", "websocket");
+    let connection_upgrade = has_token(headers, "connection", "upgrade");
+    let http11 = req.version() == hyper::Version::HTTP_11;
+    let line = format!(
+        "request {} {} {:?}, Upgrade: {}, Connection: {}",
+        req.method(),
+        req.uri(),
+        req.version(),
+        header_text(headers, "upgrade"),
+        header_text(headers, "connection"),
+    );
+    let key = headers
+        .get("sec-websocket-key")
+        .and_then(|k| k.to_str().ok())
+        .map(str::to_string);
+    let version = header_text(headers, "sec-websocket-version");
+    let response = if !wants_websocket || !http11 {
+        text_response(
+            StatusCode::UPGRADE_REQUIRED,
+            "This endpoint speaks WebSocket: send an Upgrade request.\n",
+            &[("upgrade", "websocket"), ("connection", "Upgrade")],
+        )
+    } else if !connection_upgrade {
+        text_response(
+            StatusCode::BAD_REQUEST,
+            "Upgrade: websocket needs Connection: upgrade.\n",
+            &[],
+        )
+    } else if req.method() != hyper::Method::GET {
+        text_response(StatusCode::BAD_REQUEST, "A WebSocket upgrade must be a GET.\n", &[])
+    } else if version != "13" {
+        text_response(
+            StatusCode::UPGRADE_REQUIRED,
+            "Unsupported Sec-WebSocket-Version.\n",
+            &[("sec-websocket-version", "13")],
+        )
+    } else if let Some(key) = key.filter(|k| k.len() == 24 && k.ends_with("==")) {
+        let accept = derive_accept_key(key.as_bytes());
+        let app = App::from_uri(req.uri());
+        let upgrade = hyper::upgrade::on(&mut req);
+        let (n, t) = (net.clone(), transcript.clone());
+        net.spawn(
+            async move {
+                match upgrade.await {
+                    Ok(upgraded) => {
+                        let ws = WebSocketStream::from_raw_socket(
+                            TokioIo::new(upgraded),
+                            Role::Server,
+                            Some(ws_config()),
+                        )
+                        .await;
+                        app.run(n, ws, t).await;
+                    }
+                    Err(e) => t.log(n.now(), WHO, format!("upgrade failed: {e}")),
+                }
+            }
+            .boxed_local(),
+        );
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = response.headers_mut();
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            h.insert("sec-websocket-accept", v);
+        }
+        response
+    } else {
+        text_response(StatusCode::BAD_REQUEST, "Missing or malformed Sec-WebSocket-Key.\n", &[])
+    };
+    transcript.log(
+        net.now(),
+        WHO,
+        format!("{line} -> {}", response.status()),
+    );
+    response
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> String {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("<non-ASCII>"))
+        .collect();
+    if values.is_empty() {
+        "-".to_string()
+    } else {
+        values.join(", ")
+    }
+}
+
+/// What the server does on an upgraded connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum App {
+    Echo,
+    Push { count: u32, interval: Duration, size: usize },
+}
+
+impl App {
+    fn from_uri(uri: &hyper::Uri) -> App {
+        if uri.path() != "/push" {
+            return App::Echo;
+        }
+        let mut app = (1u32, 100u64, 32usize);
+        for pair in uri.query().unwrap_or_default().split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "count" => app.0 = v.parse().unwrap_or(app.0),
+                "interval" => app.1 = v.parse().unwrap_or(app.1),
+                "size" => app.2 = v.parse().unwrap_or(app.2),
+                _ => {}
+            }
+        }
+        App::Push {
+            count: app.0,
+            interval: Duration::from_millis(app.1),
+            size: app.2.clamp(1, crate::scenario::MAX_PAYLOAD_BYTES),
+        }
+    }
+
+    async fn run<S>(self, net: NetRef, mut ws: WebSocketStream<S>, t: Transcript)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if let App::Push { count, interval, size } = self {
+            let start = net.now();
+            for i in 0..count {
+                net.sleep_until(start + interval * i).await;
+                let stamp = format!("push {i} at {}", net.now().as_micros());
+                let mut text = stamp.clone();
+                text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));
+                if let Err(e) = ws.send(Message::text(text)).await {
+                    t.log(net.now(), WHO, format!("push {i} failed: {e}"));
+                    return;
+                }
+                t.log(net.now(), WHO, format!("pushed #{i} ({size} bytes)"));
+            }
+        }
+        while let Some(message) = ws.next().await {
+            match message {
+                Ok(Message::Close(frame)) => {
+                    let code = frame.map_or("none".to_string(), |f| u16::from(f.code).to_string());
+                    t.log(net.now(), WHO, format!("close {code} received, replying"));
+                }
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                    let len = m.len();
+                    if self == App::Echo {
+                        if let Err(e) = ws.send(m).await {
+                            t.log(net.now(), WHO, format!("echo failed: {e}"));
+                            return;
+                        }
+                        t.log(net.now(), WHO, format!("echoed {len} bytes"));
+                    } else {
+                        t.log(net.now(), WHO, format!("ignored a {len}-byte message"));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    t.log(net.now(), WHO, format!("websocket error: {e}"));
+                    return;
+                }
+            }
+        }
+        // End the transport politely (TLS close_notify, then FIN).
+        let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
+        t.log(net.now(), WHO, "websocket closed");
+    }
+}

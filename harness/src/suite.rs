@@ -1,0 +1,232 @@
+//! Suites: find scenario files, expand them into runs (scenario × scheme × seed), run them
+//! across threads, print a line per run in a stable order, and gather the results.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use gauntlet_reports::{Results, Run};
+
+use crate::engine;
+use crate::run::{RunOutput, run};
+use crate::scenario::{self, Scenario, ScenarioError, Scheme};
+
+/// Which runs of which files.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Files or folders (searched recursively for `*.toml`).
+    pub paths: Vec<PathBuf>,
+    /// Keep scenarios whose path contains this text.
+    pub filter: Option<String>,
+    /// Keep only this scheme.
+    pub scheme: Option<Scheme>,
+    /// Run this seed instead of the file's seeds.
+    pub seed: Option<u64>,
+    /// Run seeds 1..=N instead of the file's seeds.
+    pub seeds: Option<u64>,
+}
+
+/// One planned run.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Index into the loaded scenarios.
+    pub scenario: usize,
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// Every `*.toml` under `paths`, sorted, each once.
+pub fn find_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut found)?;
+        } else {
+            found.push(p.clone());
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let path = e.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|x| x == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads the selected scenario files and plans their runs. Every invalid file is reported.
+pub fn plan(sel: &Selection) -> Result<(Vec<Scenario>, Vec<Planned>), Vec<ScenarioError>> {
+    let files = find_files(&sel.paths).map_err(|e| {
+        vec![ScenarioError {
+            file: sel.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            line: 1,
+            col: 1,
+            message: format!("cannot list scenario files: {e}"),
+            excerpt: None,
+        }]
+    })?;
+    let mut scenarios = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        if sel.filter.as_ref().is_some_and(|flt| !name.contains(flt.as_str())) {
+            continue;
+        }
+        match scenario::load(&f) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut planned = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        let seeds: Vec<u64> = match (sel.seed, sel.seeds) {
+            (Some(one), _) => vec![one],
+            (None, Some(n)) => (1..=n).collect(),
+            (None, None) => s.seeds.clone(),
+        };
+        for &scheme in &s.client.schemes {
+            if sel.scheme.is_some_and(|only| only != scheme) {
+                continue;
+            }
+            for &seed in &seeds {
+                planned.push(Planned { scenario: i, scheme, seed });
+            }
+        }
+    }
+    Ok((scenarios, planned))
+}
+
+/// A finished run: the output or the harness error, and the wall time it took.
+#[derive(Debug)]
+pub struct Finished {
+    /// What the run produced, or why the harness could not run it.
+    pub output: Result<RunOutput, String>,
+    /// Wall-clock milliseconds.
+    pub wall_ms: u64,
+}
+
+/// Runs `planned` on `jobs` threads with the engine named `engine`, calling `each` for every
+/// run in planned order (as soon as it and all before it are done).
+pub fn execute(
+    engine_name: &str,
+    scenarios: &[Scenario],
+    planned: &[Planned],
+    jobs: usize,
+    mut each: impl FnMut(usize, &Finished),
+) -> Vec<Finished> {
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Finished)>();
+    let mut done: BTreeMap<usize, Finished> = BTreeMap::new();
+    let mut ordered = Vec::with_capacity(planned.len());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(planned.len().max(1)) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                let Some(engine) = engine::by_name(engine_name) else { return };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = planned.get(i) else { return };
+                    // Wall time is measured for the report only; nothing simulated reads it.
+                    #[allow(clippy::disallowed_methods)]
+                    let started = std::time::Instant::now();
+                    let output = run(engine.as_ref(), &scenarios[p.scenario], p.scheme, p.seed)
+                        .map_err(|e| format!("{e:#}"));
+                    let wall_ms = started.elapsed().as_millis() as u64;
+                    if tx.send((i, Finished { output, wall_ms })).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, f) in rx {
+            done.insert(i, f);
+            while let Some(f) = done.remove(&ordered.len()) {
+                each(ordered.len(), &f);
+                ordered.push(f);
+            }
+        }
+    });
+    ordered
+}
+
+/// The results-file entry for a run.
+pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
+    let expected = s.expected(p.scheme).map(|o| o.to_string()).unwrap_or_default();
+    match &f.output {
+        Ok(out) => Run {
+            scenario: s.file.clone(),
+            scheme: p.scheme.to_string(),
+            seed: p.seed,
+            expected,
+            outcome: out.report.outcome.to_string(),
+            pass: out.pass(),
+            detail: out.report.detail.clone(),
+            sim_ms: out.sim_end.as_millis() as u64,
+            wall_ms: f.wall_ms,
+            handshake_ms: out.report.handshake.map(to_ms),
+            rtt_median_ms: out.median_latency().map(to_ms),
+            sent: out.report.sent,
+            received: out.report.received,
+            transcript_hash: crate::transcript::hash(&out.transcript),
+        },
+        Err(e) => Run {
+            scenario: s.file.clone(),
+            scheme: p.scheme.to_string(),
+            seed: p.seed,
+            expected,
+            outcome: "harness-error".into(),
+            pass: false,
+            detail: e.clone(),
+            sim_ms: 0,
+            wall_ms: f.wall_ms,
+            handshake_ms: None,
+            rtt_median_ms: None,
+            sent: 0,
+            received: 0,
+            transcript_hash: String::new(),
+        },
+    }
+}
+
+fn to_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// Runs a whole selection without printing: the results, in planned order.
+pub fn run_all(engine_name: &str, sel: &Selection, jobs: usize) -> Result<Results, Vec<ScenarioError>> {
+    let (scenarios, planned) = plan(sel)?;
+    let finished = execute(engine_name, &scenarios, &planned, jobs, |_, _| {});
+    let mut results = Results::new(engine_name);
+    for (p, f) in planned.iter().zip(&finished) {
+        results.runs.push(result_entry(&scenarios[p.scenario], p, f));
+    }
+    Ok(results)
+}
+
+/// Writes `text` to `path`, creating its folder.
+pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(text.as_bytes())
+}

@@ -1,0 +1,59 @@
+//! The run's transcript: every host's notable events in simulated time, in the order they
+//! happened. Deterministic for a seed: it holds no random bytes (no masks, keys or TLS records).
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// One line of a transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Simulated time.
+    pub at: Duration,
+    /// The host that logged it.
+    pub who: String,
+    /// What happened.
+    pub what: String,
+}
+
+/// A shared, append-only transcript.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript(Rc<RefCell<Vec<Entry>>>);
+
+impl Transcript {
+    /// Appends a line.
+    pub fn log(&self, at: Duration, who: &str, what: impl Into<String>) {
+        self.0.borrow_mut().push(Entry {
+            at,
+            who: who.to_string(),
+            what: what.into(),
+        });
+    }
+
+    /// A copy of the lines so far.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.0.borrow().clone()
+    }
+}
+
+/// Renders entries as aligned text, one line each: time in ms, host, event.
+pub fn render(entries: &[Entry]) -> String {
+    let width = entries.iter().map(|e| e.who.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for e in entries {
+        let ms = e.at.as_secs_f64() * 1000.0;
+        let _ = writeln!(out, "{ms:>11.3} ms  {:<width$}  {}", e.who, e.what);
+    }
+    out
+}
+
+/// FNV-1a over the rendered transcript, as 16 hex digits: equal transcripts, equal hashes.
+pub fn hash(entries: &[Entry]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in render(entries).bytes() {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
