@@ -52,9 +52,12 @@ impl ModelSpec {
     pub fn summary(&self) -> String {
         match self {
             ModelSpec::Pass(_) => "pass".to_string(),
-            ModelSpec::TransparentProxy(p) => {
-                format!("transparent-proxy ({:?}, on garbage {:?})", p.behaviour, p.on_garbage)
-            }
+            ModelSpec::TransparentProxy(p) => format!(
+                "transparent-proxy behaviour={} on-garbage={} intercept-ports={:?}",
+                p.behaviour.as_str(),
+                p.on_garbage.as_str(),
+                p.intercept_ports
+            ),
         }
     }
 }
@@ -110,7 +113,12 @@ impl<'de> DeserializeSeed<'de> for ModelName {
             .iter()
             .copied()
             .find(|n| *n == name)
-            .ok_or_else(|| de::Error::unknown_variant(&name, MODEL_NAMES))
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "unknown model `{name}`, expected one of: {}",
+                    MODEL_NAMES.join(", ")
+                ))
+            })
     }
 }
 
@@ -147,7 +155,7 @@ mod tests {
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("unknown field `behavior`"), "{err}");
         let err = parse("[[path]]\nmodel = \"tranparent-proxy\"\n").unwrap_err();
-        assert!(err.contains("line 2") && err.contains("expected `pass` or"), "{err}");
+        assert!(err.contains("line 2") && err.contains("unknown model `tranparent-proxy`, expected one of: pass, transparent-proxy"), "{err}");
         let err = parse("[[path]]\nbehaviour = \"strip\"\nmodel = \"pass\"\n").unwrap_err();
         assert!(err.contains("must start with `model"), "{err}");
     }

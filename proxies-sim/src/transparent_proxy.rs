@@ -65,6 +65,17 @@ pub enum Behaviour {
     Http10Upstream,
 }
 
+impl Behaviour {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Behaviour::Strip => "strip",
+            Behaviour::ForwardThenChoke => "forward-then-choke",
+            Behaviour::Http10Upstream => "http10-upstream",
+        }
+    }
+}
+
 /// The answer to bytes that are not HTTP.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 pub enum OnGarbage {
@@ -75,6 +86,16 @@ pub enum OnGarbage {
     /// RST both ways.
     #[serde(rename = "reset")]
     Reset,
+}
+
+impl OnGarbage {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnGarbage::ErrorPage => "400",
+            OnGarbage::Reset => "reset",
+        }
+    }
 }
 
 /// Which way a message travels.

@@ -1,0 +1,11 @@
+//! Integration tests of the `gauntlet` crate, in one binary.
+
+mod bad_scenarios;
+mod determinism;
+mod engine;
+mod transcripts;
+
+/// The workspace root, where `scenarios/` lives.
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
