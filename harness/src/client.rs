@@ -108,7 +108,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, b)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -145,7 +149,13 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
     let result = match handshake {
         Ok(mut ws) => {
             report.handshake = Some(net.now() - start);
-            let mut session = Session { net: &net, plan: &plan, t: &t, report: &mut report, last: &last };
+            let mut session = Session {
+                net: &net,
+                plan: &plan,
+                t: &t,
+                report: &mut report,
+                last: &last,
+            };
             session.workload(&mut ws).await
         }
         Err(f) => Err(f),
@@ -155,7 +165,11 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
         Err(f) => {
             report.outcome = f.outcome;
             report.detail = f.detail;
-            t.log(net.now(), WHO, format!("outcome {}: {}", f.outcome, report.detail));
+            t.log(
+                net.now(),
+                WHO,
+                format!("outcome {}: {}", f.outcome, report.detail),
+            );
         }
     }
     report
@@ -172,19 +186,31 @@ async fn handshake(
     let host = plan.host.as_str();
     t.log(net.now(), WHO, format!("connecting to {host}:{port}"));
     let tcp = net.connect(host, port).await.map_err(|e| {
-        fail(Outcome::ConnectRefused, format!("tcp connect to {host}:{port} failed: {e}"))
+        fail(
+            Outcome::ConnectRefused,
+            format!("tcp connect to {host}:{port} failed: {e}"),
+        )
     })?;
     t.log(net.now(), WHO, "tcp connected");
     let io: Box<dyn AsyncIo> = match plan.scheme {
         Scheme::Ws => Box::new(tcp),
         Scheme::Wss => {
             phase.set("tls handshake");
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|e| fail(Outcome::TlsFailed, format!("`{host}` is not a server name: {e}")))?;
+            let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                fail(
+                    Outcome::TlsFailed,
+                    format!("`{host}` is not a server name: {e}"),
+                )
+            })?;
             let tls = tokio_rustls::TlsConnector::from(plan.tls.clone())
                 .connect(name, tcp)
                 .await
-                .map_err(|e| fail(Outcome::TlsFailed, format!("tls handshake with {host} failed: {e}")))?;
+                .map_err(|e| {
+                    fail(
+                        Outcome::TlsFailed,
+                        format!("tls handshake with {host} failed: {e}"),
+                    )
+                })?;
             t.log(net.now(), WHO, "tls established");
             Box::new(tls)
         }
@@ -210,12 +236,25 @@ async fn handshake(
         .header("Sec-WebSocket-Version", "13")
         .header("Sec-WebSocket-Key", base64(&key))
         .body(())
-        .map_err(|e| fail(Outcome::HandshakeRejected, format!("cannot build the request: {e}")))?;
+        .map_err(|e| {
+            fail(
+                Outcome::HandshakeRejected,
+                format!("cannot build the request: {e}"),
+            )
+        })?;
     t.log(net.now(), WHO, format!("upgrade request GET {path}"));
     let tap = Tap { inner: io, last };
     match tokio_tungstenite::client_async_with_config(request, tap, Some(ws_config())).await {
         Ok((ws, response)) => {
-            t.log(net.now(), WHO, format!("{} {}", response.status().as_u16(), response.status().canonical_reason().unwrap_or("")));
+            t.log(
+                net.now(),
+                WHO,
+                format!(
+                    "{} {}",
+                    response.status().as_u16(),
+                    response.status().canonical_reason().unwrap_or("")
+                ),
+            );
             Ok(ws)
         }
         Err(WsError::Http(response)) => {
@@ -223,9 +262,23 @@ async fn handshake(
             let body = response
                 .body()
                 .as_deref()
-                .map(|b| String::from_utf8_lossy(b).lines().next().unwrap_or("").to_string())
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
                 .unwrap_or_default();
-            t.log(net.now(), WHO, format!("upgrade answered {} {}", status.as_u16(), status.canonical_reason().unwrap_or("")));
+            t.log(
+                net.now(),
+                WHO,
+                format!(
+                    "upgrade answered {} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                ),
+            );
             Err(fail(
                 Outcome::HandshakeRejected,
                 format!(
@@ -233,7 +286,11 @@ async fn handshake(
                     status.as_u16(),
                     status.canonical_reason().unwrap_or(""),
                     ms(net.now()),
-                    if body.is_empty() { String::new() } else { format!(": {body}") }
+                    if body.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {body}")
+                    }
                 ),
             ))
         }
@@ -243,7 +300,10 @@ async fn handshake(
             | ProtocolError::MissingUpgradeWebSocketHeader
             | ProtocolError::WrongHttpVersion
             | ProtocolError::SecWebSocketSubProtocolError(_)),
-        )) => Err(fail(Outcome::HandshakeInvalid, format!("101 not valid: {p} at {}", ms(net.now())))),
+        )) => Err(fail(
+            Outcome::HandshakeInvalid,
+            format!("101 not valid: {p} at {}", ms(net.now())),
+        )),
         Err(e) => Err(fail(
             Outcome::HandshakeRejected,
             format!("no HTTP response: {} at {}", describe(&e), ms(net.now())),
@@ -253,8 +313,12 @@ async fn handshake(
 
 fn describe(e: &WsError) -> String {
     match e {
-        WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => "connection reset".into(),
-        WsError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => "connection closed".into(),
+        WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
+            "connection reset".into()
+        }
+        WsError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "connection closed".into()
+        }
         WsError::Protocol(ProtocolError::HandshakeIncomplete) => "connection closed".into(),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
             "closed without a Close frame (1006)".into()
@@ -310,8 +374,15 @@ impl Session<'_> {
     }
 
     async fn idle(&mut self, ws: &mut Ws, after: u32) -> Result<(), Fail> {
-        for period in self.plan.workload.idle.iter().filter(|p| p.after_message == after) {
-            self.t.log(self.net.now(), WHO, format!("idle for {} ms", period.ms));
+        for period in self
+            .plan
+            .workload
+            .idle
+            .iter()
+            .filter(|p| p.after_message == after)
+        {
+            self.t
+                .log(self.net.now(), WHO, format!("idle for {} ms", period.ms));
             let until = self.net.now() + Duration::from_millis(period.ms);
             self.quiet(ws, until, Doing::Idle).await?;
         }
@@ -342,7 +413,8 @@ impl Session<'_> {
             return Err(self.broken(e, Doing::Waiting));
         }
         self.report.sent += 1;
-        self.t.log(sent_at, WHO, format!("sent #{i} ({} bytes)", payload.len()));
+        self.t
+            .log(sent_at, WHO, format!("sent #{i} ({} bytes)", payload.len()));
         let deadline = sent_at + self.plan.workload.reply_timeout;
         loop {
             let next = tokio::select! {
@@ -358,13 +430,22 @@ impl Session<'_> {
                     let rtt = self.net.now() - sent_at;
                     self.report.latencies.push(rtt);
                     self.report.received += 1;
-                    self.t.log(self.net.now(), WHO, format!("echo #{i}, round trip {}", ms(rtt)));
+                    self.t.log(
+                        self.net.now(),
+                        WHO,
+                        format!("echo #{i}, round trip {}", ms(rtt)),
+                    );
                     return Ok(());
                 }
                 Some(Ok(Message::Text(text))) => {
                     return Err(fail(
                         Outcome::Corrupted,
-                        format!("echo of #{i} differs: {} bytes sent, {} received, at {}", payload.len(), text.len(), ms(self.net.now())),
+                        format!(
+                            "echo of #{i} differs: {} bytes sent, {} received, at {}",
+                            payload.len(),
+                            text.len(),
+                            ms(self.net.now())
+                        ),
                     ));
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -396,13 +477,21 @@ impl Session<'_> {
                     let Some(us) = stamp.filter(|_| text.len() == w.payload_bytes) else {
                         return Err(fail(
                             Outcome::Corrupted,
-                            format!("push #{i} arrived changed ({} bytes) at {}", text.len(), ms(self.net.now())),
+                            format!(
+                                "push #{i} arrived changed ({} bytes) at {}",
+                                text.len(),
+                                ms(self.net.now())
+                            ),
                         ));
                     };
                     let latency = self.net.now().saturating_sub(Duration::from_micros(us));
                     self.report.latencies.push(latency);
                     self.report.received += 1;
-                    self.t.log(self.net.now(), WHO, format!("push #{i}, one way {}", ms(latency)));
+                    self.t.log(
+                        self.net.now(),
+                        WHO,
+                        format!("push #{i}, one way {}", ms(latency)),
+                    );
                     return Ok(());
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -436,7 +525,8 @@ impl Session<'_> {
             match next {
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map_or(1005, |f| u16::from(f.code));
-                    self.t.log(self.net.now(), WHO, format!("close {code} received"));
+                    self.t
+                        .log(self.net.now(), WHO, format!("close {code} received"));
                     answered = true;
                 }
                 Some(Ok(_)) => continue,
@@ -469,7 +559,11 @@ impl Session<'_> {
             }
             other => fail(
                 Outcome::Corrupted,
-                format!("unexpected {}-byte message at {}", other.len(), ms(self.net.now())),
+                format!(
+                    "unexpected {}-byte message at {}",
+                    other.len(),
+                    ms(self.net.now())
+                ),
             ),
         }
     }
@@ -479,14 +573,18 @@ impl Session<'_> {
             WsError::Io(_)
             | WsError::ConnectionClosed
             | WsError::AlreadyClosed
-            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                self.abnormal(doing, &format!("{} (1006)", describe(&e).trim_end_matches(" (1006)")))
-            }
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => self.abnormal(
+                doing,
+                &format!("{} (1006)", describe(&e).trim_end_matches(" (1006)")),
+            ),
             WsError::Protocol(_) | WsError::Capacity(_) | WsError::Utf8(_) => {
                 let last = self.last.lock().map(|b| printable(&b)).unwrap_or_default();
                 fail(
                     Outcome::Corrupted,
-                    format!("bytes that are not WebSocket frames ({e}) at {}: `{last}`", ms(self.net.now())),
+                    format!(
+                        "bytes that are not WebSocket frames ({e}) at {}: `{last}`",
+                        ms(self.net.now())
+                    ),
                 )
             }
             other => self.abnormal(doing, &other.to_string()),
@@ -500,7 +598,13 @@ fn printable(bytes: &[u8]) -> String {
         .iter()
         .take_while(|b| **b != b'\r' && **b != b'\n')
         .take(40)
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
         .collect()
 }
 
@@ -558,7 +662,10 @@ mod tests {
 
     #[test]
     fn printable_stops_at_the_first_line_end() {
-        assert_eq!(printable(b"HTTP/1.1 400 Bad Request\r\nX: y"), "HTTP/1.1 400 Bad Request");
+        assert_eq!(
+            printable(b"HTTP/1.1 400 Bad Request\r\nX: y"),
+            "HTTP/1.1 400 Bad Request"
+        );
         assert_eq!(printable(&[0x81, 0x02, b'h', b'i']), "..hi");
     }
 }

@@ -28,21 +28,39 @@ pub fn hop_software(
     transcript: Transcript,
 ) -> Software {
     Rc::new(move |net: NetRef| {
-        let (spec, upstream, ports, t) = (spec.clone(), upstream.clone(), ports.clone(), transcript.clone());
+        let (spec, upstream, ports, t) = (
+            spec.clone(),
+            upstream.clone(),
+            ports.clone(),
+            transcript.clone(),
+        );
         async move {
-            t.log(net.now(), net.host(), format!("{} up, upstream {upstream}", spec.summary()));
+            t.log(
+                net.now(),
+                net.host(),
+                format!("{} up, upstream {upstream}", spec.summary()),
+            );
             let counter = Rc::new(std::cell::Cell::new(0u64));
             for port in ports {
                 let mut listener = net.listen(port).await?;
-                let (net2, spec, upstream, t, counter) =
-                    (net.clone(), spec.clone(), upstream.clone(), t.clone(), counter.clone());
+                let (net2, spec, upstream, t, counter) = (
+                    net.clone(),
+                    spec.clone(),
+                    upstream.clone(),
+                    t.clone(),
+                    counter.clone(),
+                );
                 net.spawn(
                     async move {
                         loop {
                             let stream = match listener.accept().await {
                                 Ok(s) => s,
                                 Err(e) => {
-                                    t.log(net2.now(), net2.host(), format!("accept failed on {port}: {e}"));
+                                    t.log(
+                                        net2.now(),
+                                        net2.host(),
+                                        format!("accept failed on {port}: {e}"),
+                                    );
                                     return;
                                 }
                             };
@@ -101,7 +119,9 @@ async fn read_from(side: &mut SideIo, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-async fn wait_dial(dial: &mut Option<LocalBoxFuture<'static, io::Result<Stream>>>) -> io::Result<Stream> {
+async fn wait_dial(
+    dial: &mut Option<LocalBoxFuture<'static, io::Result<Stream>>>,
+) -> io::Result<Stream> {
     match dial.as_mut() {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -118,7 +138,11 @@ struct Driven {
 
 impl Driven {
     fn log(&self, what: impl AsRef<str>) {
-        self.t.log(self.net.now(), &self.who, format!("#{} {}", self.id, what.as_ref()));
+        self.t.log(
+            self.net.now(),
+            &self.who,
+            format!("#{} {}", self.id, what.as_ref()),
+        );
     }
 
     async fn drive(self, client: Stream, port: u16, mut model: Box<dyn Connection>, mut cx: Cx) {
@@ -133,7 +157,8 @@ impl Driven {
         let mut timers: BTreeMap<u64, Duration> = BTreeMap::new();
         let mut cbuf = vec![0u8; READ_CHUNK];
         let mut ubuf = vec![0u8; READ_CHUNK];
-        let mut event_owned: Option<(Side, EventKind)> = Some((Side::Client, EventKind::Accepted(port)));
+        let mut event_owned: Option<(Side, EventKind)> =
+            Some((Side::Client, EventKind::Accepted(port)));
 
         loop {
             if let Some((side, kind)) = event_owned.take() {
@@ -143,8 +168,15 @@ impl Driven {
                     EventKind::Dialed => Event::Dialed,
                     EventKind::DialFailed(r) => Event::DialFailed { reason: r },
                     EventKind::Data(n) => {
-                        let buf = if side == Side::Client { &cbuf[..*n] } else { &ubuf[..*n] };
-                        Event::Data { from: side, bytes: buf }
+                        let buf = if side == Side::Client {
+                            &cbuf[..*n]
+                        } else {
+                            &ubuf[..*n]
+                        };
+                        Event::Data {
+                            from: side,
+                            bytes: buf,
+                        }
                     }
                     EventKind::Fin => Event::Fin { from: side },
                     EventKind::Reset => Event::Reset { from: side },
@@ -154,18 +186,30 @@ impl Driven {
                 for action in cx.take_actions() {
                     match action {
                         Action::Send { to, bytes } => {
-                            let side = if to == Side::Client { &mut client } else { &mut upstream };
+                            let side = if to == Side::Client {
+                                &mut client
+                            } else {
+                                &mut upstream
+                            };
                             if to == Side::Upstream && dial.is_some() && !queued_fin {
                                 queued.extend_from_slice(&bytes);
                             } else if side.can_write {
                                 if let Some(s) = side.stream.as_mut() {
                                     if let Err(e) = s.write_all(&bytes).await {
                                         side.can_write = false;
-                                        self.log(format!("write of {} bytes to {} failed: {e}", bytes.len(), to.as_str()));
+                                        self.log(format!(
+                                            "write of {} bytes to {} failed: {e}",
+                                            bytes.len(),
+                                            to.as_str()
+                                        ));
                                     }
                                 }
                             } else {
-                                self.log(format!("discarded {} bytes for {}: it is closed", bytes.len(), to.as_str()));
+                                self.log(format!(
+                                    "discarded {} bytes for {}: it is closed",
+                                    bytes.len(),
+                                    to.as_str()
+                                ));
                             }
                         }
                         Action::Dial { port } => {
@@ -176,7 +220,8 @@ impl Driven {
                             dialed = true;
                             let (net, host) = (self.net.clone(), self.upstream.clone());
                             self.log(format!("dialing {host}:{port}"));
-                            dial = Some(async move { net.connect(&host, port).await }.boxed_local());
+                            dial =
+                                Some(async move { net.connect(&host, port).await }.boxed_local());
                         }
                         Action::Close { side: which, how } => {
                             if which == Side::Upstream && dial.is_some() {
@@ -184,13 +229,20 @@ impl Driven {
                                     CloseHow::Fin => queued_fin = true,
                                     CloseHow::Reset => {
                                         dial = None;
-                                        self.log(format!("abandoned the dial, discarding {} queued bytes", queued.len()));
+                                        self.log(format!(
+                                            "abandoned the dial, discarding {} queued bytes",
+                                            queued.len()
+                                        ));
                                         queued.clear();
                                     }
                                 }
                                 continue;
                             }
-                            let side = if which == Side::Client { &mut client } else { &mut upstream };
+                            let side = if which == Side::Client {
+                                &mut client
+                            } else {
+                                &mut upstream
+                            };
                             self.close(side, which, how).await;
                         }
                         Action::SetTimer { id, at } => {
@@ -204,10 +256,17 @@ impl Driven {
                 }
             }
 
-            if client.finished() && (upstream.finished() || !dialed) && dial.is_none() && timers.is_empty() {
+            if client.finished()
+                && (upstream.finished() || !dialed)
+                && dial.is_none()
+                && timers.is_empty()
+            {
                 break;
             }
-            let next_timer = timers.iter().min_by_key(|(_, at)| **at).map(|(id, at)| (*id, *at));
+            let next_timer = timers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(id, at)| (*id, *at));
             let sleep = match next_timer {
                 Some((_, at)) => self.net.sleep_until(at),
                 None => std::future::pending().boxed_local(),

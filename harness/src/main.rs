@@ -16,7 +16,11 @@ use gauntlet::suite::{self, Selection};
 use gauntlet_reports::Results;
 
 #[derive(Debug, Parser)]
-#[command(name = "gauntlet", version, about = "WebSockets through misbehaving intermediaries, simulated")]
+#[command(
+    name = "gauntlet",
+    version,
+    about = "WebSockets through misbehaving intermediaries, simulated"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,8 +92,18 @@ fn main() -> ExitCode {
             transcript,
             invoked_as,
         } => {
-            let paths = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths };
-            let sel = Selection { paths, filter, scheme, seed, seeds };
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from("scenarios")]
+            } else {
+                paths
+            };
+            let sel = Selection {
+                paths,
+                filter,
+                scheme,
+                seed,
+                seeds,
+            };
             let jobs = jobs.map_or_else(
                 || std::thread::available_parallelism().map_or(1, |n| n.get()),
                 |j| j as usize,
@@ -111,7 +125,12 @@ fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut bad = 0;
     for f in &files {
         match scenario::load(f) {
-            Ok(s) => println!("ok      {} ({} hops, {})", f.display(), s.path.len(), schemes(&s)),
+            Ok(s) => println!(
+                "ok      {} ({} hops, {})",
+                f.display(),
+                s.path.len(),
+                schemes(&s)
+            ),
             Err(e) => {
                 bad += 1;
                 println!("invalid {e}");
@@ -119,11 +138,20 @@ fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     }
     println!("{} valid, {bad} invalid", files.len() - bad);
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn schemes(s: &scenario::Scenario) -> String {
-    s.client.schemes.iter().map(|x| x.as_str()).collect::<Vec<_>>().join("+")
+    s.client
+        .schemes
+        .iter()
+        .map(|x| x.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 struct Style {
@@ -154,7 +182,10 @@ fn run(
             for e in &errors {
                 eprintln!("{e}");
             }
-            anyhow::bail!("{} invalid scenario file(s); `gauntlet check` lists them", errors.len());
+            anyhow::bail!(
+                "{} invalid scenario file(s); `gauntlet check` lists them",
+                errors.len()
+            );
         }
     };
     if planned.is_empty() {
@@ -180,7 +211,11 @@ fn run(
         let p = &planned[i];
         let s = &scenarios[p.scenario];
         let entry = suite::result_entry(s, p, f);
-        let verdict = if entry.pass { style.paint("32", "pass") } else { style.paint("31;1", "FAIL") };
+        let verdict = if entry.pass {
+            style.paint("32", "pass")
+        } else {
+            style.paint("31;1", "FAIL")
+        };
         let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         println!(
             "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
@@ -211,7 +246,9 @@ fn run(
     });
     let mut results = Results::new(engine);
     for (p, f) in planned.iter().zip(&finished) {
-        results.runs.push(suite::result_entry(&scenarios[p.scenario], p, f));
+        results
+            .runs
+            .push(suite::result_entry(&scenarios[p.scenario], p, f));
     }
     let (passed, failed) = results.tally();
     if let Some(path) = results_path {
@@ -226,6 +263,17 @@ fn run(
         }
     }
     let summary = format!("{passed} passed, {failed} failed");
-    println!("{}", if failed == 0 { style.paint("32", &summary) } else { style.paint("31;1", &summary) });
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "{}",
+        if failed == 0 {
+            style.paint("32", &summary)
+        } else {
+            style.paint("31;1", &summary)
+        }
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -83,7 +83,10 @@ impl FromStr for Outcome {
             .find(|o| o.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
-                format!("unknown outcome `{s}`, expected one of {}", names.join(", "))
+                format!(
+                    "unknown outcome `{s}`, expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -60,7 +60,12 @@ impl RunOutput {
 }
 
 /// Runs `scenario` for `scheme` with `seed` on `engine`.
-pub fn run(engine: &dyn Engine, scenario: &Scenario, scheme: Scheme, seed: u64) -> anyhow::Result<RunOutput> {
+pub fn run(
+    engine: &dyn Engine,
+    scenario: &Scenario,
+    scheme: Scheme,
+    seed: u64,
+) -> anyhow::Result<RunOutput> {
     let expected = scenario
         .expected(scheme)
         .ok_or_else(|| anyhow::anyhow!("{} does not run {scheme}", scenario.file))?;

@@ -164,7 +164,10 @@ pub struct Scenario {
 impl Scenario {
     /// The expected outcome for `scheme`, if it is run.
     pub fn expected(&self, scheme: Scheme) -> Option<Outcome> {
-        self.expect.iter().find(|(s, _)| *s == scheme).map(|(_, o)| *o)
+        self.expect
+            .iter()
+            .find(|(s, _)| *s == scheme)
+            .map(|(_, o)| *o)
     }
 
     /// The longest a run can last in simulated time, given every timeout in the workload:
@@ -198,7 +201,11 @@ pub struct ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
         if let Some(line) = &self.excerpt {
             let gutter = " ".repeat(self.line.to_string().len());
             write!(
@@ -320,7 +327,10 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
                 &file,
                 valid,
                 valid.len(),
-                format!("the file is not UTF-8 text (invalid byte 0x{:02x})", bytes[e.valid_up_to()]),
+                format!(
+                    "the file is not UTF-8 text (invalid byte 0x{:02x})",
+                    bytes[e.valid_up_to()]
+                ),
             ))
         }
     }
@@ -332,12 +342,16 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let at = e.span().map_or(0, |s| s.start);
         locate(file, text, at, e.message().trim_end().to_string())
     })?;
-    let fail = |span: std::ops::Range<usize>, message: String| locate(file, text, span.start, message);
+    let fail =
+        |span: std::ops::Range<usize>, message: String| locate(file, text, span.start, message);
 
     if *raw.format.get_ref() != FORMAT {
         return Err(fail(
             raw.format.span(),
-            format!("format {} is not supported: this build reads format {FORMAT}", raw.format.get_ref()),
+            format!(
+                "format {} is not supported: this build reads format {FORMAT}",
+                raw.format.get_ref()
+            ),
         ));
     }
     for (field, value) in [("title", &raw.title), ("source", &raw.source)] {
@@ -357,7 +371,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let schemes_span = c.schemes.span();
     let schemes = c.schemes.into_inner();
     if schemes.is_empty() {
-        return Err(fail(schemes_span, "`schemes` must list `ws`, `wss` or both".into()));
+        return Err(fail(
+            schemes_span,
+            "`schemes` must list `ws`, `wss` or both".into(),
+        ));
     }
     for (i, s) in schemes.iter().enumerate() {
         if schemes[..i].contains(s) {
@@ -384,7 +401,9 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             (false, Some(_)) => {
                 return Err(fail(
                     expect_span,
-                    format!("`expect` gives an outcome for `{scheme}`, which `client.schemes` does not list"),
+                    format!(
+                        "`expect` gives an outcome for `{scheme}`, which `client.schemes` does not list"
+                    ),
                 ));
             }
             (false, None) => {}
@@ -423,11 +442,20 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         if p.after_message > messages {
             return Err(fail(
                 span,
-                format!("idle after message {} but the workload sends only {messages}", p.after_message),
+                format!(
+                    "idle after message {} but the workload sends only {messages}",
+                    p.after_message
+                ),
             ));
         }
-        if idle.last().is_some_and(|last: &Idle| last.after_message > p.after_message) {
-            return Err(fail(span, "idle periods must be listed in order of `after-message`".into()));
+        if idle
+            .last()
+            .is_some_and(|last: &Idle| last.after_message > p.after_message)
+        {
+            return Err(fail(
+                span,
+                "idle periods must be listed in order of `after-message`".into(),
+            ));
         }
         idle.push(p);
     }
@@ -460,7 +488,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 /// A [`ScenarioError`] at byte offset `at` of `text`.
 fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
     let at = at.min(text.len());
-    let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let at = (0..=at)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -485,7 +516,13 @@ mod tests {
     fn a_minimal_file_gets_the_documented_defaults() {
         let s = parse("m.toml", MINIMAL).unwrap();
         assert_eq!(s.seeds, vec![1]);
-        assert_eq!(s.network, Network { latency_ms: 5, jitter_ms: 0 });
+        assert_eq!(
+            s.network,
+            Network {
+                latency_ms: 5,
+                jitter_ms: 0
+            }
+        );
         assert_eq!(s.client.route, Route::Transparent);
         assert_eq!(s.client.workload.messages, 5);
         assert_eq!(s.expect, vec![(Scheme::Ws, Outcome::Delivered)]);
@@ -503,5 +540,40 @@ mod tests {
     fn locate_counts_characters_not_bytes() {
         let e = locate("f", "a = \"é\" x", 9, "m".into());
         assert_eq!((e.line, e.col), (1, 9));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VALID: &str = include_str!("../../scenarios/seeds/transparent-strip.toml");
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any text at all gives a scenario or a located error, never a panic.
+        #[test]
+        fn any_text_parses_or_fails_with_a_location(text in "\\PC{0,300}") {
+            if let Err(e) = parse("p.toml", &text) {
+                prop_assert!(e.line >= 1 && e.col >= 1);
+            }
+        }
+
+        /// A valid file with one span cut out or replaced fails cleanly or still validates.
+        #[test]
+        fn damaged_valid_files_never_panic(start in 0usize..VALID.len(), len in 0usize..40, junk in "\\PC{0,8}") {
+            let mut text = VALID.to_string();
+            let start = (0..=start).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let end = (start + len).min(text.len());
+            let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+            text.replace_range(start..end, &junk);
+            if let Err(e) = parse("p.toml", &text) {
+                let lines = text.lines().count().max(1);
+                prop_assert!(e.line <= lines + 1, "line {} of {}", e.line, lines);
+            }
+        }
     }
 }

@@ -109,7 +109,11 @@ fn has_token(headers: &HeaderMap, name: &str, token: &str) -> bool {
     })
 }
 
-fn text_response(status: StatusCode, body: &str, extra: &[(&'static str, &str)]) -> Response<Full<Bytes>> {
+fn text_response(
+    status: StatusCode,
+    body: &str,
+    extra: &[(&'static str, &str)],
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -122,7 +126,11 @@ fn text_response(status: StatusCode, body: &str, extra: &[(&'static str, &str)])
     response
 }
 
-fn respond(net: NetRef, transcript: Transcript, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(
+    net: NetRef,
+    transcript: Transcript,
+    mut req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let headers = req.headers();
     let wants_websocket = has_token(headers, "upgrade", "websocket");
     let connection_upgrade = has_token(headers, "connection", "upgrade");
@@ -153,7 +161,11 @@ fn respond(net: NetRef, transcript: Transcript, mut req: Request<Incoming>) -> R
             &[],
         )
     } else if req.method() != hyper::Method::GET {
-        text_response(StatusCode::BAD_REQUEST, "A WebSocket upgrade must be a GET.\n", &[])
+        text_response(
+            StatusCode::BAD_REQUEST,
+            "A WebSocket upgrade must be a GET.\n",
+            &[],
+        )
     } else if version != "13" {
         text_response(
             StatusCode::UPGRADE_REQUIRED,
@@ -192,13 +204,13 @@ fn respond(net: NetRef, transcript: Transcript, mut req: Request<Incoming>) -> R
         }
         response
     } else {
-        text_response(StatusCode::BAD_REQUEST, "Missing or malformed Sec-WebSocket-Key.\n", &[])
+        text_response(
+            StatusCode::BAD_REQUEST,
+            "Missing or malformed Sec-WebSocket-Key.\n",
+            &[],
+        )
     };
-    transcript.log(
-        net.now(),
-        WHO,
-        format!("{line} -> {}", response.status()),
-    );
+    transcript.log(net.now(), WHO, format!("{line} -> {}", response.status()));
     response
 }
 
@@ -219,7 +231,11 @@ fn header_text(headers: &HeaderMap, name: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum App {
     Echo,
-    Push { count: u32, interval: Duration, size: usize },
+    Push {
+        count: u32,
+        interval: Duration,
+        size: usize,
+    },
 }
 
 impl App {
@@ -248,7 +264,12 @@ impl App {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        if let App::Push { count, interval, size } = self {
+        if let App::Push {
+            count,
+            interval,
+            size,
+        } = self
+        {
             let start = net.now();
             for i in 0..count {
                 net.sleep_until(start + interval * i).await;

@@ -72,7 +72,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 pub fn plan(sel: &Selection) -> Result<(Vec<Scenario>, Vec<Planned>), Vec<ScenarioError>> {
     let files = find_files(&sel.paths).map_err(|e| {
         vec![ScenarioError {
-            file: sel.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            file: sel
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             line: 1,
             col: 1,
             message: format!("cannot list scenario files: {e}"),
@@ -83,7 +88,11 @@ pub fn plan(sel: &Selection) -> Result<(Vec<Scenario>, Vec<Planned>), Vec<Scenar
     let mut errors = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        if sel.filter.as_ref().is_some_and(|flt| !name.contains(flt.as_str())) {
+        if sel
+            .filter
+            .as_ref()
+            .is_some_and(|flt| !name.contains(flt.as_str()))
+        {
             continue;
         }
         match scenario::load(&f) {
@@ -106,7 +115,11 @@ pub fn plan(sel: &Selection) -> Result<(Vec<Scenario>, Vec<Planned>), Vec<Scenar
                 continue;
             }
             for &seed in &seeds {
-                planned.push(Planned { scenario: i, scheme, seed });
+                planned.push(Planned {
+                    scenario: i,
+                    scheme,
+                    seed,
+                });
             }
         }
     }
@@ -140,7 +153,9 @@ pub fn execute(
             let tx = tx.clone();
             let next = &next;
             scope.spawn(move || {
-                let Some(engine) = engine::by_name(engine_name) else { return };
+                let Some(engine) = engine::by_name(engine_name) else {
+                    return;
+                };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = planned.get(i) else { return };
@@ -170,7 +185,10 @@ pub fn execute(
 
 /// The results-file entry for a run.
 pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
-    let expected = s.expected(p.scheme).map(|o| o.to_string()).unwrap_or_default();
+    let expected = s
+        .expected(p.scheme)
+        .map(|o| o.to_string())
+        .unwrap_or_default();
     match &f.output {
         Ok(out) => Run {
             scenario: s.file.clone(),
@@ -212,12 +230,18 @@ fn to_ms(d: std::time::Duration) -> f64 {
 }
 
 /// Runs a whole selection without printing: the results, in planned order.
-pub fn run_all(engine_name: &str, sel: &Selection, jobs: usize) -> Result<Results, Vec<ScenarioError>> {
+pub fn run_all(
+    engine_name: &str,
+    sel: &Selection,
+    jobs: usize,
+) -> Result<Results, Vec<ScenarioError>> {
     let (scenarios, planned) = plan(sel)?;
     let finished = execute(engine_name, &scenarios, &planned, jobs, |_, _| {});
     let mut results = Results::new(engine_name);
     for (p, f) in planned.iter().zip(&finished) {
-        results.runs.push(result_entry(&scenarios[p.scenario], p, f));
+        results
+            .runs
+            .push(result_entry(&scenarios[p.scenario], p, f));
     }
     Ok(results)
 }

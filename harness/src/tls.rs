@@ -24,7 +24,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 impl Tls {
     /// A fresh CA and a server certificate valid for `names`.
     pub fn generate(names: &[String]) -> anyhow::Result<Self> {
-        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ED25519).context("generating the CA key")?;
+        let ca_key =
+            KeyPair::generate_for(&rcgen::PKCS_ED25519).context("generating the CA key")?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.serial_number = Some(SerialNumber::from(1u64));
@@ -46,7 +47,9 @@ impl Tls {
             .context("signing the server certificate")?;
 
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca_cert.der().clone()).context("adding the CA root")?;
+        roots
+            .add(ca_cert.der().clone())
+            .context("adding the CA root")?;
         let mut client = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

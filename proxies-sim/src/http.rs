@@ -132,7 +132,8 @@ impl Head {
 
     /// Appends a field.
     pub fn push(&mut self, name: &str, value: &str) {
-        self.fields.push((name.to_string(), value.as_bytes().to_vec()));
+        self.fields
+            .push((name.to_string(), value.as_bytes().to_vec()));
     }
 
     /// The tokens of every `Connection` field, read as one comma-separated list, lowercased,
@@ -159,7 +160,8 @@ impl Head {
         let mut removed = Vec::new();
         self.fields.retain(|(name, _)| {
             let lower = name.to_ascii_lowercase();
-            let strip = doomed.contains(&lower) && !keep.iter().any(|k| k.eq_ignore_ascii_case(&lower));
+            let strip =
+                doomed.contains(&lower) && !keep.iter().any(|k| k.eq_ignore_ascii_case(&lower));
             if strip && !removed.contains(&lower) {
                 removed.push(lower);
             }
@@ -234,7 +236,9 @@ impl Head {
             } else if self.status().is_some() {
                 Ok(Framing::UntilClose)
             } else {
-                Err(format!("request body transfer coding `{last}` is not chunked"))
+                Err(format!(
+                    "request body transfer coding `{last}` is not chunked"
+                ))
             };
         }
         let lengths: Vec<&[u8]> = self
@@ -252,7 +256,11 @@ impl Head {
                 .trim()
                 .parse()
                 .map_err(|_| format!("Content-Length `{}` is not a number", text.trim()))?;
-            return Ok(if n == 0 { Framing::None } else { Framing::Length(n) });
+            return Ok(if n == 0 {
+                Framing::None
+            } else {
+                Framing::Length(n)
+            });
         }
         Ok(if self.status().is_some() {
             Framing::UntilClose
@@ -438,7 +446,8 @@ mod tests {
 
     #[test]
     fn connection_is_read_as_a_case_insensitive_comma_list() {
-        let h = head(b"GET / HTTP/1.1\r\nconnection: , Keep-Alive ,UPGRADE\r\nCONNECTION: x-a\r\n\r\n");
+        let h =
+            head(b"GET / HTTP/1.1\r\nconnection: , Keep-Alive ,UPGRADE\r\nCONNECTION: x-a\r\n\r\n");
         assert_eq!(h.connection_tokens(), vec!["keep-alive", "upgrade", "x-a"]);
         assert!(h.connection_has("Upgrade"));
     }
@@ -447,7 +456,10 @@ mod tests {
     fn strip_removes_connection_the_fields_it_names_and_upgrade() {
         let mut h = head(b"GET / HTTP/1.1\r\nHost: s\r\nConnection: upgrade, x-secret\r\nX-Secret: 1\r\nUpgrade: websocket\r\nKeep-Alive: 5\r\nX-Kept: 2\r\n\r\n");
         let removed = h.strip_hop_by_hop(&[]);
-        assert_eq!(removed, vec!["connection", "x-secret", "upgrade", "keep-alive"]);
+        assert_eq!(
+            removed,
+            vec!["connection", "x-secret", "upgrade", "keep-alive"]
+        );
         assert_eq!(h.fields.len(), 2);
         assert!(h.has("host") && h.has("x-kept"));
     }
@@ -460,8 +472,14 @@ mod tests {
     #[test]
     fn partial_and_invalid_heads_are_told_apart() {
         assert_eq!(parse_request(&UPGRADE[..20], 8192), Parsed::Partial);
-        assert!(matches!(parse_request(&[0x81, 0x85, 1, 2, 3, 4], 8192), Parsed::Invalid(_)));
-        assert!(matches!(parse_request(&UPGRADE[..30], 10), Parsed::Invalid(_)));
+        assert!(matches!(
+            parse_request(&[0x81, 0x85, 1, 2, 3, 4], 8192),
+            Parsed::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_request(&UPGRADE[..30], 10),
+            Parsed::Invalid(_)
+        ));
     }
 
     #[test]
@@ -470,11 +488,27 @@ mod tests {
             Parsed::Complete(h, _) => h,
             other => panic!("{other:?}"),
         };
-        assert_eq!(res(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").framing(None), Ok(Framing::None));
-        assert_eq!(res(b"HTTP/1.1 426 U\r\nContent-Length: 12\r\n\r\n").framing(None), Ok(Framing::Length(12)));
-        assert_eq!(res(b"HTTP/1.1 200 OK\r\n\r\n").framing(None), Ok(Framing::UntilClose));
-        assert_eq!(res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").framing(Some("HEAD")), Ok(Framing::None));
-        assert!(res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").framing(None).is_err());
+        assert_eq!(
+            res(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").framing(None),
+            Ok(Framing::None)
+        );
+        assert_eq!(
+            res(b"HTTP/1.1 426 U\r\nContent-Length: 12\r\n\r\n").framing(None),
+            Ok(Framing::Length(12))
+        );
+        assert_eq!(
+            res(b"HTTP/1.1 200 OK\r\n\r\n").framing(None),
+            Ok(Framing::UntilClose)
+        );
+        assert_eq!(
+            res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").framing(Some("HEAD")),
+            Ok(Framing::None)
+        );
+        assert!(
+            res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n")
+                .framing(None)
+                .is_err()
+        );
         assert_eq!(head(UPGRADE).framing(None), Ok(Framing::None));
     }
 
@@ -487,10 +521,72 @@ mod tests {
             let (a, done_a) = s.scan(&body[..split]).unwrap();
             assert_eq!(a, split);
             assert_eq!(done_a, split == end);
-            let (b, done) = if done_a { (0, true) } else { s.scan(&body[split..]).unwrap() };
+            let (b, done) = if done_a {
+                (0, true)
+            } else {
+                s.scan(&body[split..]).unwrap()
+            };
             assert!(done);
             assert_eq!(a + b, end, "split at {split}");
         }
         assert!(ChunkedScanner::default().scan(b"zz\r\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn field() -> impl Strategy<Value = (String, String)> {
+        (
+            prop_oneof![
+                Just("Connection".to_string()),
+                Just("Upgrade".to_string()),
+                Just("Keep-Alive".to_string()),
+                Just("X-Custom".to_string()),
+                Just("Host".to_string()),
+                "[A-Za-z][A-Za-z-]{0,8}",
+            ],
+            prop_oneof![
+                Just("upgrade, x-custom".to_string()),
+                Just("keep-alive".to_string()),
+                "[a-z ,-]{0,12}",
+            ],
+        )
+    }
+
+    proptest! {
+        /// Stripping hop-by-hop fields twice removes nothing more the second time, and no
+        /// field that RFC 9110 calls hop-by-hop survives the first.
+        #[test]
+        fn stripping_is_idempotent(fields in proptest::collection::vec(field(), 0..12)) {
+            let mut text = String::from("GET / HTTP/1.1\r\n");
+            for (n, v) in &fields {
+                text.push_str(&format!("{n}: {v}\r\n"));
+            }
+            text.push_str("\r\n");
+            let Parsed::Complete(mut head, _) = parse_request(text.as_bytes(), 1 << 16) else {
+                return Ok(());
+            };
+            let named = head.connection_tokens();
+            head.strip_hop_by_hop(&[]);
+            let once = head.clone();
+            prop_assert!(head.strip_hop_by_hop(&[]).is_empty());
+            prop_assert_eq!(&head, &once);
+            for (n, _) in &once.fields {
+                let lower = n.to_ascii_lowercase();
+                prop_assert!(!HOP_BY_HOP.contains(&lower.as_str()), "{} survived", n);
+                prop_assert!(!named.contains(&lower), "{} was named in Connection", n);
+            }
+        }
+
+        /// The parser never panics on arbitrary bytes.
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_request(&bytes, 256);
+            let _ = parse_response(&bytes, 256);
+        }
     }
 }

@@ -27,7 +27,9 @@ pub fn relay(cx: &mut Cx, event: Event<'_>) {
         Event::Accepted { port } => cx.dial(port),
         Event::Dialed | Event::Timer { .. } => {}
         Event::DialFailed { reason } => {
-            cx.note(format!("upstream dial failed ({reason}): resetting the client"));
+            cx.note(format!(
+                "upstream dial failed ({reason}): resetting the client"
+            ));
             cx.reset(Side::Client);
         }
         Event::Data { from, bytes } => cx.send(from.other(), bytes),
@@ -46,18 +48,47 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut conn = Pass;
         conn.on_event(&mut cx, Event::Accepted { port: 443 });
-        conn.on_event(&mut cx, Event::Data { from: Side::Client, bytes: b"hello" });
-        conn.on_event(&mut cx, Event::Data { from: Side::Upstream, bytes: b"world" });
-        conn.on_event(&mut cx, Event::Fin { from: Side::Upstream });
+        conn.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: b"hello",
+            },
+        );
+        conn.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Upstream,
+                bytes: b"world",
+            },
+        );
+        conn.on_event(
+            &mut cx,
+            Event::Fin {
+                from: Side::Upstream,
+            },
+        );
         conn.on_event(&mut cx, Event::Reset { from: Side::Client });
         assert_eq!(
             cx.take_actions(),
             vec![
                 Action::Dial { port: 443 },
-                Action::Send { to: Side::Upstream, bytes: b"hello".to_vec() },
-                Action::Send { to: Side::Client, bytes: b"world".to_vec() },
-                Action::Close { side: Side::Client, how: CloseHow::Fin },
-                Action::Close { side: Side::Upstream, how: CloseHow::Reset },
+                Action::Send {
+                    to: Side::Upstream,
+                    bytes: b"hello".to_vec()
+                },
+                Action::Send {
+                    to: Side::Client,
+                    bytes: b"world".to_vec()
+                },
+                Action::Close {
+                    side: Side::Client,
+                    how: CloseHow::Fin
+                },
+                Action::Close {
+                    side: Side::Upstream,
+                    how: CloseHow::Reset
+                },
             ]
         );
     }
@@ -68,6 +99,50 @@ mod tests {
         Pass.on_event(&mut cx, Event::DialFailed { reason: "refused" });
         let actions = cx.take_actions();
         assert!(matches!(actions[0], Action::Note(_)));
-        assert_eq!(actions[1], Action::Close { side: Side::Client, how: CloseHow::Reset });
+        assert_eq!(
+            actions[1],
+            Action::Close {
+                side: Side::Client,
+                how: CloseHow::Reset
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::Action;
+
+    proptest! {
+        /// Whatever the segmentation, `pass` delivers exactly the bytes it received, in order.
+        #[test]
+        fn pass_preserves_bytes_under_any_segmentation(
+            data in proptest::collection::vec(any::<u8>(), 0..2048),
+            cuts in proptest::collection::vec(1usize..64, 0..40),
+        ) {
+            let mut cx = Cx::new(1);
+            let mut conn = Pass;
+            conn.on_event(&mut cx, Event::Accepted { port: 80 });
+            let mut rest = &data[..];
+            for cut in cuts.iter().copied().chain(std::iter::repeat(64)) {
+                if rest.is_empty() { break; }
+                let (segment, tail) = rest.split_at(cut.min(rest.len()));
+                conn.on_event(&mut cx, Event::Data { from: Side::Client, bytes: segment });
+                rest = tail;
+            }
+            let relayed: Vec<u8> = cx
+                .take_actions()
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Send { to: Side::Upstream, bytes } => Some(bytes),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            prop_assert_eq!(relayed, data);
+        }
     }
 }

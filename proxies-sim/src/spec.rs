@@ -10,9 +10,9 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 
 use crate::model::Connection;
 use crate::{pass, transparent_proxy};
@@ -133,7 +133,9 @@ mod tests {
     }
 
     fn parse(src: &str) -> Result<Vec<ModelSpec>, String> {
-        toml::from_str::<Doc>(src).map(|d| d.path).map_err(|e| e.to_string())
+        toml::from_str::<Doc>(src)
+            .map(|d| d.path)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -143,7 +145,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(path[0], ModelSpec::Pass(pass::Params {}));
-        let ModelSpec::TransparentProxy(p) = &path[1] else { panic!("{path:?}") };
+        let ModelSpec::TransparentProxy(p) = &path[1] else {
+            panic!("{path:?}")
+        };
         assert_eq!(p.behaviour, Behaviour::ForwardThenChoke);
         assert_eq!(p.on_garbage, OnGarbage::Reset);
         assert_eq!(p.intercept_ports, vec![80]);
@@ -151,11 +155,18 @@ mod tests {
 
     #[test]
     fn mistakes_in_a_hop_are_reported_where_they_are() {
-        let err = parse("[[path]]\nmodel = \"transparent-proxy\"\nbehavior = \"strip\"\n").unwrap_err();
+        let err =
+            parse("[[path]]\nmodel = \"transparent-proxy\"\nbehavior = \"strip\"\n").unwrap_err();
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("unknown field `behavior`"), "{err}");
         let err = parse("[[path]]\nmodel = \"tranparent-proxy\"\n").unwrap_err();
-        assert!(err.contains("line 2") && err.contains("unknown model `tranparent-proxy`, expected one of: pass, transparent-proxy"), "{err}");
+        assert!(
+            err.contains("line 2")
+                && err.contains(
+                    "unknown model `tranparent-proxy`, expected one of: pass, transparent-proxy"
+                ),
+            "{err}"
+        );
         let err = parse("[[path]]\nbehaviour = \"strip\"\nmodel = \"pass\"\n").unwrap_err();
         assert!(err.contains("must start with `model"), "{err}");
     }

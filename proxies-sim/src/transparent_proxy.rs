@@ -473,7 +473,13 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: UPGRADE });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: UPGRADE,
+            },
+        );
         let actions = cx.take_actions();
         assert!(actions.contains(&Action::Dial { port: 80 }));
         let up = String::from_utf8(sent(&actions, Side::Upstream)).unwrap();
@@ -487,11 +493,23 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: UPGRADE });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: UPGRADE,
+            },
+        );
         cx.take_actions();
         let response = b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: upgrade\r\nContent-Length: 5\r\n\r\nhello";
         for chunk in response.chunks(7) {
-            p.on_event(&mut cx, Event::Data { from: Side::Upstream, bytes: chunk });
+            p.on_event(
+                &mut cx,
+                Event::Data {
+                    from: Side::Upstream,
+                    bytes: chunk,
+                },
+            );
         }
         let down = String::from_utf8(sent(&cx.take_actions(), Side::Client)).unwrap();
         assert_eq!(
@@ -505,21 +523,53 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::ForwardThenChoke, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: UPGRADE });
-        p.on_event(&mut cx, Event::Data { from: Side::Upstream, bytes: SWITCH });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: UPGRADE,
+            },
+        );
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Upstream,
+                bytes: SWITCH,
+            },
+        );
         let actions = cx.take_actions();
         assert_eq!(sent(&actions, Side::Upstream), UPGRADE);
         assert_eq!(sent(&actions, Side::Client), SWITCH);
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: FRAME });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: FRAME,
+            },
+        );
         let actions = cx.take_actions();
         assert!(sent(&actions, Side::Client).starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
-        assert!(sent(&actions, Side::Upstream).is_empty(), "the frame must not reach the server");
+        assert!(
+            sent(&actions, Side::Upstream).is_empty(),
+            "the frame must not reach the server"
+        );
         assert_eq!(
             closes(&actions),
-            vec![(Side::Client, CloseHow::Fin), (Side::Upstream, CloseHow::Fin)]
+            vec![
+                (Side::Client, CloseHow::Fin),
+                (Side::Upstream, CloseHow::Fin)
+            ]
         );
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: FRAME });
-        assert!(matches!(&cx.take_actions()[..], [Action::Note(n)] if n.contains("discarded 8 bytes")));
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: FRAME,
+            },
+        );
+        assert!(
+            matches!(&cx.take_actions()[..], [Action::Note(n)] if n.contains("discarded 8 bytes"))
+        );
     }
 
     #[test]
@@ -527,15 +577,36 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::ForwardThenChoke, OnGarbage::Reset);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: UPGRADE });
-        p.on_event(&mut cx, Event::Data { from: Side::Upstream, bytes: SWITCH });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: UPGRADE,
+            },
+        );
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Upstream,
+                bytes: SWITCH,
+            },
+        );
         cx.take_actions();
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: FRAME });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: FRAME,
+            },
+        );
         let actions = cx.take_actions();
         assert!(sent(&actions, Side::Client).is_empty());
         assert_eq!(
             closes(&actions),
-            vec![(Side::Client, CloseHow::Reset), (Side::Upstream, CloseHow::Reset)]
+            vec![
+                (Side::Client, CloseHow::Reset),
+                (Side::Upstream, CloseHow::Reset)
+            ]
         );
     }
 
@@ -544,13 +615,30 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::Http10Upstream, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: UPGRADE });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: UPGRADE,
+            },
+        );
         let up = String::from_utf8(sent(&cx.take_actions(), Side::Upstream)).unwrap();
         assert!(up.starts_with("GET /echo HTTP/1.0\r\n"), "{up}");
         assert!(up.ends_with("Connection: close\r\n\r\n"), "{up}");
         assert!(!up.contains("Upgrade:"), "{up}");
-        p.on_event(&mut cx, Event::Data { from: Side::Upstream, bytes: b"HTTP/1.0 426 Upgrade Required\r\n\r\nbody" });
-        p.on_event(&mut cx, Event::Fin { from: Side::Upstream });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Upstream,
+                bytes: b"HTTP/1.0 426 Upgrade Required\r\n\r\nbody",
+            },
+        );
+        p.on_event(
+            &mut cx,
+            Event::Fin {
+                from: Side::Upstream,
+            },
+        );
         let actions = cx.take_actions();
         assert_eq!(
             String::from_utf8(sent(&actions, Side::Client)).unwrap(),
@@ -564,7 +652,13 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 443 });
-        p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: &[0x16, 3, 1] });
+        p.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: &[0x16, 3, 1],
+            },
+        );
         let actions = cx.take_actions();
         assert!(actions.contains(&Action::Dial { port: 443 }));
         assert_eq!(sent(&actions, Side::Upstream), vec![0x16, 3, 1]);
@@ -576,16 +670,38 @@ mod tests {
             let mut cx = Cx::new(1);
             let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
             p.on_event(&mut cx, Event::Accepted { port: 80 });
-            p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: UPGRADE });
+            p.on_event(
+                &mut cx,
+                Event::Data {
+                    from: Side::Client,
+                    bytes: UPGRADE,
+                },
+            );
             sent(&cx.take_actions(), Side::Upstream)
         };
         for split in 1..UPGRADE.len() {
             let mut cx = Cx::new(1);
             let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
             p.on_event(&mut cx, Event::Accepted { port: 80 });
-            p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: &UPGRADE[..split] });
-            p.on_event(&mut cx, Event::Data { from: Side::Client, bytes: &UPGRADE[split..] });
-            assert_eq!(sent(&cx.take_actions(), Side::Upstream), whole, "split at {split}");
+            p.on_event(
+                &mut cx,
+                Event::Data {
+                    from: Side::Client,
+                    bytes: &UPGRADE[..split],
+                },
+            );
+            p.on_event(
+                &mut cx,
+                Event::Data {
+                    from: Side::Client,
+                    bytes: &UPGRADE[split..],
+                },
+            );
+            assert_eq!(
+                sent(&cx.take_actions(), Side::Upstream),
+                whole,
+                "split at {split}"
+            );
         }
     }
 }

@@ -49,15 +49,24 @@ fn build_gauntlet(root: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--quiet", "--package", "gauntlet", "--bin", "gauntlet"])
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "gauntlet",
+            "--bin",
+            "gauntlet",
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err("building gauntlet failed".into());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(target.join("debug").join(format!("gauntlet{}", std::env::consts::EXE_SUFFIX)))
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target
+        .join("debug")
+        .join(format!("gauntlet{}", std::env::consts::EXE_SUFFIX)))
 }
 
 fn scenarios(root: &Path, args: &[String]) -> ExitCode {
@@ -98,7 +107,12 @@ fn scenarios(root: &Path, args: &[String]) -> ExitCode {
     };
     let mut cmd = Command::new(gauntlet);
     cmd.current_dir(root)
-        .args(["run", "scenarios", "--results", "target/gauntlet/results.json"])
+        .args([
+            "run",
+            "scenarios",
+            "--results",
+            "target/gauntlet/results.json",
+        ])
         .args(["--invoked-as", "cargo xtask scenarios"]);
     if let Some(f) = filter {
         cmd.args(["--filter", &f]);

@@ -102,7 +102,10 @@ pub(crate) struct Intercept {
 impl fmt::Debug for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Topology")
-            .field("hosts", &self.hosts.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field(
+                "hosts",
+                &self.hosts.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .field("client", &self.client.as_ref().map(|(n, _)| n))
             .field("intercepts", &self.intercepts)
             .field("link", &self.link)
@@ -174,7 +177,7 @@ pub const ENGINES: &[&str] = &["turmoil"];
 /// The engine called `name`.
 pub fn by_name(name: &str) -> Option<Box<dyn Engine>> {
     match name {
-        "turmoil" => Some(Box::new(self::turmoil::Turmoil::default())),
+        "turmoil" => Some(Box::new(self::turmoil::Turmoil)),
         _ => None,
     }
 }

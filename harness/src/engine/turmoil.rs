@@ -19,7 +19,9 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Engine, EngineError, Intercept, Io, LinkFault, Listener, Net, NetRef, Stream, Topology};
+use super::{
+    Engine, EngineError, Intercept, Io, LinkFault, Listener, Net, NetRef, Stream, Topology,
+};
 
 /// The tick: every host is polled once per tick of simulated time.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -202,7 +204,11 @@ impl AsyncRead for TurmoilStream {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
                 let key = (this.peer, this.local);
-                let was_reset = this.resets.lock().map(|mut s| s.remove(&key)).unwrap_or(false);
+                let was_reset = this
+                    .resets
+                    .lock()
+                    .map(|mut s| s.remove(&key))
+                    .unwrap_or(false);
                 if was_reset {
                     this.peer_reset = true;
                     return Poll::Ready(Err(Self::reset_error()));

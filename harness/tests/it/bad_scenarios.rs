@@ -19,5 +19,9 @@ fn bad_scenario_files_get_located_errors() {
 #[test]
 fn a_missing_file_is_an_error_naming_it() {
     let err = scenario::load(std::path::Path::new("tests/bad/no-such-file.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("tests/bad/no-such-file.toml:1:1: cannot read the file"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("tests/bad/no-such-file.toml:1:1: cannot read the file"),
+        "{err}"
+    );
 }

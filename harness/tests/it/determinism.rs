@@ -12,7 +12,14 @@ fn catalogue(seed: u64) -> Results {
         seeds: None,
     };
     let mut results = run_all("turmoil", &sel, 2).unwrap_or_else(|errors| {
-        panic!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+        panic!(
+            "{}",
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     });
     for r in &mut results.runs {
         r.wall_ms = 0;

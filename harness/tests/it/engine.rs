@@ -78,7 +78,12 @@ fn a_reset_reaches_the_peer_as_connection_reset_one_latency_later() {
         e.run(t, 1).unwrap();
         let log = log.borrow();
         let reset_at: u128 = log[0].trim_start_matches("reset at ").parse().unwrap();
-        assert_eq!(log[1], format!("ConnectionReset at {}", reset_at + 5), "{} {log:?}", e.name());
+        assert_eq!(
+            log[1],
+            format!("ConnectionReset at {}", reset_at + 5),
+            "{} {log:?}",
+            e.name()
+        );
     });
 }
 
@@ -92,7 +97,12 @@ fn a_fin_reaches_the_peer_as_end_of_stream() {
         e.run(t, 1).unwrap();
         let log = log.borrow();
         let fin_at: u128 = log[0].trim_start_matches("fin at ").parse().unwrap();
-        assert_eq!(log[1], format!("read 0 at {}", fin_at + 5), "{} {log:?}", e.name());
+        assert_eq!(
+            log[1],
+            format!("read 0 at {}", fin_at + 5),
+            "{} {log:?}",
+            e.name()
+        );
     });
 }
 
@@ -111,7 +121,8 @@ fn a_held_link_delivers_everything_once_released() {
                     let mut s = listener.accept().await?;
                     let mut got = Vec::new();
                     s.read_to_end(&mut got).await?;
-                    log.borrow_mut().push(format!("{} bytes by {}", got.len(), at(&net)));
+                    log.borrow_mut()
+                        .push(format!("{} bytes by {}", got.len(), at(&net)));
                     std::future::pending::<()>().await;
                     Ok(())
                 }
