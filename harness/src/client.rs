@@ -389,21 +389,43 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Reads until `until`, expecting nothing: anything but a ping is a failure.
-    async fn quiet(&mut self, ws: &mut Ws, until: Duration, doing: Doing) -> Result<(), Fail> {
+    /// The next text or binary message before `deadline`, skipping pings and pongs; `None`
+    /// when the deadline passes first. Anything else ends the workload.
+    async fn next_data(
+        &self,
+        ws: &mut Ws,
+        deadline: Duration,
+        doing: Doing,
+    ) -> Result<Option<Message>, Fail> {
         loop {
             let next = tokio::select! {
                 biased;
                 m = ws.next() => m,
-                () = self.net.sleep_until(until) => return Ok(()),
+                () = self.net.sleep_until(deadline) => return Ok(None),
             };
             match next {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => return Ok(Some(m)),
                 Some(Ok(other)) => return Err(self.unexpected(other, doing)),
                 Some(Err(e)) => return Err(self.broken(e, doing)),
                 None => return Err(self.ended(doing)),
             }
         }
+    }
+
+    /// Reads until `until`, expecting nothing: anything but a ping is a failure.
+    async fn quiet(&mut self, ws: &mut Ws, until: Duration, doing: Doing) -> Result<(), Fail> {
+        match self.next_data(ws, until, doing).await? {
+            None => Ok(()),
+            Some(m) => Err(self.unexpected(m, doing)),
+        }
+    }
+
+    /// Counts a message that arrived intact, with its latency.
+    fn arrived(&mut self, latency: Duration, line: String) {
+        self.report.latencies.push(latency);
+        self.report.received += 1;
+        self.t.log(self.net.now(), WHO, line);
     }
 
     async fn echo(&mut self, ws: &mut Ws, i: u32) -> Result<(), Fail> {
@@ -415,91 +437,69 @@ impl Session<'_> {
         self.report.sent += 1;
         self.t
             .log(sent_at, WHO, format!("sent #{i} ({} bytes)", payload.len()));
-        let deadline = sent_at + self.plan.workload.reply_timeout;
-        loop {
-            let next = tokio::select! {
-                biased;
-                m = ws.next() => m,
-                () = self.net.sleep_until(deadline) => return Err(fail(
-                    Outcome::Stalled,
-                    format!("no echo of #{i} within {} (sent at {})", ms(self.plan.workload.reply_timeout), ms(sent_at)),
-                )),
-            };
-            match next {
-                Some(Ok(Message::Text(text))) if text.as_str() == payload => {
-                    let rtt = self.net.now() - sent_at;
-                    self.report.latencies.push(rtt);
-                    self.report.received += 1;
-                    self.t.log(
-                        self.net.now(),
-                        WHO,
-                        format!("echo #{i}, round trip {}", ms(rtt)),
-                    );
-                    return Ok(());
-                }
-                Some(Ok(Message::Text(text))) => {
-                    return Err(fail(
-                        Outcome::Corrupted,
-                        format!(
-                            "echo of #{i} differs: {} bytes sent, {} received, at {}",
-                            payload.len(),
-                            text.len(),
-                            ms(self.net.now())
-                        ),
-                    ));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(other)) => return Err(self.unexpected(other, Doing::Waiting)),
-                Some(Err(e)) => return Err(self.broken(e, Doing::Waiting)),
-                None => return Err(self.ended(Doing::Waiting)),
+        let timeout = self.plan.workload.reply_timeout;
+        match self
+            .next_data(ws, sent_at + timeout, Doing::Waiting)
+            .await?
+        {
+            Some(Message::Text(text)) if text.as_str() == payload => {
+                let rtt = self.net.now() - sent_at;
+                self.arrived(rtt, format!("echo #{i}, round trip {}", ms(rtt)));
+                Ok(())
             }
+            Some(other) => Err(fail(
+                Outcome::Corrupted,
+                format!(
+                    "echo of #{i} differs: {} bytes sent, {} received, at {}",
+                    payload.len(),
+                    other.len(),
+                    ms(self.net.now())
+                ),
+            )),
+            None => Err(fail(
+                Outcome::Stalled,
+                format!(
+                    "no echo of #{i} within {} (sent at {})",
+                    ms(timeout),
+                    ms(sent_at)
+                ),
+            )),
         }
     }
 
     async fn receive_push(&mut self, ws: &mut Ws, i: u32) -> Result<(), Fail> {
         let w = &self.plan.workload;
-        let deadline = self.net.now() + w.interval + w.reply_timeout;
-        loop {
-            let next = tokio::select! {
-                biased;
-                m = ws.next() => m,
-                () = self.net.sleep_until(deadline) => return Err(fail(
-                    Outcome::Stalled,
-                    format!("push #{i} did not arrive by {}", ms(deadline)),
-                )),
-            };
-            match next {
-                Some(Ok(Message::Text(text))) => {
-                    let stamp = text
-                        .strip_prefix(&format!("push {i} at "))
-                        .and_then(|rest| rest.split('.').next())
-                        .and_then(|us| us.parse::<u64>().ok());
-                    let Some(us) = stamp.filter(|_| text.len() == w.payload_bytes) else {
-                        return Err(fail(
-                            Outcome::Corrupted,
-                            format!(
-                                "push #{i} arrived changed ({} bytes) at {}",
-                                text.len(),
-                                ms(self.net.now())
-                            ),
-                        ));
-                    };
-                    let latency = self.net.now().saturating_sub(Duration::from_micros(us));
-                    self.report.latencies.push(latency);
-                    self.report.received += 1;
-                    self.t.log(
-                        self.net.now(),
-                        WHO,
-                        format!("push #{i}, one way {}", ms(latency)),
-                    );
-                    return Ok(());
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(other)) => return Err(self.unexpected(other, Doing::Waiting)),
-                Some(Err(e)) => return Err(self.broken(e, Doing::Waiting)),
-                None => return Err(self.ended(Doing::Waiting)),
-            }
-        }
+        let (size, deadline) = (
+            w.payload_bytes,
+            self.net.now() + w.interval + w.reply_timeout,
+        );
+        let message = self.next_data(ws, deadline, Doing::Waiting).await?;
+        let Some(message) = message else {
+            return Err(fail(
+                Outcome::Stalled,
+                format!("push #{i} did not arrive by {}", ms(deadline)),
+            ));
+        };
+        let stamp = match &message {
+            Message::Text(text) if text.len() == size => text
+                .strip_prefix(&format!("push {i} at "))
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|us| us.parse::<u64>().ok()),
+            _ => None,
+        };
+        let Some(us) = stamp else {
+            return Err(fail(
+                Outcome::Corrupted,
+                format!(
+                    "push #{i} arrived changed ({} bytes) at {}",
+                    message.len(),
+                    ms(self.net.now())
+                ),
+            ));
+        };
+        let latency = self.net.now().saturating_sub(Duration::from_micros(us));
+        self.arrived(latency, format!("push #{i}, one way {}", ms(latency)));
+        Ok(())
     }
 
     async fn close(&mut self, ws: &mut Ws) -> Result<(), Fail> {

@@ -2,6 +2,7 @@
 
 mod bad_scenarios;
 mod cli;
+mod client;
 mod determinism;
 mod engine;
 mod transcripts;
