@@ -122,6 +122,9 @@ fn main() -> ExitCode {
 
 fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     let files = suite::find_files(&files).context("listing scenario files")?;
+    if files.is_empty() {
+        anyhow::bail!("no scenario files (*.toml) found in the given folders");
+    }
     let mut bad = 0;
     for f in &files {
         match scenario::load(f) {
