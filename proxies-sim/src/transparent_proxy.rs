@@ -447,6 +447,10 @@ mod tests {
         })
     }
 
+    fn feed(p: &mut TransparentProxy, cx: &mut Cx, from: Side, bytes: &[u8]) {
+        p.on_event(cx, Event::Data { from, bytes });
+    }
+
     fn sent(actions: &[Action], to: Side) -> Vec<u8> {
         actions
             .iter()
@@ -473,13 +477,7 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: UPGRADE,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, UPGRADE);
         let actions = cx.take_actions();
         assert!(actions.contains(&Action::Dial { port: 80 }));
         let up = String::from_utf8(sent(&actions, Side::Upstream)).unwrap();
@@ -493,23 +491,11 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: UPGRADE,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, UPGRADE);
         cx.take_actions();
         let response = b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: upgrade\r\nContent-Length: 5\r\n\r\nhello";
         for chunk in response.chunks(7) {
-            p.on_event(
-                &mut cx,
-                Event::Data {
-                    from: Side::Upstream,
-                    bytes: chunk,
-                },
-            );
+            feed(&mut p, &mut cx, Side::Upstream, chunk);
         }
         let down = String::from_utf8(sent(&cx.take_actions(), Side::Client)).unwrap();
         assert_eq!(
@@ -523,30 +509,12 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::ForwardThenChoke, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: UPGRADE,
-            },
-        );
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Upstream,
-                bytes: SWITCH,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, UPGRADE);
+        feed(&mut p, &mut cx, Side::Upstream, SWITCH);
         let actions = cx.take_actions();
         assert_eq!(sent(&actions, Side::Upstream), UPGRADE);
         assert_eq!(sent(&actions, Side::Client), SWITCH);
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: FRAME,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, FRAME);
         let actions = cx.take_actions();
         assert!(sent(&actions, Side::Client).starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
         assert!(
@@ -560,13 +528,7 @@ mod tests {
                 (Side::Upstream, CloseHow::Fin)
             ]
         );
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: FRAME,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, FRAME);
         assert!(
             matches!(&cx.take_actions()[..], [Action::Note(n)] if n.contains("discarded 8 bytes"))
         );
@@ -577,28 +539,10 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::ForwardThenChoke, OnGarbage::Reset);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: UPGRADE,
-            },
-        );
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Upstream,
-                bytes: SWITCH,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, UPGRADE);
+        feed(&mut p, &mut cx, Side::Upstream, SWITCH);
         cx.take_actions();
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: FRAME,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, FRAME);
         let actions = cx.take_actions();
         assert!(sent(&actions, Side::Client).is_empty());
         assert_eq!(
@@ -615,23 +559,16 @@ mod tests {
         let mut cx = Cx::new(1);
         let mut p = proxy(Behaviour::Http10Upstream, OnGarbage::ErrorPage);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
-        p.on_event(
-            &mut cx,
-            Event::Data {
-                from: Side::Client,
-                bytes: UPGRADE,
-            },
-        );
+        feed(&mut p, &mut cx, Side::Client, UPGRADE);
         let up = String::from_utf8(sent(&cx.take_actions(), Side::Upstream)).unwrap();
         assert!(up.starts_with("GET /echo HTTP/1.0\r\n"), "{up}");
         assert!(up.ends_with("Connection: close\r\n\r\n"), "{up}");
         assert!(!up.contains("Upgrade:"), "{up}");
-        p.on_event(
+        feed(
+            &mut p,
             &mut cx,
-            Event::Data {
-                from: Side::Upstream,
-                bytes: b"HTTP/1.0 426 Upgrade Required\r\n\r\nbody",
-            },
+            Side::Upstream,
+            b"HTTP/1.0 426 Upgrade Required\r\n\r\nbody",
         );
         p.on_event(
             &mut cx,
@@ -670,33 +607,15 @@ mod tests {
             let mut cx = Cx::new(1);
             let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
             p.on_event(&mut cx, Event::Accepted { port: 80 });
-            p.on_event(
-                &mut cx,
-                Event::Data {
-                    from: Side::Client,
-                    bytes: UPGRADE,
-                },
-            );
+            feed(&mut p, &mut cx, Side::Client, UPGRADE);
             sent(&cx.take_actions(), Side::Upstream)
         };
         for split in 1..UPGRADE.len() {
             let mut cx = Cx::new(1);
             let mut p = proxy(Behaviour::Strip, OnGarbage::ErrorPage);
             p.on_event(&mut cx, Event::Accepted { port: 80 });
-            p.on_event(
-                &mut cx,
-                Event::Data {
-                    from: Side::Client,
-                    bytes: &UPGRADE[..split],
-                },
-            );
-            p.on_event(
-                &mut cx,
-                Event::Data {
-                    from: Side::Client,
-                    bytes: &UPGRADE[split..],
-                },
-            );
+            feed(&mut p, &mut cx, Side::Client, &UPGRADE[..split]);
+            feed(&mut p, &mut cx, Side::Client, &UPGRADE[split..]);
             assert_eq!(
                 sent(&cx.take_actions(), Side::Upstream),
                 whole,
