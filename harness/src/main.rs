@@ -210,7 +210,8 @@ fn run(
         scenarios.len()
     );
     let mut failures = Vec::new();
-    let finished = suite::execute(engine, &scenarios, &planned, jobs, |i, f| {
+    let mut results = Results::new(engine);
+    suite::execute(engine, &scenarios, &planned, jobs, |i, f| {
         let p = &planned[i];
         let s = &scenarios[p.scenario];
         let entry = suite::result_entry(s, p, f);
@@ -246,13 +247,8 @@ fn run(
                 entry.scenario, entry.scheme, entry.seed
             ));
         }
+        results.runs.push(entry);
     });
-    let mut results = Results::new(engine);
-    for (p, f) in planned.iter().zip(&finished) {
-        results
-            .runs
-            .push(suite::result_entry(&scenarios[p.scenario], p, f));
-    }
     let (passed, failed) = results.tally();
     if let Some(path) = results_path {
         suite::write_file(&path, &results.to_json())

@@ -68,20 +68,30 @@ fn each_engine(test: impl Fn(&dyn engine::Engine)) {
     }
 }
 
+/// Runs `closer(how)` against `client_reading`: when the server closed, and what the client
+/// then saw.
+fn close_and_observe(e: &dyn engine::Engine, how: &'static str) -> (u128, String) {
+    let log: Log = Rc::default();
+    let mut t = topology();
+    t.host("server", closer(how, log.clone()));
+    t.client("client", client_reading(log.clone()));
+    e.run(t, 1).unwrap();
+    let log = log.borrow();
+    let closed_at = log[0]
+        .trim_start_matches(&format!("{how} at "))
+        .parse()
+        .unwrap();
+    (closed_at, log[1].clone())
+}
+
 #[test]
 fn a_reset_reaches_the_peer_as_connection_reset_one_latency_later() {
     each_engine(|e| {
-        let log: Log = Rc::default();
-        let mut t = topology();
-        t.host("server", closer("reset", log.clone()));
-        t.client("client", client_reading(log.clone()));
-        e.run(t, 1).unwrap();
-        let log = log.borrow();
-        let reset_at: u128 = log[0].trim_start_matches("reset at ").parse().unwrap();
+        let (reset_at, seen) = close_and_observe(e, "reset");
         assert_eq!(
-            log[1],
+            seen,
             format!("ConnectionReset at {}", reset_at + 5),
-            "{} {log:?}",
+            "{}",
             e.name()
         );
     });
@@ -90,19 +100,8 @@ fn a_reset_reaches_the_peer_as_connection_reset_one_latency_later() {
 #[test]
 fn a_fin_reaches_the_peer_as_end_of_stream() {
     each_engine(|e| {
-        let log: Log = Rc::default();
-        let mut t = topology();
-        t.host("server", closer("fin", log.clone()));
-        t.client("client", client_reading(log.clone()));
-        e.run(t, 1).unwrap();
-        let log = log.borrow();
-        let fin_at: u128 = log[0].trim_start_matches("fin at ").parse().unwrap();
-        assert_eq!(
-            log[1],
-            format!("read 0 at {}", fin_at + 5),
-            "{} {log:?}",
-            e.name()
-        );
+        let (fin_at, seen) = close_and_observe(e, "fin");
+        assert_eq!(seen, format!("read 0 at {}", fin_at + 5), "{}", e.name());
     });
 }
 
