@@ -43,6 +43,8 @@ pub struct Plan {
     pub seed: u64,
     /// Trusts the run's CA.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Ping keepalive interval, counted from the open.
+    pub ping_interval: Option<Duration>,
 }
 
 /// What the client saw.
@@ -155,6 +157,12 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
                 t: &t,
                 report: &mut report,
                 last: &last,
+                keepalive: plan.ping_interval.map(|every| Keepalive {
+                    every,
+                    next: net.now() + every,
+                    unanswered: None,
+                    sent: 0,
+                }),
             };
             session.workload(&mut ws).await
         }
@@ -334,6 +342,18 @@ struct Session<'a> {
     t: &'a Transcript,
     report: &'a mut Report,
     last: &'a Arc<Mutex<Vec<u8>>>,
+    keepalive: Option<Keepalive>,
+}
+
+/// Ping keepalive on a fixed schedule from the open.
+struct Keepalive {
+    every: Duration,
+    /// When the next Ping is due.
+    next: Duration,
+    /// When the oldest unanswered Ping was sent.
+    unanswered: Option<Duration>,
+    /// Pings sent so far.
+    sent: u64,
 }
 
 /// What the client is doing when something goes wrong.
@@ -392,25 +412,76 @@ impl Session<'_> {
     /// The next text or binary message before `deadline`, skipping pings and pongs; `None`
     /// when the deadline passes first. Anything else ends the workload.
     async fn next_data(
-        &self,
+        &mut self,
         ws: &mut Ws,
         deadline: Duration,
         doing: Doing,
     ) -> Result<Option<Message>, Fail> {
         loop {
+            let wake = self.keepalive_due();
             let next = tokio::select! {
                 biased;
                 m = ws.next() => m,
                 () = self.net.sleep_until(deadline) => return Ok(None),
+                () = sleep_opt(self.net, wake) => {
+                    self.keepalive(ws, doing).await?;
+                    continue;
+                }
             };
             match next {
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Pong(_))) => {
+                    if let Some(k) = self.keepalive.as_mut() {
+                        k.unanswered = None;
+                    }
+                    continue;
+                }
+                Some(Ok(Message::Ping(_))) => continue,
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => return Ok(Some(m)),
                 Some(Ok(other)) => return Err(self.unexpected(other, doing)),
                 Some(Err(e)) => return Err(self.broken(e, doing)),
                 None => return Err(self.ended(doing)),
             }
         }
+    }
+
+    /// When the keepalive next needs attention: a Ping due, or an unanswered one expiring.
+    fn keepalive_due(&self) -> Option<Duration> {
+        let k = self.keepalive.as_ref()?;
+        let expiry = k.unanswered.map(|s| s + self.plan.workload.reply_timeout);
+        Some(expiry.map_or(k.next, |e| e.min(k.next)))
+    }
+
+    /// Sends the Ping that is due, or fails the run on one that went unanswered.
+    async fn keepalive(&mut self, ws: &mut Ws, doing: Doing) -> Result<(), Fail> {
+        let now = self.net.now();
+        let timeout = self.plan.workload.reply_timeout;
+        let Some(k) = self.keepalive.as_mut() else {
+            return Ok(());
+        };
+        if let Some(sent) = k.unanswered.filter(|s| *s + timeout <= now) {
+            return Err(fail(
+                Outcome::Stalled,
+                format!(
+                    "ping sent at {} unanswered within {}",
+                    ms(sent),
+                    ms(timeout)
+                ),
+            ));
+        }
+        if k.next <= now {
+            k.sent += 1;
+            k.next += k.every;
+            k.unanswered.get_or_insert(now);
+            let n = k.sent;
+            if let Err(e) = ws
+                .send(Message::Ping(n.to_be_bytes().to_vec().into()))
+                .await
+            {
+                return Err(self.broken(e, doing));
+            }
+            self.t.log(now, WHO, format!("ping #{n}"));
+        }
+        Ok(())
     }
 
     /// Reads until `until`, expecting nothing: anything but a ping is a failure.
@@ -589,6 +660,14 @@ impl Session<'_> {
             }
             other => self.abnormal(doing, &other.to_string()),
         }
+    }
+}
+
+/// Completes at `at`, or never.
+async fn sleep_opt(net: &NetRef, at: Option<Duration>) {
+    match at {
+        Some(at) => net.sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

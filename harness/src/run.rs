@@ -105,6 +105,7 @@ pub fn run(
         workload: scenario.client.workload.clone(),
         seed,
         tls: tls.client.clone(),
+        ping_interval: scenario.client.ping_interval,
     };
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());

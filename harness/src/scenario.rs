@@ -111,6 +111,9 @@ pub struct Client {
     pub handshake_timeout: Duration,
     /// The traffic.
     pub workload: Workload,
+    /// Sends a Ping this often, counted from the open (as Python `websockets` does); an
+    /// unanswered Ping is a stall. `None`: no keepalive.
+    pub ping_interval: Option<Duration>,
 }
 
 /// Latency on every link of the simulated network.
@@ -248,6 +251,7 @@ struct RawClient {
     handshake_timeout_ms: Spanned<u64>,
     #[serde(default)]
     workload: RawWorkload,
+    ping_interval_ms: Option<Spanned<u64>>,
 }
 
 fn default_handshake_timeout_ms() -> Spanned<u64> {
@@ -421,6 +425,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     };
     let handshake_timeout = positive(&c.handshake_timeout_ms, "handshake-timeout-ms")?;
     let reply_timeout = positive(&w.reply_timeout_ms, "reply-timeout-ms")?;
+    let ping_interval = match &c.ping_interval_ms {
+        Some(v) => Some(positive(v, "ping-interval-ms")?),
+        None => None,
+    };
     let messages = *w.messages.get_ref();
     if !(1..=MAX_MESSAGES).contains(&messages) {
         return Err(fail(
@@ -480,6 +488,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 reply_timeout,
                 idle,
             },
+            ping_interval,
         },
         expect,
     })

@@ -10,7 +10,7 @@
 //! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
 //!   and message framing, shared by the models that read HTTP.
 //! - [`rng`]: the seeded random source a model receives through its context.
-//! - One file per model: [`pass`], [`transparent_proxy`].
+//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`].
 //!
 //! # The model contract
 //!
@@ -42,6 +42,7 @@
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
 pub mod http;
+pub mod idle_killer;
 pub mod model;
 pub mod pass;
 pub mod rng;

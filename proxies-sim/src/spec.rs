@@ -15,10 +15,10 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::Connection;
-use crate::{pass, transparent_proxy};
+use crate::{idle_killer, pass, transparent_proxy};
 
 /// Every model's name, in catalogue order.
-pub const MODEL_NAMES: &[&str] = &["pass", "transparent-proxy"];
+pub const MODEL_NAMES: &[&str] = &["pass", "transparent-proxy", "idle-killer"];
 
 /// A model and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub enum ModelSpec {
     Pass(pass::Params),
     /// [`transparent_proxy`]: an intercepting HTTP proxy that is not upgrade-aware.
     TransparentProxy(transparent_proxy::Params),
+    /// [`idle_killer`]: closes connections that stay quiet too long.
+    IdleKiller(idle_killer::Params),
 }
 
 impl ModelSpec {
@@ -35,6 +37,7 @@ impl ModelSpec {
         match self {
             ModelSpec::Pass(_) => "pass",
             ModelSpec::TransparentProxy(_) => "transparent-proxy",
+            ModelSpec::IdleKiller(_) => "idle-killer",
         }
     }
 
@@ -45,6 +48,7 @@ impl ModelSpec {
             ModelSpec::TransparentProxy(p) => {
                 Box::new(transparent_proxy::TransparentProxy::new(p.clone()))
             }
+            ModelSpec::IdleKiller(p) => Box::new(idle_killer::IdleKiller::new(p.clone())),
         }
     }
 
@@ -58,6 +62,7 @@ impl ModelSpec {
                 p.on_garbage.as_str(),
                 p.intercept_ports
             ),
+            ModelSpec::IdleKiller(p) => p.summary(),
         }
     }
 }
@@ -95,6 +100,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
             "transparent-proxy" => {
                 ModelSpec::TransparentProxy(transparent_proxy::Params::deserialize(rest)?)
             }
+            "idle-killer" => ModelSpec::IdleKiller(idle_killer::Params::deserialize(rest)?),
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
     }

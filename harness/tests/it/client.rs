@@ -81,6 +81,14 @@ fn workload(idle: Vec<Idle>) -> Workload {
 }
 
 fn run_against(server: Option<Script>, workload: Workload) -> Report {
+    run_with_pings(server, workload, None)
+}
+
+fn run_with_pings(
+    server: Option<Script>,
+    workload: Workload,
+    ping_interval: Option<Duration>,
+) -> Report {
     let tls = Tls::generate(&["server".to_string()]).unwrap();
     let mut topology = Topology::new(
         LinkConfig {
@@ -103,6 +111,7 @@ fn run_against(server: Option<Script>, workload: Workload) -> Report {
         workload,
         seed: 1,
         tls: tls.client,
+        ping_interval,
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();
@@ -164,4 +173,23 @@ fn nobody_listening_is_connect_refused() {
     let r = run_against(None, workload(vec![]));
     assert_eq!(r.outcome, Outcome::ConnectRefused, "{r:?}");
     assert!(r.detail.contains("server:80"), "{r:?}");
+}
+
+#[test]
+fn an_unanswered_ping_while_idle_is_stalled() {
+    let idle = vec![Idle {
+        after_message: 0,
+        ms: 10_000,
+    }];
+    let r = run_with_pings(
+        Some(Script::UpgradeThenSilent),
+        workload(idle),
+        Some(Duration::from_secs(1)),
+    );
+    assert_eq!(r.outcome, Outcome::Stalled, "{r:?}");
+    assert!(
+        r.detail
+            .contains("ping sent at 1015.0 ms unanswered within 2000.0 ms"),
+        "{r:?}"
+    );
 }
