@@ -1,6 +1,7 @@
 //! The driver: runs any sans-IO model over an engine's streams. One task per proxied
 //! connection turns socket activity into [`Event`]s and carries out the model's [`Action`]s.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io;
 use std::rc::Rc;
@@ -18,19 +19,20 @@ use crate::transcript::Transcript;
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// A hop as a host's software: listens on `ports`, runs a fresh connection of `spec` for
-/// each accepted connection, and dials `upstream` when the model asks.
+/// A hop as a host's software: listens on `ports`, runs a fresh connection of `spec`'s hop
+/// for each accepted connection, and dials among `upstreams` (backend 0, 1, …) when the model
+/// asks.
 pub fn hop_software(
     spec: Rc<ModelSpec>,
-    upstream: String,
+    upstreams: Vec<String>,
     ports: Vec<u16>,
     seed: u64,
     transcript: Transcript,
 ) -> Software {
     Rc::new(move |net: NetRef| {
-        let (spec, upstream, ports, t) = (
+        let (spec, upstreams, ports, t) = (
             spec.clone(),
-            upstream.clone(),
+            Rc::new(upstreams.clone()),
             ports.clone(),
             transcript.clone(),
         );
@@ -38,15 +40,16 @@ pub fn hop_software(
             t.log(
                 net.now(),
                 net.host(),
-                format!("{} up, upstream {upstream}", spec.summary()),
+                format!("{} up, upstream {}", spec.summary(), upstreams.join(", ")),
             );
             let counter = Rc::new(std::cell::Cell::new(0u64));
+            let hop = Rc::new(RefCell::new(spec.hop()));
             for port in ports {
                 let mut listener = net.listen(port).await?;
-                let (net2, spec, upstream, t, counter) = (
+                let (net2, hop, upstreams, t, counter) = (
                     net.clone(),
-                    spec.clone(),
-                    upstream.clone(),
+                    hop.clone(),
+                    upstreams.clone(),
                     t.clone(),
                     counter.clone(),
                 );
@@ -70,11 +73,12 @@ pub fn hop_software(
                                 net: net2.clone(),
                                 id,
                                 who: net2.host().to_string(),
-                                upstream: upstream.clone(),
+                                upstreams: upstreams.clone(),
                                 t: t.clone(),
                             };
-                            let model = spec.connection();
-                            let cx = Cx::new(Rng::derive(seed, id).next_u64());
+                            let model = hop.borrow_mut().connection();
+                            let mut cx = Cx::new(Rng::derive(seed, id).next_u64());
+                            cx.set_peer(stream.peer());
                             net2.spawn(conn.drive(stream, port, model, cx).boxed_local());
                         }
                     }
@@ -132,7 +136,7 @@ struct Driven {
     net: NetRef,
     id: u64,
     who: String,
-    upstream: String,
+    upstreams: Rc<Vec<String>>,
     t: Transcript,
 }
 
@@ -212,13 +216,28 @@ impl Driven {
                                 ));
                             }
                         }
-                        Action::Dial { port } => {
+                        Action::Dial { backend, port } => {
                             if dialed {
                                 self.log("ignored a second dial: the upstream side exists");
                                 continue;
                             }
                             dialed = true;
-                            let (net, host) = (self.net.clone(), self.upstream.clone());
+                            let net = self.net.clone();
+                            let Some(host) = self.upstreams.get(backend).cloned() else {
+                                let reason = format!(
+                                    "no backend {backend}: the hop has {}",
+                                    self.upstreams.len()
+                                );
+                                self.log(format!("dial refused: {reason}"));
+                                dial =
+                                    Some(
+                                        async move {
+                                            Err(io::Error::new(io::ErrorKind::NotFound, reason))
+                                        }
+                                        .boxed_local(),
+                                    );
+                                continue;
+                            };
                             self.log(format!("dialing {host}:{port}"));
                             dial =
                                 Some(async move { net.connect(&host, port).await }.boxed_local());

@@ -11,17 +11,10 @@ use crate::client::{self, Plan, Report};
 use crate::driver::hop_software;
 use crate::engine::{Engine, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
-use crate::scenario::{Route, Scenario, Scheme};
+use crate::scenario::{Route, Scenario, Scheme, host_names};
 use crate::server;
 use crate::tls::Tls;
 use crate::transcript::{self, Entry, Transcript};
-
-/// The host names of a path: `hop1`, `hop2`, … then `server`.
-pub fn host_names(hops: usize) -> Vec<String> {
-    let mut names: Vec<String> = (1..=hops).map(|i| format!("hop{i}")).collect();
-    names.push("server".to_string());
-    names
-}
 
 /// What one run produced.
 #[derive(Debug, Clone)]
@@ -69,7 +62,13 @@ pub fn run(
     let expected = scenario
         .expected(scheme)
         .ok_or_else(|| anyhow::anyhow!("{} does not run {scheme}", scenario.file))?;
-    let names = host_names(scenario.path.len());
+    let (hops, servers) = host_names(&scenario.path);
+    let mut names = hops.clone();
+    names.extend(servers.iter().cloned());
+    if !names.iter().any(|n| n == "server") {
+        // The name a transparently intercepted client dials.
+        names.push("server".to_string());
+    }
     let tls = Tls::generate(&names)?;
     let t = Transcript::default();
     let link = LinkConfig {
@@ -77,13 +76,25 @@ pub fn run(
         jitter: Duration::from_millis(scenario.network.jitter_ms),
     };
     let mut topology = Topology::new(link, scenario.time_limit());
-    topology.host("server", server::software(t.clone(), tls.server.clone()));
+    for name in &servers {
+        let crash = scenario
+            .faults
+            .iter()
+            .filter(|f| &f.crash == name)
+            .map(|f| f.at)
+            .min();
+        topology.host(name, server::software(t.clone(), tls.server.clone(), crash));
+    }
     for (i, spec) in scenario.path.iter().enumerate() {
+        let upstreams = match hops.get(i + 1) {
+            Some(next) => vec![next.clone()],
+            None => servers.clone(),
+        };
         topology.host(
-            &names[i],
+            &hops[i],
             hop_software(
                 Rc::new(spec.clone()),
-                names[i + 1].clone(),
+                upstreams,
                 vec![80, 443],
                 seed ^ ((i as u64 + 1) << 32),
                 t.clone(),
@@ -91,9 +102,9 @@ pub fn run(
         );
     }
     let host = match (scenario.client.route, scenario.path.is_empty()) {
-        (Route::Direct, false) => names[0].clone(),
+        (Route::Direct, false) => hops[0].clone(),
         (Route::Transparent, false) => {
-            topology.intercept("client", "server", &names[0]);
+            topology.intercept("client", "server", &hops[0]);
             "server".to_string()
         }
         (_, true) => "server".to_string(),

@@ -141,6 +141,35 @@ impl Default for Network {
     }
 }
 
+/// A fault injected into a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// When, in simulated time from the start.
+    pub at: Duration,
+    /// The server host that crashes: its connections are reset and it accepts no more.
+    pub crash: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFault {
+    at_ms: u64,
+    crash: Spanned<String>,
+}
+
+/// The host names of a path: `hop1`, `hop2`, … for the hops, and the servers: `server`, or
+/// `server1` … `serverN` when the last hop balances among N backends.
+pub fn host_names(path: &[ModelSpec]) -> (Vec<String>, Vec<String>) {
+    let hops = (1..=path.len()).map(|i| format!("hop{i}")).collect();
+    let backends = path.last().map_or(1, ModelSpec::backends);
+    let servers = if backends > 1 {
+        (1..=backends).map(|i| format!("server{i}")).collect()
+    } else {
+        vec!["server".to_string()]
+    };
+    (hops, servers)
+}
+
 /// A validated scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
@@ -158,6 +187,8 @@ pub struct Scenario {
     pub network: Network,
     /// The hops from client to server, in order.
     pub path: Vec<ModelSpec>,
+    /// Faults injected at fixed simulated times.
+    pub faults: Vec<Fault>,
     /// The reference client.
     pub client: Client,
     /// The expected outcome per scheme, in the order of `client.schemes`.
@@ -236,7 +267,9 @@ struct RawScenario {
     #[serde(default)]
     network: Network,
     #[serde(default)]
-    path: Vec<ModelSpec>,
+    path: Vec<Spanned<ModelSpec>>,
+    #[serde(default)]
+    faults: Vec<RawFault>,
     client: RawClient,
     expect: Spanned<RawExpect>,
 }
@@ -468,6 +501,39 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         idle.push(p);
     }
 
+    let last = raw.path.len().saturating_sub(1);
+    for (i, hop) in raw.path.iter().enumerate() {
+        if i < last && hop.get_ref().backends() > 1 {
+            return Err(fail(
+                hop.span(),
+                format!(
+                    "hop {} balances among {} backends, but only the last hop may have more than one",
+                    i + 1,
+                    hop.get_ref().backends()
+                ),
+            ));
+        }
+    }
+    let path: Vec<ModelSpec> = raw.path.into_iter().map(Spanned::into_inner).collect();
+    let (_, servers) = host_names(&path);
+    let mut faults = Vec::new();
+    for f in raw.faults {
+        if !servers.contains(f.crash.get_ref()) {
+            return Err(fail(
+                f.crash.span(),
+                format!(
+                    "`crash` names `{}`, which is not a server of this path (servers: {})",
+                    f.crash.get_ref(),
+                    servers.join(", ")
+                ),
+            ));
+        }
+        faults.push(Fault {
+            at: Duration::from_millis(f.at_ms),
+            crash: f.crash.into_inner(),
+        });
+    }
+
     Ok(Scenario {
         file: file.to_string(),
         title: raw.title.into_inner(),
@@ -475,7 +541,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         tags: raw.tags,
         seeds,
         network: raw.network,
-        path: raw.path,
+        path,
+        faults,
         client: Client {
             schemes,
             route: c.route,

@@ -8,8 +8,12 @@
 //! A request without a valid upgrade gets a real answer: 426 with `Upgrade: websocket` for a
 //! plain GET, 400 for a broken upgrade (missing key, `Upgrade` without `Connection: upgrade`).
 
+use std::cell::RefCell;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -20,40 +24,157 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::engine::{Listener, NetRef, Software};
+use crate::engine::{Listener, NetRef, Software, Stream};
 use crate::transcript::Transcript;
 use crate::ws_config;
 
-/// The name the server logs under.
-const WHO: &str = "server";
-
-/// The reference server as a host's software: ws on port 80, wss on port 443.
-pub fn software(transcript: Transcript, tls: Arc<rustls::ServerConfig>) -> Software {
+/// The reference server as a host's software: ws on port 80, wss on port 443. With `crash`,
+/// at that simulated time every connection it holds is reset and it stops listening, as a
+/// crashed backend does.
+pub fn software(
+    transcript: Transcript,
+    tls: Arc<rustls::ServerConfig>,
+    crash: Option<Duration>,
+) -> Software {
     std::rc::Rc::new(move |net: NetRef| {
         let transcript = transcript.clone();
         let tls = tls.clone();
         async move {
+            let crash = Crash::new(crash);
             let plain = net.listen(80).await?;
             let secure = net.listen(443).await?;
-            let (n, t) = (net.clone(), transcript.clone());
+            let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
             net.spawn(
                 async move {
-                    if let Err(e) = accept_loop(n.clone(), secure, Some(tls), t.clone()).await {
-                        t.log(n.now(), WHO, format!("wss listener failed: {e}"));
+                    if let Err(e) = accept_loop(n.clone(), secure, Some(tls), t.clone(), c).await {
+                        t.log(n.now(), n.host(), format!("wss listener failed: {e}"));
                     }
                 }
                 .boxed_local(),
             );
-            accept_loop(net, plain, None, transcript).await
+            if let Some(at) = crash.at {
+                let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
+                net.spawn(
+                    async move {
+                        n.sleep_until(at).await;
+                        let count = c.reset_all();
+                        t.log(
+                            n.now(),
+                            n.host(),
+                            format!("crashed: {count} connections reset, listeners closed"),
+                        );
+                    }
+                    .boxed_local(),
+                );
+            }
+            accept_loop(net, plain, None, transcript, crash).await?;
+            std::future::pending::<()>().await;
+            Ok(())
         }
         .boxed_local()
     })
+}
+
+/// A connection's stream, which a crash can take away and reset.
+type Slot = Arc<Mutex<Option<Stream>>>;
+
+/// When the server crashes, and the connections a crash resets.
+#[derive(Clone)]
+struct Crash {
+    at: Option<Duration>,
+    conns: Rc<RefCell<Vec<Slot>>>,
+}
+
+impl Crash {
+    fn new(at: Option<Duration>) -> Self {
+        Self {
+            at,
+            conns: Rc::default(),
+        }
+    }
+
+    /// Keeps `stream` where a crash can reach it.
+    fn register(&self, stream: Stream) -> Killable {
+        let slot: Slot = Arc::new(Mutex::new(Some(stream)));
+        if self.at.is_some() {
+            self.conns.borrow_mut().push(slot.clone());
+        }
+        Killable { slot }
+    }
+
+    /// Resets every registered connection still open; returns how many.
+    fn reset_all(&self) -> usize {
+        let mut count = 0;
+        for slot in self.conns.borrow_mut().drain(..) {
+            if let Some(stream) = slot.lock().ok().and_then(|mut s| s.take()) {
+                stream.reset();
+                count += 1;
+            }
+        }
+        count
+    }
+
+    async fn wait(&self, net: &NetRef) {
+        match self.at {
+            Some(at) => net.sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// A stream that fails every operation once a crash has taken it.
+struct Killable {
+    slot: Slot,
+}
+
+impl Killable {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(Pin<&mut Stream>) -> Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        let Ok(mut guard) = self.slot.lock() else {
+            return Poll::Ready(Err(std::io::Error::other("connection state poisoned")));
+        };
+        match guard.as_mut() {
+            Some(stream) => f(Pin::new(stream)),
+            None => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the server crashed",
+            ))),
+        }
+    }
+}
+
+impl AsyncRead for Killable {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.with(|s| s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Killable {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.with(|s| s.poll_write(cx, buf))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.with(|s| s.poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.with(|s| s.poll_shutdown(cx))
+    }
 }
 
 async fn accept_loop(
@@ -61,9 +182,15 @@ async fn accept_loop(
     mut listener: Box<dyn Listener>,
     tls: Option<Arc<rustls::ServerConfig>>,
     transcript: Transcript,
+    crash: Crash,
 ) -> anyhow::Result<()> {
     loop {
-        let stream = listener.accept().await?;
+        let stream = tokio::select! {
+            biased;
+            () = crash.wait(&net) => return Ok(()),
+            s = listener.accept() => s?,
+        };
+        let stream = crash.register(stream);
         let (n, t, tls) = (net.clone(), transcript.clone(), tls.clone());
         net.spawn(
             async move {
@@ -72,7 +199,9 @@ async fn accept_loop(
                     Some(config) => {
                         match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
                             Ok(tls_stream) => serve_http(n, tls_stream, t).await,
-                            Err(e) => t.log(n.now(), WHO, format!("tls handshake failed: {e}")),
+                            Err(e) => {
+                                t.log(n.now(), n.host(), format!("tls handshake failed: {e}"))
+                            }
                         }
                     }
                 }
@@ -96,7 +225,7 @@ where
         .with_upgrades()
         .await;
     if let Err(e) = result {
-        transcript.log(net.now(), WHO, format!("http connection error: {e}"));
+        transcript.log(net.now(), net.host(), format!("http connection error: {e}"));
     }
 }
 
@@ -189,7 +318,7 @@ fn respond(
                         .await;
                         app.run(n, ws, t).await;
                     }
-                    Err(e) => t.log(n.now(), WHO, format!("upgrade failed: {e}")),
+                    Err(e) => t.log(n.now(), n.host(), format!("upgrade failed: {e}")),
                 }
             }
             .boxed_local(),
@@ -210,7 +339,11 @@ fn respond(
             &[],
         )
     };
-    transcript.log(net.now(), WHO, format!("{line} -> {}", response.status()));
+    transcript.log(
+        net.now(),
+        net.host(),
+        format!("{line} -> {}", response.status()),
+    );
     response
 }
 
@@ -277,39 +410,47 @@ impl App {
                 let mut text = stamp.clone();
                 text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));
                 if let Err(e) = ws.send(Message::text(text)).await {
-                    t.log(net.now(), WHO, format!("push {i} failed: {e}"));
+                    t.log(net.now(), net.host(), format!("push {i} failed: {e}"));
                     return;
                 }
-                t.log(net.now(), WHO, format!("pushed #{i} ({size} bytes)"));
+                t.log(net.now(), net.host(), format!("pushed #{i} ({size} bytes)"));
             }
         }
         while let Some(message) = ws.next().await {
             match message {
                 Ok(Message::Close(frame)) => {
                     let code = frame.map_or("none".to_string(), |f| u16::from(f.code).to_string());
-                    t.log(net.now(), WHO, format!("close {code} received, replying"));
+                    t.log(
+                        net.now(),
+                        net.host(),
+                        format!("close {code} received, replying"),
+                    );
                 }
                 Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
                     let len = m.len();
                     if self == App::Echo {
                         if let Err(e) = ws.send(m).await {
-                            t.log(net.now(), WHO, format!("echo failed: {e}"));
+                            t.log(net.now(), net.host(), format!("echo failed: {e}"));
                             return;
                         }
-                        t.log(net.now(), WHO, format!("echoed {len} bytes"));
+                        t.log(net.now(), net.host(), format!("echoed {len} bytes"));
                     } else {
-                        t.log(net.now(), WHO, format!("ignored a {len}-byte message"));
+                        t.log(
+                            net.now(),
+                            net.host(),
+                            format!("ignored a {len}-byte message"),
+                        );
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    t.log(net.now(), WHO, format!("websocket error: {e}"));
+                    t.log(net.now(), net.host(), format!("websocket error: {e}"));
                     return;
                 }
             }
         }
         // End the transport politely (TLS close_notify, then FIN).
         let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
-        t.log(net.now(), WHO, "websocket closed");
+        t.log(net.now(), net.host(), "websocket closed");
     }
 }

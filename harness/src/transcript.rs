@@ -50,10 +50,6 @@ pub fn render(entries: &[Entry]) -> String {
 
 /// FNV-1a over the rendered transcript, as 16 hex digits: equal transcripts, equal hashes.
 pub fn hash(entries: &[Entry]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in render(entries).bytes() {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = gauntlet_proxies::rng::fnv1a(render(entries).as_bytes());
     format!("{h:016x}")
 }

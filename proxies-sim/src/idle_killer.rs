@@ -430,7 +430,10 @@ mod tests {
                     id: IDLE_TIMER,
                     at: Duration::from_secs(60)
                 },
-                Action::Dial { port: 80 }
+                Action::Dial {
+                    backend: 0,
+                    port: 80
+                }
             ]
         );
         at(&mut cx, 1000);

@@ -10,7 +10,7 @@
 //! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
 //!   and message framing, shared by the models that read HTTP.
 //! - [`rng`]: the seeded random source a model receives through its context.
-//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`].
+//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`].
 //!
 //! # The model contract
 //!
@@ -43,11 +43,12 @@
 
 pub mod http;
 pub mod idle_killer;
+pub mod l4_balancer;
 pub mod model;
 pub mod pass;
 pub mod rng;
 pub mod spec;
 pub mod transparent_proxy;
 
-pub use model::{Action, CloseHow, Connection, Cx, Event, Side};
+pub use model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
 pub use spec::{MODEL_NAMES, ModelSpec};

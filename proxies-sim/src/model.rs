@@ -90,8 +90,11 @@ pub enum Action {
         /// What.
         bytes: Vec<u8>,
     },
-    /// Open the upstream connection, to the next hop (or the server) on `port`.
+    /// Open the upstream connection, to backend `backend` of the next hop (or server) on
+    /// `port`. Hops with one upstream have only backend 0.
     Dial {
+        /// Which upstream host, counted from 0.
+        backend: usize,
         /// The destination port.
         port: u16,
     },
@@ -125,6 +128,7 @@ pub enum Action {
 pub struct Cx {
     now: Duration,
     rng: Rng,
+    peer: String,
     actions: Vec<Action>,
 }
 
@@ -134,8 +138,19 @@ impl Cx {
         Self {
             now: Duration::ZERO,
             rng: Rng::new(seed),
+            peer: String::new(),
             actions: Vec::new(),
         }
+    }
+
+    /// Sets the client's address (driver side).
+    pub fn set_peer(&mut self, peer: impl Into<String>) {
+        self.peer = peer.into();
+    }
+
+    /// The address of the client that opened this connection, as text.
+    pub fn peer(&self) -> &str {
+        &self.peer
     }
 
     /// Sets the simulated time of the next event (driver side).
@@ -161,9 +176,14 @@ impl Cx {
         }
     }
 
-    /// Open the upstream side on `port`.
+    /// Open the upstream side on `port` of the first (or only) backend.
     pub fn dial(&mut self, port: u16) {
-        self.actions.push(Action::Dial { port });
+        self.dial_backend(0, port);
+    }
+
+    /// Open the upstream side on `port` of backend `backend` (counted from 0).
+    pub fn dial_backend(&mut self, backend: usize, port: u16) {
+        self.actions.push(Action::Dial { backend, port });
     }
 
     /// Half-close `side` (FIN).
@@ -200,6 +220,28 @@ impl Cx {
     /// The actions pushed since the last call, in order.
     pub fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)
+    }
+}
+
+/// One model instance on one host: makes a [`Connection`] for each accepted connection.
+/// State shared between a hop's connections (a balancer's rotation, a cache) lives here.
+pub trait Hop {
+    /// A fresh state machine for the next accepted connection.
+    fn connection(&mut self) -> Box<dyn Connection>;
+}
+
+/// A [`Hop`] whose connections share nothing: each is made by the closure.
+pub struct Independent<F>(pub F);
+
+impl<F> std::fmt::Debug for Independent<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Independent")
+    }
+}
+
+impl<F: FnMut() -> Box<dyn Connection>> Hop for Independent<F> {
+    fn connection(&mut self) -> Box<dyn Connection> {
+        (self.0)()
     }
 }
 

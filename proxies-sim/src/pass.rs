@@ -72,7 +72,10 @@ mod tests {
         assert_eq!(
             cx.take_actions(),
             vec![
-                Action::Dial { port: 443 },
+                Action::Dial {
+                    backend: 0,
+                    port: 443
+                },
                 Action::Send {
                     to: Side::Upstream,
                     bytes: b"hello".to_vec()

@@ -1,5 +1,15 @@
 //! The seeded random source handed to models: SplitMix64, small and reproducible everywhere.
 
+/// FNV-1a, 64 bits: a stable hash of `bytes`, the same on every platform and build.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// A deterministic pseudo-random generator (SplitMix64). The same seed gives the same sequence
 /// on every platform and build.
 #[derive(Debug, Clone)]

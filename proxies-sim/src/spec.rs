@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
-use crate::model::Connection;
-use crate::{idle_killer, pass, transparent_proxy};
+use crate::model::{Connection, Hop, Independent};
+use crate::{idle_killer, l4_balancer, pass, transparent_proxy};
 
 /// Every model's name, in catalogue order.
-pub const MODEL_NAMES: &[&str] = &["pass", "transparent-proxy", "idle-killer"];
+pub const MODEL_NAMES: &[&str] = &["pass", "transparent-proxy", "idle-killer", "l4-balancer"];
 
 /// A model and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub enum ModelSpec {
     TransparentProxy(transparent_proxy::Params),
     /// [`idle_killer`]: closes connections that stay quiet too long.
     IdleKiller(idle_killer::Params),
+    /// [`l4_balancer`]: a TCP balancer among several backends.
+    L4Balancer(l4_balancer::Params),
 }
 
 impl ModelSpec {
@@ -38,17 +40,39 @@ impl ModelSpec {
             ModelSpec::Pass(_) => "pass",
             ModelSpec::TransparentProxy(_) => "transparent-proxy",
             ModelSpec::IdleKiller(_) => "idle-killer",
+            ModelSpec::L4Balancer(_) => "l4-balancer",
         }
     }
 
-    /// A fresh state machine for one accepted connection.
-    pub fn connection(&self) -> Box<dyn Connection> {
+    /// How many upstream hosts (backends) the hop dials among; 1 for all but balancers.
+    pub fn backends(&self) -> usize {
+        match self {
+            ModelSpec::L4Balancer(p) => p.backends,
+            _ => 1,
+        }
+    }
+
+    /// The hop's instance on one host, which makes its connections.
+    pub fn hop(&self) -> Box<dyn Hop> {
+        match self {
+            ModelSpec::L4Balancer(p) => Box::new(l4_balancer::L4Hop::new(p)),
+            _ => {
+                let spec = self.clone();
+                Box::new(Independent(move || spec.connection()))
+            }
+        }
+    }
+
+    /// A fresh state machine for one accepted connection of a hop whose connections share
+    /// nothing.
+    fn connection(&self) -> Box<dyn Connection> {
         match self {
             ModelSpec::Pass(_) => Box::new(pass::Pass),
             ModelSpec::TransparentProxy(p) => {
                 Box::new(transparent_proxy::TransparentProxy::new(p.clone()))
             }
             ModelSpec::IdleKiller(p) => Box::new(idle_killer::IdleKiller::new(p.clone())),
+            ModelSpec::L4Balancer(_) => self.hop().connection(),
         }
     }
 
@@ -63,6 +87,11 @@ impl ModelSpec {
                 p.intercept_ports
             ),
             ModelSpec::IdleKiller(p) => p.summary(),
+            ModelSpec::L4Balancer(p) => format!(
+                "l4-balancer backends={} policy={}",
+                p.backends,
+                p.policy.as_str()
+            ),
         }
     }
 }
@@ -101,6 +130,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
                 ModelSpec::TransparentProxy(transparent_proxy::Params::deserialize(rest)?)
             }
             "idle-killer" => ModelSpec::IdleKiller(idle_killer::Params::deserialize(rest)?),
+            "l4-balancer" => ModelSpec::L4Balancer(l4_balancer::Params::deserialize(rest)?),
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
     }

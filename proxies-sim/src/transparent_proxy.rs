@@ -479,7 +479,10 @@ mod tests {
         p.on_event(&mut cx, Event::Accepted { port: 80 });
         feed(&mut p, &mut cx, Side::Client, UPGRADE);
         let actions = cx.take_actions();
-        assert!(actions.contains(&Action::Dial { port: 80 }));
+        assert!(actions.contains(&Action::Dial {
+            backend: 0,
+            port: 80
+        }));
         let up = String::from_utf8(sent(&actions, Side::Upstream)).unwrap();
         assert!(up.starts_with("GET /echo HTTP/1.1\r\n"));
         assert!(!up.to_ascii_lowercase().contains("upgrade"), "{up}");
@@ -597,7 +600,10 @@ mod tests {
             },
         );
         let actions = cx.take_actions();
-        assert!(actions.contains(&Action::Dial { port: 443 }));
+        assert!(actions.contains(&Action::Dial {
+            backend: 0,
+            port: 443
+        }));
         assert_eq!(sent(&actions, Side::Upstream), vec![0x16, 3, 1]);
     }
 

@@ -24,6 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Aborts the connection: the peer's next read fails with `ConnectionReset`.
     fn reset(self: Box<Self>);
+    /// The peer's address, as text (a balancer's source hash reads it).
+    fn peer(&self) -> String;
 }
 
 /// A boxed [`Io`].

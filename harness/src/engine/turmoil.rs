@@ -188,6 +188,10 @@ impl Io for TurmoilStream {
         }
         drop(self);
     }
+
+    fn peer(&self) -> String {
+        self.peer.ip().to_string()
+    }
 }
 
 impl AsyncRead for TurmoilStream {
