@@ -9,6 +9,8 @@
 //!   from a scenario file (`model = "..."` followed by the model's parameters).
 //! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
 //!   and message framing, shared by the models that read HTTP.
+//! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
+//!   [`http_proxy::Policy`] that rewrites heads and routes requests.
 //! - [`rng`]: the seeded random source a model receives through its context.
 //! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`].
 //!
@@ -42,6 +44,7 @@
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
 pub mod http;
+pub mod http_proxy;
 pub mod idle_killer;
 pub mod l4_balancer;
 pub mod model;

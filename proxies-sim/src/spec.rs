@@ -68,9 +68,7 @@ impl ModelSpec {
     fn connection(&self) -> Box<dyn Connection> {
         match self {
             ModelSpec::Pass(_) => Box::new(pass::Pass),
-            ModelSpec::TransparentProxy(p) => {
-                Box::new(transparent_proxy::TransparentProxy::new(p.clone()))
-            }
+            ModelSpec::TransparentProxy(p) => Box::new(transparent_proxy::connection(p)),
             ModelSpec::IdleKiller(p) => Box::new(idle_killer::IdleKiller::new(p.clone())),
             ModelSpec::L4Balancer(_) => self.hop().connection(),
         }

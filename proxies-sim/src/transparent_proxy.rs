@@ -18,13 +18,12 @@
 //! after a 101, say) get the `on-garbage` answer: `"400"` (an HTML error page, 400 toward the
 //! client or 502 when the server sent them, then FIN both ways) or `"reset"` (RST both ways).
 
-use std::collections::VecDeque;
-
 use serde::Deserialize;
 
-use crate::http::{self, Framing, Head, Parsed};
-use crate::model::{Connection, Cx, Event, Side};
-use crate::pass::relay;
+use crate::http::Head;
+pub use crate::http_proxy::OnGarbage;
+use crate::http_proxy::{HttpProxy, Policy, Route, Settings};
+use crate::model::Cx;
 
 /// Parameters of `transparent-proxy`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -76,362 +75,71 @@ impl Behaviour {
     }
 }
 
-/// The answer to bytes that are not HTTP.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-pub enum OnGarbage {
-    /// An HTML error page (400 to the client, 502 if the server sent the garbage), then FIN.
-    #[default]
-    #[serde(rename = "400")]
-    ErrorPage,
-    /// RST both ways.
-    #[serde(rename = "reset")]
-    Reset,
+/// A connection through `transparent-proxy`: the HTTP proxy engine with this policy.
+pub type TransparentProxy = HttpProxy<Rewrite>;
+
+/// Builds a connection.
+pub fn connection(params: &Params) -> TransparentProxy {
+    HttpProxy::new(
+        Rewrite {
+            behaviour: params.behaviour,
+        },
+        Settings {
+            http_ports: Some(params.intercept_ports.clone()),
+            on_garbage: params.on_garbage,
+            max_head_bytes: params.max_head_bytes,
+        },
+    )
 }
 
-impl OnGarbage {
-    /// The name scenario files use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnGarbage::ErrorPage => "400",
-            OnGarbage::Reset => "reset",
-        }
-    }
+/// `transparent-proxy`'s policy: rewrite heads per the behaviour, send everything to the
+/// server the client dialed, never tunnel.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    behaviour: Behaviour,
 }
 
-/// Which way a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    /// Requests, client to upstream.
-    Up,
-    /// Responses, upstream to client.
-    Down,
-}
+/// A relay that forwards bodies unchanged keeps their transfer coding.
+const KEEP: &[&str] = &["transfer-encoding"];
 
-impl Dir {
-    fn from(self) -> Side {
-        match self {
-            Dir::Up => Side::Client,
-            Dir::Down => Side::Upstream,
-        }
-    }
-}
-
-/// Where a direction is within its current message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
-    Head,
-    Body(Framing),
-}
-
-#[derive(Debug)]
-struct Stream {
-    buf: Vec<u8>,
-    phase: Phase,
-}
-
-impl Stream {
-    fn new() -> Self {
-        Self {
-            buf: Vec::new(),
-            phase: Phase::Head,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Waiting for `Accepted`.
-    New,
-    /// A port it does not intercept: bytes pass unread.
-    Opaque,
-    /// Reading HTTP.
-    Http { port: u16 },
-    /// It gave up on the connection (garbage answered); nothing more is forwarded.
-    Closed,
-}
-
-/// A connection through `transparent-proxy`.
-#[derive(Debug)]
-pub struct TransparentProxy {
-    params: Params,
-    mode: Mode,
-    dialed: bool,
-    up: Stream,
-    down: Stream,
-    /// Methods of forwarded requests not yet answered, oldest first.
-    methods: VecDeque<String>,
-}
-
-impl TransparentProxy {
-    /// A fresh connection with these parameters.
-    pub fn new(params: Params) -> Self {
-        Self {
-            params,
-            mode: Mode::New,
-            dialed: false,
-            up: Stream::new(),
-            down: Stream::new(),
-            methods: VecDeque::new(),
-        }
-    }
-
-    fn stream(&mut self, dir: Dir) -> &mut Stream {
-        match dir {
-            Dir::Up => &mut self.up,
-            Dir::Down => &mut self.down,
-        }
-    }
-
-    /// Consumes as much of the direction's buffer as it can.
-    fn pump(&mut self, cx: &mut Cx, dir: Dir) {
-        let to = dir.from().other();
-        loop {
-            if self.mode == Mode::Closed {
-                return;
+impl Policy for Rewrite {
+    fn request(&mut self, _cx: &mut Cx, head: &mut Head, port: u16) -> Route {
+        match self.behaviour {
+            Behaviour::ForwardThenChoke => {}
+            Behaviour::Strip => {
+                head.strip_hop_by_hop(KEEP);
             }
-            let phase = self.stream(dir).phase.clone();
-            match phase {
-                Phase::Head => {
-                    let max = self.params.max_head_bytes;
-                    let buf = &self.stream(dir).buf;
-                    if buf.is_empty() {
-                        return;
-                    }
-                    let parsed = match dir {
-                        Dir::Up => http::parse_request(buf, max),
-                        Dir::Down => http::parse_response(buf, max),
-                    };
-                    match parsed {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => return self.garbage(cx, dir, &reason),
-                        Parsed::Complete(head, len) => {
-                            self.stream(dir).buf.drain(..len);
-                            if let Err(reason) = self.forward_head(cx, dir, head) {
-                                return self.garbage(cx, dir, &reason);
-                            }
-                        }
-                    }
-                }
-                Phase::Body(Framing::None) => self.stream(dir).phase = Phase::Head,
-                Phase::Body(Framing::UntilClose) => {
-                    let bytes = std::mem::take(&mut self.stream(dir).buf);
-                    cx.send(to, bytes);
-                    return;
-                }
-                Phase::Body(Framing::Length(left)) => {
-                    let stream = self.stream(dir);
-                    let take = (left.min(stream.buf.len() as u64)) as usize;
-                    let bytes: Vec<u8> = stream.buf.drain(..take).collect();
-                    let left = left - take as u64;
-                    stream.phase = if left == 0 {
-                        Phase::Head
-                    } else {
-                        Phase::Body(Framing::Length(left))
-                    };
-                    cx.send(to, bytes);
-                    if left > 0 {
-                        return;
-                    }
-                }
-                Phase::Body(Framing::Chunked(mut scanner)) => {
-                    let stream = self.stream(dir);
-                    match scanner.scan(&stream.buf) {
-                        Ok((used, done)) => {
-                            let bytes: Vec<u8> = stream.buf.drain(..used).collect();
-                            stream.phase = if done {
-                                Phase::Head
-                            } else {
-                                Phase::Body(Framing::Chunked(scanner))
-                            };
-                            cx.send(to, bytes);
-                            if !done {
-                                return;
-                            }
-                        }
-                        Err(reason) => return self.garbage(cx, dir, &reason),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Rewrites and forwards one head, and sets the body phase that follows it.
-    fn forward_head(&mut self, cx: &mut Cx, dir: Dir, mut head: Head) -> Result<(), String> {
-        let behaviour = self.params.behaviour;
-        // A relay that forwards bodies unchanged keeps their transfer coding.
-        let keep: &[&str] = &["transfer-encoding"];
-        let removed = match (behaviour, dir) {
-            (Behaviour::ForwardThenChoke, _) => Vec::new(),
-            (Behaviour::Strip, _) => head.strip_hop_by_hop(keep),
-            (Behaviour::Http10Upstream, Dir::Up) => {
-                let removed = head.strip_hop_by_hop(&[]);
+            Behaviour::Http10Upstream => {
+                head.strip_hop_by_hop(&[]);
                 head.set_minor(0);
                 head.push("Connection", "close");
-                removed
             }
-            (Behaviour::Http10Upstream, Dir::Down) => {
-                let removed = head.strip_hop_by_hop(keep);
+        }
+        Route::Upstream { backend: 0, port }
+    }
+
+    fn response(&mut self, _cx: &mut Cx, head: &mut Head, _request: &Head) {
+        match self.behaviour {
+            Behaviour::ForwardThenChoke => {}
+            Behaviour::Strip => {
+                head.strip_hop_by_hop(KEEP);
+            }
+            Behaviour::Http10Upstream => {
+                head.strip_hop_by_hop(KEEP);
                 head.set_minor(1);
-                removed
             }
-        };
-        let line = match &head.start {
-            http::StartLine::Request {
-                method,
-                target,
-                minor,
-            } => format!("request {method} {target} HTTP/1.{minor}"),
-            http::StartLine::Response { status, reason, .. } => {
-                format!("response {status} {reason}")
-            }
-        };
-        if removed.is_empty() {
-            cx.note(format!("{line}: forwarded"));
-        } else {
-            cx.note(format!("{line}: forwarded without {}", removed.join(", ")));
         }
-        let framing = match dir {
-            Dir::Up => {
-                let framing = head.framing(None)?;
-                self.methods
-                    .push_back(head.method().unwrap_or_default().to_string());
-                if !self.dialed {
-                    if let Mode::Http { port } = self.mode {
-                        cx.dial(port);
-                        self.dialed = true;
-                    }
-                }
-                framing
-            }
-            Dir::Down => {
-                let status = head.status().unwrap_or_default();
-                let interim = (100..200).contains(&status) && status != 101;
-                let method = if interim {
-                    self.methods.front().cloned()
-                } else {
-                    self.methods.pop_front()
-                };
-                if status == 101 {
-                    cx.note(
-                        "101 forwarded; not upgrade-aware: reading what follows as HTTP messages",
-                    );
-                }
-                head.framing(method.as_deref())?
-            }
-        };
-        cx.send(dir.from().other(), head.to_bytes());
-        self.stream(dir).phase = Phase::Body(framing);
-        Ok(())
     }
 
-    /// Answers bytes that are not HTTP and gives up on the connection.
-    fn garbage(&mut self, cx: &mut Cx, dir: Dir, reason: &str) {
-        let pending = self.stream(dir).buf.len();
-        let who = dir.from().as_str();
-        match self.params.on_garbage {
-            OnGarbage::ErrorPage => {
-                let (status, text) = match dir {
-                    Dir::Up => (400, "Bad Request"),
-                    Dir::Down => (502, "Bad Gateway"),
-                };
-                cx.note(format!(
-                    "{who} sent {pending} bytes that are not HTTP ({reason}): answering {status} and closing"
-                ));
-                cx.send(
-                    Side::Client,
-                    http::error_response(status, text, "The proxy could not read the message."),
-                );
-                cx.fin(Side::Client);
-                if self.dialed {
-                    cx.fin(Side::Upstream);
-                }
-            }
-            OnGarbage::Reset => {
-                cx.note(format!(
-                    "{who} sent {pending} bytes that are not HTTP ({reason}): resetting both sides"
-                ));
-                cx.reset(Side::Client);
-                if self.dialed {
-                    cx.reset(Side::Upstream);
-                }
-            }
-        }
-        self.up.buf.clear();
-        self.down.buf.clear();
-        self.mode = Mode::Closed;
-    }
-}
-
-impl Connection for TransparentProxy {
-    fn on_event(&mut self, cx: &mut Cx, event: Event<'_>) {
-        match (self.mode, event) {
-            (Mode::New, Event::Accepted { port }) => {
-                if self.params.intercept_ports.contains(&port) {
-                    self.mode = Mode::Http { port };
-                } else {
-                    cx.note(format!("port {port} not intercepted: relaying opaquely"));
-                    self.mode = Mode::Opaque;
-                    relay(cx, Event::Accepted { port });
-                }
-            }
-            (Mode::Opaque, event) => relay(cx, event),
-            (Mode::Closed, Event::Data { from, bytes }) => cx.note(format!(
-                "discarded {} bytes from {} after giving up on the connection",
-                bytes.len(),
-                from.as_str()
-            )),
-            (Mode::Closed, _) => {}
-            (Mode::Http { .. }, Event::Data { from, bytes }) => {
-                let dir = match from {
-                    Side::Client => Dir::Up,
-                    Side::Upstream => Dir::Down,
-                };
-                self.stream(dir).buf.extend_from_slice(bytes);
-                self.pump(cx, dir);
-            }
-            (Mode::Http { .. }, Event::Fin { from }) => {
-                let dir = match from {
-                    Side::Client => Dir::Up,
-                    Side::Upstream => Dir::Down,
-                };
-                let left = self.stream(dir).buf.len();
-                if left > 0 {
-                    cx.note(format!(
-                        "{} closed with {left} bytes of an incomplete message: discarded",
-                        from.as_str()
-                    ));
-                    self.stream(dir).buf.clear();
-                }
-                let other = from.other();
-                if other == Side::Client || self.dialed {
-                    cx.fin(other);
-                }
-            }
-            (Mode::Http { .. }, Event::Reset { from }) => {
-                let other = from.other();
-                if other == Side::Client || self.dialed {
-                    cx.reset(other);
-                }
-            }
-            (Mode::Http { .. }, Event::DialFailed { reason }) => {
-                cx.note(format!("upstream dial failed ({reason}): answering 502"));
-                cx.send(
-                    Side::Client,
-                    http::error_response(502, "Bad Gateway", "The upstream is unreachable."),
-                );
-                cx.fin(Side::Client);
-                self.mode = Mode::Closed;
-            }
-            (Mode::Http { .. }, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
-            (Mode::New, _) => {}
-        }
+    fn tunnels_upgrades(&self) -> bool {
+        false
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Action, CloseHow};
+    use crate::model::{Action, CloseHow, Connection, Event, Side};
 
     const UPGRADE: &[u8] = b"GET /echo HTTP/1.1\r\nHost: server\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
@@ -439,7 +147,7 @@ mod tests {
     const FRAME: &[u8] = &[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
 
     fn proxy(behaviour: Behaviour, on_garbage: OnGarbage) -> TransparentProxy {
-        TransparentProxy::new(Params {
+        connection(&Params {
             behaviour,
             on_garbage,
             intercept_ports: vec![80],

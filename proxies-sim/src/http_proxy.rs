@@ -1,0 +1,531 @@
+//! The HTTP/1.1 proxy engine shared by every model that reads HTTP: it parses requests from
+//! the client and responses from upstream, asks a [`Policy`] what to do with each head, frames
+//! bodies (RFC 9112 §6), and after a 101 either opens a tunnel (an upgrade-aware proxy) or
+//! keeps reading HTTP (one that is not, and chokes on the first frame).
+//!
+//! A model is a [`Policy`]: it rewrites heads and routes requests. [`HttpProxy`] does the rest
+//! and is the model's [`Connection`].
+
+use std::collections::VecDeque;
+
+use crate::http::{self, Framing, Head, Parsed, StartLine};
+use crate::model::{Connection, Cx, Event, Side};
+use crate::pass::relay;
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To the upstream: `backend` of the hop's upstream hosts, on `port`. A connection is
+    /// bound to the backend its first request chose.
+    Upstream {
+        /// Which upstream host, from 0.
+        backend: usize,
+        /// The destination port.
+        port: u16,
+    },
+    /// Answered by the proxy itself with these bytes (a complete response); the connection
+    /// is then closed.
+    Answer(Vec<u8>),
+}
+
+/// What a model decides about heads.
+pub trait Policy: std::fmt::Debug {
+    /// Rewrites a request head from the client in place and says where it goes. `port` is
+    /// the port the connection was accepted on.
+    fn request(&mut self, cx: &mut Cx, head: &mut Head, port: u16) -> Route;
+
+    /// Rewrites a response head in place before it goes to the client. `request` is the
+    /// request it answers, as forwarded.
+    fn response(&mut self, cx: &mut Cx, head: &mut Head, request: &Head);
+
+    /// Whether a 101 answering a request that asked to upgrade turns the connection into an
+    /// opaque tunnel. A proxy that says no keeps reading HTTP after the 101.
+    fn tunnels_upgrades(&self) -> bool;
+}
+
+/// The answer to bytes that are not HTTP where a head is expected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum OnGarbage {
+    /// An HTML error page (400 to the client, 502 if the server sent the garbage), then FIN.
+    #[default]
+    #[serde(rename = "400")]
+    ErrorPage,
+    /// RST both ways.
+    #[serde(rename = "reset")]
+    Reset,
+}
+
+impl OnGarbage {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnGarbage::ErrorPage => "400",
+            OnGarbage::Reset => "reset",
+        }
+    }
+}
+
+/// How the engine reads a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Ports read as HTTP; others are relayed opaquely. `None`: every port.
+    pub http_ports: Option<Vec<u16>>,
+    /// The answer to bytes that are not HTTP.
+    pub on_garbage: OnGarbage,
+    /// The longest head accepted, in bytes.
+    pub max_head_bytes: usize,
+}
+
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    /// Requests, client to upstream.
+    Up,
+    /// Responses, upstream to client.
+    Down,
+}
+
+impl Dir {
+    fn from(self) -> Side {
+        match self {
+            Dir::Up => Side::Client,
+            Dir::Down => Side::Upstream,
+        }
+    }
+
+    fn of(side: Side) -> Dir {
+        match side {
+            Side::Client => Dir::Up,
+            Side::Upstream => Dir::Down,
+        }
+    }
+}
+
+/// Where a direction is within its current message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Head,
+    Body(Framing),
+}
+
+#[derive(Debug)]
+struct Stream {
+    buf: Vec<u8>,
+    phase: Phase,
+}
+
+impl Stream {
+    fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            phase: Phase::Head,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Waiting for `Accepted`.
+    New,
+    /// A port it does not read: bytes pass unread.
+    Opaque,
+    /// Reading HTTP.
+    Http { port: u16 },
+    /// Upgraded: bytes pass unread both ways.
+    Tunnel,
+    /// It gave up on the connection; nothing more is forwarded.
+    Closed,
+}
+
+/// A connection through an HTTP proxy whose decisions are `P`'s.
+#[derive(Debug)]
+pub struct HttpProxy<P> {
+    policy: P,
+    settings: Settings,
+    mode: Mode,
+    dialed: Option<usize>,
+    up: Stream,
+    down: Stream,
+    /// Forwarded requests not yet answered, oldest first.
+    pending: VecDeque<Head>,
+}
+
+impl<P: Policy> HttpProxy<P> {
+    /// A fresh connection.
+    pub fn new(policy: P, settings: Settings) -> Self {
+        Self {
+            policy,
+            settings,
+            mode: Mode::New,
+            dialed: None,
+            up: Stream::new(),
+            down: Stream::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The policy, for models that keep state in it.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Whether the connection has become an upgraded tunnel.
+    pub fn tunnelling(&self) -> bool {
+        self.mode == Mode::Tunnel
+    }
+
+    fn stream(&mut self, dir: Dir) -> &mut Stream {
+        match dir {
+            Dir::Up => &mut self.up,
+            Dir::Down => &mut self.down,
+        }
+    }
+
+    /// Consumes as much of the direction's buffer as it can.
+    fn pump(&mut self, cx: &mut Cx, dir: Dir) {
+        let to = dir.from().other();
+        loop {
+            match self.mode {
+                Mode::Closed => return,
+                Mode::Tunnel => {
+                    let bytes = std::mem::take(&mut self.stream(dir).buf);
+                    cx.send(to, bytes);
+                    return;
+                }
+                _ => {}
+            }
+            let phase = self.stream(dir).phase.clone();
+            match phase {
+                Phase::Head => {
+                    let max = self.settings.max_head_bytes;
+                    let buf = &self.stream(dir).buf;
+                    if buf.is_empty() {
+                        return;
+                    }
+                    let parsed = match dir {
+                        Dir::Up => http::parse_request(buf, max),
+                        Dir::Down => http::parse_response(buf, max),
+                    };
+                    match parsed {
+                        Parsed::Partial => return,
+                        Parsed::Invalid(reason) => return self.garbage(cx, dir, &reason),
+                        Parsed::Complete(head, len) => {
+                            self.stream(dir).buf.drain(..len);
+                            let done = match dir {
+                                Dir::Up => self.forward_request(cx, head),
+                                Dir::Down => self.forward_response(cx, head),
+                            };
+                            if let Err(reason) = done {
+                                return self.garbage(cx, dir, &reason);
+                            }
+                        }
+                    }
+                }
+                Phase::Body(Framing::None) => self.stream(dir).phase = Phase::Head,
+                Phase::Body(Framing::UntilClose) => {
+                    let bytes = std::mem::take(&mut self.stream(dir).buf);
+                    cx.send(to, bytes);
+                    return;
+                }
+                Phase::Body(Framing::Length(left)) => {
+                    let stream = self.stream(dir);
+                    let take = (left.min(stream.buf.len() as u64)) as usize;
+                    let bytes: Vec<u8> = stream.buf.drain(..take).collect();
+                    let left = left - take as u64;
+                    stream.phase = if left == 0 {
+                        Phase::Head
+                    } else {
+                        Phase::Body(Framing::Length(left))
+                    };
+                    cx.send(to, bytes);
+                    if left > 0 {
+                        return;
+                    }
+                }
+                Phase::Body(Framing::Chunked(mut scanner)) => {
+                    let stream = self.stream(dir);
+                    match scanner.scan(&stream.buf) {
+                        Ok((used, done)) => {
+                            let bytes: Vec<u8> = stream.buf.drain(..used).collect();
+                            stream.phase = if done {
+                                Phase::Head
+                            } else {
+                                Phase::Body(Framing::Chunked(scanner))
+                            };
+                            cx.send(to, bytes);
+                            if !done {
+                                return;
+                            }
+                        }
+                        Err(reason) => return self.garbage(cx, dir, &reason),
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward_request(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), String> {
+        let Mode::Http { port } = self.mode else {
+            return Ok(());
+        };
+        let before = head.clone();
+        let route = self.policy.request(cx, &mut head, port);
+        match route {
+            Route::Answer(response) => {
+                cx.note(format!(
+                    "{}: answered by the proxy: {}",
+                    describe(&before),
+                    first_line(&response)
+                ));
+                cx.send(Side::Client, response);
+                self.close_both(cx);
+                Ok(())
+            }
+            Route::Upstream { backend, port } => {
+                let framing = head.framing(None)?;
+                cx.note(format!(
+                    "{}: forwarded{}",
+                    describe(&before),
+                    changes(&before, &head)
+                ));
+                match self.dialed {
+                    None => {
+                        cx.dial_backend(backend, port);
+                        self.dialed = Some(backend);
+                    }
+                    Some(bound) if bound != backend => cx.note(format!(
+                        "the policy chose backend {} but the connection is bound to backend {}: kept",
+                        backend + 1,
+                        bound + 1
+                    )),
+                    Some(_) => {}
+                }
+                cx.send(Side::Upstream, head.to_bytes());
+                self.up.phase = Phase::Body(framing);
+                self.pending.push_back(head);
+                Ok(())
+            }
+        }
+    }
+
+    fn forward_response(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), String> {
+        let status = head.status().unwrap_or_default();
+        let interim = (100..200).contains(&status) && status != 101;
+        let request = if interim {
+            self.pending.front().cloned()
+        } else {
+            self.pending.pop_front()
+        };
+        let Some(request) = request else {
+            return Err(format!("a {status} response to no request"));
+        };
+        let before = head.clone();
+        self.policy.response(cx, &mut head, &request);
+        cx.note(format!(
+            "{}: forwarded{}",
+            describe(&before),
+            changes(&before, &head)
+        ));
+        let asked = request.has("upgrade") && request.connection_has("upgrade");
+        if status == 101 {
+            if asked && self.policy.tunnels_upgrades() {
+                cx.note("101 answers an upgrade: tunnelling");
+                cx.send(Side::Client, head.to_bytes());
+                self.mode = Mode::Tunnel;
+                let early = std::mem::take(&mut self.up.buf);
+                cx.send(Side::Upstream, early);
+                return Ok(());
+            }
+            cx.note("101 forwarded; not upgrade-aware: reading what follows as HTTP messages");
+        }
+        let framing = head.framing(request.method())?;
+        cx.send(Side::Client, head.to_bytes());
+        self.down.phase = Phase::Body(framing);
+        Ok(())
+    }
+
+    fn close_both(&mut self, cx: &mut Cx) {
+        cx.fin(Side::Client);
+        if self.dialed.is_some() {
+            cx.fin(Side::Upstream);
+        }
+        self.up.buf.clear();
+        self.down.buf.clear();
+        self.mode = Mode::Closed;
+    }
+
+    /// Answers bytes that are not HTTP and gives up on the connection.
+    fn garbage(&mut self, cx: &mut Cx, dir: Dir, reason: &str) {
+        let pending = self.stream(dir).buf.len();
+        let who = dir.from().as_str();
+        match self.settings.on_garbage {
+            OnGarbage::ErrorPage => {
+                let (status, text) = match dir {
+                    Dir::Up => (400, "Bad Request"),
+                    Dir::Down => (502, "Bad Gateway"),
+                };
+                cx.note(format!(
+                    "{who} sent {pending} bytes that are not HTTP ({reason}): answering {status} and closing"
+                ));
+                cx.send(
+                    Side::Client,
+                    http::error_response(status, text, "The proxy could not read the message."),
+                );
+                self.close_both(cx);
+            }
+            OnGarbage::Reset => {
+                cx.note(format!(
+                    "{who} sent {pending} bytes that are not HTTP ({reason}): resetting both sides"
+                ));
+                cx.reset(Side::Client);
+                if self.dialed.is_some() {
+                    cx.reset(Side::Upstream);
+                }
+                self.up.buf.clear();
+                self.down.buf.clear();
+                self.mode = Mode::Closed;
+            }
+        }
+    }
+}
+
+/// `request GET /x HTTP/1.1` or `response 101 Switching Protocols`.
+fn describe(head: &Head) -> String {
+    match &head.start {
+        StartLine::Request {
+            method,
+            target,
+            minor,
+        } => format!("request {method} {target} HTTP/1.{minor}"),
+        StartLine::Response { status, reason, .. } => format!("response {status} {reason}"),
+    }
+}
+
+/// What changed between two versions of a head, as a transcript suffix.
+fn changes(before: &Head, after: &Head) -> String {
+    let lower = |h: &Head| -> Vec<String> {
+        h.fields
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect()
+    };
+    let (b, a) = (lower(before), lower(after));
+    let mut removed: Vec<String> = Vec::new();
+    for name in &b {
+        if !a.contains(name) && !removed.contains(name) {
+            removed.push(name.clone());
+        }
+    }
+    let mut added: Vec<String> = Vec::new();
+    for name in &a {
+        if !b.contains(name) && !added.contains(name) {
+            added.push(name.clone());
+        }
+    }
+    let mut out = String::new();
+    if before.start != after.start {
+        out.push_str(&format!(" as `{}`", first_line(&after.to_bytes())));
+    }
+    if !removed.is_empty() {
+        out.push_str(&format!(" without {}", removed.join(", ")));
+    }
+    if !added.is_empty() {
+        out.push_str(&format!(" adding {}", added.join(", ")));
+    }
+    let values = |h: &Head, name: &str| -> Vec<Vec<u8>> {
+        h.fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(n, v)| [n.as_bytes(), b":", v].concat())
+            .collect()
+    };
+    let mut rewritten: Vec<String> = Vec::new();
+    for name in &a {
+        if b.contains(name)
+            && !rewritten.contains(name)
+            && values(before, name) != values(after, name)
+        {
+            rewritten.push(name.clone());
+        }
+    }
+    if !rewritten.is_empty() {
+        out.push_str(&format!(" rewriting {}", rewritten.join(", ")));
+    }
+    out
+}
+
+/// The first line of a message, as text.
+fn first_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).to_string()
+}
+
+impl<P: Policy> Connection for HttpProxy<P> {
+    fn on_event(&mut self, cx: &mut Cx, event: Event<'_>) {
+        match (self.mode, event) {
+            (Mode::New, Event::Accepted { port }) => {
+                let reads = self
+                    .settings
+                    .http_ports
+                    .as_ref()
+                    .is_none_or(|p| p.contains(&port));
+                if reads {
+                    self.mode = Mode::Http { port };
+                } else {
+                    cx.note(format!("port {port} not read as HTTP: relaying opaquely"));
+                    self.mode = Mode::Opaque;
+                    relay(cx, Event::Accepted { port });
+                }
+            }
+            (Mode::New, _) => {}
+            (Mode::Opaque, event) => relay(cx, event),
+            (Mode::Tunnel, Event::Timer { .. }) => {}
+            (Mode::Tunnel, event) => relay(cx, event),
+            (Mode::Closed, Event::Data { from, bytes }) => cx.note(format!(
+                "discarded {} bytes from {} after giving up on the connection",
+                bytes.len(),
+                from.as_str()
+            )),
+            (Mode::Closed, _) => {}
+            (Mode::Http { .. }, Event::Data { from, bytes }) => {
+                let dir = Dir::of(from);
+                self.stream(dir).buf.extend_from_slice(bytes);
+                self.pump(cx, dir);
+            }
+            (Mode::Http { .. }, Event::Fin { from }) => {
+                let dir = Dir::of(from);
+                let left = self.stream(dir).buf.len();
+                if left > 0 {
+                    cx.note(format!(
+                        "{} closed with {left} bytes of an incomplete message: discarded",
+                        from.as_str()
+                    ));
+                    self.stream(dir).buf.clear();
+                }
+                let other = from.other();
+                if other == Side::Client || self.dialed.is_some() {
+                    cx.fin(other);
+                }
+            }
+            (Mode::Http { .. }, Event::Reset { from }) => {
+                let other = from.other();
+                if other == Side::Client || self.dialed.is_some() {
+                    cx.reset(other);
+                }
+            }
+            (Mode::Http { .. }, Event::DialFailed { reason }) => {
+                cx.note(format!("upstream dial failed ({reason}): answering 502"));
+                cx.send(
+                    Side::Client,
+                    http::error_response(502, "Bad Gateway", "The upstream is unreachable."),
+                );
+                cx.fin(Side::Client);
+                self.mode = Mode::Closed;
+            }
+            (Mode::Http { .. }, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
+        }
+    }
+}
