@@ -10,8 +10,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use gauntlet_proxies::http::{self, base64};
 use gauntlet_proxies::rng::Rng;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
@@ -45,7 +46,26 @@ pub struct Plan {
     pub tls: Arc<rustls::ClientConfig>,
     /// Ping keepalive interval, counted from the open.
     pub ping_interval: Option<Duration>,
+    /// An explicit proxy to ask for a tunnel with CONNECT.
+    pub proxy: Option<ProxyPlan>,
 }
+
+/// The explicit proxy the client is configured with.
+#[derive(Debug, Clone)]
+pub struct ProxyPlan {
+    /// Its host name.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// `user:password`, sent after a 407.
+    pub credentials: Option<String>,
+}
+
+/// The port hops listen on for clients that use them as an explicit proxy (Squid's 3128).
+pub const PROXY_PORT: u16 = 3128;
+
+/// The longest CONNECT answer head the client reads.
+const MAX_PROXY_HEAD: usize = 8192;
 
 /// What the client saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,14 +212,10 @@ async fn handshake(
 ) -> Result<Ws, Fail> {
     let port = plan.scheme.port();
     let host = plan.host.as_str();
-    t.log(net.now(), WHO, format!("connecting to {host}:{port}"));
-    let tcp = net.connect(host, port).await.map_err(|e| {
-        fail(
-            Outcome::ConnectRefused,
-            format!("tcp connect to {host}:{port} failed: {e}"),
-        )
-    })?;
-    t.log(net.now(), WHO, "tcp connected");
+    let tcp = match &plan.proxy {
+        None => tcp_connect(net, t, host, port).await?,
+        Some(proxy) => tunnel(net, t, proxy, host, port, phase).await?,
+    };
     let io: Box<dyn AsyncIo> = match plan.scheme {
         Scheme::Ws => Box::new(tcp),
         Scheme::Wss => {
@@ -316,6 +332,100 @@ async fn handshake(
             Outcome::HandshakeRejected,
             format!("no HTTP response: {} at {}", describe(&e), ms(net.now())),
         )),
+    }
+}
+
+async fn tcp_connect(
+    net: &NetRef,
+    t: &Transcript,
+    host: &str,
+    port: u16,
+) -> Result<crate::engine::Stream, Fail> {
+    t.log(net.now(), WHO, format!("connecting to {host}:{port}"));
+    let tcp = net.connect(host, port).await.map_err(|e| {
+        fail(
+            Outcome::ConnectRefused,
+            format!("tcp connect to {host}:{port} failed: {e}"),
+        )
+    })?;
+    t.log(net.now(), WHO, "tcp connected");
+    Ok(tcp)
+}
+
+/// Asks the explicit proxy for a tunnel to `host:port` (RFC 6455 §4.1), retrying once with
+/// credentials after a 407 if it has them. Any other non-2xx answer fails the connection.
+async fn tunnel(
+    net: &NetRef,
+    t: &Transcript,
+    proxy: &ProxyPlan,
+    host: &str,
+    port: u16,
+    phase: &Cell<&'static str>,
+) -> Result<crate::engine::Stream, Fail> {
+    let mut authorization: Option<String> = None;
+    loop {
+        phase.set("tcp connect");
+        let mut tcp = tcp_connect(net, t, &proxy.host, proxy.port).await?;
+        phase.set("connect");
+        let mut request = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+        if let Some(a) = &authorization {
+            request.push_str(&format!("Proxy-Authorization: Basic {a}\r\n"));
+        }
+        request.push_str("\r\n");
+        t.log(
+            net.now(),
+            WHO,
+            format!("CONNECT {host}:{port} via {}", proxy.host),
+        );
+        let refused = |detail: String| fail(Outcome::ConnectRefused, detail);
+        tcp.write_all(request.as_bytes())
+            .await
+            .map_err(|e| refused(format!("CONNECT could not be sent: {e}")))?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        let parsed = loop {
+            let n = tcp.read(&mut byte).await.map_err(|e| {
+                refused(format!(
+                    "the proxy reset the connection before answering CONNECT ({e}) at {}",
+                    ms(net.now())
+                ))
+            })?;
+            if n == 0 {
+                return Err(refused(format!(
+                    "the proxy closed the connection without answering CONNECT, at {}",
+                    ms(net.now())
+                )));
+            }
+            head.push(byte[0]);
+            match http::parse_response(&head, MAX_PROXY_HEAD) {
+                http::Parsed::Partial => continue,
+                http::Parsed::Invalid(reason) => {
+                    return Err(refused(format!(
+                        "the proxy's answer to CONNECT is not HTTP ({reason})"
+                    )));
+                }
+                http::Parsed::Complete(h, _) => break h,
+            }
+        };
+        let status = parsed.status().unwrap_or_default();
+        let reason = match &parsed.start {
+            http::StartLine::Response { reason, .. } => reason.clone(),
+            http::StartLine::Request { .. } => String::new(),
+        };
+        t.log(net.now(), WHO, format!("proxy answered {status} {reason}"));
+        if (200..300).contains(&status) {
+            return Ok(tcp);
+        }
+        if status == 407 && authorization.is_none() {
+            if let Some(c) = &proxy.credentials {
+                authorization = Some(base64(c.as_bytes()));
+                continue;
+            }
+        }
+        return Err(refused(format!(
+            "proxy answered {status} {reason} to CONNECT {host}:{port} at {}",
+            ms(net.now())
+        )));
     }
 }
 
@@ -698,37 +808,9 @@ pub fn payload(seed: u64, i: u32, len: usize) -> String {
     text
 }
 
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn payloads_have_the_asked_length_and_depend_on_seed_and_index() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use crate::client::{self, Plan, Report};
+use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
 use crate::engine::{Engine, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
@@ -95,14 +95,23 @@ pub fn run(
             hop_software(
                 Rc::new(spec.clone()),
                 upstreams,
-                vec![80, 443],
+                vec![80, 443, client::PROXY_PORT],
                 seed ^ ((i as u64 + 1) << 32),
                 t.clone(),
             ),
         );
     }
+    let mut proxy = None;
     let host = match (scenario.client.route, scenario.path.is_empty()) {
         (Route::Direct, false) => hops[0].clone(),
+        (Route::Explicit, false) => {
+            proxy = Some(ProxyPlan {
+                host: hops[0].clone(),
+                port: client::PROXY_PORT,
+                credentials: scenario.client.proxy_credentials.clone(),
+            });
+            "server".to_string()
+        }
         (Route::Transparent, false) => {
             topology.intercept("client", "server", &hops[0]);
             "server".to_string()
@@ -117,6 +126,7 @@ pub fn run(
         seed,
         tls: tls.client.clone(),
         ping_interval: scenario.client.ping_interval,
+        proxy,
     };
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());

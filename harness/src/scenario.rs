@@ -60,6 +60,10 @@ pub enum Route {
     /// The client dials the first hop by its own name (a reverse proxy or balancer in front
     /// of the server), or the server when the path is empty.
     Direct,
+    /// The client is configured to use the first hop as its proxy: it connects to the hop's
+    /// port 3128 and asks for a tunnel with `CONNECT server:port` (RFC 6455 §4.1), for ws and
+    /// wss alike; a non-2xx answer fails the connection (`connect-refused`).
+    Explicit,
 }
 
 /// What the client does once connected.
@@ -111,6 +115,8 @@ pub struct Client {
     pub handshake_timeout: Duration,
     /// The traffic.
     pub workload: Workload,
+    /// `user:password` for an explicit proxy that answers 407.
+    pub proxy_credentials: Option<String>,
     /// Sends a Ping this often, counted from the open (as Python `websockets` does); an
     /// unanswered Ping is a stall. `None`: no keepalive.
     pub ping_interval: Option<Duration>,
@@ -278,13 +284,13 @@ struct RawScenario {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawClient {
     schemes: Spanned<Vec<Scheme>>,
-    #[serde(default)]
-    route: Route,
+    route: Option<Spanned<Route>>,
     #[serde(default = "default_handshake_timeout_ms")]
     handshake_timeout_ms: Spanned<u64>,
     #[serde(default)]
     workload: RawWorkload,
     ping_interval_ms: Option<Spanned<u64>>,
+    proxy_credentials: Option<Spanned<String>>,
 }
 
 fn default_handshake_timeout_ms() -> Spanned<u64> {
@@ -458,6 +464,28 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     };
     let handshake_timeout = positive(&c.handshake_timeout_ms, "handshake-timeout-ms")?;
     let reply_timeout = positive(&w.reply_timeout_ms, "reply-timeout-ms")?;
+    let route = c.route.as_ref().map_or(Route::default(), |r| *r.get_ref());
+    if route == Route::Explicit && raw.path.is_empty() {
+        return Err(fail(
+            c.route.as_ref().map_or(0..0, |r| r.span()),
+            "`route = \"explicit\"` needs a path whose first hop is the proxy".into(),
+        ));
+    }
+    let proxy_credentials = match c.proxy_credentials {
+        Some(v) if route != Route::Explicit => {
+            return Err(fail(
+                v.span(),
+                "`proxy-credentials` needs `route = \"explicit\"`".into(),
+            ));
+        }
+        Some(v) if !v.get_ref().contains(':') => {
+            return Err(fail(
+                v.span(),
+                "`proxy-credentials` must be `user:password`".into(),
+            ));
+        }
+        v => v.map(Spanned::into_inner),
+    };
     let ping_interval = match &c.ping_interval_ms {
         Some(v) => Some(positive(v, "ping-interval-ms")?),
         None => None,
@@ -545,7 +573,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         faults,
         client: Client {
             schemes,
-            route: c.route,
+            route,
             handshake_timeout,
             workload: Workload {
                 kind: w.kind,
@@ -556,6 +584,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 idle,
             },
             ping_interval,
+            proxy_credentials,
         },
         expect,
     })

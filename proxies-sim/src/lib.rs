@@ -12,7 +12,7 @@
 //! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
 //!   [`http_proxy::Policy`] that rewrites heads and routes requests.
 //! - [`rng`]: the seeded random source a model receives through its context.
-//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`].
+//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`].
 //!
 //! # The model contract
 //!
@@ -43,6 +43,7 @@
 //! 7. **Unit-testable without a runtime.** Feed events to a connection with a [`Cx`] and read
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
+pub mod connect_proxy;
 pub mod http;
 pub mod http_proxy;
 pub mod idle_killer;

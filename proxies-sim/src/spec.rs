@@ -15,10 +15,16 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
-use crate::{idle_killer, l4_balancer, pass, transparent_proxy};
+use crate::{connect_proxy, idle_killer, l4_balancer, pass, transparent_proxy};
 
 /// Every model's name, in catalogue order.
-pub const MODEL_NAMES: &[&str] = &["pass", "transparent-proxy", "idle-killer", "l4-balancer"];
+pub const MODEL_NAMES: &[&str] = &[
+    "pass",
+    "transparent-proxy",
+    "idle-killer",
+    "l4-balancer",
+    "connect-proxy",
+];
 
 /// A model and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,8 @@ pub enum ModelSpec {
     IdleKiller(idle_killer::Params),
     /// [`l4_balancer`]: a TCP balancer among several backends.
     L4Balancer(l4_balancer::Params),
+    /// [`connect_proxy`]: an explicit proxy for clients configured to use one.
+    ConnectProxy(connect_proxy::Params),
 }
 
 impl ModelSpec {
@@ -41,6 +49,7 @@ impl ModelSpec {
             ModelSpec::TransparentProxy(_) => "transparent-proxy",
             ModelSpec::IdleKiller(_) => "idle-killer",
             ModelSpec::L4Balancer(_) => "l4-balancer",
+            ModelSpec::ConnectProxy(_) => "connect-proxy",
         }
     }
 
@@ -71,6 +80,7 @@ impl ModelSpec {
             ModelSpec::TransparentProxy(p) => Box::new(transparent_proxy::connection(p)),
             ModelSpec::IdleKiller(p) => Box::new(idle_killer::IdleKiller::new(p.clone())),
             ModelSpec::L4Balancer(_) => self.hop().connection(),
+            ModelSpec::ConnectProxy(p) => Box::new(connect_proxy::ConnectProxy::new(p.clone())),
         }
     }
 
@@ -90,6 +100,7 @@ impl ModelSpec {
                 p.backends,
                 p.policy.as_str()
             ),
+            ModelSpec::ConnectProxy(p) => p.summary(),
         }
     }
 }
@@ -129,6 +140,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
             }
             "idle-killer" => ModelSpec::IdleKiller(idle_killer::Params::deserialize(rest)?),
             "l4-balancer" => ModelSpec::L4Balancer(l4_balancer::Params::deserialize(rest)?),
+            "connect-proxy" => ModelSpec::ConnectProxy(connect_proxy::Params::deserialize(rest)?),
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
     }

@@ -112,6 +112,7 @@ fn run_with_pings(
         seed: 1,
         tls: tls.client,
         ping_interval,
+        proxy: None,
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();
