@@ -263,13 +263,6 @@ pub struct IdleKiller {
     closed: [bool; 2],
 }
 
-fn index(side: Side) -> usize {
-    match side {
-        Side::Client => 0,
-        Side::Upstream => 1,
-    }
-}
-
 impl IdleKiller {
     /// A fresh connection.
     pub fn new(params: Params) -> Self {
@@ -315,7 +308,7 @@ impl IdleKiller {
         }
         cx.note(format!("idle for {quiet} ms: closing"));
         for side in [Side::Client, Side::Upstream] {
-            if self.closed[index(side)] {
+            if self.closed[side.index()] {
                 continue;
             }
             match self.expiry(side) {
@@ -331,14 +324,14 @@ impl IdleKiller {
     fn after_expiry(&mut self, cx: &mut Cx, event: Event<'_>) {
         if let Event::Data { from, bytes } = event {
             match self.expiry(from) {
-                Expiry::ResetOnNextPacket if !self.closed[index(from)] => {
+                Expiry::ResetOnNextPacket if !self.closed[from.index()] => {
                     cx.note(format!(
                         "{} bytes from {} on a forgotten flow: RST",
                         bytes.len(),
                         from.as_str()
                     ));
                     cx.reset(from);
-                    self.closed[index(from)] = true;
+                    self.closed[from.index()] = true;
                 }
                 _ => cx.note(format!(
                     "discarded {} bytes from {} after the idle timeout",
@@ -372,9 +365,9 @@ impl Connection for IdleKiller {
                 }
             }
             Event::Fin { from } | Event::Reset { from } => {
-                self.closed[index(from)] = true;
+                self.closed[from.index()] = true;
                 if matches!(event, Event::Reset { .. }) {
-                    self.closed[index(from.other())] = true;
+                    self.closed[from.other().index()] = true;
                 }
             }
             Event::DialFailed { .. } => {

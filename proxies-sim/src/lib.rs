@@ -12,7 +12,7 @@
 //! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
 //!   [`http_proxy::Policy`] that rewrites heads and routes requests.
 //! - [`rng`]: the seeded random source a model receives through its context.
-//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`].
+//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`], [`lifetime_cap`], [`header_mangler`].
 //!
 //! # The model contract
 //!
@@ -44,10 +44,12 @@
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
 pub mod connect_proxy;
+pub mod header_mangler;
 pub mod http;
 pub mod http_proxy;
 pub mod idle_killer;
 pub mod l4_balancer;
+pub mod lifetime_cap;
 pub mod model;
 pub mod pass;
 pub mod rng;

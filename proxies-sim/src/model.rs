@@ -23,6 +23,14 @@ impl Side {
         }
     }
 
+    /// 0 for the client, 1 for the upstream: an index into per-side arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Upstream => 1,
+        }
+    }
+
     /// `client` or `upstream`, for transcripts.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -15,7 +15,9 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
-use crate::{connect_proxy, idle_killer, l4_balancer, pass, transparent_proxy};
+use crate::{
+    connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass, transparent_proxy,
+};
 
 /// Every model's name, in catalogue order.
 pub const MODEL_NAMES: &[&str] = &[
@@ -24,6 +26,8 @@ pub const MODEL_NAMES: &[&str] = &[
     "idle-killer",
     "l4-balancer",
     "connect-proxy",
+    "lifetime-cap",
+    "header-mangler",
 ];
 
 /// A model and its parameters.
@@ -39,6 +43,10 @@ pub enum ModelSpec {
     L4Balancer(l4_balancer::Params),
     /// [`connect_proxy`]: an explicit proxy for clients configured to use one.
     ConnectProxy(connect_proxy::Params),
+    /// [`lifetime_cap`]: closes connections at a maximum age.
+    LifetimeCap(lifetime_cap::Params),
+    /// [`header_mangler`]: rewrites named header fields, then tunnels.
+    HeaderMangler(header_mangler::Params),
 }
 
 impl ModelSpec {
@@ -50,6 +58,8 @@ impl ModelSpec {
             ModelSpec::IdleKiller(_) => "idle-killer",
             ModelSpec::L4Balancer(_) => "l4-balancer",
             ModelSpec::ConnectProxy(_) => "connect-proxy",
+            ModelSpec::LifetimeCap(_) => "lifetime-cap",
+            ModelSpec::HeaderMangler(_) => "header-mangler",
         }
     }
 
@@ -81,6 +91,8 @@ impl ModelSpec {
             ModelSpec::IdleKiller(p) => Box::new(idle_killer::IdleKiller::new(p.clone())),
             ModelSpec::L4Balancer(_) => self.hop().connection(),
             ModelSpec::ConnectProxy(p) => Box::new(connect_proxy::ConnectProxy::new(p.clone())),
+            ModelSpec::LifetimeCap(p) => Box::new(lifetime_cap::LifetimeCap::new(p.clone())),
+            ModelSpec::HeaderMangler(p) => Box::new(header_mangler::connection(p)),
         }
     }
 
@@ -101,6 +113,8 @@ impl ModelSpec {
                 p.policy.as_str()
             ),
             ModelSpec::ConnectProxy(p) => p.summary(),
+            ModelSpec::LifetimeCap(p) => p.summary(),
+            ModelSpec::HeaderMangler(p) => p.summary(),
         }
     }
 }
@@ -141,6 +155,10 @@ impl<'de> Visitor<'de> for SpecVisitor {
             "idle-killer" => ModelSpec::IdleKiller(idle_killer::Params::deserialize(rest)?),
             "l4-balancer" => ModelSpec::L4Balancer(l4_balancer::Params::deserialize(rest)?),
             "connect-proxy" => ModelSpec::ConnectProxy(connect_proxy::Params::deserialize(rest)?),
+            "lifetime-cap" => ModelSpec::LifetimeCap(lifetime_cap::Params::deserialize(rest)?),
+            "header-mangler" => {
+                ModelSpec::HeaderMangler(header_mangler::Params::deserialize(rest)?)
+            }
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
     }
