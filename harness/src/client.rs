@@ -397,6 +397,9 @@ async fn tunnel(
                 )));
             }
             head.push(byte[0]);
+            if !head.ends_with(b"\r\n\r\n") && head.len() <= MAX_PROXY_HEAD {
+                continue;
+            }
             match http::parse_response(&head, MAX_PROXY_HEAD) {
                 http::Parsed::Partial => continue,
                 http::Parsed::Invalid(reason) => {

@@ -152,18 +152,19 @@ impl ConnectProxy {
         }
     }
 
-    fn refuse(&mut self, cx: &mut Cx, status: u16, reason: &str, why: String, extra: &str) {
+    fn refuse(
+        &mut self,
+        cx: &mut Cx,
+        status: u16,
+        reason: &str,
+        why: String,
+        extra: &[(&str, &str)],
+    ) {
         cx.note(format!("{why}: {status} {reason}"));
-        let mut response = http::error_response(status, reason, &why);
-        if !extra.is_empty() {
-            // Insert the extra field after the status line.
-            let at = response
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .map_or(0, |p| p + 2);
-            response.splice(at..at, extra.bytes());
-        }
-        cx.send(Side::Client, response);
+        cx.send(
+            Side::Client,
+            http::error_response_with(status, reason, &why, extra),
+        );
         cx.fin(Side::Client);
         self.state = State::Closed;
     }
@@ -188,7 +189,7 @@ impl ConnectProxy {
                     407,
                     "Proxy Authentication Required",
                     why,
-                    "Proxy-Authenticate: Basic realm=\"gauntlet\"\r\n",
+                    &[("Proxy-Authenticate", "Basic realm=\"gauntlet\"")],
                 );
             }
         }
@@ -225,7 +226,7 @@ impl ConnectProxy {
                 400,
                 "Bad Request",
                 format!("CONNECT target `{target}` has no port"),
-                "",
+                &[],
             );
         };
         let Ok(to_port) = port_text.parse::<u16>() else {
@@ -234,7 +235,7 @@ impl ConnectProxy {
                 400,
                 "Bad Request",
                 format!("CONNECT port `{port_text}` is not a number"),
-                "",
+                &[],
             );
         };
         if let Some(ports) = &self.params.allowed_ports {
@@ -244,7 +245,7 @@ impl ConnectProxy {
                     403,
                     "Forbidden",
                     format!("CONNECT {target} denied: port {to_port} is not in {ports:?}"),
-                    "",
+                    &[],
                 );
             }
         }
@@ -255,7 +256,7 @@ impl ConnectProxy {
                     403,
                     "Forbidden",
                     format!("CONNECT {target} denied: host {host} is not allowed"),
-                    "",
+                    &[],
                 );
             }
         }
@@ -285,7 +286,7 @@ impl Connection for ConnectProxy {
                     Parsed::Partial => {}
                     Parsed::Invalid(reason) => {
                         let why = format!("not an HTTP request ({reason})");
-                        self.refuse(cx, 400, "Bad Request", why, "");
+                        self.refuse(cx, 400, "Bad Request", why, &[]);
                     }
                     Parsed::Complete(head, len) => {
                         let rest = buf[len..].to_vec();
@@ -306,7 +307,7 @@ impl Connection for ConnectProxy {
             }
             (State::Dialing, Event::DialFailed { reason }) => {
                 let why = format!("upstream unreachable ({reason})");
-                self.refuse(cx, 503, "Service Unavailable", why, "");
+                self.refuse(cx, 503, "Service Unavailable", why, &[]);
             }
             (State::Dialing | State::Tunnel, event) => relay(cx, event),
             (State::Forward(inner), event) => inner.on_event(cx, event),

@@ -418,9 +418,24 @@ impl ChunkedScanner {
 /// A complete response with a small HTML body and `Connection: close`, as proxies send when
 /// they refuse or fail a request.
 pub fn error_response(status: u16, reason: &str, body_text: &str) -> Vec<u8> {
+    error_response_with(status, reason, body_text, &[])
+}
+
+/// As [`error_response`], with `extra` fields first after the status line (a 407's
+/// `Proxy-Authenticate`, say).
+pub fn error_response_with(
+    status: u16,
+    reason: &str,
+    body_text: &str,
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
     let body = format!("<html><body><h1>{status} {reason}</h1><p>{body_text}</p></body></html>\n");
+    let fields: String = extra
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\n{fields}Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();

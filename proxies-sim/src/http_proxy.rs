@@ -349,6 +349,11 @@ impl<P: Policy> HttpProxy<P> {
         if self.dialed.is_some() {
             cx.fin(Side::Upstream);
         }
+        self.give_up();
+    }
+
+    /// Forgets buffered bytes and forwards nothing more.
+    fn give_up(&mut self) {
         self.up.buf.clear();
         self.down.buf.clear();
         self.mode = Mode::Closed;
@@ -381,9 +386,7 @@ impl<P: Policy> HttpProxy<P> {
                 if self.dialed.is_some() {
                     cx.reset(Side::Upstream);
                 }
-                self.up.buf.clear();
-                self.down.buf.clear();
-                self.mode = Mode::Closed;
+                self.give_up();
             }
         }
     }

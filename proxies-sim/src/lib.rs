@@ -25,7 +25,8 @@
 //!    threads or global randomness: [`Cx::now`] is the simulated time and [`Cx::rng`] is seeded
 //!    from the run's seed.
 //! 2. **Two sides.** [`Side::Client`] is the accepted connection; [`Side::Upstream`] exists once
-//!    the model asks for it with [`Cx::dial`]. Bytes sent upstream before [`Event::Dialed`] are
+//!    the model asks for it with [`Cx::dial`] (or [`Cx::dial_backend`], for a hop with several
+//!    upstream hosts). Bytes sent upstream before [`Event::Dialed`] are
 //!    queued by the driver and written when the dial completes; if it fails, the model gets
 //!    [`Event::DialFailed`] and the queued bytes are discarded with a transcript note.
 //! 3. **Never lose bytes silently.** Every byte a model receives is forwarded, transformed on
@@ -39,7 +40,8 @@
 //!    simulated time; setting the same id again moves it; [`Cx::cancel_timer`] removes it.
 //! 6. **Parameters are read-only.** A model's parameters come from the scenario file, are
 //!    validated when it is read, and never change during a run. Per-connection state lives in
-//!    the [`Connection`] value.
+//!    the [`Connection`] value; state a hop's connections share (a balancer's rotation) lives
+//!    in its [`Hop`], one per host.
 //! 7. **Unit-testable without a runtime.** Feed events to a connection with a [`Cx`] and read
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 

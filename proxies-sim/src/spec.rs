@@ -73,26 +73,22 @@ impl ModelSpec {
 
     /// The hop's instance on one host, which makes its connections.
     pub fn hop(&self) -> Box<dyn Hop> {
-        match self {
-            ModelSpec::L4Balancer(p) => Box::new(l4_balancer::L4Hop::new(p)),
-            _ => {
-                let spec = self.clone();
-                Box::new(Independent(move || spec.connection()))
+        match self.clone() {
+            ModelSpec::Pass(_) => each(|| Box::new(pass::Pass)),
+            ModelSpec::TransparentProxy(p) => {
+                each(move || Box::new(transparent_proxy::connection(&p)))
             }
-        }
-    }
-
-    /// A fresh state machine for one accepted connection of a hop whose connections share
-    /// nothing.
-    fn connection(&self) -> Box<dyn Connection> {
-        match self {
-            ModelSpec::Pass(_) => Box::new(pass::Pass),
-            ModelSpec::TransparentProxy(p) => Box::new(transparent_proxy::connection(p)),
-            ModelSpec::IdleKiller(p) => Box::new(idle_killer::IdleKiller::new(p.clone())),
-            ModelSpec::L4Balancer(_) => self.hop().connection(),
-            ModelSpec::ConnectProxy(p) => Box::new(connect_proxy::ConnectProxy::new(p.clone())),
-            ModelSpec::LifetimeCap(p) => Box::new(lifetime_cap::LifetimeCap::new(p.clone())),
-            ModelSpec::HeaderMangler(p) => Box::new(header_mangler::connection(p)),
+            ModelSpec::IdleKiller(p) => {
+                each(move || Box::new(idle_killer::IdleKiller::new(p.clone())))
+            }
+            ModelSpec::L4Balancer(p) => Box::new(l4_balancer::L4Hop::new(&p)),
+            ModelSpec::ConnectProxy(p) => {
+                each(move || Box::new(connect_proxy::ConnectProxy::new(p.clone())))
+            }
+            ModelSpec::LifetimeCap(p) => {
+                each(move || Box::new(lifetime_cap::LifetimeCap::new(p.clone())))
+            }
+            ModelSpec::HeaderMangler(p) => each(move || Box::new(header_mangler::connection(&p))),
         }
     }
 
@@ -123,6 +119,11 @@ impl<'de> Deserialize<'de> for ModelSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(SpecVisitor)
     }
+}
+
+/// A hop whose connections share nothing, each made by `make`.
+fn each(make: impl FnMut() -> Box<dyn Connection> + 'static) -> Box<dyn Hop> {
+    Box::new(Independent(make))
 }
 
 struct SpecVisitor;
