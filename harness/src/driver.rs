@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::rng::Rng;
-use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, ModelSpec, Side};
+use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, HopEnv, ModelSpec, Side};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::engine::{NetRef, Software, Stream};
@@ -24,14 +24,16 @@ const READ_CHUNK: usize = 16 * 1024;
 /// asks.
 pub fn hop_software(
     spec: Rc<ModelSpec>,
+    env: HopEnv,
     upstreams: Vec<String>,
     ports: Vec<u16>,
     seed: u64,
     transcript: Transcript,
 ) -> Software {
     Rc::new(move |net: NetRef| {
-        let (spec, upstreams, ports, t) = (
+        let (spec, env, upstreams, ports, t) = (
             spec.clone(),
+            env.clone(),
             Rc::new(upstreams.clone()),
             ports.clone(),
             transcript.clone(),
@@ -43,7 +45,7 @@ pub fn hop_software(
                 format!("{} up, upstream {}", spec.summary(), upstreams.join(", ")),
             );
             let counter = Rc::new(std::cell::Cell::new(0u64));
-            let hop = Rc::new(RefCell::new(spec.hop()));
+            let hop = Rc::new(RefCell::new(spec.hop(&env).map_err(anyhow::Error::msg)?));
             for port in ports {
                 let mut listener = net.listen(port).await?;
                 let (net2, hop, upstreams, t, counter) = (

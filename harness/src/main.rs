@@ -205,9 +205,9 @@ fn run(
         .max()
         .unwrap_or(0);
     println!(
-        "running {} runs of {} scenarios on {engine} ({jobs} at a time)",
-        planned.len(),
-        scenarios.len()
+        "running {} of {} on {engine} ({jobs} at a time)",
+        plural(planned.len(), "run"),
+        plural(scenarios.len(), "scenario")
     );
     let mut failures = Vec::new();
     let mut results = Results::new(engine);
@@ -275,4 +275,13 @@ fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `1 run`, `2 runs`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -6,6 +6,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use gauntlet_proxies::tls_intercepting_proxy::Material;
+use gauntlet_proxies::{HopEnv, ModelSpec};
 
 use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
@@ -13,7 +15,7 @@ use crate::engine::{Engine, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
 use crate::scenario::{Route, Scenario, Scheme, host_names};
 use crate::server;
-use crate::tls::Tls;
+use crate::tls::{Ca, Tls, client_config};
 use crate::transcript::{self, Entry, Transcript};
 
 /// What one run produced.
@@ -52,6 +54,43 @@ impl RunOutput {
     }
 }
 
+/// The TLS side of interception: each `tls-intercepting-proxy` hop gets its own corporate CA
+/// and a certificate for every name; the client trusts the run's CA and each corporate CA whose
+/// hop says `client-trusts-ca`; an interceptor's upstream session trusts the run's CA and the
+/// CAs of interceptors further along the path. Returns the client's configuration and each
+/// hop's environment.
+fn interception(
+    path: &[ModelSpec],
+    hops: &[String],
+    names: &[String],
+    run_ca: &Ca,
+    tls: &Tls,
+) -> anyhow::Result<(std::sync::Arc<rustls::ClientConfig>, Vec<HopEnv>)> {
+    let mut cas = Vec::new();
+    for (i, spec) in path.iter().enumerate() {
+        if let ModelSpec::TlsInterceptingProxy(p) = spec {
+            let ca = Ca::generate(&format!("Gauntlet corporate CA ({})", hops[i]))?;
+            cas.push((i, p.client_trusts_ca, ca));
+        }
+    }
+    if cas.is_empty() {
+        return Ok((tls.client.clone(), vec![HopEnv::default(); path.len()]));
+    }
+    let mut trusted = vec![run_ca];
+    trusted.extend(cas.iter().filter(|c| c.1).map(|c| &c.2));
+    let client = client_config(&trusted)?;
+    let mut envs = vec![HopEnv::default(); path.len()];
+    for (i, _, ca) in &cas {
+        let mut further = vec![run_ca];
+        further.extend(cas.iter().filter(|c| c.0 > *i).map(|c| &c.2));
+        envs[*i].tls = Some(Material {
+            server: ca.server_config(names)?,
+            upstream: client_config(&further)?,
+        });
+    }
+    Ok((client, envs))
+}
+
 /// Runs `scenario` for `scheme` with `seed` on `engine`.
 pub fn run(
     engine: &dyn Engine,
@@ -69,7 +108,8 @@ pub fn run(
         // The name a transparently intercepted client dials.
         names.push("server".to_string());
     }
-    let tls = Tls::generate(&names)?;
+    let (tls, run_ca) = Tls::generate(&names)?;
+    let (client_tls, envs) = interception(&scenario.path, &hops, &names, &run_ca, &tls)?;
     let t = Transcript::default();
     let link = LinkConfig {
         latency: Duration::from_millis(scenario.network.latency_ms),
@@ -94,6 +134,7 @@ pub fn run(
             &hops[i],
             hop_software(
                 Rc::new(spec.clone()),
+                envs[i].clone(),
                 upstreams,
                 vec![80, 443, client::PROXY_PORT],
                 seed ^ ((i as u64 + 1) << 32),
@@ -124,7 +165,7 @@ pub fn run(
         handshake_timeout: scenario.client.handshake_timeout,
         workload: scenario.client.workload.clone(),
         seed,
-        tls: tls.client.clone(),
+        tls: client_tls,
         ping_interval: scenario.client.ping_interval,
         proxy,
     };

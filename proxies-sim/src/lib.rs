@@ -12,7 +12,8 @@
 //! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
 //!   [`http_proxy::Policy`] that rewrites heads and routes requests.
 //! - [`rng`]: the seeded random source a model receives through its context.
-//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`], [`lifetime_cap`], [`header_mangler`].
+//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`], [`lifetime_cap`],
+//!   [`header_mangler`], [`tls_intercepting_proxy`].
 //!
 //! # The model contract
 //!
@@ -56,7 +57,8 @@ pub mod model;
 pub mod pass;
 pub mod rng;
 pub mod spec;
+pub mod tls_intercepting_proxy;
 pub mod transparent_proxy;
 
 pub use model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
-pub use spec::{MODEL_NAMES, ModelSpec};
+pub use spec::{HopEnv, MODEL_NAMES, ModelSpec};

@@ -225,6 +225,12 @@ impl Cx {
         self.actions.push(Action::Note(line.into()));
     }
 
+    /// Push an action as it is; for models that wrap another model and pass some of its
+    /// actions through.
+    pub fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
     /// The actions pushed since the last call, in order.
     pub fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)

@@ -16,7 +16,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
 use crate::{
-    connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass, transparent_proxy,
+    connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass,
+    tls_intercepting_proxy, transparent_proxy,
 };
 
 /// Every model's name, in catalogue order.
@@ -28,6 +29,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "connect-proxy",
     "lifetime-cap",
     "header-mangler",
+    "tls-intercepting-proxy",
 ];
 
 /// A model and its parameters.
@@ -47,6 +49,15 @@ pub enum ModelSpec {
     LifetimeCap(lifetime_cap::Params),
     /// [`header_mangler`]: rewrites named header fields, then tunnels.
     HeaderMangler(header_mangler::Params),
+    /// [`tls_intercepting_proxy`]: terminates TLS with its own CA and inspects the plaintext.
+    TlsInterceptingProxy(tls_intercepting_proxy::Params),
+}
+
+/// What a hop needs from the harness beyond its parameters.
+#[derive(Debug, Clone, Default)]
+pub struct HopEnv {
+    /// TLS material, for `tls-intercepting-proxy`.
+    pub tls: Option<tls_intercepting_proxy::Material>,
 }
 
 impl ModelSpec {
@@ -60,6 +71,7 @@ impl ModelSpec {
             ModelSpec::ConnectProxy(_) => "connect-proxy",
             ModelSpec::LifetimeCap(_) => "lifetime-cap",
             ModelSpec::HeaderMangler(_) => "header-mangler",
+            ModelSpec::TlsInterceptingProxy(_) => "tls-intercepting-proxy",
         }
     }
 
@@ -71,9 +83,10 @@ impl ModelSpec {
         }
     }
 
-    /// The hop's instance on one host, which makes its connections.
-    pub fn hop(&self) -> Box<dyn Hop> {
-        match self.clone() {
+    /// The hop's instance on one host, which makes its connections. Fails when the model
+    /// needs something from `env` that is missing.
+    pub fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        Ok(match self.clone() {
             ModelSpec::Pass(_) => each(|| Box::new(pass::Pass)),
             ModelSpec::TransparentProxy(p) => {
                 each(move || Box::new(transparent_proxy::connection(&p)))
@@ -89,7 +102,13 @@ impl ModelSpec {
                 each(move || Box::new(lifetime_cap::LifetimeCap::new(p.clone())))
             }
             ModelSpec::HeaderMangler(p) => each(move || Box::new(header_mangler::connection(&p))),
-        }
+            ModelSpec::TlsInterceptingProxy(p) => {
+                let material = env.tls.clone().ok_or_else(|| {
+                    "tls-intercepting-proxy needs TLS material from the harness".to_string()
+                })?;
+                Box::new(tls_intercepting_proxy::InterceptHop::new(p, material))
+            }
+        })
     }
 
     /// A one-line summary for transcripts: the name and the parameters that matter.
@@ -111,6 +130,7 @@ impl ModelSpec {
             ModelSpec::ConnectProxy(p) => p.summary(),
             ModelSpec::LifetimeCap(p) => p.summary(),
             ModelSpec::HeaderMangler(p) => p.summary(),
+            ModelSpec::TlsInterceptingProxy(p) => p.summary(),
         }
     }
 }
@@ -159,6 +179,9 @@ impl<'de> Visitor<'de> for SpecVisitor {
             "lifetime-cap" => ModelSpec::LifetimeCap(lifetime_cap::Params::deserialize(rest)?),
             "header-mangler" => {
                 ModelSpec::HeaderMangler(header_mangler::Params::deserialize(rest)?)
+            }
+            "tls-intercepting-proxy" => {
+                ModelSpec::TlsInterceptingProxy(tls_intercepting_proxy::Params::deserialize(rest)?)
             }
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })

@@ -89,7 +89,7 @@ fn run_with_pings(
     workload: Workload,
     ping_interval: Option<Duration>,
 ) -> Report {
-    let tls = Tls::generate(&["server".to_string()]).unwrap();
+    let (tls, _) = Tls::generate(&["server".to_string()]).unwrap();
     let mut topology = Topology::new(
         LinkConfig {
             latency: Duration::from_millis(5),
