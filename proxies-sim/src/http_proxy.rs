@@ -169,6 +169,11 @@ impl<P: Policy> HttpProxy<P> {
         &self.policy
     }
 
+    /// Whether a forwarded request still waits for its response.
+    pub fn awaiting_response(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Whether the connection has become an upgraded tunnel.
     pub fn tunnelling(&self) -> bool {
         self.mode == Mode::Tunnel

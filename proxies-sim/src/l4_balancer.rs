@@ -15,6 +15,7 @@
 //!   client always lands on the same backend.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::Deserialize;
@@ -95,7 +96,8 @@ pub fn check_backends(n: usize) -> Result<(), String> {
 #[derive(Debug)]
 pub struct Rotation {
     policy: Policy,
-    next: usize,
+    /// Round-robin turns, one counter per candidate list.
+    next: BTreeMap<Vec<usize>, usize>,
     open: Vec<usize>,
 }
 
@@ -104,25 +106,56 @@ impl Rotation {
     pub fn new(policy: Policy, backends: usize) -> Self {
         Self {
             policy,
-            next: 0,
+            next: BTreeMap::new(),
             open: vec![0; backends.max(1)],
         }
     }
 
     /// Picks the backend for a connection from `peer`, and counts it open.
     pub fn pick(&mut self, peer: &str) -> usize {
+        let all: Vec<usize> = (0..self.open.len()).collect();
+        self.pick_from(&all, peer)
+    }
+
+    /// Picks among `candidates` (backend numbers from 0; an empty or out-of-range list means
+    /// every backend) for a connection from `peer`, and counts it open. Round-robin keeps one
+    /// turn counter per candidate list, as HAProxy keeps one per backend section.
+    pub fn pick_from(&mut self, candidates: &[usize], peer: &str) -> usize {
         let n = self.open.len();
+        let all: Vec<usize>;
+        let candidates = if candidates.is_empty() || candidates.iter().any(|&b| b >= n) {
+            all = (0..n).collect();
+            &all
+        } else {
+            candidates
+        };
+        let k = candidates.len();
         let chosen = match self.policy {
             Policy::RoundRobin => {
-                let b = self.next % n;
-                self.next = (b + 1) % n;
+                let next = self.next.entry(candidates.to_vec()).or_insert(0);
+                let b = candidates[*next % k];
+                *next = (*next + 1) % k;
                 b
             }
-            Policy::LeastConnections => (0..n).min_by_key(|&b| (self.open[b], b)).unwrap_or(0),
-            Policy::SourceHash => (fnv1a(peer.as_bytes()) % n as u64) as usize,
+            Policy::LeastConnections => candidates
+                .iter()
+                .copied()
+                .min_by_key(|&b| (self.open[b], b))
+                .unwrap_or(candidates[0]),
+            Policy::SourceHash => candidates[(fnv1a(peer.as_bytes()) % k as u64) as usize],
         };
         self.open[chosen] += 1;
         chosen
+    }
+
+    /// The policy's name.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// How many backends.
+    pub fn backends(&self) -> usize {
+        self.open.len()
     }
 
     /// Counts a connection to `backend` closed.

@@ -11,8 +11,10 @@
 //!   and message framing, shared by the models that read HTTP.
 //! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
 //!   [`http_proxy::Policy`] that rewrites heads and routes requests.
+//! - [`ws_frames`]: WebSocket frame boundaries, for models that act between frames.
 //! - [`rng`]: the seeded random source a model receives through its context.
-//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`], [`lifetime_cap`],
+//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`],
+//!   [`l7_balancer`], [`connect_proxy`], [`lifetime_cap`],
 //!   [`header_mangler`], [`tls_intercepting_proxy`].
 //!
 //! # The model contract
@@ -52,6 +54,7 @@ pub mod http;
 pub mod http_proxy;
 pub mod idle_killer;
 pub mod l4_balancer;
+pub mod l7_balancer;
 pub mod lifetime_cap;
 pub mod model;
 pub mod pass;
@@ -59,6 +62,7 @@ pub mod rng;
 pub mod spec;
 pub mod tls_intercepting_proxy;
 pub mod transparent_proxy;
+pub mod ws_frames;
 
 pub use model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
 pub use spec::{HopEnv, MODEL_NAMES, ModelSpec};

@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
 use crate::{
-    connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass,
+    connect_proxy, header_mangler, idle_killer, l4_balancer, l7_balancer, lifetime_cap, pass,
     tls_intercepting_proxy, transparent_proxy,
 };
 
@@ -26,6 +26,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "transparent-proxy",
     "idle-killer",
     "l4-balancer",
+    "l7-balancer",
     "connect-proxy",
     "lifetime-cap",
     "header-mangler",
@@ -43,6 +44,8 @@ pub enum ModelSpec {
     IdleKiller(idle_killer::Params),
     /// [`l4_balancer`]: a TCP balancer among several backends.
     L4Balancer(l4_balancer::Params),
+    /// [`l7_balancer`]: an HTTP reverse proxy and balancer, upgrade-aware or not.
+    L7Balancer(l7_balancer::Params),
     /// [`connect_proxy`]: an explicit proxy for clients configured to use one.
     ConnectProxy(connect_proxy::Params),
     /// [`lifetime_cap`]: closes connections at a maximum age.
@@ -68,6 +71,7 @@ impl ModelSpec {
             ModelSpec::TransparentProxy(_) => "transparent-proxy",
             ModelSpec::IdleKiller(_) => "idle-killer",
             ModelSpec::L4Balancer(_) => "l4-balancer",
+            ModelSpec::L7Balancer(_) => "l7-balancer",
             ModelSpec::ConnectProxy(_) => "connect-proxy",
             ModelSpec::LifetimeCap(_) => "lifetime-cap",
             ModelSpec::HeaderMangler(_) => "header-mangler",
@@ -79,6 +83,7 @@ impl ModelSpec {
     pub fn backends(&self) -> usize {
         match self {
             ModelSpec::L4Balancer(p) => p.backends,
+            ModelSpec::L7Balancer(p) => p.backends,
             _ => 1,
         }
     }
@@ -95,6 +100,7 @@ impl ModelSpec {
                 each(move || Box::new(idle_killer::IdleKiller::new(p.clone())))
             }
             ModelSpec::L4Balancer(p) => Box::new(l4_balancer::L4Hop::new(&p)),
+            ModelSpec::L7Balancer(p) => Box::new(l7_balancer::L7Hop::new(&p)),
             ModelSpec::ConnectProxy(p) => {
                 each(move || Box::new(connect_proxy::ConnectProxy::new(p.clone())))
             }
@@ -127,6 +133,7 @@ impl ModelSpec {
                 p.backends,
                 p.policy.as_str()
             ),
+            ModelSpec::L7Balancer(p) => p.summary(),
             ModelSpec::ConnectProxy(p) => p.summary(),
             ModelSpec::LifetimeCap(p) => p.summary(),
             ModelSpec::HeaderMangler(p) => p.summary(),
@@ -175,6 +182,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
             }
             "idle-killer" => ModelSpec::IdleKiller(idle_killer::Params::deserialize(rest)?),
             "l4-balancer" => ModelSpec::L4Balancer(l4_balancer::Params::deserialize(rest)?),
+            "l7-balancer" => ModelSpec::L7Balancer(l7_balancer::Params::deserialize(rest)?),
             "connect-proxy" => ModelSpec::ConnectProxy(connect_proxy::Params::deserialize(rest)?),
             "lifetime-cap" => ModelSpec::LifetimeCap(lifetime_cap::Params::deserialize(rest)?),
             "header-mangler" => {

@@ -1,0 +1,993 @@
+//! `l7-balancer`: an HTTP reverse proxy in front of `backends` servers (nginx, HAProxy in
+//! `mode http`, Apache httpd's mod_proxy, a cloud application load balancer). It reads each
+//! request, picks a backend, and, depending on how it is configured, passes the upgrade or not.
+//!
+//! - `upgrade`: `tunnel` (upgrade-aware: `Upgrade` and `Connection: upgrade` forwarded, a 101
+//!   turns the connection into a tunnel; nginx with the seed's `proxy_set_header` lines, HAProxy,
+//!   httpd's mod_proxy_wstunnel), `strip` (hop-by-hop fields removed, RFC 9110 §7.6.1, so the
+//!   backend sees a plain GET; nginx with only `proxy_http_version 1.1`, httpd's `http://`
+//!   ProxyPass) or `http10` (HTTP/1.0 upstream with `Connection: close`; nginx's default before
+//!   1.29.7).
+//! - Routing like the seed's HAProxy ACLs: a request with `Connection: upgrade` and
+//!   `Upgrade: websocket` (case-insensitive) goes to `ws-backends`, others to `web-backends`;
+//!   an empty list means every backend. Within the list, `balance` picks (as `l4-balancer`).
+//! - `sticky-cookie`: the response carries `Set-Cookie: NAME=sN`; a later request carrying it
+//!   goes back to backend N (HAProxy `cookie NAME insert`).
+//! - `timeout-ms`: closes a connection quiet that long before the upgrade (HAProxy `timeout
+//!   client`/`server`, nginx `proxy_read_timeout`); with a request unanswered it answers 504
+//!   first. `timeout-tunnel-ms` replaces it once tunnelling (HAProxy `timeout tunnel`); unset,
+//!   `timeout-ms` goes on applying to the tunnel, as HAProxy's client/server timeouts do.
+//!   Traffic either way re-arms the timer (calibration.md, all five products).
+//! - Draining on deploy: at `drain-at-ms` every open connection gets `drain-deadline-ms` more;
+//!   then `drain = "close-1001"` says goodbye with a Close frame (1001, going away) to each side
+//!   at the next frame boundary, or `drain = "cut"` closes both TCP connections.
+//! - Ports outside `http-ports` (default `[80]`; the model does not terminate TLS) are relayed
+//!   opaquely and timed as tunnels from the start, as HAProxy times TCP-mode connections.
+//! - A backend lost mid-tunnel (reset) resets the client: an HTTP balancer cannot move an open
+//!   WebSocket either.
+//!
+//! Presets (calibration.md, "Idle and lifetime limits" and the live observations):
+//!
+//! | preset | upgrade | timeout | tunnel timeout | on expiry |
+//! |---|---|---|---|---|
+//! | `nginx` | http10 | 60 s | as timeout | FIN both |
+//! | `nginx-http11` | strip | 60 s | as timeout | FIN both |
+//! | `nginx-websocket` | tunnel | 60 s | as timeout | FIN both |
+//! | `haproxy` | tunnel | 30 s | as timeout | FIN client, RST backend |
+//! | `haproxy-tunnel` | tunnel | 30 s | 3600 s | FIN client, RST backend |
+//! | `httpd-wstunnel` | tunnel | 60 s | as timeout | FIN both |
+//! | `httpd-http` | strip | 60 s | as timeout | FIN both |
+//! | `aws-alb` | tunnel | 60 s | as timeout | FIN both |
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::http::{self, Head};
+use crate::http_proxy::{self, HttpProxy, OnGarbage, Route, Settings};
+use crate::l4_balancer::{self, Rotation, check_backends};
+use crate::model::{Action, Connection, Cx, Event, Hop, Side};
+use crate::ws_frames::{FrameScanner, close_frame};
+
+/// How the balancer treats an upgrade request.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Upgrade {
+    /// Forward `Upgrade`, tunnel after the 101.
+    Tunnel,
+    /// Strip hop-by-hop fields, `Upgrade` among them.
+    Strip,
+    /// HTTP/1.0 upstream with `Connection: close`, hop-by-hop fields stripped.
+    Http10,
+}
+
+impl Upgrade {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upgrade::Tunnel => "tunnel",
+            Upgrade::Strip => "strip",
+            Upgrade::Http10 => "http10",
+        }
+    }
+}
+
+/// How draining ends a connection at its deadline.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrainHow {
+    /// A Close frame with code 1001 to each side, at a frame boundary.
+    #[serde(rename = "close-1001")]
+    Close1001,
+    /// FIN to both sides, no Close frame.
+    Cut,
+}
+
+/// How the backend side is closed when the tunnel times out.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloseWay {
+    /// FIN.
+    Fin,
+    /// RST.
+    Reset,
+}
+
+/// A named set of parameters after a real product.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// nginx 1.22 `proxy_pass` alone.
+    Nginx,
+    /// nginx with only `proxy_http_version 1.1`.
+    NginxHttp11,
+    /// nginx with the seed's `proxy_set_header Upgrade/Connection` lines.
+    NginxWebsocket,
+    /// HAProxy `mode http`, `timeout client/server 30s`, no `timeout tunnel`.
+    Haproxy,
+    /// HAProxy with the seed's `timeout tunnel 3600s`.
+    HaproxyTunnel,
+    /// httpd with mod_proxy_wstunnel (`ProxyPass /ws/ ws://…`).
+    HttpdWstunnel,
+    /// httpd `ProxyPass http://…` without `upgrade=websocket`.
+    HttpdHttp,
+    /// AWS Application Load Balancer.
+    AwsAlb,
+}
+
+impl Preset {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Nginx => "nginx",
+            Preset::NginxHttp11 => "nginx-http11",
+            Preset::NginxWebsocket => "nginx-websocket",
+            Preset::Haproxy => "haproxy",
+            Preset::HaproxyTunnel => "haproxy-tunnel",
+            Preset::HttpdWstunnel => "httpd-wstunnel",
+            Preset::HttpdHttp => "httpd-http",
+            Preset::AwsAlb => "aws-alb",
+        }
+    }
+
+    /// (upgrade, timeout, tunnel timeout, backend close on expiry).
+    fn values(self) -> (Upgrade, Option<u64>, Option<u64>, CloseWay) {
+        match self {
+            Preset::Nginx => (Upgrade::Http10, Some(60_000), None, CloseWay::Fin),
+            Preset::NginxHttp11 => (Upgrade::Strip, Some(60_000), None, CloseWay::Fin),
+            Preset::NginxWebsocket => (Upgrade::Tunnel, Some(60_000), None, CloseWay::Fin),
+            Preset::Haproxy => (Upgrade::Tunnel, Some(30_000), None, CloseWay::Reset),
+            Preset::HaproxyTunnel => (
+                Upgrade::Tunnel,
+                Some(30_000),
+                Some(3_600_000),
+                CloseWay::Reset,
+            ),
+            Preset::HttpdWstunnel => (Upgrade::Tunnel, Some(60_000), None, CloseWay::Fin),
+            Preset::HttpdHttp => (Upgrade::Strip, Some(60_000), None, CloseWay::Fin),
+            Preset::AwsAlb => (Upgrade::Tunnel, Some(60_000), None, CloseWay::Fin),
+        }
+    }
+}
+
+/// Draining on deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drain {
+    /// When the deploy starts (simulated time).
+    pub at: Duration,
+    /// How long open connections may stay after that.
+    pub deadline: Duration,
+    /// What happens at the deadline.
+    pub how: DrainHow,
+}
+
+/// Parameters of `l7-balancer`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "RawParams")]
+pub struct Params {
+    /// The preset the values came from, if any.
+    pub preset: Option<Preset>,
+    /// How many backends (`server1` … `serverN`; one backend is `server`). Default 1.
+    pub backends: usize,
+    /// How a backend is chosen within the routed list. Default round-robin.
+    pub balance: l4_balancer::Policy,
+    /// What happens to an upgrade request. Default `tunnel`.
+    pub upgrade: Upgrade,
+    /// Backends (from 0) for upgrade requests; empty: all.
+    pub ws_backends: Vec<usize>,
+    /// Backends (from 0) for other requests; empty: all.
+    pub web_backends: Vec<usize>,
+    /// The name of the stickiness cookie, if any.
+    pub sticky_cookie: Option<String>,
+    /// Idle limit before the upgrade (and after, unless `timeout_tunnel`).
+    pub timeout: Option<Duration>,
+    /// Idle limit once tunnelling.
+    pub timeout_tunnel: Option<Duration>,
+    /// How the backend side is closed when a timeout fires (the client always gets a FIN).
+    pub close_backend: CloseWay,
+    /// Draining, if a deploy happens during the run.
+    pub drain: Option<Drain>,
+    /// Ports read as HTTP; others relayed opaquely. Default `[80]`.
+    pub http_ports: Vec<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawParams {
+    preset: Option<Preset>,
+    backends: Option<usize>,
+    #[serde(default)]
+    balance: l4_balancer::Policy,
+    upgrade: Option<Upgrade>,
+    #[serde(default)]
+    ws_backends: Vec<usize>,
+    #[serde(default)]
+    web_backends: Vec<usize>,
+    sticky_cookie: Option<String>,
+    timeout_ms: Option<u64>,
+    timeout_tunnel_ms: Option<u64>,
+    close_backend: Option<CloseWay>,
+    drain_at_ms: Option<u64>,
+    drain_deadline_ms: Option<u64>,
+    drain: Option<DrainHow>,
+    http_ports: Option<Vec<u16>>,
+}
+
+impl TryFrom<RawParams> for Params {
+    type Error = String;
+
+    fn try_from(raw: RawParams) -> Result<Self, String> {
+        let (upgrade, timeout, tunnel, close) = match raw.preset {
+            Some(p) => p.values(),
+            None => (Upgrade::Tunnel, None, None, CloseWay::Fin),
+        };
+        let backends = raw.backends.unwrap_or(1);
+        check_backends(backends)?;
+        let list = |name: &str, l: &[usize]| -> Result<Vec<usize>, String> {
+            l.iter()
+                .map(|&b| {
+                    if (1..=backends).contains(&b) {
+                        Ok(b - 1)
+                    } else {
+                        Err(format!(
+                            "`{name}` lists backend {b}, but backends are numbered 1 to {backends}"
+                        ))
+                    }
+                })
+                .collect()
+        };
+        let ws_backends = list("ws-backends", &raw.ws_backends)?;
+        let web_backends = list("web-backends", &raw.web_backends)?;
+        if let Some(name) = &raw.sticky_cookie {
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(format!(
+                    "`sticky-cookie` must be a cookie name (letters, digits, `_`, `-`), not `{name}`"
+                ));
+            }
+        }
+        let ms = |name: &str, v: Option<u64>| -> Result<Option<Duration>, String> {
+            match v {
+                Some(0) => Err(format!("`{name}` must be at least 1")),
+                v => Ok(v.map(Duration::from_millis)),
+            }
+        };
+        let timeout = ms("timeout-ms", raw.timeout_ms.or(timeout))?;
+        let timeout_tunnel = ms("timeout-tunnel-ms", raw.timeout_tunnel_ms.or(tunnel))?;
+        let drain = match (raw.drain_at_ms, raw.drain_deadline_ms, raw.drain) {
+            (None, None, None) => None,
+            (Some(at), deadline, how) => Some(Drain {
+                at: Duration::from_millis(at),
+                deadline: Duration::from_millis(deadline.unwrap_or(0)),
+                how: how.unwrap_or(DrainHow::Close1001),
+            }),
+            (None, _, _) => {
+                return Err(
+                    "`drain-deadline-ms` and `drain` need `drain-at-ms`, when the deploy starts"
+                        .to_string(),
+                );
+            }
+        };
+        Ok(Params {
+            preset: raw.preset,
+            backends,
+            balance: raw.balance,
+            upgrade: raw.upgrade.unwrap_or(upgrade),
+            ws_backends,
+            web_backends,
+            sticky_cookie: raw.sticky_cookie,
+            timeout,
+            timeout_tunnel,
+            close_backend: raw.close_backend.unwrap_or(close),
+            drain,
+            http_ports: raw.http_ports.unwrap_or_else(|| vec![80]),
+        })
+    }
+}
+
+impl Params {
+    /// A one-line summary for transcripts.
+    pub fn summary(&self) -> String {
+        let mut s = String::from("l7-balancer");
+        if let Some(p) = self.preset {
+            s.push_str(&format!(" preset={}", p.as_str()));
+        }
+        s.push_str(&format!(
+            " backends={} balance={} upgrade={}",
+            self.backends,
+            self.balance.as_str(),
+            self.upgrade.as_str()
+        ));
+        let numbered = |l: &[usize]| -> Vec<usize> { l.iter().map(|b| b + 1).collect() };
+        if !self.ws_backends.is_empty() {
+            s.push_str(&format!(" ws-backends={:?}", numbered(&self.ws_backends)));
+        }
+        if !self.web_backends.is_empty() {
+            s.push_str(&format!(" web-backends={:?}", numbered(&self.web_backends)));
+        }
+        if let Some(c) = &self.sticky_cookie {
+            s.push_str(&format!(" sticky-cookie={c}"));
+        }
+        if let Some(t) = self.timeout {
+            s.push_str(&format!(" timeout={}ms", t.as_millis()));
+        }
+        if let Some(t) = self.timeout_tunnel {
+            s.push_str(&format!(" timeout-tunnel={}ms", t.as_millis()));
+        }
+        if let Some(d) = self.drain {
+            s.push_str(&format!(
+                " drain-at={}ms deadline={}ms {}",
+                d.at.as_millis(),
+                d.deadline.as_millis(),
+                match d.how {
+                    DrainHow::Close1001 => "close-1001",
+                    DrainHow::Cut => "cut",
+                }
+            ));
+        }
+        s
+    }
+}
+
+/// The balancer on one host: the rotation its connections share.
+#[derive(Debug)]
+pub struct L7Hop {
+    params: Rc<Params>,
+    rotation: Rc<RefCell<Rotation>>,
+}
+
+impl L7Hop {
+    /// A hop with these parameters.
+    pub fn new(params: &Params) -> Self {
+        Self {
+            params: Rc::new(params.clone()),
+            rotation: Rc::new(RefCell::new(Rotation::new(params.balance, params.backends))),
+        }
+    }
+}
+
+impl Hop for L7Hop {
+    fn connection(&mut self) -> Box<dyn Connection> {
+        Box::new(L7Connection::new(
+            self.params.clone(),
+            self.rotation.clone(),
+        ))
+    }
+}
+
+/// The balancer's decisions about heads.
+#[derive(Debug)]
+pub struct Balance {
+    params: Rc<Params>,
+    rotation: Rc<RefCell<Rotation>>,
+    /// The backend this connection is bound to.
+    bound: Option<usize>,
+    /// Whether the request being answered came with a valid stickiness cookie.
+    cookie_seen: bool,
+}
+
+/// A relay that forwards bodies unchanged keeps their transfer coding.
+const KEEP: &[&str] = &["transfer-encoding"];
+
+/// Whether `head` asks for a WebSocket upgrade, as the seed's HAProxy ACLs test it.
+fn is_websocket(head: &Head) -> bool {
+    head.connection_has("upgrade")
+        && head.get("upgrade").is_some_and(|v| {
+            String::from_utf8_lossy(v)
+                .to_ascii_lowercase()
+                .contains("websocket")
+        })
+}
+
+impl Balance {
+    /// The backend the request's stickiness cookie names, if it is valid.
+    fn sticky(&self, head: &Head) -> Option<usize> {
+        let name = self.params.sticky_cookie.as_deref()?;
+        let cookies = String::from_utf8_lossy(head.get("cookie")?).to_string();
+        cookies.split(';').find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            if k != name {
+                return None;
+            }
+            let n: usize = v.strip_prefix('s')?.parse().ok()?;
+            (1..=self.params.backends).contains(&n).then(|| n - 1)
+        })
+    }
+}
+
+impl http_proxy::Policy for Balance {
+    fn request(&mut self, cx: &mut Cx, head: &mut Head, port: u16) -> Route {
+        let ws = is_websocket(head);
+        let sticky = self.sticky(head);
+        self.cookie_seen = sticky.is_some();
+        match self.params.upgrade {
+            Upgrade::Tunnel => {}
+            Upgrade::Strip => {
+                head.strip_hop_by_hop(KEEP);
+            }
+            Upgrade::Http10 => {
+                head.strip_hop_by_hop(&[]);
+                head.set_minor(0);
+                head.push("Connection", "close");
+            }
+        }
+        let backend = match (self.bound, sticky) {
+            (Some(b), _) => b,
+            (None, Some(b)) => {
+                cx.note(format!("sticky cookie: backend {}", b + 1));
+                self.rotation.borrow_mut().pick_from(&[b], cx.peer())
+            }
+            (None, None) => {
+                let (kind, list) = if ws {
+                    ("websocket", &self.params.ws_backends)
+                } else {
+                    ("web", &self.params.web_backends)
+                };
+                let b = self.rotation.borrow_mut().pick_from(list, cx.peer());
+                cx.note(format!(
+                    "{kind} request: backend {} of {} ({})",
+                    b + 1,
+                    self.params.backends,
+                    self.params.balance.as_str()
+                ));
+                b
+            }
+        };
+        self.bound = Some(backend);
+        Route::Upstream { backend, port }
+    }
+
+    fn response(&mut self, _cx: &mut Cx, head: &mut Head, _request: &Head) {
+        match self.params.upgrade {
+            Upgrade::Tunnel => {}
+            Upgrade::Strip => {
+                head.strip_hop_by_hop(KEEP);
+            }
+            Upgrade::Http10 => {
+                head.strip_hop_by_hop(KEEP);
+                head.set_minor(1);
+            }
+        }
+        if let (Some(name), Some(b), false) =
+            (&self.params.sticky_cookie, self.bound, self.cookie_seen)
+        {
+            head.push("Set-Cookie", &format!("{name}=s{}; Path=/", b + 1));
+        }
+    }
+
+    fn tunnels_upgrades(&self) -> bool {
+        self.params.upgrade == Upgrade::Tunnel
+    }
+}
+
+/// Timer ids (the HTTP engine sets none).
+const IDLE: u64 = 1;
+const DRAIN: u64 = 2;
+
+/// A goodbye in progress toward one side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goodbye {
+    /// Nothing yet.
+    None,
+    /// A Close frame goes out at the next frame boundary.
+    Pending,
+    /// The Close frame is out; what else that side is sent is discarded.
+    Sent,
+}
+
+/// A connection through `l7-balancer`: the HTTP engine with the [`Balance`] policy, plus the
+/// timeouts and draining around it.
+#[derive(Debug)]
+pub struct L7Connection {
+    proxy: HttpProxy<Balance>,
+    params: Rc<Params>,
+    rotation: Rc<RefCell<Rotation>>,
+    tunnelling: bool,
+    /// Frame boundaries of what goes to each side once tunnelling ([`Side::index`]).
+    scanners: [FrameScanner; 2],
+    goodbye: [Goodbye; 2],
+    /// Closed by a timeout or a cut: further events are noted and ignored.
+    closed: bool,
+    /// The client was sent a FIN after its goodbye.
+    client_finned: bool,
+    /// A port not read as HTTP: relayed opaquely, timed as a tunnel from the start (HAProxy
+    /// applies `timeout tunnel` to TCP-mode connections too), cut rather than said goodbye
+    /// to when draining (its bytes may be TLS).
+    opaque: bool,
+}
+
+impl L7Connection {
+    fn new(params: Rc<Params>, rotation: Rc<RefCell<Rotation>>) -> Self {
+        let policy = Balance {
+            params: params.clone(),
+            rotation: rotation.clone(),
+            bound: None,
+            cookie_seen: false,
+        };
+        let settings = Settings {
+            http_ports: Some(params.http_ports.clone()),
+            on_garbage: OnGarbage::ErrorPage,
+            max_head_bytes: 8192,
+        };
+        Self {
+            proxy: HttpProxy::new(policy, settings),
+            params,
+            rotation,
+            tunnelling: false,
+            scanners: [FrameScanner::new(), FrameScanner::new()],
+            goodbye: [Goodbye::None; 2],
+            closed: false,
+            client_finned: false,
+            opaque: false,
+        }
+    }
+
+    /// The idle limit that applies now.
+    fn idle_limit(&self) -> Option<Duration> {
+        if self.tunnelling || self.opaque {
+            self.params.timeout_tunnel.or(self.params.timeout)
+        } else {
+            self.params.timeout
+        }
+    }
+
+    fn arm_idle(&self, cx: &mut Cx) {
+        if let Some(limit) = self.idle_limit() {
+            let at = cx.now() + limit;
+            cx.set_timer(IDLE, at);
+        }
+    }
+
+    /// Runs the HTTP engine on `event` and post-processes what it sends once tunnelling.
+    fn run_proxy(&mut self, cx: &mut Cx, event: Event<'_>) {
+        let ours = cx.take_actions();
+        let was = self.proxy.tunnelling();
+        self.proxy.on_event(cx, event);
+        let theirs = cx.take_actions();
+        for a in ours {
+            cx.push(a);
+        }
+        let switched = !was && self.proxy.tunnelling();
+        let mut head_skipped = false;
+        for action in theirs {
+            match action {
+                Action::Send { to, bytes } if was || switched => {
+                    if switched && to == Side::Client && !head_skipped {
+                        // The 101 head itself is not part of the frame stream.
+                        head_skipped = true;
+                        cx.push(Action::Send { to, bytes });
+                        continue;
+                    }
+                    self.send_frames(cx, to, &bytes);
+                }
+                other => cx.push(other),
+            }
+        }
+        if switched {
+            self.tunnelling = true;
+            self.arm_idle(cx);
+        }
+    }
+
+    /// Sends tunnel bytes toward `to`, honouring a pending or sent goodbye.
+    fn send_frames(&mut self, cx: &mut Cx, to: Side, bytes: &[u8]) {
+        let i = to.index();
+        match self.goodbye[i] {
+            Goodbye::None => {
+                self.scanners[i].feed(bytes);
+                cx.send(to, bytes.to_vec());
+            }
+            Goodbye::Pending => {
+                let n = self.scanners[i].step(bytes);
+                cx.send(to, bytes[..n].to_vec());
+                if self.scanners[i].at_boundary() {
+                    self.say_goodbye(cx, to);
+                    if n < bytes.len() {
+                        self.discard(cx, to, bytes.len() - n);
+                    }
+                }
+            }
+            Goodbye::Sent => self.discard(cx, to, bytes.len()),
+        }
+    }
+
+    fn discard(&self, cx: &mut Cx, to: Side, n: usize) {
+        cx.note(format!(
+            "{n} bytes toward the {} after the goodbye: discarded",
+            to.as_str()
+        ));
+    }
+
+    /// Sends the Close 1001 frame toward `to` (masked toward the backend, which is a server).
+    fn say_goodbye(&mut self, cx: &mut Cx, to: Side) {
+        let mask = match to {
+            Side::Client => None,
+            Side::Upstream => {
+                let b = cx.rng().next_u64().to_be_bytes();
+                Some([b[0], b[1], b[2], b[3]])
+            }
+        };
+        cx.note(format!("Close 1001 (going away) to the {}", to.as_str()));
+        cx.send(to, close_frame(1001, mask));
+        self.goodbye[to.index()] = Goodbye::Sent;
+    }
+
+    /// Closes both sides: FIN to the client, the backend as configured.
+    fn close_both(&mut self, cx: &mut Cx, backend: CloseWay) {
+        cx.cancel_timer(IDLE);
+        cx.fin(Side::Client);
+        if self.proxy.policy().bound.is_some() {
+            match backend {
+                CloseWay::Fin => cx.fin(Side::Upstream),
+                CloseWay::Reset => cx.reset(Side::Upstream),
+            }
+        }
+        self.closed = true;
+    }
+
+    fn on_idle(&mut self, cx: &mut Cx) {
+        let Some(limit) = self.idle_limit() else {
+            return;
+        };
+        let what = if self.tunnelling || self.opaque {
+            "tunnel"
+        } else {
+            "connection"
+        };
+        cx.note(format!("{what} idle for {} ms: closing", limit.as_millis()));
+        if !self.tunnelling && self.proxy.awaiting_response() {
+            cx.note("no response from the backend: answering 504");
+            cx.send(
+                Side::Client,
+                http::error_response(
+                    504,
+                    "Gateway Timeout",
+                    "The backend did not answer in time.",
+                ),
+            );
+        }
+        self.close_both(cx, self.params.close_backend);
+    }
+
+    fn on_drain(&mut self, cx: &mut Cx) {
+        let Some(drain) = self.params.drain else {
+            return;
+        };
+        if cx.now() < drain.at + drain.deadline {
+            cx.note(format!(
+                "deploy: draining, {} ms left for this connection",
+                drain.deadline.as_millis()
+            ));
+            cx.set_timer(DRAIN, drain.at + drain.deadline);
+            return;
+        }
+        if !self.tunnelling || self.opaque || drain.how == DrainHow::Cut {
+            cx.note("drain deadline: cutting the connection");
+            self.close_both(cx, CloseWay::Fin);
+            return;
+        }
+        cx.note("drain deadline: saying goodbye");
+        for side in [Side::Client, Side::Upstream] {
+            self.goodbye[side.index()] = Goodbye::Pending;
+            if self.scanners[side.index()].at_boundary() {
+                self.say_goodbye(cx, side);
+            }
+        }
+    }
+}
+
+impl Connection for L7Connection {
+    fn on_event(&mut self, cx: &mut Cx, event: Event<'_>) {
+        if self.closed {
+            if let Event::Data { from, bytes } = event {
+                cx.note(format!(
+                    "{} bytes from the {} after closing: discarded",
+                    bytes.len(),
+                    from.as_str()
+                ));
+            }
+            return;
+        }
+        match event {
+            Event::Accepted { port } => {
+                self.run_proxy(cx, event);
+                self.opaque = !self.params.http_ports.contains(&port);
+                self.arm_idle(cx);
+                if let Some(drain) = self.params.drain {
+                    cx.set_timer(DRAIN, drain.at.max(cx.now()));
+                }
+            }
+            Event::Timer { id: IDLE } => self.on_idle(cx),
+            Event::Timer { id: DRAIN } => self.on_drain(cx),
+            Event::Data { from, .. } => {
+                self.arm_idle(cx);
+                self.run_proxy(cx, event);
+                if from == Side::Client
+                    && self.goodbye[Side::Client.index()] == Goodbye::Sent
+                    && !self.client_finned
+                {
+                    // The client answered the goodbye: close as a server does after the
+                    // close handshake (RFC 6455 §7.1.1).
+                    cx.note("the client answered the goodbye: closing");
+                    self.client_finned = true;
+                    cx.fin(Side::Client);
+                }
+            }
+            Event::Fin { from } if self.goodbye[from.index()] == Goodbye::Sent => {
+                cx.fin(from);
+            }
+            other => self.run_proxy(cx, other),
+        }
+    }
+}
+
+impl Drop for L7Connection {
+    fn drop(&mut self) {
+        if let Some(b) = self.proxy.policy().bound {
+            self.rotation.borrow_mut().release(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CloseHow;
+
+    const WS: &[u8] = b"GET /echo HTTP/1.1\r\nHost: server\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const WEB: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: server\r\n\r\n";
+    const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+
+    fn params(src: &str) -> Params {
+        toml::from_str(src).unwrap()
+    }
+
+    fn hop(src: &str) -> L7Hop {
+        L7Hop::new(&params(src))
+    }
+
+    fn data(from: Side, bytes: &[u8]) -> Event<'_> {
+        Event::Data { from, bytes }
+    }
+
+    fn dials(actions: &[Action]) -> Vec<usize> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Dial { backend, .. } => Some(*backend),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sent(actions: &[Action], to: Side) -> Vec<u8> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { to: t, bytes } if *t == to => Some(bytes.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn closes(actions: &[Action]) -> Vec<(Side, CloseHow)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Close { side, how } => Some((*side, *how)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A connection that has forwarded `request`, and its actions so far.
+    fn open(hop: &mut L7Hop, request: &[u8]) -> (Box<dyn Connection>, Cx, Vec<Action>) {
+        let mut c = hop.connection();
+        let mut cx = Cx::new(3);
+        cx.set_peer("10.0.0.1:5000");
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        c.on_event(&mut cx, data(Side::Client, request));
+        let actions = cx.take_actions();
+        (c, cx, actions)
+    }
+
+    #[test]
+    fn upgrade_requests_go_to_the_ws_backends_and_others_to_the_web_backends() {
+        let mut h = hop("backends = 4\nws-backends = [3, 4]\nweb-backends = [1, 2]\n");
+        let picks: Vec<usize> = [WS, WEB, WS, WEB, WS]
+            .iter()
+            .map(|r| dials(&open(&mut h, r).2)[0])
+            .collect();
+        assert_eq!(picks, vec![2, 0, 3, 1, 2]);
+    }
+
+    #[test]
+    fn an_aware_balancer_forwards_the_upgrade_and_tunnels() {
+        let mut h = hop("preset = \"haproxy-tunnel\"");
+        let (mut c, mut cx, a) = open(&mut h, WS);
+        assert_eq!(sent(&a, Side::Upstream), WS);
+        c.on_event(&mut cx, Event::Dialed);
+        c.on_event(&mut cx, data(Side::Upstream, SWITCH));
+        c.on_event(&mut cx, data(Side::Client, b"\x81\x85abcdefghi"));
+        let a = cx.take_actions();
+        assert_eq!(sent(&a, Side::Client), SWITCH);
+        assert_eq!(sent(&a, Side::Upstream), b"\x81\x85abcdefghi");
+    }
+
+    #[test]
+    fn an_unaware_balancer_strips_the_upgrade_and_nginx_talks_http10() {
+        let mut h = hop("preset = \"nginx-http11\"");
+        let up = String::from_utf8(sent(&open(&mut h, WS).2, Side::Upstream)).unwrap();
+        assert!(up.starts_with("GET /echo HTTP/1.1\r\n"), "{up}");
+        assert!(!up.to_ascii_lowercase().contains("upgrade"), "{up}");
+        let mut h = hop("preset = \"nginx\"");
+        let up = String::from_utf8(sent(&open(&mut h, WS).2, Side::Upstream)).unwrap();
+        assert!(up.starts_with("GET /echo HTTP/1.0\r\n"), "{up}");
+        assert!(up.contains("Connection: close\r\n"), "{up}");
+        assert!(!up.contains("Upgrade:"), "{up}");
+    }
+
+    #[test]
+    fn a_sticky_cookie_is_set_then_followed() {
+        let mut h = hop("backends = 3\nsticky-cookie = \"SRV\"\n");
+        let (mut c, mut cx, a) = open(&mut h, WEB);
+        assert_eq!(dials(&a), vec![0]);
+        c.on_event(&mut cx, Event::Dialed);
+        c.on_event(&mut cx, data(Side::Upstream, OK));
+        let down = String::from_utf8(sent(&cx.take_actions(), Side::Client)).unwrap();
+        assert!(down.contains("Set-Cookie: SRV=s1; Path=/\r\n"), "{down}");
+        let with_cookie = b"GET /echo HTTP/1.1\r\nHost: server\r\nCookie: a=b; SRV=s3\r\n\r\n";
+        assert_eq!(dials(&open(&mut h, with_cookie).2), vec![2]);
+        let bad_cookie = b"GET /echo HTTP/1.1\r\nHost: server\r\nCookie: SRV=s9\r\n\r\n";
+        assert_eq!(dials(&open(&mut h, bad_cookie).2), vec![1]);
+    }
+
+    #[test]
+    fn the_tunnel_timeout_replaces_the_http_timeout_and_haproxy_resets_the_backend() {
+        let mut h = hop("preset = \"haproxy\"\ntimeout-tunnel-ms = 5000\n");
+        let (mut c, mut cx, a) = open(&mut h, WS);
+        assert!(a.contains(&Action::SetTimer {
+            id: IDLE,
+            at: Duration::from_secs(30)
+        }));
+        cx.set_now(Duration::from_secs(1));
+        c.on_event(&mut cx, Event::Dialed);
+        c.on_event(&mut cx, data(Side::Upstream, SWITCH));
+        let a = cx.take_actions();
+        assert!(a.contains(&Action::SetTimer {
+            id: IDLE,
+            at: Duration::from_secs(6)
+        }));
+        cx.set_now(Duration::from_secs(6));
+        c.on_event(&mut cx, Event::Timer { id: IDLE });
+        let a = cx.take_actions();
+        assert_eq!(
+            closes(&a),
+            vec![
+                (Side::Client, CloseHow::Fin),
+                (Side::Upstream, CloseHow::Reset)
+            ]
+        );
+        assert!(a.contains(&Action::Note("tunnel idle for 5000 ms: closing".into())));
+    }
+
+    #[test]
+    fn a_backend_that_never_answers_gets_the_client_a_504() {
+        let mut h = hop("preset = \"nginx-websocket\"");
+        let (mut c, mut cx, _) = open(&mut h, WS);
+        cx.set_now(Duration::from_secs(60));
+        c.on_event(&mut cx, Event::Timer { id: IDLE });
+        let a = cx.take_actions();
+        let down = String::from_utf8(sent(&a, Side::Client)).unwrap();
+        assert!(
+            down.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+            "{down}"
+        );
+        assert_eq!(
+            closes(&a),
+            vec![
+                (Side::Client, CloseHow::Fin),
+                (Side::Upstream, CloseHow::Fin)
+            ]
+        );
+    }
+
+    #[test]
+    fn draining_waits_for_the_frame_in_flight_then_says_goodbye() {
+        let mut h = hop("drain-at-ms = 1000\ndrain-deadline-ms = 500\n");
+        let (mut c, mut cx, a) = open(&mut h, WS);
+        assert!(a.contains(&Action::SetTimer {
+            id: DRAIN,
+            at: Duration::from_millis(1000)
+        }));
+        c.on_event(&mut cx, Event::Dialed);
+        c.on_event(&mut cx, data(Side::Upstream, SWITCH));
+        // Half of a 4-byte server frame is in flight toward the client.
+        c.on_event(&mut cx, data(Side::Upstream, b"\x82\x04ab"));
+        cx.take_actions();
+        cx.set_now(Duration::from_millis(1000));
+        c.on_event(&mut cx, Event::Timer { id: DRAIN });
+        assert!(cx.take_actions().contains(&Action::SetTimer {
+            id: DRAIN,
+            at: Duration::from_millis(1500)
+        }));
+        cx.set_now(Duration::from_millis(1500));
+        c.on_event(&mut cx, Event::Timer { id: DRAIN });
+        let a = cx.take_actions();
+        // The backend, at a boundary, gets its masked Close now; the client waits.
+        let up = sent(&a, Side::Upstream);
+        assert_eq!(up.len(), 8);
+        assert_eq!(&up[..2], &[0x88, 0x82]);
+        assert!(sent(&a, Side::Client).is_empty());
+        // The rest of the frame, then the next frame: the client gets the rest, the Close,
+        // and nothing of the next frame.
+        c.on_event(&mut cx, data(Side::Upstream, b"cd\x82\x01z"));
+        let a = cx.take_actions();
+        assert_eq!(sent(&a, Side::Client), b"cd\x88\x02\x03\xe9");
+        assert!(a.contains(&Action::Note(
+            "3 bytes toward the client after the goodbye: discarded".into()
+        )));
+        // The client's answering Close goes no further, and the client gets a FIN.
+        c.on_event(&mut cx, data(Side::Client, b"\x88\x82abcdXY"));
+        let a = cx.take_actions();
+        assert!(sent(&a, Side::Upstream).is_empty());
+        assert_eq!(closes(&a), vec![(Side::Client, CloseHow::Fin)]);
+    }
+
+    #[test]
+    fn a_cut_drain_closes_both_sides() {
+        let mut h = hop("drain-at-ms = 10\ndrain = \"cut\"\n");
+        let (mut c, mut cx, _) = open(&mut h, WS);
+        c.on_event(&mut cx, Event::Dialed);
+        c.on_event(&mut cx, data(Side::Upstream, SWITCH));
+        cx.take_actions();
+        cx.set_now(Duration::from_millis(10));
+        c.on_event(&mut cx, Event::Timer { id: DRAIN });
+        assert_eq!(
+            closes(&cx.take_actions()),
+            vec![
+                (Side::Client, CloseHow::Fin),
+                (Side::Upstream, CloseHow::Fin)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lost_backend_resets_the_client() {
+        let mut h = hop("preset = \"aws-alb\"");
+        let (mut c, mut cx, _) = open(&mut h, WS);
+        c.on_event(&mut cx, Event::Dialed);
+        c.on_event(&mut cx, data(Side::Upstream, SWITCH));
+        c.on_event(
+            &mut cx,
+            Event::Reset {
+                from: Side::Upstream,
+            },
+        );
+        assert_eq!(
+            closes(&cx.take_actions()),
+            vec![(Side::Client, CloseHow::Reset)]
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let err = |src: &str| toml::from_str::<Params>(src).unwrap_err().to_string();
+        assert!(err("backends = 0").contains("`backends` must be between 1 and 64"));
+        assert!(
+            err("backends = 2\nws-backends = [3]")
+                .contains("`ws-backends` lists backend 3, but backends are numbered 1 to 2")
+        );
+        assert!(err("sticky-cookie = \"a b\"").contains("`sticky-cookie` must be a cookie name"));
+        assert!(err("timeout-ms = 0").contains("`timeout-ms` must be at least 1"));
+        assert!(err("drain = \"cut\"").contains("need `drain-at-ms`"));
+        assert!(err("upgrade = \"maybe\"").contains("unknown variant `maybe`"));
+    }
+}
