@@ -12,7 +12,7 @@
 //! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
 //!   [`http_proxy::Policy`] that rewrites heads and routes requests.
 //! - [`rng`]: the seeded random source a model receives through its context.
-//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`], [`lifetime_cap`], [`header_mangler`].
+//! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`], [`connect_proxy`], [`lifetime_cap`], [`header_mangler`], [`buffering_proxy`].
 //!
 //! # The model contract
 //!
@@ -45,6 +45,7 @@
 //! 7. **Unit-testable without a runtime.** Feed events to a connection with a [`Cx`] and read
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
+pub mod buffering_proxy;
 pub mod connect_proxy;
 pub mod header_mangler;
 pub mod http;

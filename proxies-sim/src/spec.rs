@@ -16,7 +16,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
 use crate::{
-    connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass, transparent_proxy,
+    buffering_proxy, connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass,
+    transparent_proxy,
 };
 
 /// Every model's name, in catalogue order.
@@ -28,6 +29,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "connect-proxy",
     "lifetime-cap",
     "header-mangler",
+    "buffering-proxy",
 ];
 
 /// A model and its parameters.
@@ -47,6 +49,8 @@ pub enum ModelSpec {
     LifetimeCap(lifetime_cap::Params),
     /// [`header_mangler`]: rewrites named header fields, then tunnels.
     HeaderMangler(header_mangler::Params),
+    /// [`buffering_proxy`]: holds response bytes toward the client.
+    BufferingProxy(buffering_proxy::Params),
 }
 
 impl ModelSpec {
@@ -60,6 +64,7 @@ impl ModelSpec {
             ModelSpec::ConnectProxy(_) => "connect-proxy",
             ModelSpec::LifetimeCap(_) => "lifetime-cap",
             ModelSpec::HeaderMangler(_) => "header-mangler",
+            ModelSpec::BufferingProxy(_) => "buffering-proxy",
         }
     }
 
@@ -89,6 +94,9 @@ impl ModelSpec {
                 each(move || Box::new(lifetime_cap::LifetimeCap::new(p.clone())))
             }
             ModelSpec::HeaderMangler(p) => each(move || Box::new(header_mangler::connection(&p))),
+            ModelSpec::BufferingProxy(p) => {
+                each(move || Box::new(buffering_proxy::BufferingProxy::new(p.clone())))
+            }
         }
     }
 
@@ -111,6 +119,7 @@ impl ModelSpec {
             ModelSpec::ConnectProxy(p) => p.summary(),
             ModelSpec::LifetimeCap(p) => p.summary(),
             ModelSpec::HeaderMangler(p) => p.summary(),
+            ModelSpec::BufferingProxy(p) => p.summary(),
         }
     }
 }
@@ -159,6 +168,9 @@ impl<'de> Visitor<'de> for SpecVisitor {
             "lifetime-cap" => ModelSpec::LifetimeCap(lifetime_cap::Params::deserialize(rest)?),
             "header-mangler" => {
                 ModelSpec::HeaderMangler(header_mangler::Params::deserialize(rest)?)
+            }
+            "buffering-proxy" => {
+                ModelSpec::BufferingProxy(buffering_proxy::Params::deserialize(rest)?)
             }
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
