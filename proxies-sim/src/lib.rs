@@ -15,7 +15,7 @@
 //! - [`rng`]: the seeded random source a model receives through its context.
 //! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`],
 //!   [`l7_balancer`], [`connect_proxy`], [`lifetime_cap`],
-//!   [`header_mangler`], [`tls_intercepting_proxy`].
+//!   [`header_mangler`], [`tls_intercepting_proxy`], [`buffering_proxy`].
 //!
 //! # The model contract
 //!
@@ -48,6 +48,7 @@
 //! 7. **Unit-testable without a runtime.** Feed events to a connection with a [`Cx`] and read
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
+pub mod buffering_proxy;
 pub mod connect_proxy;
 pub mod header_mangler;
 pub mod http;

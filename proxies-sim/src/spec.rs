@@ -16,8 +16,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
 use crate::{
-    connect_proxy, header_mangler, idle_killer, l4_balancer, l7_balancer, lifetime_cap, pass,
-    tls_intercepting_proxy, transparent_proxy,
+    buffering_proxy, connect_proxy, header_mangler, idle_killer, l4_balancer, l7_balancer,
+    lifetime_cap, pass, tls_intercepting_proxy, transparent_proxy,
 };
 
 /// Every model's name, in catalogue order.
@@ -31,6 +31,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "lifetime-cap",
     "header-mangler",
     "tls-intercepting-proxy",
+    "buffering-proxy",
 ];
 
 /// A model and its parameters.
@@ -54,6 +55,8 @@ pub enum ModelSpec {
     HeaderMangler(header_mangler::Params),
     /// [`tls_intercepting_proxy`]: terminates TLS with its own CA and inspects the plaintext.
     TlsInterceptingProxy(tls_intercepting_proxy::Params),
+    /// [`buffering_proxy`]: holds response bytes toward the client.
+    BufferingProxy(buffering_proxy::Params),
 }
 
 /// What a hop needs from the harness beyond its parameters.
@@ -76,6 +79,7 @@ impl ModelSpec {
             ModelSpec::LifetimeCap(_) => "lifetime-cap",
             ModelSpec::HeaderMangler(_) => "header-mangler",
             ModelSpec::TlsInterceptingProxy(_) => "tls-intercepting-proxy",
+            ModelSpec::BufferingProxy(_) => "buffering-proxy",
         }
     }
 
@@ -114,6 +118,9 @@ impl ModelSpec {
                 })?;
                 Box::new(tls_intercepting_proxy::InterceptHop::new(p, material))
             }
+            ModelSpec::BufferingProxy(p) => {
+                each(move || Box::new(buffering_proxy::BufferingProxy::new(p.clone())))
+            }
         })
     }
 
@@ -138,6 +145,7 @@ impl ModelSpec {
             ModelSpec::LifetimeCap(p) => p.summary(),
             ModelSpec::HeaderMangler(p) => p.summary(),
             ModelSpec::TlsInterceptingProxy(p) => p.summary(),
+            ModelSpec::BufferingProxy(p) => p.summary(),
         }
     }
 }
@@ -190,6 +198,9 @@ impl<'de> Visitor<'de> for SpecVisitor {
             }
             "tls-intercepting-proxy" => {
                 ModelSpec::TlsInterceptingProxy(tls_intercepting_proxy::Params::deserialize(rest)?)
+            }
+            "buffering-proxy" => {
+                ModelSpec::BufferingProxy(buffering_proxy::Params::deserialize(rest)?)
             }
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
