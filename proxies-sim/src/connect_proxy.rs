@@ -260,6 +260,12 @@ impl ConnectProxy {
                 );
             }
         }
+        cx.note(format!(
+            "CONNECT {target} allowed: dialing upstream port {to_port}"
+        ));
+        // Dial first: the driver queues bytes for an upstream being dialed, but has nowhere
+        // to put bytes for one not yet asked for.
+        cx.dial(to_port);
         if !rest.is_empty() {
             cx.note(format!(
                 "{} bytes sent before the tunnel opened: queued",
@@ -267,10 +273,6 @@ impl ConnectProxy {
             ));
             cx.send(Side::Upstream, rest);
         }
-        cx.note(format!(
-            "CONNECT {target} allowed: dialing upstream port {to_port}"
-        ));
-        cx.dial(to_port);
         self.state = State::Dialing;
     }
 }
@@ -452,6 +454,29 @@ mod tests {
                 to: Side::Upstream,
                 bytes: b"opaque".to_vec()
             }]
+        );
+    }
+
+    #[test]
+    fn bytes_after_the_connect_head_are_sent_after_the_dial() {
+        let (mut p, mut cx) = proxy(squid());
+        let actions = send(&mut p, &mut cx, b"CONNECT server:443 HTTP/1.1\r\n\r\nG");
+        let dial = actions
+            .iter()
+            .position(|a| matches!(a, Action::Dial { .. }))
+            .expect("a dial");
+        let early = actions
+            .iter()
+            .position(|a| {
+                *a == Action::Send {
+                    to: Side::Upstream,
+                    bytes: b"G".to_vec(),
+                }
+            })
+            .expect("the early byte forwarded");
+        assert!(
+            dial < early,
+            "an upstream must be dialed before bytes go to it: {actions:?}"
         );
     }
 
