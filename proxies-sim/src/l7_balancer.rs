@@ -499,6 +499,8 @@ pub struct L7Connection {
     /// applies `timeout tunnel` to TCP-mode connections too), cut rather than said goodbye
     /// to when draining (its bytes may be TLS).
     opaque: bool,
+    /// Which sides have finished sending (FIN or reset), by [`Side::index`].
+    ended: [bool; 2],
 }
 
 impl L7Connection {
@@ -524,6 +526,7 @@ impl L7Connection {
             closed: false,
             client_finned: false,
             opaque: false,
+            ended: [false; 2],
         }
     }
 
@@ -719,9 +722,20 @@ impl Connection for L7Connection {
                 }
             }
             Event::Fin { from } if self.goodbye[from.index()] == Goodbye::Sent => {
+                self.ended[from.index()] = true;
                 cx.fin(from);
             }
-            other => self.run_proxy(cx, other),
+            other => {
+                if let Event::Fin { from } | Event::Reset { from } = other {
+                    self.ended[from.index()] = true;
+                }
+                self.run_proxy(cx, other);
+            }
+        }
+        if self.ended == [true; 2] {
+            // Both sides are done: no timer may keep the connection alive.
+            cx.cancel_timer(IDLE);
+            cx.cancel_timer(DRAIN);
         }
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use gauntlet_proxies::http::{self, Head, Parsed, StartLine, base64};
 use gauntlet_proxies::rng::Rng;
-use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, Hop, ModelSpec, Side};
+use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, Hop, HopEnv, ModelSpec, Side};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -45,6 +45,9 @@ const ANYWHERE: &[&str] = &[
     "model = 'l4-balancer'\nbackends = 5\npolicy = 'source-hash'",
     // An upgrade-aware HTTP proxy: reads the handshake, adds `Via`, tunnels after the 101.
     "model = 'header-mangler'\nadd-via = '1.1 gauntlet'",
+    // Upgrade-aware L7 balancers: HAProxy with the seed's ACLs and stickiness, and an ALB.
+    "model = 'l7-balancer'\npreset = 'haproxy-tunnel'\nbackends = 3\nws-backends = [2, 3]\nweb-backends = [1]\nsticky-cookie = 'SRV'",
+    "model = 'l7-balancer'\npreset = 'aws-alb'\nbackends = 2\nbalance = 'least-connections'",
 ];
 
 /// Explicit proxies: the client sends `CONNECT` to them, so they only sit first.
@@ -878,7 +881,10 @@ fn run(case: &Case) -> Outcome {
         1,
     )];
     for (i, s) in specs.iter().enumerate() {
-        elements.push((format!("hop{} {}", i + 1, s.name()), s.hop(), s.backends()));
+        let hop = s
+            .hop(&HopEnv::default())
+            .unwrap_or_else(|e| panic!("hop{} {}: {e}", i + 1, s.name()));
+        elements.push((format!("hop{} {}", i + 1, s.name()), hop, s.backends()));
     }
     elements.push((
         "server".into(),
