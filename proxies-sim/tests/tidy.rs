@@ -15,8 +15,14 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("OsRng", "unseeded randomness: use Cx::rng"),
     ("getrandom", "unseeded randomness: use Cx::rng"),
     ("rand::", "unseeded randomness: use Cx::rng"),
-    ("HashMap", "iteration order varies between runs: use BTreeMap"),
-    ("HashSet", "iteration order varies between runs: use BTreeSet"),
+    (
+        "HashMap",
+        "iteration order varies between runs: use BTreeMap",
+    ),
+    (
+        "HashSet",
+        "iteration order varies between runs: use BTreeSet",
+    ),
     ("tokio", "models are sans-IO: no runtime"),
     ("std::net", "models are sans-IO: no sockets"),
 ];
