@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
 use crate::{
-    connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass,
+    caching_proxy, connect_proxy, header_mangler, idle_killer, l4_balancer, lifetime_cap, pass,
     tls_intercepting_proxy, transparent_proxy,
 };
 
@@ -30,6 +30,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "lifetime-cap",
     "header-mangler",
     "tls-intercepting-proxy",
+    "caching-proxy",
 ];
 
 /// A model and its parameters.
@@ -51,6 +52,9 @@ pub enum ModelSpec {
     HeaderMangler(header_mangler::Params),
     /// [`tls_intercepting_proxy`]: terminates TLS with its own CA and inspects the plaintext.
     TlsInterceptingProxy(tls_intercepting_proxy::Params),
+    /// [`caching_proxy`]: an HTTP cache that is not upgrade-aware and reads the bytes after a
+    /// 101 as HTTP.
+    CachingProxy(caching_proxy::Params),
 }
 
 /// What a hop needs from the harness beyond its parameters.
@@ -72,6 +76,7 @@ impl ModelSpec {
             ModelSpec::LifetimeCap(_) => "lifetime-cap",
             ModelSpec::HeaderMangler(_) => "header-mangler",
             ModelSpec::TlsInterceptingProxy(_) => "tls-intercepting-proxy",
+            ModelSpec::CachingProxy(_) => "caching-proxy",
         }
     }
 
@@ -108,6 +113,7 @@ impl ModelSpec {
                 })?;
                 Box::new(tls_intercepting_proxy::InterceptHop::new(p, material))
             }
+            ModelSpec::CachingProxy(p) => Box::new(caching_proxy::CacheHop::new(&p)),
         })
     }
 
@@ -131,6 +137,7 @@ impl ModelSpec {
             ModelSpec::LifetimeCap(p) => p.summary(),
             ModelSpec::HeaderMangler(p) => p.summary(),
             ModelSpec::TlsInterceptingProxy(p) => p.summary(),
+            ModelSpec::CachingProxy(p) => p.summary(),
         }
     }
 }
@@ -183,6 +190,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
             "tls-intercepting-proxy" => {
                 ModelSpec::TlsInterceptingProxy(tls_intercepting_proxy::Params::deserialize(rest)?)
             }
+            "caching-proxy" => ModelSpec::CachingProxy(caching_proxy::Params::deserialize(rest)?),
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
     }
