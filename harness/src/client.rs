@@ -1,6 +1,8 @@
 //! The reference client: tokio-tungstenite over an engine stream, ws or wss (rustls, ring),
 //! with a handshake timeout, an echo or push workload, and a timestamp in simulated time for
-//! every send and receive. It observes the run and decides its [`Outcome`].
+//! every send and receive. It observes the run and decides its [`Outcome`]. The `smuggle`
+//! workload (the cache-poisoning demonstration) writes its frames by hand: see
+//! [`crate::smuggle`].
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -23,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::engine::NetRef;
 use crate::outcome::Outcome;
 use crate::scenario::{Scheme, Workload, WorkloadKind};
+use crate::smuggle;
 use crate::transcript::Transcript;
 use crate::ws_config;
 
@@ -48,6 +51,9 @@ pub struct Plan {
     pub ping_interval: Option<Duration>,
     /// An explicit proxy to ask for a tunnel with CONNECT.
     pub proxy: Option<ProxyPlan>,
+    /// Masks client frames (RFC 6455 §5.3). Only the `smuggle` workload can send them
+    /// unmasked, for demonstration.
+    pub mask: bool,
 }
 
 /// The explicit proxy the client is configured with.
@@ -76,33 +82,34 @@ pub struct Report {
     pub detail: String,
     /// From the start of the TCP connect to the 101.
     pub handshake: Option<Duration>,
-    /// Round trips (echo) or one-way latencies (push), in order.
+    /// Round trips (echo), one-way latencies (push) or the victim fetch's round trip
+    /// (smuggle), in order.
     pub latencies: Vec<Duration>,
-    /// Messages sent.
+    /// Messages sent (smuggle: the smuggling frame).
     pub sent: u64,
-    /// Messages received intact.
+    /// Messages received intact (smuggle: 1 when the victim fetch got the origin's script).
     pub received: u64,
 }
 
 /// A failure, before it becomes a report.
-struct Fail {
+pub(crate) struct Fail {
     outcome: Outcome,
     detail: String,
 }
 
-fn fail(outcome: Outcome, detail: impl Into<String>) -> Fail {
+pub(crate) fn fail(outcome: Outcome, detail: impl Into<String>) -> Fail {
     Fail {
         outcome,
         detail: detail.into(),
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Any byte stream the client can speak WebSocket over.
-trait AsyncIo: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait AsyncIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncIo for T {}
 
 /// Keeps the bytes of the most recent read, so a failure can say what arrived.
@@ -157,8 +164,13 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
         sent: 0,
         received: 0,
     };
-    let last = Arc::new(Mutex::new(Vec::new()));
     let start = net.now();
+    if plan.workload.kind == WorkloadKind::Smuggle {
+        let result = smuggle::run(&net, &plan, &t, &mut report, start).await;
+        finish(&net, &t, &mut report, result);
+        return report;
+    }
+    let last = Arc::new(Mutex::new(Vec::new()));
     let phase = Rc::new(Cell::new("tcp connect"));
     let handshake = tokio::select! {
         biased;
@@ -188,6 +200,12 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
         }
         Err(f) => Err(f),
     };
+    finish(&net, &t, &mut report, result);
+    report
+}
+
+/// Puts the workload's result into the report; a failure is logged.
+fn finish(net: &NetRef, t: &Transcript, report: &mut Report, result: Result<String, Fail>) {
     match result {
         Ok(detail) => report.detail = detail,
         Err(f) => {
@@ -200,23 +218,23 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
             );
         }
     }
-    report
 }
 
-async fn handshake(
+/// A byte stream to the server as the plan reaches it: TCP, directly or through the explicit
+/// proxy's tunnel, then TLS for wss.
+pub(crate) async fn transport(
     net: &NetRef,
     plan: &Plan,
     t: &Transcript,
     phase: &Cell<&'static str>,
-    last: Arc<Mutex<Vec<u8>>>,
-) -> Result<Ws, Fail> {
+) -> Result<Box<dyn AsyncIo>, Fail> {
     let port = plan.scheme.port();
     let host = plan.host.as_str();
     let tcp = match &plan.proxy {
         None => tcp_connect(net, t, host, port).await?,
         Some(proxy) => tunnel(net, t, proxy, host, port, phase).await?,
     };
-    let io: Box<dyn AsyncIo> = match plan.scheme {
+    Ok(match plan.scheme {
         Scheme::Ws => Box::new(tcp),
         Scheme::Wss => {
             phase.set("tls handshake");
@@ -238,10 +256,22 @@ async fn handshake(
             t.log(net.now(), WHO, "tls established");
             Box::new(tls)
         }
-    };
+    })
+}
+
+async fn handshake(
+    net: &NetRef,
+    plan: &Plan,
+    t: &Transcript,
+    phase: &Cell<&'static str>,
+    last: Arc<Mutex<Vec<u8>>>,
+) -> Result<Ws, Fail> {
+    let host = plan.host.as_str();
+    let io = transport(net, plan, t, phase).await?;
     phase.set("upgrade");
     let path = match plan.workload.kind {
         WorkloadKind::Echo => "/echo".to_string(),
+        WorkloadKind::Smuggle => smuggle::ATTACKER_PATH.to_string(),
         WorkloadKind::Push => format!(
             "/push?count={}&interval={}&size={}",
             plan.workload.messages,
@@ -497,12 +527,15 @@ impl Session<'_> {
                     self.receive_push(ws, i).await?;
                 }
             }
+            // Run by `smuggle::run`, never on a tungstenite session.
+            WorkloadKind::Smuggle => {}
         }
         self.close(ws).await?;
         let n = self.report.received;
         Ok(match w.kind {
             WorkloadKind::Echo => format!("{n}/{} echoed, closed 1000", w.messages),
             WorkloadKind::Push => format!("{n}/{} pushes received, closed 1000", w.messages),
+            WorkloadKind::Smuggle => format!("{n} received, closed 1000"),
         })
     }
 

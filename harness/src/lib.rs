@@ -9,6 +9,8 @@
 //!   engines (`turmoil`).
 //! - [`server`] and [`client`]: the reference WebSocket server and client. The client decides
 //!   the run's [`outcome::Outcome`].
+//! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
+//!   and victim fetch, the server's attacker endpoint, frames written by hand.
 //! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
 //! - [`run`]: one run (scenario × scheme × seed): topology, engine, verdict.
 //! - [`suite`]: many runs across threads, in a stable order, into results.
@@ -24,6 +26,7 @@ pub mod outcome;
 pub mod run;
 pub mod scenario;
 pub mod server;
+pub mod smuggle;
 pub mod suite;
 pub mod tls;
 pub mod transcript;

@@ -168,6 +168,7 @@ pub fn run(
         tls: client_tls,
         ping_interval: scenario.client.ping_interval,
         proxy,
+        mask: scenario.client.mask,
     };
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());

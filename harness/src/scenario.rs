@@ -75,6 +75,10 @@ pub enum WorkloadKind {
     Echo,
     /// The server sends messages at the interval; one-way latencies are measured.
     Push,
+    /// The cache-poisoning demonstration (Huang et al. 2011): one text frame whose payload is
+    /// an HTTP request for `http://victim/script.js`, sent to the attacker's endpoint, then a
+    /// victim's fetch of that URL over the same route. See [`crate::smuggle`].
+    Smuggle,
 }
 
 /// A pause in the workload.
@@ -120,6 +124,9 @@ pub struct Client {
     /// Sends a Ping this often, counted from the open (as Python `websockets` does); an
     /// unanswered Ping is a stall. `None`: no keepalive.
     pub ping_interval: Option<Duration>,
+    /// Masks client frames, as RFC 6455 §5.3 requires. `false` only with the `smuggle`
+    /// workload: a deliberate violation, for demonstration.
+    pub mask: bool,
 }
 
 /// Latency on every link of the simulated network.
@@ -214,6 +221,13 @@ impl Scenario {
     /// the engine's backstop.
     pub fn time_limit(&self) -> Duration {
         let w = &self.client.workload;
+        if w.kind == WorkloadKind::Smuggle {
+            // Two connections (the attack, the victim's fetch), each with its handshake
+            // budget; the attack's answer, its close, and the fetch's answer.
+            return self.client.handshake_timeout * 2
+                + w.reply_timeout * 4
+                + Duration::from_secs(10);
+        }
         let idle: u64 = w.idle.iter().map(|i| i.ms).sum();
         let per_message = w.interval + w.reply_timeout;
         self.client.handshake_timeout
@@ -291,6 +305,7 @@ struct RawClient {
     workload: RawWorkload,
     ping_interval_ms: Option<Spanned<u64>>,
     proxy_credentials: Option<Spanned<String>>,
+    mask: Option<Spanned<bool>>,
 }
 
 fn default_handshake_timeout_ms() -> Spanned<u64> {
@@ -305,7 +320,7 @@ struct RawWorkload {
     #[serde(default = "default_messages")]
     messages: Spanned<u32>,
     #[serde(default = "default_interval_ms")]
-    interval_ms: u64,
+    interval_ms: Spanned<u64>,
     #[serde(default = "default_payload_bytes")]
     payload_bytes: Spanned<usize>,
     #[serde(default = "default_reply_timeout_ms")]
@@ -330,8 +345,8 @@ impl Default for RawWorkload {
 fn default_messages() -> Spanned<u32> {
     Spanned::new(0..0, 5)
 }
-fn default_interval_ms() -> u64 {
-    100
+fn default_interval_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 100)
 }
 fn default_payload_bytes() -> Spanned<usize> {
     Spanned::new(0..0, 32)
@@ -490,7 +505,42 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         Some(v) => Some(positive(v, "ping-interval-ms")?),
         None => None,
     };
-    let messages = *w.messages.get_ref();
+    let smuggle = w.kind == WorkloadKind::Smuggle;
+    let mask = match &c.mask {
+        Some(m) if !*m.get_ref() && !smuggle => {
+            return Err(fail(
+                m.span(),
+                "`mask = false` goes only with `kind = \"smuggle\"`: unmasked client frames break RFC 6455 §5.3 and serve only to demonstrate cache poisoning".into(),
+            ));
+        }
+        Some(m) => *m.get_ref(),
+        None => true,
+    };
+    if smuggle {
+        // A value read from the file has a span; a default has 0..0.
+        let given = |span: std::ops::Range<usize>| span != (0..0);
+        let not_here = |name: &str| {
+            format!(
+                "`{name}` does not apply to `kind = \"smuggle\"`, which sends one frame and then fetches the victim's script"
+            )
+        };
+        for (name, span) in [
+            ("messages", w.messages.span()),
+            ("interval-ms", w.interval_ms.span()),
+            ("payload-bytes", w.payload_bytes.span()),
+        ] {
+            if given(span.clone()) {
+                return Err(fail(span, not_here(name)));
+            }
+        }
+        if let Some(first) = w.idle.first() {
+            return Err(fail(first.span(), not_here("idle")));
+        }
+        if let Some(p) = &c.ping_interval_ms {
+            return Err(fail(p.span(), not_here("ping-interval-ms")));
+        }
+    }
+    let messages = if smuggle { 1 } else { *w.messages.get_ref() };
     if !(1..=MAX_MESSAGES).contains(&messages) {
         return Err(fail(
             w.messages.span(),
@@ -578,13 +628,14 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             workload: Workload {
                 kind: w.kind,
                 messages,
-                interval: Duration::from_millis(w.interval_ms),
+                interval: Duration::from_millis(*w.interval_ms.get_ref()),
                 payload_bytes,
                 reply_timeout,
                 idle,
             },
             ping_interval,
             proxy_credentials,
+            mask,
         },
         expect,
     })
@@ -639,6 +690,34 @@ mod tests {
         let e = parse("m.toml", &MINIMAL.replace("schemes", "schemas")).unwrap_err();
         assert_eq!((e.line, e.col), (5, 1), "{e}");
         assert!(e.message.contains("unknown field `schemas`"), "{e}");
+    }
+
+    #[test]
+    fn smuggle_sends_one_frame_and_may_go_unmasked() {
+        let text = MINIMAL.replace(
+            "[expect]",
+            "mask = false\n[client.workload]\nkind = \"smuggle\"\nreply-timeout-ms = 700\n[expect]",
+        );
+        let s = parse("m.toml", &text).unwrap();
+        assert!(!s.client.mask);
+        assert_eq!(s.client.workload.kind, WorkloadKind::Smuggle);
+        assert_eq!(s.client.workload.messages, 1);
+        assert_eq!(
+            s.time_limit(),
+            Duration::from_millis(2 * 5000 + 4 * 700 + 10_000)
+        );
+        assert!(parse("m.toml", MINIMAL).unwrap().client.mask);
+        let e = parse("m.toml", &text.replace("reply-timeout-ms", "interval-ms")).unwrap_err();
+        assert!(e.message.starts_with("`interval-ms` does not apply"), "{e}");
+        let e = parse(
+            "m.toml",
+            &text.replace(
+                "[expect]",
+                "idle = [{ after-message = 0, ms = 5 }]\n[expect]",
+            ),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("`idle` does not apply"), "{e}");
     }
 
     #[test]

@@ -4,9 +4,14 @@
 //! - `/echo`: every text or binary message is sent back unchanged.
 //! - `/push?count=N&interval=MS&size=B`: N text messages of B bytes, MS apart, each carrying
 //!   its send time (`push <i> at <µs>`) so the client can measure one-way latency.
+//! - `/attacker`: the cache-poisoning demonstration's accomplice ([`smuggle::attacker_endpoint`]):
+//!   frames read by hand, masked or not; a frame carrying an HTTP request is answered with a
+//!   raw HTTP response holding the attacker's script.
 //!
 //! A request without a valid upgrade gets a real answer: 426 with `Upgrade: websocket` for a
 //! plain GET, 400 for a broken upgrade (missing key, `Upgrade` without `Connection: upgrade`).
+//! One plain GET is served: `/script.js`, the victim origin's script in the cache-poisoning
+//! demonstration (200, `Cache-Control: max-age=3600`), whatever the `Host`.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -31,6 +36,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::engine::{Listener, NetRef, Software, Stream};
+use crate::smuggle;
 use crate::transcript::Transcript;
 use crate::ws_config;
 
@@ -277,7 +283,19 @@ fn respond(
         .and_then(|k| k.to_str().ok())
         .map(str::to_string);
     let version = header_text(headers, "sec-websocket-version");
-    let response = if !wants_websocket || !http11 {
+    let response = if !wants_websocket
+        && req.method() == hyper::Method::GET
+        && req.uri().path() == smuggle::VICTIM_PATH
+    {
+        text_response(
+            StatusCode::OK,
+            smuggle::ORIGIN_BODY,
+            &[
+                ("content-type", "application/javascript"),
+                ("cache-control", smuggle::ORIGIN_CACHE_CONTROL),
+            ],
+        )
+    } else if !wants_websocket || !http11 {
         text_response(
             StatusCode::UPGRADE_REQUIRED,
             "This endpoint speaks WebSocket: send an Upgrade request.\n",
@@ -309,6 +327,9 @@ fn respond(
         net.spawn(
             async move {
                 match upgrade.await {
+                    Ok(upgraded) if app == App::Attacker => {
+                        smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t).await;
+                    }
                     Ok(upgraded) => {
                         let ws = WebSocketStream::from_raw_socket(
                             TokioIo::new(upgraded),
@@ -364,6 +385,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum App {
     Echo,
+    Attacker,
     Push {
         count: u32,
         interval: Duration,
@@ -373,6 +395,9 @@ enum App {
 
 impl App {
     fn from_uri(uri: &hyper::Uri) -> App {
+        if uri.path() == smuggle::ATTACKER_PATH {
+            return App::Attacker;
+        }
         if uri.path() != "/push" {
             return App::Echo;
         }

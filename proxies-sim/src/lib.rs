@@ -15,7 +15,7 @@
 //! - [`rng`]: the seeded random source a model receives through its context.
 //! - One file per model: [`pass`], [`transparent_proxy`], [`idle_killer`], [`l4_balancer`],
 //!   [`l7_balancer`], [`connect_proxy`], [`lifetime_cap`],
-//!   [`header_mangler`], [`tls_intercepting_proxy`], [`buffering_proxy`].
+//!   [`header_mangler`], [`tls_intercepting_proxy`], [`buffering_proxy`], [`caching_proxy`].
 //!
 //! # The model contract
 //!
@@ -43,12 +43,13 @@
 //!    simulated time; setting the same id again moves it; [`Cx::cancel_timer`] removes it.
 //! 6. **Parameters are read-only.** A model's parameters come from the scenario file, are
 //!    validated when it is read, and never change during a run. Per-connection state lives in
-//!    the [`Connection`] value; state a hop's connections share (a balancer's rotation) lives
-//!    in its [`Hop`], one per host.
+//!    the [`Connection`] value; state a hop's connections share (a balancer's rotation, a
+//!    cache) lives in its [`Hop`], one per host.
 //! 7. **Unit-testable without a runtime.** Feed events to a connection with a [`Cx`] and read
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
 pub mod buffering_proxy;
+pub mod caching_proxy;
 pub mod connect_proxy;
 pub mod header_mangler;
 pub mod http;

@@ -16,8 +16,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::model::{Connection, Hop, Independent};
 use crate::{
-    buffering_proxy, connect_proxy, header_mangler, idle_killer, l4_balancer, l7_balancer,
-    lifetime_cap, pass, tls_intercepting_proxy, transparent_proxy,
+    buffering_proxy, caching_proxy, connect_proxy, header_mangler, idle_killer, l4_balancer,
+    l7_balancer, lifetime_cap, pass, tls_intercepting_proxy, transparent_proxy,
 };
 
 /// Every model's name, in catalogue order.
@@ -32,6 +32,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "header-mangler",
     "tls-intercepting-proxy",
     "buffering-proxy",
+    "caching-proxy",
 ];
 
 /// A model and its parameters.
@@ -57,6 +58,9 @@ pub enum ModelSpec {
     TlsInterceptingProxy(tls_intercepting_proxy::Params),
     /// [`buffering_proxy`]: holds response bytes toward the client.
     BufferingProxy(buffering_proxy::Params),
+    /// [`caching_proxy`]: an HTTP cache that is not upgrade-aware and reads the bytes after a
+    /// 101 as HTTP.
+    CachingProxy(caching_proxy::Params),
 }
 
 /// What a hop needs from the harness beyond its parameters.
@@ -80,6 +84,7 @@ impl ModelSpec {
             ModelSpec::HeaderMangler(_) => "header-mangler",
             ModelSpec::TlsInterceptingProxy(_) => "tls-intercepting-proxy",
             ModelSpec::BufferingProxy(_) => "buffering-proxy",
+            ModelSpec::CachingProxy(_) => "caching-proxy",
         }
     }
 
@@ -121,6 +126,7 @@ impl ModelSpec {
             ModelSpec::BufferingProxy(p) => {
                 each(move || Box::new(buffering_proxy::BufferingProxy::new(p.clone())))
             }
+            ModelSpec::CachingProxy(p) => Box::new(caching_proxy::CacheHop::new(&p)),
         })
     }
 
@@ -146,6 +152,7 @@ impl ModelSpec {
             ModelSpec::HeaderMangler(p) => p.summary(),
             ModelSpec::TlsInterceptingProxy(p) => p.summary(),
             ModelSpec::BufferingProxy(p) => p.summary(),
+            ModelSpec::CachingProxy(p) => p.summary(),
         }
     }
 }
@@ -202,6 +209,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
             "buffering-proxy" => {
                 ModelSpec::BufferingProxy(buffering_proxy::Params::deserialize(rest)?)
             }
+            "caching-proxy" => ModelSpec::CachingProxy(caching_proxy::Params::deserialize(rest)?),
             other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
         })
     }

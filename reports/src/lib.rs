@@ -45,8 +45,8 @@ pub struct Run {
     /// the handshake completed.
     #[serde(default)]
     pub handshake_ms: Option<f64>,
-    /// Median round trip of echoed messages (or one-way latency of pushes), in simulated
-    /// milliseconds, when any arrived.
+    /// Median round trip of echoed messages (or one-way latency of pushes, or the round trip
+    /// of the smuggle workload's victim fetch), in simulated milliseconds, when any arrived.
     #[serde(default)]
     pub rtt_median_ms: Option<f64>,
     /// Messages the client sent.

@@ -113,6 +113,7 @@ fn run_with_pings(
         tls: tls.client,
         ping_interval,
         proxy: None,
+        mask: true,
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();
