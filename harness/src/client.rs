@@ -818,11 +818,16 @@ async fn sleep_opt(net: &NetRef, at: Option<Duration>) {
 }
 
 /// The first line of `bytes`, printable ASCII only, at most 40 characters.
-fn printable(bytes: &[u8]) -> String {
+pub(crate) fn printable(bytes: &[u8]) -> String {
+    printable_up_to(bytes, 40)
+}
+
+/// The first line of `bytes`, printable ASCII only, at most `max` characters.
+pub(crate) fn printable_up_to(bytes: &[u8], max: usize) -> String {
     bytes
         .iter()
         .take_while(|b| **b != b'\r' && **b != b'\n')
-        .take(40)
+        .take(max)
         .map(|&b| {
             if (0x20..0x7f).contains(&b) {
                 b as char

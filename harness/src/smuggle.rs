@@ -191,18 +191,7 @@ pub fn decode(buf: &[u8]) -> Decoded {
 
 /// The first line of `bytes`, printable ASCII only, at most 60 characters.
 fn printable(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .take_while(|b| **b != b'\r' && **b != b'\n')
-        .take(60)
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '.'
-            }
-        })
-        .collect()
+    crate::client::printable_up_to(bytes, 60)
 }
 
 /// A stream read by hand, with the bytes read but not yet used.

@@ -862,6 +862,7 @@ impl Connection for BufferingProxy {
 mod tests {
     use super::*;
     use crate::model::{Action, CloseHow};
+    use crate::testkit::sent;
 
     const UPGRADE: &[u8] = b"GET /push HTTP/1.1\r\nHost: server\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
@@ -885,17 +886,6 @@ mod tests {
     fn feed(b: &mut BufferingProxy, cx: &mut Cx, from: Side, bytes: &[u8]) -> Vec<Action> {
         b.on_event(cx, Event::Data { from, bytes });
         cx.take_actions()
-    }
-
-    fn sent(actions: &[Action], to: Side) -> Vec<u8> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { to: t, bytes } if *t == to => Some(bytes.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
     }
 
     fn notes(actions: &[Action]) -> Vec<String> {

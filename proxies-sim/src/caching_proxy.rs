@@ -531,14 +531,7 @@ impl CachingProxy {
     fn response(&mut self, cx: &mut Cx, head: Head) -> Result<(), String> {
         let status = head.status().unwrap_or_default();
         let interim = (100..200).contains(&status) && status != 101;
-        let request = if interim {
-            self.pending.front().cloned()
-        } else {
-            self.pending.pop_front()
-        };
-        let Some(request) = request else {
-            return Err(format!("a {status} response to no request"));
-        };
+        let request = crate::http_proxy::answered(&mut self.pending, status)?;
         cx.note(format!("response {}: forwarded", status_text(&head)));
         if status == 101 {
             cx.send(Side::Client, head.to_bytes());
@@ -982,6 +975,7 @@ fn first_line(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::model::{Action, CloseHow};
+    use crate::testkit::sent;
 
     const UPGRADE: &[u8] = b"GET /attacker HTTP/1.1\r\nHost: server\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
@@ -1016,17 +1010,6 @@ mod tests {
 
     fn feed(c: &mut dyn Connection, cx: &mut Cx, from: Side, bytes: &[u8]) {
         c.on_event(cx, Event::Data { from, bytes });
-    }
-
-    fn sent(actions: &[Action], to: Side) -> Vec<u8> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { to: t, bytes } if *t == to => Some(bytes.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
     }
 
     fn notes(actions: &[Action]) -> Vec<String> {

@@ -315,15 +315,7 @@ impl<P: Policy> HttpProxy<P> {
 
     fn forward_response(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), String> {
         let status = head.status().unwrap_or_default();
-        let interim = (100..200).contains(&status) && status != 101;
-        let request = if interim {
-            self.pending.front().cloned()
-        } else {
-            self.pending.pop_front()
-        };
-        let Some(request) = request else {
-            return Err(format!("a {status} response to no request"));
-        };
+        let request = answered(&mut self.pending, status)?;
         let before = head.clone();
         self.policy.response(cx, &mut head, &request);
         cx.note(format!(
@@ -395,6 +387,18 @@ impl<P: Policy> HttpProxy<P> {
             }
         }
     }
+}
+
+/// The request a response with `status` answers, oldest first: an interim response (1xx other
+/// than 101) leaves it waiting for its final response; any other takes it off `pending`.
+pub fn answered<T: Clone>(pending: &mut VecDeque<T>, status: u16) -> Result<T, String> {
+    let interim = (100..200).contains(&status) && status != 101;
+    let request = if interim {
+        pending.front().cloned()
+    } else {
+        pending.pop_front()
+    };
+    request.ok_or_else(|| format!("a {status} response to no request"))
 }
 
 /// `request GET /x HTTP/1.1` or `response 101 Switching Protocols`.

@@ -752,6 +752,7 @@ impl Drop for L7Connection {
 mod tests {
     use super::*;
     use crate::model::CloseHow;
+    use crate::testkit::{closes, sent};
 
     const WS: &[u8] = b"GET /echo HTTP/1.1\r\nHost: server\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     const WEB: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: server\r\n\r\n";
@@ -775,27 +776,6 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Dial { backend, .. } => Some(*backend),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn sent(actions: &[Action], to: Side) -> Vec<u8> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { to: t, bytes } if *t == to => Some(bytes.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    }
-
-    fn closes(actions: &[Action]) -> Vec<(Side, CloseHow)> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Close { side, how } => Some((*side, *how)),
                 _ => None,
             })
             .collect()

@@ -62,6 +62,8 @@ pub mod model;
 pub mod pass;
 pub mod rng;
 pub mod spec;
+#[cfg(test)]
+mod testkit;
 pub mod tls_intercepting_proxy;
 pub mod transparent_proxy;
 pub mod ws_frames;

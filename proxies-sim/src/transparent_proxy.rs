@@ -140,6 +140,7 @@ impl Policy for Rewrite {
 mod tests {
     use super::*;
     use crate::model::{Action, CloseHow, Connection, Event, Side};
+    use crate::testkit::{closes, sent};
 
     const UPGRADE: &[u8] = b"GET /echo HTTP/1.1\r\nHost: server\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
@@ -157,27 +158,6 @@ mod tests {
 
     fn feed(p: &mut TransparentProxy, cx: &mut Cx, from: Side, bytes: &[u8]) {
         p.on_event(cx, Event::Data { from, bytes });
-    }
-
-    fn sent(actions: &[Action], to: Side) -> Vec<u8> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { to: t, bytes } if *t == to => Some(bytes.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    }
-
-    fn closes(actions: &[Action]) -> Vec<(Side, CloseHow)> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Close { side, how } => Some((*side, *how)),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]
