@@ -54,8 +54,9 @@ impl RunOutput {
     }
 }
 
-/// The TLS side of interception: each `tls-intercepting-proxy` hop gets its own corporate CA
-/// and a certificate for every name; the client trusts the run's CA and each corporate CA whose
+/// The TLS side of interception and offload: each `tls-intercepting-proxy` hop gets its own
+/// corporate CA and a certificate for every name (as does each `l7-balancer` that terminates
+/// TLS, from a "public" CA every client trusts); the client trusts the run's CA and each corporate CA whose
 /// hop says `client-trusts-ca`; an interceptor's upstream session trusts the run's CA and the
 /// CAs of interceptors further along the path. Returns the client's configuration and each
 /// hop's environment.
@@ -68,9 +69,17 @@ fn interception(
 ) -> anyhow::Result<(std::sync::Arc<rustls::ClientConfig>, Vec<HopEnv>)> {
     let mut cas = Vec::new();
     for (i, spec) in path.iter().enumerate() {
-        if let ModelSpec::TlsInterceptingProxy(p) = spec {
-            let ca = Ca::generate(&format!("Gauntlet corporate CA ({})", hops[i]))?;
-            cas.push((i, p.client_trusts_ca, ca));
+        match spec {
+            ModelSpec::TlsInterceptingProxy(p) => {
+                let ca = Ca::generate(&format!("Gauntlet corporate CA ({})", hops[i]))?;
+                cas.push((i, p.client_trusts_ca, ca));
+            }
+            ModelSpec::L7Balancer(p) if p.terminate_tls => {
+                // A public site's certificate: every client trusts it.
+                let ca = Ca::generate(&format!("Gauntlet public CA ({})", hops[i]))?;
+                cas.push((i, true, ca));
+            }
+            _ => {}
         }
     }
     if cas.is_empty() {

@@ -21,8 +21,12 @@
 //! - Draining on deploy: at `drain-at-ms` every open connection gets `drain-deadline-ms` more;
 //!   then `drain = "close-1001"` says goodbye with a Close frame (1001, going away) to each side
 //!   at the next frame boundary, or `drain = "cut"` closes both TCP connections.
-//! - Ports outside `http-ports` (default `[80]`; the model does not terminate TLS) are relayed
-//!   opaquely and timed as tunnels from the start, as HAProxy times TCP-mode connections.
+//! - TLS: with `terminate-tls` (the default) it terminates TLS on `tls-ports` (default
+//!   `[443]`) with a certificate the client trusts, as a public site's reverse proxy does, reads
+//!   the decrypted requests like any other, and talks plaintext to the backends' port 80 (TLS
+//!   offload; the wrapper is [`Interceptor::offload`]). So wss meets the same configuration as
+//!   ws. Other ports outside `http-ports` (default `[80]`) are relayed opaquely and timed as
+//!   tunnels from the start, as HAProxy times TCP-mode connections.
 //! - A backend lost mid-tunnel (reset) resets the client: an HTTP balancer cannot move an open
 //!   WebSocket either.
 //!
@@ -49,6 +53,7 @@ use crate::http::{self, Head};
 use crate::http_proxy::{self, HttpProxy, OnGarbage, Route, Settings};
 use crate::l4_balancer::{self, Rotation, check_backends};
 use crate::model::{Action, Connection, Cx, Event, Hop, Side};
+use crate::tls_intercepting_proxy::{Interceptor, Material};
 use crate::ws_frames::{FrameScanner, close_frame};
 
 /// How the balancer treats an upgrade request.
@@ -191,6 +196,12 @@ pub struct Params {
     pub drain: Option<Drain>,
     /// Ports read as HTTP; others relayed opaquely. Default `[80]`.
     pub http_ports: Vec<u16>,
+    /// Whether it terminates TLS on `tls_ports` (with a certificate the client trusts, as a
+    /// public site's is) and talks plaintext HTTP to the backends' port 80. Default true: a
+    /// reverse proxy or ALB listening on 443 does.
+    pub terminate_tls: bool,
+    /// Ports whose TLS it terminates. Default `[443]`.
+    pub tls_ports: Vec<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +224,8 @@ struct RawParams {
     drain_deadline_ms: Option<u64>,
     drain: Option<DrainHow>,
     http_ports: Option<Vec<u16>>,
+    terminate_tls: Option<bool>,
+    tls_ports: Option<Vec<u16>>,
 }
 
 impl TryFrom<RawParams> for Params {
@@ -286,6 +299,8 @@ impl TryFrom<RawParams> for Params {
             close_backend: raw.close_backend.unwrap_or(close),
             drain,
             http_ports: raw.http_ports.unwrap_or_else(|| vec![80]),
+            terminate_tls: raw.terminate_tls.unwrap_or(true),
+            tls_ports: raw.tls_ports.unwrap_or_else(|| vec![443]),
         })
     }
 }
@@ -319,6 +334,9 @@ impl Params {
         if let Some(t) = self.timeout_tunnel {
             s.push_str(&format!(" timeout-tunnel={}ms", t.as_millis()));
         }
+        if self.terminate_tls {
+            s.push_str(&format!(" terminates-tls={:?}", self.tls_ports));
+        }
         if let Some(d) = self.drain {
             s.push_str(&format!(
                 " drain-at={}ms deadline={}ms {}",
@@ -334,29 +352,55 @@ impl Params {
     }
 }
 
-/// The balancer on one host: the rotation its connections share.
+/// The balancer on one host: the rotation its connections share, and its certificate when it
+/// terminates TLS.
 #[derive(Debug)]
 pub struct L7Hop {
     params: Rc<Params>,
     rotation: Rc<RefCell<Rotation>>,
+    tls: Option<Material>,
 }
 
 impl L7Hop {
-    /// A hop with these parameters.
-    pub fn new(params: &Params) -> Self {
-        Self {
-            params: Rc::new(params.clone()),
-            rotation: Rc::new(RefCell::new(Rotation::new(params.balance, params.backends))),
+    /// A hop with these parameters; `tls` is the certificate it presents when it terminates
+    /// TLS (required then).
+    pub fn new(params: &Params, tls: Option<Material>) -> Result<Self, String> {
+        let mut params = params.clone();
+        if params.terminate_tls {
+            if tls.is_none() {
+                return Err(
+                    "l7-balancer with terminate-tls needs TLS material from the harness".into(),
+                );
+            }
+            // What it decrypts, it reads as HTTP.
+            for port in params.tls_ports.clone() {
+                if !params.http_ports.contains(&port) {
+                    params.http_ports.push(port);
+                }
+            }
         }
+        Ok(Self {
+            rotation: Rc::new(RefCell::new(Rotation::new(params.balance, params.backends))),
+            params: Rc::new(params),
+            tls,
+        })
     }
 }
 
 impl Hop for L7Hop {
     fn connection(&mut self) -> Box<dyn Connection> {
-        Box::new(L7Connection::new(
+        let inner = Box::new(L7Connection::new(
             self.params.clone(),
             self.rotation.clone(),
-        ))
+        ));
+        match (&self.tls, self.params.terminate_tls) {
+            (Some(tls), true) => Box::new(Interceptor::offload(
+                inner,
+                tls.clone(),
+                self.params.tls_ports.clone(),
+            )),
+            _ => inner,
+        }
     }
 }
 
@@ -764,7 +808,9 @@ mod tests {
     }
 
     fn hop(src: &str) -> L7Hop {
-        L7Hop::new(&params(src))
+        let mut p = params(src);
+        p.terminate_tls = false;
+        L7Hop::new(&p, None).unwrap()
     }
 
     fn data(from: Side, bytes: &[u8]) -> Event<'_> {

@@ -66,7 +66,7 @@ pub enum ModelSpec {
 /// What a hop needs from the harness beyond its parameters.
 #[derive(Debug, Clone, Default)]
 pub struct HopEnv {
-    /// TLS material, for `tls-intercepting-proxy`.
+    /// TLS material, for `tls-intercepting-proxy` and an `l7-balancer` that terminates TLS.
     pub tls: Option<tls_intercepting_proxy::Material>,
 }
 
@@ -109,7 +109,7 @@ impl ModelSpec {
                 each(move || Box::new(idle_killer::IdleKiller::new(p.clone())))
             }
             ModelSpec::L4Balancer(p) => Box::new(l4_balancer::L4Hop::new(&p)),
-            ModelSpec::L7Balancer(p) => Box::new(l7_balancer::L7Hop::new(&p)),
+            ModelSpec::L7Balancer(p) => Box::new(l7_balancer::L7Hop::new(&p, env.tls.clone())?),
             ModelSpec::ConnectProxy(p) => {
                 each(move || Box::new(connect_proxy::ConnectProxy::new(p.clone())))
             }

@@ -147,6 +147,11 @@ pub struct Interceptor {
     name: String,
     /// A TLS session failed; the connection is being closed and further events are ignored.
     failed: bool,
+    /// Whether the upstream leg is TLS too (interception) or plaintext to port 80 (a reverse
+    /// proxy offloading TLS).
+    reencrypt: bool,
+    /// How the client-side certificate is described in the transcript.
+    issuer: &'static str,
 }
 
 impl std::fmt::Debug for Interceptor {
@@ -158,6 +163,7 @@ impl std::fmt::Debug for Interceptor {
             .field("started", &self.started)
             .field("name", &self.name)
             .field("failed", &self.failed)
+            .field("reencrypt", &self.reencrypt)
             .finish_non_exhaustive()
     }
 }
@@ -185,10 +191,16 @@ impl Interceptor {
                 }))
             }
         };
+        Self::wrap(inner, material, params.tls_ports.clone())
+    }
+
+    /// Terminates TLS on `tls_ports` around `inner` and re-encrypts toward the upstream: an
+    /// interceptor.
+    pub fn wrap(inner: Box<dyn Connection>, material: Material, tls_ports: Vec<u16>) -> Self {
         Self {
             inner,
             material,
-            tls_ports: params.tls_ports.clone(),
+            tls_ports,
             port: 0,
             plain: false,
             client_tls: None,
@@ -196,6 +208,19 @@ impl Interceptor {
             started: false,
             name: String::new(),
             failed: false,
+            reencrypt: true,
+            issuer: "the corporate CA's certificate",
+        }
+    }
+
+    /// Terminates TLS on `tls_ports` around `inner` and talks plaintext to the upstream's
+    /// port 80: a reverse proxy or load balancer offloading TLS with a certificate the client
+    /// trusts.
+    pub fn offload(inner: Box<dyn Connection>, material: Material, tls_ports: Vec<u16>) -> Self {
+        Self {
+            reencrypt: false,
+            issuer: "its own certificate; plaintext to the backend",
+            ..Self::wrap(inner, material, tls_ports)
         }
     }
 
@@ -279,8 +304,8 @@ impl Interceptor {
             self.name = name.unwrap_or_else(|| FALLBACK_NAME.to_string());
             self.started = true;
             cx.note(format!(
-                "terminated the client's tls for `{}` with the corporate CA's certificate",
-                self.name
+                "terminated the client's tls for `{}` with {}",
+                self.name, self.issuer
             ));
             let port = self.port;
             self.run_inner(cx, Event::Accepted { port });
@@ -310,6 +335,25 @@ impl Interceptor {
     }
 
     fn outward(&mut self, cx: &mut Cx, action: Action) {
+        if !self.reencrypt {
+            match action {
+                Action::Send {
+                    to: Side::Upstream, ..
+                }
+                | Action::Close {
+                    side: Side::Upstream,
+                    ..
+                } => return cx.push(action),
+                Action::Dial { backend, port } if self.tls_ports.contains(&port) => {
+                    cx.note(format!(
+                        "dialing the backend's plaintext port 80 instead of {port}"
+                    ));
+                    return cx.push(Action::Dial { backend, port: 80 });
+                }
+                Action::Dial { .. } => return cx.push(action),
+                _ => {}
+            }
+        }
         match action {
             Action::Send { to, bytes } => match self.tls(to) {
                 Some(tls) => {
@@ -403,6 +447,16 @@ impl Connection for Interceptor {
                     Err(e) => self.fail(cx, Side::Client, e),
                 }
             }
+            Event::Data {
+                from: Side::Upstream,
+                bytes,
+            } if !self.reencrypt => self.run_inner(
+                cx,
+                Event::Data {
+                    from: Side::Upstream,
+                    bytes,
+                },
+            ),
             Event::Data { from, bytes } => self.receive(cx, from, bytes),
             Event::Fin { from } if !self.started => {
                 cx.note(format!(

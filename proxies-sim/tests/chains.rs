@@ -46,8 +46,8 @@ const ANYWHERE: &[&str] = &[
     // An upgrade-aware HTTP proxy: reads the handshake, adds `Via`, tunnels after the 101.
     "model = 'header-mangler'\nadd-via = '1.1 gauntlet'",
     // Upgrade-aware L7 balancers: HAProxy with the seed's ACLs and stickiness, and an ALB.
-    "model = 'l7-balancer'\npreset = 'haproxy-tunnel'\nbackends = 3\nws-backends = [2, 3]\nweb-backends = [1]\nsticky-cookie = 'SRV'",
-    "model = 'l7-balancer'\npreset = 'aws-alb'\nbackends = 2\nbalance = 'least-connections'",
+    "model = 'l7-balancer'\npreset = 'haproxy-tunnel'\nbackends = 3\nws-backends = [2, 3]\nweb-backends = [1]\nsticky-cookie = 'SRV'\nterminate-tls = false",
+    "model = 'l7-balancer'\npreset = 'aws-alb'\nbackends = 2\nbalance = 'least-connections'\nterminate-tls = false",
 ];
 
 /// Explicit proxies: the client sends `CONNECT` to them, so they only sit first.
