@@ -58,15 +58,7 @@ const MAX_HEAD: usize = 8192;
 /// The client's name in transcripts.
 const WHO: &str = "client";
 
-/// Opcodes used here (RFC 6455 §5.2).
-pub mod opcode {
-    /// A text frame.
-    pub const TEXT: u8 = 0x1;
-    /// A binary frame.
-    pub const BINARY: u8 = 0x2;
-    /// A Close frame.
-    pub const CLOSE: u8 = 0x8;
-}
+pub use gauntlet_proxies::ws_frames::{encode, opcode};
 
 /// The request the attacker smuggles in a frame's payload.
 pub fn smuggled_request() -> String {
@@ -80,30 +72,6 @@ pub fn attacker_response() -> Vec<u8> {
         ATTACKER_BODY.len()
     )
     .into_bytes()
-}
-
-/// A final frame with `opcode` and `payload`, masked with `mask` if given (RFC 6455 §5.2).
-pub fn encode(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![0x80 | (opcode & 0x0f)];
-    let bit = if mask.is_some() { 0x80 } else { 0 };
-    let len = payload.len();
-    if len < 126 {
-        out.push(bit | len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        out.push(bit | 126);
-        out.extend_from_slice(&short.to_be_bytes());
-    } else {
-        out.push(bit | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    match mask {
-        Some(m) => {
-            out.extend_from_slice(&m);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
 }
 
 /// A frame read by hand, its payload unmasked.

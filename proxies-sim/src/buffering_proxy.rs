@@ -862,7 +862,7 @@ impl Connection for BufferingProxy {
 mod tests {
     use super::*;
     use crate::model::{Action, CloseHow};
-    use crate::testkit::sent;
+    use crate::testkit::{notes, sent};
 
     const UPGRADE: &[u8] = b"GET /push HTTP/1.1\r\nHost: server\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
@@ -886,16 +886,6 @@ mod tests {
     fn feed(b: &mut BufferingProxy, cx: &mut Cx, from: Side, bytes: &[u8]) -> Vec<Action> {
         b.on_event(cx, Event::Data { from, bytes });
         cx.take_actions()
-    }
-
-    fn notes(actions: &[Action]) -> Vec<String> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Note(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect()
     }
 
     fn at(cx: &mut Cx, ms: u64) {

@@ -975,7 +975,7 @@ fn first_line(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::model::{Action, CloseHow};
-    use crate::testkit::sent;
+    use crate::testkit::{notes, sent};
 
     const UPGRADE: &[u8] = b"GET /attacker HTTP/1.1\r\nHost: server\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
@@ -994,32 +994,11 @@ mod tests {
     }
 
     fn frame(payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-        let mut out = vec![
-            0x81,
-            payload.len() as u8 | if mask.is_some() { 0x80 } else { 0 },
-        ];
-        match mask {
-            Some(m) => {
-                out.extend_from_slice(&m);
-                out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
-            }
-            None => out.extend_from_slice(payload),
-        }
-        out
+        crate::ws_frames::encode(crate::ws_frames::opcode::TEXT, payload, mask)
     }
 
     fn feed(c: &mut dyn Connection, cx: &mut Cx, from: Side, bytes: &[u8]) {
         c.on_event(cx, Event::Data { from, bytes });
-    }
-
-    fn notes(actions: &[Action]) -> Vec<String> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Note(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect()
     }
 
     fn dialed(actions: &[Action]) -> bool {

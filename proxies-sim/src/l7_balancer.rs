@@ -52,7 +52,7 @@ use serde::Deserialize;
 use crate::http::{self, Head};
 use crate::http_proxy::{self, HttpProxy, OnGarbage, Route, Settings};
 use crate::l4_balancer::{self, Rotation, check_backends};
-use crate::model::{Action, Connection, Cx, Event, Hop, Side};
+use crate::model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
 use crate::tls_intercepting_proxy::{Interceptor, Material};
 use crate::ws_frames::{FrameScanner, close_frame};
 
@@ -88,16 +88,6 @@ pub enum DrainHow {
     Close1001,
     /// FIN to both sides, no Close frame.
     Cut,
-}
-
-/// How the backend side is closed when the tunnel times out.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum CloseWay {
-    /// FIN.
-    Fin,
-    /// RST.
-    Reset,
 }
 
 /// A named set of parameters after a real product.
@@ -138,21 +128,21 @@ impl Preset {
     }
 
     /// (upgrade, timeout, tunnel timeout, backend close on expiry).
-    fn values(self) -> (Upgrade, Option<u64>, Option<u64>, CloseWay) {
+    fn values(self) -> (Upgrade, Option<u64>, Option<u64>, CloseHow) {
         match self {
-            Preset::Nginx => (Upgrade::Http10, Some(60_000), None, CloseWay::Fin),
-            Preset::NginxHttp11 => (Upgrade::Strip, Some(60_000), None, CloseWay::Fin),
-            Preset::NginxWebsocket => (Upgrade::Tunnel, Some(60_000), None, CloseWay::Fin),
-            Preset::Haproxy => (Upgrade::Tunnel, Some(30_000), None, CloseWay::Reset),
+            Preset::Nginx => (Upgrade::Http10, Some(60_000), None, CloseHow::Fin),
+            Preset::NginxHttp11 => (Upgrade::Strip, Some(60_000), None, CloseHow::Fin),
+            Preset::NginxWebsocket => (Upgrade::Tunnel, Some(60_000), None, CloseHow::Fin),
+            Preset::Haproxy => (Upgrade::Tunnel, Some(30_000), None, CloseHow::Reset),
             Preset::HaproxyTunnel => (
                 Upgrade::Tunnel,
                 Some(30_000),
                 Some(3_600_000),
-                CloseWay::Reset,
+                CloseHow::Reset,
             ),
-            Preset::HttpdWstunnel => (Upgrade::Tunnel, Some(60_000), None, CloseWay::Fin),
-            Preset::HttpdHttp => (Upgrade::Strip, Some(60_000), None, CloseWay::Fin),
-            Preset::AwsAlb => (Upgrade::Tunnel, Some(60_000), None, CloseWay::Fin),
+            Preset::HttpdWstunnel => (Upgrade::Tunnel, Some(60_000), None, CloseHow::Fin),
+            Preset::HttpdHttp => (Upgrade::Strip, Some(60_000), None, CloseHow::Fin),
+            Preset::AwsAlb => (Upgrade::Tunnel, Some(60_000), None, CloseHow::Fin),
         }
     }
 }
@@ -191,7 +181,7 @@ pub struct Params {
     /// Idle limit once tunnelling.
     pub timeout_tunnel: Option<Duration>,
     /// How the backend side is closed when a timeout fires (the client always gets a FIN).
-    pub close_backend: CloseWay,
+    pub close_backend: CloseHow,
     /// Draining, if a deploy happens during the run.
     pub drain: Option<Drain>,
     /// Ports read as HTTP; others relayed opaquely. Default `[80]`.
@@ -219,7 +209,7 @@ struct RawParams {
     sticky_cookie: Option<String>,
     timeout_ms: Option<u64>,
     timeout_tunnel_ms: Option<u64>,
-    close_backend: Option<CloseWay>,
+    close_backend: Option<CloseHow>,
     drain_at_ms: Option<u64>,
     drain_deadline_ms: Option<u64>,
     drain: Option<DrainHow>,
@@ -234,7 +224,7 @@ impl TryFrom<RawParams> for Params {
     fn try_from(raw: RawParams) -> Result<Self, String> {
         let (upgrade, timeout, tunnel, close) = match raw.preset {
             Some(p) => p.values(),
-            None => (Upgrade::Tunnel, None, None, CloseWay::Fin),
+            None => (Upgrade::Tunnel, None, None, CloseHow::Fin),
         };
         let backends = raw.backends.unwrap_or(1);
         check_backends(backends)?;
@@ -531,7 +521,6 @@ pub struct L7Connection {
     proxy: HttpProxy<Balance>,
     params: Rc<Params>,
     rotation: Rc<RefCell<Rotation>>,
-    tunnelling: bool,
     /// Frame boundaries of what goes to each side once tunnelling ([`Side::index`]).
     scanners: [FrameScanner; 2],
     goodbye: [Goodbye; 2],
@@ -564,7 +553,6 @@ impl L7Connection {
             proxy: HttpProxy::new(policy, settings),
             params,
             rotation,
-            tunnelling: false,
             scanners: [FrameScanner::new(), FrameScanner::new()],
             goodbye: [Goodbye::None; 2],
             closed: false,
@@ -576,7 +564,7 @@ impl L7Connection {
 
     /// The idle limit that applies now.
     fn idle_limit(&self) -> Option<Duration> {
-        if self.tunnelling || self.opaque {
+        if self.proxy.tunnelling() || self.opaque {
             self.params.timeout_tunnel.or(self.params.timeout)
         } else {
             self.params.timeout
@@ -616,7 +604,6 @@ impl L7Connection {
             }
         }
         if switched {
-            self.tunnelling = true;
             self.arm_idle(cx);
         }
     }
@@ -665,13 +652,13 @@ impl L7Connection {
     }
 
     /// Closes both sides: FIN to the client, the backend as configured.
-    fn close_both(&mut self, cx: &mut Cx, backend: CloseWay) {
+    fn close_both(&mut self, cx: &mut Cx, backend: CloseHow) {
         cx.cancel_timer(IDLE);
         cx.fin(Side::Client);
         if self.proxy.policy().bound.is_some() {
             match backend {
-                CloseWay::Fin => cx.fin(Side::Upstream),
-                CloseWay::Reset => cx.reset(Side::Upstream),
+                CloseHow::Fin => cx.fin(Side::Upstream),
+                CloseHow::Reset => cx.reset(Side::Upstream),
             }
         }
         self.closed = true;
@@ -681,13 +668,13 @@ impl L7Connection {
         let Some(limit) = self.idle_limit() else {
             return;
         };
-        let what = if self.tunnelling || self.opaque {
+        let what = if self.proxy.tunnelling() || self.opaque {
             "tunnel"
         } else {
             "connection"
         };
         cx.note(format!("{what} idle for {} ms: closing", limit.as_millis()));
-        if !self.tunnelling && self.proxy.awaiting_response() {
+        if !self.proxy.tunnelling() && self.proxy.awaiting_response() {
             cx.note("no response from the backend: answering 504");
             cx.send(
                 Side::Client,
@@ -713,9 +700,9 @@ impl L7Connection {
             cx.set_timer(DRAIN, drain.at + drain.deadline);
             return;
         }
-        if !self.tunnelling || self.opaque || drain.how == DrainHow::Cut {
+        if !self.proxy.tunnelling() || self.opaque || drain.how == DrainHow::Cut {
             cx.note("drain deadline: cutting the connection");
-            self.close_both(cx, CloseWay::Fin);
+            self.close_both(cx, CloseHow::Fin);
             return;
         }
         cx.note("drain deadline: saying goodbye");

@@ -79,8 +79,9 @@ pub enum Event<'a> {
     },
 }
 
-/// How a side is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a side is closed. Parameters spell it `fin` or `reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CloseHow {
     /// Half-close our sending direction (TCP FIN), after everything already sent.
     Fin,

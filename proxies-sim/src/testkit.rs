@@ -24,3 +24,14 @@ pub fn closes(actions: &[Action]) -> Vec<(Side, CloseHow)> {
         })
         .collect()
 }
+
+/// Every transcript note, in order.
+pub fn notes(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Note(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}

@@ -17,7 +17,7 @@
 //! behaviour sees [`Event::Accepted`] only once the client's handshake completes, so it never
 //! sees ciphertext.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
@@ -416,7 +416,7 @@ fn read_plaintext(tls: &mut rustls::Connection, out: &mut Vec<u8>) {
         match tls.reader().read(&mut buf) {
             Ok(0) => return,
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // WouldBlock: nothing more decrypted yet.
             Err(_) => return,
         }
     }

@@ -87,23 +87,44 @@ fn header_done(header: &[u8]) -> Option<u64> {
     })
 }
 
-/// A Close frame with `code` and no reason; masked with `mask` when given (a frame toward a
-/// server must be masked, RFC 6455 §5.3).
-pub fn close_frame(code: u16, mask: Option<[u8; 4]>) -> Vec<u8> {
-    let payload = code.to_be_bytes();
-    match mask {
-        None => vec![0x88, 0x02, payload[0], payload[1]],
-        Some(m) => vec![
-            0x88,
-            0x82,
-            m[0],
-            m[1],
-            m[2],
-            m[3],
-            payload[0] ^ m[0],
-            payload[1] ^ m[1],
-        ],
+/// Opcodes (RFC 6455 §5.2).
+pub mod opcode {
+    /// A text frame.
+    pub const TEXT: u8 = 0x1;
+    /// A binary frame.
+    pub const BINARY: u8 = 0x2;
+    /// A Close frame.
+    pub const CLOSE: u8 = 0x8;
+}
+
+/// A final frame with `opcode` and `payload`, masked with `mask` if given (RFC 6455 §5.2; a
+/// frame toward a server must be masked, §5.3), with the shortest length encoding.
+pub fn encode(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![0x80 | (opcode & 0x0f)];
+    let bit = if mask.is_some() { 0x80 } else { 0 };
+    let len = payload.len();
+    if len < 126 {
+        out.push(bit | len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(bit | 126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
     }
+    match mask {
+        Some(m) => {
+            out.extend_from_slice(&m);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// A Close frame with `code` and no reason, masked with `mask` when given.
+pub fn close_frame(code: u16, mask: Option<[u8; 4]>) -> Vec<u8> {
+    encode(opcode::CLOSE, &code.to_be_bytes(), mask)
 }
 
 #[cfg(test)]
@@ -112,24 +133,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn frame(len: usize, masked: bool) -> Vec<u8> {
-        let mut out = vec![0x82];
-        let m = if masked { 0x80 } else { 0 };
-        match len {
-            0..=125 => out.push(m | len as u8),
-            126..=65535 => {
-                out.push(m | 126);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                out.push(m | 127);
-                out.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        if masked {
-            out.extend_from_slice(&[1, 2, 3, 4]);
-        }
-        out.extend(std::iter::repeat_n(0xAB, len));
-        out
+        encode(
+            opcode::BINARY,
+            &vec![0xAB; len],
+            masked.then_some([1, 2, 3, 4]),
+        )
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use gauntlet_proxies::http::{self, Head, Parsed, StartLine, base64};
 use gauntlet_proxies::rng::Rng;
+use gauntlet_proxies::ws_frames;
 use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, Hop, HopEnv, ModelSpec, Side};
 use proptest::prelude::*;
 
@@ -131,27 +132,7 @@ impl Payload {
 
 /// A final binary frame (RFC 6455 §5.2).
 fn frame(payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![0x82];
-    let masked = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n @ 0..=125 => out.push(masked | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(masked | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(masked | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(key) => {
-            out.extend_from_slice(&key);
-            out.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
+    ws_frames::encode(ws_frames::opcode::BINARY, payload, mask)
 }
 
 /// SHA-1 (FIPS 180-4), for `Sec-WebSocket-Accept`.
