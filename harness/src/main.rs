@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use gauntlet::engine::ENGINES;
+use gauntlet::engine::{self, ENGINES};
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
 use gauntlet_reports::Results;
@@ -51,7 +51,7 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         seeds: Option<u64>,
         /// The network engine.
-        #[arg(long, default_value = "turmoil", value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
+        #[arg(long, default_value = engine::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
         engine: String,
         /// Parallel runs (default: the number of cores).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]

@@ -11,7 +11,7 @@ use gauntlet_proxies::{HopEnv, ModelSpec};
 
 use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
-use crate::engine::{Engine, LinkConfig, NetRef, Topology};
+use crate::engine::{Engine, EventLog, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
 use crate::scenario::{Route, Scenario, Scheme, host_names};
 use crate::server;
@@ -31,6 +31,8 @@ pub struct RunOutput {
     pub report: Report,
     /// When the client finished, in simulated time.
     pub sim_end: Duration,
+    /// The engine's log of every socket operation in the run.
+    pub events: EventLog,
     /// Every host's log, in order.
     pub transcript: Vec<Entry>,
 }
@@ -120,10 +122,10 @@ pub fn run(
     let (tls, run_ca) = Tls::generate(&names)?;
     let (client_tls, envs) = interception(&scenario.path, &hops, &names, &run_ca, &tls)?;
     let t = Transcript::default();
-    let link = LinkConfig {
-        latency: Duration::from_millis(scenario.network.latency_ms),
-        jitter: Duration::from_millis(scenario.network.jitter_ms),
-    };
+    let link = LinkConfig::new(
+        Duration::from_millis(scenario.network.latency_ms),
+        Duration::from_millis(scenario.network.jitter_ms),
+    );
     let mut topology = Topology::new(link, scenario.time_limit());
     for name in &servers {
         let crash = scenario
@@ -192,7 +194,7 @@ pub fn run(
             .boxed_local()
         }),
     );
-    let sim_end = engine.run(topology, seed)?;
+    let end = engine.run(topology, seed)?;
     let report = slot
         .borrow_mut()
         .take()
@@ -204,7 +206,8 @@ pub fn run(
         seed,
         expected,
         report,
-        sim_end,
+        sim_end: end.at,
+        events: end.events,
         transcript: entries,
     })
 }

@@ -205,6 +205,8 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             sent: out.report.sent,
             received: out.report.received,
             transcript_hash: crate::transcript::hash(&out.transcript),
+            event_hash: format!("{:016x}", out.events.hash()),
+            events: out.events.count(),
         },
         Err(e) => Run {
             scenario: s.file.clone(),
@@ -221,6 +223,8 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             sent: 0,
             received: 0,
             transcript_hash: String::new(),
+            event_hash: String::new(),
+            events: 0,
         },
     }
 }

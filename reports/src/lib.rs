@@ -58,6 +58,13 @@ pub struct Run {
     /// FNV-1a hash of the run's transcript, hex: equal transcripts, equal hashes.
     #[serde(default)]
     pub transcript_hash: String,
+    /// FNV-1a hash of the engine's event log (every socket operation of every host, with its
+    /// simulated time), hex: the same run on the same engine gives the same hash.
+    #[serde(default)]
+    pub event_hash: String,
+    /// Lines in the engine's event log.
+    #[serde(default)]
+    pub events: u64,
 }
 
 impl Results {
@@ -119,6 +126,8 @@ mod tests {
             sent: 5,
             received: 5,
             transcript_hash: "00".into(),
+            event_hash: "01".into(),
+            events: 40,
         });
         assert_eq!(Results::from_json(&r.to_json()).unwrap(), r);
         assert_eq!(r.tally(), (1, 0));

@@ -5,12 +5,20 @@
 //! spawn, the clock, and link faults. Code written against [`Net`] never knows which engine
 //! runs it. Engines:
 //!
-//! - [`turmoil`](self::turmoil): turmoil 0.7's `Sim`, a tick-driven deterministic simulator.
+//! - [`sim`](self::sim) (the default): a stream-level network the harness owns, on tokio's
+//!   paused clock. It jumps from event to event, so idle simulated time costs nothing.
+//! - [`turmoil`](self::turmoil): turmoil 0.7's `Sim`, a tick-driven deterministic simulator,
+//!   kept as an independent cross-check.
 //!
 //! An engine must be deterministic for a given seed: the same topology and seed give the same
-//! sequence of events, byte for byte.
+//! sequence of events, byte for byte. Each engine records every socket operation a host makes
+//! (connect, accept, read, write, FIN, reset, with its simulated time) in an [`EventLog`],
+//! whose hash a run reports.
 
+pub mod sim;
 pub mod turmoil;
+
+use std::collections::BTreeMap;
 
 use std::fmt;
 use std::io;
@@ -40,10 +48,16 @@ pub trait Listener {
 /// A fault to set on the link between two hosts, both directions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkFault {
-    /// Hold every message on the link until released; nothing is lost.
+    /// A partition: the link carries nothing, and TCP keeps what it could not send. Nothing is
+    /// lost: once released, everything held is delivered, in order.
     Hold,
-    /// Deliver what was held, and everything after.
+    /// Repairs the link: delivers what was held, and everything after; lifts a blackhole for
+    /// new connections.
     Release,
+    /// A blackhole: bytes sent over the link vanish and the peer sees nothing; connection
+    /// attempts get no answer. A stream that lost bytes stays silent for good, so no stream
+    /// ever delivers a byte out of order.
+    Blackhole,
 }
 
 /// A host's view of the network.
@@ -75,14 +89,35 @@ pub type Software = Rc<dyn Fn(NetRef) -> LocalBoxFuture<'static, anyhow::Result<
 /// The client's software: the simulation ends when it returns.
 pub type ClientSoftware = Box<dyn FnOnce(NetRef) -> LocalBoxFuture<'static, anyhow::Result<()>>>;
 
-/// Latency on every link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A link's behaviour, each direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinkConfig {
     /// One-way latency of each message.
     pub latency: Duration,
     /// Extra latency drawn from the run's seed, up to this much.
     pub jitter: Duration,
+    /// Bytes per second each direction carries; `None` for no limit.
+    pub bandwidth: Option<u64>,
+    /// Probability that a packet (1460 bytes or part) is lost. TCP resends it, so a loss
+    /// delays the stream by a retransmission timeout; it never loses or changes bytes.
+    pub loss: f64,
 }
+
+impl LinkConfig {
+    /// A link with `latency` and up to `jitter` more, no bandwidth limit and no loss.
+    pub fn new(latency: Duration, jitter: Duration) -> Self {
+        Self {
+            latency,
+            jitter,
+            bandwidth: None,
+            loss: 0.0,
+        }
+    }
+}
+
+/// Bytes each direction of a connection holds in flight and unread (send buffer plus the
+/// receive window) before a writer waits, unless [`Topology::buffer`] says otherwise.
+pub const DEFAULT_BUFFER: usize = 256 * 1024;
 
 /// Hosts, the client and how the network joins them.
 pub struct Topology {
@@ -90,6 +125,11 @@ pub struct Topology {
     pub(crate) client: Option<(String, ClientSoftware)>,
     pub(crate) intercepts: Vec<Intercept>,
     pub(crate) link: LinkConfig,
+    /// Links that differ from `link`, by host pair (the smaller name first).
+    pub(crate) links: BTreeMap<(String, String), LinkConfig>,
+    /// Hosts that crash, and when.
+    pub(crate) crashes: Vec<(String, Duration)>,
+    pub(crate) buffer: usize,
     pub(crate) limit: Duration,
 }
 
@@ -111,6 +151,9 @@ impl fmt::Debug for Topology {
             .field("client", &self.client.as_ref().map(|(n, _)| n))
             .field("intercepts", &self.intercepts)
             .field("link", &self.link)
+            .field("links", &self.links)
+            .field("crashes", &self.crashes)
+            .field("buffer", &self.buffer)
             .finish()
     }
 }
@@ -124,8 +167,32 @@ impl Topology {
             client: None,
             intercepts: Vec::new(),
             link,
+            links: BTreeMap::new(),
+            crashes: Vec::new(),
+            buffer: DEFAULT_BUFFER,
             limit,
         }
+    }
+
+    /// Gives the link between `a` and `b` its own settings.
+    pub fn link(&mut self, a: &str, b: &str, config: LinkConfig) {
+        self.links.insert(pair(a, b), config);
+    }
+
+    /// The settings of the link between `a` and `b`.
+    pub fn link_between(&self, a: &str, b: &str) -> LinkConfig {
+        self.links.get(&pair(a, b)).copied().unwrap_or(self.link)
+    }
+
+    /// Crashes host `name` at simulated time `at`, as a machine losing power: its software
+    /// stops, its listeners close, and its connections go silent; peers hear nothing at all.
+    pub fn crash(&mut self, name: &str, at: Duration) {
+        self.crashes.push((name.to_string(), at));
+    }
+
+    /// Sets how many bytes each direction of a connection holds before a writer waits.
+    pub fn buffer(&mut self, bytes: usize) {
+        self.buffer = bytes.max(1);
     }
 
     /// Adds a host running `software`.
@@ -149,6 +216,70 @@ impl Topology {
     }
 }
 
+/// The key of the link between `a` and `b`: the pair in name order.
+pub(crate) fn pair(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+/// A running record of every socket operation in a run, kept as a count and an FNV-1a hash
+/// of its lines (`{micros} {host} {what}`), so it costs no memory however long the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLog {
+    hash: u64,
+    count: u64,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self {
+            hash: 0xcbf2_9ce4_8422_2325,
+            count: 0,
+        }
+    }
+}
+
+impl EventLog {
+    /// Adds a line.
+    pub fn record(&mut self, at: Duration, host: &str, what: fmt::Arguments<'_>) {
+        use fmt::Write;
+        let _ = writeln!(self, "{} {host} {what}", at.as_micros());
+        self.count += 1;
+    }
+
+    /// Lines recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The hash of every line so far.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl fmt::Write for EventLog {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            self.hash ^= u64::from(b);
+            self.hash = self.hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd {
+    /// The simulated time at which the client returned.
+    pub at: Duration,
+    /// The run's event log.
+    pub events: EventLog,
+}
+
 /// What went wrong inside an engine: a harness fault, never a network misbehaviour (those are
 /// outcomes).
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +293,17 @@ pub enum EngineError {
     /// A host's software failed.
     #[error("host software failed: {0}")]
     Software(String),
+    /// The topology asks for something this engine does not model.
+    #[error("the {engine} engine does not model {what}")]
+    Unsupported {
+        /// The engine.
+        engine: &'static str,
+        /// What it lacks.
+        what: String,
+    },
+    /// The engine could not start.
+    #[error("the engine could not start: {0}")]
+    Start(String),
 }
 
 /// A simulator.
@@ -169,16 +311,20 @@ pub trait Engine {
     /// The engine's name, as `--engine` spells it.
     fn name(&self) -> &'static str;
     /// Runs the topology with `seed` until the client returns; gives the simulated time at
-    /// which it did.
-    fn run(&self, topology: Topology, seed: u64) -> Result<Duration, EngineError>;
+    /// which it did and the run's event log.
+    fn run(&self, topology: Topology, seed: u64) -> Result<RunEnd, EngineError>;
 }
 
-/// The engines, by name, in the order `--engine` lists them.
-pub const ENGINES: &[&str] = &["turmoil"];
+/// The engines, by name, in the order `--engine` lists them; the first is the default.
+pub const ENGINES: &[&str] = &["sim", "turmoil"];
+
+/// The default engine's name.
+pub const DEFAULT: &str = ENGINES[0];
 
 /// The engine called `name`.
 pub fn by_name(name: &str) -> Option<Box<dyn Engine>> {
     match name {
+        "sim" => Some(Box::new(self::sim::Sim)),
         "turmoil" => Some(Box::new(self::turmoil::Turmoil)),
         _ => None,
     }

@@ -20,7 +20,8 @@ use futures_util::future::LocalBoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{
-    Engine, EngineError, Intercept, Io, LinkFault, Listener, Net, NetRef, Stream, Topology,
+    DEFAULT_BUFFER, Engine, EngineError, EventLog, Intercept, Io, LinkFault, Listener, Net, NetRef,
+    RunEnd, Stream, Topology,
 };
 
 /// The tick: every host is polled once per tick of simulated time.
@@ -33,12 +34,41 @@ pub struct Turmoil;
 /// Connections reset on purpose, as (resetting side, peer) address pairs.
 type Resets = Arc<Mutex<BTreeSet<(SocketAddr, SocketAddr)>>>;
 
+/// The run's event log, shared by every stream.
+type Log = Arc<Mutex<EventLog>>;
+
+fn record(log: &Log, host: &str, what: std::fmt::Arguments<'_>) {
+    if let Ok(mut l) = log.lock() {
+        l.record(::turmoil::sim_elapsed().unwrap_or_default(), host, what);
+    }
+}
+
+/// Why turmoil cannot run `topology` as asked, if it cannot.
+fn unsupported(topology: &Topology) -> Option<String> {
+    let links = std::iter::once(&topology.link).chain(topology.links.values());
+    for link in links {
+        if link.bandwidth.is_some() {
+            return Some("link bandwidth".into());
+        }
+        if link.loss > 0.0 {
+            return Some("packet loss".into());
+        }
+    }
+    (topology.buffer != DEFAULT_BUFFER).then(|| "buffer sizes".into())
+}
+
 impl Engine for Turmoil {
     fn name(&self) -> &'static str {
         "turmoil"
     }
 
-    fn run(&self, topology: Topology, seed: u64) -> Result<Duration, EngineError> {
+    fn run(&self, topology: Topology, seed: u64) -> Result<RunEnd, EngineError> {
+        if let Some(what) = unsupported(&topology) {
+            return Err(EngineError::Unsupported {
+                engine: "turmoil",
+                what,
+            });
+        }
         let (client_name, client) = topology.client.ok_or(EngineError::NoClient)?;
         let mut builder = ::turmoil::Builder::new();
         builder
@@ -49,13 +79,19 @@ impl Engine for Turmoil {
             .rng_seed(seed)
             .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let mut sim = builder.build();
+        for ((a, b), link) in &topology.links {
+            sim.set_link_latency(a.as_str(), b.as_str(), link.latency);
+            sim.set_link_max_message_latency(a.as_str(), b.as_str(), link.latency + link.jitter);
+        }
         let resets: Resets = Arc::default();
+        let log: Log = Arc::default();
         let intercepts = Rc::new(topology.intercepts);
         let net = |name: &str| -> NetRef {
             Rc::new(TurmoilNet {
                 host: name.to_string(),
                 intercepts: intercepts.clone(),
                 resets: resets.clone(),
+                log: log.clone(),
             })
         };
         for (name, software) in topology.hosts {
@@ -74,13 +110,28 @@ impl Engine for Turmoil {
             done.set(Some(now.now()));
             result.map_err(|e| format!("{e:#}").into())
         });
-        match sim.run() {
-            Ok(()) => Ok(finished.get().unwrap_or_else(|| sim.elapsed())),
-            Err(e) if e.to_string().contains("Ran for duration") => {
-                Err(EngineError::TimeLimit(topology.limit))
+        let mut crashes = topology.crashes;
+        crashes.sort_by_key(|(_, at)| *at);
+        let mut crashes = crashes.into_iter().peekable();
+        loop {
+            while let Some((host, _)) = crashes.next_if(|(_, at)| *at <= sim.elapsed()) {
+                sim.crash(host.as_str());
+                record(&log, &host, format_args!("crash"));
             }
-            Err(e) => Err(EngineError::Software(e.to_string())),
+            match sim.step() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) if e.to_string().contains("Ran for duration") => {
+                    return Err(EngineError::TimeLimit(topology.limit));
+                }
+                Err(e) => return Err(EngineError::Software(e.to_string())),
+            }
         }
+        let events = log.lock().map(|l| *l).unwrap_or_default();
+        Ok(RunEnd {
+            at: finished.get().unwrap_or_else(|| sim.elapsed()),
+            events,
+        })
     }
 }
 
@@ -88,6 +139,7 @@ struct TurmoilNet {
     host: String,
     intercepts: Rc<Vec<Intercept>>,
     resets: Resets,
+    log: Log,
 }
 
 impl Net for TurmoilNet {
@@ -98,9 +150,13 @@ impl Net for TurmoilNet {
     fn listen(&self, port: u16) -> LocalBoxFuture<'_, io::Result<Box<dyn Listener>>> {
         async move {
             let inner = ::turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+            record(&self.log, &self.host, format_args!("listen {port}"));
             Ok(Box::new(TurmoilListener {
                 inner,
+                port,
+                host: self.host.clone(),
                 resets: self.resets.clone(),
+                log: self.log.clone(),
             }) as Box<dyn Listener>)
         }
         .boxed_local()
@@ -114,8 +170,24 @@ impl Net for TurmoilNet {
             .map_or(host, |i| i.via.as_str())
             .to_string();
         async move {
-            let inner = ::turmoil::net::TcpStream::connect(format!("{target}:{port}")).await?;
-            Ok(TurmoilStream::new(inner, self.resets.clone())? as Stream)
+            let inner = match ::turmoil::net::TcpStream::connect(format!("{target}:{port}")).await {
+                Ok(s) => s,
+                Err(e) => {
+                    record(
+                        &self.log,
+                        &self.host,
+                        format_args!("connect {target}:{port} {e}"),
+                    );
+                    return Err(e);
+                }
+            };
+            let s = TurmoilStream::new(inner, &self.host, self.resets.clone(), self.log.clone())?;
+            record(
+                &self.log,
+                &self.host,
+                format_args!("connect {}:{port} from {}", s.peer.ip(), s.local.port()),
+            );
+            Ok(s as Stream)
         }
         .boxed_local()
     }
@@ -134,23 +206,45 @@ impl Net for TurmoilNet {
     }
 
     fn link_fault(&self, a: &str, b: &str, fault: LinkFault) {
+        record(
+            &self.log,
+            &self.host,
+            format_args!("link {a}-{b} {fault:?}"),
+        );
         match fault {
             LinkFault::Hold => ::turmoil::hold(a, b),
-            LinkFault::Release => ::turmoil::release(a, b),
+            LinkFault::Release => {
+                ::turmoil::repair(a, b);
+                ::turmoil::release(a, b);
+            }
+            // turmoil drops what a partition meets, and its TCP does not resend.
+            LinkFault::Blackhole => ::turmoil::partition(a, b),
         }
     }
 }
 
 struct TurmoilListener {
     inner: ::turmoil::net::TcpListener,
+    port: u16,
+    host: String,
     resets: Resets,
+    log: Log,
 }
 
 impl Listener for TurmoilListener {
     fn accept(&mut self) -> LocalBoxFuture<'_, io::Result<Stream>> {
         async move {
-            let (inner, _) = self.inner.accept().await?;
-            Ok(TurmoilStream::new(inner, self.resets.clone())? as Stream)
+            let (inner, from) = self.inner.accept().await?;
+            let port = self.port;
+            record(
+                &self.log,
+                &self.host,
+                format_args!("accept {port} from {from}"),
+            );
+            Ok(
+                TurmoilStream::new(inner, &self.host, self.resets.clone(), self.log.clone())?
+                    as Stream,
+            )
         }
         .boxed_local()
     }
@@ -158,22 +252,39 @@ impl Listener for TurmoilListener {
 
 struct TurmoilStream {
     inner: ::turmoil::net::TcpStream,
+    host: String,
     local: SocketAddr,
     peer: SocketAddr,
     resets: Resets,
+    log: Log,
     /// The peer reset the connection: reads and writes fail from now on.
     peer_reset: bool,
 }
 
 impl TurmoilStream {
-    fn new(inner: ::turmoil::net::TcpStream, resets: Resets) -> io::Result<Box<Self>> {
+    fn new(
+        inner: ::turmoil::net::TcpStream,
+        host: &str,
+        resets: Resets,
+        log: Log,
+    ) -> io::Result<Box<Self>> {
         Ok(Box::new(Self {
             local: inner.local_addr()?,
             peer: inner.peer_addr()?,
+            host: host.to_string(),
             inner,
             resets,
+            log,
             peer_reset: false,
         }))
+    }
+
+    fn record(&self, what: std::fmt::Arguments<'_>) {
+        record(
+            &self.log,
+            &self.host,
+            format_args!("{} {what}", self.local.port()),
+        );
     }
 
     fn reset_error() -> io::Error {
@@ -183,6 +294,7 @@ impl TurmoilStream {
 
 impl Io for TurmoilStream {
     fn reset(self: Box<Self>) {
+        self.record(format_args!("reset"));
         if let Ok(mut set) = self.resets.lock() {
             set.insert((self.local, self.peer));
         }
@@ -194,40 +306,57 @@ impl Io for TurmoilStream {
     }
 }
 
+impl TurmoilStream {
+    fn read_inner(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.peer_reset {
+            return Poll::Ready(Err(Self::reset_error()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                let key = (self.peer, self.local);
+                let was_reset = self
+                    .resets
+                    .lock()
+                    .map(|mut s| s.remove(&key))
+                    .unwrap_or(false);
+                if was_reset {
+                    self.peer_reset = true;
+                    return Poll::Ready(Err(Self::reset_error()));
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                if let Ok(mut s) = self.resets.lock() {
+                    s.remove(&(self.peer, self.local));
+                }
+                self.peer_reset = e.kind() == io::ErrorKind::ConnectionReset;
+                Poll::Ready(Err(e))
+            }
+            other => other,
+        }
+    }
+}
+
 impl AsyncRead for TurmoilStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.peer_reset {
-            return Poll::Ready(Err(Self::reset_error()));
-        }
         let before = buf.filled().len();
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
-                let key = (this.peer, this.local);
-                let was_reset = this
-                    .resets
-                    .lock()
-                    .map(|mut s| s.remove(&key))
-                    .unwrap_or(false);
-                if was_reset {
-                    this.peer_reset = true;
-                    return Poll::Ready(Err(Self::reset_error()));
-                }
-                Poll::Ready(Ok(()))
+        let r = self.read_inner(cx, buf);
+        match &r {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                self.record(format_args!("read end"));
             }
-            Poll::Ready(Err(e)) => {
-                if let Ok(mut s) = this.resets.lock() {
-                    s.remove(&(this.peer, this.local));
-                }
-                this.peer_reset = e.kind() == io::ErrorKind::ConnectionReset;
-                Poll::Ready(Err(e))
+            Poll::Ready(Ok(())) => {
+                self.record(format_args!("read {}", buf.filled().len() - before));
             }
-            other => other,
+            Poll::Ready(Err(e)) => self.record(format_args!("read {:?}", e.kind())),
+            Poll::Pending => {}
         }
+        r
     }
 }
 
@@ -240,7 +369,13 @@ impl AsyncWrite for TurmoilStream {
         if self.peer_reset {
             return Poll::Ready(Err(Self::reset_error()));
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        match &r {
+            Poll::Ready(Ok(n)) => self.record(format_args!("write {n}")),
+            Poll::Ready(Err(e)) => self.record(format_args!("write {:?}", e.kind())),
+            Poll::Pending => {}
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -248,6 +383,10 @@ impl AsyncWrite for TurmoilStream {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        if r.is_ready() {
+            self.record(format_args!("shutdown"));
+        }
+        r
     }
 }

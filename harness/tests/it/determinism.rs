@@ -1,17 +1,22 @@
-//! Same seed, same results: the whole catalogue twice, compared apart from wall time.
+//! Same seed, same results: the whole catalogue twice on the default engine, compared apart
+//! from wall time; other seeds; and the two engines against each other.
 
+use std::collections::BTreeMap;
+
+use gauntlet::engine;
+use gauntlet::scenario;
 use gauntlet::suite::{Selection, run_all};
-use gauntlet_reports::Results;
+use gauntlet_reports::{Results, Run};
 
-fn catalogue(seed: u64) -> Results {
+fn catalogue(engine: &str, seed: Option<u64>, seeds: Option<u64>) -> Results {
     let sel = Selection {
         paths: vec![crate::root().join("scenarios")],
         filter: None,
         scheme: None,
-        seed: Some(seed),
-        seeds: None,
+        seed,
+        seeds,
     };
-    let mut results = run_all("turmoil", &sel, 2).unwrap_or_else(|errors| {
+    let mut results = run_all(engine, &sel, 2).unwrap_or_else(|errors| {
         panic!(
             "{}",
             errors
@@ -27,23 +32,95 @@ fn catalogue(seed: u64) -> Results {
     results
 }
 
+fn failures(results: &Results) -> Vec<String> {
+    results
+        .runs
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| {
+            format!(
+                "{} {} seed {}: {} ({})",
+                r.scenario, r.scheme, r.seed, r.outcome, r.detail
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn the_catalogue_run_twice_with_one_seed_gives_identical_results() {
-    let first = catalogue(1);
-    let second = catalogue(1);
+    let first = catalogue(engine::DEFAULT, Some(1), None);
+    let second = catalogue(engine::DEFAULT, Some(1), None);
     assert!(first.runs.len() >= 10, "only {} runs", first.runs.len());
     assert!(first.runs.iter().all(|r| !r.transcript_hash.is_empty()));
+    assert!(
+        first
+            .runs
+            .iter()
+            .all(|r| r.events > 0 && r.event_hash.len() == 16)
+    );
     assert_eq!(first.to_json(), second.to_json());
 }
 
 #[test]
-fn different_seeds_still_meet_every_expectation() {
-    let results = catalogue(7);
-    let failed: Vec<String> = results
-        .runs
-        .iter()
-        .filter(|r| !r.pass)
-        .map(|r| format!("{} {}: {} ({})", r.scenario, r.scheme, r.outcome, r.detail))
-        .collect();
+fn other_seeds_still_meet_every_expectation() {
+    let results = catalogue(engine::DEFAULT, None, Some(4));
+    let failed = failures(&results);
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// The largest difference allowed between the engines' latency figures for one run, or `None`
+/// where they are not comparable. turmoil completes a TCP connect in one link latency, `sim`
+/// in a round trip, so each connection opened on the way adds one latency (a path of `hops`
+/// intermediaries opens at most `hops + 2`, counting a retry); turmoil's 1 ms tick rounds
+/// each hop's send. With jitter the engines draw different delays (turmoil's latency curve,
+/// `sim`'s uniform draw), so only outcomes are compared.
+fn tolerance_ms(run: &Run) -> Option<f64> {
+    let s = scenario::load(&crate::root().join(&run.scenario)).ok()?;
+    if s.network.jitter_ms > 0 {
+        return None;
+    }
+    let hops = s.path.len() as f64;
+    Some(s.network.latency_ms as f64 * (hops + 2.0) + hops + 1.0)
+}
+
+#[test]
+fn both_engines_give_the_same_outcomes_and_latencies_within_tolerance() {
+    let sim = catalogue("sim", None, None);
+    let turmoil = catalogue("turmoil", None, None);
+    assert_eq!(sim.runs.len(), turmoil.runs.len());
+    let mut disagreements = Vec::new();
+    let mut compared = BTreeMap::<&str, usize>::new();
+    for (a, b) in sim.runs.iter().zip(&turmoil.runs) {
+        let name = format!("{} {} seed {}", a.scenario, a.scheme, a.seed);
+        assert_eq!(
+            (&a.scenario, &a.scheme, a.seed),
+            (&b.scenario, &b.scheme, b.seed)
+        );
+        if a.outcome != b.outcome {
+            disagreements.push(format!("{name}: sim {}, turmoil {}", a.outcome, b.outcome));
+            continue;
+        }
+        let Some(tolerance) = tolerance_ms(a) else {
+            *compared.entry("outcome only (jitter)").or_default() += 1;
+            continue;
+        };
+        for (what, x, y) in [
+            ("handshake", a.handshake_ms, b.handshake_ms),
+            ("median latency", a.rtt_median_ms, b.rtt_median_ms),
+        ] {
+            match (x, y) {
+                (Some(x), Some(y)) if (x - y).abs() > tolerance => disagreements.push(format!(
+                    "{name}: {what} sim {x} ms, turmoil {y} ms, beyond {tolerance} ms"
+                )),
+                (Some(_), None) | (None, Some(_)) => {
+                    disagreements.push(format!("{name}: {what} sim {x:?}, turmoil {y:?}"));
+                }
+                _ => {}
+            }
+        }
+        *compared.entry("outcome and latencies").or_default() += 1;
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+    assert!(compared["outcome and latencies"] > compared.values().sum::<usize>() / 2);
+    assert!(failures(&sim).is_empty(), "{:#?}", failures(&sim));
 }

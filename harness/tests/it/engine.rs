@@ -12,10 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 type Log = Rc<RefCell<Vec<String>>>;
 
 fn topology() -> Topology {
-    let link = LinkConfig {
-        latency: Duration::from_millis(5),
-        jitter: Duration::ZERO,
-    };
+    let link = LinkConfig::new(Duration::from_millis(5), Duration::ZERO);
     Topology::new(link, Duration::from_secs(10))
 }
 

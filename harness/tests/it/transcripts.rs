@@ -1,7 +1,7 @@
 //! Every scenario's transcript, for each scheme with the scenario's first seed, as an insta
 //! snapshot: a change in behaviour shows up as a reviewable diff (`cargo insta review`).
 
-use gauntlet::engine::turmoil::Turmoil;
+use gauntlet::engine::sim::Sim;
 use gauntlet::run::run;
 use gauntlet::scenario;
 
@@ -12,8 +12,8 @@ fn scenario_transcripts_match_their_snapshots() {
         let relative = path.strip_prefix(&root).unwrap_or(path);
         let s = scenario::load(relative).unwrap_or_else(|e| panic!("{e}"));
         for &scheme in &s.client.schemes {
-            let out = run(&Turmoil, &s, scheme, s.seeds[0])
-                .unwrap_or_else(|e| panic!("{}: {e:#}", s.file));
+            let out =
+                run(&Sim, &s, scheme, s.seeds[0]).unwrap_or_else(|e| panic!("{}: {e:#}", s.file));
             let text = format!(
                 "{}\n{scheme} seed {}: expected {}, got {}: {}\n\n{}",
                 s.title,
