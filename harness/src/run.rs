@@ -2,10 +2,12 @@
 //! server), runs it, and turns what the client saw into a verdict.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::tls_intercepting_proxy::Material;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 
@@ -102,16 +104,14 @@ fn interception(
     Ok((client, envs))
 }
 
-/// Runs `scenario` for `scheme` with `seed` on `engine`.
-pub fn run(
-    engine: &dyn Engine,
+/// The scenario's hosts and network for `scheme` and `seed`, logging to `t`, and the plan for
+/// its client; the caller adds the client.
+fn build(
     scenario: &Scenario,
     scheme: Scheme,
     seed: u64,
-) -> anyhow::Result<RunOutput> {
-    let expected = scenario
-        .expected(scheme)
-        .ok_or_else(|| anyhow::anyhow!("{} does not run {scheme}", scenario.file))?;
+    t: &Transcript,
+) -> anyhow::Result<(Topology, Plan)> {
     let (hops, servers) = host_names(&scenario.path);
     let mut names = hops.clone();
     names.extend(servers.iter().cloned());
@@ -121,7 +121,6 @@ pub fn run(
     }
     let (tls, run_ca) = Tls::generate(&names)?;
     let (client_tls, envs) = interception(&scenario.path, &hops, &names, &run_ca, &tls)?;
-    let t = Transcript::default();
     let link = LinkConfig::new(
         Duration::from_millis(scenario.network.latency_ms),
         Duration::from_millis(scenario.network.jitter_ms),
@@ -181,6 +180,21 @@ pub fn run(
         proxy,
         mask: scenario.client.mask,
     };
+    Ok((topology, plan))
+}
+
+/// Runs `scenario` for `scheme` with `seed` on `engine`.
+pub fn run(
+    engine: &dyn Engine,
+    scenario: &Scenario,
+    scheme: Scheme,
+    seed: u64,
+) -> anyhow::Result<RunOutput> {
+    let expected = scenario
+        .expected(scheme)
+        .ok_or_else(|| anyhow::anyhow!("{} does not run {scheme}", scenario.file))?;
+    let t = Transcript::default();
+    let (mut topology, plan) = build(scenario, scheme, seed, &t)?;
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());
     topology.client(
@@ -209,5 +223,66 @@ pub fn run(
         sim_end: end.at,
         events: end.events,
         transcript: entries,
+    })
+}
+
+/// What a run with many clients produced.
+#[derive(Debug, Clone)]
+pub struct CrowdOutput {
+    /// Clients run, all at once.
+    pub clients: usize,
+    /// How many clients ended in each outcome.
+    pub outcomes: BTreeMap<Outcome, usize>,
+    /// Messages sent and received back, over all clients.
+    pub sent: u64,
+    /// Messages received intact, over all clients.
+    pub received: u64,
+    /// When the last client finished, in simulated time.
+    pub sim_end: Duration,
+    /// The engine's log of every socket operation in the run.
+    pub events: EventLog,
+}
+
+/// Runs `scenario` for `scheme` with `clients` copies of its client at once, each with its
+/// own seed drawn from `seed`. Nothing is logged: a crowd's transcript would be its own cost.
+pub fn run_crowd(
+    engine: &dyn Engine,
+    scenario: &Scenario,
+    scheme: Scheme,
+    seed: u64,
+    clients: usize,
+) -> anyhow::Result<CrowdOutput> {
+    let t = Transcript::discarding();
+    let (mut topology, plan) = build(scenario, scheme, seed, &t)?;
+    let reports: Rc<RefCell<Vec<Report>>> = Rc::default();
+    let out = reports.clone();
+    topology.client(
+        "client",
+        Box::new(move |net: NetRef| {
+            async move {
+                let runs = (0..clients).map(|i| {
+                    let mut plan = plan.clone();
+                    plan.seed = Rng::derive(seed, i as u64).next_u64();
+                    client::run(net.clone(), plan, t.clone())
+                });
+                *out.borrow_mut() = futures_util::future::join_all(runs).await;
+                Ok(())
+            }
+            .boxed_local()
+        }),
+    );
+    let end = engine.run(topology, seed)?;
+    let reports = reports.take();
+    let mut outcomes = BTreeMap::new();
+    for r in &reports {
+        *outcomes.entry(r.outcome).or_default() += 1;
+    }
+    Ok(CrowdOutput {
+        clients: reports.len(),
+        outcomes,
+        sent: reports.iter().map(|r| r.sent).sum(),
+        received: reports.iter().map(|r| r.received).sum(),
+        sim_end: end.at,
+        events: end.events,
     })
 }
