@@ -205,6 +205,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             sent: out.report.sent,
             received: out.report.received,
             transcript_hash: crate::transcript::hash(&out.transcript),
+            ..Run::default()
         },
         Err(e) => Run {
             scenario: s.file.clone(),
@@ -221,6 +222,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             sent: 0,
             received: 0,
             transcript_hash: String::new(),
+            ..Run::default()
         },
     }
 }
