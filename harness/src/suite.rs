@@ -207,6 +207,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             transcript_hash: crate::transcript::hash(&out.transcript),
             event_hash: format!("{:016x}", out.events.hash()),
             events: out.events.count(),
+            ..Run::default()
         },
         Err(e) => Run {
             scenario: s.file.clone(),
@@ -223,8 +224,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             sent: 0,
             received: 0,
             transcript_hash: String::new(),
-            event_hash: String::new(),
-            events: 0,
+            ..Run::default()
         },
     }
 }

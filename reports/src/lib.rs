@@ -1,9 +1,41 @@
-//! The results schema Gauntlet writes (`target/gauntlet/results.json`) and reads back.
+//! Gauntlet's results schema (`target/gauntlet/results.json`) and the reports rendered from it.
 //!
 //! The schema is versioned: [`VERSION`] changes when a field changes meaning or goes away.
-//! Adding a field does not change the version; readers ignore fields they do not know.
+//! Adding a field does not change the version; readers ignore fields they do not know, and
+//! fields added after version 1 first shipped default to empty when a file lacks them.
+//!
+//! # Code map
+//!
+//! - `lib.rs` (this file): the schema: [`Results`], [`Run`], and the per-run measurements
+//!   [`Latency`] and [`Handshake`]; reading and writing JSON.
+//! - [`aggregate`]: what the reports compute from runs: runs grouped by scenario × scheme across
+//!   seeds ([`aggregate::groups`], [`aggregate::matrix`]) with latency percentiles merged from
+//!   their samples ([`aggregate::percentile`], nearest rank), and delivery rates per
+//!   intermediary kind × scheme ([`aggregate::kinds`]). Start here to change what a report says.
+//! - `markdown.rs`: [`markdown`], a summary, the traversal matrix and a latency table.
+//! - `junit.rs`: [`junit`], one testcase per run for CI dashboards.
+//! - `html.rs`: [`html`], one self-contained page (inline style and SVG, no script, nothing
+//!   fetched) with the charts and tables that say the same without them.
+//! - `svg.rs`: the HTML report's four charts, drawn from [`aggregate`]'s results.
+//! - `text.rs`: what the renderers share: XML/HTML escaping, millisecond formatting, short
+//!   scenario labels.
+//!
+//! Every renderer is a pure function of the results: no clock, no environment, and one order
+//! everywhere (scenario path, then scheme with `ws` before `wss`, then seed), so the same
+//! results always render to the same bytes.
 
 use serde::{Deserialize, Serialize};
+
+pub mod aggregate;
+mod html;
+mod junit;
+mod markdown;
+mod svg;
+mod text;
+
+pub use html::html;
+pub use junit::junit;
+pub use markdown::markdown;
 
 /// The schema version this crate writes.
 pub const VERSION: u32 = 1;
@@ -21,7 +53,11 @@ pub struct Results {
 }
 
 /// One run: a scenario, a scheme and a seed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// All times are simulated milliseconds unless a field says otherwise. The fields after
+/// `transcript_hash` were added within version 1: they are left out of the file when empty and
+/// read as empty when missing, so older files still load and render.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     /// The scenario file, relative to the working directory.
     pub scenario: String,
@@ -65,6 +101,65 @@ pub struct Run {
     /// Lines in the engine's event log.
     #[serde(default)]
     pub events: u64,
+    /// The intermediary kind the run went through: the model name of the first hop
+    /// (`transparent-proxy`, `idle-killer`, `l7-balancer`, …), or `direct` when the client
+    /// reaches the server with no hop. Empty when the writer did not say.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The handshake, phase by phase, as far as it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<Handshake>,
+    /// Percentiles of the run's per-message latencies (round trips of echoed messages, or
+    /// one-way latencies of server pushes: the same measure as `rtt_median_ms`), computed by the
+    /// writer over every message; absent when no message came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// Time from the start of the run to the failure that decided its outcome (the reset, the
+    /// close, the refusal, the last byte before a stall); absent when the run did not fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_failure_ms: Option<f64>,
+    /// The per-message latencies themselves, in the order they were measured, for
+    /// distributions (the HTML report's CDF) and for percentiles merged across seeds. Writers
+    /// keep it small: a run records at most a few hundred; `latency.count` says how many there
+    /// were in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples_ms: Vec<f64>,
+}
+
+/// Latency percentiles in simulated milliseconds.
+///
+/// Per run, the writer computes them over all of the run's messages. In a report's
+/// aggregate ([`aggregate::Group::latency`]) they come from samples merged across seeds by
+/// nearest rank ([`aggregate::percentile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// The largest value.
+    pub max: f64,
+    /// How many values the percentiles were computed over.
+    pub count: u64,
+}
+
+/// How long each phase of the handshake took, in simulated milliseconds. A phase that did not
+/// happen (`tls_ms` for `ws`) or did not finish (a refused connect, a failed TLS handshake, a
+/// rejected upgrade) is absent; `Run::handshake_ms` is the whole, connect to 101.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// From the start of the TCP connect to the connection being established (through an
+    /// explicit proxy: to its `200` answering `CONNECT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<f64>,
+    /// The TLS handshake, `wss` only: from the ClientHello to the handshake completing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<f64>,
+    /// The HTTP upgrade: from sending the request to reading a valid `101`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_ms: Option<f64>,
 }
 
 impl Results {
@@ -128,9 +223,61 @@ mod tests {
             transcript_hash: "00".into(),
             event_hash: "01".into(),
             events: 40,
+            kind: "direct".into(),
+            handshake: Some(Handshake {
+                connect_ms: Some(5.0),
+                tls_ms: None,
+                upgrade_ms: Some(15.0),
+            }),
+            latency: Some(Latency {
+                p50: 10.0,
+                p90: 12.5,
+                p99: 14.0,
+                max: 14.0,
+                count: 5,
+            }),
+            time_to_failure_ms: None,
+            samples_ms: vec![10.0, 9.5, 14.0, 10.0, 12.5],
         });
         assert_eq!(Results::from_json(&r.to_json()).unwrap(), r);
         assert_eq!(r.tally(), (1, 0));
+    }
+
+    #[test]
+    fn a_file_without_the_newer_fields_still_loads() {
+        let text = r#"{"version": 1, "engine": "turmoil", "runs": [{
+            "scenario": "scenarios/a.toml", "scheme": "ws", "seed": 1,
+            "expected": "delivered", "outcome": "delivered", "pass": true,
+            "detail": "5/5 echoed", "sim_ms": 120, "wall_ms": 3,
+            "handshake_ms": 20.0, "rtt_median_ms": 10.0, "sent": 5, "received": 5,
+            "transcript_hash": "00"}]}"#;
+        let r = Results::from_json(text).unwrap();
+        let run = &r.runs[0];
+        assert_eq!(run.kind, "");
+        assert_eq!(run.handshake, None);
+        assert_eq!(run.latency, None);
+        assert_eq!(run.time_to_failure_ms, None);
+        assert!(run.samples_ms.is_empty());
+    }
+
+    #[test]
+    fn empty_newer_fields_are_left_out_of_the_file() {
+        let mut r = Results::new("turmoil");
+        r.runs.push(Run {
+            scenario: "scenarios/a.toml".into(),
+            scheme: "ws".into(),
+            ..Run::default()
+        });
+        let json = r.to_json();
+        for field in [
+            "kind",
+            "handshake\"",
+            "latency",
+            "time_to_failure_ms",
+            "samples_ms",
+        ] {
+            assert!(!json.contains(field), "{field} in {json}");
+        }
     }
 
     #[test]

@@ -1,0 +1,170 @@
+//! The Markdown report: a summary, the traversal matrix, the latency table, the failures.
+
+use std::fmt::Write;
+
+use crate::Results;
+use crate::aggregate::{self, Group};
+use crate::text::ms;
+
+/// Renders results as Markdown (GitHub-flavoured: tables).
+///
+/// Sections: a one-line summary (runs, scenarios, passed, failed, engine); the traversal
+/// matrix (a row per scenario, a column per scheme, each cell a pass mark and the outcomes);
+/// latency percentiles (p50, p90, p99, max) per scenario × scheme, for those with latency data;
+/// and the failed runs with their detail, when there are any. Text from the results is escaped,
+/// so a detail cannot break a table or add markup.
+pub fn markdown(results: &Results) -> String {
+    let mut out = String::new();
+    let (passed, failed) = results.tally();
+    let matrix = aggregate::matrix(results);
+    out.push_str("# Gauntlet report\n\n");
+    let engine = if results.engine.is_empty() {
+        String::new()
+    } else {
+        format!(" on the {} engine", code(&results.engine))
+    };
+    let _ = writeln!(
+        out,
+        "{} of {}{engine}: {passed} passed, {failed} failed.",
+        count(results.runs.len(), "run", "runs"),
+        count(matrix.rows.len(), "scenario", "scenarios"),
+    );
+
+    out.push_str("\n## Traversal matrix\n\n");
+    if matrix.rows.is_empty() {
+        out.push_str("No runs.\n");
+    } else {
+        out.push_str("| Scenario |");
+        for s in &matrix.schemes {
+            let _ = write!(out, " {} |", escape(s));
+        }
+        out.push_str("\n| --- |");
+        for _ in &matrix.schemes {
+            out.push_str(" --- |");
+        }
+        out.push('\n');
+        for row in &matrix.rows {
+            let _ = write!(out, "| {} |", code(&row.scenario));
+            for cell in &row.cells {
+                match cell {
+                    Some(g) => {
+                        let _ = write!(out, " {} {} |", mark(g), escape(&g.cell_text()));
+                    }
+                    None => out.push_str(" — |"),
+                }
+            }
+            out.push('\n');
+        }
+    }
+
+    out.push_str("\n## Latency\n\n");
+    let with_latency: Vec<Group> = aggregate::groups(results)
+        .into_iter()
+        .filter(|g| g.latency.is_some())
+        .collect();
+    if with_latency.is_empty() {
+        out.push_str("No run recorded latency percentiles.\n");
+    } else {
+        out.push_str(
+            "Per-message latency in simulated milliseconds (round trips of echoed messages, \
+             one-way latency of server pushes), merged across seeds; percentiles by nearest rank.\n\n",
+        );
+        out.push_str("| Scenario | Scheme | Messages | p50 | p90 | p99 | max |\n");
+        out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+        for g in &with_latency {
+            let Some(l) = g.latency else { continue };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                code(&g.scenario),
+                escape(&g.scheme),
+                l.count,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.max),
+            );
+        }
+    }
+
+    let failures: Vec<_> = aggregate::sorted_runs(results)
+        .into_iter()
+        .filter(|r| !r.pass)
+        .collect();
+    if !failures.is_empty() {
+        out.push_str("\n## Failures\n\n");
+        out.push_str("| Scenario | Scheme | Seed | Expected | Got | Detail |\n");
+        out.push_str("| --- | --- | ---: | --- | --- | --- |\n");
+        for r in failures {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                code(&r.scenario),
+                escape(&r.scheme),
+                r.seed,
+                escape(&r.expected),
+                escape(&r.outcome),
+                escape(&r.detail),
+            );
+        }
+    }
+    out
+}
+
+fn mark(g: &Group) -> &'static str {
+    if g.all_passed() { "✅" } else { "❌" }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Text for a table cell: Markdown punctuation backslash-escaped, `<`, `>` and `&` as
+/// entities (no raw HTML), line breaks as spaces (a table row is one line).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A code span (for paths and names), or escaped text if `s` has a backtick or a line break.
+fn code(s: &str) -> String {
+    if s.contains(['`', '\n', '\r']) || s.chars().any(char::is_control) {
+        escape(s)
+    } else {
+        format!("`{}`", s.replace('|', "\\|"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_text_cannot_break_the_table_or_add_markup() {
+        assert_eq!(
+            escape("a|b <i>*c*</i> & [d](e)\nf"),
+            r"a\|b &lt;i&gt;\*c\*&lt;/i&gt; &amp; \[d\](e) f"
+        );
+    }
+
+    #[test]
+    fn names_go_in_code_spans_unless_they_hold_a_backtick() {
+        assert_eq!(code("scenarios/a_b.toml"), "`scenarios/a_b.toml`");
+        assert_eq!(code("a|b"), r"`a\|b`");
+        assert_eq!(code("a`b"), r"a\`b");
+    }
+}
