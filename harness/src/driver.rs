@@ -16,8 +16,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::engine::{NetRef, Software, Stream};
 use crate::transcript::Transcript;
 
-/// Bytes read from a socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read from a socket at a time, at first: most connections carry small messages, and
+/// thousands of them at once should not cost a large buffer each.
+const FIRST_CHUNK: usize = 2 * 1024;
+/// The most read at a time: a read that fills the buffer doubles it, up to this.
+const MAX_CHUNK: usize = 64 * 1024;
 
 /// A hop as a host's software: listens on `ports`, runs a fresh connection of `spec`'s hop
 /// for each accepted connection, and dials among `upstreams` (backend 0, 1, …) when the model
@@ -118,6 +121,14 @@ impl SideIo {
     }
 }
 
+/// A read that filled `buf` suggests more is waiting: doubles it (keeping what it holds), up
+/// to [`MAX_CHUNK`].
+fn grow(buf: &mut Vec<u8>, read: &io::Result<usize>) {
+    if matches!(read, Ok(n) if *n == buf.len()) && buf.len() < MAX_CHUNK {
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
 async fn read_from(side: &mut SideIo, buf: &mut [u8]) -> io::Result<usize> {
     match side.stream.as_mut() {
         Some(s) if side.can_read => s.read(buf).await,
@@ -161,8 +172,8 @@ impl Driven {
         let mut queued: Vec<u8> = Vec::new();
         let mut queued_fin = false;
         let mut timers: BTreeMap<u64, Duration> = BTreeMap::new();
-        let mut cbuf = vec![0u8; READ_CHUNK];
-        let mut ubuf = vec![0u8; READ_CHUNK];
+        let mut cbuf = vec![0u8; FIRST_CHUNK];
+        let mut ubuf = vec![0u8; FIRST_CHUNK];
         let mut event_owned: Option<(Side, EventKind)> =
             Some((Side::Client, EventKind::Accepted(port)));
 
@@ -325,9 +336,11 @@ impl Driven {
                     }
                 }
                 r = read_from(&mut client, &mut cbuf) => {
+                    grow(&mut cbuf, &r);
                     event_owned = Some((Side::Client, self.on_read(&mut client, Side::Client, r)));
                 }
                 r = read_from(&mut upstream, &mut ubuf) => {
+                    grow(&mut ubuf, &r);
                     event_owned = Some((Side::Upstream, self.on_read(&mut upstream, Side::Upstream, r)));
                 }
                 () = sleep => {

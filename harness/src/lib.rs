@@ -6,7 +6,7 @@
 //! - [`scenario`]: scenario files (TOML, format 1) into a validated [`scenario::Scenario`],
 //!   with located errors.
 //! - [`engine`]: the network abstraction ([`engine::Net`], [`engine::Engine`]) and the
-//!   engines (`turmoil`).
+//!   engines (`sim`, the default, and `turmoil`).
 //! - [`server`] and [`client`]: the reference WebSocket server and client. The client decides
 //!   the run's [`outcome::Outcome`].
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
@@ -14,11 +14,13 @@
 //! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
 //! - [`run`]: one run (scenario × scheme × seed): topology, engine, verdict.
 //! - [`suite`]: many runs across threads, in a stable order, into results.
+//! - [`bench`]: whole-run measurements (wall time, peak memory) for `cargo xtask bench`.
 //! - [`transcript`]: the simulated-time log every host writes to.
 //! - [`tls`]: run-time certificates and rustls configurations.
 //!
 //! Start at [`run::run`] to follow one run end to end.
 
+pub mod bench;
 pub mod client;
 pub mod driver;
 pub mod engine;
@@ -32,7 +34,9 @@ pub mod tls;
 pub mod transcript;
 
 /// WebSocket settings shared by the reference client and server: tungstenite's defaults with
-/// an 8 KiB read buffer (its 128 KiB default dominates memory with many connections).
+/// a 4 KiB read buffer. Its 128 KiB default dominates memory with many connections, and
+/// tungstenite zeroes the buffer's free space before every read, so a large one costs time too;
+/// a frame larger than the buffer still grows it.
 pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
 }

@@ -66,6 +66,25 @@ enum Command {
         #[arg(long, hide = true, default_value = "gauntlet run")]
         invoked_as: String,
     },
+    /// Measure runs on the wall clock: prints one JSON object (wall time, peak memory, runs
+    /// passed). `cargo xtask bench` calls this once per sample.
+    Bench {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The network engine.
+        #[arg(long, default_value = engine::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
+        engine: String,
+        /// Run seeds 1 to N instead of each file's seeds.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        seeds: Option<u64>,
+        /// Run one file's client this many times at once (a crowd) instead of the selection.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        clients: Option<u64>,
+        /// Parallel runs (default: the number of cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: Option<u64>,
+    },
 }
 
 fn parse_scheme(s: &str) -> Result<Scheme, String> {
@@ -104,12 +123,15 @@ fn main() -> ExitCode {
                 seed,
                 seeds,
             };
-            let jobs = jobs.map_or_else(
-                || std::thread::available_parallelism().map_or(1, |n| n.get()),
-                |j| j as usize,
-            );
-            run(&sel, &engine, jobs, results, transcript, &invoked_as)
+            run(&sel, &engine, cores(jobs), results, transcript, &invoked_as)
         }
+        Command::Bench {
+            paths,
+            engine,
+            seeds,
+            clients,
+            jobs,
+        } => bench(paths, &engine, seeds, clients, cores(jobs)),
     };
     match result {
         Ok(code) => code,
@@ -118,6 +140,43 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `--jobs`, or the number of cores.
+fn cores(jobs: Option<u64>) -> usize {
+    jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    )
+}
+
+fn bench(
+    paths: Vec<PathBuf>,
+    engine: &str,
+    seeds: Option<u64>,
+    clients: Option<u64>,
+    jobs: usize,
+) -> anyhow::Result<ExitCode> {
+    let m = match clients {
+        Some(n) => {
+            let [file] = paths.as_slice() else {
+                anyhow::bail!("--clients takes one scenario file, got {}", paths.len());
+            };
+            gauntlet::bench::crowd(file, engine, n as usize)?
+        }
+        None => {
+            let sel = Selection {
+                paths,
+                filter: None,
+                scheme: None,
+                seed: None,
+                seeds,
+            };
+            gauntlet::bench::selection(&sel, engine, jobs)?
+        }
+    };
+    println!("{}", serde_json::to_string(&m)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -46,7 +46,10 @@ impl Transcript {
 
     /// A copy of the lines so far.
     pub fn entries(&self) -> Vec<Entry> {
-        self.0.as_ref().map(|l| l.borrow().clone()).unwrap_or_default()
+        self.0
+            .as_ref()
+            .map(|l| l.borrow().clone())
+            .unwrap_or_default()
     }
 }
 

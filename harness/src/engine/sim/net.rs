@@ -145,8 +145,7 @@ pub(crate) struct Network {
     faults: Vec<Vec<Option<LinkFault>>>,
     intercepts: Vec<(usize, usize, usize)>,
     listeners: BTreeMap<(usize, u16), Listening>,
-    conns: BTreeMap<u64, Conn>,
-    next_conn: u64,
+    conns: Slab,
     rng: Rng,
     buffer: usize,
     /// Wakes connection attempts waiting on a held link.
@@ -200,8 +199,7 @@ impl Network {
                 .filter_map(|i| Some((index(&i.from)?, index(&i.to)?, index(&i.via)?)))
                 .collect(),
             listeners: BTreeMap::new(),
-            conns: BTreeMap::new(),
-            next_conn: 1,
+            conns: Slab::default(),
             rng: Rng::derive(seed, 0x0051_574e_4554),
             buffer,
             released: Arc::new(Notify::new()),
@@ -279,18 +277,18 @@ impl Network {
         data: Vec<u8>,
         earliest: Duration,
     ) -> bool {
-        let Some(conn) = self.conns.get(&id) else {
+        let Some(conn) = self.conns.get(id) else {
             return false;
         };
         let (a, b) = (conn.hosts[from], conn.hosts[1 - from]);
         if self.faults[a][b] == Some(LinkFault::Blackhole) || conn.halves[from].dead {
-            if let Some(conn) = self.conns.get_mut(&id) {
+            if let Some(conn) = self.conns.get_mut(id) {
                 conn.halves[from].dead = true;
             }
             return false;
         }
         let at = self.arrival(a, b, data.len());
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return false;
         };
         let half = &mut conn.halves[from];
@@ -343,8 +341,6 @@ impl Network {
             self.record(from, format_args!("connect {ip}:{port} refused"));
             return (None, back);
         }
-        let id = self.next_conn;
-        self.next_conn += 1;
         let local = self.hosts[from].next_port;
         self.hosts[from].next_port = local.checked_add(1).unwrap_or(FIRST_EPHEMERAL_PORT);
         let mut conn = Conn {
@@ -355,7 +351,7 @@ impl Network {
         };
         // The accepting side's first bytes cannot overtake its SYN-ACK.
         conn.halves[1].last_at = back;
-        self.conns.insert(id, conn);
+        let id = self.conns.insert(conn);
         if let Some(l) = self.listeners.get_mut(&(to, port)) {
             l.queue.push_back(id);
             if let Some(w) = l.waker.take() {
@@ -404,7 +400,7 @@ impl Network {
         };
         match l.queue.pop_front() {
             Some(id) => {
-                let peer = self.conns.get(&id).map(|c| (c.hosts[0], c.ports[0]));
+                let peer = self.conns.get(id).map(|c| (c.hosts[0], c.ports[0]));
                 if let Some((h, p)) = peer {
                     let ip = self.hosts[h].ip.clone();
                     self.record(host, format_args!("#{id} accept {port} from {ip}:{p}"));
@@ -421,7 +417,7 @@ impl Network {
     /// The address of end `side`'s peer, as text (its IP).
     pub(crate) fn peer_ip(&self, id: u64, side: usize) -> String {
         self.conns
-            .get(&id)
+            .get(id)
             .map(|c| self.hosts[c.hosts[1 - side]].ip.clone())
             .unwrap_or_default()
     }
@@ -458,7 +454,7 @@ impl Network {
                     .conns
                     .iter()
                     .filter(|(_, c)| is_between(c, a, b))
-                    .map(|(id, _)| *id)
+                    .map(|(id, _)| id)
                     .collect();
                 for id in ids {
                     for from in 0..2 {
@@ -474,7 +470,7 @@ impl Network {
 
     /// Schedules every held segment of one direction, in order.
     fn release_half(&mut self, id: u64, from: usize) {
-        let Some(conn) = self.conns.get(&id) else {
+        let Some(conn) = self.conns.get(id) else {
             return;
         };
         let (a, b) = (conn.hosts[from], conn.hosts[1 - from]);
@@ -486,9 +482,9 @@ impl Network {
             .map(|(i, _)| i)
             .collect();
         for i in held {
-            let len = self.conns[&id].halves[from].queue[i].data.len();
+            let len = self.conns[id].halves[from].queue[i].data.len();
             let at = self.arrival(a, b, len).unwrap_or_else(|| self.now());
-            if let Some(conn) = self.conns.get_mut(&id) {
+            if let Some(conn) = self.conns.get_mut(id) {
                 let half = &mut conn.halves[from];
                 let at = at.max(half.last_at);
                 half.last_at = at;
@@ -498,7 +494,7 @@ impl Network {
                 }
             }
         }
-        if let Some(conn) = self.conns.get_mut(&id) {
+        if let Some(conn) = self.conns.get_mut(id) {
             conn.halves[from].wake_reader();
         }
     }
@@ -526,11 +522,11 @@ impl Network {
             .flat_map(|(id, c)| {
                 (0..2)
                     .filter(move |s| c.hosts[*s] == host && !c.closed[*s])
-                    .map(move |s| (*id, s))
+                    .map(move |s| (id, s))
             })
             .collect();
         for (id, side) in ids {
-            if let Some(conn) = self.conns.get_mut(&id) {
+            if let Some(conn) = self.conns.get_mut(id) {
                 conn.closed[side] = true;
                 conn.halves[side].shut = true;
                 let incoming = &mut conn.halves[1 - side];
@@ -546,7 +542,7 @@ impl Network {
     /// End `side` of `id` closes: with RST if `reset` or if it leaves bytes unread, else with
     /// FIN. Either way it reads no more; bytes that reach it later are answered with RST.
     pub(crate) fn close(&mut self, id: u64, side: usize, reset: bool) {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         if conn.closed[side] {
@@ -576,10 +572,10 @@ impl Network {
         }
         if self
             .conns
-            .get(&id)
+            .get(id)
             .is_some_and(|c| c.closed[0] && c.closed[1])
         {
-            self.conns.remove(&id);
+            self.conns.remove(id);
         }
     }
 
@@ -593,7 +589,7 @@ impl Network {
         cx: &mut Context<'_>,
     ) -> Result<io::Result<()>, Option<Duration>> {
         let now = self.now();
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return Ok(Err(reset_error()));
         };
         let host = conn.hosts[side];
@@ -660,7 +656,7 @@ impl Network {
     ) -> Poll<io::Result<usize>> {
         let now = self.now();
         let buffer = self.buffer;
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return Poll::Ready(Err(reset_error()));
         };
         let host = conn.hosts[side];
@@ -701,7 +697,7 @@ impl Network {
 
     /// End `side` sends FIN.
     fn shutdown(&mut self, id: u64, side: usize) -> io::Result<()> {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return Err(reset_error());
         };
         if conn.halves[side].shut {
@@ -713,11 +709,66 @@ impl Network {
         } else {
             self.send(id, side, Kind::Fin, Vec::new());
         }
-        if let Some(conn) = self.conns.get_mut(&id) {
+        if let Some(conn) = self.conns.get_mut(id) {
             conn.halves[side].shut = true;
         }
         self.record(host, format_args!("#{id} shutdown"));
         Ok(())
+    }
+}
+
+/// Connections by id: a vector whose free slots are reused, so a lookup is an index.
+#[derive(Debug, Default)]
+struct Slab {
+    slots: Vec<Option<Conn>>,
+    free: Vec<u64>,
+}
+
+impl Slab {
+    fn insert(&mut self, conn: Conn) -> u64 {
+        match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(conn);
+                id
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() as u64 - 1
+            }
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<&Conn> {
+        self.slots.get(id as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Conn> {
+        self.slots.get_mut(id as usize)?.as_mut()
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(slot @ Some(_)) = self.slots.get_mut(id as usize) {
+            *slot = None;
+            self.free.push(id);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &Conn)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i as u64, c.as_ref()?)))
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Conn> {
+        self.slots.iter_mut().flatten()
+    }
+}
+
+impl std::ops::Index<u64> for Slab {
+    type Output = Conn;
+    fn index(&self, id: u64) -> &Conn {
+        self.slots[id as usize].as_ref().expect("a live connection")
     }
 }
 
