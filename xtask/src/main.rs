@@ -5,6 +5,11 @@
 //! - `scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--engine E] [--transcript]`:
 //!   runs every scenario file × scheme × seed, writes `target/gauntlet/results.json`, and
 //!   exits non-zero if any run missed its expectation.
+//! - `bench [--quick] [--runs N] [--no-criterion]`: builds `gauntlet` in release, measures
+//!   whole runs on both engines (see [`bench`]), writes `target/gauntlet/bench.json`, then runs
+//!   the criterion micro-benchmarks.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,13 +21,21 @@ tasks:
   scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--engine NAME] [--jobs N] [--transcript]
       Run every scenario under scenarios/ (or those whose path contains FILTER), print a line
       per run and `N passed, M failed`, write target/gauntlet/results.json. Exit 1 if a run
-      missed its expectation, 2 on an invalid scenario file or bad flags.";
+      missed its expectation, 2 on an invalid scenario file or bad flags.
+
+  bench [--quick] [--runs N] [--no-criterion]
+      Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
+      hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 WebSocket clients at
+      once through an L4 balancer. Prints each figure (median of N runs, default 5) with its
+      ratio to turmoil, writes target/gauntlet/bench.json, then runs the criterion
+      micro-benchmarks (skipped with --no-criterion). --quick: 1 run each, fewer clients.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
     match args.first().map(String::as_str) {
         Some("scenarios") => scenarios(&root, &args[1..]),
+        Some("bench") => bench::main(&root, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -46,12 +59,19 @@ fn workspace_root() -> PathBuf {
 
 /// Builds the `gauntlet` binary (dev profile, shared with `cargo test`) and returns its path.
 fn build_gauntlet(root: &Path) -> Result<PathBuf, String> {
+    build_gauntlet_in(root, "dev")
+}
+
+/// Builds the `gauntlet` binary in `profile` and returns its path.
+fn build_gauntlet_in(root: &Path, profile: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
         .args([
             "build",
             "--quiet",
+            "--profile",
+            profile,
             "--package",
             "gauntlet",
             "--bin",
@@ -64,8 +84,9 @@ fn build_gauntlet(root: &Path) -> Result<PathBuf, String> {
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let dir = if profile == "dev" { "debug" } else { profile };
     Ok(target
-        .join("debug")
+        .join(dir)
         .join(format!("gauntlet{}", std::env::consts::EXE_SUFFIX)))
 }
 

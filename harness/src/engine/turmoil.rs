@@ -27,6 +27,9 @@ use super::{
 /// The tick: every host is polled once per tick of simulated time.
 pub const TICK: Duration = Duration::from_millis(1);
 
+/// Segments a host's TCP buffer holds (turmoil's default is 64).
+const TCP_CAPACITY: usize = 1 << 20;
+
 /// turmoil 0.7's `Sim`.
 #[derive(Debug, Default)]
 pub struct Turmoil;
@@ -77,6 +80,9 @@ impl Engine for Turmoil {
             .min_message_latency(topology.link.latency)
             .max_message_latency(topology.link.latency + topology.link.jitter)
             .rng_seed(seed)
+            // turmoil panics, rather than pushing back, when a host's TCP buffer fills: size
+            // it beyond any workload (thousands of connections at once).
+            .tcp_capacity(TCP_CAPACITY)
             .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let mut sim = builder.build();
         for ((a, b), link) in &topology.links {
