@@ -4,7 +4,7 @@
 //! workload (the cache-poisoning demonstration) writes its frames by hand: see
 //! [`crate::smuggle`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -82,6 +82,8 @@ pub struct Report {
     pub detail: String,
     /// From the start of the TCP connect to the 101.
     pub handshake: Option<Duration>,
+    /// The handshake, phase by phase, as far as it got.
+    pub phases: Phases,
     /// Round trips (echo), one-way latencies (push) or the victim fetch's round trip
     /// (smuggle), in order.
     pub latencies: Vec<Duration>,
@@ -89,6 +91,61 @@ pub struct Report {
     pub sent: u64,
     /// Messages received intact (smuggle: 1 when the victim fetch got the origin's script).
     pub received: u64,
+}
+
+/// How long each phase of a handshake took; a phase that did not happen or did not finish is
+/// `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// TCP connect (through an explicit proxy: until its answer to CONNECT).
+    pub connect: Option<Duration>,
+    /// TLS handshake (wss).
+    pub tls: Option<Duration>,
+    /// HTTP upgrade, request to 101.
+    pub upgrade: Option<Duration>,
+}
+
+/// Where a handshake is, and when each phase began.
+#[derive(Debug)]
+pub(crate) struct Phase {
+    name: Cell<&'static str>,
+    began: RefCell<Vec<(&'static str, Duration)>>,
+}
+
+impl Phase {
+    /// A handshake starting now with its TCP connect.
+    pub(crate) fn new(now: Duration) -> Self {
+        Self {
+            name: Cell::new("tcp connect"),
+            began: RefCell::new(vec![("tcp connect", now)]),
+        }
+    }
+
+    /// The handshake enters phase `name` at `now`.
+    pub(crate) fn set(&self, name: &'static str, now: Duration) {
+        self.name.set(name);
+        self.began.borrow_mut().push((name, now));
+    }
+
+    /// The current phase.
+    pub(crate) fn get(&self) -> &'static str {
+        self.name.get()
+    }
+
+    /// Each phase's duration, given that the handshake completed at `done` (or `None`).
+    pub(crate) fn phases(&self, done: Option<Duration>) -> Phases {
+        let began = self.began.borrow();
+        let first = |name: &str| began.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+        let start = began.first().map(|(_, t)| *t);
+        let tls = first("tls handshake");
+        let upgrade = first("upgrade");
+        let span = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
+        Phases {
+            connect: span(start, tls.or(upgrade)),
+            tls: span(tls, upgrade),
+            upgrade: span(upgrade, done),
+        }
+    }
 }
 
 /// A failure, before it becomes a report.
@@ -160,6 +217,7 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
         outcome: Outcome::Delivered,
         detail: String::new(),
         handshake: None,
+        phases: Phases::default(),
         latencies: Vec::new(),
         sent: 0,
         received: 0,
@@ -171,7 +229,7 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
         return report;
     }
     let last = Arc::new(Mutex::new(Vec::new()));
-    let phase = Rc::new(Cell::new("tcp connect"));
+    let phase = Rc::new(Phase::new(net.now()));
     let handshake = tokio::select! {
         biased;
         r = handshake(&net, &plan, &t, &phase, last.clone()) => r,
@@ -180,6 +238,8 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
             format!("no 101 within {} (stuck in {}) at {}", ms(plan.handshake_timeout), phase.get(), ms(net.now())),
         )),
     };
+    let done = handshake.is_ok().then(|| net.now());
+    report.phases = phase.phases(done);
     let result = match handshake {
         Ok(mut ws) => {
             report.handshake = Some(net.now() - start);
@@ -226,7 +286,7 @@ pub(crate) async fn transport(
     net: &NetRef,
     plan: &Plan,
     t: &Transcript,
-    phase: &Cell<&'static str>,
+    phase: &Phase,
 ) -> Result<Box<dyn AsyncIo>, Fail> {
     let port = plan.scheme.port();
     let host = plan.host.as_str();
@@ -237,7 +297,7 @@ pub(crate) async fn transport(
     Ok(match plan.scheme {
         Scheme::Ws => Box::new(tcp),
         Scheme::Wss => {
-            phase.set("tls handshake");
+            phase.set("tls handshake", net.now());
             let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
                 fail(
                     Outcome::TlsFailed,
@@ -263,12 +323,12 @@ async fn handshake(
     net: &NetRef,
     plan: &Plan,
     t: &Transcript,
-    phase: &Cell<&'static str>,
+    phase: &Phase,
     last: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Ws, Fail> {
     let host = plan.host.as_str();
     let io = transport(net, plan, t, phase).await?;
-    phase.set("upgrade");
+    phase.set("upgrade", net.now());
     let path = match plan.workload.kind {
         WorkloadKind::Echo => "/echo".to_string(),
         WorkloadKind::Smuggle => smuggle::ATTACKER_PATH.to_string(),
@@ -390,13 +450,13 @@ async fn tunnel(
     proxy: &ProxyPlan,
     host: &str,
     port: u16,
-    phase: &Cell<&'static str>,
+    phase: &Phase,
 ) -> Result<crate::engine::Stream, Fail> {
     let mut authorization: Option<String> = None;
     loop {
-        phase.set("tcp connect");
+        phase.set("tcp connect", net.now());
         let mut tcp = tcp_connect(net, t, &proxy.host, proxy.port).await?;
-        phase.set("connect");
+        phase.set("connect", net.now());
         let mut request = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
         if let Some(a) = &authorization {
             request.push_str(&format!("Proxy-Authorization: Basic {a}\r\n"));

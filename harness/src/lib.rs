@@ -12,6 +12,8 @@
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
 //! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
+//! - [`metrics`]: latency percentiles (HDR histograms) and the latency bounds that make a
+//!   run `degraded`.
 //! - [`run`]: one run (scenario × scheme × seed): topology, engine, verdict.
 //! - [`suite`]: many runs across threads, in a stable order, into results.
 //! - [`bench`]: whole-run measurements (wall time, peak memory) for `cargo xtask bench`.
@@ -24,6 +26,7 @@ pub mod bench;
 pub mod client;
 pub mod driver;
 pub mod engine;
+pub mod metrics;
 pub mod outcome;
 pub mod run;
 pub mod scenario;

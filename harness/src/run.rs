@@ -209,10 +209,18 @@ pub fn run(
         }),
     );
     let end = engine.run(topology, seed)?;
-    let report = slot
+    let mut report = slot
         .borrow_mut()
         .take()
         .ok_or_else(|| anyhow::anyhow!("the client finished without a report"))?;
+    crate::metrics::apply_bounds(&scenario.bounds, &mut report);
+    if report.outcome == Outcome::Degraded {
+        t.log(
+            end.at,
+            "client",
+            format!("outcome degraded: {}", report.detail),
+        );
+    }
     let mut entries = t.entries();
     entries.sort_by_key(|e| e.at);
     Ok(RunOutput {

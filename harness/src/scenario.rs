@@ -206,6 +206,24 @@ pub struct Scenario {
     pub client: Client,
     /// The expected outcome per scheme, in the order of `client.schemes`.
     pub expect: Vec<(Scheme, Outcome)>,
+    /// Latency bounds: a run that would be `delivered` but breaks one is `degraded`.
+    pub bounds: Bounds,
+}
+
+/// Latency bounds (`[bounds]`), each optional. Percentiles are of the run's message latencies
+/// (round trips for echo, one-way for push), as an HDR histogram reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// Median latency at most this.
+    pub latency_p50: Option<Duration>,
+    /// 90th percentile at most this.
+    pub latency_p90: Option<Duration>,
+    /// 99th percentile at most this.
+    pub latency_p99: Option<Duration>,
+    /// No latency above this.
+    pub latency_max: Option<Duration>,
+    /// TCP connect to 101 within this.
+    pub handshake: Option<Duration>,
 }
 
 impl Scenario {
@@ -292,6 +310,17 @@ struct RawScenario {
     faults: Vec<RawFault>,
     client: RawClient,
     expect: Spanned<RawExpect>,
+    bounds: Option<Spanned<RawBounds>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBounds {
+    latency_p50_ms: Option<u64>,
+    latency_p90_ms: Option<u64>,
+    latency_p99_ms: Option<u64>,
+    latency_max_ms: Option<u64>,
+    handshake_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -612,6 +641,31 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         });
     }
 
+    let bounds = match raw.bounds {
+        None => Bounds::default(),
+        Some(b) => {
+            let span = b.span();
+            let b = b.into_inner();
+            let ms = |v: Option<u64>| v.map(Duration::from_millis);
+            let bounds = Bounds {
+                latency_p50: ms(b.latency_p50_ms),
+                latency_p90: ms(b.latency_p90_ms),
+                latency_p99: ms(b.latency_p99_ms),
+                latency_max: ms(b.latency_max_ms),
+                handshake: ms(b.handshake_ms),
+            };
+            if bounds == Bounds::default() {
+                return Err(fail(
+                    span,
+                    "`[bounds]` sets no bound: give latency-p50-ms, latency-p90-ms, \
+                     latency-p99-ms, latency-max-ms or handshake-ms"
+                        .into(),
+                ));
+            }
+            bounds
+        }
+    };
+
     Ok(Scenario {
         file: file.to_string(),
         title: raw.title.into_inner(),
@@ -638,6 +692,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             mask,
         },
         expect,
+        bounds,
     })
 }
 

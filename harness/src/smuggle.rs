@@ -25,7 +25,6 @@
 //! Frames here are written and read by hand, since tungstenite always masks client frames and
 //! would reject the raw HTTP answer the attacker's server sends.
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use gauntlet_proxies::http::{self, Head, Parsed};
@@ -33,7 +32,7 @@ use gauntlet_proxies::rng::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::client::{AsyncIo, Fail, Plan, Report, fail, ms, transport};
+use crate::client::{AsyncIo, Fail, Phase, Plan, Report, fail, ms, transport};
 use crate::engine::NetRef;
 use crate::outcome::Outcome;
 use crate::transcript::Transcript;
@@ -251,7 +250,7 @@ pub(crate) async fn run(
     report: &mut Report,
     start: Duration,
 ) -> Result<String, Fail> {
-    let phase = Cell::new("tcp connect");
+    let phase = Phase::new(net.now());
     let opened = tokio::select! {
         biased;
         r = async {
@@ -275,9 +274,9 @@ async fn upgrade(
     plan: &Plan,
     t: &Transcript,
     mut io: Box<dyn AsyncIo>,
-    phase: &Cell<&'static str>,
+    phase: &Phase,
 ) -> Result<Raw, Fail> {
-    phase.set("upgrade");
+    phase.set("upgrade", net.now());
     let mut key = [0u8; 16];
     Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
     let key = http::base64(&key);
@@ -486,7 +485,7 @@ async fn victim_fetch(
         format!("victim fetch of {url}, on a new connection"),
     );
     let start = net.now();
-    let phase = Cell::new("tcp connect");
+    let phase = Phase::new(net.now());
     let connected = tokio::select! {
         biased;
         r = transport(net, plan, t, &phase) => r,

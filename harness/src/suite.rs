@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use gauntlet_reports::{Results, Run};
+use gauntlet_reports::{Handshake, Results, Run};
 
 use crate::engine;
+use crate::outcome::Outcome;
 use crate::run::{RunOutput, run};
 use crate::scenario::{self, Scenario, ScenarioError, Scheme};
 
@@ -207,7 +208,26 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             transcript_hash: crate::transcript::hash(&out.transcript),
             event_hash: format!("{:016x}", out.events.hash()),
             events: out.events.count(),
-            ..Run::default()
+            kind: s.path.first().map_or("direct", |m| m.name()).to_string(),
+            handshake: Some(Handshake {
+                connect_ms: out.report.phases.connect.map(to_ms),
+                tls_ms: out.report.phases.tls.map(to_ms),
+                upgrade_ms: out.report.phases.upgrade.map(to_ms),
+            })
+            .filter(|h| *h != Handshake::default()),
+            latency: crate::metrics::latency(&out.report.latencies),
+            time_to_failure_ms: (!matches!(
+                out.report.outcome,
+                Outcome::Delivered | Outcome::Degraded
+            ))
+            .then(|| to_ms(out.sim_end)),
+            samples_ms: out
+                .report
+                .latencies
+                .iter()
+                .take(crate::metrics::SAMPLES_KEPT)
+                .map(|l| to_ms(*l))
+                .collect(),
         },
         Err(e) => Run {
             scenario: s.file.clone(),
