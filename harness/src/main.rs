@@ -1,11 +1,13 @@
-//! The `gauntlet` command: check scenario files, and run them.
+//! The `gauntlet` command: check scenario files, run them, and compare two results files.
 //!
-//! Exit codes: 0 when every file is valid and every run passed; 1 when a run failed its
-//! expectation or a checked file is invalid; 2 when Gauntlet could not do what was asked
-//! (bad flags, unreadable or invalid scenario files for `run`, unwritable results).
+//! Exit codes: 0 when every file is valid and every run passed (for `diff`: nothing
+//! regressed); 1 when a run failed its expectation, a checked file is invalid, or `diff` found
+//! a regression; 2 when Gauntlet could not do what was asked (bad flags, unreadable or invalid
+//! scenario files for `run`, unwritable results, unreadable or invalid results files for
+//! `diff`).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -13,7 +15,7 @@ use clap::{Parser, Subcommand};
 use gauntlet::engine::{self, ENGINES};
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
-use gauntlet_reports::Results;
+use gauntlet_reports::{DiffOptions, Results};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,6 +87,30 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         jobs: Option<u64>,
     },
+    /// Compare two results files: list changed outcomes and latency regressions; exit 1 if
+    /// anything regressed (a run that passed now fails, or a latency figure got worse by more
+    /// than both thresholds).
+    Diff {
+        /// The baseline results file (JSON written by `run --results`).
+        old: PathBuf,
+        /// The results file to compare with it.
+        new: PathBuf,
+        /// A latency figure regresses only when it grows by more than this percentage of the
+        /// old figure (and by more than --threshold-ms).
+        #[arg(long, value_name = "P", default_value_t = DiffOptions::default().threshold_pct, value_parser = parse_threshold)]
+        threshold_pct: f64,
+        /// A latency figure regresses only when it grows by more than this many milliseconds
+        /// (and by more than --threshold-pct).
+        #[arg(long, value_name = "MS", default_value_t = DiffOptions::default().threshold_ms, value_parser = parse_threshold)]
+        threshold_ms: f64,
+    },
+}
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a threshold: use a number, 0 or more")),
+    }
 }
 
 fn parse_scheme(s: &str) -> Result<Scheme, String> {
@@ -132,6 +158,19 @@ fn main() -> ExitCode {
             clients,
             jobs,
         } => bench(paths, &engine, seeds, clients, cores(jobs)),
+        Command::Diff {
+            old,
+            new,
+            threshold_pct,
+            threshold_ms,
+        } => diff(
+            &old,
+            &new,
+            &DiffOptions {
+                threshold_pct,
+                threshold_ms,
+            },
+        ),
     };
     match result {
         Ok(code) => code,
@@ -177,6 +216,25 @@ fn bench(
     };
     println!("{}", serde_json::to_string(&m)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn diff(old: &Path, new: &Path, opts: &DiffOptions) -> anyhow::Result<ExitCode> {
+    let old = read_results(old)?;
+    let new = read_results(new)?;
+    let d = gauntlet_reports::diff(&old, &new, opts);
+    print!("{}", d.render());
+    Ok(if d.regressed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A results file, or an error naming it and saying what is wrong with it.
+fn read_results(path: &Path) -> anyhow::Result<Results> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read results file {}", path.display()))?;
+    Results::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -12,6 +12,9 @@
 //!   seeds ([`aggregate::groups`], [`aggregate::matrix`]) with latency percentiles merged from
 //!   their samples ([`aggregate::percentile`], nearest rank), and delivery rates per
 //!   intermediary kind × scheme ([`aggregate::kinds`]). Start here to change what a report says.
+//! - [`mod@diff`]: two result sets compared run by run ([`diff()`]): regressions (pass → fail,
+//!   latency worse beyond a threshold), improvements and other changes, rendered as text for a
+//!   CI gate.
 //! - `markdown.rs`: [`markdown`], a summary, the traversal matrix and a latency table.
 //! - `junit.rs`: [`junit`], one testcase per run for CI dashboards.
 //! - `html.rs`: [`html`], one self-contained page (inline style and SVG, no script, nothing
@@ -27,12 +30,14 @@
 use serde::{Deserialize, Serialize};
 
 pub mod aggregate;
+pub mod diff;
 mod html;
 mod junit;
 mod markdown;
 mod svg;
 mod text;
 
+pub use diff::{Diff, DiffOptions, diff};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
@@ -186,9 +191,17 @@ impl Results {
     }
 
     /// Reads results; rejects a schema version this crate does not know.
+    ///
+    /// The error says whether the text is not JSON at all (`not valid JSON: …`) or JSON of
+    /// another shape (`not a results file: …`), with serde_json's line and column.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let results: Results =
-            serde_json::from_str(text).map_err(|e| format!("not a results file: {e}"))?;
+        let results: Results = serde_json::from_str(text).map_err(|e| {
+            if e.is_data() {
+                format!("not a results file: {e}")
+            } else {
+                format!("not valid JSON: {e}")
+            }
+        })?;
         if results.version != VERSION {
             return Err(format!(
                 "results schema version {} is not supported (this build reads {VERSION})",
@@ -278,6 +291,20 @@ mod tests {
         ] {
             assert!(!json.contains(field), "{field} in {json}");
         }
+    }
+
+    #[test]
+    fn broken_json_and_another_shape_are_told_apart() {
+        let err = Results::from_json("{\"version\": 1,\n  \"runs\": [}").unwrap_err();
+        assert!(err.starts_with("not valid JSON: "), "{err}");
+        assert!(err.contains("line 2 column 12"), "{err}");
+        let err = Results::from_json("").unwrap_err();
+        assert!(err.starts_with("not valid JSON: "), "{err}");
+        let err = Results::from_json(r#"{"version": 1}"#).unwrap_err();
+        assert!(
+            err.starts_with("not a results file: missing field `runs`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The `gauntlet` binary as users call it: exit codes and what it prints.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use gauntlet_reports::{Latency, Results, Run};
 
 fn gauntlet(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
@@ -69,4 +72,150 @@ fn run_refuses_invalid_files_and_bad_flags_with_exit_code_2() {
     let (code, text) = gauntlet(&["run", "scenarios", "--filter", "no-such-scenario"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("no runs match"), "{text}");
+}
+
+/// A results file with one run of `scenarios/a.toml` over ws, seed 1, and one over wss, with
+/// the ws run's outcome and p99 latency as given.
+fn results_file(dir: &Path, name: &str, ws_outcome: &str, ws_p99: f64) -> String {
+    let run = |scheme: &str, outcome: &str, p99: f64| Run {
+        scenario: "scenarios/a.toml".into(),
+        scheme: scheme.into(),
+        seed: 1,
+        expected: "delivered".into(),
+        outcome: outcome.into(),
+        pass: outcome == "delivered",
+        detail: format!("{outcome} at 120 ms"),
+        handshake_ms: Some(15.0),
+        rtt_median_ms: Some(10.0),
+        latency: Some(Latency {
+            p50: 10.0,
+            p90: p99,
+            p99,
+            max: p99,
+            count: 5,
+        }),
+        ..Run::default()
+    };
+    let mut results = Results::new("sim");
+    results.runs = vec![run("ws", ws_outcome, ws_p99), run("wss", "delivered", 20.0)];
+    let path = dir.join(name);
+    std::fs::write(&path, results.to_json()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A fresh folder for one test's files under the target directory.
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli-diff")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn diff_exits_0_when_nothing_regressed_and_1_when_a_pass_turns_into_a_fail() {
+    let dir = temp_dir("outcomes");
+    let old = results_file(&dir, "old.json", "delivered", 20.0);
+    let same = results_file(&dir, "same.json", "delivered", 20.0);
+    let failing = results_file(&dir, "failing.json", "reset", 20.0);
+
+    let (code, text) = gauntlet(&["diff", &old, &same]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        text,
+        "0 regressions, 0 improvements, 0 other changes (2 runs compared)\n"
+    );
+
+    let (code, text) = gauntlet(&["diff", &old, &failing]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "Regressions (1):\n  scenarios/a.toml ws seed 1: pass → FAIL: delivered → reset (expected delivered); detail: reset at 120 ms\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("1 regression, 0 improvements, 0 other changes (2 runs compared)\n"),
+        "{text}"
+    );
+
+    // The other way round, the fail that turns into a pass is an improvement: exit 0.
+    let (code, text) = gauntlet(&["diff", &failing, &old]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Improvements (1):\n  scenarios/a.toml ws seed 1: FAIL → pass"),
+        "{text}"
+    );
+}
+
+#[test]
+fn diff_gates_on_latency_beyond_both_thresholds() {
+    let dir = temp_dir("latency");
+    let old = results_file(&dir, "old.json", "delivered", 20.0);
+    let slower = results_file(&dir, "slower.json", "delivered", 31.0);
+
+    let (code, text) = gauntlet(&["diff", &old, &slower]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("scenarios/a.toml ws seed 1: latency p99 20 ms → 31 ms (+11 ms, +55%)"),
+        "{text}"
+    );
+    // +11 ms is within a 12 ms threshold, and +55 % within a 60 % one.
+    let (code, text) = gauntlet(&["diff", &old, &slower, "--threshold-ms", "12"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = gauntlet(&["diff", &old, &slower, "--threshold-pct", "60"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 regressions"), "{text}");
+}
+
+#[test]
+fn diff_refuses_missing_broken_and_foreign_files_with_exit_code_2() {
+    let dir = temp_dir("bad-input");
+    let good = results_file(&dir, "good.json", "delivered", 20.0);
+    let missing = dir.join("missing.json");
+    let missing = missing.to_str().unwrap();
+    let (code, text) = gauntlet(&["diff", missing, &good]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!("cannot read results file {missing}")),
+        "{text}"
+    );
+
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, "{\"version\": 1,\n  \"runs\": [}\n").unwrap();
+    let broken = broken.to_str().unwrap();
+    let (code, text) = gauntlet(&["diff", &good, broken]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!("{broken}: not valid JSON: ")),
+        "{text}"
+    );
+    assert!(text.contains("at line 2 column 12"), "{text}");
+
+    let foreign = dir.join("foreign.json");
+    std::fs::write(&foreign, "{\"wall_ms\": 120, \"peak_rss\": 7}\n").unwrap();
+    let foreign = foreign.to_str().unwrap();
+    let (code, text) = gauntlet(&["diff", &good, foreign]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!("{foreign}: not a results file: missing field")),
+        "{text}"
+    );
+
+    let future = dir.join("future.json");
+    std::fs::write(&future, "{\"version\": 9, \"runs\": []}\n").unwrap();
+    let future = future.to_str().unwrap();
+    let (code, text) = gauntlet(&["diff", future, &good]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{future}: results schema version 9 is not supported"
+        )),
+        "{text}"
+    );
+
+    let (code, text) = gauntlet(&["diff", &good, &good, "--threshold-ms=-1"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("not a threshold"), "{text}");
 }
