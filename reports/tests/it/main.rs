@@ -1,7 +1,8 @@
 //! The renderers, end to end, on one fixed set of results (`fixture.rs`): snapshots of the
-//! Markdown and JUnit reports and of a diff against a changed copy, and checks of the HTML
-//! page's structure.
+//! Markdown and JUnit reports and of a diff against a changed copy, checks of the HTML page's
+//! structure, and the HTML page in a real browser (`browser.rs`, which needs Chromium).
 
+mod browser;
 mod diff;
 mod fixture;
 mod html;
