@@ -36,14 +36,14 @@ pub fn latency(latencies: &[Duration]) -> Option<Latency> {
     })
 }
 
-/// Holds a run that would be `delivered` to `bounds`: a broken bound makes it `degraded`, and
-/// the detail names each broken bound with the measured figure.
-pub fn apply_bounds(bounds: &Bounds, report: &mut Report) {
+/// Holds a run that would be `delivered` to `bounds`, given its latency figures (from
+/// [`latency`]): a broken bound makes it `degraded`, and the detail names each broken bound
+/// with the measured figure.
+pub fn apply_bounds(bounds: &Bounds, figures: Option<&Latency>, report: &mut Report) {
     if report.outcome != Outcome::Delivered || *bounds == Bounds::default() {
         return;
     }
-    let figures = latency(&report.latencies);
-    let got = |f: fn(&Latency) -> f64| figures.as_ref().map(f);
+    let got = |f: fn(&Latency) -> f64| figures.map(f);
     let checks = [
         ("latency p50", bounds.latency_p50, got(|l| l.p50)),
         ("latency p90", bounds.latency_p90, got(|l| l.p90)),
@@ -119,7 +119,7 @@ mod tests {
             handshake: Some(Duration::from_secs(1)),
             ..Bounds::default()
         };
-        apply_bounds(&bounds, &mut r);
+        apply_bounds(&bounds, latency(&r.latencies).as_ref(), &mut r);
         assert_eq!(r.outcome, Outcome::Degraded);
         let figure: f64 = r
             .detail
@@ -137,11 +137,11 @@ mod tests {
             ..Bounds::default()
         };
         let mut ok = report(&[20, 30, 40]);
-        apply_bounds(&bounds, &mut ok);
+        apply_bounds(&bounds, latency(&ok.latencies).as_ref(), &mut ok);
         assert_eq!(ok.outcome, Outcome::Delivered);
         let mut failed = report(&[900]);
         failed.outcome = Outcome::Stalled;
-        apply_bounds(&bounds, &mut failed);
+        apply_bounds(&bounds, latency(&failed.latencies).as_ref(), &mut failed);
         assert_eq!(failed.outcome, Outcome::Stalled);
     }
 
@@ -153,6 +153,7 @@ mod tests {
                 latency_max: Some(Duration::from_millis(100)),
                 ..Bounds::default()
             },
+            latency(&r.latencies).as_ref(),
             &mut r,
         );
         assert_eq!(r.outcome, Outcome::Degraded);

@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::tls_intercepting_proxy::Material;
 use gauntlet_proxies::{HopEnv, ModelSpec};
+use gauntlet_reports::Latency;
 
 use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
@@ -35,6 +36,8 @@ pub struct RunOutput {
     pub sim_end: Duration,
     /// The engine's log of every socket operation in the run.
     pub events: EventLog,
+    /// Percentiles of the client's message latencies.
+    pub latency: Option<Latency>,
     /// Every host's log, in order.
     pub transcript: Vec<Entry>,
 }
@@ -213,7 +216,8 @@ pub fn run(
         .borrow_mut()
         .take()
         .ok_or_else(|| anyhow::anyhow!("the client finished without a report"))?;
-    crate::metrics::apply_bounds(&scenario.bounds, &mut report);
+    let latency = crate::metrics::latency(&report.latencies);
+    crate::metrics::apply_bounds(&scenario.bounds, latency.as_ref(), &mut report);
     if report.outcome == Outcome::Degraded {
         t.log(
             end.at,
@@ -229,6 +233,7 @@ pub fn run(
         expected,
         report,
         sim_end: end.at,
+        latency,
         events: end.events,
         transcript: entries,
     })

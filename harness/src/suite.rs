@@ -215,7 +215,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
                 upgrade_ms: out.report.phases.upgrade.map(to_ms),
             })
             .filter(|h| *h != Handshake::default()),
-            latency: crate::metrics::latency(&out.report.latencies),
+            latency: out.latency,
             time_to_failure_ms: (!matches!(
                 out.report.outcome,
                 Outcome::Delivered | Outcome::Degraded

@@ -262,10 +262,10 @@ impl Network {
         Some(at)
     }
 
-    /// Puts a segment on `half` of `conn`, from its end `from`; returns false if the
-    /// direction is dead (a blackhole swallowed it).
-    fn send(&mut self, id: u64, from: usize, kind: Kind, data: Vec<u8>) -> bool {
-        self.send_no_earlier(id, from, kind, data, Duration::ZERO)
+    /// Puts a segment on the direction of `id` from its end `from`, unless that direction is
+    /// dead (a blackhole swallowed it).
+    fn send(&mut self, id: u64, from: usize, kind: Kind, data: Vec<u8>) {
+        self.send_no_earlier(id, from, kind, data, Duration::ZERO);
     }
 
     /// [`Network::send`], arriving no earlier than `earliest`.
@@ -276,20 +276,18 @@ impl Network {
         kind: Kind,
         data: Vec<u8>,
         earliest: Duration,
-    ) -> bool {
-        let Some(conn) = self.conns.get(id) else {
-            return false;
+    ) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
         };
         let (a, b) = (conn.hosts[from], conn.hosts[1 - from]);
         if self.faults[a][b] == Some(LinkFault::Blackhole) || conn.halves[from].dead {
-            if let Some(conn) = self.conns.get_mut(id) {
-                conn.halves[from].dead = true;
-            }
-            return false;
+            conn.halves[from].dead = true;
+            return;
         }
         let at = self.arrival(a, b, data.len());
         let Some(conn) = self.conns.get_mut(id) else {
-            return false;
+            return;
         };
         let half = &mut conn.halves[from];
         let at = at.map(|t| t.max(half.last_at).max(earliest));
@@ -307,7 +305,6 @@ impl Network {
             read: 0,
         });
         half.wake_reader();
-        true
     }
 
     /// The host `from` connects to `to`: where the attempt goes (after interception), and when
@@ -318,13 +315,14 @@ impl Network {
             .iter()
             .find(|(f, t, _)| *f == from && *t == to)
             .map_or(to, |(_, _, via)| *via);
-        let syn = match self.faults[from][to] {
-            Some(LinkFault::Blackhole) => Syn::Lost,
-            Some(LinkFault::Hold) => Syn::Held(self.released.clone()),
-            _ => match self.arrival(from, to, 0) {
+        let syn = if self.faults[from][to] == Some(LinkFault::Blackhole) {
+            Syn::Lost
+        } else {
+            // No arrival time while the link holds what it carries.
+            match self.arrival(from, to, 0) {
                 Some(at) => Syn::Arrives(at),
                 None => Syn::Held(self.released.clone()),
-            },
+            }
         };
         (to, syn)
     }
@@ -474,15 +472,14 @@ impl Network {
             return;
         };
         let (a, b) = (conn.hosts[from], conn.hosts[1 - from]);
-        let held: Vec<usize> = conn.halves[from]
+        let held: Vec<(usize, usize)> = conn.halves[from]
             .queue
             .iter()
             .enumerate()
             .filter(|(_, s)| s.at.is_none())
-            .map(|(i, _)| i)
+            .map(|(i, s)| (i, s.data.len()))
             .collect();
-        for i in held {
-            let len = self.conns[id].halves[from].queue[i].data.len();
+        for (i, len) in held {
             let at = self.arrival(a, b, len).unwrap_or_else(|| self.now());
             if let Some(conn) = self.conns.get_mut(id) {
                 let half = &mut conn.halves[from];
@@ -534,6 +531,9 @@ impl Network {
                 incoming.queue.clear();
                 incoming.unread = 0;
                 incoming.wake_writer();
+                if conn.closed[1 - side] {
+                    self.conns.remove(id);
+                }
             }
         }
         self.record(host, format_args!("crash"));
@@ -704,9 +704,7 @@ impl Network {
             return Ok(());
         }
         let host = conn.hosts[side];
-        if conn.halves[side].reader_gone {
-            conn.halves[side].shut = true;
-        } else {
+        if !conn.halves[side].reader_gone {
             self.send(id, side, Kind::Fin, Vec::new());
         }
         if let Some(conn) = self.conns.get_mut(id) {
@@ -717,39 +715,49 @@ impl Network {
     }
 }
 
-/// Connections by id: a vector whose free slots are reused, so a lookup is an index.
+/// Connections by id: a vector whose free slots are reused, so a lookup is an index. An id
+/// carries its slot's generation (high 32 bits) beside the index (low 32), so a stream end that
+/// outlives its connection (a crashed host's, until its task is dropped) never reaches the
+/// connection that reuses the slot.
 #[derive(Debug, Default)]
 struct Slab {
-    slots: Vec<Option<Conn>>,
-    free: Vec<u64>,
+    slots: Vec<(u32, Option<Conn>)>,
+    free: Vec<usize>,
 }
 
 impl Slab {
     fn insert(&mut self, conn: Conn) -> u64 {
-        match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(conn);
-                id
-            }
+        let index = match self.free.pop() {
+            Some(i) => i,
             None => {
-                self.slots.push(Some(conn));
-                self.slots.len() as u64 - 1
+                self.slots.push((0, None));
+                self.slots.len() - 1
             }
-        }
+        };
+        let slot = &mut self.slots[index];
+        slot.0 = slot.0.wrapping_add(1);
+        slot.1 = Some(conn);
+        (u64::from(slot.0) << 32) | index as u64
     }
 
     fn get(&self, id: u64) -> Option<&Conn> {
-        self.slots.get(id as usize)?.as_ref()
+        let slot = self.slots.get((id & 0xffff_ffff) as usize)?;
+        (u64::from(slot.0) == id >> 32).then_some(slot.1.as_ref())?
     }
 
     fn get_mut(&mut self, id: u64) -> Option<&mut Conn> {
-        self.slots.get_mut(id as usize)?.as_mut()
+        let slot = self.slots.get_mut((id & 0xffff_ffff) as usize)?;
+        if u64::from(slot.0) != id >> 32 {
+            return None;
+        }
+        slot.1.as_mut()
     }
 
     fn remove(&mut self, id: u64) {
-        if let Some(slot @ Some(_)) = self.slots.get_mut(id as usize) {
-            *slot = None;
-            self.free.push(id);
+        if self.get(id).is_some() {
+            let index = (id & 0xffff_ffff) as usize;
+            self.slots[index].1 = None;
+            self.free.push(index);
         }
     }
 
@@ -757,18 +765,13 @@ impl Slab {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| Some((i as u64, c.as_ref()?)))
+            .filter_map(|(i, (generation, c))| {
+                Some(((u64::from(*generation) << 32) | i as u64, c.as_ref()?))
+            })
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Conn> {
-        self.slots.iter_mut().flatten()
-    }
-}
-
-impl std::ops::Index<u64> for Slab {
-    type Output = Conn;
-    fn index(&self, id: u64) -> &Conn {
-        self.slots[id as usize].as_ref().expect("a live connection")
+        self.slots.iter_mut().filter_map(|(_, c)| c.as_mut())
     }
 }
 
