@@ -87,6 +87,27 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         jobs: Option<u64>,
     },
+    /// Render a results file as reports: report.md (summary, traversal matrix, latency),
+    /// report.html (self-contained, with charts), report.xml (JUnit) and report.json (the
+    /// results themselves).
+    Report {
+        /// The results file (JSON written by `run --results`).
+        results: PathBuf,
+        /// The folder to write the four reports into.
+        #[arg(long, default_value = "target/gauntlet")]
+        out: PathBuf,
+        /// Also render the traversal page (the seed article's decision tree measured, ws versus
+        /// wss per intermediary kind, the matrix) to this file.
+        #[arg(long, value_name = "FILE")]
+        traversal: Option<PathBuf>,
+        /// Instead of writing the traversal page, compare it with the file at --traversal and
+        /// exit 1 if that file is stale.
+        #[arg(long, requires = "traversal")]
+        check: bool,
+        /// How to name the command that regenerates the traversal page.
+        #[arg(long, hide = true, default_value = "gauntlet report")]
+        invoked_as: String,
+    },
     /// Compare two results files: list changed outcomes and latency regressions; exit 1 if
     /// anything regressed (a run that passed now fails, or a latency figure got worse by more
     /// than both thresholds).
@@ -158,6 +179,13 @@ fn main() -> ExitCode {
             clients,
             jobs,
         } => bench(paths, &engine, seeds, clients, cores(jobs)),
+        Command::Report {
+            results,
+            out,
+            traversal,
+            check,
+            invoked_as,
+        } => report(&results, &out, traversal.as_deref(), check, &invoked_as),
         Command::Diff {
             old,
             new,
@@ -228,6 +256,85 @@ fn diff(old: &Path, new: &Path, opts: &DiffOptions) -> anyhow::Result<ExitCode> 
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn report(
+    results_path: &Path,
+    out: &Path,
+    traversal: Option<&Path>,
+    check: bool,
+    invoked_as: &str,
+) -> anyhow::Result<ExitCode> {
+    let results = read_results(results_path)?;
+    let files = [
+        ("report.md", gauntlet_reports::markdown(&results)),
+        ("report.html", gauntlet_reports::html(&results)),
+        ("report.xml", gauntlet_reports::junit(&results)),
+        ("report.json", results.to_json()),
+    ];
+    for (name, text) in &files {
+        let path = out.join(name);
+        suite::write_file(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    let Some(traversal_path) = traversal else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let fresh = gauntlet_reports::traversal(&results, invoked_as);
+    if !check {
+        suite::write_file(traversal_path, &fresh)
+            .with_context(|| format!("writing {}", traversal_path.display()))?;
+        println!("wrote {}", traversal_path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let committed = match std::fs::read_to_string(traversal_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "error: {} does not exist: run `{invoked_as}` and commit it",
+                traversal_path.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading {}", traversal_path.display()));
+        }
+    };
+    match first_difference(&committed, &fresh) {
+        None => {
+            println!("{} is current", traversal_path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((line, old, new)) => {
+            eprintln!(
+                "error: {} is stale: run `{invoked_as}` and commit it",
+                traversal_path.display()
+            );
+            eprintln!("  first difference, line {line}:");
+            eprintln!("  - {}", old.unwrap_or("(end of file)"));
+            eprintln!("  + {}", new.unwrap_or("(end of file)"));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The first line (1-based) at which two texts differ, with each side's line there.
+fn first_difference<'a>(
+    old: &'a str,
+    new: &'a str,
+) -> Option<(usize, Option<&'a str>, Option<&'a str>)> {
+    let (mut a, mut b) = (old.lines(), new.lines());
+    let mut line = 0;
+    loop {
+        line += 1;
+        match (a.next(), b.next()) {
+            (None, None) => {
+                return (old.ends_with('\n') != new.ends_with('\n')).then_some((line, None, None));
+            }
+            (x, y) if x != y => return Some((line, x, y)),
+            _ => {}
+        }
+    }
 }
 
 /// A results file, or an error naming it and saying what is wrong with it.
@@ -328,44 +435,49 @@ fn run(
     );
     let mut failures = Vec::new();
     let mut results = Results::new(engine);
+    let progress = Progress::start(planned.len());
     suite::execute(engine, &scenarios, &planned, jobs, |i, f| {
-        let p = &planned[i];
-        let s = &scenarios[p.scenario];
-        let entry = suite::result_entry(s, p, f);
-        let verdict = if entry.pass {
-            style.paint("32", "pass")
-        } else {
-            style.paint("31;1", "FAIL")
-        };
-        let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        println!(
-            "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
-            entry.scenario,
-            entry.scheme,
-            entry.seed,
-            entry.expected,
-            entry.outcome,
-            fmt_ms(entry.handshake_ms),
-            fmt_ms(entry.rtt_median_ms),
-        );
-        if show_transcript || !entry.pass {
-            println!("    detail: {}", entry.detail);
-        }
-        if show_transcript {
-            if let Ok(out) = &f.output {
-                for line in out.rendered().lines() {
-                    println!("    {line}");
+        progress.advance();
+        progress.bar.suspend(|| {
+            let p = &planned[i];
+            let s = &scenarios[p.scenario];
+            let entry = suite::result_entry(s, p, f);
+            let verdict = if entry.pass {
+                style.paint("32", "pass")
+            } else {
+                style.paint("31;1", "FAIL")
+            };
+            let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+            println!(
+                "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
+                entry.scenario,
+                entry.scheme,
+                entry.seed,
+                entry.expected,
+                entry.outcome,
+                fmt_ms(entry.handshake_ms),
+                fmt_ms(entry.rtt_median_ms),
+            );
+            if show_transcript || !entry.pass {
+                println!("    detail: {}", entry.detail);
+            }
+            if show_transcript {
+                if let Ok(out) = &f.output {
+                    for line in out.rendered().lines() {
+                        println!("    {line}");
+                    }
                 }
             }
-        }
-        if !entry.pass {
-            failures.push(format!(
-                "{invoked_as} {} --scheme {} --seed {} --transcript",
-                entry.scenario, entry.scheme, entry.seed
-            ));
-        }
-        results.runs.push(entry);
+            if !entry.pass {
+                failures.push(format!(
+                    "{invoked_as} {} --scheme {} --seed {} --transcript",
+                    entry.scenario, entry.scheme, entry.seed
+                ));
+            }
+            results.runs.push(entry);
+        });
     });
+    progress.finish();
     let (passed, failed) = results.tally();
     if let Some(path) = results_path {
         suite::write_file(&path, &results.to_json())
@@ -392,6 +504,65 @@ fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The progress bar of a suite run: drawn on stderr, only when stderr is a terminal and only
+/// once the suite has taken more than a second, so short runs and piped output stay plain.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    /// Tells the thread that shows the bar after a second that the suite has ended.
+    done: Option<std::sync::mpsc::Sender<()>>,
+    shower: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// How long a suite runs before the bar appears.
+    const DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn start(runs: usize) -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(runs as u64),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs, {elapsed} elapsed, about {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        if !std::io::stderr().is_terminal() {
+            return Self {
+                bar,
+                done: None,
+                shower: None,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let shown = bar.clone();
+        let shower = std::thread::spawn(move || {
+            // Disconnected (the suite ended) before the delay: never draw.
+            if rx.recv_timeout(Self::DELAY) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                shown.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                shown.enable_steady_tick(std::time::Duration::from_millis(200));
+            }
+        });
+        Self {
+            bar,
+            done: Some(tx),
+            shower: Some(shower),
+        }
+    }
+
+    fn advance(&self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(mut self) {
+        drop(self.done.take());
+        if let Some(shower) = self.shower.take() {
+            let _ = shower.join();
+        }
+        self.bar.finish_and_clear();
+    }
 }
 
 /// `1 run`, `2 runs`.

@@ -20,6 +20,9 @@
 //! - `html.rs`: [`html`], one self-contained page (inline style and SVG, no script, nothing
 //!   fetched) with the charts and tables that say the same without them.
 //! - `svg.rs`: the HTML report's four charts, drawn from [`aggregate`]'s results.
+//! - [`mod@traversal`]: `reports/TRAVERSAL.md`, the seed article's decision tree with each
+//!   branch measured by a catalogue scenario ([`traversal::BRANCHES`]), ws versus wss success
+//!   per intermediary kind, and the matrix.
 //! - `text.rs`: what the renderers share: XML/HTML escaping, millisecond formatting, short
 //!   scenario labels.
 //!
@@ -36,11 +39,13 @@ mod junit;
 mod markdown;
 mod svg;
 mod text;
+pub mod traversal;
 
 pub use diff::{Diff, DiffOptions, diff};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
+pub use traversal::traversal;
 
 /// The schema version this crate writes.
 pub const VERSION: u32 = 1;

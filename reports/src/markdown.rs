@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::Results;
-use crate::aggregate::{self, Group};
+use crate::aggregate::{self, Group, Matrix};
 use crate::text::ms;
 
 /// Renders results as Markdown (GitHub-flavoured: tables).
@@ -18,11 +18,7 @@ pub fn markdown(results: &Results) -> String {
     let (passed, failed) = results.tally();
     let matrix = aggregate::matrix(results);
     out.push_str("# Gauntlet report\n\n");
-    let engine = if results.engine.is_empty() {
-        String::new()
-    } else {
-        format!(" on the {} engine", code(&results.engine))
-    };
+    let engine = on_engine(results);
     let _ = writeln!(
         out,
         "{} of {}{engine}: {passed} passed, {failed} failed.",
@@ -31,31 +27,7 @@ pub fn markdown(results: &Results) -> String {
     );
 
     out.push_str("\n## Traversal matrix\n\n");
-    if matrix.rows.is_empty() {
-        out.push_str("No runs.\n");
-    } else {
-        out.push_str("| Scenario |");
-        for s in &matrix.schemes {
-            let _ = write!(out, " {} |", escape(s));
-        }
-        out.push_str("\n| --- |");
-        for _ in &matrix.schemes {
-            out.push_str(" --- |");
-        }
-        out.push('\n');
-        for row in &matrix.rows {
-            let _ = write!(out, "| {} |", code(&row.scenario));
-            for cell in &row.cells {
-                match cell {
-                    Some(g) => {
-                        let _ = write!(out, " {} {} |", mark(g), escape(&g.cell_text()));
-                    }
-                    None => out.push_str(" — |"),
-                }
-            }
-            out.push('\n');
-        }
-    }
+    matrix_table(&mut out, &matrix);
 
     out.push_str("\n## Latency\n\n");
     let with_latency: Vec<Group> = aggregate::groups(results)
@@ -111,17 +83,56 @@ pub fn markdown(results: &Results) -> String {
     out
 }
 
-fn mark(g: &Group) -> &'static str {
+/// The traversal matrix as a table: a row per scenario, a column per scheme, each cell a pass
+/// mark and the outcomes.
+pub(crate) fn matrix_table(out: &mut String, matrix: &Matrix) {
+    if matrix.rows.is_empty() {
+        out.push_str("No runs.\n");
+        return;
+    }
+    out.push_str("| Scenario |");
+    for s in &matrix.schemes {
+        let _ = write!(out, " {} |", escape(s));
+    }
+    out.push_str("\n| --- |");
+    for _ in &matrix.schemes {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for row in &matrix.rows {
+        let _ = write!(out, "| {} |", code(&row.scenario));
+        for cell in &row.cells {
+            match cell {
+                Some(g) => {
+                    let _ = write!(out, " {} {} |", mark(g), escape(&g.cell_text()));
+                }
+                None => out.push_str(" — |"),
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// ` on the `sim` engine`, or nothing when the results do not say.
+pub(crate) fn on_engine(results: &Results) -> String {
+    if results.engine.is_empty() {
+        String::new()
+    } else {
+        format!(" on the {} engine", code(&results.engine))
+    }
+}
+
+pub(crate) fn mark(g: &Group) -> &'static str {
     if g.all_passed() { "✅" } else { "❌" }
 }
 
-fn count(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Text for a table cell: Markdown punctuation backslash-escaped, `<`, `>` and `&` as
 /// entities (no raw HTML), line breaks as spaces (a table row is one line).
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -141,7 +152,7 @@ fn escape(s: &str) -> String {
 }
 
 /// A code span (for paths and names), or escaped text if `s` has a backtick or a line break.
-fn code(s: &str) -> String {
+pub(crate) fn code(s: &str) -> String {
     if s.contains(['`', '\n', '\r']) || s.chars().any(char::is_control) {
         escape(s)
     } else {

@@ -5,6 +5,9 @@
 //! - `scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--engine E] [--transcript]`:
 //!   runs every scenario file × scheme × seed, writes `target/gauntlet/results.json`, and
 //!   exits non-zero if any run missed its expectation.
+//! - `report [--check]`: runs the catalogue, writes `target/gauntlet/report.{md,html,xml,json}`
+//!   and regenerates `reports/TRAVERSAL.md` (with `--check`: fails if the committed one is
+//!   stale instead of writing it).
 //! - `bench [--quick] [--runs N] [--no-criterion]`: builds `gauntlet` in release, measures
 //!   whole runs on both engines (see [`bench`]), writes `target/gauntlet/bench.json`, then runs
 //!   the criterion micro-benchmarks.
@@ -23,6 +26,13 @@ tasks:
       per run and `N passed, M failed`, write target/gauntlet/results.json. Exit 1 if a run
       missed its expectation, 2 on an invalid scenario file or bad flags.
 
+  report [--check]
+      Run the catalogue on the default engine, then write target/gauntlet/report.md,
+      report.html (self-contained, with charts), report.xml (JUnit) and report.json, and
+      regenerate reports/TRAVERSAL.md. --check: leave TRAVERSAL.md alone and exit 1 if it is
+      stale (CI runs this). Exit 1 also if a run missed its expectation (the reports are
+      written all the same).
+
   bench [--quick] [--runs N] [--no-criterion]
       Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
       hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 WebSocket clients at
@@ -36,6 +46,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("scenarios") => scenarios(&root, &args[1..]),
         Some("bench") => bench::main(&root, &args[1..]),
+        Some("report") => report(&root, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -57,9 +68,13 @@ fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// Builds the `gauntlet` binary (dev profile, shared with `cargo test`) and returns its path.
-fn build_gauntlet(root: &Path) -> Result<PathBuf, String> {
-    build_gauntlet_in(root, "dev")
+/// Builds the `gauntlet` binary (dev profile, shared with `cargo test`) and returns its path,
+/// or prints why it could not and gives the exit code to leave with.
+fn build_gauntlet(root: &Path) -> Result<PathBuf, ExitCode> {
+    build_gauntlet_in(root, "dev").map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// Builds the `gauntlet` binary in `profile` and returns its path.
@@ -121,29 +136,74 @@ fn scenarios(root: &Path, args: &[String]) -> ExitCode {
     }
     let gauntlet = match build_gauntlet(root) {
         Ok(path) => path,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut cmd = Command::new(gauntlet);
     cmd.current_dir(root)
-        .args([
-            "run",
-            "scenarios",
-            "--results",
-            "target/gauntlet/results.json",
-        ])
+        .args(["run", "scenarios", "--results", RESULTS])
         .args(["--invoked-as", "cargo xtask scenarios"]);
     if let Some(f) = filter {
         cmd.args(["--filter", &f]);
     }
     cmd.args(&forward);
+    ExitCode::from(run(&mut cmd))
+}
+
+/// Where `scenarios` and `report` write the catalogue's results.
+const RESULTS: &str = "target/gauntlet/results.json";
+
+/// The committed traversal page `report` regenerates.
+const TRAVERSAL: &str = "reports/TRAVERSAL.md";
+
+/// Runs `cmd`, giving its exit code (2 if it could not run or was killed).
+fn run(cmd: &mut Command) -> u8 {
     match cmd.status() {
-        Ok(status) => ExitCode::from(status.code().map_or(2, |c| c.clamp(0, 255) as u8)),
+        Ok(status) => status.code().map_or(2, |c| c.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("error: cannot run gauntlet: {e}");
-            ExitCode::from(2)
+            2
         }
     }
+}
+
+fn report(root: &Path, args: &[String]) -> ExitCode {
+    let mut check = false;
+    for arg in args {
+        match arg.as_str() {
+            "--check" => check = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("error: unknown argument `{other}`\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let gauntlet = match build_gauntlet(root) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
+    let suite = run(Command::new(&gauntlet).current_dir(root).args([
+        "run",
+        "scenarios",
+        "--results",
+        RESULTS,
+        "--invoked-as",
+        "cargo xtask scenarios",
+    ]));
+    if suite == 2 {
+        return ExitCode::from(2);
+    }
+    let mut cmd = Command::new(&gauntlet);
+    cmd.current_dir(root)
+        .args(["report", RESULTS, "--out", "target/gauntlet"])
+        .args(["--traversal", TRAVERSAL])
+        .args(["--invoked-as", "cargo xtask report"]);
+    if check {
+        cmd.arg("--check");
+    }
+    let rendered = run(&mut cmd);
+    ExitCode::from(rendered.max(suite))
 }

@@ -219,3 +219,83 @@ fn diff_refuses_missing_broken_and_foreign_files_with_exit_code_2() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("not a threshold"), "{text}");
 }
+
+#[test]
+fn report_writes_four_files_and_check_names_the_command_when_the_page_is_stale() {
+    let dir = temp_dir("report");
+    let results = results_file(&dir, "results.json", "handshake-rejected", 20.0);
+    let out = dir.join("out");
+    let page = dir.join("TRAVERSAL.md");
+    let (out_s, page_s) = (out.to_str().unwrap(), page.to_str().unwrap());
+
+    let (code, text) = gauntlet(&["report", &results, "--out", out_s, "--traversal", page_s]);
+    assert_eq!(code, 0, "{text}");
+    for name in ["report.md", "report.html", "report.xml", "report.json"] {
+        let written = std::fs::read_to_string(out.join(name)).unwrap();
+        assert!(!written.is_empty(), "{name} is empty");
+    }
+    let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+    assert_eq!(Results::from_json(&json).unwrap().runs.len(), 2);
+    let written = std::fs::read_to_string(&page).unwrap();
+    assert!(written.contains("| `a.toml` |") || written.contains("`scenarios/a.toml`"));
+
+    let check = [
+        "report",
+        &results,
+        "--out",
+        out_s,
+        "--traversal",
+        page_s,
+        "--check",
+    ];
+    let (code, text) = gauntlet(&check);
+    assert_eq!(code, 0, "a page just written is current: {text}");
+
+    std::fs::write(
+        &page,
+        written.replacen("handshake-rejected", "delivered", 1),
+    )
+    .unwrap();
+    let (code, text) = gauntlet(&check);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is stale: run `gauntlet report` and commit it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ ") && text.contains("handshake-rejected"),
+        "{text}"
+    );
+
+    std::fs::remove_file(&page).unwrap();
+    let (code, text) = gauntlet(&check);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+}
+
+#[test]
+fn report_refuses_an_unreadable_results_file_with_exit_code_2() {
+    let dir = temp_dir("report-bad");
+    let missing = dir.join("missing.json");
+    let (code, text) = gauntlet(&["report", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("cannot read results file"), "{text}");
+}
+
+#[test]
+fn every_traversal_branch_names_a_catalogue_scenario() {
+    for branch in gauntlet_reports::traversal::BRANCHES {
+        let path = crate::root().join(branch.scenario);
+        assert!(
+            path.is_file(),
+            "{} is not in the catalogue",
+            branch.scenario
+        );
+        let scenario = gauntlet::scenario::load(&path).expect("a valid scenario");
+        assert!(
+            scenario.client.schemes.len() == 2,
+            "{} must run both ws and wss",
+            branch.scenario
+        );
+    }
+}
