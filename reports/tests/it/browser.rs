@@ -1,7 +1,9 @@
 //! The HTML report in a real browser: headless Chromium loads the fixture's report from
 //! `target/gauntlet/browser/report.html` and the test requires that it logs no error, that its
 //! four charts are laid out with a non-zero size, and that it screenshots to
-//! `target/gauntlet/browser/report.png`.
+//! `target/gauntlet/browser/report.png`. With `GAUNTLET_REPORT_HTML=PATH` (relative to the
+//! workspace root) it loads that report instead: CI points it at the catalogue's
+//! `target/gauntlet/report.html` from `cargo xtask report`.
 //!
 //! # How
 //!
@@ -97,7 +99,15 @@ fn the_report_renders_in_headless_chromium_without_errors() {
     let dir = target_dir().join("gauntlet").join("browser");
     fs::create_dir_all(&dir).expect("create target/gauntlet/browser");
     let report = dir.join("report.html");
-    fs::write(&report, html(&fixture::results())).expect("write the report");
+    match env::var_os("GAUNTLET_REPORT_HTML") {
+        // A report rendered elsewhere (CI loads the catalogue's, from `cargo xtask report`).
+        Some(given) => {
+            let given = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(given);
+            fs::copy(&given, &report)
+                .unwrap_or_else(|e| panic!("copy {} to the test's folder: {e}", given.display()));
+        }
+        None => fs::write(&report, html(&fixture::results())).expect("write the report"),
+    }
     let probe = dir.join("probe.html");
     fs::write(&probe, PROBE).expect("write the probe page");
     let screenshot = dir.join("report.png");
