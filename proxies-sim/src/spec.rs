@@ -179,15 +179,21 @@ impl<'de> Visitor<'de> for SpecVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModelSpec, A::Error> {
         match map.next_key::<String>()? {
-            Some(key) if key == "model" => {}
-            Some(key) => {
-                return Err(de::Error::custom(format!(
-                    "a hop must start with `model = \"...\"` (one of {}), found `{key}` first",
-                    MODEL_NAMES.join(", ")
-                )));
-            }
-            None => return Err(de::Error::missing_field("model")),
+            Some(key) if key == "model" => ModelSpec::after_model_key(map),
+            Some(key) => Err(de::Error::custom(format!(
+                "a hop must start with `model = \"...\"` (one of {}), found `{key}` first",
+                MODEL_NAMES.join(", ")
+            ))),
+            None => Err(de::Error::missing_field("model")),
         }
+    }
+}
+
+impl ModelSpec {
+    /// Reads the rest of a hop table whose `model` key `map` has just given: the model's name,
+    /// then its parameters. For formats whose hop tables may start with other keys (the
+    /// harness's scenario files also take real programs as hops); errors keep their location.
+    pub fn after_model_key<'de, A: MapAccess<'de>>(mut map: A) -> Result<ModelSpec, A::Error> {
         let name = map.next_value_seed(ModelName)?;
         let rest = MapAccessDeserializer::new(map);
         Ok(match name {
