@@ -46,6 +46,7 @@ pub fn selection(sel: &Selection, engine: &str, jobs: usize) -> anyhow::Result<M
                 .join("\n")
         )
     })?;
+    let (planned, _) = suite::runnable_on(engine, &scenarios, planned);
     if planned.is_empty() {
         anyhow::bail!("no runs match the selection");
     }

@@ -415,8 +415,20 @@ fn run(
             );
         }
     };
+    let (planned, live_only) = suite::runnable_on(engine, &scenarios, planned);
+    if planned.is_empty() && live_only > 0 {
+        anyhow::bail!(
+            "the selected scenarios have real programs as hops: run them with --engine live"
+        );
+    }
     if planned.is_empty() {
         anyhow::bail!("no runs match: check the paths and --filter / --scheme");
+    }
+    if live_only > 0 {
+        println!(
+            "{} with real programs as hops not run on {engine}: `--engine live` runs them",
+            plural(live_only, "scenario")
+        );
     }
     let style = Style {
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),

@@ -16,7 +16,7 @@ use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
 use crate::engine::{Engine, EventLog, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
-use crate::scenario::{Route, Scenario, Scheme, host_names};
+use crate::scenario::{Hop, Route, Scenario, Scheme, host_names};
 use crate::server;
 use crate::tls::{Ca, Tls, client_config};
 use crate::transcript::{self, Entry, Transcript};
@@ -68,20 +68,20 @@ impl RunOutput {
 /// CAs of interceptors further along the path. Returns the client's configuration and each
 /// hop's environment.
 fn interception(
-    path: &[ModelSpec],
+    path: &[Hop],
     hops: &[String],
     names: &[String],
     run_ca: &Ca,
     tls: &Tls,
 ) -> anyhow::Result<(std::sync::Arc<rustls::ClientConfig>, Vec<HopEnv>)> {
     let mut cas = Vec::new();
-    for (i, spec) in path.iter().enumerate() {
-        match spec {
-            ModelSpec::TlsInterceptingProxy(p) => {
+    for (i, hop) in path.iter().enumerate() {
+        match hop.model() {
+            Some(ModelSpec::TlsInterceptingProxy(p)) => {
                 let ca = Ca::generate(&format!("Gauntlet corporate CA ({})", hops[i]))?;
                 cas.push((i, p.client_trusts_ca, ca));
             }
-            ModelSpec::L7Balancer(p) if p.terminate_tls => {
+            Some(ModelSpec::L7Balancer(p)) if p.terminate_tls => {
                 // A public site's certificate: every client trusts it.
                 let ca = Ca::generate(&format!("Gauntlet public CA ({})", hops[i]))?;
                 cas.push((i, true, ca));
@@ -138,10 +138,18 @@ fn build(
             .min();
         topology.host(name, server::software(t.clone(), tls.server.clone(), crash));
     }
-    for (i, spec) in scenario.path.iter().enumerate() {
+    for (i, hop) in scenario.path.iter().enumerate() {
         let upstreams = match hops.get(i + 1) {
             Some(next) => vec![next.clone()],
             None => servers.clone(),
+        };
+        let Hop::Model(spec) = hop else {
+            anyhow::bail!(
+                "{}: hop {} is {}, a real program: only the live engine runs it (--engine live)",
+                scenario.file,
+                i + 1,
+                hop.name()
+            );
         };
         topology.host(
             &hops[i],

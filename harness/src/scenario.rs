@@ -2,8 +2,9 @@
 //! reported as a [`ScenarioError`] naming the file, line and column and what was expected;
 //! no input makes this module panic. The format is documented in `scenarios/README.md`.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gauntlet_proxies::ModelSpec;
@@ -170,11 +171,152 @@ struct RawFault {
     crash: Spanned<String>,
 }
 
+/// One hop of a path: a model, or a real program (live engine only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    /// An intermediary model (`model = "..."`), on any engine.
+    Model(ModelSpec),
+    /// A real product started from a configuration template (`product = "..."`).
+    Product(ProductHop),
+    /// Any proxy program, started from a command line (`command = "..."`).
+    Command(CommandHop),
+}
+
+/// A real product as a hop: `product = "nginx"`, `template = "templates/x.conf"` (relative to
+/// the scenario file), `values = { name = "..." }` for the template's own placeholders.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProductHop {
+    /// The product's name, as `product = "..."` gives it.
+    #[serde(skip)]
+    pub product: String,
+    /// The configuration template, resolved against the scenario file's folder.
+    pub template: PathBuf,
+    /// Values for the template's placeholders beyond the ones the harness fills.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+}
+
+/// A proxy program as a hop: `command = "my-proxy --listen {listen} --upstream {upstream}"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CommandHop {
+    /// The command line, split on whitespace, with `{listen}` and `{upstream}` filled.
+    #[serde(skip)]
+    pub command: String,
+}
+
+/// The products a `product` hop may name.
+pub const PRODUCTS: &[&str] = &["nginx", "haproxy", "apache", "squid", "tinyproxy"];
+
+impl Hop {
+    /// The model's name, the product's, or `command`.
+    pub fn name(&self) -> &str {
+        match self {
+            Hop::Model(m) => m.name(),
+            Hop::Product(p) => &p.product,
+            Hop::Command(_) => "command",
+        }
+    }
+
+    /// How many backends the hop balances among.
+    pub fn backends(&self) -> usize {
+        match self {
+            Hop::Model(m) => m.backends(),
+            Hop::Product(_) | Hop::Command(_) => 1,
+        }
+    }
+
+    /// The model, if the hop is one.
+    pub fn model(&self) -> Option<&ModelSpec> {
+        match self {
+            Hop::Model(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether the hop is a real program, which only the live engine runs.
+    pub fn is_real(&self) -> bool {
+        !matches!(self, Hop::Model(_))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hop {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HopVisitor)
+    }
+}
+
+struct HopVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HopVisitor {
+    type Value = Hop;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a hop table whose first key is `model`, `product` or `command`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Hop, A::Error> {
+        use serde::de::{Error, value::MapAccessDeserializer};
+        let first = map.next_key::<String>()?;
+        match first.as_deref() {
+            Some("model") => ModelSpec::after_model_key(map).map(Hop::Model),
+            Some("product") => {
+                let product = map.next_value_seed(ProductName)?;
+                let mut hop = ProductHop::deserialize(MapAccessDeserializer::new(map))?;
+                hop.product = product.to_string();
+                Ok(Hop::Product(hop))
+            }
+            Some("command") => {
+                let command: String = map.next_value()?;
+                if !command.contains("{listen}") || !command.contains("{upstream}") {
+                    return Err(A::Error::custom(format!(
+                        "`command` must contain `{{listen}}` and `{{upstream}}` for the addresses \
+                         the harness gives it, got `{command}`"
+                    )));
+                }
+                let mut hop = CommandHop::deserialize(MapAccessDeserializer::new(map))?;
+                hop.command = command;
+                Ok(Hop::Command(hop))
+            }
+            Some(key) => Err(A::Error::custom(format!(
+                "a hop must start with `model = \"...\"` (one of {}), `product = \"...\"` ({}) \
+                 or `command = \"...\"`, found `{key}` first",
+                gauntlet_proxies::MODEL_NAMES.join(", "),
+                PRODUCTS.join(", ")
+            ))),
+            None => Err(A::Error::missing_field("model")),
+        }
+    }
+}
+
+/// Reads a `product` value and checks it against [`PRODUCTS`], so an unknown name is reported
+/// at the value itself.
+struct ProductName;
+
+impl<'de> serde::de::DeserializeSeed<'de> for ProductName {
+    type Value = &'static str;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let name = String::deserialize(d)?;
+        PRODUCTS
+            .iter()
+            .copied()
+            .find(|p| *p == name)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown product `{name}`, expected one of: {}",
+                    PRODUCTS.join(", ")
+                ))
+            })
+    }
+}
+
 /// The host names of a path: `hop1`, `hop2`, … for the hops, and the servers: `server`, or
 /// `server1` … `serverN` when the last hop balances among N backends.
-pub fn host_names(path: &[ModelSpec]) -> (Vec<String>, Vec<String>) {
+pub fn host_names(path: &[Hop]) -> (Vec<String>, Vec<String>) {
     let hops = (1..=path.len()).map(|i| format!("hop{i}")).collect();
-    let backends = path.last().map_or(1, ModelSpec::backends);
+    let backends = path.last().map_or(1, Hop::backends);
     let servers = if backends > 1 {
         (1..=backends).map(|i| format!("server{i}")).collect()
     } else {
@@ -199,7 +341,11 @@ pub struct Scenario {
     /// Link latency.
     pub network: Network,
     /// The hops from client to server, in order.
-    pub path: Vec<ModelSpec>,
+    pub path: Vec<Hop>,
+    /// The scenario this one pairs with in the differential suite (`twin = "..."`, resolved
+    /// against this file's folder): the same situation with a model in place of a real
+    /// product, expected to end the same way.
+    pub twin: Option<PathBuf>,
     /// Faults injected at fixed simulated times.
     pub faults: Vec<Fault>,
     /// The reference client.
@@ -305,7 +451,8 @@ struct RawScenario {
     #[serde(default)]
     network: Network,
     #[serde(default)]
-    path: Vec<Spanned<ModelSpec>>,
+    path: Vec<Spanned<Hop>>,
+    twin: Option<Spanned<PathBuf>>,
     #[serde(default)]
     faults: Vec<RawFault>,
     client: RawClient,
@@ -621,7 +768,35 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             ));
         }
     }
-    let path: Vec<ModelSpec> = raw.path.into_iter().map(Spanned::into_inner).collect();
+    let folder = Path::new(file).parent().unwrap_or(Path::new(""));
+    let mut path: Vec<Hop> = Vec::with_capacity(raw.path.len());
+    for hop in raw.path {
+        let span = hop.span();
+        let mut hop = hop.into_inner();
+        if let Hop::Product(p) = &mut hop {
+            p.template = folder.join(&p.template);
+            if !p.template.is_file() {
+                return Err(fail(
+                    span,
+                    format!("template `{}` is not a file", p.template.display()),
+                ));
+            }
+        }
+        path.push(hop);
+    }
+    let twin = match raw.twin {
+        None => None,
+        Some(t) => {
+            let resolved = folder.join(t.get_ref());
+            if !resolved.is_file() {
+                return Err(fail(
+                    t.span(),
+                    format!("twin `{}` is not a file", resolved.display()),
+                ));
+            }
+            Some(resolved)
+        }
+    };
     let (_, servers) = host_names(&path);
     let mut faults = Vec::new();
     for f in raw.faults {
@@ -674,6 +849,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         seeds,
         network: raw.network,
         path,
+        twin,
         faults,
         client: Client {
             schemes,

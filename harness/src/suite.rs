@@ -12,7 +12,7 @@ use gauntlet_reports::{Handshake, Results, Run};
 use crate::engine;
 use crate::outcome::Outcome;
 use crate::run::{RunOutput, run};
-use crate::scenario::{self, Scenario, ScenarioError, Scheme};
+use crate::scenario::{self, Hop, Scenario, ScenarioError, Scheme};
 
 /// Which runs of which files.
 #[derive(Debug, Clone)]
@@ -184,6 +184,28 @@ pub fn execute(
     ordered
 }
 
+/// The engine that runs real programs as hops.
+pub const LIVE: &str = "live";
+
+/// The planned runs `engine` can run, and how many scenarios it cannot: those with a real
+/// program as a hop, which only the live engine starts.
+pub fn runnable_on(
+    engine: &str,
+    scenarios: &[Scenario],
+    planned: Vec<Planned>,
+) -> (Vec<Planned>, usize) {
+    if engine == LIVE {
+        return (planned, 0);
+    }
+    let real = |s: &Scenario| s.path.iter().any(Hop::is_real);
+    let skipped = scenarios.iter().filter(|s| real(s)).count();
+    let kept = planned
+        .into_iter()
+        .filter(|p| !real(&scenarios[p.scenario]))
+        .collect();
+    (kept, skipped)
+}
+
 /// The results-file entry for a run.
 pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
     let expected = s
@@ -208,7 +230,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             transcript_hash: crate::transcript::hash(&out.transcript),
             event_hash: format!("{:016x}", out.events.hash()),
             events: out.events.count(),
-            kind: s.path.first().map_or("direct", |m| m.name()).to_string(),
+            kind: s.path.first().map_or("direct", Hop::name).to_string(),
             handshake: Some(Handshake {
                 connect_ms: out.report.phases.connect.map(to_ms),
                 tls_ms: out.report.phases.tls.map(to_ms),
@@ -253,13 +275,15 @@ fn to_ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// Runs a whole selection without printing: the results, in planned order.
+/// Runs a whole selection without printing: the results, in planned order. Scenarios with a
+/// real program as a hop are left out unless the engine is the live one ([`runnable_on`]).
 pub fn run_all(
     engine_name: &str,
     sel: &Selection,
     jobs: usize,
 ) -> Result<Results, Vec<ScenarioError>> {
     let (scenarios, planned) = plan(sel)?;
+    let (planned, _) = runnable_on(engine_name, &scenarios, planned);
     let finished = execute(engine_name, &scenarios, &planned, jobs, |_, _| {});
     let mut results = Results::new(engine_name);
     for (p, f) in planned.iter().zip(&finished) {
