@@ -19,6 +19,8 @@
 //! - [`bench`]: whole-run measurements (wall time, peak memory) for `cargo xtask bench`.
 //! - [`transcript`]: the simulated-time log every host writes to.
 //! - [`tls`]: run-time certificates and rustls configurations.
+//! - [`product`]: real proxies (nginx, HAProxy, Apache httpd, Squid, tinyproxy) started from
+//!   configuration templates on loopback, and stopped, for live comparisons.
 //!
 //! Start at [`run::run`] to follow one run end to end.
 
@@ -28,6 +30,7 @@ pub mod driver;
 pub mod engine;
 pub mod metrics;
 pub mod outcome;
+pub mod product;
 pub mod run;
 pub mod scenario;
 pub mod server;

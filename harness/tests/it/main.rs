@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod determinism;
 mod engine;
+mod products;
 mod sim_net;
 mod transcripts;
 
