@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::outcome::Outcome;
+use crate::product::Product;
 
 /// The format version this build reads.
 pub const FORMAT: u32 = 1;
@@ -187,9 +188,9 @@ pub enum Hop {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ProductHop {
-    /// The product's name, as `product = "..."` gives it.
-    #[serde(skip)]
-    pub product: String,
+    /// The product, as `product = "..."` names it.
+    #[serde(skip, default = "placeholder_product")]
+    pub product: Product,
     /// The configuration template, resolved against the scenario file's folder.
     pub template: PathBuf,
     /// Values for the template's placeholders beyond the ones the harness fills.
@@ -206,15 +207,22 @@ pub struct CommandHop {
     pub command: String,
 }
 
-/// The products a `product` hop may name.
-pub const PRODUCTS: &[&str] = &["nginx", "haproxy", "apache", "squid", "tinyproxy"];
+/// What `product` holds until the hop's name is read (it is read first, so never seen).
+fn placeholder_product() -> Product {
+    Product::Nginx
+}
+
+/// The names a `product` hop accepts, for error messages.
+fn product_names() -> String {
+    Product::ALL.map(Product::name).join(", ")
+}
 
 impl Hop {
     /// The model's name, the product's, or `command`.
     pub fn name(&self) -> &str {
         match self {
             Hop::Model(m) => m.name(),
-            Hop::Product(p) => &p.product,
+            Hop::Product(p) => p.product.name(),
             Hop::Command(_) => "command",
         }
     }
@@ -264,7 +272,7 @@ impl<'de> serde::de::Visitor<'de> for HopVisitor {
             Some("product") => {
                 let product = map.next_value_seed(ProductName)?;
                 let mut hop = ProductHop::deserialize(MapAccessDeserializer::new(map))?;
-                hop.product = product.to_string();
+                hop.product = product;
                 Ok(Hop::Product(hop))
             }
             Some("command") => {
@@ -283,32 +291,28 @@ impl<'de> serde::de::Visitor<'de> for HopVisitor {
                 "a hop must start with `model = \"...\"` (one of {}), `product = \"...\"` ({}) \
                  or `command = \"...\"`, found `{key}` first",
                 gauntlet_proxies::MODEL_NAMES.join(", "),
-                PRODUCTS.join(", ")
+                product_names()
             ))),
             None => Err(A::Error::missing_field("model")),
         }
     }
 }
 
-/// Reads a `product` value and checks it against [`PRODUCTS`], so an unknown name is reported
+/// Reads a `product` value and checks it against [`Product::ALL`], so an unknown name is reported
 /// at the value itself.
 struct ProductName;
 
 impl<'de> serde::de::DeserializeSeed<'de> for ProductName {
-    type Value = &'static str;
+    type Value = Product;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         let name = String::deserialize(d)?;
-        PRODUCTS
-            .iter()
-            .copied()
-            .find(|p| *p == name)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "unknown product `{name}`, expected one of: {}",
-                    PRODUCTS.join(", ")
-                ))
-            })
+        name.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown product `{name}`, expected one of: {}",
+                product_names()
+            ))
+        })
     }
 }
 
