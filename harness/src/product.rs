@@ -222,6 +222,11 @@ impl Product {
                 return Err(e);
             }
         };
+        for (file, contents) in options.files.values() {
+            let path = dir.join(file);
+            std::fs::write(&path, contents)
+                .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
+        }
         let config = dir.join(self.config_file_name());
         std::fs::write(&config, rendered)
             .map_err(|e| io_error(format!("cannot write {}", config.display()), e))?;
@@ -296,6 +301,9 @@ pub struct StartOptions {
     /// Further placeholders, such as `read_timeout`. The harness's own names (`listen`, `dir`,
     /// `upstream`, `upstreamN`) cannot be given here.
     pub values: BTreeMap<String, String>,
+    /// Files written into the working directory before the product starts, by placeholder:
+    /// `{{placeholder}}` becomes the file's path (TLS certificates and keys, for one).
+    pub files: BTreeMap<String, (String, String)>,
     /// Where working directories are made; `None` for the system's temporary directory.
     /// Squid started as root needs it traversable by the `proxy` user.
     pub base_dir: Option<PathBuf>,
@@ -314,6 +322,7 @@ impl Default for StartOptions {
             listen: None,
             upstreams: Vec::new(),
             values: BTreeMap::new(),
+            files: BTreeMap::new(),
             base_dir: None,
             ready_timeout: Duration::from_secs(10),
             stop_grace: Duration::from_secs(10),
@@ -340,6 +349,40 @@ impl StartOptions {
         self
     }
 
+    /// Writes `contents` to `file_name` in the working directory and sets the placeholder
+    /// `name` to its path.
+    pub fn file(
+        mut self,
+        name: impl Into<String>,
+        file_name: impl Into<String>,
+        contents: impl Into<String>,
+    ) -> Self {
+        self.files
+            .insert(name.into(), (file_name.into(), contents.into()));
+        self
+    }
+
+    /// A TLS listener's placeholders, for templates that terminate TLS: `tls_listen` (a free
+    /// port on 127.0.0.1), and the PEM files `cert`, `key` and `cert_and_key` (both in one
+    /// file, as HAProxy's `crt` takes them).
+    pub fn tls(self, cert_pem: &str, key_pem: &str) -> Result<Self, ProductError> {
+        let port = free_port()?;
+        Ok(self
+            .value("tls_listen", port.to_string())
+            .file("cert", "tls-cert.pem", cert_pem)
+            .file("key", "tls-key.pem", key_pem)
+            .file(
+                "cert_and_key",
+                "tls-cert-and-key.pem",
+                format!("{cert_pem}{key_pem}"),
+            ))
+    }
+
+    /// The port `tls` chose, if it was called.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.values.get("tls_listen").and_then(|p| p.parse().ok())
+    }
+
     /// Listens on this port instead of a free one.
     pub fn listen(mut self, port: u16) -> Self {
         self.listen = Some(port);
@@ -357,7 +400,12 @@ impl StartOptions {
             }
             values.insert(format!("upstream{i}"), upstream.to_string());
         }
-        for (name, value) in &self.values {
+        let files = self
+            .files
+            .iter()
+            .map(|(name, (file, _))| (name, dir.join(file).display().to_string()));
+        let given = self.values.iter().map(|(n, v)| (n, v.clone()));
+        for (name, value) in given.chain(files) {
             let reserved = ["listen", "dir", "upstream"].contains(&name.as_str())
                 || name
                     .strip_prefix("upstream")
@@ -365,7 +413,7 @@ impl StartOptions {
             if reserved {
                 return Err(ProductError::ReservedValue(name.clone()));
             }
-            values.insert(name.clone(), value.clone());
+            values.insert(name.clone(), value);
         }
         Ok(values)
     }

@@ -63,9 +63,13 @@ impl Ca {
         })
     }
 
-    /// A server configuration presenting a certificate for `names`, signed by this CA.
-    pub fn server_config(&self, names: &[String]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).context("generating a server key")?;
+    /// A fresh server key of `algorithm` and a certificate for `names` signed by this CA.
+    fn issue(
+        &self,
+        names: &[String],
+        algorithm: &'static rcgen::SignatureAlgorithm,
+    ) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+        let key = KeyPair::generate_for(algorithm).context("generating a server key")?;
         let mut params = CertificateParams::new(names.to_vec())?;
         params.serial_number = Some(SerialNumber::from(2u64));
         params.distinguished_name.push(
@@ -75,6 +79,21 @@ impl Ca {
         let cert = params
             .signed_by(&key, &self.issuer)
             .with_context(|| format!("signing a server certificate with {}", self.name))?;
+        Ok((cert, key))
+    }
+
+    /// A server certificate for `names` and its private key, both PEM, for a real program
+    /// that terminates TLS (nginx's `ssl_certificate`, for one). The key is ECDSA P-256:
+    /// OpenSSL 3.0 cannot read the PKCS #8 v2 documents ring writes for Ed25519 keys, and a
+    /// real program's TLS records are not part of any deterministic transcript anyway.
+    pub fn issue_pem(&self, names: &[String]) -> anyhow::Result<(String, String)> {
+        let (cert, key) = self.issue(names, &rcgen::PKCS_ECDSA_P256_SHA256)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A server configuration presenting a certificate for `names`, signed by this CA.
+    pub fn server_config(&self, names: &[String]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let (cert, key) = self.issue(names, &rcgen::PKCS_ED25519)?;
         let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let mut server = rustls::ServerConfig::builder_with_details(provider(), Arc::new(SimTime))

@@ -42,8 +42,18 @@ fn template(name: &str) -> PathBuf {
 /// Starts `product`; any error (not installed: the apt-get line) fails the test with it.
 fn start(product: Product, name: &str, options: StartOptions) -> Running {
     product
-        .start(&template(name), &options)
+        .start(&template(name), &with_tls(options))
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `options` with a TLS listener's placeholders filled (templates that terminate TLS need
+/// them; the others ignore them), from a fresh CA.
+fn with_tls(options: StartOptions) -> StartOptions {
+    let ca = gauntlet::tls::Ca::generate("products test CA").expect("a CA");
+    let (cert, key) = ca
+        .issue_pem(&["127.0.0.1".to_string()])
+        .expect("a certificate");
+    options.tls(&cert, &key).expect("a free port")
 }
 
 /// A WebSocket echo server on 127.0.0.1 that records every request head it receives and
@@ -599,6 +609,7 @@ fn child_starts_nginx() {
     };
     let upstream = "127.0.0.1:9".parse().unwrap();
     let options = StartOptions::new().upstream(upstream);
+    let options = with_tls(options);
     match Product::Nginx.start(&template("nginx-without-upgrade-lines.conf"), &options) {
         Err(e) => println!("ERROR {e}"),
         Ok(nginx) if role == "wait" => {
