@@ -11,6 +11,8 @@
 //!   the run's [`outcome::Outcome`].
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
+//! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
+//!   `server-fragment-bytes`).
 //! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
 //! - [`metrics`]: latency percentiles (HDR histograms) and the latency bounds that make a
 //!   run `degraded`.
@@ -26,6 +28,7 @@ pub mod bench;
 pub mod client;
 pub mod driver;
 pub mod engine;
+pub mod fragment;
 pub mod metrics;
 pub mod outcome;
 pub mod run;
