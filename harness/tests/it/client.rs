@@ -29,8 +29,12 @@ enum Script {
     /// Answers a valid 101, then closes (FIN) after this many milliseconds.
     UpgradeThenFin(u64),
     /// Answers a valid 101, then reads frames by hand, noting each in the run's [`Seen`]:
-    /// echoes each whole message in one frame, and answers a Close with this code.
-    Frames { close_reply: u16 },
+    /// echoes each whole message in one frame, and answers a Close with `close_reply`; with
+    /// `close_first = (n, code)`, closes first with `code` after echoing `n` messages.
+    Frames {
+        close_reply: u16,
+        close_first: Option<(u32, u16)>,
+    },
 }
 
 /// A frame the scripted server read: FIN, opcode, masked, payload length.
@@ -72,8 +76,12 @@ fn scripted(script: Script, seen: Seen) -> gauntlet::engine::Software {
                 net.sleep_until(net.now() + Duration::from_millis(after)).await;
                 s.shutdown().await?;
             }
-            if let Script::Frames { close_reply } = script {
-                return frames(&mut s, close_reply, &seen).await;
+            if let Script::Frames {
+                close_reply,
+                close_first,
+            } = script
+            {
+                return frames(&mut s, (close_reply, close_first), &seen).await;
             }
             let mut sink = Vec::new();
             let _ = s.read_to_end(&mut sink).await;
@@ -85,11 +93,20 @@ fn scripted(script: Script, seen: Seen) -> gauntlet::engine::Software {
 }
 
 /// Reads frames until a Close, noting each, echoing each message whole, then answers the
-/// Close with `close_reply` and closes.
-async fn frames(s: &mut engine::Stream, close_reply: u16, seen: &Seen) -> anyhow::Result<()> {
+/// Close with `close_reply` (unless it closed first: see [`Script::Frames`]) and closes.
+async fn frames(
+    s: &mut engine::Stream,
+    (close_reply, close_first): (u16, Option<(u32, u16)>),
+    seen: &Seen,
+) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     let mut message: Option<(u8, Vec<u8>)> = None;
+    let (mut echoed, mut closed) = (0, false);
     loop {
+        if let Some((_, code)) = close_first.filter(|(after, _)| *after == echoed && !closed) {
+            s.write_all(&close_frame(code, None)).await?;
+            closed = true;
+        }
         let (frame, used) = loop {
             if let Decoded::Frame(f, used) = decode(&buf) {
                 break (f, used);
@@ -104,7 +121,9 @@ async fn frames(s: &mut engine::Stream, close_reply: u16, seen: &Seen) -> anyhow
         seen.borrow_mut()
             .push((fin, frame.opcode, frame.masked, frame.payload.len()));
         if frame.opcode == opcode::CLOSE {
-            s.write_all(&close_frame(close_reply, None)).await?;
+            if close_first.is_none() {
+                s.write_all(&close_frame(close_reply, None)).await?;
+            }
             s.shutdown().await?;
             return Ok(());
         }
@@ -114,6 +133,7 @@ async fn frames(s: &mut engine::Stream, close_reply: u16, seen: &Seen) -> anyhow
             let reply = encode(*op, payload, None);
             message = None;
             s.write_all(&reply).await?;
+            echoed += 1;
         }
     }
 }
@@ -274,7 +294,14 @@ fn fragmented_messages_go_out_as_masked_first_and_continuation_frames() {
         binary: true,
         ..workload(vec![])
     };
-    let (r, seen) = run_with_pings(Some(Script::Frames { close_reply: 1000 }), w, None);
+    let (r, seen) = run_with_pings(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: None,
+        }),
+        w,
+        None,
+    );
     assert_eq!(r.outcome, Outcome::Delivered, "{r:?}");
     assert_eq!(
         seen,
@@ -297,11 +324,24 @@ fn the_close_reply_must_carry_the_code_the_client_sent() {
         close_code: 4001,
         ..workload(vec![])
     };
-    let (r, seen) = run_with_pings(Some(Script::Frames { close_reply: 4001 }), w.clone(), None);
+    let (r, seen) = run_with_pings(
+        Some(Script::Frames {
+            close_reply: 4001,
+            close_first: None,
+        }),
+        w.clone(),
+        None,
+    );
     assert_eq!(r.outcome, Outcome::Delivered, "{r:?}");
     assert_eq!(r.detail, "2/2 echoed, closed 4001");
     assert_eq!(seen.last(), Some(&(true, opcode::CLOSE, true, 6)));
-    let r = run_against(Some(Script::Frames { close_reply: 1000 }), w);
+    let r = run_against(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: None,
+        }),
+        w,
+    );
     assert_eq!(r.outcome, Outcome::Corrupted, "{r:?}");
     assert!(
         r.detail.starts_with("sent close 4001, got back 1000"),
@@ -315,7 +355,46 @@ fn a_server_that_does_not_close_first_leaves_the_client_stalled() {
         server_close_code: Some(4002),
         ..workload(vec![])
     };
-    let r = run_against(Some(Script::Frames { close_reply: 1000 }), w);
+    let r = run_against(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: None,
+        }),
+        w,
+    );
     assert_eq!(r.outcome, Outcome::Stalled, "{r:?}");
     assert!(r.detail.contains("close handshake unanswered"), "{r:?}");
+}
+
+#[test]
+fn the_server_closing_first_must_use_the_expected_code() {
+    let w = Workload {
+        server_close_code: Some(4002),
+        ..workload(vec![])
+    };
+    let closes_with = |code| Script::Frames {
+        close_reply: 1000,
+        close_first: Some((2, code)),
+    };
+    let (r, seen) = run_with_pings(Some(closes_with(4002)), w.clone(), None);
+    assert_eq!(r.outcome, Outcome::Delivered, "{r:?}");
+    assert_eq!(r.detail, "2/2 echoed, server closed 4002");
+    // The client's reply echoes the code.
+    assert_eq!(seen.last(), Some(&(true, opcode::CLOSE, true, 2)));
+    let r = run_against(Some(closes_with(1001)), w.clone());
+    assert_eq!(r.outcome, Outcome::Corrupted, "{r:?}");
+    assert!(
+        r.detail
+            .starts_with("expected the server's close 4002, got 1001"),
+        "{r:?}"
+    );
+    let r = run_against(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: Some((1, 4002)),
+        }),
+        w,
+    );
+    assert_eq!(r.outcome, Outcome::Dropped, "{r:?}");
+    assert!(r.detail.contains("server closed with 4002"), "{r:?}");
 }
