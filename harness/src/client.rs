@@ -25,9 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::engine::NetRef;
 use crate::outcome::Outcome;
 use crate::scenario::{Scheme, Workload, WorkloadKind};
-use crate::smuggle;
 use crate::transcript::Transcript;
 use crate::ws_config;
+use crate::{fragment, smuggle};
 
 /// The name the client logs under.
 const WHO: &str = "client";
@@ -329,16 +329,7 @@ async fn handshake(
     let host = plan.host.as_str();
     let io = transport(net, plan, t, phase).await?;
     phase.set("upgrade", net.now());
-    let path = match plan.workload.kind {
-        WorkloadKind::Echo => "/echo".to_string(),
-        WorkloadKind::Smuggle => smuggle::ATTACKER_PATH.to_string(),
-        WorkloadKind::Push => format!(
-            "/push?count={}&interval={}&size={}",
-            plan.workload.messages,
-            plan.workload.interval.as_millis(),
-            plan.workload.payload_bytes
-        ),
-    };
+    let path = request_path(&plan.workload);
     let mut key = [0u8; 16];
     Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
     let request = tokio_tungstenite::tungstenite::http::Request::builder()
@@ -422,6 +413,40 @@ async fn handshake(
             Outcome::HandshakeRejected,
             format!("no HTTP response: {} at {}", describe(&e), ms(net.now())),
         )),
+    }
+}
+
+/// The path the upgrade asks for: `/echo`, `/push` with what to push, or the attacker's
+/// endpoint; the server's own options (`fragment`, `close`) in the query.
+fn request_path(w: &Workload) -> String {
+    let mut query = Vec::new();
+    match w.kind {
+        WorkloadKind::Smuggle => return smuggle::ATTACKER_PATH.to_string(),
+        WorkloadKind::Echo if w.server_close_code.is_some() => {
+            query.push(format!("count={}", w.messages));
+        }
+        WorkloadKind::Echo => {}
+        WorkloadKind::Push => query.extend([
+            format!("count={}", w.messages),
+            format!("interval={}", w.interval.as_millis()),
+            format!("size={}", w.payload_bytes),
+        ]),
+    }
+    if let Some(n) = w.server_fragment_bytes {
+        query.push(format!("fragment={n}"));
+    }
+    if let Some(code) = w.server_close_code {
+        query.push(format!("close={code}"));
+    }
+    let path = if w.kind == WorkloadKind::Push {
+        "/push"
+    } else {
+        "/echo"
+    };
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", query.join("&"))
     }
 }
 
@@ -590,12 +615,22 @@ impl Session<'_> {
             // Run by `smuggle::run`, never on a tungstenite session.
             WorkloadKind::Smuggle => {}
         }
-        self.close(ws).await?;
+        let closed = match w.server_close_code {
+            Some(code) => {
+                self.closed_by_server(ws, code).await?;
+                format!("server closed {code}")
+            }
+            None => {
+                self.close(ws).await?;
+                format!("closed {}", w.close_code)
+            }
+        };
         let n = self.report.received;
+        let shape = shape(&w);
         Ok(match w.kind {
-            WorkloadKind::Echo => format!("{n}/{} echoed, closed 1000", w.messages),
-            WorkloadKind::Push => format!("{n}/{} pushes received, closed 1000", w.messages),
-            WorkloadKind::Smuggle => format!("{n} received, closed 1000"),
+            WorkloadKind::Echo => format!("{n}/{} echoed{shape}, {closed}", w.messages),
+            WorkloadKind::Push => format!("{n}/{} pushes received{shape}, {closed}", w.messages),
+            WorkloadKind::Smuggle => format!("{n} received, {closed}"),
         })
     }
 
@@ -706,29 +741,46 @@ impl Session<'_> {
     }
 
     async fn echo(&mut self, ws: &mut Ws, i: u32) -> Result<(), Fail> {
-        let payload = payload(self.plan.seed, i, self.plan.workload.payload_bytes);
+        let w = &self.plan.workload;
+        let message = message(self.plan.seed, i, w.payload_bytes, w.binary);
+        let (len, sent_kind) = (message.len(), kind(&message));
         let sent_at = self.net.now();
-        if let Err(e) = ws.send(Message::text(payload.clone())).await {
-            return Err(self.broken(e, Doing::Waiting));
-        }
+        let frames = match fragment::send(ws, message.clone(), w.fragment_bytes).await {
+            Ok(frames) => frames,
+            Err(e) => return Err(self.broken(e, Doing::Waiting)),
+        };
         self.report.sent += 1;
+        let mut how = String::new();
+        if w.binary {
+            how.push_str(", binary");
+        }
+        if w.fragment_bytes.is_some() {
+            how.push_str(&format!(", in {frames} frames"));
+        }
         self.t
-            .log(sent_at, WHO, format!("sent #{i} ({} bytes)", payload.len()));
-        let timeout = self.plan.workload.reply_timeout;
+            .log(sent_at, WHO, format!("sent #{i} ({len} bytes{how})"));
+        let timeout = w.reply_timeout;
         match self
             .next_data(ws, sent_at + timeout, Doing::Waiting)
             .await?
         {
-            Some(Message::Text(text)) if text.as_str() == payload => {
+            Some(echo) if echo == message => {
                 let rtt = self.net.now() - sent_at;
                 self.arrived(rtt, format!("echo #{i}, round trip {}", ms(rtt)));
                 Ok(())
             }
+            Some(other) if kind(&other) != sent_kind => Err(fail(
+                Outcome::Corrupted,
+                format!(
+                    "echo of #{i} came back {}, sent {sent_kind}, at {}",
+                    kind(&other),
+                    ms(self.net.now())
+                ),
+            )),
             Some(other) => Err(fail(
                 Outcome::Corrupted,
                 format!(
-                    "echo of #{i} differs: {} bytes sent, {} received, at {}",
-                    payload.len(),
+                    "echo of #{i} differs: {len} bytes sent, {} received, at {}",
                     other.len(),
                     ms(self.net.now())
                 ),
@@ -779,15 +831,49 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Closes with the workload's code and waits for the server's Close, which must carry
+    /// the same code (the reference server echoes it).
     async fn close(&mut self, ws: &mut Ws) -> Result<(), Fail> {
+        let code = self.plan.workload.close_code;
         let frame = CloseFrame {
-            code: CloseCode::Normal,
+            code: CloseCode::from(code),
             reason: "done".into(),
         };
         if let Err(e) = ws.close(Some(frame)).await {
             return Err(self.broken(e, Doing::Closing));
         }
-        self.t.log(self.net.now(), WHO, "close 1000 sent");
+        self.t
+            .log(self.net.now(), WHO, format!("close {code} sent"));
+        self.close_handshake(ws, true, |got| {
+            (got != code).then(|| format!("sent close {code}, got back {got}"))
+        })
+        .await
+    }
+
+    /// Waits for the server to close first with `code` (`server-close-code`), and answers.
+    async fn closed_by_server(&mut self, ws: &mut Ws, code: u16) -> Result<(), Fail> {
+        self.t.log(
+            self.net.now(),
+            WHO,
+            format!("awaiting the server's close {code}"),
+        );
+        self.close_handshake(ws, false, |got| {
+            (got != code).then(|| format!("expected the server's close {code}, got {got}"))
+        })
+        .await
+    }
+
+    /// Reads until the connection ends, within the reply timeout: a Close must arrive, and
+    /// `wrong` says what is wrong with its code, if anything (`corrupted`). Tungstenite
+    /// answers a Close the client did not start with the same code. `sent` says whether the
+    /// client closed first: if so, data still in flight from the server is skipped; if not,
+    /// nothing but the Close is expected after the last message.
+    async fn close_handshake(
+        &mut self,
+        ws: &mut Ws,
+        sent: bool,
+        wrong: impl Fn(u16) -> Option<String>,
+    ) -> Result<(), Fail> {
         let deadline = self.net.now() + self.plan.workload.reply_timeout;
         let mut answered = false;
         loop {
@@ -802,12 +888,25 @@ impl Session<'_> {
             match next {
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map_or(1005, |f| u16::from(f.code));
-                    self.t
-                        .log(self.net.now(), WHO, format!("close {code} received"));
+                    let replying = if sent { "" } else { ", replying" };
+                    self.t.log(
+                        self.net.now(),
+                        WHO,
+                        format!("close {code} received{replying}"),
+                    );
+                    if let Some(detail) = wrong(code) {
+                        let at = ms(self.net.now());
+                        return Err(fail(Outcome::Corrupted, format!("{detail}, at {at}")));
+                    }
                     answered = true;
                 }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) if !sent && !answered => {
+                    return Err(self.unexpected(other, Doing::Closing));
+                }
                 Some(Ok(_)) => continue,
-                Some(Err(WsError::ConnectionClosed)) | None => return Ok(()),
+                Some(Err(WsError::ConnectionClosed)) | None if answered => return Ok(()),
+                None => return Err(self.ended(Doing::Closing)),
                 // Once the close handshake is complete, how the transport ends (a TLS
                 // stream without close_notify, say) no longer matters (RFC 6455 §7.1.1).
                 Some(Err(_)) if answered => return Ok(()),
@@ -898,6 +997,62 @@ pub(crate) fn printable_up_to(bytes: &[u8], max: usize) -> String {
         .collect()
 }
 
+/// What the detail adds about the messages' form: nothing for unfragmented text, else for
+/// example ` (binary, sent in frames of at most 100 bytes)`.
+fn shape(w: &Workload) -> String {
+    let mut parts = Vec::new();
+    if w.binary {
+        parts.push("binary".to_string());
+    }
+    if let Some(n) = w.fragment_bytes {
+        parts.push(format!("sent in frames of at most {n} bytes"));
+    }
+    if let Some(n) = w.server_fragment_bytes {
+        let verb = match w.kind {
+            WorkloadKind::Push => "pushed",
+            _ => "echoed",
+        };
+        parts.push(format!("{verb} in frames of at most {n} bytes"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+/// `text` or `binary`, for a data message; `other` for the rest.
+fn kind(message: &Message) -> &'static str {
+    match message {
+        Message::Text(_) => "text",
+        Message::Binary(_) => "binary",
+        _ => "other",
+    }
+}
+
+/// Message `i` of a run: text from [`payload`], or binary from [`binary_payload`].
+pub fn message(seed: u64, i: u32, len: usize, binary: bool) -> Message {
+    if binary {
+        Message::binary(binary_payload(seed, i, len))
+    } else {
+        Message::text(payload(seed, i, len))
+    }
+}
+
+/// Binary message `i` of a run: 0xFF (a byte UTF-8 never contains, so the message is not
+/// text), the index in four bytes (big-endian), then seeded bytes of any value, `len` bytes in
+/// all.
+pub fn binary_payload(seed: u64, i: u32, len: usize) -> Vec<u8> {
+    let mut rng = Rng::derive(seed, 0x6269_6e61 + u64::from(i));
+    let mut bytes = vec![0xFF];
+    bytes.extend_from_slice(&i.to_be_bytes());
+    while bytes.len() < len {
+        bytes.push(rng.below(256) as u8);
+    }
+    bytes.truncate(len);
+    bytes
+}
+
 /// Message `i` of a run: its index, then seeded letters, `len` bytes in all.
 pub fn payload(seed: u64, i: u32, len: usize) -> String {
     let mut rng = Rng::derive(seed, 0x7061_7969 + u64::from(i));
@@ -920,6 +1075,33 @@ mod tests {
         assert_eq!(payload(1, 2, 40), payload(1, 2, 40));
         assert_ne!(payload(1, 2, 40), payload(2, 2, 40));
         assert_ne!(payload(1, 2, 40), payload(1, 3, 40));
+    }
+
+    #[test]
+    fn binary_payloads_are_seeded_and_never_utf8() {
+        assert_eq!(binary_payload(1, 0, 0), Vec::<u8>::new());
+        assert_eq!(binary_payload(1, 7, 5), [0xFF, 0, 0, 0, 7]);
+        let long = binary_payload(1, 2, 1000);
+        assert_eq!(long.len(), 1000);
+        assert!(std::str::from_utf8(&long).is_err());
+        assert_eq!(long, binary_payload(1, 2, 1000));
+        assert_ne!(long, binary_payload(2, 2, 1000));
+        assert!(long.iter().any(|b| *b >= 0x80 && *b != 0xFF));
+    }
+
+    #[test]
+    fn the_request_path_carries_the_servers_options() {
+        let mut w = Workload::new(WorkloadKind::Echo);
+        assert_eq!(request_path(&w), "/echo");
+        w.server_fragment_bytes = Some(10);
+        w.server_close_code = Some(4002);
+        assert_eq!(request_path(&w), "/echo?count=5&fragment=10&close=4002");
+        let mut p = Workload::new(WorkloadKind::Push);
+        p.server_close_code = Some(3000);
+        assert_eq!(
+            request_path(&p),
+            "/push?count=5&interval=100&size=32&close=3000"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   the run's [`outcome::Outcome`].
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
+//! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
+//!   `server-fragment-bytes`).
 //! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
 //! - [`metrics`]: latency percentiles (HDR histograms) and the latency bounds that make a
 //!   run `degraded`.
@@ -28,6 +30,7 @@ pub mod bench;
 pub mod client;
 pub mod driver;
 pub mod engine;
+pub mod fragment;
 pub mod metrics;
 pub mod outcome;
 pub mod product;
@@ -42,7 +45,19 @@ pub mod transcript;
 /// WebSocket settings shared by the reference client and server: tungstenite's defaults with
 /// a 4 KiB read buffer. Its 128 KiB default dominates memory with many connections, and
 /// tungstenite zeroes the buffer's free space before every read, so a large one costs time too;
-/// a frame larger than the buffer still grows it.
+/// a frame larger than the buffer still grows it. Its limits (frames up to 16 MiB, messages up
+/// to 64 MiB) admit the largest message a scenario may ask for, in one frame.
 pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_largest_scenario_message_fits_in_one_frame() {
+        let config = super::ws_config();
+        let largest = super::scenario::MAX_PAYLOAD_BYTES;
+        assert!(config.max_frame_size.is_none_or(|max| max >= largest));
+        assert!(config.max_message_size.is_none_or(|max| max >= largest));
+    }
 }

@@ -108,6 +108,62 @@ pub struct Workload {
     pub reply_timeout: Duration,
     /// Pauses, in order of `after_message`.
     pub idle: Vec<Idle>,
+    /// Echo: binary messages of seeded bytes that are not UTF-8, rather than text.
+    pub binary: bool,
+    /// Echo: the client sends each message fragmented, in frames of at most this many payload
+    /// bytes (at least two frames per message).
+    pub fragment_bytes: Option<usize>,
+    /// The server sends each message (echo or push) fragmented, in frames of at most this
+    /// many payload bytes (at least two frames per message).
+    pub server_fragment_bytes: Option<usize>,
+    /// The code the client closes with at the end; the server's Close reply must carry it.
+    /// 1000 unless the scenario says otherwise.
+    pub close_code: u16,
+    /// The server closes first, with this code, right after the last message; the client
+    /// must see exactly this code.
+    pub server_close_code: Option<u16>,
+}
+
+impl WorkloadKind {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Echo => "echo",
+            WorkloadKind::Push => "push",
+            WorkloadKind::Smuggle => "smuggle",
+        }
+    }
+}
+
+impl Workload {
+    /// A workload of `kind` with the documented defaults: 5 messages of 32 bytes, 100 ms
+    /// apart, replies within 5 s, text, unfragmented, closed by the client with 1000.
+    pub fn new(kind: WorkloadKind) -> Self {
+        Self {
+            kind,
+            messages: 5,
+            interval: Duration::from_millis(100),
+            payload_bytes: 32,
+            reply_timeout: Duration::from_secs(5),
+            idle: Vec::new(),
+            binary: false,
+            fragment_bytes: None,
+            server_fragment_bytes: None,
+            close_code: NORMAL_CLOSE,
+            server_close_code: None,
+        }
+    }
+}
+
+/// The close code of a normal closure (RFC 6455 §7.4.1).
+pub const NORMAL_CLOSE: u16 = 1000;
+
+/// Whether `code` may be sent in a Close frame: 1000-1003 and 1007-1013 (RFC 6455 §7.4.1 and
+/// the IANA registry, as far as the reference peers accept them), 3000-4999 (§7.4.2:
+/// registered and private codes). 1004-1006 and 1015 are reserved and never sent; 1014 and
+/// 1016-2999 are not accepted by the reference server (tungstenite answers them with 1002).
+pub fn close_code_valid(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999)
 }
 
 /// The reference client's settings.
@@ -507,6 +563,11 @@ struct RawWorkload {
     reply_timeout_ms: Spanned<u64>,
     #[serde(default)]
     idle: Vec<Spanned<Idle>>,
+    binary: Option<Spanned<bool>>,
+    fragment_bytes: Option<Spanned<usize>>,
+    server_fragment_bytes: Option<Spanned<usize>>,
+    close_code: Option<Spanned<u16>>,
+    server_close_code: Option<Spanned<u16>>,
 }
 
 impl Default for RawWorkload {
@@ -518,6 +579,11 @@ impl Default for RawWorkload {
             payload_bytes: default_payload_bytes(),
             reply_timeout_ms: default_reply_timeout_ms(),
             idle: Vec::new(),
+            binary: None,
+            fragment_bytes: None,
+            server_fragment_bytes: None,
+            close_code: None,
+            server_close_code: None,
         }
     }
 }
@@ -719,6 +785,9 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         if let Some(p) = &c.ping_interval_ms {
             return Err(fail(p.span(), not_here("ping-interval-ms")));
         }
+        if let Some((name, span)) = workload_options(&w).into_iter().next() {
+            return Err(fail(span, not_here(name)));
+        }
     }
     let messages = if smuggle { 1 } else { *w.messages.get_ref() };
     if !(1..=MAX_MESSAGES).contains(&messages) {
@@ -728,16 +797,21 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         ));
     }
     let payload_bytes = *w.payload_bytes.get_ref();
-    if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
+    // A push message carries its send time, so it cannot be empty; an echo can.
+    let least = usize::from(w.kind == WorkloadKind::Push);
+    if !(least..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
         return Err(fail(
             w.payload_bytes.span(),
-            format!("`payload-bytes` must be between 1 and {MAX_PAYLOAD_BYTES}"),
+            format!(
+                "`payload-bytes` must be between {least} and {MAX_PAYLOAD_BYTES} for `kind = \"{}\"`",
+                w.kind.as_str()
+            ),
         ));
     }
     let mut idle = Vec::new();
-    for period in w.idle {
+    for period in &w.idle {
         let span = period.span();
-        let p = period.into_inner();
+        let p = *period.get_ref();
         if p.after_message > messages {
             return Err(fail(
                 span,
@@ -757,6 +831,57 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             ));
         }
         idle.push(p);
+    }
+
+    if w.kind == WorkloadKind::Push {
+        let client_side = workload_options(&w)
+            .into_iter()
+            .find(|(name, _)| matches!(*name, "binary" | "fragment-bytes"));
+        if let Some((name, span)) = client_side {
+            return Err(fail(
+                span,
+                format!(
+                    "`{name}` applies to `kind = \"echo\"` only: in a push workload the client sends no messages and the server's are text"
+                ),
+            ));
+        }
+    }
+    let frame_limit = |v: &Option<Spanned<usize>>, name: &str| match v {
+        Some(n) if !(1..=MAX_PAYLOAD_BYTES).contains(n.get_ref()) => Err(fail(
+            n.span(),
+            format!("`{name}` must be between 1 and {MAX_PAYLOAD_BYTES}"),
+        )),
+        v => Ok(v.as_ref().map(|n| *n.get_ref())),
+    };
+    let fragment_bytes = frame_limit(&w.fragment_bytes, "fragment-bytes")?;
+    let server_fragment_bytes = frame_limit(&w.server_fragment_bytes, "server-fragment-bytes")?;
+    let close_code = |v: &Option<Spanned<u16>>, name: &str| match v {
+        Some(c) if !close_code_valid(*c.get_ref()) => Err(fail(
+            c.span(),
+            format!(
+                "`{name} = {}` is not a code a Close frame may carry: use 1000-1003, 1007-1013 (RFC 6455 §7.4.1) or 3000-4999 (§7.4.2)",
+                c.get_ref()
+            ),
+        )),
+        v => Ok(v.as_ref().map(|c| *c.get_ref())),
+    };
+    let server_close_code = close_code(&w.server_close_code, "server-close-code")?;
+    let client_close_code = close_code(&w.close_code, "close-code")?;
+    if let (Some(_), Some(server)) = (&w.close_code, &w.server_close_code) {
+        return Err(fail(
+            server.span(),
+            "only one side closes first: give `close-code` (the client closes) or `server-close-code` (the server closes), not both".into(),
+        ));
+    }
+    if let Some(server) = &w.server_close_code {
+        if idle.last().is_some_and(|i| i.after_message == messages) {
+            return Err(fail(
+                server.span(),
+                format!(
+                    "`server-close-code` makes the server close right after message {messages}, so the idle period after it would never happen"
+                ),
+            ));
+        }
     }
 
     let last = raw.path.len().saturating_sub(1);
@@ -866,6 +991,11 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 payload_bytes,
                 reply_timeout,
                 idle,
+                binary: w.binary.is_some_and(|b| *b.get_ref()),
+                fragment_bytes,
+                server_fragment_bytes,
+                close_code: client_close_code.unwrap_or(NORMAL_CLOSE),
+                server_close_code,
             },
             ping_interval,
             proxy_credentials,
@@ -874,6 +1004,30 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         expect,
         bounds,
     })
+}
+
+/// The options of `w` that only the echo and push workloads take, with where each is given.
+fn workload_options(w: &RawWorkload) -> Vec<(&'static str, std::ops::Range<usize>)> {
+    let spans = [
+        ("binary", w.binary.as_ref().map(Spanned::span)),
+        (
+            "fragment-bytes",
+            w.fragment_bytes.as_ref().map(Spanned::span),
+        ),
+        (
+            "server-fragment-bytes",
+            w.server_fragment_bytes.as_ref().map(Spanned::span),
+        ),
+        ("close-code", w.close_code.as_ref().map(Spanned::span)),
+        (
+            "server-close-code",
+            w.server_close_code.as_ref().map(Spanned::span),
+        ),
+    ];
+    spans
+        .into_iter()
+        .filter_map(|(name, span)| Some((name, span?)))
+        .collect()
 }
 
 /// A [`ScenarioError`] at byte offset `at` of `text`.
@@ -953,6 +1107,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.starts_with("`idle` does not apply"), "{e}");
+    }
+
+    #[test]
+    fn the_gate_options_are_read_with_their_defaults() {
+        let w = parse("m.toml", MINIMAL).unwrap().client.workload;
+        assert_eq!(w, Workload::new(WorkloadKind::Echo));
+        let text = MINIMAL.replace(
+            "[expect]",
+            "[client.workload]\npayload-bytes = 0\nbinary = true\nfragment-bytes = 7\nserver-fragment-bytes = 9\nclose-code = 4999\n[expect]",
+        );
+        let w = parse("m.toml", &text).unwrap().client.workload;
+        assert_eq!(w.payload_bytes, 0);
+        assert!(w.binary);
+        assert_eq!(
+            (w.fragment_bytes, w.server_fragment_bytes),
+            (Some(7), Some(9))
+        );
+        assert_eq!((w.close_code, w.server_close_code), (4999, None));
+        let text = text.replace("close-code", "server-close-code");
+        let w = parse("m.toml", &text).unwrap().client.workload;
+        assert_eq!((w.close_code, w.server_close_code), (1000, Some(4999)));
+    }
+
+    #[test]
+    fn close_codes_follow_rfc_6455_section_7_4() {
+        for code in [1000, 1003, 1007, 1013, 3000, 4999] {
+            assert!(close_code_valid(code), "{code}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1014, 1015, 2999, 5000] {
+            assert!(!close_code_valid(code), "{code}");
+        }
     }
 
     #[test]

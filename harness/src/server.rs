@@ -1,9 +1,13 @@
 //! The reference server: hyper for HTTP/1.1 (it answers plain requests as real servers do),
 //! then tokio-tungstenite on the upgraded connection. Paths:
 //!
-//! - `/echo`: every text or binary message is sent back unchanged.
+//! - `/echo`: every text or binary message is sent back unchanged, as the same kind.
 //! - `/push?count=N&interval=MS&size=B`: N text messages of B bytes, MS apart, each carrying
 //!   its send time (`push <i> at <µs>`) so the client can measure one-way latency.
+//! - Both take `fragment=N` (every message goes out fragmented, in frames of at most N payload
+//!   bytes) and `close=CODE` (the server closes first with CODE once `count` messages have
+//!   gone out: pushed, or, for `/echo?count=N`, echoed). A Close from the client is answered
+//!   with the same code (tungstenite's reply echoes it).
 //! - `/attacker`: the cache-poisoning demonstration's accomplice ([`smuggle::attacker_endpoint`]):
 //!   frames read by hand, masked or not; a frame carrying an HTTP request is answered with a
 //!   raw HTTP response holding the attacker's script.
@@ -21,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderMap, HeaderValue};
@@ -33,12 +37,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use crate::engine::{Listener, NetRef, Software, Stream};
-use crate::smuggle;
 use crate::transcript::Transcript;
 use crate::ws_config;
+use crate::{fragment, scenario, smuggle};
 
 /// The reference server as a host's software: ws on port 80, wss on port 443. With `crash`,
 /// at that simulated time every connection it holds is reset and it stops listening, as a
@@ -384,13 +389,31 @@ fn header_text(headers: &HeaderMap, name: &str) -> String {
 /// What the server does on an upgraded connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum App {
-    Echo,
+    Echo(Options),
     Attacker,
     Push {
-        count: u32,
         interval: Duration,
         size: usize,
+        options: Options,
     },
+}
+
+/// The query parameters `/echo` and `/push` share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Options {
+    /// `count=N`: how many messages (push: to send; echo: after which `close` applies).
+    count: Option<u32>,
+    /// `fragment=N`: every message goes out in frames of at most N payload bytes.
+    fragment: Option<usize>,
+    /// `close=CODE`: the server closes first, with CODE, once `count` messages are sent.
+    close: Option<u16>,
+}
+
+impl Options {
+    /// The code to close with once `sent` messages have gone out, if it is time.
+    fn close_after(&self, sent: u32) -> Option<u16> {
+        self.close.filter(|_| self.count == Some(sent))
+    }
 }
 
 impl App {
@@ -398,23 +421,36 @@ impl App {
         if uri.path() == smuggle::ATTACKER_PATH {
             return App::Attacker;
         }
-        if uri.path() != "/push" {
-            return App::Echo;
-        }
-        let mut app = (1u32, 100u64, 32usize);
+        let mut options = Options::default();
+        let (mut interval, mut size) = (100u64, 32usize);
         for pair in uri.query().unwrap_or_default().split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "count" => app.0 = v.parse().unwrap_or(app.0),
-                "interval" => app.1 = v.parse().unwrap_or(app.1),
-                "size" => app.2 = v.parse().unwrap_or(app.2),
+                "count" => options.count = v.parse().ok().or(options.count),
+                "interval" => interval = v.parse().unwrap_or(interval),
+                "size" => size = v.parse().unwrap_or(size),
+                "fragment" => options.fragment = v.parse().ok().filter(|n| *n > 0),
+                "close" => {
+                    options.close = v.parse().ok().filter(|c| scenario::close_code_valid(*c));
+                }
                 _ => {}
             }
         }
+        if uri.path() != "/push" {
+            return App::Echo(options);
+        }
+        options.count.get_or_insert(1);
         App::Push {
-            count: app.0,
-            interval: Duration::from_millis(app.1),
-            size: app.2.clamp(1, crate::scenario::MAX_PAYLOAD_BYTES),
+            interval: Duration::from_millis(interval),
+            size: size.clamp(1, scenario::MAX_PAYLOAD_BYTES),
+            options,
+        }
+    }
+
+    fn options(&self) -> Options {
+        match *self {
+            App::Echo(options) | App::Push { options, .. } => options,
+            App::Attacker => Options::default(),
         }
     }
 
@@ -422,43 +458,67 @@ impl App {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        if let App::Push {
-            count,
-            interval,
-            size,
-        } = self
-        {
+        let options = self.options();
+        let mut sent = 0u32;
+        if let App::Push { interval, size, .. } = self {
             let start = net.now();
-            for i in 0..count {
+            for i in 0..options.count.unwrap_or(1) {
                 net.sleep_until(start + interval * i).await;
                 let stamp = format!("push {i} at {}", net.now().as_micros());
                 let mut text = stamp.clone();
                 text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));
-                if let Err(e) = ws.send(Message::text(text)).await {
-                    t.log(net.now(), net.host(), format!("push {i} failed: {e}"));
+                let done = |frames: &str| format!("pushed #{i} ({size} bytes{frames})");
+                let message = Message::text(text);
+                if !send(
+                    &mut ws,
+                    message,
+                    options,
+                    (&net, &t),
+                    done,
+                    &format!("push {i}"),
+                )
+                .await
+                {
                     return;
                 }
-                t.log(net.now(), net.host(), format!("pushed #{i} ({size} bytes)"));
+                sent += 1;
             }
         }
-        while let Some(message) = ws.next().await {
+        let mut closed_first = false;
+        loop {
+            if let Some(code) = options.close_after(sent).filter(|_| !closed_first) {
+                closed_first = true;
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "the server closes".into(),
+                };
+                if let Err(e) = ws.close(Some(frame)).await {
+                    t.log(net.now(), net.host(), format!("close {code} failed: {e}"));
+                    return;
+                }
+                t.log(net.now(), net.host(), format!("close {code} sent"));
+            }
+            let Some(message) = ws.next().await else {
+                break;
+            };
             match message {
                 Ok(Message::Close(frame)) => {
                     let code = frame.map_or("none".to_string(), |f| u16::from(f.code).to_string());
+                    let what = if closed_first { "" } else { ", replying" };
                     t.log(
                         net.now(),
                         net.host(),
-                        format!("close {code} received, replying"),
+                        format!("close {code} received{what}"),
                     );
                 }
                 Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
                     let len = m.len();
-                    if self == App::Echo {
-                        if let Err(e) = ws.send(m).await {
-                            t.log(net.now(), net.host(), format!("echo failed: {e}"));
+                    if matches!(self, App::Echo(_)) {
+                        let done = |frames: &str| format!("echoed {len} bytes{frames}");
+                        if !send(&mut ws, m, options, (&net, &t), done, "echo").await {
                             return;
                         }
-                        t.log(net.now(), net.host(), format!("echoed {len} bytes"));
+                        sent += 1;
                     } else {
                         t.log(
                             net.now(),
@@ -477,5 +537,35 @@ impl App {
         // End the transport politely (TLS close_notify, then FIN).
         let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
         t.log(net.now(), net.host(), "websocket closed");
+    }
+}
+
+/// Sends `message`, fragmented if `options` say so, and logs the line `done` makes of
+/// ` in N frames` (fragmented) or nothing, or `{name} failed` with the error. Returns whether
+/// the message went out.
+async fn send<S>(
+    ws: &mut WebSocketStream<S>,
+    message: Message,
+    options: Options,
+    (net, t): (&NetRef, &Transcript),
+    done: impl FnOnce(&str) -> String,
+    name: &str,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match fragment::send(ws, message, options.fragment).await {
+        Ok(frames) => {
+            let in_frames = match options.fragment {
+                Some(_) => format!(" in {frames} frames"),
+                None => String::new(),
+            };
+            t.log(net.now(), net.host(), done(&in_frames));
+            true
+        }
+        Err(e) => {
+            t.log(net.now(), net.host(), format!("{name} failed: {e}"));
+            false
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The reference client's classification, against scripted raw servers: each misbehaviour
 //! ends in the outcome the scenario format documents.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -9,8 +10,10 @@ use gauntlet::client::{self, Plan, Report};
 use gauntlet::engine::{self, Engine, LinkConfig, NetRef, Topology};
 use gauntlet::outcome::Outcome;
 use gauntlet::scenario::{Idle, Scheme, Workload, WorkloadKind};
+use gauntlet::smuggle::{Decoded, decode, encode, opcode};
 use gauntlet::tls::Tls;
 use gauntlet::transcript::Transcript;
+use gauntlet_proxies::ws_frames::close_frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -25,10 +28,24 @@ enum Script {
     UpgradeThenSilent,
     /// Answers a valid 101, then closes (FIN) after this many milliseconds.
     UpgradeThenFin(u64),
+    /// Answers a valid 101, then reads frames by hand, noting each in the run's [`Seen`]:
+    /// echoes each whole message in one frame, and answers a Close with `close_reply`; with
+    /// `close_first = (n, code)`, closes first with `code` after echoing `n` messages.
+    Frames {
+        close_reply: u16,
+        close_first: Option<(u32, u16)>,
+    },
 }
 
-fn scripted(script: Script) -> gauntlet::engine::Software {
+/// A frame the scripted server read: FIN, opcode, masked, payload length.
+type Frame = (bool, u8, bool, usize);
+
+/// The frames a scripted server read.
+type Seen = Rc<RefCell<Vec<Frame>>>;
+
+fn scripted(script: Script, seen: Seen) -> gauntlet::engine::Software {
     Rc::new(move |net: NetRef| {
+        let seen = seen.clone();
         async move {
             let mut listener = net.listen(80).await?;
             let mut s = listener.accept().await?;
@@ -59,6 +76,13 @@ fn scripted(script: Script) -> gauntlet::engine::Software {
                 net.sleep_until(net.now() + Duration::from_millis(after)).await;
                 s.shutdown().await?;
             }
+            if let Script::Frames {
+                close_reply,
+                close_first,
+            } = script
+            {
+                return frames(&mut s, (close_reply, close_first), &seen).await;
+            }
             let mut sink = Vec::new();
             let _ = s.read_to_end(&mut sink).await;
             std::future::pending::<()>().await;
@@ -68,28 +92,73 @@ fn scripted(script: Script) -> gauntlet::engine::Software {
     })
 }
 
+/// Reads frames until a Close, noting each, echoing each message whole, then answers the
+/// Close with `close_reply` (unless it closed first: see [`Script::Frames`]) and closes.
+async fn frames(
+    s: &mut engine::Stream,
+    (close_reply, close_first): (u16, Option<(u32, u16)>),
+    seen: &Seen,
+) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    let mut message: Option<(u8, Vec<u8>)> = None;
+    let (mut echoed, mut closed) = (0, false);
+    loop {
+        if let Some((_, code)) = close_first.filter(|(after, _)| *after == echoed && !closed) {
+            s.write_all(&close_frame(code, None)).await?;
+            closed = true;
+        }
+        let (frame, used) = loop {
+            if let Decoded::Frame(f, used) = decode(&buf) {
+                break (f, used);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "the client closed before its Close");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let fin = buf[0] & 0x80 != 0;
+        buf.drain(..used);
+        seen.borrow_mut()
+            .push((fin, frame.opcode, frame.masked, frame.payload.len()));
+        if frame.opcode == opcode::CLOSE {
+            if close_first.is_none() {
+                s.write_all(&close_frame(close_reply, None)).await?;
+            }
+            s.shutdown().await?;
+            return Ok(());
+        }
+        let (op, payload) = message.get_or_insert((frame.opcode, Vec::new()));
+        payload.extend_from_slice(&frame.payload);
+        if fin {
+            let reply = encode(*op, payload, None);
+            message = None;
+            s.write_all(&reply).await?;
+            echoed += 1;
+        }
+    }
+}
+
 fn workload(idle: Vec<Idle>) -> Workload {
     Workload {
-        kind: WorkloadKind::Echo,
         messages: 2,
-        interval: Duration::from_millis(100),
         payload_bytes: 16,
         reply_timeout: Duration::from_secs(2),
         idle,
+        ..Workload::new(WorkloadKind::Echo)
     }
 }
 
 fn run_against(server: Option<Script>, workload: Workload) -> Report {
-    run_with_pings(server, workload, None)
+    run_with_pings(server, workload, None).0
 }
 
 /// Runs the client against `server` on every engine; the engines must agree on the outcome.
-/// Gives the default engine's report.
+/// Gives the default engine's report and the frames its scripted server read.
 fn run_with_pings(
     server: Option<Script>,
     workload: Workload,
     ping_interval: Option<Duration>,
-) -> Report {
+) -> (Report, Vec<Frame>) {
     let mut reports = engine::ENGINES.iter().map(|name| {
         let e = engine::by_name(name).expect("listed engines exist");
         (
@@ -98,8 +167,8 @@ fn run_with_pings(
         )
     });
     let (_, first) = reports.next().expect("there is an engine");
-    for (name, other) in reports {
-        assert_eq!(other.outcome, first.outcome, "{name}: {}", other.detail);
+    for (name, (other, _)) in reports {
+        assert_eq!(other.outcome, first.0.outcome, "{name}: {}", other.detail);
     }
     first
 }
@@ -109,14 +178,15 @@ fn run_on(
     server: Option<Script>,
     workload: Workload,
     ping_interval: Option<Duration>,
-) -> Report {
+) -> (Report, Vec<Frame>) {
     let (tls, _) = Tls::generate(&["server".to_string()]).unwrap();
     let mut topology = Topology::new(
         LinkConfig::new(Duration::from_millis(5), Duration::ZERO),
         Duration::from_secs(60),
     );
+    let seen = Seen::default();
     match server {
-        Some(script) => topology.host("server", scripted(script)),
+        Some(script) => topology.host("server", scripted(script, seen.clone())),
         None => topology.host(
             "server",
             Rc::new(|_net: NetRef| std::future::pending::<anyhow::Result<()>>().boxed_local()),
@@ -147,7 +217,8 @@ fn run_on(
         }),
     );
     engine.run(topology, 1).unwrap();
-    slot.borrow_mut().take().unwrap()
+    let report = slot.borrow_mut().take().unwrap();
+    (report, seen.take())
 }
 
 #[test]
@@ -201,7 +272,7 @@ fn an_unanswered_ping_while_idle_is_stalled() {
         after_message: 0,
         ms: 10_000,
     }];
-    let r = run_with_pings(
+    let (r, _) = run_with_pings(
         Some(Script::UpgradeThenSilent),
         workload(idle),
         Some(Duration::from_secs(1)),
@@ -212,4 +283,118 @@ fn an_unanswered_ping_while_idle_is_stalled() {
             .contains("ping sent at 1020.0 ms unanswered within 2000.0 ms"),
         "{r:?}"
     );
+}
+
+#[test]
+fn fragmented_messages_go_out_as_masked_first_and_continuation_frames() {
+    let w = Workload {
+        messages: 1,
+        payload_bytes: 25,
+        fragment_bytes: Some(10),
+        binary: true,
+        ..workload(vec![])
+    };
+    let (r, seen) = run_with_pings(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: None,
+        }),
+        w,
+        None,
+    );
+    assert_eq!(r.outcome, Outcome::Delivered, "{r:?}");
+    assert_eq!(
+        seen,
+        [
+            (false, opcode::BINARY, true, 10),
+            (false, 0x0, true, 10),
+            (true, 0x0, true, 5),
+            (true, opcode::CLOSE, true, 6),
+        ]
+    );
+    assert_eq!(
+        r.detail,
+        "1/1 echoed (binary, sent in frames of at most 10 bytes), closed 1000"
+    );
+}
+
+#[test]
+fn the_close_reply_must_carry_the_code_the_client_sent() {
+    let w = Workload {
+        close_code: 4001,
+        ..workload(vec![])
+    };
+    let (r, seen) = run_with_pings(
+        Some(Script::Frames {
+            close_reply: 4001,
+            close_first: None,
+        }),
+        w.clone(),
+        None,
+    );
+    assert_eq!(r.outcome, Outcome::Delivered, "{r:?}");
+    assert_eq!(r.detail, "2/2 echoed, closed 4001");
+    assert_eq!(seen.last(), Some(&(true, opcode::CLOSE, true, 6)));
+    let r = run_against(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: None,
+        }),
+        w,
+    );
+    assert_eq!(r.outcome, Outcome::Corrupted, "{r:?}");
+    assert!(
+        r.detail.starts_with("sent close 4001, got back 1000"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_server_that_does_not_close_first_leaves_the_client_stalled() {
+    let w = Workload {
+        server_close_code: Some(4002),
+        ..workload(vec![])
+    };
+    let r = run_against(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: None,
+        }),
+        w,
+    );
+    assert_eq!(r.outcome, Outcome::Stalled, "{r:?}");
+    assert!(r.detail.contains("close handshake unanswered"), "{r:?}");
+}
+
+#[test]
+fn the_server_closing_first_must_use_the_expected_code() {
+    let w = Workload {
+        server_close_code: Some(4002),
+        ..workload(vec![])
+    };
+    let closes_with = |code| Script::Frames {
+        close_reply: 1000,
+        close_first: Some((2, code)),
+    };
+    let (r, seen) = run_with_pings(Some(closes_with(4002)), w.clone(), None);
+    assert_eq!(r.outcome, Outcome::Delivered, "{r:?}");
+    assert_eq!(r.detail, "2/2 echoed, server closed 4002");
+    // The client's reply echoes the code.
+    assert_eq!(seen.last(), Some(&(true, opcode::CLOSE, true, 2)));
+    let r = run_against(Some(closes_with(1001)), w.clone());
+    assert_eq!(r.outcome, Outcome::Corrupted, "{r:?}");
+    assert!(
+        r.detail
+            .starts_with("expected the server's close 4002, got 1001"),
+        "{r:?}"
+    );
+    let r = run_against(
+        Some(Script::Frames {
+            close_reply: 1000,
+            close_first: Some((1, 4002)),
+        }),
+        w,
+    );
+    assert_eq!(r.outcome, Outcome::Dropped, "{r:?}");
+    assert!(r.detail.contains("server closed with 4002"), "{r:?}");
 }
