@@ -83,14 +83,14 @@ fn run_against(server: Option<Script>, workload: Workload) -> Report {
     run_with_pings(server, workload, None)
 }
 
-/// Runs the client against `server` on every engine; the engines must agree on the outcome.
-/// Gives the default engine's report.
+/// Runs the client against `server` on every simulated engine; the engines must agree on the
+/// outcome. Gives the default engine's report.
 fn run_with_pings(
     server: Option<Script>,
     workload: Workload,
     ping_interval: Option<Duration>,
 ) -> Report {
-    let mut reports = engine::ENGINES.iter().map(|name| {
+    let mut reports = engine::SIMULATED.iter().map(|name| {
         let e = engine::by_name(name).expect("listed engines exist");
         (
             name,

@@ -5,6 +5,8 @@ mod cli;
 mod client;
 mod determinism;
 mod engine;
+mod live;
+mod proxy;
 mod sim_net;
 mod transcripts;
 
