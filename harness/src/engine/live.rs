@@ -12,7 +12,7 @@
 //!   source-hash balancer hashes), stable from run to run. A connection from outside the run
 //!   gives its real address instead. A connecting side's peer is the host it reached.
 //! - Time: [`Net::now`] is wall time since the run started, timers are tokio's, and the
-//!   topology's limit is enforced in wall time.
+//!   topology's limit is enforced in wall time. The client starts 10 ms after the hosts.
 //! - Not modelled: latency and jitter are not applied (loopback is as fast as it is);
 //!   bandwidth, loss, buffer sizes and host crashes ([`Topology::crash`]) are refused with
 //!   [`EngineError::Unsupported`], as they cannot be honoured on real sockets.
@@ -59,8 +59,8 @@ const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
 /// Bytes a stream's outbox holds before a writer waits (the kernel's buffers come after it).
 const OUTBOX: usize = 64 * 1024;
 
-/// Turns the hosts get to start (bind their listeners) before the client starts.
-const STARTUP_TURNS: usize = 8;
+/// How long the hosts run before the client starts.
+const HEAD_START: Duration = Duration::from_millis(10);
 
 /// Real TCP on 127.0.0.1, on the wall clock.
 #[derive(Debug, Default)]
@@ -119,12 +119,10 @@ async fn run(topology: Topology) -> Result<RunEnd, EngineError> {
     for (name, software) in &hosts {
         start_host(&handle(name), software, &failure);
     }
-    // The hosts' first turns, before the client's: software that listens as it starts is
-    // listening before the client connects (on the simulated engines a connect's latency
-    // gives it that time).
-    for _ in 0..STARTUP_TURNS {
-        tokio::task::yield_now().await;
-    }
+    // The client starts a little after the hosts, standing in for the latency that separates
+    // them on the simulated engines: software that listens as it starts is listening, and
+    // what hosts do at time 0 (a crash, say) has happened, before the client connects.
+    tokio::time::sleep(HEAD_START).await;
     // A limit beyond what the clock can count means no limit (a proxy that runs until
     // interrupted).
     let deadline = start.checked_add(limit);

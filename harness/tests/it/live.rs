@@ -58,6 +58,12 @@ fn a_stripping_transparent_proxy_rejects_ws_and_passes_wss_on_real_sockets() {
 fn quick_catalogue_scenarios_meet_their_expectations_live() {
     for file in [
         "scenarios/seeds/nginx-without-upgrade-lines.toml",
+        "scenarios/seeds/transparent-forward-then-reset.toml",
+        "scenarios/seeds/explicit-proxy-squid-default.toml",
+        "scenarios/seeds/tls-inspection-untrusted-ca.toml",
+        "scenarios/seeds/cache-poisoning-unmasked.toml",
+        "scenarios/seeds/l4-balancer-backend-crash.toml",
+        "scenarios/seeds/l7-balancer-without-acls-hits-dead-backend.toml",
         "scenarios/products/mangler-drops-accept.toml",
         "scenarios/products/proxy-auth-with-credentials.toml",
         "scenarios/products/proxy-auth-without-credentials.toml",
