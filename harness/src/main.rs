@@ -261,11 +261,15 @@ fn proxy(
         "proxy",
         Box::new(move |net| {
             gauntlet::proxy::serve(net, model_port, interrupted().boxed_local(), move |addr| {
+                // Closed streams lose the lines; they do not stop the proxy.
                 if announce {
-                    println!("listening on {addr}");
-                    let _ = std::io::stdout().flush();
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
                 }
-                eprintln!("listening on {addr}, upstream {upstream}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "listening on {addr}, upstream {upstream}"
+                );
             })
             .boxed_local()
         }),

@@ -9,7 +9,7 @@
 //!   paused clock. It jumps from event to event, so idle simulated time costs nothing.
 //! - [`turmoil`](self::turmoil): turmoil 0.7's `Sim`, a tick-driven deterministic simulator,
 //!   kept as an independent cross-check.
-//! - [`live`](self::live): real TCP sockets on 127.0.0.1 and the wall clock, so the same
+//! - [`live`]: real TCP sockets on 127.0.0.1 and the wall clock, so the same
 //!   hosts can meet real processes (a proxy the harness did not write, a real client).
 //!
 //! A simulated engine must be deterministic for a given seed: the same topology and seed give
