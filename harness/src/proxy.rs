@@ -3,7 +3,7 @@
 //!
 //! The proxy is a run on the [`live`](crate::engine::live) engine: hosts `hop1` … `hopN`
 //! (one per model, in command-line order, `hop1` facing the clients) each run the model
-//! through [`hop_software`](crate::driver::hop_software), and a host named `upstream` stands for the real
+//! through [`hop_software`], and a host named `upstream` stands for the real
 //! upstream. `hop1` publishes the listening address for its port, so its listener binds
 //! there; `upstream` publishes the upstream address for every port, so whatever port a model
 //! dials reaches it. Every backend of a balancer is the next hop (or the upstream). The
