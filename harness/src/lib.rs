@@ -6,7 +6,7 @@
 //! - [`scenario`]: scenario files (TOML, format 1) into a validated [`scenario::Scenario`],
 //!   with located errors.
 //! - [`engine`]: the network abstraction ([`engine::Net`], [`engine::Engine`]) and the
-//!   engines (`sim`, the default, and `turmoil`).
+//!   engines (`sim`, the default, `turmoil`, and `live`, on real sockets).
 //! - [`server`] and [`client`]: the reference WebSocket server and client. The client decides
 //!   the run's [`outcome::Outcome`].
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
@@ -16,6 +16,7 @@
 //! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
 //! - [`metrics`]: latency percentiles (HDR histograms) and the latency bounds that make a
 //!   run `degraded`.
+//! - [`proxy`]: `gauntlet proxy`, models on real sockets between two addresses.
 //! - [`run`]: one run (scenario × scheme × seed): topology, engine, verdict.
 //! - [`suite`]: many runs across threads, in a stable order, into results.
 //! - [`bench`]: whole-run measurements (wall time, peak memory) for `cargo xtask bench`.
@@ -34,6 +35,7 @@ pub mod fragment;
 pub mod metrics;
 pub mod outcome;
 pub mod product;
+pub mod proxy;
 pub mod run;
 pub mod scenario;
 pub mod server;

@@ -1,17 +1,19 @@
 //! The `gauntlet` command: check scenario files, run them, and compare two results files.
 //!
 //! Exit codes: 0 when every file is valid and every run passed (for `diff`: nothing
-//! regressed); 1 when a run failed its expectation, a checked file is invalid, or `diff` found
+//! regressed; for `proxy`: stopped by Ctrl-C or SIGTERM); 1 when a run failed its expectation, a checked file is invalid, or `diff` found
 //! a regression; 2 when Gauntlet could not do what was asked (bad flags, unreadable or invalid
 //! scenario files for `run`, unwritable results, unreadable or invalid results files for
-//! `diff`).
+//! `diff`, bad models or parameters or an unusable address for `proxy`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use futures_util::FutureExt;
 use gauntlet::engine::{self, ENGINES};
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
@@ -125,6 +127,37 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = DiffOptions::default().threshold_ms, value_parser = parse_threshold)]
         threshold_ms: f64,
     },
+    /// Run models as a real proxy on real sockets until interrupted (Ctrl-C or SIGTERM),
+    /// logging each connection and what the models do to stderr.
+    ///
+    /// `--model` may repeat: a chain, the first facing the clients, the last dialing the
+    /// upstream. Each `--param KEY=VALUE` applies to the `--model` named most recently
+    /// before it, with the keys and values a scenario file's hop table takes (values are
+    /// TOML: 30000, true, [80, 443], "text"; anything else is a string). When `--listen`
+    /// has port 0, the first line on stdout is `listening on ADDRESS`.
+    ///
+    /// Example: gauntlet proxy --model transparent-proxy --param behaviour=strip
+    /// --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000
+    #[command(verbatim_doc_comment)]
+    Proxy {
+        /// A model (see scenarios/README.md); repeat for a chain, client side first.
+        #[arg(long = "model", value_name = "NAME", required = true)]
+        models: Vec<String>,
+        /// A parameter of the model named before it.
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Where to listen, e.g. 127.0.0.1:8080 (port 0: any free port, printed on stdout).
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Where to send each connection, e.g. 127.0.0.1:9000.
+        #[arg(long, value_name = "ADDR")]
+        upstream: SocketAddr,
+        /// The port the models see connections arrive on (and dial upstream): models that
+        /// read HTTP only on some ports decide by it (80: plain HTTP; 443: TLS, which they
+        /// relay opaquely).
+        #[arg(long, value_name = "PORT", default_value_t = 80)]
+        model_port: u16,
+    },
 }
 
 fn parse_threshold(s: &str) -> Result<f64, String> {
@@ -143,7 +176,8 @@ fn parse_scheme(s: &str) -> Result<Scheme, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Check { files } => check(files),
         Command::Run {
@@ -199,6 +233,17 @@ fn main() -> ExitCode {
                 threshold_ms,
             },
         ),
+        Command::Proxy {
+            listen,
+            upstream,
+            model_port,
+            ..
+        } => proxy(
+            matches.subcommand_matches("proxy"),
+            listen,
+            upstream,
+            model_port,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -207,6 +252,76 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `gauntlet proxy`: the models from the command line (in order, with their parameters) on
+/// the live engine until Ctrl-C or SIGTERM.
+fn proxy(
+    matches: Option<&ArgMatches>,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    model_port: u16,
+) -> anyhow::Result<ExitCode> {
+    let positioned = |id: &str| -> Vec<(usize, String)> {
+        let Some(m) = matches else { return Vec::new() };
+        match (m.indices_of(id), m.get_many::<String>(id)) {
+            (Some(at), Some(values)) => at.zip(values.cloned()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let args = gauntlet::proxy::group(&positioned("models"), &positioned("params"))
+        .map_err(anyhow::Error::msg)?;
+    let models = args
+        .iter()
+        .map(gauntlet::proxy::spec)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let plan = gauntlet::proxy::Plan {
+        models,
+        listen,
+        upstream,
+        model_port,
+    };
+    let transcript = gauntlet::transcript::Transcript::printing();
+    let mut topology = gauntlet::proxy::topology(&plan, &transcript);
+    let announce = listen.port() == 0;
+    topology.client(
+        "proxy",
+        Box::new(move |net| {
+            gauntlet::proxy::serve(net, model_port, interrupted().boxed_local(), move |addr| {
+                // Closed streams lose the lines; they do not stop the proxy.
+                if announce {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
+                }
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "listening on {addr}, upstream {upstream}"
+                );
+            })
+            .boxed_local()
+        }),
+    );
+    let live = engine::by_name("live").context("the live engine is missing")?;
+    live.run(topology, 0)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes at Ctrl-C or SIGTERM (or at once if neither can be watched).
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                biased;
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `--jobs`, or the number of cores.

@@ -2,7 +2,7 @@
 //! happened. Deterministic for a seed: it holds no random bytes (no masks, keys or TLS records).
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,40 +17,65 @@ pub struct Entry {
     pub what: String,
 }
 
-/// A shared, append-only transcript, or one that keeps nothing.
+/// A shared, append-only transcript, one that keeps nothing, or one that prints each line
+/// to stderr as it is logged.
 #[derive(Debug, Clone)]
-pub struct Transcript(Option<Rc<RefCell<Vec<Entry>>>>);
+pub struct Transcript(Keep);
+
+#[derive(Debug, Clone)]
+enum Keep {
+    Lines(Rc<RefCell<Vec<Entry>>>),
+    Nothing,
+    Print,
+}
 
 impl Default for Transcript {
     fn default() -> Self {
-        Self(Some(Rc::default()))
+        Self(Keep::Lines(Rc::default()))
     }
 }
 
 impl Transcript {
     /// A transcript that keeps nothing (for runs whose log would cost more than the run).
     pub fn discarding() -> Self {
-        Self(None)
+        Self(Keep::Nothing)
+    }
+
+    /// A transcript that keeps nothing and prints each line to stderr as it is logged, in
+    /// the form [`render`] gives (for `gauntlet proxy`, which runs until interrupted).
+    pub fn printing() -> Self {
+        Self(Keep::Print)
     }
 
     /// Appends a line.
     pub fn log(&self, at: Duration, who: &str, what: impl Into<String>) {
-        if let Some(lines) = &self.0 {
-            lines.borrow_mut().push(Entry {
+        match &self.0 {
+            Keep::Lines(lines) => lines.borrow_mut().push(Entry {
                 at,
                 who: who.to_string(),
                 what: what.into(),
-            });
+            }),
+            Keep::Nothing => {}
+            Keep::Print => {
+                // A closed stderr loses the line; it does not stop the run.
+                let _ = std::io::stderr().write_all(line(at, who, 0, &what.into()).as_bytes());
+            }
         }
     }
 
     /// A copy of the lines so far.
     pub fn entries(&self) -> Vec<Entry> {
-        self.0
-            .as_ref()
-            .map(|l| l.borrow().clone())
-            .unwrap_or_default()
+        match &self.0 {
+            Keep::Lines(lines) => lines.borrow().clone(),
+            Keep::Nothing | Keep::Print => Vec::new(),
+        }
     }
+}
+
+/// One rendered line: time in ms, host padded to `width`, event.
+fn line(at: Duration, who: &str, width: usize, what: &str) -> String {
+    let ms = at.as_secs_f64() * 1000.0;
+    format!("{ms:>11.3} ms  {who:<width$}  {what}\n")
 }
 
 /// Renders entries as aligned text, one line each: time in ms, host, event.
@@ -58,8 +83,7 @@ pub fn render(entries: &[Entry]) -> String {
     let width = entries.iter().map(|e| e.who.len()).max().unwrap_or(0);
     let mut out = String::new();
     for e in entries {
-        let ms = e.at.as_secs_f64() * 1000.0;
-        let _ = writeln!(out, "{ms:>11.3} ms  {:<width$}  {}", e.who, e.what);
+        out.push_str(&line(e.at, &e.who, width, &e.what));
     }
     out
 }

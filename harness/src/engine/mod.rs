@@ -9,12 +9,16 @@
 //!   paused clock. It jumps from event to event, so idle simulated time costs nothing.
 //! - [`turmoil`](self::turmoil): turmoil 0.7's `Sim`, a tick-driven deterministic simulator,
 //!   kept as an independent cross-check.
+//! - [`live`]: real TCP sockets on 127.0.0.1 and the wall clock, so the same
+//!   hosts can meet real processes (a proxy the harness did not write, a real client).
 //!
-//! An engine must be deterministic for a given seed: the same topology and seed give the same
-//! sequence of events, byte for byte. Each engine records every socket operation a host makes
+//! A simulated engine must be deterministic for a given seed: the same topology and seed give
+//! the same sequence of events, byte for byte (the live engine cannot be). Each engine records every socket operation a host makes
 //! (connect, accept, read, write, FIN, reset, with its simulated time) in an [`EventLog`],
 //! whose hash a run reports.
 
+pub mod live;
+mod local;
 pub mod sim;
 pub mod turmoil;
 
@@ -22,7 +26,9 @@ use std::collections::BTreeMap;
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
@@ -77,6 +83,23 @@ pub trait Net {
     fn spawn(&self, task: LocalBoxFuture<'static, ()>);
     /// Sets a fault on the link between hosts `a` and `b`.
     fn link_fault(&self, a: &str, b: &str, fault: LinkFault);
+    /// Live engines only: the real address at which `host:port` accepts connections (the
+    /// literal host: interception rules are not applied). `None` on simulated engines, and
+    /// for a port nobody listens on or has published.
+    fn real_addr(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        let _ = (host, port);
+        None
+    }
+    /// Live engines only: declares that this host serves `port` at `addr` (for example a
+    /// proxy process the harness started, or an address outside the run); connections to
+    /// this host's `port` go there. Simulated engines refuse with `Unsupported`.
+    fn publish(&self, port: u16, addr: SocketAddr) -> io::Result<()> {
+        let _ = (port, addr);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "only a live engine can publish a real address",
+        ))
+    }
 }
 
 /// A shared handle to a host's [`Net`].
@@ -216,6 +239,30 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// The first link or buffer setting an engine on real (or turmoil's) TCP cannot honour:
+    /// a bandwidth limit, packet loss, or a buffer size other than the default.
+    pub(crate) fn shaping(&self) -> Option<String> {
+        for link in std::iter::once(&self.link).chain(self.links.values()) {
+            if link.bandwidth.is_some() {
+                return Some("link bandwidth".into());
+            }
+            if link.loss > 0.0 {
+                return Some("packet loss".into());
+            }
+        }
+        (self.buffer != DEFAULT_BUFFER).then(|| "buffer sizes".into())
+    }
+}
+
+/// Where a connection `from` opens to `to` is delivered: the intercepting host, if any.
+pub(crate) fn route<'a>(intercepts: &'a [Intercept], from: &str, to: &'a str) -> &'a str {
+    intercepts
+        .iter()
+        .find(|i| i.from == from && i.to == to)
+        .map_or(to, |i| i.via.as_str())
+}
+
 /// The key of the link between `a` and `b`: the pair in name order.
 pub(crate) fn pair(a: &str, b: &str) -> (String, String) {
     if a <= b {
@@ -271,6 +318,21 @@ impl fmt::Write for EventLog {
     }
 }
 
+/// Records a stream read's result as every engine's event log words it: `read N`, `read end`
+/// or `read KIND`; nothing while it waits. `got` is how many bytes it read.
+pub(crate) fn record_read(
+    r: &Poll<io::Result<()>>,
+    got: usize,
+    record: impl FnOnce(fmt::Arguments<'_>),
+) {
+    match r {
+        Poll::Ready(Ok(())) if got == 0 => record(format_args!("read end")),
+        Poll::Ready(Ok(())) => record(format_args!("read {got}")),
+        Poll::Ready(Err(e)) => record(format_args!("read {:?}", e.kind())),
+        Poll::Pending => {}
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunEnd {
@@ -316,7 +378,10 @@ pub trait Engine {
 }
 
 /// The engines, by name, in the order `--engine` lists them; the first is the default.
-pub const ENGINES: &[&str] = &["sim", "turmoil"];
+pub const ENGINES: &[&str] = &["sim", "turmoil", "live"];
+
+/// The simulated engines: deterministic, on simulated time (the ones the cross-checks compare).
+pub const SIMULATED: &[&str] = &["sim", "turmoil"];
 
 /// The default engine's name.
 pub const DEFAULT: &str = ENGINES[0];
@@ -326,6 +391,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Engine>> {
     match name {
         "sim" => Some(Box::new(self::sim::Sim)),
         "turmoil" => Some(Box::new(self::turmoil::Turmoil)),
+        "live" => Some(Box::new(self::live::Live)),
         _ => None,
     }
 }

@@ -20,8 +20,8 @@ use futures_util::future::LocalBoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{
-    DEFAULT_BUFFER, Engine, EngineError, EventLog, Intercept, Io, LinkFault, Listener, Net, NetRef,
-    RunEnd, Stream, Topology,
+    Engine, EngineError, EventLog, Intercept, Io, LinkFault, Listener, Net, NetRef, RunEnd, Stream,
+    Topology, record_read, route,
 };
 
 /// The tick: every host is polled once per tick of simulated time.
@@ -46,27 +46,13 @@ fn record(log: &Log, host: &str, what: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Why turmoil cannot run `topology` as asked, if it cannot.
-fn unsupported(topology: &Topology) -> Option<String> {
-    let links = std::iter::once(&topology.link).chain(topology.links.values());
-    for link in links {
-        if link.bandwidth.is_some() {
-            return Some("link bandwidth".into());
-        }
-        if link.loss > 0.0 {
-            return Some("packet loss".into());
-        }
-    }
-    (topology.buffer != DEFAULT_BUFFER).then(|| "buffer sizes".into())
-}
-
 impl Engine for Turmoil {
     fn name(&self) -> &'static str {
         "turmoil"
     }
 
     fn run(&self, topology: Topology, seed: u64) -> Result<RunEnd, EngineError> {
-        if let Some(what) = unsupported(&topology) {
+        if let Some(what) = topology.shaping() {
             return Err(EngineError::Unsupported {
                 engine: "turmoil",
                 what,
@@ -169,12 +155,7 @@ impl Net for TurmoilNet {
     }
 
     fn connect(&self, host: &str, port: u16) -> LocalBoxFuture<'_, io::Result<Stream>> {
-        let target = self
-            .intercepts
-            .iter()
-            .find(|i| i.from == self.host && i.to == host)
-            .map_or(host, |i| i.via.as_str())
-            .to_string();
+        let target = route(&self.intercepts, &self.host, host).to_string();
         async move {
             let inner = match ::turmoil::net::TcpStream::connect(format!("{target}:{port}")).await {
                 Ok(s) => s,
@@ -352,16 +333,7 @@ impl AsyncRead for TurmoilStream {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = self.read_inner(cx, buf);
-        match &r {
-            Poll::Ready(Ok(())) if buf.filled().len() == before => {
-                self.record(format_args!("read end"));
-            }
-            Poll::Ready(Ok(())) => {
-                self.record(format_args!("read {}", buf.filled().len() - before));
-            }
-            Poll::Ready(Err(e)) => self.record(format_args!("read {:?}", e.kind())),
-            Poll::Pending => {}
-        }
+        record_read(&r, buf.filled().len() - before, |what| self.record(what));
         r
     }
 }

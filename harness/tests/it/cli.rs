@@ -5,7 +5,8 @@ use std::process::Command;
 
 use gauntlet_reports::{Latency, Results, Run};
 
-fn gauntlet(args: &[&str]) -> (i32, String) {
+/// Runs the `gauntlet` binary from the workspace root: its exit code and everything it printed.
+pub(crate) fn gauntlet(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
         .current_dir(crate::root())
         .args(args)

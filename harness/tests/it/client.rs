@@ -152,14 +152,14 @@ fn run_against(server: Option<Script>, workload: Workload) -> Report {
     run_with_pings(server, workload, None).0
 }
 
-/// Runs the client against `server` on every engine; the engines must agree on the outcome.
-/// Gives the default engine's report and the frames its scripted server read.
+/// Runs the client against `server` on every simulated engine; the engines must agree on the
+/// outcome. Gives the default engine's report and the frames its scripted server read.
 fn run_with_pings(
     server: Option<Script>,
     workload: Workload,
     ping_interval: Option<Duration>,
 ) -> (Report, Vec<Frame>) {
-    let mut reports = engine::ENGINES.iter().map(|name| {
+    let mut reports = engine::SIMULATED.iter().map(|name| {
         let e = engine::by_name(name).expect("listed engines exist");
         (
             name,

@@ -1,5 +1,5 @@
-//! The engine abstraction's semantics, checked on each engine with tiny topologies: FIN,
-//! deliberate reset, held links, interception.
+//! The engine abstraction's semantics, checked on each simulated engine with tiny topologies:
+//! FIN, deliberate reset, held links, interception. The live engine's are in `live.rs`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -59,7 +59,7 @@ fn client_reading(log: Log) -> gauntlet::engine::ClientSoftware {
 }
 
 fn each_engine(test: impl Fn(&dyn engine::Engine)) {
-    for name in engine::ENGINES {
+    for name in engine::SIMULATED {
         let e = engine::by_name(name).expect("listed engines exist");
         test(e.as_ref());
     }

@@ -5,7 +5,9 @@ mod cli;
 mod client;
 mod determinism;
 mod engine;
+mod live;
 mod products;
+mod proxy;
 mod sim_net;
 mod transcripts;
 

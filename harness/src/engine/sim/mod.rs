@@ -13,16 +13,15 @@ mod net;
 
 use std::cell::RefCell;
 use std::io;
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
-use tokio::sync::Notify;
 use tokio::task::{AbortHandle, LocalSet};
 
 use self::net::{Network, Shared, SimStream, Syn, lock};
+use super::local::{ClientEnd, Failure, race_client, spawn_caught, start_host, verdict};
 use super::{Engine, EngineError, LinkFault, Listener, Net, NetRef, RunEnd, Stream, Topology};
 
 /// How long the run goes on after the client returns, so that hosts finish the same instant.
@@ -31,23 +30,6 @@ const SETTLE: Duration = Duration::from_millis(1);
 /// The event-driven engine.
 #[derive(Debug, Default)]
 pub struct Sim;
-
-/// The first failure of any host's software; the run stops at it.
-#[derive(Default)]
-struct Failure {
-    first: RefCell<Option<String>>,
-    notify: Notify,
-}
-
-impl Failure {
-    fn set(&self, what: String) {
-        let mut first = self.first.borrow_mut();
-        if first.is_none() {
-            *first = Some(what);
-            self.notify.notify_one();
-        }
-    }
-}
 
 impl Engine for Sim {
     fn name(&self) -> &'static str {
@@ -110,16 +92,7 @@ async fn run(topology: Topology, seed: u64) -> Result<RunEnd, EngineError> {
     for (name, software) in &hosts {
         let net = handle(name);
         nets.push(net.clone());
-        let fut = software(net.clone() as NetRef);
-        let (f, who) = (failure.clone(), name.clone());
-        net.spawn(
-            async move {
-                if let Err(e) = fut.await {
-                    f.set(format!("{who}: {e:#}"));
-                }
-            }
-            .boxed_local(),
-        );
+        start_host(&(net.clone() as NetRef), software, &failure);
     }
     for (name, at) in crashes {
         let Some(net) = nets.iter().find(|n| n.name == name).cloned() else {
@@ -138,48 +111,29 @@ async fn run(topology: Topology, seed: u64) -> Result<RunEnd, EngineError> {
     }
     let client_net = handle(&client_name);
     let deadline = lock(&shared).instant(limit);
-    let client_run = AssertUnwindSafe(client_software(client_net as NetRef)).catch_unwind();
-    let outcome = tokio::select! {
-        biased;
-        () = failure.notify.notified() => None,
-        r = tokio::time::timeout_at(deadline, client_run) => Some(r),
-    };
+    let end = race_client(
+        &failure,
+        tokio::time::sleep_until(deadline),
+        client_software(client_net as NetRef),
+    )
+    .await;
     let at = lock(&shared).now();
-    if let Some(Ok(Ok(Ok(())))) = &outcome {
+    if let ClientEnd::Returned(Ok(Ok(()))) = &end {
         // Finish the instant: what other hosts do at the moment the client returned (the
         // server seeing the same close, say) belongs to the run. Tokio's timers tick in
         // milliseconds, as turmoil's steps do.
         let settle = lock(&shared).instant(at + SETTLE);
         tokio::select! {
             biased;
-            () = failure.notify.notified() => {}
+            () = failure.notified() => {}
             () = tokio::time::sleep_until(settle) => {}
         }
     }
-    if let Some(what) = failure.first.borrow().clone() {
-        return Err(EngineError::Software(what));
-    }
-    match outcome {
-        None => Err(EngineError::Software("a host failed".into())),
-        Some(Err(_)) => Err(EngineError::TimeLimit(limit)),
-        Some(Ok(Err(panic))) => Err(EngineError::Software(format!(
-            "the client panicked: {}",
-            panic_text(panic.as_ref())
-        ))),
-        Some(Ok(Ok(Err(e)))) => Err(EngineError::Software(format!("{e:#}"))),
-        Some(Ok(Ok(Ok(())))) => Ok(RunEnd {
-            at,
-            events: lock(&shared).log,
-        }),
-    }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into())
+    verdict(&failure, end, limit)?;
+    Ok(RunEnd {
+        at,
+        events: lock(&shared).log,
+    })
 }
 
 /// A host's handle on the simulated network.
@@ -255,16 +209,7 @@ impl Net for SimNet {
     }
 
     fn spawn(&self, task: LocalBoxFuture<'static, ()>) {
-        let failure = self.failure.clone();
-        let name = self.name.clone();
-        let handle = tokio::task::spawn_local(async move {
-            if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
-                failure.set(format!(
-                    "{name}: a task panicked: {}",
-                    panic_text(panic.as_ref())
-                ));
-            }
-        });
+        let handle = spawn_caught(&self.failure, &self.name, task);
         if let Some(tasks) = &self.tasks {
             let mut tasks = tasks.borrow_mut();
             // Forget finished tasks now and then, so the list stays as long as what runs.

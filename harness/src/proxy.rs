@@ -1,0 +1,272 @@
+//! `gauntlet proxy`: one model, or a chain of them, on real sockets, between a listening
+//! address and an upstream address, until interrupted.
+//!
+//! The proxy is a run on the [`live`](crate::engine::live) engine: hosts `hop1` … `hopN`
+//! (one per model, in command-line order, `hop1` facing the clients) each run the model
+//! through [`hop_software`], and a host named `upstream` stands for the real
+//! upstream. `hop1` publishes the listening address for its port, so its listener binds
+//! there; `upstream` publishes the upstream address for every port, so whatever port a model
+//! dials reaches it. Every backend of a balancer is the next hop (or the upstream). The
+//! run's client is the caller's: it learns the bound address and waits for the interruption.
+//!
+//! Models see every connection arrive on one port, the model port (80 unless told
+//! otherwise): models that read HTTP only on some ports (`intercept-ports`, `http-ports`)
+//! decide by it. Models that need TLS material (`tls-intercepting-proxy`, an `l7-balancer`
+//! that terminates TLS) get none, and say so when they start.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
+use gauntlet_proxies::{HopEnv, ModelSpec};
+
+use crate::driver::hop_software;
+use crate::engine::{LinkConfig, NetRef, Software, Topology};
+use crate::transcript::Transcript;
+
+/// The models' seed: their random choices (a balancer's rotation start, say) come from it.
+const SEED: u64 = 1;
+
+/// The host that stands for the real upstream.
+pub const UPSTREAM: &str = "upstream";
+
+/// How long the proxy's first hop may take to bind its listener.
+const BIND_WAIT: Duration = Duration::from_secs(10);
+
+/// One `--model` and the `--param`s that follow it, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelArg {
+    /// The model's name.
+    pub name: String,
+    /// `key=value` texts, in order.
+    pub params: Vec<String>,
+}
+
+/// Groups `--model` and `--param` values by their positions on the command line: each
+/// parameter belongs to the model named most recently before it. A parameter before any
+/// model is an error.
+pub fn group(
+    models: &[(usize, String)],
+    params: &[(usize, String)],
+) -> Result<Vec<ModelArg>, String> {
+    let mut models: Vec<(usize, ModelArg)> = models
+        .iter()
+        .map(|(at, name)| {
+            (
+                *at,
+                ModelArg {
+                    name: name.clone(),
+                    params: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    models.sort_by_key(|(at, _)| *at);
+    let mut params: Vec<&(usize, String)> = params.iter().collect();
+    params.sort_by_key(|(at, _)| *at);
+    for (at, param) in params {
+        let Some((_, model)) = models.iter_mut().rev().find(|(m, _)| m < at) else {
+            return Err(format!(
+                "`--param {param}` comes before any `--model`: a parameter applies to the model named before it"
+            ));
+        };
+        model.params.push(param.clone());
+    }
+    Ok(models.into_iter().map(|(_, m)| m).collect())
+}
+
+/// A parameter's value: a TOML value (`30000`, `true`, `[80, 443]`, `"text"`), or else the
+/// text itself as a string (`strip`).
+fn value(text: &str) -> toml::Value {
+    text.parse::<toml::Value>()
+        .unwrap_or_else(|_| toml::Value::String(text.to_string()))
+}
+
+/// The model a `--model` and its parameters describe, read as a scenario's hop table is
+/// (`model = NAME` first, then the parameters), so an error names the bad parameter.
+pub fn spec(arg: &ModelArg) -> Result<ModelSpec, String> {
+    let mut table = toml::Table::new();
+    table.insert("model".into(), toml::Value::String(arg.name.clone()));
+    for param in &arg.params {
+        let Some((key, text)) = param.split_once('=') else {
+            return Err(format!(
+                "`--param {param}` for model `{}`: write KEY=VALUE",
+                arg.name
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() || key == "model" {
+            return Err(format!(
+                "`--param {param}` for model `{}`: `{key}` is not a parameter name",
+                arg.name
+            ));
+        }
+        if table.insert(key.to_string(), value(text.trim())).is_some() {
+            return Err(format!(
+                "`--param {key}` is given twice for model `{}`",
+                arg.name
+            ));
+        }
+    }
+    toml::Value::Table(table)
+        .try_into::<ModelSpec>()
+        .map_err(|e| format!("model `{}`: {}", arg.name, e.message().trim_end()))
+}
+
+/// What `gauntlet proxy` runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The models, client side first.
+    pub models: Vec<ModelSpec>,
+    /// Where the first hop listens (port 0: an ephemeral port).
+    pub listen: SocketAddr,
+    /// Where the last hop's connections go.
+    pub upstream: SocketAddr,
+    /// The port the models see connections arrive on.
+    pub model_port: u16,
+}
+
+/// The live topology for `plan`: the hops and the upstream; the caller adds the client
+/// (see [`serve`]). Each hop logs to `transcript`.
+pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
+    // No limit: the proxy runs until interrupted. The live engine applies no latency.
+    let mut topology = Topology::new(
+        LinkConfig::new(Duration::ZERO, Duration::ZERO),
+        Duration::MAX,
+    );
+    let names: Vec<String> = (1..=plan.models.len()).map(|i| format!("hop{i}")).collect();
+    for (i, spec) in plan.models.iter().enumerate() {
+        let next = names.get(i + 1).map_or(UPSTREAM, String::as_str);
+        let hop = hop_software(
+            Rc::new(spec.clone()),
+            HopEnv::default(),
+            vec![next.to_string(); spec.backends()],
+            vec![plan.model_port],
+            SEED ^ ((i as u64 + 1) << 32),
+            transcript.clone(),
+        );
+        let software = if i == 0 {
+            published(plan.model_port, plan.listen, Some(hop))
+        } else {
+            hop
+        };
+        topology.host(&names[i], software);
+    }
+    topology.host(UPSTREAM, published(0, plan.upstream, None));
+    topology
+}
+
+/// Software that publishes `addr` for `port` on its host, then runs `then` (or waits).
+fn published(port: u16, addr: SocketAddr, then: Option<Software>) -> Software {
+    Rc::new(move |net: NetRef| {
+        let published = net.publish(port, addr);
+        let then = then.as_ref().map(|s| s(net.clone()));
+        async move {
+            published?;
+            match then {
+                Some(run) => run.await,
+                None => std::future::pending().await,
+            }
+        }
+        .boxed_local()
+    })
+}
+
+/// The proxy's client: waits until the first hop listens, calls `ready` with the bound
+/// address, and returns when `stop` completes. `stop` is polled once before `ready`, so
+/// that whatever it sets up (signal handlers) is in place by then.
+pub async fn serve(
+    net: NetRef,
+    model_port: u16,
+    stop: LocalBoxFuture<'static, ()>,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let mut stop = stop;
+    if (&mut stop).now_or_never().is_some() {
+        return Ok(());
+    }
+    let give_up = net.now() + BIND_WAIT;
+    let addr = loop {
+        if let Some(addr) = net.real_addr("hop1", model_port) {
+            break addr;
+        }
+        if net.now() >= give_up {
+            anyhow::bail!("hop1 was not listening after {BIND_WAIT:?}");
+        }
+        net.sleep_until(net.now() + Duration::from_millis(1)).await;
+    };
+    ready(addr);
+    stop.await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(name: &str, params: &[&str]) -> ModelArg {
+        ModelArg {
+            name: name.into(),
+            params: params.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn parameters_belong_to_the_model_named_before_them() {
+        let models = [(1, "idle-killer".to_string()), (5, "pass".to_string())];
+        let params = [(3, "timeout-ms=100".to_string()), (7, "x=1".to_string())];
+        assert_eq!(
+            group(&models, &params).unwrap(),
+            vec![
+                arg("idle-killer", &["timeout-ms=100"]),
+                arg("pass", &["x=1"])
+            ]
+        );
+        let early = group(&models, &[(0, "x=1".to_string())]).unwrap_err();
+        assert!(early.contains("before any `--model`"), "{early}");
+    }
+
+    #[test]
+    fn values_are_toml_values_or_else_strings() {
+        let s = spec(&arg(
+            "transparent-proxy",
+            &[
+                "behaviour=strip",
+                "intercept-ports=[80, 8080]",
+                "max-head-bytes=100",
+            ],
+        ))
+        .unwrap();
+        let ModelSpec::TransparentProxy(p) = s else {
+            panic!("{s:?}");
+        };
+        assert_eq!(p.intercept_ports, vec![80, 8080]);
+        assert_eq!(p.max_head_bytes, 100);
+        assert!(
+            spec(&arg(
+                "idle-killer",
+                &["timeout-ms=500", "rearm=from-client"]
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let e = spec(&arg("transparent-proxy", &["behavior=strip"])).unwrap_err();
+        assert!(e.contains("unknown field `behavior`"), "{e}");
+        let e = spec(&arg("idle-killer", &["timeout-ms=soon"])).unwrap_err();
+        assert!(
+            e.contains("model `idle-killer`") && e.contains("soon"),
+            "{e}"
+        );
+        let e = spec(&arg("pass", &["oops"])).unwrap_err();
+        assert!(e.contains("KEY=VALUE"), "{e}");
+        let e = spec(&arg("idle-killer", &["timeout-ms=1", "timeout-ms=2"])).unwrap_err();
+        assert!(e.contains("given twice"), "{e}");
+        let e = spec(&arg("transparant-proxy", &[])).unwrap_err();
+        assert!(e.contains("unknown model"), "{e}");
+    }
+}

@@ -1,0 +1,249 @@
+//! `gauntlet proxy` as users run it: a real process between a WebSocket client and a real
+//! echo server on 127.0.0.1, its exit on SIGTERM, and its refusals of bad flags. Every wait
+//! has a timeout (a safety net, not a claim about speed); the child is killed by its PID on
+//! the way out, panic or not.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The safety net on every wait.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A WebSocket echo server on 127.0.0.1, on its own thread for the rest of the test binary.
+fn echo_server() -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(listener.local_addr().expect("an address"))
+                .expect("the test waits");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    while let Some(Ok(m)) = ws.next().await {
+                        if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv_timeout(PATIENCE).expect("the echo server starts")
+}
+
+/// A running `gauntlet proxy`, killed by its PID when dropped.
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    /// Starts `gauntlet proxy ARGS --listen 127.0.0.1:0 --upstream UPSTREAM` and reads the
+    /// address from its first line.
+    fn start(args: &[&str], upstream: SocketAddr) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+            .arg("proxy")
+            .args(args)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &upstream.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the gauntlet binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut proxy = Self {
+            child,
+            addr: "127.0.0.1:0".parse().expect("an address"),
+        };
+        let line = rx
+            .recv_timeout(PATIENCE)
+            .expect("the proxy prints its address");
+        proxy.addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("not an address line: {line:?}"));
+        proxy
+    }
+
+    /// Sends SIGTERM and waits for the exit: its status and stderr.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let step = Duration::from_millis(10);
+        let mut waited = Duration::ZERO;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the child's status") {
+                break status;
+            }
+            assert!(waited < PATIENCE, "the proxy ignored SIGTERM");
+            std::thread::sleep(step);
+            waited += step;
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        (status.code(), stderr)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens a WebSocket to `addr` and echoes one message: the text that came back, or the
+/// handshake's error.
+fn echo_through(addr: SocketAddr) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async move {
+        let tcp = tokio::time::timeout(PATIENCE, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .map_err(|e| e.to_string())?;
+        let handshake = tokio_tungstenite::client_async("ws://server/echo", tcp);
+        let (mut ws, _) = tokio::time::timeout(PATIENCE, handshake)
+            .await
+            .expect("the handshake ends in time")
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(PATIENCE, ws.send(Message::text("through the gauntlet")))
+            .await
+            .expect("send in time")
+            .map_err(|e| e.to_string())?;
+        let back = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("an answer in time");
+        let _ = tokio::time::timeout(PATIENCE, ws.close(None)).await;
+        match back {
+            Some(Ok(Message::Text(t))) => Ok(t.to_string()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+}
+
+#[test]
+fn a_websocket_echo_passes_through_gauntlet_proxy_and_sigterm_ends_it_cleanly() {
+    let upstream = echo_server();
+    let proxy = Proxy::start(&["--model", "pass"], upstream);
+    assert_eq!(
+        echo_through(proxy.addr).as_deref(),
+        Ok("through the gauntlet")
+    );
+    let (code, stderr) = proxy.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("hop1  #1 accepted on port 80"), "{stderr}");
+    assert!(stderr.contains("#1 upstream connected"), "{stderr}");
+}
+
+#[test]
+fn a_stripping_transparent_proxy_makes_the_handshake_fail() {
+    let upstream = echo_server();
+    let proxy = Proxy::start(
+        &["--model", "transparent-proxy", "--param", "behaviour=strip"],
+        upstream,
+    );
+    let result = echo_through(proxy.addr);
+    assert!(result.is_err(), "the handshake passed: {result:?}");
+    let (_, stderr) = proxy.terminate();
+    assert!(
+        stderr.contains("transparent-proxy behaviour=strip"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_chain_passes_each_parameter_to_the_model_named_before_it() {
+    let upstream = echo_server();
+    let proxy = Proxy::start(
+        &[
+            "--model",
+            "idle-killer",
+            "--param",
+            "timeout-ms=60000",
+            "--model",
+            "pass",
+        ],
+        upstream,
+    );
+    assert_eq!(
+        echo_through(proxy.addr).as_deref(),
+        Ok("through the gauntlet")
+    );
+    let (_, stderr) = proxy.terminate();
+    assert!(stderr.contains("hop1  idle-killer"), "{stderr}");
+    assert!(stderr.contains("hop2  pass up"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_and_parameters_exit_2_saying_what_is_wrong() {
+    let addrs = ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        extra.iter().chain(addrs.iter()).copied().collect()
+    };
+    let cases: [(Vec<&str>, &str); 5] = [
+        (
+            with(&["--param", "x=1", "--model", "pass"]),
+            "comes before any `--model`",
+        ),
+        (
+            with(&["--model", "transparent-proxy", "--param", "behavior=strip"]),
+            "unknown field `behavior`",
+        ),
+        (with(&["--model", "no-such-model"]), "unknown model"),
+        (
+            with(&["--model", "idle-killer", "--param", "timeout-ms"]),
+            "KEY=VALUE",
+        ),
+        (
+            vec![
+                "--model",
+                "pass",
+                "--listen",
+                "nowhere",
+                "--upstream",
+                "127.0.0.1:9",
+            ],
+            "invalid value 'nowhere'",
+        ),
+    ];
+    for (args, says) in cases {
+        let args: Vec<&str> = std::iter::once("proxy").chain(args).collect();
+        let (code, text) = crate::cli::gauntlet(&args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+}
