@@ -65,6 +65,9 @@ pub struct ProxyPlan {
     pub port: u16,
     /// `user:password`, sent after a 407.
     pub credentials: Option<String>,
+    /// The proxy is a real program (live engine): CONNECT names the server's real address,
+    /// since the proxy cannot resolve the run's host names.
+    pub real_target: bool,
 }
 
 /// The port hops listen on for clients that use them as an explicit proxy (Squid's 3128).
@@ -482,7 +485,11 @@ async fn tunnel(
         phase.set("tcp connect", net.now());
         let mut tcp = tcp_connect(net, t, &proxy.host, proxy.port).await?;
         phase.set("connect", net.now());
-        let mut request = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+        let target = match net.real_addr(host, port) {
+            Some(addr) if proxy.real_target => addr.to_string(),
+            _ => format!("{host}:{port}"),
+        };
+        let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
         if let Some(a) = &authorization {
             request.push_str(&format!("Proxy-Authorization: Basic {a}\r\n"));
         }
@@ -490,7 +497,7 @@ async fn tunnel(
         t.log(
             net.now(),
             WHO,
-            format!("CONNECT {host}:{port} via {}", proxy.host),
+            format!("CONNECT {target} via {}", proxy.host),
         );
         let refused = |detail: String| fail(Outcome::ConnectRefused, detail);
         tcp.write_all(request.as_bytes())
@@ -541,7 +548,7 @@ async fn tunnel(
             }
         }
         return Err(refused(format!(
-            "proxy answered {status} {reason} to CONNECT {host}:{port} at {}",
+            "proxy answered {status} {reason} to CONNECT {target} at {}",
             ms(net.now())
         )));
     }

@@ -29,6 +29,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod differential;
 pub mod driver;
 pub mod engine;
 pub mod fragment;
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod product;
 pub mod proxy;
+pub mod real_hop;
 pub mod run;
 pub mod scenario;
 pub mod server;

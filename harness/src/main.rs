@@ -110,6 +110,17 @@ enum Command {
         #[arg(long, hide = true, default_value = "gauntlet report")]
         invoked_as: String,
     },
+    /// The differential suite: run each scenario that names a twin on the live engine (real
+    /// products) and its twin on the simulated engine (the products' models); print whether
+    /// each pair ends the same way, per scheme, and `N agree, M disagree`. Exit 1 on any
+    /// disagreement or a live run that missed its own expectation.
+    Differential {
+        /// Scenario files or folders (default: scenarios/live).
+        paths: Vec<PathBuf>,
+        /// Parallel live runs.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: u64,
+    },
     /// Compare two results files: list changed outcomes and latency regressions; exit 1 if
     /// anything regressed (a run that passed now fails, or a latency figure got worse by more
     /// than both thresholds).
@@ -213,6 +224,7 @@ fn main() -> ExitCode {
             clients,
             jobs,
         } => bench(paths, &engine, seeds, clients, cores(jobs)),
+        Command::Differential { paths, jobs } => differential(paths, jobs as usize),
         Command::Report {
             results,
             out,
@@ -370,6 +382,92 @@ fn diff(old: &Path, new: &Path, opts: &DiffOptions) -> anyhow::Result<ExitCode> 
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("scenarios/live")]
+    } else {
+        paths
+    };
+    let sel = Selection {
+        paths,
+        filter: None,
+        scheme: None,
+        seed: None,
+        seeds: None,
+    };
+    let (scenarios, _) = match suite::plan(&sel) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} invalid scenario file(s)", errors.len());
+        }
+    };
+    let pairs = scenarios.iter().filter(|s| s.twin.is_some()).count();
+    if pairs == 0 {
+        anyhow::bail!("none of the selected scenarios names a twin");
+    }
+    println!(
+        "comparing {} live with {} on {} ({jobs} live runs at a time)",
+        plural(pairs, "scenario"),
+        if pairs == 1 {
+            "its twin"
+        } else {
+            "their twins"
+        },
+        engine::DEFAULT
+    );
+    let style = Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let show = |o: &Result<gauntlet::outcome::Outcome, String>| match o {
+        Ok(o) => o.to_string(),
+        Err(e) => format!("error ({e})"),
+    };
+    let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
+    let comparisons = gauntlet::differential::compare(&scenarios, jobs, |c| {
+        let verdict = if c.agrees() {
+            style.paint("32", "agree   ")
+        } else {
+            style.paint("31;1", "DISAGREE")
+        };
+        println!(
+            "{verdict}  {:<width$}  {:<3}  live {:<18}  model {:<18}  (twin {})",
+            c.live,
+            c.scheme,
+            show(&c.live_outcome),
+            show(&c.twin_outcome),
+            c.twin
+        );
+        if !c.live_passed() {
+            let expected = c.live_expected.map_or("-".to_string(), |e| e.to_string());
+            println!(
+                "    the live run expected {expected}: {}",
+                if c.live_detail.is_empty() {
+                    show(&c.live_outcome)
+                } else {
+                    c.live_detail.clone()
+                }
+            );
+        }
+    });
+    let agree = comparisons.iter().filter(|c| c.agrees()).count();
+    let disagree = comparisons.len() - agree;
+    let missed = comparisons.iter().filter(|c| !c.live_passed()).count();
+    if missed > 0 {
+        println!("{} missed its own expectation", plural(missed, "live run"));
+    }
+    let summary = format!("{agree} agree, {disagree} disagree");
+    let ok = disagree == 0 && missed == 0;
+    println!("{}", style.paint(if ok { "32" } else { "31;1" }, &summary));
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -16,6 +16,7 @@ use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
 use crate::engine::{Engine, EventLog, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
+use crate::real_hop::{self, Started};
 use crate::scenario::{Hop, Route, Scenario, Scheme, host_names};
 use crate::server;
 use crate::tls::{Ca, Tls, client_config};
@@ -114,6 +115,7 @@ fn build(
     scheme: Scheme,
     seed: u64,
     t: &Transcript,
+    started: &Started,
 ) -> anyhow::Result<(Topology, Plan)> {
     let (hops, servers) = host_names(&scenario.path);
     let mut names = hops.clone();
@@ -143,13 +145,27 @@ fn build(
             Some(next) => vec![next.clone()],
             None => servers.clone(),
         };
-        let Hop::Model(spec) = hop else {
-            anyhow::bail!(
-                "{}: hop {} is {}, a real program: only the live engine runs it (--engine live)",
+        let spec = match hop {
+            Hop::Model(spec) => spec,
+            Hop::Product(p) => {
+                let tls = run_ca.issue_pem(&names)?;
+                topology.host(
+                    &hops[i],
+                    real_hop::product_software(
+                        p.clone(),
+                        upstreams,
+                        tls,
+                        started.clone(),
+                        t.clone(),
+                    ),
+                );
+                continue;
+            }
+            Hop::Command(_) => anyhow::bail!(
+                "{}: hop {} is a command, which only `gauntlet gate` runs",
                 scenario.file,
-                i + 1,
-                hop.name()
-            );
+                i + 1
+            ),
         };
         topology.host(
             &hops[i],
@@ -171,6 +187,8 @@ fn build(
                 host: hops[0].clone(),
                 port: client::PROXY_PORT,
                 credentials: scenario.client.proxy_credentials.clone(),
+                // A real proxy cannot resolve the run's host names: it is given the address.
+                real_target: scenario.path[0].is_real(),
             });
             "server".to_string()
         }
@@ -205,7 +223,8 @@ pub fn run(
         .expected(scheme)
         .ok_or_else(|| anyhow::anyhow!("{} does not run {scheme}", scenario.file))?;
     let t = Transcript::default();
-    let (mut topology, plan) = build(scenario, scheme, seed, &t)?;
+    let started = Started::default();
+    let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());
     topology.client(
@@ -219,7 +238,10 @@ pub fn run(
             .boxed_local()
         }),
     );
-    let end = engine.run(topology, seed)?;
+    let end = engine.run(topology, seed);
+    let at = end.as_ref().map_or(Duration::ZERO, |e| e.at);
+    started.stop_all(&t, at);
+    let end = end?;
     let mut report = slot
         .borrow_mut()
         .take()
@@ -274,7 +296,8 @@ pub fn run_crowd(
     clients: usize,
 ) -> anyhow::Result<CrowdOutput> {
     let t = Transcript::discarding();
-    let (mut topology, plan) = build(scenario, scheme, seed, &t)?;
+    let started = Started::default();
+    let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;
     let reports: Rc<RefCell<Vec<Report>>> = Rc::default();
     let out = reports.clone();
     topology.client(

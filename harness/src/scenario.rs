@@ -263,6 +263,23 @@ pub struct CommandHop {
     pub command: String,
 }
 
+/// `path` with `.` and `dir/..` pairs removed, without touching the file system: a twin named
+/// `../seeds/x.toml` from `scenarios/live/` reads as `scenarios/seeds/x.toml`.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.iter().collect()
+}
+
 /// What `product` holds until the hop's name is read (it is read first, so never seen).
 fn placeholder_product() -> Product {
     Product::Nginx
@@ -916,7 +933,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let twin = match raw.twin {
         None => None,
         Some(t) => {
-            let resolved = folder.join(t.get_ref());
+            let resolved = lexical(&folder.join(t.get_ref()));
             if !resolved.is_file() {
                 return Err(fail(
                     t.span(),

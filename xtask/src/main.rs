@@ -8,6 +8,8 @@
 //! - `report [--check]`: runs the catalogue, writes `target/gauntlet/report.{md,html,xml,json}`
 //!   and regenerates `reports/TRAVERSAL.md` (with `--check`: fails if the committed one is
 //!   stale instead of writing it).
+//! - `live [--jobs N]`: the differential suite: `scenarios/live/` on the live engine (real
+//!   products) against each scenario's twin on the simulated engine.
 //! - `bench [--quick] [--runs N] [--no-criterion]`: builds `gauntlet` in release, measures
 //!   whole runs on both engines (see [`bench`]), writes `target/gauntlet/bench.json`, then runs
 //!   the criterion micro-benchmarks.
@@ -33,6 +35,12 @@ tasks:
       stale (CI runs this). Exit 1 also if a run missed its expectation (the reports are
       written all the same).
 
+  live [--jobs N]
+      The differential suite: each scenario under scenarios/live/ runs on real sockets through
+      a real product (nginx, HAProxy, Squid, tinyproxy; Debian packages, see the README), and
+      its twin (the product's model) on the simulated engine, for ws and wss. Prints agree or
+      DISAGREE per pair and scheme and `N agree, M disagree`; exit 1 on any disagreement.
+
   bench [--quick] [--runs N] [--no-criterion]
       Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
       hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 WebSocket clients at
@@ -47,6 +55,7 @@ fn main() -> ExitCode {
         Some("scenarios") => scenarios(&root, &args[1..]),
         Some("bench") => bench::main(&root, &args[1..]),
         Some("report") => report(&root, &args[1..]),
+        Some("live") => live(&root, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -164,6 +173,38 @@ fn run(cmd: &mut Command) -> u8 {
             2
         }
     }
+}
+
+fn live(root: &Path, args: &[String]) -> ExitCode {
+    let mut forward: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--jobs" => match it.next() {
+                Some(value) => forward.extend([arg.clone(), value.clone()]),
+                None => {
+                    eprintln!("error: --jobs needs a value\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("error: unknown argument `{other}`\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let gauntlet = match build_gauntlet(root) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
+    ExitCode::from(run(Command::new(&gauntlet)
+        .current_dir(root)
+        .args(["differential", "scenarios/live"])
+        .args(&forward)))
 }
 
 fn report(root: &Path, args: &[String]) -> ExitCode {

@@ -12,7 +12,8 @@
 //!   source-hash balancer hashes), stable from run to run. A connection from outside the run
 //!   gives its real address instead. A connecting side's peer is the host it reached.
 //! - Time: [`Net::now`] is wall time since the run started, timers are tokio's, and the
-//!   topology's limit is enforced in wall time. The client starts 10 ms after the hosts.
+//!   topology's limit is enforced in wall time. The client starts 10 ms after the hosts, and
+//!   not before every real program a host announced ([`Net::starting`]) is up.
 //! - Not modelled: latency and jitter are not applied (loopback is as fast as it is);
 //!   bandwidth, loss, buffer sizes and host crashes ([`Topology::crash`]) are refused with
 //!   [`EngineError::Unsupported`], as they cannot be honoured on real sockets.
@@ -103,6 +104,7 @@ async fn run(topology: Topology) -> Result<RunEnd, EngineError> {
     let start = Instant::now();
     let world: Shared = Arc::new(Mutex::new(World::new(start)));
     let failure = Rc::new(Failure::default());
+    let starting = Rc::new(Starting::default());
     let mut names: BTreeSet<String> = hosts.iter().map(|(n, _)| n.clone()).collect();
     names.insert(client_name.clone());
     let (names, intercepts) = (Rc::new(names), Rc::new(intercepts));
@@ -114,6 +116,7 @@ async fn run(topology: Topology) -> Result<RunEnd, EngineError> {
             hosts: names.clone(),
             intercepts: intercepts.clone(),
             failure: failure.clone(),
+            starting: starting.clone(),
         })
     };
     for (name, software) in &hosts {
@@ -123,6 +126,8 @@ async fn run(topology: Topology) -> Result<RunEnd, EngineError> {
     // them on the simulated engines: software that listens as it starts is listening, and
     // what hosts do at time 0 (a crash, say) has happened, before the client connects.
     tokio::time::sleep(HEAD_START).await;
+    // Real programs the hosts start (a product, a proxy command) take their own time to listen.
+    starting.none_left().await;
     // A limit beyond what the clock can count means no limit (a proxy that runs until
     // interrupted).
     let deadline = start.checked_add(limit);
@@ -290,6 +295,26 @@ struct LiveNet {
     hosts: Rc<BTreeSet<String>>,
     intercepts: Rc<Vec<Intercept>>,
     failure: Rc<Failure>,
+    starting: Rc<Starting>,
+}
+
+/// Real programs the hosts are starting; the client waits for none to be left.
+#[derive(Default)]
+struct Starting {
+    count: std::cell::Cell<usize>,
+    done: tokio::sync::Notify,
+}
+
+impl Starting {
+    async fn none_left(&self) {
+        loop {
+            let done = self.done.notified();
+            if self.count.get() == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
 }
 
 impl LiveNet {
@@ -467,6 +492,19 @@ impl Net for LiveNet {
         lock(&self.world)
             .lookup(host, port)
             .filter(|a| a.port() != 0)
+    }
+
+    fn starting(&self) {
+        self.starting.count.set(self.starting.count.get() + 1);
+        self.record(format_args!("starting a program"));
+    }
+
+    fn started(&self) {
+        self.starting
+            .count
+            .set(self.starting.count.get().saturating_sub(1));
+        self.starting.done.notify_waiters();
+        self.record(format_args!("program started"));
     }
 
     /// Port 0 publishes `addr` for every port of this host that has no address of its own.

@@ -100,6 +100,11 @@ pub trait Net {
             "only a live engine can publish a real address",
         ))
     }
+    /// Live engines only: this host is starting a real program, and the client must not start
+    /// before it is up. Each call is matched by one [`Net::started`].
+    fn starting(&self) {}
+    /// Live engines only: the program announced by [`Net::starting`] is up, or failed.
+    fn started(&self) {}
 }
 
 /// A shared handle to a host's [`Net`].

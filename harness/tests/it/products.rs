@@ -404,7 +404,7 @@ async fn squid_default_forwards_an_absolute_form_upgrade_without_upgrade() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn squid_tunnels_connect_to_the_port_its_ssl_ports_acl_names() {
     let trial = Trial::start(Product::Squid, "squid-connect-port.conf", |upstream| {
-        StartOptions::new().value("ssl_port", upstream.port().to_string())
+        StartOptions::new().value("server_wss_port", upstream.port().to_string())
     })
     .await;
     let (code, got) = trial.tunnel().await;

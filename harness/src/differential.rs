@@ -1,0 +1,104 @@
+//! The differential suite: each live scenario (a real product as a hop) against its twin (the
+//! same situation with the product's model, on the simulated engine). A pair agrees for a
+//! scheme when both end in the same outcome. What a model predicts is worth what its real twin
+//! confirms.
+
+use std::path::Path;
+
+use crate::engine;
+use crate::outcome::Outcome;
+use crate::run::run;
+use crate::scenario::{self, Scenario, Scheme};
+use crate::suite::{self, Finished, Planned};
+
+/// One pair, one scheme.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The live scenario's file.
+    pub live: String,
+    /// Its twin's file.
+    pub twin: String,
+    /// The scheme.
+    pub scheme: Scheme,
+    /// What the live run ended in, or why it could not run.
+    pub live_outcome: Result<Outcome, String>,
+    /// The live run's detail.
+    pub live_detail: String,
+    /// What the live scenario expects.
+    pub live_expected: Option<Outcome>,
+    /// What the twin ended in on the simulated engine, or why it could not run.
+    pub twin_outcome: Result<Outcome, String>,
+}
+
+impl Comparison {
+    /// Whether the product and its model ended the same way.
+    pub fn agrees(&self) -> bool {
+        matches!((&self.live_outcome, &self.twin_outcome), (Ok(a), Ok(b)) if a == b)
+    }
+
+    /// Whether the live run met its own expectation.
+    pub fn live_passed(&self) -> bool {
+        matches!((&self.live_outcome, self.live_expected), (Ok(a), Some(e)) if *a == e)
+    }
+}
+
+/// Runs every scenario among `scenarios` that names a twin: the scenario live with its first
+/// seed, `jobs` at a time, and the twin on the default simulated engine with its first seed,
+/// for each scheme the live scenario runs. `each` sees each comparison in order, as it is made.
+/// Scenarios without a twin are not run.
+pub fn compare(
+    scenarios: &[Scenario],
+    jobs: usize,
+    mut each: impl FnMut(&Comparison),
+) -> Vec<Comparison> {
+    let mut planned = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        if s.twin.is_none() {
+            continue;
+        }
+        for &scheme in &s.client.schemes {
+            planned.push(Planned {
+                scenario: i,
+                scheme,
+                seed: s.seeds[0],
+            });
+        }
+    }
+    let sim = engine::by_name(engine::DEFAULT);
+    let mut out = Vec::new();
+    suite::execute(suite::LIVE, scenarios, &planned, jobs, |i, f: &Finished| {
+        let p = &planned[i];
+        let s = &scenarios[p.scenario];
+        let twin_path = s.twin.as_deref().unwrap_or(Path::new(""));
+        let twin_outcome = match (scenario::load(twin_path), &sim) {
+            (Err(e), _) => Err(e.to_string()),
+            (Ok(_), None) => Err("the default engine is missing".to_string()),
+            (Ok(twin), Some(sim)) if twin.expected(p.scheme).is_some() => {
+                run(sim.as_ref(), &twin, p.scheme, twin.seeds[0])
+                    .map(|o| o.report.outcome)
+                    .map_err(|e| format!("{e:#}"))
+            }
+            (Ok(twin), Some(_)) => Err(format!("{} does not run {}", twin.file, p.scheme)),
+        };
+        let comparison = Comparison {
+            live: s.file.clone(),
+            twin: twin_path.display().to_string(),
+            scheme: p.scheme,
+            live_outcome: f
+                .output
+                .as_ref()
+                .map(|o| o.report.outcome)
+                .map_err(Clone::clone),
+            live_detail: f
+                .output
+                .as_ref()
+                .map(|o| o.report.detail.clone())
+                .unwrap_or_default(),
+            live_expected: s.expected(p.scheme),
+            twin_outcome,
+        };
+        each(&comparison);
+        out.push(comparison);
+    });
+    out
+}

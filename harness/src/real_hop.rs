@@ -1,0 +1,162 @@
+//! Real programs as hops, on the live engine: a product (nginx, HAProxy, Apache httpd, Squid,
+//! tinyproxy) started from its configuration template with the run's real addresses, its ports
+//! published under the hop's name, so the client and the hops before it reach it as they would
+//! a model.
+//!
+//! Reverse proxies (nginx, HAProxy, Apache) are published on port 80, and on port 443 with a
+//! TLS listener whose certificate the run's CA signed, as an `l7-balancer` model terminates
+//! wss; their upstream is the next host's port 80. Forward proxies (Squid, tinyproxy) are
+//! published on the explicit-proxy port, and reach the server by the real address the client
+//! names in its CONNECT.
+//!
+//! Every product gets these placeholders besides `listen`, `upstream…` and `dir`:
+//! `server_ws_port` and `server_wss_port` (the real ports of the first upstream's 80 and 443),
+//! and, for reverse proxies, `tls_listen`, `cert`, `key` and `cert_and_key`.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+
+use crate::client::PROXY_PORT;
+use crate::engine::{NetRef, Software};
+use crate::product::{Product, Running, StartOptions};
+use crate::scenario::ProductHop;
+use crate::transcript::Transcript;
+
+/// How long a product waits for its upstreams to listen.
+const UPSTREAM_WAIT: Duration = Duration::from_secs(5);
+
+/// The products a run started, by host, kept so that their logs join the transcript when the
+/// run ends ([`Started::stop_all`]).
+#[derive(Debug, Default, Clone)]
+pub struct Started(Rc<RefCell<Vec<(String, Running)>>>);
+
+impl Started {
+    /// Stops every product, in the order they started, and logs what each wrote to its own
+    /// logs under its host's name at `at`.
+    pub fn stop_all(&self, t: &Transcript, at: Duration) {
+        let started = std::mem::take(&mut *self.0.borrow_mut());
+        for (host, running) in started {
+            let product = running.product();
+            match running.stop() {
+                Ok(stopped) => {
+                    for line in stopped.logs.lines().filter(|l| !l.trim().is_empty()) {
+                        t.log(at, &host, format!("{product} log: {line}"));
+                    }
+                }
+                Err(e) => t.log(at, &host, format!("{product} did not stop cleanly: {e}")),
+            }
+        }
+    }
+}
+
+/// Whether `product` is a reverse proxy (in front of servers) rather than a forward proxy
+/// (for clients that name it as theirs).
+pub fn is_reverse(product: Product) -> bool {
+    matches!(product, Product::Nginx | Product::Haproxy | Product::Apache)
+}
+
+/// The software of a hop that is a real product: starts it once its upstreams listen,
+/// publishes its ports, and keeps it in `started` until the run ends. `tls` is a certificate
+/// and key (PEM) for the names the client may dial.
+pub fn product_software(
+    hop: ProductHop,
+    upstreams: Vec<String>,
+    tls: (String, String),
+    started: Started,
+    t: Transcript,
+) -> Software {
+    Rc::new(move |net: NetRef| {
+        let (hop, upstreams, tls, started, t) = (
+            hop.clone(),
+            upstreams.clone(),
+            tls.clone(),
+            started.clone(),
+            t.clone(),
+        );
+        async move {
+            net.starting();
+            let result = start(&net, &hop, &upstreams, &tls, &t).await;
+            net.started();
+            let running = result?;
+            started
+                .0
+                .borrow_mut()
+                .push((net.host().to_string(), running));
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        .boxed_local()
+    })
+}
+
+async fn start(
+    net: &NetRef,
+    hop: &ProductHop,
+    upstreams: &[String],
+    tls: &(String, String),
+    t: &Transcript,
+) -> anyhow::Result<Running> {
+    let product = hop.product;
+    let mut options = StartOptions::new();
+    for host in upstreams {
+        options = options.upstream(wait_for(net, host, 80).await?);
+    }
+    if let Some(first) = upstreams.first() {
+        for (name, port) in [("server_ws_port", 80), ("server_wss_port", 443)] {
+            if let Some(addr) = net.real_addr(first, port) {
+                options = options.value(name, addr.port().to_string());
+            }
+        }
+    }
+    for (name, value) in &hop.values {
+        options = options.value(name.as_str(), value.as_str());
+    }
+    let reverse = is_reverse(product);
+    if reverse {
+        options = options.tls(&tls.0, &tls.1)?;
+    }
+    let tls_port = options.tls_port();
+    let template = hop.template.clone();
+    let running = tokio::task::spawn_blocking(move || product.start(&template, &options))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting {product}: {e}"))??;
+    let addr = running.addr();
+    if reverse {
+        net.publish(80, addr)?;
+        if let Some(port) = tls_port {
+            net.publish(443, SocketAddr::from((addr.ip(), port)))?;
+        }
+    } else {
+        net.publish(PROXY_PORT, addr)?;
+    }
+    t.log(
+        net.now(),
+        net.host(),
+        format!(
+            "{product} up (pid {}) on {addr}{} from {}, upstream {}",
+            running.pid(),
+            tls_port.map_or(String::new(), |p| format!(" and TLS on {p}")),
+            hop.template.display(),
+            upstreams.join(", ")
+        ),
+    );
+    Ok(running)
+}
+
+/// The real address of `host:port`, once it listens.
+async fn wait_for(net: &NetRef, host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let give_up = net.now() + UPSTREAM_WAIT;
+    loop {
+        if let Some(addr) = net.real_addr(host, port) {
+            return Ok(addr);
+        }
+        if net.now() >= give_up {
+            anyhow::bail!("{host}:{port} was not listening after {UPSTREAM_WAIT:?}");
+        }
+        net.sleep_until(net.now() + Duration::from_millis(5)).await;
+    }
+}
