@@ -402,3 +402,50 @@ fn a_published_address_outside_the_run_is_reachable_by_name() {
     answer.join().expect("the outside server answered");
     assert_eq!(*log.borrow(), vec!["true Some(true)", "outside"]);
 }
+
+/// Every `… up (pid N) on ADDR …` line of a transcript: the real programs a run started.
+fn programs_started(transcript: &str) -> Vec<(u32, std::net::SocketAddr)> {
+    transcript
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split_once(" up (pid ")?.1;
+            let (pid, rest) = rest.split_once(") on ")?;
+            let addr = rest.split_whitespace().next()?;
+            Some((pid.parse().ok()?, addr.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn real_products_end_as_their_scenarios_expect_and_leave_no_process_or_port_behind() {
+    let cases = [
+        (
+            "scenarios/live/nginx-without-upgrade-lines.toml",
+            Scheme::Ws,
+        ),
+        ("scenarios/live/squid-default.toml", Scheme::Ws),
+        ("scenarios/live/squid-default.toml", Scheme::Wss),
+    ];
+    for (file, scheme) in cases {
+        let s = scenario::load(&crate::root().join(file)).expect("a valid scenario");
+        let out = gauntlet::run::run(&Live, &s, scheme, 1)
+            .unwrap_or_else(|e| panic!("{file} {scheme}: {e:#}"));
+        let transcript = out.rendered();
+        assert_eq!(
+            Some(out.report.outcome),
+            s.expected(scheme),
+            "{file} {scheme}: {}\n{transcript}",
+            out.report.detail
+        );
+        let started = programs_started(&transcript);
+        assert_eq!(started.len(), 1, "{file}: one product\n{transcript}");
+        for (pid, addr) in started {
+            assert!(
+                !gauntlet::product::is_alive(pid),
+                "{file}: pid {pid} outlived the run"
+            );
+            let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+            assert!(refused.is_err(), "{file}: {addr} still accepts");
+        }
+    }
+}
