@@ -252,6 +252,13 @@ pub struct ProductHop {
     /// Values for the template's placeholders beyond the ones the harness fills.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// How many servers stand behind it (`{{upstream0}}` … in the template); default 1.
+    #[serde(default = "one")]
+    pub backends: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A proxy program as a hop: `command = "my-proxy --listen {listen} --upstream {upstream}"`.
@@ -304,7 +311,8 @@ impl Hop {
     pub fn backends(&self) -> usize {
         match self {
             Hop::Model(m) => m.backends(),
-            Hop::Product(_) | Hop::Command(_) => 1,
+            Hop::Product(p) => p.backends,
+            Hop::Command(_) => 1,
         }
     }
 
@@ -345,6 +353,12 @@ impl<'de> serde::de::Visitor<'de> for HopVisitor {
             Some("product") => {
                 let product = map.next_value_seed(ProductName)?;
                 let mut hop = ProductHop::deserialize(MapAccessDeserializer::new(map))?;
+                if !(1..=16).contains(&hop.backends) {
+                    return Err(A::Error::custom(format!(
+                        "`backends` must be between 1 and 16, got {}",
+                        hop.backends
+                    )));
+                }
                 hop.product = product;
                 Ok(Hop::Product(hop))
             }
