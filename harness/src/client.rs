@@ -54,6 +54,8 @@ pub struct Plan {
     /// Masks client frames (RFC 6455 §5.3). Only the `smuggle` workload can send them
     /// unmasked, for demonstration.
     pub mask: bool,
+    /// Put before the request's path (`/ws`: `/ws/echo`); empty for none.
+    pub path_prefix: String,
 }
 
 /// The explicit proxy the client is configured with.
@@ -332,7 +334,7 @@ async fn handshake(
     let host = plan.host.as_str();
     let io = transport(net, plan, t, phase).await?;
     phase.set("upgrade", net.now());
-    let path = request_path(&plan.workload);
+    let path = format!("{}{}", plan.path_prefix, request_path(&plan.workload));
     let mut key = [0u8; 16];
     Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
     let request = tokio_tungstenite::tungstenite::http::Request::builder()

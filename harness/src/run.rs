@@ -208,6 +208,7 @@ fn build(
         ping_interval: scenario.client.ping_interval,
         proxy,
         mask: scenario.client.mask,
+        path_prefix: scenario.client.path_prefix.clone(),
     };
     Ok((topology, plan))
 }

@@ -185,6 +185,9 @@ pub struct Client {
     /// Masks client frames, as RFC 6455 §5.3 requires. `false` only with the `smuggle`
     /// workload: a deliberate violation, for demonstration.
     pub mask: bool,
+    /// Put before the request's path (`/ws` asks for `/ws/echo`), for a reverse proxy that
+    /// maps a prefix to the server, as the seed's `ProxyPass /ws/ ws://…/` does. Empty: none.
+    pub path_prefix: String,
 }
 
 /// Latency on every link of the simulated network.
@@ -573,6 +576,7 @@ struct RawClient {
     ping_interval_ms: Option<Spanned<u64>>,
     proxy_credentials: Option<Spanned<String>>,
     mask: Option<Spanned<bool>>,
+    path_prefix: Option<Spanned<String>>,
 }
 
 fn default_handshake_timeout_ms() -> Spanned<u64> {
@@ -792,6 +796,26 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         }
         Some(m) => *m.get_ref(),
         None => true,
+    };
+    let path_prefix = match &c.path_prefix {
+        None => String::new(),
+        Some(p) => {
+            let text = p.get_ref();
+            let valid = text.starts_with('/')
+                && !text.ends_with('/')
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+            if !valid {
+                return Err(fail(
+                    p.span(),
+                    format!(
+                        "`path-prefix` must start with `/`, not end with one, and hold only letters, digits and `/-._~`, got `{text}`"
+                    ),
+                ));
+            }
+            text.clone()
+        }
     };
     if smuggle {
         // A value read from the file has a span; a default has 0..0.
@@ -1031,6 +1055,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             ping_interval,
             proxy_credentials,
             mask,
+            path_prefix,
         },
         expect,
         bounds,

@@ -202,6 +202,7 @@ fn run_on(
         ping_interval,
         proxy: None,
         mask: true,
+        path_prefix: String::new(),
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();
