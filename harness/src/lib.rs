@@ -23,7 +23,10 @@
 //! - [`transcript`]: the simulated-time log every host writes to.
 //! - [`tls`]: run-time certificates and rustls configurations.
 //! - [`product`]: real proxies (nginx, HAProxy, Apache httpd, Squid, tinyproxy) started from
-//!   configuration templates on loopback, and stopped, for live comparisons.
+//!   configuration templates on loopback, and stopped, for live comparisons; and any proxy
+//!   program started from a command line.
+//! - [`real_hop`]: real programs (products, commands) as hops on the live engine.
+//! - [`gate`]: `gauntlet gate`, the gate suite through the user's own proxy.
 //!
 //! Start at [`run::run`] to follow one run end to end.
 
@@ -33,6 +36,7 @@ pub mod differential;
 pub mod driver;
 pub mod engine;
 pub mod fragment;
+pub mod gate;
 pub mod metrics;
 pub mod outcome;
 pub mod product;

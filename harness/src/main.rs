@@ -2,9 +2,11 @@
 //!
 //! Exit codes: 0 when every file is valid and every run passed (for `diff`: nothing
 //! regressed; for `proxy`: stopped by Ctrl-C or SIGTERM); 1 when a run failed its expectation, a checked file is invalid, or `diff` found
-//! a regression; 2 when Gauntlet could not do what was asked (bad flags, unreadable or invalid
-//! scenario files for `run`, unwritable results, unreadable or invalid results files for
-//! `diff`, bad models or parameters or an unusable address for `proxy`).
+//! a regression (for `gate`: a behaviour failed); 2 when Gauntlet could not do what was asked
+//! (bad flags, unreadable or invalid scenario files for `run`, unwritable results, unreadable
+//! or invalid results files for `diff`, bad models or parameters or an unusable address for
+//! `proxy`, a bad command line, a suite that is not a gate suite or a proxy that would not
+//! start for `gate`).
 
 use std::io::{IsTerminal, Write as _};
 use std::net::SocketAddr;
@@ -138,6 +140,37 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = DiffOptions::default().threshold_ms, value_parser = parse_threshold)]
         threshold_ms: f64,
     },
+    /// The CI gate for your own proxy: start it from a command line in front of a WebSocket
+    /// server, once per behaviour of the gate suite (scenarios/gate: the upgrade, frame
+    /// length boundaries, fragmentation, a quiet tunnel, close codes, server push), run each
+    /// behaviour through it on real sockets (ws), print pass or FAIL per behaviour and
+    /// `N passed, M failed`. Exit 1 if any behaviour failed, 2 if the proxy would not start.
+    ///
+    /// In the command, {listen} is the address to listen on (127.0.0.1:PORT, or
+    /// {listen_port} for the port alone) and {upstream} the server's (127.0.0.1:PORT, or
+    /// {upstream_port}). Words split as a shell would split simple words, quotes included;
+    /// there is no shell.
+    ///
+    /// Example: gauntlet gate --proxy-cmd './my-proxy --listen {listen} --upstream {upstream}'
+    /// --junit gate.xml
+    #[command(verbatim_doc_comment)]
+    Gate {
+        /// The proxy's command line, with {listen} and {upstream}.
+        #[arg(long, value_name = "CMD")]
+        proxy_cmd: String,
+        /// The gate suite: scenario files with one `pass` hop each, which the proxy replaces.
+        #[arg(long, value_name = "DIR", default_value = gauntlet::gate::DEFAULT_SUITE)]
+        suite: PathBuf,
+        /// Write a JUnit report here: a testcase per behaviour, failures named by title.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Behaviours run at a time (each with its own proxy process).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: u64,
+        /// Print every behaviour's transcript (failed behaviours always print theirs).
+        #[arg(long)]
+        transcript: bool,
+    },
     /// Run models as a real proxy on real sockets until interrupted (Ctrl-C or SIGTERM),
     /// logging each connection and what the models do to stderr.
     ///
@@ -225,6 +258,19 @@ fn main() -> ExitCode {
             jobs,
         } => bench(paths, &engine, seeds, clients, cores(jobs)),
         Command::Differential { paths, jobs } => differential(paths, jobs as usize),
+        Command::Gate {
+            proxy_cmd,
+            suite,
+            junit,
+            jobs,
+            transcript,
+        } => gate(
+            &proxy_cmd,
+            &suite,
+            junit.as_deref(),
+            jobs as usize,
+            transcript,
+        ),
         Command::Report {
             results,
             out,
@@ -317,6 +363,95 @@ fn proxy(
     let live = engine::by_name("live").context("the live engine is missing")?;
     live.run(topology, 0)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gauntlet gate`: the gate suite through the proxy `command` starts, one behaviour per line.
+fn gate(
+    command: &str,
+    suite_dir: &Path,
+    junit: Option<&Path>,
+    jobs: usize,
+    show_transcript: bool,
+) -> anyhow::Result<ExitCode> {
+    let command = gauntlet::product::command::CommandLine::parse(command)
+        .map_err(|e| anyhow::anyhow!("--proxy-cmd: {e}"))?;
+    let scenarios = match gauntlet::gate::load(suite_dir, &command) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} is not a gate suite", suite_dir.display());
+        }
+    };
+    let first = gauntlet::gate::preflight(&command)
+        .map_err(|e| anyhow::anyhow!("the proxy did not start: {e}"))?;
+    println!(
+        "gating `{command}` (it starts: pid {} listened on {}) with {} from {}, ws on live, {jobs} at a time",
+        first.pid,
+        first.addr,
+        plural(scenarios.len(), "behaviour"),
+        suite_dir.display()
+    );
+    let style = Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let name = |s: &scenario::Scenario| {
+        Path::new(&s.file)
+            .file_stem()
+            .map_or_else(|| s.file.clone(), |n| n.to_string_lossy().into_owned())
+    };
+    let width = scenarios.iter().map(|s| name(s).len()).max().unwrap_or(0);
+    let results = gauntlet::gate::run(&scenarios, jobs, |s, entry, finished| {
+        let verdict = if entry.pass {
+            style.paint("32", "pass")
+        } else {
+            style.paint("31;1", "FAIL")
+        };
+        println!(
+            "{verdict}  {:<width$}  {:<18}  {}",
+            name(s),
+            entry.outcome,
+            entry.detail
+        );
+        if !entry.pass {
+            println!("      {}: expected {}", s.title, entry.expected);
+        }
+        if show_transcript || !entry.pass {
+            if let Ok(out) = &finished.output {
+                for line in out.rendered().lines() {
+                    println!("      {line}");
+                }
+            }
+        }
+    });
+    if let Some(path) = junit {
+        suite::write_file(path, &gauntlet_reports::junit(&results))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("junit: {}", path.display());
+    }
+    let (passed, failed) = results.tally();
+    let errors = results
+        .runs
+        .iter()
+        .filter(|r| r.outcome == "harness-error")
+        .count();
+    let summary = format!("{passed} passed, {failed} failed");
+    println!(
+        "{}",
+        style.paint(if failed == 0 { "32" } else { "31;1" }, &summary)
+    );
+    if errors > 0 {
+        anyhow::bail!(
+            "{} could not run (see above): the proxy did not start every time",
+            plural(errors, "behaviour")
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Completes at Ctrl-C or SIGTERM (or at once if neither can be watched).

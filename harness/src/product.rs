@@ -1,12 +1,14 @@
 //! Real proxies (nginx, HAProxy, Apache httpd, Squid, tinyproxy) started on loopback from a
-//! configuration template, for tests that compare a model with the product it stands for.
+//! configuration template, for tests that compare a model with the product it stands for, and
+//! any proxy program started from a command line, for `gauntlet gate`.
 //!
 //! [`Product::start`] renders a template (see [`template`] for the `{{name}}` syntax) into a
 //! fresh working directory, starts the product in the foreground in its own process group,
 //! and returns once its port accepts TCP connections: a [`Running`], stopped by
 //! [`Running::stop`] or when dropped (panics included), and by a Ctrl-C / SIGTERM hook if the
-//! harness is interrupted. Every address is on 127.0.0.1. This module knows nothing about
-//! scenarios or engines.
+//! harness is interrupted. [`Program::start`] does the same for a product or a
+//! [`command::CommandLine`] (`my-proxy --listen {listen} --upstream {upstream}`). Every
+//! address is on 127.0.0.1. This module knows nothing about scenarios or engines.
 //!
 //! ```no_run
 //! use gauntlet::product::{Product, StartOptions};
@@ -23,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod command;
 mod process;
 pub mod template;
 
@@ -38,6 +41,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use command::CommandLine;
 use process::{Deadline, Supervised};
 
 pub use process::is_alive;
@@ -202,26 +206,30 @@ impl Product {
     /// [`Product::command`] with stdout and stderr captured to `stdout.log` and `stderr.log`
     /// there, and probes `127.0.0.1:{{listen}}` with TCP connects until one succeeds. If the
     /// product exits first, or `options.ready_timeout` passes, it is stopped and the error
-    /// carries its logs; the working directory is kept for inspection.
+    /// carries its logs; the working directory is kept for inspection. The same as
+    /// [`Program::start`] with [`Program::Product`].
     pub fn start(self, template: &Path, options: &StartOptions) -> Result<Running, ProductError> {
+        Program::Product {
+            product: self,
+            template: template.to_path_buf(),
+        }
+        .start(options)
+    }
+
+    /// Renders `template` into `dir` for a product on `port`, and its command.
+    fn prepare(
+        self,
+        template: &Path,
+        port: u16,
+        dir: &Path,
+        options: &StartOptions,
+    ) -> Result<Command, ProductError> {
         let binary = self.binary()?;
         let text = std::fs::read_to_string(template)
             .map_err(|e| io_error(format!("cannot read template {}", template.display()), e))?;
-        let port = match options.listen {
-            Some(port) => port,
-            None => free_port()?,
-        };
-        let dir = make_dir(options.base_dir.as_deref(), self)?;
         let rendered = options
-            .values_for(port, &dir)
-            .and_then(|values| template::render(&text, template, &values));
-        let rendered = match rendered {
-            Ok(rendered) => rendered,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
+            .values_for(port, dir)
+            .and_then(|values| template::render(&text, template, &values))?;
         for (file, contents) in options.files.values() {
             let path = dir.join(file);
             std::fs::write(&path, contents)
@@ -230,30 +238,8 @@ impl Product {
         let config = dir.join(self.config_file_name());
         std::fs::write(&config, rendered)
             .map_err(|e| io_error(format!("cannot write {}", config.display()), e))?;
-        self.prepare_dir(&dir)?;
-        let log = |name: &str| {
-            let path = dir.join(name);
-            File::create(&path)
-                .map_err(|e| io_error(format!("cannot create {}", path.display()), e))
-        };
-        let mut command = self.command(&binary, &config, &dir);
-        command
-            .stdout(log("stdout.log")?)
-            .stderr(log("stderr.log")?);
-        let cleanup = (!options.keep_dir).then(|| dir.clone());
-        let process = Supervised::spawn(&mut command, cleanup)
-            .map_err(|e| io_error(format!("cannot run {}", binary.display()), e))?;
-        let mut running = Running {
-            product: self,
-            process,
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            dir,
-            config,
-            keep_dir: options.keep_dir,
-            stop_grace: options.stop_grace,
-        };
-        running.wait_ready(options.ready_timeout)?;
-        Ok(running)
+        self.prepare_dir(dir)?;
+        Ok(self.command(&binary, &config, dir))
     }
 
     /// Makes `dir` usable by the product. Squid started as root switches to `proxy`, which
@@ -288,6 +274,104 @@ impl FromStr for Product {
             other => Err(ProductError::Unknown(other.to_string())),
         }
     }
+}
+
+/// What [`Program::start`] starts: a product from its configuration template, or any proxy
+/// program from a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A product, its configuration rendered from `template` (see [`template`]).
+    Product {
+        /// The product.
+        product: Product,
+        /// Its configuration template.
+        template: PathBuf,
+    },
+    /// Any program, from a command line whose placeholders name its addresses (see
+    /// [`command`]). It runs in the harness's working directory, so a relative program path
+    /// means what it says; its working directory holds only its captured output.
+    Command(CommandLine),
+}
+
+impl Program {
+    /// Its name in directories, messages and logs: the product's name, or the command's
+    /// program file name.
+    pub fn name(&self) -> &str {
+        match self {
+            Program::Product { product, .. } => product.name(),
+            Program::Command(line) => line.name(),
+        }
+    }
+
+    /// Starts it in its own process group, with a working directory of its own (created under
+    /// `options.base_dir`) where its stdout and stderr are captured to `stdout.log` and
+    /// `stderr.log`, and probes `127.0.0.1:{{listen}}` with TCP connects until one succeeds.
+    /// If it exits first, or `options.ready_timeout` passes, it is stopped and the error
+    /// carries its logs; the working directory is kept for inspection.
+    ///
+    /// A product's template gets every placeholder [`StartOptions`] sets. A command gets the
+    /// listening port and the first upstream (it needs one), and no other option's values.
+    pub fn start(&self, options: &StartOptions) -> Result<Running, ProductError> {
+        let port = match options.listen {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        let dir = make_dir(options.base_dir.as_deref(), self.name())?;
+        let prepared = match self {
+            Program::Product { product, template } => {
+                product.prepare(template, port, &dir, options)
+            }
+            Program::Command(line) => command_for(line, port, options),
+        };
+        let mut command = match prepared {
+            Ok(command) => command,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let log = |name: &str| {
+            let path = dir.join(name);
+            File::create(&path)
+                .map_err(|e| io_error(format!("cannot create {}", path.display()), e))
+        };
+        command
+            .stdout(log("stdout.log")?)
+            .stderr(log("stderr.log")?);
+        let cleanup = (!options.keep_dir).then(|| dir.clone());
+        let process = Supervised::spawn(&mut command, cleanup).map_err(|e| {
+            let program = Path::new(command.get_program()).display().to_string();
+            io_error(format!("cannot run {program}"), e)
+        })?;
+        let mut running = Running {
+            name: self.name().to_string(),
+            process,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            dir,
+            keep_dir: options.keep_dir,
+            stop_grace: options.stop_grace,
+        };
+        running.wait_ready(options.ready_timeout)?;
+        Ok(running)
+    }
+}
+
+/// The command that runs `line` listening on `port`, sending to the first upstream.
+fn command_for(
+    line: &CommandLine,
+    port: u16,
+    options: &StartOptions,
+) -> Result<Command, ProductError> {
+    let upstream = options.upstreams.first().ok_or_else(|| {
+        ProductError::Command(format!("`{line}` needs an upstream for `{{upstream}}`"))
+    })?;
+    let words = line.render(port, *upstream);
+    let (program, args) = words
+        .split_first()
+        .ok_or_else(|| ProductError::Command("the command line is empty".to_string()))?;
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null());
+    Ok(command)
 }
 
 /// What [`Product::start`] needs besides the template.
@@ -419,14 +503,14 @@ impl StartOptions {
     }
 }
 
-/// A product that [`Product::start`] started and that accepts connections.
+/// A program that [`Program::start`] (or [`Product::start`]) started and that accepts
+/// connections.
 #[derive(Debug)]
 pub struct Running {
-    product: Product,
+    name: String,
     process: Supervised,
     addr: SocketAddr,
     dir: PathBuf,
-    config: PathBuf,
     keep_dir: bool,
     stop_grace: Duration,
 }
@@ -445,9 +529,9 @@ pub struct Stopped {
 }
 
 impl Running {
-    /// Which product this is.
-    pub fn product(&self) -> Product {
-        self.product
+    /// Which program this is: [`Program::name`].
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Where it listens: 127.0.0.1 and the `{{listen}}` port.
@@ -465,14 +549,10 @@ impl Running {
         self.process.group()
     }
 
-    /// Its working directory (rendered configuration, pid file, logs).
+    /// Its working directory (a product's rendered configuration, pid file and logs; a
+    /// command's captured output).
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// Its rendered configuration file.
-    pub fn config(&self) -> &Path {
-        &self.config
     }
 
     /// Everything it has logged so far: every `*.log` file in its working directory
@@ -488,7 +568,7 @@ impl Running {
     }
 
     fn shutdown(&mut self) -> Result<Stopped, ProductError> {
-        let what = format!("cannot stop {} (pid {})", self.product, self.process.id());
+        let what = format!("cannot stop {} (pid {})", self.name, self.process.id());
         let ending = self
             .process
             .stop(self.stop_grace)
@@ -514,7 +594,7 @@ impl Running {
                 self.keep_dir = true;
                 let stopped = self.shutdown()?;
                 return Err(ProductError::Exited {
-                    product: self.product,
+                    program: self.name.clone(),
                     status: stopped.status,
                     addr: self.addr,
                     dir: self.dir.clone(),
@@ -528,7 +608,7 @@ impl Running {
                 self.keep_dir = true;
                 let stopped = self.shutdown()?;
                 return Err(ProductError::NotReady {
-                    product: self.product,
+                    program: self.name.clone(),
                     addr: self.addr,
                     waited: timeout,
                     dir: self.dir.clone(),
@@ -548,7 +628,7 @@ impl Drop for Running {
             self.keep_dir = true;
             eprintln!(
                 "{} (pid {}) stopped by a panic; logs in {}:\n{}",
-                self.product,
+                self.name,
                 self.process.id(),
                 self.dir.display(),
                 self.logs()
@@ -557,7 +637,7 @@ impl Drop for Running {
         match self.shutdown() {
             Ok(stopped) if stopped.forced || !stopped.killed_survivors.is_empty() => eprintln!(
                 "{} (pid {}) did not stop cleanly: {}, survivors killed: {:?}; its logs:\n{}",
-                self.product,
+                self.name,
                 self.process.id(),
                 if stopped.forced {
                     "killed after the grace"
@@ -614,11 +694,14 @@ pub enum ProductError {
         /// The operating system's error.
         source: io::Error,
     },
-    /// The product exited before accepting connections.
-    #[error("{product} exited ({status}) before listening on {addr}; its logs, in {}:\n{logs}", dir.display())]
+    /// A command line that cannot be started as given.
+    #[error("{0}")]
+    Command(String),
+    /// The program exited before accepting connections.
+    #[error("{program} exited ({status}) before listening on {addr}; its logs, in {}:\n{logs}", dir.display())]
     Exited {
-        /// The product.
-        product: Product,
+        /// The program's name ([`Program::name`]).
+        program: String,
         /// Its exit status.
         status: ExitStatus,
         /// Where it should have listened.
@@ -628,11 +711,11 @@ pub enum ProductError {
         /// Its logs.
         logs: String,
     },
-    /// The product did not accept connections in time; it has been stopped.
-    #[error("{product} did not accept connections on {addr} within {waited:?}; its logs, in {}:\n{logs}", dir.display())]
+    /// The program did not accept connections in time; it has been stopped.
+    #[error("{program} did not accept connections on {addr} within {waited:?}; its logs, in {}:\n{logs}", dir.display())]
     NotReady {
-        /// The product.
-        product: Product,
+        /// The program's name ([`Program::name`]).
+        program: String,
         /// Where it should have listened.
         addr: SocketAddr,
         /// How long the probe tried.
@@ -663,15 +746,15 @@ fn free_port() -> Result<u16, ProductError> {
         .map_err(|e| io_error("cannot find a free port on 127.0.0.1".to_string(), e))
 }
 
-/// A new directory `gauntlet-PRODUCT-PID-N` under `base` (default: the temporary directory).
-fn make_dir(base: Option<&Path>, product: Product) -> Result<PathBuf, ProductError> {
+/// A new directory `gauntlet-NAME-PID-N` under `base` (default: the temporary directory).
+fn make_dir(base: Option<&Path>, name: &str) -> Result<PathBuf, ProductError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
     std::fs::create_dir_all(&base)
         .map_err(|e| io_error(format!("cannot create {}", base.display()), e))?;
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = base.join(format!("gauntlet-{product}-{}-{n}", std::process::id()));
+        let dir = base.join(format!("gauntlet-{name}-{}-{n}", std::process::id()));
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

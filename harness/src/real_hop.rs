@@ -1,7 +1,12 @@
 //! Real programs as hops, on the live engine: a product (nginx, HAProxy, Apache httpd, Squid,
-//! tinyproxy) started from its configuration template with the run's real addresses, its ports
-//! published under the hop's name, so the client and the hops before it reach it as they would
-//! a model.
+//! tinyproxy) started from its configuration template, or any proxy program started from a
+//! command line, with the run's real addresses, its ports published under the hop's name, so
+//! the client and the hops before it reach it as they would a model.
+//!
+//! A command (`command = "my-proxy --listen {listen} --upstream {upstream}"`) is a reverse
+//! proxy for ws only: published on port 80, its upstream the next host's port 80. There is no
+//! TLS listener to publish on 443 (one `{upstream}` cannot name both the server's ws and wss
+//! ports), so runs with a command hop carry ws.
 //!
 //! Reverse proxies (nginx, HAProxy, Apache) are published on port 80, and on port 443 with a
 //! TLS listener whose certificate the run's CA signed, as an `l7-balancer` model terminates
@@ -22,32 +27,32 @@ use futures_util::FutureExt;
 
 use crate::client::PROXY_PORT;
 use crate::engine::{NetRef, Software};
-use crate::product::{Product, Running, StartOptions};
-use crate::scenario::ProductHop;
+use crate::product::{Product, Program, Running, StartOptions};
+use crate::scenario::{CommandHop, ProductHop};
 use crate::transcript::Transcript;
 
 /// How long a product waits for its upstreams to listen.
 const UPSTREAM_WAIT: Duration = Duration::from_secs(5);
 
-/// The products a run started, by host, kept so that their logs join the transcript when the
+/// The programs a run started, by host, kept so that their logs join the transcript when the
 /// run ends ([`Started::stop_all`]).
 #[derive(Debug, Default, Clone)]
 pub struct Started(Rc<RefCell<Vec<(String, Running)>>>);
 
 impl Started {
-    /// Stops every product, in the order they started, and logs what each wrote to its own
-    /// logs under its host's name at `at`.
+    /// Stops every program, in the order they started, and logs what each wrote to its own
+    /// logs (a command: its stdout and stderr) under its host's name at `at`.
     pub fn stop_all(&self, t: &Transcript, at: Duration) {
         let started = std::mem::take(&mut *self.0.borrow_mut());
         for (host, running) in started {
-            let product = running.product();
+            let name = running.name().to_string();
             match running.stop() {
                 Ok(stopped) => {
                     for line in stopped.logs.lines().filter(|l| !l.trim().is_empty()) {
-                        t.log(at, &host, format!("{product} log: {line}"));
+                        t.log(at, &host, format!("{name} log: {line}"));
                     }
                 }
-                Err(e) => t.log(at, &host, format!("{product} did not stop cleanly: {e}")),
+                Err(e) => t.log(at, &host, format!("{name} did not stop cleanly: {e}")),
             }
         }
     }
@@ -69,17 +74,40 @@ pub fn product_software(
     started: Started,
     t: Transcript,
 ) -> Software {
+    hosting(started, move |net| {
+        let (hop, upstreams, tls, t) = (hop.clone(), upstreams.clone(), tls.clone(), t.clone());
+        async move { start(&net, &hop, &upstreams, &tls, &t).await }
+    })
+}
+
+/// The software of a hop that is a proxy program started from a command line: starts it once
+/// `upstream` listens on port 80, with that address as its `{upstream}`, publishes its
+/// `{listen}` address as the hop's port 80, and keeps it in `started` until the run ends.
+pub fn command_software(
+    hop: CommandHop,
+    upstream: String,
+    started: Started,
+    t: Transcript,
+) -> Software {
+    hosting(started, move |net| {
+        let (hop, upstream, t) = (hop.clone(), upstream.clone(), t.clone());
+        async move { start_command(&net, &hop, &upstream, &t).await }
+    })
+}
+
+/// A host that starts one real program with `start`, telling the engine it is starting (the
+/// client waits), keeps it in `started`, and then has nothing more to do.
+fn hosting<F, Fut>(started: Started, start: F) -> Software
+where
+    F: Fn(NetRef) -> Fut + 'static,
+    Fut: Future<Output = anyhow::Result<Running>> + 'static,
+{
+    let start = Rc::new(start);
     Rc::new(move |net: NetRef| {
-        let (hop, upstreams, tls, started, t) = (
-            hop.clone(),
-            upstreams.clone(),
-            tls.clone(),
-            started.clone(),
-            t.clone(),
-        );
+        let (start, started) = (start.clone(), started.clone());
         async move {
             net.starting();
-            let result = start(&net, &hop, &upstreams, &tls, &t).await;
+            let result = start(net.clone()).await;
             net.started();
             let running = result?;
             started
@@ -91,6 +119,39 @@ pub fn product_software(
         }
         .boxed_local()
     })
+}
+
+/// Starts `program` off the engine's thread (it waits for the program's port).
+async fn spawn(program: Program, options: StartOptions) -> anyhow::Result<Running> {
+    let name = program.name().to_string();
+    tokio::task::spawn_blocking(move || program.start(&options))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting {name}: {e}"))?
+        .map_err(anyhow::Error::from)
+}
+
+async fn start_command(
+    net: &NetRef,
+    hop: &CommandHop,
+    upstream: &str,
+    t: &Transcript,
+) -> anyhow::Result<Running> {
+    let upstream_addr = wait_for(net, upstream, 80).await?;
+    let options = StartOptions::new().upstream(upstream_addr);
+    let running = spawn(Program::Command(hop.command.clone()), options).await?;
+    let addr = running.addr();
+    net.publish(80, addr)?;
+    t.log(
+        net.now(),
+        net.host(),
+        format!(
+            "{} up (pid {}) on {addr}, upstream {upstream} ({upstream_addr}): {}",
+            running.name(),
+            running.pid(),
+            hop.command.render(addr.port(), upstream_addr).join(" ")
+        ),
+    );
+    Ok(running)
 }
 
 async fn start(
@@ -120,10 +181,11 @@ async fn start(
         options = options.tls(&tls.0, &tls.1)?;
     }
     let tls_port = options.tls_port();
-    let template = hop.template.clone();
-    let running = tokio::task::spawn_blocking(move || product.start(&template, &options))
-        .await
-        .map_err(|e| anyhow::anyhow!("starting {product}: {e}"))??;
+    let program = Program::Product {
+        product,
+        template: hop.template.clone(),
+    };
+    let running = spawn(program, options).await?;
     let addr = running.addr();
     if reverse {
         net.publish(80, addr)?;

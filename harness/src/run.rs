@@ -161,11 +161,31 @@ fn build(
                 );
                 continue;
             }
-            Hop::Command(_) => anyhow::bail!(
-                "{}: hop {} is a command, which only `gauntlet gate` runs",
+            Hop::Command(_) if scheme == Scheme::Wss => anyhow::bail!(
+                "{}: hop {} is a command, which carries ws only (a command's one {{upstream}} \
+                 cannot name the server's ws and wss ports both)",
                 scenario.file,
                 i + 1
             ),
+            Hop::Command(c) => {
+                let [upstream] = upstreams.as_slice() else {
+                    anyhow::bail!(
+                        "{}: hop {} is a command, which has one upstream",
+                        scenario.file,
+                        i + 1
+                    );
+                };
+                topology.host(
+                    &hops[i],
+                    real_hop::command_software(
+                        c.clone(),
+                        upstream.clone(),
+                        started.clone(),
+                        t.clone(),
+                    ),
+                );
+                continue;
+            }
         };
         topology.host(
             &hops[i],

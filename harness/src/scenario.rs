@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::outcome::Outcome;
 use crate::product::Product;
+use crate::product::command::CommandLine;
 
 /// The format version this build reads.
 pub const FORMAT: u32 = 1;
@@ -268,9 +269,10 @@ fn one() -> usize {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CommandHop {
-    /// The command line, split on whitespace, with `{listen}` and `{upstream}` filled.
+    /// The command line, split into words, its placeholders checked; the hop fills them with
+    /// the run's addresses ([`CommandLine`] says which and how).
     #[serde(skip)]
-    pub command: String,
+    pub command: CommandLine,
 }
 
 /// `path` with `.` and `dir/..` pairs removed, without touching the file system: a twin named
@@ -366,13 +368,8 @@ impl<'de> serde::de::Visitor<'de> for HopVisitor {
                 Ok(Hop::Product(hop))
             }
             Some("command") => {
-                let command: String = map.next_value()?;
-                if !command.contains("{listen}") || !command.contains("{upstream}") {
-                    return Err(A::Error::custom(format!(
-                        "`command` must contain `{{listen}}` and `{{upstream}}` for the addresses \
-                         the harness gives it, got `{command}`"
-                    )));
-                }
+                let text: String = map.next_value()?;
+                let command = CommandLine::parse(&text).map_err(A::Error::custom)?;
                 let mut hop = CommandHop::deserialize(MapAccessDeserializer::new(map))?;
                 hop.command = command;
                 Ok(Hop::Command(hop))

@@ -230,6 +230,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             transcript_hash: crate::transcript::hash(&out.transcript),
             event_hash: format!("{:016x}", out.events.hash()),
             events: out.events.count(),
+            title: String::new(),
             kind: s.path.first().map_or("direct", Hop::name).to_string(),
             handshake: Some(Handshake {
                 connect_ms: out.report.phases.connect.map(to_ms),

@@ -14,7 +14,8 @@ const HARNESS_ERROR: &str = "harness-error";
 /// `<testsuites>` holds one `<testsuite>` per scenario file, each with one `<testcase>` per run:
 /// `classname` is the scenario path, `name` the scheme and seed (`wss seed 2`). A run that
 /// passed carries its detail as `<system-out>`; one that failed has a `<failure>` whose message
-/// is `expected X, got Y`, whose type is the outcome, and whose text is the detail. A run the
+/// is `expected X, got Y` (preceded by the run's title and `: ` when it has one), whose type is
+/// the outcome, and whose text is the detail. A run the
 /// harness could not carry out (outcome `harness-error`) is an `<error>` instead. The
 /// `tests`, `failures` and `errors` counts are on every suite and on `<testsuites>`.
 ///
@@ -81,7 +82,10 @@ fn testcase(out: &mut String, run: &Run) {
             xml(&run.detail),
         );
     } else if !run.pass {
-        let message = format!("expected {}, got {}", run.expected, run.outcome);
+        let mut message = format!("expected {}, got {}", run.expected, run.outcome);
+        if !run.title.is_empty() {
+            message = format!("{}: {message}", run.title);
+        }
         let _ = writeln!(
             out,
             ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",

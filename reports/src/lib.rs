@@ -111,6 +111,10 @@ pub struct Run {
     /// Lines in the engine's event log.
     #[serde(default)]
     pub events: u64,
+    /// The scenario's title, for reports that name what failed in words (`gauntlet gate`'s
+    /// JUnit). Empty when the writer did not say.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
     /// The intermediary kind the run went through: the model name of the first hop
     /// (`transparent-proxy`, `idle-killer`, `l7-balancer`, …), or `direct` when the client
     /// reaches the server with no hop. Empty when the writer did not say.
@@ -241,6 +245,7 @@ mod tests {
             transcript_hash: "00".into(),
             event_hash: "01".into(),
             events: 40,
+            title: "A direct connection".into(),
             kind: "direct".into(),
             handshake: Some(Handshake {
                 connect_ms: Some(5.0),

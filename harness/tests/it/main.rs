@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod determinism;
 mod engine;
+mod gate;
 mod live;
 mod products;
 mod proxy;

@@ -55,3 +55,19 @@ fn junit_escaping_round_trips_through_an_xml_parser() {
     let suite = case.parent().unwrap();
     assert_eq!(suite.attribute("name"), Some(fixture::ODD));
 }
+
+#[test]
+fn a_titled_failure_names_its_title_in_the_message() {
+    let mut results = fixture::results();
+    for run in &mut results.runs {
+        run.title = "Gate: an <idle> tunnel stays open".to_string();
+    }
+    let xml = junit(&results);
+    assert!(
+        xml.contains(
+            "<failure message=\"Gate: an &lt;idle&gt; tunnel stays open: expected idle-closed, \
+             got dropped\" type=\"dropped\">"
+        ),
+        "{xml}"
+    );
+}

@@ -1,0 +1,172 @@
+//! `gauntlet gate`: the gate suite (`scenarios/gate/`, one behaviour per file) run through the
+//! user's own proxy, started from a command line, on real sockets.
+//!
+//! Each gate scenario has exactly one hop, a `pass` model; [`load`] puts a
+//! [`Hop::Command`] with the user's command line in its place, and [`run`] runs every behaviour
+//! for ws on the live engine, where the command hop starts the proxy for that run alone (a
+//! fresh process per behaviour, stopped when the run ends), in front of the reference server.
+//! Only ws: a command's one `{upstream}` is the server's plain port (see [`crate::real_hop`]).
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+
+use gauntlet_proxies::ModelSpec;
+use gauntlet_reports::{Results, Run};
+
+use crate::product::command::CommandLine;
+use crate::product::{ProductError, Program, StartOptions};
+use crate::scenario::{CommandHop, Hop, Scenario, Scheme};
+use crate::suite::{self, Finished, LIVE, Planned, Selection};
+
+/// The suite `gauntlet gate` runs unless told otherwise.
+pub const DEFAULT_SUITE: &str = "scenarios/gate";
+
+/// The one scheme the gate runs.
+pub const SCHEME: Scheme = Scheme::Ws;
+
+/// The scenarios of the suite at `dir`, each with `command` in place of its one `pass` hop, or
+/// every reason the suite cannot be gated (invalid files, files that are not gate scenarios).
+pub fn load(dir: &Path, command: &CommandLine) -> Result<Vec<Scenario>, Vec<String>> {
+    let sel = Selection {
+        paths: vec![dir.to_path_buf()],
+        filter: None,
+        scheme: None,
+        seed: None,
+        seeds: None,
+    };
+    let (scenarios, _) = suite::plan(&sel)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    if scenarios.is_empty() {
+        return Err(vec![format!(
+            "{}: no scenario files (*.toml) in the gate suite",
+            dir.display()
+        )]);
+    }
+    let mut gated = Vec::new();
+    let mut errors = Vec::new();
+    for scenario in scenarios {
+        match with_command(scenario, command) {
+            Ok(s) => gated.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(gated)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `scenario` with `command` in place of its one `pass` hop, or why it is not a gate scenario.
+fn with_command(mut scenario: Scenario, command: &CommandLine) -> Result<Scenario, String> {
+    let file = scenario.file.clone();
+    if scenario.expected(SCHEME).is_none() {
+        return Err(format!("{file}: a gate scenario must run {SCHEME}"));
+    }
+    let [hop] = scenario.path.as_mut_slice() else {
+        return Err(format!(
+            "{file}: a gate scenario has exactly one hop (the `pass` the proxy replaces), \
+             this one has {}",
+            scenario.path.len()
+        ));
+    };
+    if !matches!(hop, Hop::Model(ModelSpec::Pass(_))) {
+        return Err(format!(
+            "{file}: a gate scenario's one hop is a `pass` (the proxy replaces it), this one is \
+             `{}`",
+            hop.name()
+        ));
+    }
+    *hop = Hop::Command(CommandHop {
+        command: command.clone(),
+    });
+    Ok(scenario)
+}
+
+/// What [`preflight`] saw of the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preflight {
+    /// The proxy's process id.
+    pub pid: u32,
+    /// Where it listened.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Starts `command` once, with a listener of our own (that answers nothing) as its upstream,
+/// waits for its port to accept, and stops it: a proxy that will not start is one error, with
+/// its output, rather than one per behaviour.
+pub fn preflight(command: &CommandLine) -> Result<Preflight, ProductError> {
+    let upstream = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| Ok((l.local_addr()?, l)))
+        .map_err(|source| ProductError::Io {
+            what: "cannot bind an upstream on 127.0.0.1 for the proxy's first start".to_string(),
+            source,
+        })?;
+    let options = StartOptions::new().upstream(upstream.0);
+    let running = Program::Command(command.clone()).start(&options)?;
+    let seen = Preflight {
+        pid: running.pid(),
+        addr: running.addr(),
+    };
+    running.stop()?;
+    Ok(seen)
+}
+
+/// Runs every behaviour of `scenarios` (from [`load`]) for ws on the live engine, `jobs` at a
+/// time, with each scenario's first seed. `each` sees each behaviour in order, as it ends,
+/// with its results entry (titled) and the run itself (its transcript). Returns the results.
+pub fn run(
+    scenarios: &[Scenario],
+    jobs: usize,
+    mut each: impl FnMut(&Scenario, &Run, &Finished),
+) -> Results {
+    let planned: Vec<Planned> = scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Planned {
+            scenario: i,
+            scheme: SCHEME,
+            seed: s.seeds.first().copied().unwrap_or(1),
+        })
+        .collect();
+    let mut results = Results::new(LIVE);
+    suite::execute(LIVE, scenarios, &planned, jobs, |i, f| {
+        let s = &scenarios[planned[i].scenario];
+        let mut entry = suite::result_entry(s, &planned[i], f);
+        entry.title = s.title.clone();
+        each(s, &entry, f);
+        results.runs.push(entry);
+    });
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command() -> CommandLine {
+        CommandLine::parse("my-proxy {listen} {upstream}").unwrap()
+    }
+
+    #[test]
+    fn the_gate_suite_gets_the_command_in_place_of_its_pass_hops() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let scenarios = load(&root.join(DEFAULT_SUITE), &command()).unwrap();
+        assert!(scenarios.len() >= 10, "{}", scenarios.len());
+        for s in &scenarios {
+            assert!(matches!(s.path.as_slice(), [Hop::Command(_)]), "{}", s.file);
+        }
+    }
+
+    #[test]
+    fn a_suite_that_is_not_a_gate_suite_is_refused_file_by_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let errors = load(&root.join("scenarios/gate-negative"), &command()).unwrap_err();
+        assert!(
+            errors.iter().all(|e| e.contains("this one is `")),
+            "{errors:?}"
+        );
+        let errors = load(&root.join("scenarios/no-such-suite"), &command()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+}

@@ -1,0 +1,229 @@
+//! Command lines for any proxy program: `my-proxy --listen {listen} --upstream {upstream}`.
+//!
+//! A command line is split into words the way a shell splits simple words, without a shell:
+//! whitespace separates words; `'…'` keeps everything literally; `"…"` keeps everything but
+//! `\"` and `\\`, which stand for `"` and `\`; outside quotes, `\` keeps the next character.
+//! Nothing else is special: no variables, globs, pipes or redirections.
+//!
+//! Then, in each word, the placeholders are replaced (a word stays one word whatever its value):
+//!
+//! | placeholder | value |
+//! |---|---|
+//! | `{listen}` | `127.0.0.1:PORT`, the address the program must listen on |
+//! | `{listen_port}` | `PORT` alone |
+//! | `{upstream}` | `127.0.0.1:PORT`, where it must send each connection |
+//! | `{upstream_port}` | that `PORT` alone |
+//!
+//! A command must name where to listen (`{listen}` or `{listen_port}`) and its upstream
+//! (`{upstream}` or `{upstream_port}`). Any other `{name}` made of lowercase letters and `_`
+//! is an error naming the four, so a misspelt placeholder is not passed on as text; other
+//! braces (`{}`, `{"a": 1}`) pass through untouched.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// The placeholders a command line may use, in the order the error messages list them.
+pub const PLACEHOLDERS: [&str; 4] = ["listen", "listen_port", "upstream", "upstream_port"];
+
+/// A command line, split into words, placeholders not yet filled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLine {
+    text: String,
+    words: Vec<String>,
+}
+
+impl CommandLine {
+    /// Splits `text` into words and checks its placeholders (see the module's documentation),
+    /// or says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let words = split(text)?;
+        if words.is_empty() {
+            return Err("the command line is empty".to_string());
+        }
+        let mut used = Vec::new();
+        for word in &words {
+            for name in placeholders(word) {
+                if !PLACEHOLDERS.contains(&name) {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}` in `{text}` (known: {})",
+                        known()
+                    ));
+                }
+                used.push(name);
+            }
+        }
+        let has = |names: [&str; 2]| names.iter().any(|n| used.contains(n));
+        if !has(["listen", "listen_port"]) || !has(["upstream", "upstream_port"]) {
+            return Err(format!(
+                "the command must contain `{{listen}}` (or `{{listen_port}}`) and `{{upstream}}` \
+                 (or `{{upstream_port}}`) for the addresses the harness gives it, got `{text}`"
+            ));
+        }
+        Ok(CommandLine {
+            text: text.to_string(),
+            words,
+        })
+    }
+
+    /// The command line as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The program: the first word, as written.
+    pub fn program(&self) -> &str {
+        self.words.first().map_or("", String::as_str)
+    }
+
+    /// A short name for messages and logs: the program's file name.
+    pub fn name(&self) -> &str {
+        let program = self.program();
+        program.rsplit('/').next().unwrap_or(program)
+    }
+
+    /// The words with the placeholders filled for a program listening on 127.0.0.1:`listen`
+    /// and sending to `upstream`.
+    pub fn render(&self, listen: u16, upstream: SocketAddr) -> Vec<String> {
+        let listen_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listen));
+        let values = [
+            listen_addr.to_string(),
+            listen.to_string(),
+            upstream.to_string(),
+            upstream.port().to_string(),
+        ];
+        self.words
+            .iter()
+            .map(|word| {
+                let mut out = word.clone();
+                for (name, value) in PLACEHOLDERS.iter().zip(&values) {
+                    out = out.replace(&format!("{{{name}}}"), value);
+                }
+                out
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `{listen}`, `{listen_port}`, … for messages.
+fn known() -> String {
+    PLACEHOLDERS.map(|n| format!("{{{n}}}")).join(", ")
+}
+
+/// The `{name}` placeholders in `word`, where `name` is lowercase ASCII letters and `_`.
+fn placeholders(word: &str) -> impl Iterator<Item = &str> {
+    word.split('{').skip(1).filter_map(|after| {
+        let name = &after[..after.find('}')?];
+        let is_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        is_name.then_some(name)
+    })
+}
+
+/// Splits a command line into words (see the module's documentation).
+fn split(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(word.take()),
+            '\'' => {
+                let current = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => current.push(c),
+                        None => return Err(unterminated('\'', text)),
+                    }
+                }
+            }
+            '"' => {
+                let current = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => current.push(c),
+                            Some(c) => {
+                                current.push('\\');
+                                current.push(c);
+                            }
+                            None => return Err(unterminated('"', text)),
+                        },
+                        Some(c) => current.push(c),
+                        None => return Err(unterminated('"', text)),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => word.get_or_insert_with(String::new).push(c),
+                None => return Err(format!("`{text}` ends with a lone `\\`")),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+fn unterminated(quote: char, text: &str) -> String {
+    format!("unterminated {quote} quote in `{text}`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_on_whitespace_and_quotes_group_them() {
+        let words = split(r#"a  'b c' "d \"e\" \\ \n" f\ g '' h"#).unwrap();
+        assert_eq!(words, ["a", "b c", r#"d "e" \ \n"#, "f g", "", "h"]);
+        assert_eq!(split("   ").unwrap(), Vec::<String>::new());
+        assert!(split("a 'b").unwrap_err().contains("unterminated ' quote"));
+        assert!(
+            split("a \"b")
+                .unwrap_err()
+                .contains("unterminated \" quote")
+        );
+        assert!(split("a \\").unwrap_err().contains("lone `\\`"));
+    }
+
+    #[test]
+    fn placeholders_fill_inside_words() {
+        let line = CommandLine::parse(
+            "./my-proxy --listen={listen} -p {listen_port} '--to {upstream}' {upstream_port} {}",
+        )
+        .unwrap();
+        assert_eq!(line.name(), "my-proxy");
+        let upstream = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(
+            line.render(8080, upstream),
+            [
+                "./my-proxy",
+                "--listen=127.0.0.1:8080",
+                "-p",
+                "8080",
+                "--to 127.0.0.1:9000",
+                "9000",
+                "{}"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_command_must_say_where_to_listen_and_where_to_send() {
+        let err = CommandLine::parse("my-proxy --port 8080").unwrap_err();
+        assert!(err.contains("must contain `{listen}`"), "{err}");
+        let err = CommandLine::parse("my-proxy {listen}").unwrap_err();
+        assert!(err.contains("`{upstream}`"), "{err}");
+        assert!(CommandLine::parse("p {listen_port} {upstream_port}").is_ok());
+        let err = CommandLine::parse("p {listen} {upstrem}").unwrap_err();
+        assert!(err.starts_with("unknown placeholder `{upstrem}`"), "{err}");
+        assert!(CommandLine::parse("").unwrap_err().contains("empty"));
+    }
+}

@@ -1,0 +1,240 @@
+//! `gauntlet gate` as CI runs it: the gate suite through `gauntlet proxy` started from
+//! `--proxy-cmd`, passing with `pass` and failing with a stripping proxy, its JUnit report, no
+//! process left behind, and its refusals. Every wait has a timeout (a safety net, not a claim
+//! about speed); the gate is killed by its PID on the way out, panic or not.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use gauntlet::product::is_alive;
+
+/// The safety net on the gate's run (the suite's quiet tunnel alone idles 3 s).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A running `gauntlet gate`, killed by its PID when dropped.
+struct Gate(Child);
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a finished gate left: its exit code and everything it printed.
+struct Ran {
+    code: Option<i32>,
+    text: String,
+}
+
+impl Ran {
+    /// Every process id the output names (`pid N`): the proxy's first start, and, with
+    /// `--transcript`, the proxy of every behaviour.
+    fn pids(&self) -> Vec<u32> {
+        self.text
+            .split("pid ")
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect()
+    }
+}
+
+/// Runs `gauntlet gate ARGS` from the workspace root.
+fn gate(args: &[&str]) -> Ran {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .current_dir(crate::root())
+        .arg("gate")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the gauntlet binary starts");
+    let readers = [
+        read_all(
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ),
+        read_all(
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ),
+    ];
+    let mut gate = Gate(child);
+    let step = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    let status = loop {
+        if let Some(status) = gate.0.try_wait().expect("the gate's status") {
+            break status;
+        }
+        assert!(
+            waited < PATIENCE,
+            "the gate did not end within {PATIENCE:?}"
+        );
+        std::thread::sleep(step);
+        waited += step;
+    };
+    let text = readers
+        .map(|r| r.recv_timeout(PATIENCE).expect("the gate's output"))
+        .concat();
+    Ran {
+        code: status.code(),
+        text,
+    }
+}
+
+/// Reads a stream to its end on a thread of its own.
+fn read_all(stream: Option<Box<dyn std::io::Read + Send>>) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut s) = stream {
+            let _ = s.read_to_string(&mut text);
+        }
+        let _ = tx.send(text);
+    });
+    rx
+}
+
+/// `gauntlet proxy` with `model_args` as the proxy under test.
+fn proxy_cmd(model_args: &str) -> String {
+    format!(
+        "'{}' proxy {model_args} --listen {{listen}} --upstream {{upstream}}",
+        env!("CARGO_BIN_EXE_gauntlet")
+    )
+}
+
+/// A JUnit file for one test, under the target folder.
+fn junit_path(name: &str) -> PathBuf {
+    let dir = crate::root().join("target/gauntlet/gate-tests");
+    std::fs::create_dir_all(&dir).expect("a folder for the report");
+    dir.join(format!("{name}-{}.xml", std::process::id()))
+}
+
+/// Each testcase's classname (the behaviour's file) and its failure's message, if it failed.
+fn testcases(junit: &PathBuf) -> Vec<(String, Option<String>)> {
+    let xml = std::fs::read_to_string(junit).expect("the gate wrote its JUnit report");
+    let doc = roxmltree::Document::parse(&xml).expect("the report is well-formed XML");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|case| {
+            let failure = case
+                .children()
+                .find(|c| c.has_tag_name("failure"))
+                .and_then(|f| f.attribute("message"))
+                .map(str::to_string);
+            (
+                case.attribute("classname").unwrap_or("").to_string(),
+                failure,
+            )
+        })
+        .collect()
+}
+
+/// Every process the gate's output names is gone.
+fn assert_none_survive(ran: &Ran) {
+    let pids = ran.pids();
+    assert!(pids.len() >= 2, "no proxy pids in:\n{}", ran.text);
+    for pid in pids {
+        assert!(!is_alive(pid), "proxy process {pid} survived the gate");
+    }
+}
+
+#[test]
+fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
+    let junit = junit_path("pass");
+    let cmd = proxy_cmd("--model pass");
+    let junit_arg = junit.display().to_string();
+    let ran = gate(&["--proxy-cmd", &cmd, "--junit", &junit_arg, "--transcript"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    let cases = testcases(&junit);
+    assert!(cases.len() >= 10, "{cases:?}");
+    assert!(cases.iter().all(|(_, f)| f.is_none()), "{cases:?}");
+    assert!(
+        ran.text
+            .contains(&format!("{} passed, 0 failed", cases.len())),
+        "{}",
+        ran.text
+    );
+    assert!(ran.text.contains("pass  upgrade "), "{}", ran.text);
+    // One proxy per behaviour, and the first start.
+    assert_eq!(ran.pids().len(), cases.len() + 1, "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behaviours() {
+    let junit = junit_path("strip");
+    let cmd = proxy_cmd("--model transparent-proxy --param behaviour=strip");
+    let junit_arg = junit.display().to_string();
+    let ran = gate(&["--proxy-cmd", &cmd, "--junit", &junit_arg]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let cases = testcases(&junit);
+    let failed: Vec<&(String, Option<String>)> =
+        cases.iter().filter(|(_, f)| f.is_some()).collect();
+    let upgrade = cases
+        .iter()
+        .find(|(file, _)| file == "scenarios/gate/upgrade.toml")
+        .expect("the upgrade behaviour is reported");
+    let message = upgrade.1.as_deref().expect("the upgrade behaviour failed");
+    assert!(
+        message.starts_with("Gate: the upgrade passes")
+            && message.ends_with("expected delivered, got handshake-rejected"),
+        "{message}"
+    );
+    assert!(
+        ran.text.contains(&format!(
+            "{} passed, {} failed",
+            cases.len() - failed.len(),
+            failed.len()
+        )),
+        "{}",
+        ran.text
+    );
+    assert!(
+        ran.text.contains("FAIL  upgrade "),
+        "the gate names the failed behaviour: {}",
+        ran.text
+    );
+    // Failed behaviours print their transcripts, the proxy's pid among them.
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit_2() {
+    let exits = proxy_cmd("--model no-such-model");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--proxy-cmd", "my-proxy --port 8080"],
+            "must contain `{listen}`",
+        ),
+        (
+            &["--proxy-cmd", "my-proxy '{listen} {upstream}"],
+            "unterminated ' quote",
+        ),
+        (&["--proxy-cmd", &exits], "the proxy did not start"),
+        (
+            &[
+                "--proxy-cmd",
+                "my-proxy {listen} {upstream}",
+                "--suite",
+                "scenarios/gate-negative",
+            ],
+            "is not a gate suite",
+        ),
+    ];
+    for (args, says) in cases {
+        let ran = gate(args);
+        assert_eq!(ran.code, Some(2), "{args:?}: {}", ran.text);
+        assert!(ran.text.contains(says), "{args:?}: {}", ran.text);
+    }
+}
