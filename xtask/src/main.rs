@@ -175,28 +175,40 @@ fn run(cmd: &mut Command) -> u8 {
     }
 }
 
-fn live(root: &Path, args: &[String]) -> ExitCode {
+/// Reads `args` made only of `valued` flags (each followed by its value) and `switches`:
+/// gives them back, to forward to `gauntlet`, or the exit code after printing the help or
+/// what is wrong.
+fn flags(args: &[String], valued: &[&str], switches: &[&str]) -> Result<Vec<String>, ExitCode> {
     let mut forward: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--jobs" => match it.next() {
-                Some(value) => forward.extend([arg.clone(), value.clone()]),
-                None => {
-                    eprintln!("error: --jobs needs a value\n\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
             "-h" | "--help" => {
                 println!("{USAGE}");
-                return ExitCode::SUCCESS;
+                return Err(ExitCode::SUCCESS);
             }
+            flag if valued.contains(&flag) => match it.next() {
+                Some(value) => forward.extend([arg.clone(), value.clone()]),
+                None => {
+                    eprintln!("error: {flag} needs a value\n\n{USAGE}");
+                    return Err(ExitCode::from(2));
+                }
+            },
+            flag if switches.contains(&flag) => forward.push(arg.clone()),
             other => {
                 eprintln!("error: unknown argument `{other}`\n\n{USAGE}");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         }
     }
+    Ok(forward)
+}
+
+fn live(root: &Path, args: &[String]) -> ExitCode {
+    let forward = match flags(args, &["--jobs"], &[]) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
     let gauntlet = match build_gauntlet(root) {
         Ok(path) => path,
         Err(code) => return code,
@@ -208,20 +220,10 @@ fn live(root: &Path, args: &[String]) -> ExitCode {
 }
 
 fn report(root: &Path, args: &[String]) -> ExitCode {
-    let mut check = false;
-    for arg in args {
-        match arg.as_str() {
-            "--check" => check = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("error: unknown argument `{other}`\n\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let check = match flags(args, &[], &["--check"]) {
+        Ok(f) => !f.is_empty(),
+        Err(code) => return code,
+    };
     let gauntlet = match build_gauntlet(root) {
         Ok(path) => path,
         Err(code) => return code,
