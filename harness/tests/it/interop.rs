@@ -303,3 +303,29 @@ fn the_reference_client_delivers_against_a_python_websockets_echo_server() {
         eprintln!("binary {binary}: {}", report.detail);
     }
 }
+
+#[test]
+fn gauntlet_serve_refuses_bad_flags_and_a_taken_address_with_exit_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let taken = taken.local_addr().expect("an address").to_string();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["--listen", "nowhere"], "invalid value 'nowhere'"),
+        (
+            vec!["--listen", "127.0.0.1:0", "--ca-out", "ca.pem"],
+            "--tls-listen <ADDR>",
+        ),
+        (
+            vec!["--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"],
+            "--ca-out <FILE>",
+        ),
+        (vec!["--listen", &taken], "Address already in use"),
+    ];
+    for (args, says) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
+        command.arg("serve").args(&args);
+        let exit = Process::start("gauntlet serve", &mut command).wait();
+        let text = format!("{}{}", exit.stdout, exit.stderr);
+        assert_eq!(exit.code, Some(2), "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+}
