@@ -17,6 +17,8 @@
 //! - [`metrics`]: latency percentiles (HDR histograms) and the latency bounds that make a
 //!   run `degraded`.
 //! - [`proxy`]: `gauntlet proxy`, models on real sockets between two addresses.
+//! - [`serve`]: `gauntlet serve`, the reference server on real sockets.
+//! - [`standing`]: what those two share: a live run on given addresses until interrupted.
 //! - [`run`]: one run (scenario × scheme × seed): topology, engine, verdict.
 //! - [`suite`]: many runs across threads, in a stable order, into results.
 //! - [`bench`]: whole-run measurements (wall time, peak memory) for `cargo xtask bench`.
@@ -44,8 +46,10 @@ pub mod proxy;
 pub mod real_hop;
 pub mod run;
 pub mod scenario;
+pub mod serve;
 pub mod server;
 pub mod smuggle;
+pub mod standing;
 pub mod suite;
 pub mod tls;
 pub mod transcript;

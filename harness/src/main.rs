@@ -1,14 +1,15 @@
 //! The `gauntlet` command: check scenario files, run them, and compare two results files.
 //!
 //! Exit codes: 0 when every file is valid and every run passed (for `diff`: nothing
-//! regressed; for `proxy`: stopped by Ctrl-C or SIGTERM); 1 when a run failed its expectation, a checked file is invalid, or `diff` found
-//! a regression (for `gate`: a behaviour failed); 2 when Gauntlet could not do what was asked
-//! (bad flags, unreadable or invalid scenario files for `run`, unwritable results, unreadable
-//! or invalid results files for `diff`, bad models or parameters or an unusable address for
-//! `proxy`, a bad command line, a suite that is not a gate suite or a proxy that would not
-//! start for `gate`).
+//! regressed; for `proxy` and `serve`: stopped by Ctrl-C or SIGTERM); 1 when a run failed its
+//! expectation, a checked file is invalid, or `diff` found a regression (for `gate`: a
+//! behaviour failed); 2 when Gauntlet could not do what was asked (bad flags, unreadable or
+//! invalid scenario files for `run`, unwritable results, unreadable or invalid results files
+//! for `diff`, bad models or parameters or an unusable address for `proxy`, an unusable
+//! address or CA file for `serve`, a bad command line, a suite that is not a gate suite or a
+//! proxy that would not start for `gate`).
 
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -202,6 +203,28 @@ enum Command {
         #[arg(long, value_name = "PORT", default_value_t = 80)]
         model_port: u16,
     },
+    /// Run the reference server (`/echo`, `/push` and their query options) on real sockets
+    /// until interrupted (Ctrl-C or SIGTERM), logging each request and what it does to
+    /// stderr, for WebSocket clients written elsewhere.
+    ///
+    /// When `--listen` has port 0, stdout has `listening on ADDRESS`; when `--tls-listen`
+    /// has port 0, `listening (tls) on ADDRESS` follows. wss uses a certificate from a CA
+    /// generated at start, whose PEM goes to `--ca-out` before either line is printed.
+    ///
+    /// Example: gauntlet serve --listen 127.0.0.1:9000
+    /// --tls-listen 127.0.0.1:9443 --ca-out ca.pem
+    #[command(verbatim_doc_comment)]
+    Serve {
+        /// Where ws listens, e.g. 127.0.0.1:9000 (port 0: any free port, printed on stdout).
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Where wss listens, e.g. 127.0.0.1:9443 (port 0: any free port, printed on stdout).
+        #[arg(long, value_name = "ADDR", requires = "ca_out")]
+        tls_listen: Option<SocketAddr>,
+        /// Where to write the PEM of the CA that signs wss's certificate.
+        #[arg(long, value_name = "FILE", requires = "tls_listen")]
+        ca_out: Option<PathBuf>,
+    },
 }
 
 fn parse_threshold(s: &str) -> Result<f64, String> {
@@ -302,6 +325,11 @@ fn main() -> ExitCode {
             upstream,
             model_port,
         ),
+        Command::Serve {
+            listen,
+            tls_listen,
+            ca_out,
+        } => serve(listen, tls_listen.zip(ca_out)),
     };
     match result {
         Ok(code) => code,
@@ -347,14 +375,12 @@ fn proxy(
         "proxy",
         Box::new(move |net| {
             gauntlet::proxy::serve(net, model_port, interrupted().boxed_local(), move |addr| {
-                // Closed streams lose the lines; they do not stop the proxy.
                 if announce {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
+                    say(&mut std::io::stdout(), &format!("listening on {addr}"));
                 }
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "listening on {addr}, upstream {upstream}"
+                say(
+                    &mut std::io::stderr(),
+                    &format!("listening on {addr}, upstream {upstream}"),
                 );
             })
             .boxed_local()
@@ -452,6 +478,55 @@ fn gate(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `gauntlet serve`: the reference server on the live engine until Ctrl-C or SIGTERM, wss
+/// too when `tls` names where to listen and where to write the CA.
+fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Result<ExitCode> {
+    let tls = match tls {
+        Some((addr, ca_out)) => {
+            let tls = gauntlet::serve::Tls::generate(addr)?;
+            suite::write_file(&ca_out, &tls.ca_pem)
+                .with_context(|| format!("writing the CA to {}", ca_out.display()))?;
+            Some(tls)
+        }
+        None => None,
+    };
+    let announce = (
+        listen.port() == 0,
+        tls.as_ref().is_some_and(|t| t.listen.port() == 0),
+    );
+    let plan = gauntlet::serve::Plan { listen, tls };
+    let transcript = gauntlet::transcript::Transcript::printing();
+    let mut topology = gauntlet::serve::topology(&plan, &transcript);
+    let with_tls = plan.tls.is_some();
+    topology.client(
+        "serve",
+        Box::new(move |net| {
+            gauntlet::serve::serve(net, with_tls, interrupted().boxed_local(), move |bound| {
+                let mut lines = vec![(announce.0, format!("listening on {}", bound.ws))];
+                if let Some(wss) = bound.wss {
+                    lines.push((announce.1, format!("listening (tls) on {wss}")));
+                }
+                for (to_stdout, line) in lines {
+                    if to_stdout {
+                        say(&mut std::io::stdout(), &line);
+                    }
+                    say(&mut std::io::stderr(), &line);
+                }
+            })
+            .boxed_local()
+        }),
+    );
+    let live = engine::by_name("live").context("the live engine is missing")?;
+    live.run(topology, 0)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `line` and flushes. A closed stream loses the line; it does not stop a command that
+/// runs until interrupted.
+fn say(to: &mut dyn std::io::Write, line: &str) {
+    let _ = writeln!(to, "{line}").and_then(|()| to.flush());
 }
 
 /// Completes at Ctrl-C or SIGTERM (or at once if neither can be watched).

@@ -16,14 +16,13 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
-use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 
 use crate::driver::hop_software;
-use crate::engine::{LinkConfig, NetRef, Software, Topology};
+use crate::engine::{NetRef, Topology};
+use crate::standing;
 use crate::transcript::Transcript;
 
 /// The models' seed: their random choices (a balancer's rotation start, say) come from it.
@@ -31,9 +30,6 @@ const SEED: u64 = 1;
 
 /// The host that stands for the real upstream.
 pub const UPSTREAM: &str = "upstream";
-
-/// How long the proxy's first hop may take to bind its listener.
-const BIND_WAIT: Duration = Duration::from_secs(10);
 
 /// One `--model` and the `--param`s that follow it, as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,11 +127,7 @@ pub struct Plan {
 /// The live topology for `plan`: the hops and the upstream; the caller adds the client
 /// (see [`serve`]). Each hop logs to `transcript`.
 pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
-    // No limit: the proxy runs until interrupted. The live engine applies no latency.
-    let mut topology = Topology::new(
-        LinkConfig::new(Duration::ZERO, Duration::ZERO),
-        Duration::MAX,
-    );
+    let mut topology = standing::topology();
     let names: Vec<String> = (1..=plan.models.len()).map(|i| format!("hop{i}")).collect();
     for (i, spec) in plan.models.iter().enumerate() {
         let next = names.get(i + 1).map_or(UPSTREAM, String::as_str);
@@ -148,58 +140,30 @@ pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
             transcript.clone(),
         );
         let software = if i == 0 {
-            published(plan.model_port, plan.listen, Some(hop))
+            standing::published(plan.model_port, plan.listen, Some(hop))
         } else {
             hop
         };
         topology.host(&names[i], software);
     }
-    topology.host(UPSTREAM, published(0, plan.upstream, None));
+    topology.host(UPSTREAM, standing::published(0, plan.upstream, None));
     topology
 }
 
-/// Software that publishes `addr` for `port` on its host, then runs `then` (or waits).
-fn published(port: u16, addr: SocketAddr, then: Option<Software>) -> Software {
-    Rc::new(move |net: NetRef| {
-        let published = net.publish(port, addr);
-        let then = then.as_ref().map(|s| s(net.clone()));
-        async move {
-            published?;
-            match then {
-                Some(run) => run.await,
-                None => std::future::pending().await,
-            }
-        }
-        .boxed_local()
-    })
-}
-
 /// The proxy's client: waits until the first hop listens, calls `ready` with the bound
-/// address, and returns when `stop` completes. `stop` is polled once before `ready`, so
-/// that whatever it sets up (signal handlers) is in place by then.
+/// address, and returns when `stop` completes (see [`standing::until_stopped`]).
 pub async fn serve(
     net: NetRef,
     model_port: u16,
     stop: LocalBoxFuture<'static, ()>,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
-    let mut stop = stop;
-    if (&mut stop).now_or_never().is_some() {
-        return Ok(());
-    }
-    let give_up = net.now() + BIND_WAIT;
-    let addr = loop {
-        if let Some(addr) = net.real_addr("hop1", model_port) {
-            break addr;
+    standing::until_stopped(net, &[("hop1", model_port)], stop, |bound| {
+        if let Some(addr) = bound.first() {
+            ready(*addr);
         }
-        if net.now() >= give_up {
-            anyhow::bail!("hop1 was not listening after {BIND_WAIT:?}");
-        }
-        net.sleep_until(net.now() + Duration::from_millis(1)).await;
-    };
-    ready(addr);
-    stop.await;
-    Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -138,7 +138,10 @@ fn build(
             .filter(|f| &f.crash == name)
             .map(|f| f.at)
             .min();
-        topology.host(name, server::software(t.clone(), tls.server.clone(), crash));
+        topology.host(
+            name,
+            server::software(t.clone(), Some(tls.server.clone()), crash),
+        );
     }
     for (i, hop) in scenario.path.iter().enumerate() {
         let upstreams = match hops.get(i + 1) {

@@ -45,12 +45,12 @@ use crate::transcript::Transcript;
 use crate::ws_config;
 use crate::{fragment, scenario, smuggle};
 
-/// The reference server as a host's software: ws on port 80, wss on port 443. With `crash`,
-/// at that simulated time every connection it holds is reset and it stops listening, as a
-/// crashed backend does.
+/// The reference server as a host's software: ws on port 80, and, given a TLS
+/// configuration, wss on port 443. With `crash`, at that simulated time every connection it
+/// holds is reset and it stops listening, as a crashed backend does.
 pub fn software(
     transcript: Transcript,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     crash: Option<Duration>,
 ) -> Software {
     std::rc::Rc::new(move |net: NetRef| {
@@ -59,16 +59,19 @@ pub fn software(
         async move {
             let crash = Crash::new(crash);
             let plain = net.listen(80).await?;
-            let secure = net.listen(443).await?;
-            let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
-            net.spawn(
-                async move {
-                    if let Err(e) = accept_loop(n.clone(), secure, Some(tls), t.clone(), c).await {
-                        t.log(n.now(), n.host(), format!("wss listener failed: {e}"));
+            if let Some(tls) = tls {
+                let secure = net.listen(443).await?;
+                let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
+                net.spawn(
+                    async move {
+                        let served = accept_loop(n.clone(), secure, Some(tls), t.clone(), c).await;
+                        if let Err(e) = served {
+                            t.log(n.now(), n.host(), format!("wss listener failed: {e}"));
+                        }
                     }
-                }
-                .boxed_local(),
-            );
+                    .boxed_local(),
+                );
+            }
             if let Some(at) = crash.at {
                 let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
                 net.spawn(

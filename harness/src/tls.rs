@@ -32,6 +32,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A certificate authority generated for one run.
 pub struct Ca {
     root: CertificateDer<'static>,
+    root_pem: String,
     issuer: Issuer<'static, KeyPair>,
     name: String,
 }
@@ -53,14 +54,19 @@ impl Ca {
         params.distinguished_name.push(DnType::CommonName, name);
         let root = params
             .self_signed(&key)
-            .with_context(|| format!("signing {name}"))?
-            .der()
-            .clone();
+            .with_context(|| format!("signing {name}"))?;
         Ok(Self {
-            root,
+            root_pem: root.pem(),
+            root: root.der().clone(),
             issuer: Issuer::new(params, key),
             name: name.to_string(),
         })
+    }
+
+    /// The CA's certificate, PEM: what a client outside the harness (a program's trust
+    /// store, `ssl.create_default_context(cafile=…)`) is given to trust it.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
     }
 
     /// A fresh server key of `algorithm` and a certificate for `names` signed by this CA.

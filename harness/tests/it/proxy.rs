@@ -3,18 +3,15 @@
 //! has a timeout (a safety net, not a claim about speed); the child is killed by its PID on
 //! the way out, panic or not.
 
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-/// The safety net on every wait.
-const PATIENCE: Duration = Duration::from_secs(20);
+use crate::process::{PATIENCE, Process};
 
 /// A WebSocket echo server on 127.0.0.1, on its own thread for the rest of the test binary.
 fn echo_server() -> SocketAddr {
@@ -49,77 +46,36 @@ fn echo_server() -> SocketAddr {
 }
 
 /// A running `gauntlet proxy`, killed by its PID when dropped.
-struct Proxy {
-    child: Child,
-    addr: SocketAddr,
+pub struct Proxy {
+    process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
 }
 
 impl Proxy {
     /// Starts `gauntlet proxy ARGS --listen 127.0.0.1:0 --upstream UPSTREAM` and reads the
     /// address from its first line.
-    fn start(args: &[&str], upstream: SocketAddr) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .arg("proxy")
-            .args(args)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                &upstream.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the gauntlet binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut proxy = Self {
-            child,
-            addr: "127.0.0.1:0".parse().expect("an address"),
-        };
-        let line = rx
-            .recv_timeout(PATIENCE)
-            .expect("the proxy prints its address");
-        proxy.addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("not an address line: {line:?}"));
-        proxy
+    pub fn start(args: &[&str], upstream: SocketAddr) -> Self {
+        let process = Process::start(
+            "gauntlet proxy",
+            Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+                .arg("proxy")
+                .args(args)
+                .args([
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--upstream",
+                    &upstream.to_string(),
+                ]),
+        );
+        let addr = process.address("listening on ");
+        Self { process, addr }
     }
 
     /// Sends SIGTERM and waits for the exit: its status and stderr.
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        let step = Duration::from_millis(10);
-        let mut waited = Duration::ZERO;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("the child's status") {
-                break status;
-            }
-            assert!(waited < PATIENCE, "the proxy ignored SIGTERM");
-            std::thread::sleep(step);
-            waited += step;
-        };
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        (status.code(), stderr)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        let exit = self.process.terminate();
+        (exit.code, exit.stderr)
     }
 }
 

@@ -1,0 +1,109 @@
+//! `gauntlet serve`: the reference [`server`] (`/echo`, `/push` and their query options) on
+//! real sockets, for WebSocket clients written elsewhere, until interrupted.
+//!
+//! The server is a run on the [`live`](crate::engine::live) engine: one host, named
+//! [`SERVER`], runs [`server::software`] after publishing the listening address for port 80
+//! (ws) and, when TLS is asked for, the TLS listening address for port 443 (wss), so its
+//! listeners bind there. The run's client is the caller's: it learns the bound addresses and
+//! waits for the interruption ([`serve`]).
+//!
+//! wss needs a certificate: [`Tls::generate`] makes a fresh CA and a certificate signed by
+//! it for `localhost` and the TLS listening address's IP, and gives the CA's PEM, which the
+//! caller hands to clients so they can trust the server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::future::LocalBoxFuture;
+
+use crate::engine::{NetRef, Topology};
+use crate::transcript::Transcript;
+use crate::{server, standing, tls};
+
+/// The host that runs the reference server.
+pub const SERVER: &str = "server";
+
+/// The port the server's ws listener has in the run.
+const WS_PORT: u16 = 80;
+
+/// The port the server's wss listener has in the run.
+const WSS_PORT: u16 = 443;
+
+/// The TLS side of `gauntlet serve`: where to listen and what to present.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// Where the wss listener listens (port 0: an ephemeral port).
+    pub listen: SocketAddr,
+    /// Presents a certificate signed by the CA whose PEM is [`Tls::ca_pem`].
+    pub config: Arc<rustls::ServerConfig>,
+    /// The CA's certificate, PEM, for clients to trust.
+    pub ca_pem: String,
+}
+
+impl Tls {
+    /// A fresh CA and a server certificate it signs for `localhost` and `listen`'s IP.
+    pub fn generate(listen: SocketAddr) -> anyhow::Result<Self> {
+        let ca = tls::Ca::generate("gauntlet serve CA")?;
+        let names = ["localhost".to_string(), listen.ip().to_string()];
+        Ok(Self {
+            listen,
+            config: ca.server_config(&names)?,
+            ca_pem: ca.root_pem().to_string(),
+        })
+    }
+}
+
+/// What `gauntlet serve` runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where the ws listener listens (port 0: an ephemeral port).
+    pub listen: SocketAddr,
+    /// The wss listener, if asked for.
+    pub tls: Option<Tls>,
+}
+
+/// Where the server listens, once bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The ws listener's address.
+    pub ws: SocketAddr,
+    /// The wss listener's address, if there is one.
+    pub wss: Option<SocketAddr>,
+}
+
+/// The live topology for `plan`: the server, logging to `transcript`; the caller adds the
+/// client (see [`serve`]).
+pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
+    let mut topology = standing::topology();
+    let config = plan.tls.as_ref().map(|t| t.config.clone());
+    let mut software = server::software(transcript.clone(), config, None);
+    if let Some(tls) = &plan.tls {
+        software = standing::published(WSS_PORT, tls.listen, Some(software));
+    }
+    software = standing::published(WS_PORT, plan.listen, Some(software));
+    topology.host(SERVER, software);
+    topology
+}
+
+/// The run's client: waits until the server listens (on both addresses when `tls`), calls
+/// `ready` with the bound addresses, and returns when `stop` completes.
+pub async fn serve(
+    net: NetRef,
+    tls: bool,
+    stop: LocalBoxFuture<'static, ()>,
+    ready: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
+    let mut listeners = vec![(SERVER, WS_PORT)];
+    if tls {
+        listeners.push((SERVER, WSS_PORT));
+    }
+    standing::until_stopped(net, &listeners, stop, |bound| {
+        if let Some(&ws) = bound.first() {
+            ready(Bound {
+                ws,
+                wss: bound.get(1).copied(),
+            });
+        }
+    })
+    .await
+}
