@@ -24,7 +24,8 @@ const MAX_CHUNK: usize = 64 * 1024;
 
 /// A hop as a host's software: listens on `ports`, runs a fresh connection of `spec`'s hop
 /// for each accepted connection, and dials among `upstreams` (backend 0, 1, …) when the model
-/// asks.
+/// asks. With no `upstreams`, a model's dial toward a destination it was told by name (a
+/// CONNECT's authority) goes to that name, and any other dial fails.
 pub fn hop_software(
     spec: Rc<ModelSpec>,
     env: HopEnv,
@@ -45,7 +46,14 @@ pub fn hop_software(
             t.log(
                 net.now(),
                 net.host(),
-                format!("{} up, upstream {}", spec.summary(), upstreams.join(", ")),
+                if upstreams.is_empty() {
+                    format!(
+                        "{} up, no upstream (named destinations only)",
+                        spec.summary()
+                    )
+                } else {
+                    format!("{} up, upstream {}", spec.summary(), upstreams.join(", "))
+                },
             );
             let counter = Rc::new(std::cell::Cell::new(0u64));
             let hop = Rc::new(RefCell::new(spec.hop(&env).map_err(anyhow::Error::msg)?));
@@ -162,6 +170,27 @@ impl Driven {
         );
     }
 
+    /// Where a dial goes: backend `backend` of the hop's upstreams for [`Action::Dial`]; for
+    /// [`Action::DialNamed`], the first backend, or the named host when the hop has none.
+    /// An error says why there is nowhere to go.
+    fn destination(&self, dial: Action) -> Result<(String, u16), String> {
+        let (backend, port) = match dial {
+            Action::DialNamed { host, port } if self.upstreams.is_empty() => {
+                return Ok((host, port));
+            }
+            Action::DialNamed { port, .. } => (0, port),
+            Action::Dial { backend, port } => (backend, port),
+            other => return Err(format!("{other:?} is not a dial")),
+        };
+        match self.upstreams.get(backend) {
+            Some(host) => Ok((host.clone(), port)),
+            None => Err(format!(
+                "no backend {backend}: the hop has {}",
+                self.upstreams.len()
+            )),
+        }
+    }
+
     async fn drive(self, client: Stream, port: u16, mut model: Box<dyn Connection>, mut cx: Cx) {
         self.log(format!("accepted on port {port}"));
         let mut client = SideIo::new(Some(client));
@@ -229,27 +258,21 @@ impl Driven {
                                 ));
                             }
                         }
-                        Action::Dial { backend, port } => {
+                        Action::Dial { .. } | Action::DialNamed { .. } => {
                             if dialed {
                                 self.log("ignored a second dial: the upstream side exists");
                                 continue;
                             }
                             dialed = true;
                             let net = self.net.clone();
-                            let Some(host) = self.upstreams.get(backend).cloned() else {
-                                let reason = format!(
-                                    "no backend {backend}: the hop has {}",
-                                    self.upstreams.len()
-                                );
-                                self.log(format!("dial refused: {reason}"));
-                                dial =
-                                    Some(
-                                        async move {
-                                            Err(io::Error::new(io::ErrorKind::NotFound, reason))
-                                        }
-                                        .boxed_local(),
-                                    );
-                                continue;
+                            let (host, port) = match self.destination(action) {
+                                Ok(to) => to,
+                                Err(reason) => {
+                                    self.log(format!("dial refused: {reason}"));
+                                    let refused = io::Error::new(io::ErrorKind::NotFound, reason);
+                                    dial = Some(async move { Err(refused) }.boxed_local());
+                                    continue;
+                                }
                             };
                             self.log(format!("dialing {host}:{port}"));
                             dial =

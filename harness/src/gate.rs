@@ -3,9 +3,16 @@
 //!
 //! Each gate scenario has exactly one hop, a `pass` model; [`load`] puts a
 //! [`Hop::Command`] with the user's command line in its place, and [`run`] runs every behaviour
-//! for ws on the live engine, where the command hop starts the proxy for that run alone (a
-//! fresh process per behaviour, stopped when the run ends), in front of the reference server.
-//! Only ws: a command's one `{upstream}` is the server's plain port (see [`crate::real_hop`]).
+//! on the live engine, where the command hop starts the proxy for that run alone (a fresh
+//! process per behaviour and scheme, stopped when the run ends), with the reference server
+//! behind it.
+//!
+//! A reverse proxy's command ([`Role::Reverse`], the default) sits in front of the server and
+//! carries ws only: its one `{upstream}` is the server's plain port (see [`crate::real_hop`]).
+//! A forward proxy's ([`Role::Forward`], `gauntlet gate --forward`) is the client's explicit
+//! proxy: every behaviour's route becomes `explicit`, so the client sends the proxy
+//! `CONNECT 127.0.0.1:PORT` for the server's real ws or wss port and runs the behaviour
+//! through the tunnel, for ws and for wss (TLS runs end to end, so wss is checked too).
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -13,16 +20,22 @@ use std::path::Path;
 use gauntlet_proxies::ModelSpec;
 use gauntlet_reports::{Results, Run};
 
-use crate::product::command::CommandLine;
+use crate::product::command::{CommandLine, Role};
 use crate::product::{ProductError, Program, StartOptions};
-use crate::scenario::{CommandHop, Hop, Scenario, Scheme};
+use crate::scenario::{CommandHop, Hop, Route, Scenario, Scheme};
 use crate::suite::{self, Finished, LIVE, Planned, Selection};
 
 /// The suite `gauntlet gate` runs unless told otherwise.
 pub const DEFAULT_SUITE: &str = "scenarios/gate";
 
-/// The one scheme the gate runs.
-pub const SCHEME: Scheme = Scheme::Ws;
+/// The schemes the gate runs for a proxy of `role`: ws for a reverse proxy, ws and wss for a
+/// forward proxy.
+pub fn schemes(role: Role) -> &'static [Scheme] {
+    match role {
+        Role::Reverse => &[Scheme::Ws],
+        Role::Forward => &[Scheme::Ws, Scheme::Wss],
+    }
+}
 
 /// The scenarios of the suite at `dir`, each with `command` in place of its one `pass` hop, or
 /// every reason the suite cannot be gated (invalid files, files that are not gate scenarios).
@@ -57,11 +70,14 @@ pub fn load(dir: &Path, command: &CommandLine) -> Result<Vec<Scenario>, Vec<Stri
     }
 }
 
-/// `scenario` with `command` in place of its one `pass` hop, or why it is not a gate scenario.
+/// `scenario` with `command` in place of its one `pass` hop (and, for a forward proxy, an
+/// explicit route), or why it is not a gate scenario.
 fn with_command(mut scenario: Scenario, command: &CommandLine) -> Result<Scenario, String> {
     let file = scenario.file.clone();
-    if scenario.expected(SCHEME).is_none() {
-        return Err(format!("{file}: a gate scenario must run {SCHEME}"));
+    for scheme in schemes(command.role()) {
+        if scenario.expected(*scheme).is_none() {
+            return Err(format!("{file}: a gate scenario must run {scheme}"));
+        }
     }
     let [hop] = scenario.path.as_mut_slice() else {
         return Err(format!(
@@ -80,6 +96,9 @@ fn with_command(mut scenario: Scenario, command: &CommandLine) -> Result<Scenari
     *hop = Hop::Command(CommandHop {
         command: command.clone(),
     });
+    if command.role() == Role::Forward {
+        scenario.client.route = Route::Explicit;
+    }
     Ok(scenario)
 }
 
@@ -92,17 +111,18 @@ pub struct Preflight {
     pub addr: std::net::SocketAddr,
 }
 
-/// Starts `command` once, with a listener of our own (that answers nothing) as its upstream,
-/// waits for its port to accept, and stops it: a proxy that will not start is one error, with
-/// its output, rather than one per behaviour.
+/// Starts `command` once, with a listener of our own (that answers nothing) as its upstream
+/// (a forward proxy has none), waits for its port to accept, and stops it: a proxy that will
+/// not start is one error, with its output, rather than one per behaviour.
 pub fn preflight(command: &CommandLine) -> Result<Preflight, ProductError> {
-    let upstream = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| Ok((l.local_addr()?, l)))
-        .map_err(|source| ProductError::Io {
-            what: "cannot bind an upstream on 127.0.0.1 for the proxy's first start".to_string(),
-            source,
-        })?;
-    let options = StartOptions::new().upstream(upstream.0);
+    // A listener that answers nothing, open until the proxy stops.
+    let upstream = match command.role() {
+        Role::Reverse => Some(silent_upstream()?),
+        Role::Forward => None,
+    };
+    let options = upstream
+        .iter()
+        .fold(StartOptions::new(), |o, (addr, _)| o.upstream(*addr));
     let running = Program::Command(command.clone()).start(&options)?;
     let seen = Preflight {
         pid: running.pid(),
@@ -112,21 +132,36 @@ pub fn preflight(command: &CommandLine) -> Result<Preflight, ProductError> {
     Ok(seen)
 }
 
-/// Runs every behaviour of `scenarios` (from [`load`]) for ws on the live engine, `jobs` at a
-/// time, with each scenario's first seed. `each` sees each behaviour in order, as it ends,
-/// with its results entry (titled) and the run itself (its transcript). Returns the results.
+/// A listener on 127.0.0.1 that answers nothing, and its address.
+fn silent_upstream() -> Result<(std::net::SocketAddr, TcpListener), ProductError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| Ok((l.local_addr()?, l)))
+        .map_err(|source| ProductError::Io {
+            what: "cannot bind an upstream on 127.0.0.1 for the proxy's first start".to_string(),
+            source,
+        })
+}
+
+/// Runs every behaviour of `scenarios` (from [`load`]) on the live engine for each of
+/// `schemes` (see [`schemes`]), `jobs` at a time, with each scenario's first seed. `each`
+/// sees each run in order, as it ends, with its results entry (titled) and the run itself
+/// (its transcript). Returns the results.
 pub fn run(
     scenarios: &[Scenario],
+    schemes: &[Scheme],
     jobs: usize,
     mut each: impl FnMut(&Scenario, &Run, &Finished),
 ) -> Results {
     let planned: Vec<Planned> = scenarios
         .iter()
         .enumerate()
-        .map(|(i, s)| Planned {
-            scenario: i,
-            scheme: SCHEME,
-            seed: s.seeds.first().copied().unwrap_or(1),
+        .flat_map(|(i, s)| {
+            let seed = s.seeds.first().copied().unwrap_or(1);
+            schemes.iter().map(move |scheme| Planned {
+                scenario: i,
+                scheme: *scheme,
+                seed,
+            })
         })
         .collect();
     let mut results = Results::new(LIVE);
@@ -156,6 +191,21 @@ mod tests {
         for s in &scenarios {
             assert!(matches!(s.path.as_slice(), [Hop::Command(_)]), "{}", s.file);
         }
+    }
+
+    #[test]
+    fn a_forward_proxy_is_every_behaviours_explicit_proxy_for_ws_and_wss() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let forward = CommandLine::parse_as("fwd --listen {listen}", Role::Forward).unwrap();
+        let scenarios = load(&root.join(DEFAULT_SUITE), &forward).unwrap();
+        for s in &scenarios {
+            assert_eq!(s.client.route, Route::Explicit, "{}", s.file);
+            assert!(matches!(s.path.as_slice(), [Hop::Command(_)]), "{}", s.file);
+        }
+        assert_eq!(schemes(Role::Forward), [Scheme::Ws, Scheme::Wss]);
+        assert_eq!(schemes(Role::Reverse), [Scheme::Ws]);
+        let reverse = load(&root.join(DEFAULT_SUITE), &command()).unwrap();
+        assert!(reverse.iter().all(|s| s.client.route == Route::Direct));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use futures_util::FutureExt;
 use gauntlet::engine::{self, ENGINES};
+use gauntlet::product::command::Role;
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
 use gauntlet_reports::{DiffOptions, Results};
@@ -144,21 +145,33 @@ enum Command {
     /// The CI gate for your own proxy: start it from a command line in front of a WebSocket
     /// server, once per behaviour of the gate suite (scenarios/gate: the upgrade, frame
     /// length boundaries, fragmentation, a quiet tunnel, close codes, server push), run each
-    /// behaviour through it on real sockets (ws), print pass or FAIL per behaviour and
-    /// `N passed, M failed`. Exit 1 if any behaviour failed, 2 if the proxy would not start.
+    /// behaviour through it on real sockets (ws; ws and wss with --forward), print pass or
+    /// FAIL per behaviour and `N passed, M failed`. Exit 1 if any behaviour failed, 2 if the
+    /// proxy would not start.
     ///
     /// In the command, {listen} is the address to listen on (127.0.0.1:PORT, or
     /// {listen_port} for the port alone) and {upstream} the server's (127.0.0.1:PORT, or
     /// {upstream_port}). Words split as a shell would split simple words, quotes included;
     /// there is no shell.
     ///
+    /// With --forward, the proxy is a forward (CONNECT) proxy: the client is configured to
+    /// use it, sends `CONNECT 127.0.0.1:PORT` for the server's real port, and runs each
+    /// behaviour through the tunnel, for ws and for wss (TLS end to end). Its command has
+    /// {listen} only: no {upstream}, since each CONNECT names the destination.
+    ///
     /// Example: gauntlet gate --proxy-cmd './my-proxy --listen {listen} --upstream {upstream}'
     /// --junit gate.xml
+    /// Example: gauntlet gate --forward --proxy-cmd './my-forward-proxy --listen {listen}'
     #[command(verbatim_doc_comment)]
     Gate {
-        /// The proxy's command line, with {listen} and {upstream}.
+        /// The proxy's command line, with {listen} and {upstream} ({listen} only with
+        /// --forward).
         #[arg(long, value_name = "CMD")]
         proxy_cmd: String,
+        /// The proxy is a forward proxy, reached by CONNECT: every behaviour runs with the
+        /// proxy as the client's explicit proxy, for ws and wss.
+        #[arg(long)]
+        forward: bool,
         /// The gate suite: scenario files with one `pass` hop each, which the proxy replaces.
         #[arg(long, value_name = "DIR", default_value = gauntlet::gate::DEFAULT_SUITE)]
         suite: PathBuf,
@@ -194,9 +207,11 @@ enum Command {
         /// Where to listen, e.g. 127.0.0.1:8080 (port 0: any free port, printed on stdout).
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
-        /// Where to send each connection, e.g. 127.0.0.1:9000.
+        /// Where to send each connection, e.g. 127.0.0.1:9000. Without it, a forward proxy
+        /// (connect-proxy) dials the loopback address each CONNECT names, and a model that
+        /// dials its backend fails the connection (it has none).
         #[arg(long, value_name = "ADDR")]
-        upstream: SocketAddr,
+        upstream: Option<SocketAddr>,
         /// The port the models see connections arrive on (and dial upstream): models that
         /// read HTTP only on some ports decide by it (80: plain HTTP; 443: TLS, which they
         /// relay opaquely).
@@ -283,12 +298,18 @@ fn main() -> ExitCode {
         Command::Differential { paths, jobs } => differential(paths, jobs as usize),
         Command::Gate {
             proxy_cmd,
+            forward,
             suite,
             junit,
             jobs,
             transcript,
         } => gate(
             &proxy_cmd,
+            if forward {
+                Role::Forward
+            } else {
+                Role::Reverse
+            },
             &suite,
             junit.as_deref(),
             jobs as usize,
@@ -345,7 +366,7 @@ fn main() -> ExitCode {
 fn proxy(
     matches: Option<&ArgMatches>,
     listen: SocketAddr,
-    upstream: SocketAddr,
+    upstream: Option<SocketAddr>,
     model_port: u16,
 ) -> anyhow::Result<ExitCode> {
     let positioned = |id: &str| -> Vec<(usize, String)> {
@@ -378,6 +399,10 @@ fn proxy(
                 if announce {
                     say(&mut std::io::stdout(), &format!("listening on {addr}"));
                 }
+                let upstream = upstream.map_or_else(
+                    || "none (CONNECT names each destination)".to_string(),
+                    |u| u.to_string(),
+                );
                 say(
                     &mut std::io::stderr(),
                     &format!("listening on {addr}, upstream {upstream}"),
@@ -394,13 +419,15 @@ fn proxy(
 /// `gauntlet gate`: the gate suite through the proxy `command` starts, one behaviour per line.
 fn gate(
     command: &str,
+    role: Role,
     suite_dir: &Path,
     junit: Option<&Path>,
     jobs: usize,
     show_transcript: bool,
 ) -> anyhow::Result<ExitCode> {
-    let command = gauntlet::product::command::CommandLine::parse(command)
+    let command = gauntlet::product::command::CommandLine::parse_as(command, role)
         .map_err(|e| anyhow::anyhow!("--proxy-cmd: {e}"))?;
+    let schemes = gauntlet::gate::schemes(role);
     let scenarios = match gauntlet::gate::load(suite_dir, &command) {
         Ok(s) => s,
         Err(errors) => {
@@ -412,12 +439,21 @@ fn gate(
     };
     let first = gauntlet::gate::preflight(&command)
         .map_err(|e| anyhow::anyhow!("the proxy did not start: {e}"))?;
+    let (kind, how) = match role {
+        Role::Reverse => ("reverse proxy", "in front of the server"),
+        Role::Forward => ("forward proxy", "reached by CONNECT"),
+    };
     println!(
-        "gating `{command}` (it starts: pid {} listened on {}) with {} from {}, ws on live, {jobs} at a time",
+        "gating `{command}` as a {kind} {how} (it starts: pid {} listened on {}) with {} from {}, {} on live, {jobs} at a time",
         first.pid,
         first.addr,
         plural(scenarios.len(), "behaviour"),
-        suite_dir.display()
+        suite_dir.display(),
+        schemes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" and ")
     );
     let style = Style {
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
@@ -428,15 +464,16 @@ fn gate(
             .map_or_else(|| s.file.clone(), |n| n.to_string_lossy().into_owned())
     };
     let width = scenarios.iter().map(|s| name(s).len()).max().unwrap_or(0);
-    let results = gauntlet::gate::run(&scenarios, jobs, |s, entry, finished| {
+    let results = gauntlet::gate::run(&scenarios, schemes, jobs, |s, entry, finished| {
         let verdict = if entry.pass {
             style.paint("32", "pass")
         } else {
             style.paint("31;1", "FAIL")
         };
         println!(
-            "{verdict}  {:<width$}  {:<18}  {}",
+            "{verdict}  {:<width$}  {:<3}  {:<18}  {}",
             name(s),
+            entry.scheme,
             entry.outcome,
             entry.detail
         );

@@ -356,16 +356,16 @@ impl Program {
     }
 }
 
-/// The command that runs `line` listening on `port`, sending to the first upstream.
+/// The command that runs `line` listening on `port`, sending to the first upstream (a
+/// forward proxy's command has none).
 fn command_for(
     line: &CommandLine,
     port: u16,
     options: &StartOptions,
 ) -> Result<Command, ProductError> {
-    let upstream = options.upstreams.first().ok_or_else(|| {
-        ProductError::Command(format!("`{line}` needs an upstream for `{{upstream}}`"))
-    })?;
-    let words = line.render(port, *upstream);
+    let words = line
+        .render(port, options.upstreams.first().copied())
+        .map_err(ProductError::Command)?;
     let (program, args) = words
         .split_first()
         .ok_or_else(|| ProductError::Command("the command line is empty".to_string()))?;

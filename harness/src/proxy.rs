@@ -9,6 +9,13 @@
 //! dials reaches it. Every backend of a balancer is the next hop (or the upstream). The
 //! run's client is the caller's: it learns the bound address and waits for the interruption.
 //!
+//! The upstream is optional: a forward proxy (`connect-proxy`) is told each destination by
+//! its clients' CONNECT, and without an upstream the last hop has no backend, so it dials
+//! the address a CONNECT names (a loopback address: the live engine dials nothing else).
+//! Without an upstream, a model that dials its backend instead (every other model, and
+//! `connect-proxy` forwarding a request that is not CONNECT) fails that connection:
+//! `no backend 0: the hop has 0`.
+//!
 //! Models see every connection arrive on one port, the model port (80 unless told
 //! otherwise): models that read HTTP only on some ports (`intercept-ports`, `http-ports`)
 //! decide by it. Models that need TLS material (`tls-intercepting-proxy`, an `l7-balancer`
@@ -118,8 +125,9 @@ pub struct Plan {
     pub models: Vec<ModelSpec>,
     /// Where the first hop listens (port 0: an ephemeral port).
     pub listen: SocketAddr,
-    /// Where the last hop's connections go.
-    pub upstream: SocketAddr,
+    /// Where the last hop's connections go; `None`: to the destination each client names
+    /// (a forward proxy).
+    pub upstream: Option<SocketAddr>,
     /// The port the models see connections arrive on.
     pub model_port: u16,
 }
@@ -130,11 +138,15 @@ pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
     let mut topology = standing::topology();
     let names: Vec<String> = (1..=plan.models.len()).map(|i| format!("hop{i}")).collect();
     for (i, spec) in plan.models.iter().enumerate() {
-        let next = names.get(i + 1).map_or(UPSTREAM, String::as_str);
+        let next = match names.get(i + 1) {
+            Some(next) => Some(next.as_str()),
+            None => plan.upstream.map(|_| UPSTREAM),
+        };
+        let backends = next.map_or(0, |_| spec.backends());
         let hop = hop_software(
             Rc::new(spec.clone()),
             HopEnv::default(),
-            vec![next.to_string(); spec.backends()],
+            vec![next.unwrap_or_default().to_string(); backends],
             vec![plan.model_port],
             SEED ^ ((i as u64 + 1) << 32),
             transcript.clone(),
@@ -146,7 +158,9 @@ pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
         };
         topology.host(&names[i], software);
     }
-    topology.host(UPSTREAM, standing::published(0, plan.upstream, None));
+    if let Some(upstream) = plan.upstream {
+        topology.host(UPSTREAM, standing::published(0, upstream, None));
+    }
     topology
 }
 

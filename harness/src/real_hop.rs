@@ -6,7 +6,10 @@
 //! A command (`command = "my-proxy --listen {listen} --upstream {upstream}"`) is a reverse
 //! proxy for ws only: published on port 80, its upstream the next host's port 80. There is no
 //! TLS listener to publish on 443 (one `{upstream}` cannot name both the server's ws and wss
-//! ports), so runs with a command hop carry ws.
+//! ports), so runs with a command hop carry ws. A forward proxy's command
+//! ([`Role::Forward`], `gauntlet gate --forward`) has no upstream: it is published on the
+//! explicit-proxy port, like Squid, and carries ws and wss alike, since each client's CONNECT
+//! names the server's real ws or wss address and TLS runs end to end through the tunnel.
 //!
 //! Reverse proxies (nginx, HAProxy, Apache) are published on port 80, and on port 443 with a
 //! TLS listener whose certificate the run's CA signed, as an `l7-balancer` model terminates
@@ -27,6 +30,7 @@ use futures_util::FutureExt;
 
 use crate::client::PROXY_PORT;
 use crate::engine::{NetRef, Software};
+use crate::product::command::Role;
 use crate::product::{Product, Program, Running, StartOptions};
 use crate::scenario::{CommandHop, ProductHop};
 use crate::transcript::Transcript;
@@ -80,18 +84,20 @@ pub fn product_software(
     })
 }
 
-/// The software of a hop that is a proxy program started from a command line: starts it once
-/// `upstream` listens on port 80, with that address as its `{upstream}`, publishes its
-/// `{listen}` address as the hop's port 80, and keeps it in `started` until the run ends.
+/// The software of a hop that is a proxy program started from a command line, kept in
+/// `started` until the run ends. A reverse proxy's starts once `upstream` (`Some`) listens on
+/// port 80, with that address as its `{upstream}`, and its `{listen}` address is published as
+/// the hop's port 80; a forward proxy's starts at once and is published on the explicit-proxy
+/// port ([`PROXY_PORT`]).
 pub fn command_software(
     hop: CommandHop,
-    upstream: String,
+    upstream: Option<String>,
     started: Started,
     t: Transcript,
 ) -> Software {
     hosting(started, move |net| {
         let (hop, upstream, t) = (hop.clone(), upstream.clone(), t.clone());
-        async move { start_command(&net, &hop, &upstream, &t).await }
+        async move { start_command(&net, &hop, upstream.as_deref(), &t).await }
     })
 }
 
@@ -133,22 +139,37 @@ async fn spawn(program: Program, options: StartOptions) -> anyhow::Result<Runnin
 async fn start_command(
     net: &NetRef,
     hop: &CommandHop,
-    upstream: &str,
+    upstream: Option<&str>,
     t: &Transcript,
 ) -> anyhow::Result<Running> {
-    let upstream_addr = wait_for(net, upstream, 80).await?;
-    let options = StartOptions::new().upstream(upstream_addr);
+    let (options, upstream_addr, towards) = match (hop.command.role(), upstream) {
+        (Role::Forward, _) => (StartOptions::new(), None, "a forward proxy".to_string()),
+        (Role::Reverse, Some(host)) => {
+            let addr = wait_for(net, host, 80).await?;
+            let towards = format!("upstream {host} ({addr})");
+            (StartOptions::new().upstream(addr), Some(addr), towards)
+        }
+        (Role::Reverse, None) => anyhow::bail!("`{}` needs an upstream host", hop.command),
+    };
     let running = spawn(Program::Command(hop.command.clone()), options).await?;
     let addr = running.addr();
-    net.publish(80, addr)?;
+    let port = match hop.command.role() {
+        Role::Forward => PROXY_PORT,
+        Role::Reverse => 80,
+    };
+    net.publish(port, addr)?;
+    let words = hop
+        .command
+        .render(addr.port(), upstream_addr)
+        .map_err(anyhow::Error::msg)?;
     t.log(
         net.now(),
         net.host(),
         format!(
-            "{} up (pid {}) on {addr}, upstream {upstream} ({upstream_addr}): {}",
+            "{} up (pid {}) on {addr}, {towards}: {}",
             running.name(),
             running.pid(),
-            hop.command.render(addr.port(), upstream_addr).join(" ")
+            words.join(" ")
         ),
     );
     Ok(running)

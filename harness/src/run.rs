@@ -16,6 +16,7 @@ use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
 use crate::engine::{Engine, EventLog, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
+use crate::product::command::Role;
 use crate::real_hop::{self, Started};
 use crate::scenario::{Hop, Route, Scenario, Scheme, host_names};
 use crate::server;
@@ -164,6 +165,21 @@ fn build(
                 );
                 continue;
             }
+            Hop::Command(c) if c.command.role() == Role::Forward => {
+                if (i, scenario.client.route) != (0, Route::Explicit) {
+                    anyhow::bail!(
+                        "{}: hop {} is a forward proxy's command, which must be the first hop \
+                         of a client with route = \"explicit\"",
+                        scenario.file,
+                        i + 1
+                    );
+                }
+                topology.host(
+                    &hops[i],
+                    real_hop::command_software(c.clone(), None, started.clone(), t.clone()),
+                );
+                continue;
+            }
             Hop::Command(_) if scheme == Scheme::Wss => anyhow::bail!(
                 "{}: hop {} is a command, which carries ws only (a command's one {{upstream}} \
                  cannot name the server's ws and wss ports both)",
@@ -182,7 +198,7 @@ fn build(
                     &hops[i],
                     real_hop::command_software(
                         c.clone(),
-                        upstream.clone(),
+                        Some(upstream.clone()),
                         started.clone(),
                         t.clone(),
                     ),

@@ -265,7 +265,7 @@ impl ConnectProxy {
         ));
         // Dial first: the driver queues bytes for an upstream being dialed, but has nowhere
         // to put bytes for one not yet asked for.
-        cx.dial(to_port);
+        cx.dial_named(host, to_port);
         if !rest.is_empty() {
             cx.note(format!(
                 "{} bytes sent before the tunnel opened: queued",
@@ -422,7 +422,11 @@ mod tests {
             side: Side::Client,
             how: CloseHow::Fin
         }));
-        assert!(!actions.iter().any(|a| matches!(a, Action::Dial { .. })));
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::Dial { .. } | Action::DialNamed { .. }))
+        );
     }
 
     #[test]
@@ -433,8 +437,8 @@ mod tests {
             &mut cx,
             b"CONNECT server:443 HTTP/1.1\r\nHost: server:443\r\n\r\n\x16\x03\x01",
         );
-        assert!(actions.contains(&Action::Dial {
-            backend: 0,
+        assert!(actions.contains(&Action::DialNamed {
+            host: "server".into(),
             port: 443
         }));
         assert!(actions.contains(&Action::Send {
@@ -463,7 +467,7 @@ mod tests {
         let actions = send(&mut p, &mut cx, b"CONNECT server:443 HTTP/1.1\r\n\r\nG");
         let dial = actions
             .iter()
-            .position(|a| matches!(a, Action::Dial { .. }))
+            .position(|a| matches!(a, Action::DialNamed { .. }))
             .expect("a dial");
         let early = actions
             .iter()
@@ -499,8 +503,8 @@ mod tests {
             base64(b"alice:secret")
         );
         let actions = send(&mut p, &mut cx, request.as_bytes());
-        assert!(actions.contains(&Action::Dial {
-            backend: 0,
+        assert!(actions.contains(&Action::DialNamed {
+            host: "server".into(),
             port: 443
         }));
     }

@@ -29,7 +29,8 @@
 //!    from the run's seed.
 //! 2. **Two sides.** [`Side::Client`] is the accepted connection; [`Side::Upstream`] exists once
 //!    the model asks for it with [`Cx::dial`] (or [`Cx::dial_backend`], for a hop with several
-//!    upstream hosts). Bytes sent upstream before [`Event::Dialed`] are
+//!    upstream hosts, or [`Cx::dial_named`], toward a destination the client named, such as a
+//!    CONNECT's authority). Bytes sent upstream before [`Event::Dialed`] are
 //!    queued by the driver and written when the dial completes; if it fails, the model gets
 //!    [`Event::DialFailed`] and the queued bytes are discarded with a transcript note.
 //! 3. **Never lose bytes silently.** Every byte a model receives is forwarded, transformed on

@@ -107,6 +107,17 @@ pub enum Action {
         /// The destination port.
         port: u16,
     },
+    /// Open the upstream side toward `host:port`, the destination the client named (a
+    /// CONNECT's authority). A hop with a next hop (every hop of a scenario's path) dials its
+    /// first backend on `port`, as [`Action::Dial`] does: the path is the way to the
+    /// destination. A hop with no backend (a forward proxy run alone, `gauntlet proxy`
+    /// without `--upstream`) dials `host` itself.
+    DialNamed {
+        /// The destination host as the client wrote it.
+        host: String,
+        /// The destination port.
+        port: u16,
+    },
     /// Close a side.
     Close {
         /// Which side.
@@ -193,6 +204,15 @@ impl Cx {
     /// Open the upstream side on `port` of backend `backend` (counted from 0).
     pub fn dial_backend(&mut self, backend: usize, port: u16) {
         self.actions.push(Action::Dial { backend, port });
+    }
+
+    /// Open the upstream side toward `host:port`, the destination the client named (see
+    /// [`Action::DialNamed`]).
+    pub fn dial_named(&mut self, host: impl Into<String>, port: u16) {
+        self.actions.push(Action::DialNamed {
+            host: host.into(),
+            port,
+        });
     }
 
     /// Half-close `side` (FIN).

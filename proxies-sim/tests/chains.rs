@@ -745,6 +745,8 @@ impl Net {
                     ),
                 }
             }
+            // Every hop of a chain has a next hop: a named destination is reached through it.
+            Action::DialNamed { port, .. } => self.act(i, Action::Dial { backend: 0, port }),
             Action::Dial { backend, port } => {
                 let (dialed, backends) = (self.nodes[i].dialed, self.nodes[i].backends);
                 if i + 1 == self.nodes.len() {

@@ -6,7 +6,11 @@
 //!   the pair up and connects to the real address. A pair nobody listens on is refused
 //!   (`ConnectionRefused`), an unknown host is `NotFound`. [`Net::publish`] registers an
 //!   address by hand (a process outside the run); a host that publishes an address and then
-//!   listens on the same port binds that address.
+//!   listens on the same port binds that address. A host that is not one of the run's but a
+//!   literal loopback IPv4 address (`127.0.0.1`, any of 127.0.0.0/8) is dialed directly, as
+//!   an address outside the run (its streams are not gated): a forward proxy model run by
+//!   `gauntlet proxy` reaches the real address a client names in its CONNECT. Any other
+//!   address (`10.0.0.1`) is `NotFound`, saying only loopback is dialed.
 //! - Peers: before connecting, a host binds its socket and registers the local address under
 //!   its name, so the accepting side's [`Io::peer`] is the connecting host's name (what a
 //!   source-hash balancer hashes), stable from run to run. A connection from outside the run
@@ -149,6 +153,25 @@ async fn run(topology: Topology) -> Result<RunEnd, EngineError> {
         at,
         events: lock(&world).log,
     })
+}
+
+/// The loopback address `host` spells (`127.0.0.1`, any of 127.0.0.0/8), which a host dials
+/// directly, outside the run; any other name that is not a host of the run is `NotFound`.
+fn loopback(host: &str) -> io::Result<Ipv4Addr> {
+    match host.parse::<Ipv4Addr>() {
+        Ok(ip) if ip.is_loopback() => Ok(ip),
+        Ok(ip) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no host named {ip}: only loopback addresses (127.0.0.0/8) are dialed outside \
+                 the run"
+            ),
+        )),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no host named {host}"),
+        )),
+    }
 }
 
 /// The state every host's handle, stream and pump share.
@@ -369,6 +392,39 @@ impl LiveNet {
         )
     }
 
+    /// Connects to `addr`, which stands for `target:port`, its stream gated by `link` (none:
+    /// an address outside the run).
+    async fn dial(
+        &self,
+        addr: SocketAddr,
+        target: &str,
+        port: u16,
+        link: Option<(String, String)>,
+    ) -> io::Result<Stream> {
+        let (socket, local) = self.socket_for(addr)?;
+        let inner = match socket.connect(addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                let mut world = lock(&self.world);
+                if let Some(local) = local {
+                    world.sources.remove(&local);
+                }
+                world.record(
+                    &self.name,
+                    format_args!("connect {target}:{port} {:?}", e.kind()),
+                );
+                return Err(e);
+            }
+        };
+        let gate = Gate::new(&self.world, link);
+        let s = LiveStream::new(inner, &self.name, target.to_string(), gate, local)?;
+        self.record(format_args!(
+            "connect {target}:{port} from {}",
+            s.local.port()
+        ));
+        Ok(Box::new(s) as Stream)
+    }
+
     fn refused(&self, host: &str, port: u16) -> io::Error {
         self.record(format_args!("connect {host}:{port} refused"));
         io::Error::new(
@@ -414,39 +470,18 @@ impl Net for LiveNet {
             let known =
                 self.hosts.contains(&target) || lock(&self.world).anywhere.contains_key(&target);
             if !known {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("no host named {target}"),
-                ));
+                let ip = loopback(&target)?;
+                return self
+                    .dial(SocketAddr::from((ip, port)), &target, port, None)
+                    .await;
             }
             self.syn(&target).await;
             let addr = lock(&self.world).lookup(&target, port);
             let Some(addr) = addr.filter(|a| a.port() != 0) else {
                 return Err(self.refused(&target, port));
             };
-            let (socket, local) = self.socket_for(addr)?;
-            let connected = socket.connect(addr).await;
-            let inner = match connected {
-                Ok(s) => s,
-                Err(e) => {
-                    let mut world = lock(&self.world);
-                    if let Some(local) = local {
-                        world.sources.remove(&local);
-                    }
-                    world.record(
-                        &self.name,
-                        format_args!("connect {target}:{port} {:?}", e.kind()),
-                    );
-                    return Err(e);
-                }
-            };
-            let gate = Gate::new(&self.world, Some(pair(&self.name, &target)));
-            let s = LiveStream::new(inner, &self.name, target.clone(), gate, local)?;
-            self.record(format_args!(
-                "connect {target}:{port} from {}",
-                s.local.port()
-            ));
-            Ok(Box::new(s) as Stream)
+            let link = pair(&self.name, &target);
+            self.dial(addr, &target, port, Some(link)).await
         }
         .boxed_local()
     }

@@ -14,10 +14,14 @@
 //! | `{upstream}` | `127.0.0.1:PORT`, where it must send each connection |
 //! | `{upstream_port}` | that `PORT` alone |
 //!
-//! A command must name where to listen (`{listen}` or `{listen_port}`) and its upstream
-//! (`{upstream}` or `{upstream_port}`). Any other `{name}` made of lowercase letters and `_`
-//! is an error naming the four, so a misspelt placeholder is not passed on as text; other
-//! braces (`{}`, `{"a": 1}`) pass through untouched.
+//! A reverse proxy's command ([`Role::Reverse`], the default) must name where to listen
+//! (`{listen}` or `{listen_port}`) and its upstream (`{upstream}` or `{upstream_port}`). A
+//! forward proxy's ([`Role::Forward`]: `gauntlet gate --forward`) must name where to listen
+//! and must not name an upstream: each client tells a forward proxy its destination in its
+//! `CONNECT`, so an `{upstream}` there is an error rather than an address the proxy would
+//! ignore or misuse. Any other `{name}` made of lowercase letters and `_` is an error naming
+//! the four, so a misspelt placeholder is not passed on as text; other braces (`{}`,
+//! `{"a": 1}`) pass through untouched.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,17 +29,34 @@ use std::net::{Ipv4Addr, SocketAddr};
 /// The placeholders a command line may use, in the order the error messages list them.
 pub const PLACEHOLDERS: [&str; 4] = ["listen", "listen_port", "upstream", "upstream_port"];
 
+/// What kind of proxy a command starts, which decides the placeholders it needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// In front of a server: told its upstream by `{upstream}`.
+    #[default]
+    Reverse,
+    /// Named by its clients as their proxy: told each destination by `CONNECT`.
+    Forward,
+}
+
 /// A command line, split into words, placeholders not yet filled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandLine {
     text: String,
     words: Vec<String>,
+    role: Role,
 }
 
 impl CommandLine {
-    /// Splits `text` into words and checks its placeholders (see the module's documentation),
-    /// or says what is wrong with it.
+    /// Splits `text` into words and checks its placeholders for a reverse proxy (see the
+    /// module's documentation), or says what is wrong with it.
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_as(text, Role::Reverse)
+    }
+
+    /// Splits `text` into words and checks its placeholders for a proxy of `role`, or says
+    /// what is wrong with it.
+    pub fn parse_as(text: &str, role: Role) -> Result<Self, String> {
         let words = split(text)?;
         if words.is_empty() {
             return Err("the command line is empty".to_string());
@@ -53,16 +74,34 @@ impl CommandLine {
             }
         }
         let has = |names: [&str; 2]| names.iter().any(|n| used.contains(n));
-        if !has(["listen", "listen_port"]) || !has(["upstream", "upstream_port"]) {
-            return Err(format!(
+        let (listens, sends) = (
+            has(["listen", "listen_port"]),
+            has(["upstream", "upstream_port"]),
+        );
+        match role {
+            Role::Reverse if !listens || !sends => Err(format!(
                 "the command must contain `{{listen}}` (or `{{listen_port}}`) and `{{upstream}}` \
                  (or `{{upstream_port}}`) for the addresses the harness gives it, got `{text}`"
-            ));
+            )),
+            Role::Forward if !listens => Err(format!(
+                "a forward proxy's command must contain `{{listen}}` (or `{{listen_port}}`) for \
+                 the address the harness gives it, got `{text}`"
+            )),
+            Role::Forward if sends => Err(format!(
+                "a forward proxy's command has no `{{upstream}}` or `{{upstream_port}}`: each \
+                 client names its destination in its CONNECT; remove it from `{text}`"
+            )),
+            _ => Ok(CommandLine {
+                text: text.to_string(),
+                words,
+                role,
+            }),
         }
-        Ok(CommandLine {
-            text: text.to_string(),
-            words,
-        })
+    }
+
+    /// Whether the command starts a reverse or a forward proxy.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The command line as written.
@@ -82,25 +121,37 @@ impl CommandLine {
     }
 
     /// The words with the placeholders filled for a program listening on 127.0.0.1:`listen`
-    /// and sending to `upstream`.
-    pub fn render(&self, listen: u16, upstream: SocketAddr) -> Vec<String> {
+    /// and sending to `upstream`, or an error if the command needs an upstream (a reverse
+    /// proxy's) and has none.
+    pub fn render(&self, listen: u16, upstream: Option<SocketAddr>) -> Result<Vec<String>, String> {
+        let upstream = match (self.role, upstream) {
+            (Role::Reverse, None) => {
+                return Err(format!("`{self}` needs an upstream for `{{upstream}}`"));
+            }
+            (Role::Reverse, Some(addr)) => Some(addr),
+            // A forward proxy's command has no upstream placeholder to fill.
+            (Role::Forward, _) => None,
+        };
         let listen_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listen));
-        let values = [
-            listen_addr.to_string(),
-            listen.to_string(),
-            upstream.to_string(),
-            upstream.port().to_string(),
+        let mut values = vec![
+            ("listen", listen_addr.to_string()),
+            ("listen_port", listen.to_string()),
         ];
-        self.words
+        if let Some(addr) = upstream {
+            values.push(("upstream", addr.to_string()));
+            values.push(("upstream_port", addr.port().to_string()));
+        }
+        Ok(self
+            .words
             .iter()
             .map(|word| {
                 let mut out = word.clone();
-                for (name, value) in PLACEHOLDERS.iter().zip(&values) {
+                for (name, value) in &values {
                     out = out.replace(&format!("{{{name}}}"), value);
                 }
                 out
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -202,7 +253,7 @@ mod tests {
         assert_eq!(line.name(), "my-proxy");
         let upstream = "127.0.0.1:9000".parse().unwrap();
         assert_eq!(
-            line.render(8080, upstream),
+            line.render(8080, Some(upstream)).unwrap(),
             [
                 "./my-proxy",
                 "--listen=127.0.0.1:8080",
@@ -225,5 +276,35 @@ mod tests {
         let err = CommandLine::parse("p {listen} {upstrem}").unwrap_err();
         assert!(err.starts_with("unknown placeholder `{upstrem}`"), "{err}");
         assert!(CommandLine::parse("").unwrap_err().contains("empty"));
+        let err = CommandLine::parse("p {listen} {upstream}")
+            .unwrap()
+            .render(1, None)
+            .unwrap_err();
+        assert!(err.contains("needs an upstream"), "{err}");
+    }
+
+    #[test]
+    fn a_forward_proxy_listens_and_is_told_no_upstream() {
+        let line = CommandLine::parse_as("fwd --port {listen_port}", Role::Forward).unwrap();
+        assert_eq!(line.role(), Role::Forward);
+        assert_eq!(line.render(3128, None).unwrap(), ["fwd", "--port", "3128"]);
+        let upstream = "127.0.0.1:9000".parse().ok();
+        assert_eq!(
+            line.render(3128, upstream).unwrap(),
+            ["fwd", "--port", "3128"]
+        );
+        let err = CommandLine::parse_as("fwd {listen} {upstream}", Role::Forward).unwrap_err();
+        assert!(
+            err.contains("no `{upstream}`") && err.contains("CONNECT"),
+            "{err}"
+        );
+        let err = CommandLine::parse_as("fwd {upstream_port}", Role::Forward).unwrap_err();
+        assert!(err.contains("must contain `{listen}`"), "{err}");
+        let err = CommandLine::parse_as("fwd {listen} {upstrem}", Role::Forward).unwrap_err();
+        assert!(err.starts_with("unknown placeholder"), "{err}");
+        assert_eq!(
+            CommandLine::parse("p {listen} {upstream}").unwrap().role(),
+            Role::Reverse
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `gauntlet gate` as CI runs it: the gate suite through `gauntlet proxy` started from
 //! `--proxy-cmd`, passing with `pass` and failing with a stripping proxy, its JUnit report, no
-//! process left behind, and its refusals. Every wait has a timeout (a safety net, not a claim
+//! process left behind, and its refusals; with `--forward`, through `connect-proxy` as the
+//! client's explicit proxy, for ws and wss. Every wait has a timeout (a safety net, not a claim
 //! about speed); the gate is killed by its PID on the way out, panic or not.
 
 use std::io::Read as _;
@@ -113,6 +114,14 @@ fn proxy_cmd(model_args: &str) -> String {
     )
 }
 
+/// `gauntlet proxy` running `connect-proxy` with `preset`, as a forward proxy (no upstream).
+fn forward_cmd(preset: &str) -> String {
+    format!(
+        "'{}' proxy --model connect-proxy --param preset={preset} --listen {{listen}}",
+        env!("CARGO_BIN_EXE_gauntlet")
+    )
+}
+
 /// A JUnit file for one test, under the target folder.
 fn junit_path(name: &str) -> PathBuf {
     let dir = crate::root().join("target/gauntlet/gate-tests");
@@ -120,24 +129,70 @@ fn junit_path(name: &str) -> PathBuf {
     dir.join(format!("{name}-{}.xml", std::process::id()))
 }
 
+/// Runs `gauntlet gate ARGS --junit FILE`, FILE a fresh report named after `name`: what it
+/// left and the report's path.
+fn gate_reporting(name: &str, args: &[&str]) -> (Ran, PathBuf) {
+    let junit = junit_path(name);
+    let junit_arg = junit.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--junit", &junit_arg]);
+    (gate(&all), junit)
+}
+
 /// Each testcase's classname (the behaviour's file) and its failure's message, if it failed.
 fn testcases(junit: &PathBuf) -> Vec<(String, Option<String>)> {
+    junit_cases(junit)
+        .into_iter()
+        .map(|c| (c.file, c.failure.map(|(message, _)| message)))
+        .collect()
+}
+
+/// One testcase of a JUnit report.
+struct Case {
+    /// The behaviour's file.
+    file: String,
+    /// The scheme and seed (`wss seed 1`).
+    name: String,
+    /// The failure's message and its text (the run's detail), if it failed.
+    failure: Option<(String, String)>,
+}
+
+/// Every testcase of the JUnit report at `junit`.
+fn junit_cases(junit: &PathBuf) -> Vec<Case> {
     let xml = std::fs::read_to_string(junit).expect("the gate wrote its JUnit report");
     let doc = roxmltree::Document::parse(&xml).expect("the report is well-formed XML");
     doc.descendants()
         .filter(|n| n.has_tag_name("testcase"))
-        .map(|case| {
-            let failure = case
+        .map(|case| Case {
+            file: case.attribute("classname").unwrap_or("").to_string(),
+            name: case.attribute("name").unwrap_or("").to_string(),
+            failure: case
                 .children()
                 .find(|c| c.has_tag_name("failure"))
-                .and_then(|f| f.attribute("message"))
-                .map(str::to_string);
-            (
-                case.attribute("classname").unwrap_or("").to_string(),
-                failure,
-            )
+                .map(|f| {
+                    (
+                        f.attribute("message").unwrap_or("").to_string(),
+                        f.text().unwrap_or("").to_string(),
+                    )
+                }),
         })
         .collect()
+}
+
+/// How many behaviours the gate suite has.
+fn behaviours() -> usize {
+    std::fs::read_dir(crate::root().join("scenarios/gate"))
+        .expect("the gate suite")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        })
+        .count()
+}
+
+/// The gate's output says `what`.
+fn assert_says(ran: &Ran, what: &str) {
+    assert!(ran.text.contains(what), "no `{what}` in:\n{}", ran.text);
 }
 
 /// Every process the gate's output names is gone.
@@ -151,10 +206,8 @@ fn assert_none_survive(ran: &Ran) {
 
 #[test]
 fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
-    let junit = junit_path("pass");
     let cmd = proxy_cmd("--model pass");
-    let junit_arg = junit.display().to_string();
-    let ran = gate(&["--proxy-cmd", &cmd, "--junit", &junit_arg, "--transcript"]);
+    let (ran, junit) = gate_reporting("pass", &["--proxy-cmd", &cmd, "--transcript"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text);
     let cases = testcases(&junit);
     assert!(cases.len() >= 10, "{cases:?}");
@@ -173,10 +226,8 @@ fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
 
 #[test]
 fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behaviours() {
-    let junit = junit_path("strip");
     let cmd = proxy_cmd("--model transparent-proxy --param behaviour=strip");
-    let junit_arg = junit.display().to_string();
-    let ran = gate(&["--proxy-cmd", &cmd, "--junit", &junit_arg]);
+    let (ran, junit) = gate_reporting("strip", &["--proxy-cmd", &cmd]);
     assert_eq!(ran.code, Some(1), "{}", ran.text);
     let cases = testcases(&junit);
     let failed: Vec<&(String, Option<String>)> =
@@ -210,12 +261,74 @@ fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behavi
 }
 
 #[test]
+fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss() {
+    let cmd = forward_cmd("tinyproxy");
+    let args = ["--forward", "--proxy-cmd", &cmd, "--transcript"];
+    let (ran, junit) = gate_reporting("forward-tinyproxy", &args);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 2 * behaviours(), "{}", ran.text);
+    for scheme in ["ws", "wss"] {
+        let runs = cases
+            .iter()
+            .filter(|c| c.name.starts_with(&format!("{scheme} ")))
+            .count();
+        assert_eq!(runs, behaviours(), "{scheme}: {}", ran.text);
+    }
+    assert!(cases.iter().all(|c| c.failure.is_none()), "{}", ran.text);
+    assert_says(&ran, &format!("{} passed, 0 failed", cases.len()));
+    assert_says(&ran, "as a forward proxy reached by CONNECT");
+    // The client tunnels to the server's real address; the proxy dials it.
+    assert_says(&ran, "CONNECT 127.0.0.1:");
+    // One proxy per behaviour and scheme, and the first start.
+    assert_eq!(ran.pids().len(), cases.len() + 1, "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_names_each_behaviour() {
+    let cmd = forward_cmd("squid");
+    let (ran, junit) = gate_reporting("forward-squid", &["--forward", "--proxy-cmd", &cmd]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 2 * behaviours(), "{}", ran.text);
+    // The server's ports are ephemeral, never 443: every CONNECT is refused.
+    for case in &cases {
+        let (message, detail) = case.failure.as_ref().unwrap_or_else(|| {
+            panic!("{} {} passed: {}", case.file, case.name, ran.text);
+        });
+        assert!(
+            message.starts_with("Gate: ") && message.ends_with("got connect-refused"),
+            "{message}"
+        );
+        assert!(
+            detail.starts_with("proxy answered 403 Forbidden to CONNECT 127.0.0.1:"),
+            "{detail}"
+        );
+    }
+    assert!(
+        cases
+            .iter()
+            .any(|c| c.file == "scenarios/gate/upgrade.toml" && c.name == "wss seed 1"),
+        "the upgrade's wss run is reported"
+    );
+    assert_says(&ran, &format!("0 passed, {} failed", cases.len()));
+    assert_says(&ran, "FAIL  upgrade ");
+    // Failed behaviours print their transcripts, the proxy's pid among them.
+    assert_none_survive(&ran);
+}
+
+#[test]
 fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit_2() {
     let exits = proxy_cmd("--model no-such-model");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--proxy-cmd", "my-proxy --port 8080"],
             "must contain `{listen}`",
+        ),
+        (
+            &["--forward", "--proxy-cmd", "my-proxy {listen} {upstream}"],
+            "a forward proxy's command has no `{upstream}`",
         ),
         (
             &["--proxy-cmd", "my-proxy '{listen} {upstream}"],

@@ -355,6 +355,13 @@ fn interception_peers_and_refusals() {
     );
 }
 
+/// Everything `s` reads until its end, as text.
+async fn text_of(mut s: gauntlet::engine::Stream) -> std::io::Result<String> {
+    let mut text = String::new();
+    s.read_to_string(&mut text).await?;
+    Ok(text)
+}
+
 #[test]
 fn a_published_address_outside_the_run_is_reachable_by_name() {
     let outside = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -390,8 +397,7 @@ fn a_published_address_outside_the_run_is_reachable_by_name() {
                 ));
                 let mut s = net.connect("ext", 80).await?;
                 s.write_all(b"hi?").await?;
-                let mut text = String::new();
-                s.read_to_string(&mut text).await?;
+                let text = text_of(s).await?;
                 client_log.borrow_mut().push(text);
                 Ok(())
             }
@@ -401,6 +407,46 @@ fn a_published_address_outside_the_run_is_reachable_by_name() {
     Live.run(t, 1).expect("the run completes");
     answer.join().expect("the outside server answered");
     assert_eq!(*log.borrow(), vec!["true Some(true)", "outside"]);
+}
+
+#[test]
+fn a_loopback_address_is_dialed_directly_and_other_addresses_are_not_found() {
+    let log: Log = Rc::default();
+    let mut t = topology();
+    t.host("server", named("server"));
+    let client_log = log.clone();
+    t.client(
+        "client",
+        Box::new(move |net: NetRef| {
+            async move {
+                let addr = net.real_addr("server", 80).expect("the server listens");
+                let s = net.connect(&addr.ip().to_string(), addr.port()).await?;
+                let text = text_of(s).await?;
+                client_log.borrow_mut().push(text);
+                for host in ["10.0.0.1", "::1", "example.com"] {
+                    let e = net.connect(host, 80).await.err();
+                    client_log.borrow_mut().push(format!(
+                        "{host} {:?} {}",
+                        e.as_ref().map(|e| e.kind()),
+                        e.map_or(String::new(), |e| e.to_string())
+                    ));
+                }
+                Ok(())
+            }
+            .boxed_local()
+        }),
+    );
+    Live.run(t, 1).expect("the run completes");
+    assert_eq!(
+        *log.borrow(),
+        vec![
+            "server sees client",
+            "10.0.0.1 Some(NotFound) no host named 10.0.0.1: only loopback addresses \
+             (127.0.0.0/8) are dialed outside the run",
+            "::1 Some(NotFound) no host named ::1",
+            "example.com Some(NotFound) no host named example.com",
+        ]
+    );
 }
 
 /// Every `… up (pid N) on ADDR …` line of a transcript: the real programs a run started.
