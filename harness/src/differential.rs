@@ -43,7 +43,7 @@ impl Comparison {
 }
 
 /// Runs every scenario among `scenarios` that names a twin: the scenario live with its first
-/// seed, `jobs` at a time, and the twin on the default simulated engine with its first seed,
+/// seed, `jobs` at a time, and the twin on the `sim` engine with its first seed,
 /// for each scheme the live scenario runs. `each` sees each comparison in order, as it is made.
 /// Scenarios without a twin are not run.
 pub fn compare(
@@ -64,21 +64,20 @@ pub fn compare(
             });
         }
     }
-    let sim = engine::by_name(engine::DEFAULT);
+    let sim = engine::sim::Sim;
     let mut out = Vec::new();
     suite::execute(suite::LIVE, scenarios, &planned, jobs, |i, f: &Finished| {
         let p = &planned[i];
         let s = &scenarios[p.scenario];
         let twin_path = s.twin.as_deref().unwrap_or(Path::new(""));
-        let twin_outcome = match (scenario::load(twin_path), &sim) {
-            (Err(e), _) => Err(e.to_string()),
-            (Ok(_), None) => Err("the default engine is missing".to_string()),
-            (Ok(twin), Some(sim)) if twin.expected(p.scheme).is_some() => {
-                run(sim.as_ref(), &twin, p.scheme, twin.seeds[0])
+        let twin_outcome = match scenario::load(twin_path) {
+            Err(e) => Err(e.to_string()),
+            Ok(twin) if twin.expected(p.scheme).is_some() => {
+                run(&sim, &twin, p.scheme, twin.seeds[0])
                     .map(|o| o.report.outcome)
                     .map_err(|e| format!("{e:#}"))
             }
-            (Ok(twin), Some(_)) => Err(format!("{} does not run {}", twin.file, p.scheme)),
+            Ok(twin) => Err(format!("{} does not run {}", twin.file, p.scheme)),
         };
         let comparison = Comparison {
             live: s.file.clone(),

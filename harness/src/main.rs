@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use futures_util::FutureExt;
-use gauntlet::engine::{self, ENGINES};
+use gauntlet::engine::{self, ENGINES, Engine as _};
 use gauntlet::product::command::Role;
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
@@ -411,8 +411,7 @@ fn proxy(
             .boxed_local()
         }),
     );
-    let live = engine::by_name("live").context("the live engine is missing")?;
-    live.run(topology, 0)?;
+    engine::live::Live.run(topology, 0)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -455,9 +454,7 @@ fn gate(
             .collect::<Vec<_>>()
             .join(" and ")
     );
-    let style = Style {
-        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
+    let style = Style::for_stdout();
     let name = |s: &scenario::Scenario| {
         Path::new(&s.file)
             .file_stem()
@@ -555,8 +552,7 @@ fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Resu
             .boxed_local()
         }),
     );
-    let live = engine::by_name("live").context("the live engine is missing")?;
-    live.run(topology, 0)?;
+    engine::live::Live.run(topology, 0)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -666,11 +662,9 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         } else {
             "their twins"
         },
-        engine::DEFAULT
+        engine::sim::Sim.name()
     );
-    let style = Style {
-        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
+    let style = Style::for_stdout();
     let show = |o: &Result<gauntlet::outcome::Outcome, String>| match o {
         Ok(o) => o.to_string(),
         Err(e) => format!("error ({e})"),
@@ -846,6 +840,13 @@ struct Style {
 }
 
 impl Style {
+    /// Colour when stdout is a terminal and `NO_COLOR` is not set.
+    fn for_stdout() -> Self {
+        Style {
+            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -890,9 +891,7 @@ fn run(
             plural(live_only, "scenario")
         );
     }
-    let style = Style {
-        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
+    let style = Style::for_stdout();
     let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
     let expected_width = planned
         .iter()

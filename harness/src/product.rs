@@ -70,6 +70,12 @@ pub enum Product {
 
 impl Product {
     /// Every product, in a fixed order.
+    /// Whether the product is a reverse proxy (in front of servers) rather than a forward
+    /// proxy (for clients that name it as theirs).
+    pub fn is_reverse(self) -> bool {
+        matches!(self, Product::Nginx | Product::Haproxy | Product::Apache)
+    }
+
     pub const ALL: [Product; 5] = [
         Product::Nginx,
         Product::Haproxy,

@@ -31,7 +31,7 @@ use futures_util::FutureExt;
 use crate::client::PROXY_PORT;
 use crate::engine::{NetRef, Software};
 use crate::product::command::Role;
-use crate::product::{Product, Program, Running, StartOptions};
+use crate::product::{Program, Running, StartOptions};
 use crate::scenario::{CommandHop, ProductHop};
 use crate::transcript::Transcript;
 
@@ -60,12 +60,6 @@ impl Started {
             }
         }
     }
-}
-
-/// Whether `product` is a reverse proxy (in front of servers) rather than a forward proxy
-/// (for clients that name it as theirs).
-pub fn is_reverse(product: Product) -> bool {
-    matches!(product, Product::Nginx | Product::Haproxy | Product::Apache)
 }
 
 /// The software of a hop that is a real product: starts it once its upstreams listen,
@@ -197,7 +191,7 @@ async fn start(
     for (name, value) in &hop.values {
         options = options.value(name.as_str(), value.as_str());
     }
-    let reverse = is_reverse(product);
+    let reverse = product.is_reverse();
     if reverse {
         options = options.tls(&tls.0, &tls.1)?;
     }

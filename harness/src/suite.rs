@@ -185,7 +185,7 @@ pub fn execute(
 }
 
 /// The engine that runs real programs as hops.
-pub const LIVE: &str = "live";
+pub const LIVE: &str = engine::live::NAME;
 
 /// The planned runs `engine` can run, and how many scenarios it cannot: those with a real
 /// program as a hop, which only the live engine starts.

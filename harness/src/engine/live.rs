@@ -56,7 +56,7 @@ use super::{
 };
 
 /// The engine's name.
-const NAME: &str = "live";
+pub const NAME: &str = "live";
 
 /// Every socket binds here: loopback, an ephemeral port.
 const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
