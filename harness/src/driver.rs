@@ -2,18 +2,20 @@
 //! connection turns socket activity into [`Event`]s and carries out the model's [`Action`]s.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, HopEnv, ModelSpec, Side};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::engine::{NetRef, Software, Stream};
+use crate::engine::{ACCEPT_BACKOFF, NetRef, Software, Stream, accept_error_is_transient};
 use crate::transcript::Transcript;
 
 /// Bytes read from a socket at a time, at first: most connections carry small messages, and
@@ -71,11 +73,23 @@ pub fn hop_software(
                         loop {
                             let stream = match listener.accept().await {
                                 Ok(s) => s,
+                                Err(e) if accept_error_is_transient(&e) => {
+                                    t.log(
+                                        net2.now(),
+                                        net2.host(),
+                                        format!(
+                                            "accept failed on {port}: {e}; accepting again in {} ms",
+                                            ACCEPT_BACKOFF.as_millis()
+                                        ),
+                                    );
+                                    net2.sleep_until(net2.now() + ACCEPT_BACKOFF).await;
+                                    continue;
+                                }
                                 Err(e) => {
                                     t.log(
                                         net2.now(),
                                         net2.host(),
-                                        format!("accept failed on {port}: {e}"),
+                                        format!("accept failed on {port}: {e}; no longer accepting"),
                                     );
                                     return;
                                 }
@@ -105,12 +119,28 @@ pub fn hop_software(
     })
 }
 
-/// One side's socket and what is still open on it.
+/// The most bytes a side's outbox holds before the driver stops reading: a side whose
+/// outbox is this full is not read from, and neither is the other side, whose bytes would
+/// go there. The outbox can pass it by what one event makes a model send.
+pub const OUTBOX_LIMIT: usize = 256 * 1024;
+
+/// One side's socket, what is still open on it, and the bytes waiting for it.
 struct SideIo {
     stream: Option<Stream>,
     can_read: bool,
-    can_write: bool,
+    /// The model may still send to this side: it asked for no FIN or RST, and no write failed.
+    can_send: bool,
+    /// Bytes the model sent, oldest first, waiting for the socket (or for the dial).
+    out: VecDeque<Vec<u8>>,
+    /// How much of `out`'s first chunk is written.
+    out_pos: usize,
+    /// Bytes in `out`, less `out_pos`.
+    out_len: usize,
+    /// The model asked for a FIN, sent once `out` is written.
+    fin: bool,
     bytes_in: u64,
+    /// Bytes the model sent after the side closed, discarded (logged once, counted at the end).
+    discarded: u64,
 }
 
 impl SideIo {
@@ -119,13 +149,66 @@ impl SideIo {
         Self {
             stream,
             can_read: open,
-            can_write: open,
+            can_send: open,
+            out: VecDeque::new(),
+            out_pos: 0,
+            out_len: 0,
+            fin: false,
             bytes_in: 0,
+            discarded: 0,
         }
     }
 
+    /// Nothing more can happen on this side.
     fn finished(&self) -> bool {
-        !self.can_read && !self.can_write
+        !self.can_read && !self.can_send && self.out_len == 0 && !self.fin
+    }
+
+    fn push(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.out_len += bytes.len();
+            self.out.push_back(bytes);
+        }
+    }
+
+    /// Drops what waits to be written, returning how many bytes that was.
+    fn drop_out(&mut self) -> usize {
+        let n = self.out_len;
+        self.out.clear();
+        self.out_pos = 0;
+        self.out_len = 0;
+        n
+    }
+
+    /// Writes what waits, then the FIN the model asked for, as far as the socket takes
+    /// them without waiting. `Ready(Err)` when a write fails; `Pending` otherwise (the socket
+    /// is full, or there is nothing to do).
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Pending;
+        };
+        while let Some(chunk) = self.out.front() {
+            match Pin::new(&mut *stream).poll_write(cx, &chunk[self.out_pos..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.out_pos += n;
+                    self.out_len -= n;
+                    if self.out_pos == chunk.len() {
+                        self.out.pop_front();
+                        self.out_pos = 0;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // A failed shutdown leaves nothing to do: the peer is gone, and the read side says so.
+        if self.fin && Pin::new(&mut *stream).poll_shutdown(cx).is_ready() {
+            self.fin = false;
+        }
+        Poll::Pending
     }
 }
 
@@ -137,20 +220,33 @@ fn grow(buf: &mut Vec<u8>, read: &io::Result<usize>) {
     }
 }
 
-async fn read_from(side: &mut SideIo, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads from `side` into `buf` unless it is closed for reading or `blocked`.
+fn poll_read_side(
+    side: &mut SideIo,
+    blocked: bool,
+    buf: &mut [u8],
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
     match side.stream.as_mut() {
-        Some(s) if side.can_read => s.read(buf).await,
-        _ => std::future::pending().await,
+        Some(s) if side.can_read && !blocked => {
+            let mut rb = ReadBuf::new(buf);
+            match Pin::new(s).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+        _ => Poll::Pending,
     }
 }
 
-async fn wait_dial(
-    dial: &mut Option<LocalBoxFuture<'static, io::Result<Stream>>>,
-) -> io::Result<Stream> {
-    match dial.as_mut() {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
+/// What woke the connection's loop.
+enum Step {
+    Dial(io::Result<Stream>),
+    Read(Side, io::Result<usize>),
+    WriteFailed(Side, io::Error),
+    Timer(u64),
+    Done,
 }
 
 struct Driven {
@@ -191,15 +287,16 @@ impl Driven {
         }
     }
 
+    /// Runs one proxied connection: feeds the model every event in order and carries out its
+    /// actions. Reads, writes to both sides, the dial and the timers all progress in one
+    /// loop, so neither direction ever waits for the other; a side is not read while its own
+    /// outbox or the other side's holds [`OUTBOX_LIMIT`] bytes or more (backpressure).
     async fn drive(self, client: Stream, port: u16, mut model: Box<dyn Connection>, mut cx: Cx) {
         self.log(format!("accepted on port {port}"));
         let mut client = SideIo::new(Some(client));
         let mut upstream = SideIo::new(None);
         let mut dial: Option<LocalBoxFuture<'static, io::Result<Stream>>> = None;
         let mut dialed = false;
-        // Bytes and a pending FIN for upstream, held until the dial completes.
-        let mut queued: Vec<u8> = Vec::new();
-        let mut queued_fin = false;
         let mut timers: BTreeMap<u64, Duration> = BTreeMap::new();
         let mut cbuf = vec![0u8; FIRST_CHUNK];
         let mut ubuf = vec![0u8; FIRST_CHUNK];
@@ -237,25 +334,16 @@ impl Driven {
                             } else {
                                 &mut upstream
                             };
-                            if to == Side::Upstream && dial.is_some() && !queued_fin {
-                                queued.extend_from_slice(&bytes);
-                            } else if side.can_write {
-                                if let Some(s) = side.stream.as_mut() {
-                                    if let Err(e) = s.write_all(&bytes).await {
-                                        side.can_write = false;
-                                        self.log(format!(
-                                            "write of {} bytes to {} failed: {e}",
-                                            bytes.len(),
-                                            to.as_str()
-                                        ));
-                                    }
+                            if side.can_send {
+                                side.push(bytes);
+                            } else if !bytes.is_empty() {
+                                if side.discarded == 0 {
+                                    self.log(format!(
+                                        "discarding bytes for {}: it is closed",
+                                        to.as_str()
+                                    ));
                                 }
-                            } else {
-                                self.log(format!(
-                                    "discarded {} bytes for {}: it is closed",
-                                    bytes.len(),
-                                    to.as_str()
-                                ));
+                                side.discarded += bytes.len() as u64;
                             }
                         }
                         Action::Dial { .. } | Action::DialNamed { .. } => {
@@ -264,6 +352,8 @@ impl Driven {
                                 continue;
                             }
                             dialed = true;
+                            // Bytes for upstream wait in its outbox until the dial completes.
+                            upstream.can_send = true;
                             let net = self.net.clone();
                             let (host, port) = match self.destination(action) {
                                 Ok(to) => to,
@@ -279,18 +369,13 @@ impl Driven {
                                 Some(async move { net.connect(&host, port).await }.boxed_local());
                         }
                         Action::Close { side: which, how } => {
-                            if which == Side::Upstream && dial.is_some() {
-                                match how {
-                                    CloseHow::Fin => queued_fin = true,
-                                    CloseHow::Reset => {
-                                        dial = None;
-                                        self.log(format!(
-                                            "abandoned the dial, discarding {} queued bytes",
-                                            queued.len()
-                                        ));
-                                        queued.clear();
-                                    }
-                                }
+                            if which == Side::Upstream && dial.is_some() && how == CloseHow::Reset {
+                                dial = None;
+                                upstream.can_send = false;
+                                self.log(format!(
+                                    "abandoned the dial, discarding {} queued bytes",
+                                    upstream.drop_out()
+                                ));
                                 continue;
                             }
                             let side = if which == Side::Client {
@@ -311,67 +396,108 @@ impl Driven {
                 }
             }
 
-            if client.finished()
-                && (upstream.finished() || !dialed)
-                && dial.is_none()
-                && timers.is_empty()
-            {
+            if client.finished() && upstream.finished() && dial.is_none() && timers.is_empty() {
                 break;
             }
             let next_timer = timers
                 .iter()
                 .min_by_key(|(_, at)| **at)
                 .map(|(id, at)| (*id, *at));
-            let sleep = match next_timer {
-                Some((_, at)) => self.net.sleep_until(at),
-                None => std::future::pending().boxed_local(),
-            };
-            tokio::select! {
-                biased;
-                r = wait_dial(&mut dial) => {
+            let mut sleep = next_timer.map(|(_, at)| self.net.sleep_until(at));
+            let step = std::future::poll_fn(|cx| {
+                if let Some(f) = dial.as_mut() {
+                    if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                        return Poll::Ready(Step::Dial(r));
+                    }
+                }
+                if let Poll::Ready(Err(e)) = client.poll_flush(cx) {
+                    return Poll::Ready(Step::WriteFailed(Side::Client, e));
+                }
+                if let Poll::Ready(Err(e)) = upstream.poll_flush(cx) {
+                    return Poll::Ready(Step::WriteFailed(Side::Upstream, e));
+                }
+                if client.finished() && upstream.finished() && dial.is_none() && timers.is_empty() {
+                    // The last FIN or RST just went out.
+                    return Poll::Ready(Step::Done);
+                }
+                let full = |s: &SideIo| s.out_len >= OUTBOX_LIMIT;
+                let blocked = full(&client) || full(&upstream);
+                if let Poll::Ready(r) = poll_read_side(&mut client, blocked, &mut cbuf, cx) {
+                    return Poll::Ready(Step::Read(Side::Client, r));
+                }
+                if let Poll::Ready(r) = poll_read_side(&mut upstream, blocked, &mut ubuf, cx) {
+                    return Poll::Ready(Step::Read(Side::Upstream, r));
+                }
+                if let (Some(f), Some((id, _))) = (sleep.as_mut(), next_timer) {
+                    if f.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Step::Timer(id));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            drop(sleep);
+            event_owned = Some(match step {
+                Step::Done => break,
+                Step::Dial(Ok(stream)) => {
                     dial = None;
-                    match r {
-                        Ok(stream) => {
-                            self.log("upstream connected");
-                            upstream = SideIo::new(Some(stream));
-                            if let Some(s) = upstream.stream.as_mut() {
-                                if !queued.is_empty() {
-                                    if let Err(e) = s.write_all(&queued).await {
-                                        upstream.can_write = false;
-                                        self.log(format!("write of {} queued bytes failed: {e}", queued.len()));
-                                    }
-                                    queued.clear();
-                                }
-                            }
-                            if queued_fin {
-                                self.close(&mut upstream, Side::Upstream, CloseHow::Fin).await;
-                            }
-                            event_owned = Some((Side::Upstream, EventKind::Dialed));
-                        }
-                        Err(e) => {
-                            let reason = e.to_string();
-                            if !queued.is_empty() {
-                                self.log(format!("dial failed: discarding {} queued bytes", queued.len()));
-                                queued.clear();
-                            }
-                            event_owned = Some((Side::Upstream, EventKind::DialFailed(reason)));
-                        }
+                    self.log("upstream connected");
+                    upstream.stream = Some(stream);
+                    upstream.can_read = true;
+                    (Side::Upstream, EventKind::Dialed)
+                }
+                Step::Dial(Err(e)) => {
+                    dial = None;
+                    upstream.can_send = false;
+                    upstream.fin = false;
+                    let queued = upstream.drop_out();
+                    if queued > 0 {
+                        self.log(format!("dial failed: discarding {queued} queued bytes"));
                     }
+                    (Side::Upstream, EventKind::DialFailed(e.to_string()))
                 }
-                r = read_from(&mut client, &mut cbuf) => {
-                    grow(&mut cbuf, &r);
-                    event_owned = Some((Side::Client, self.on_read(&mut client, Side::Client, r)));
+                Step::Read(which, r) => {
+                    let (side, buf) = if which == Side::Client {
+                        (&mut client, &mut cbuf)
+                    } else {
+                        (&mut upstream, &mut ubuf)
+                    };
+                    grow(buf, &r);
+                    (which, self.on_read(side, which, r))
                 }
-                r = read_from(&mut upstream, &mut ubuf) => {
-                    grow(&mut ubuf, &r);
-                    event_owned = Some((Side::Upstream, self.on_read(&mut upstream, Side::Upstream, r)));
+                Step::WriteFailed(which, e) => {
+                    let side = if which == Side::Client {
+                        &mut client
+                    } else {
+                        &mut upstream
+                    };
+                    // A write fails when the peer has reset the connection: the model hears
+                    // the reset, as it would from a read.
+                    let unsent = side.drop_out();
+                    self.log(format!(
+                        "write to {} failed ({e}), {unsent} bytes unsent: {} reset",
+                        which.as_str(),
+                        which.as_str()
+                    ));
+                    side.can_read = false;
+                    side.can_send = false;
+                    side.fin = false;
+                    side.stream = None;
+                    (which, EventKind::Reset)
                 }
-                () = sleep => {
-                    if let Some((id, _)) = next_timer {
-                        timers.remove(&id);
-                        event_owned = Some((Side::Client, EventKind::Timer(id)));
-                    }
+                Step::Timer(id) => {
+                    timers.remove(&id);
+                    (Side::Client, EventKind::Timer(id))
                 }
+            });
+        }
+        for (side, which) in [(&client, Side::Client), (&upstream, Side::Upstream)] {
+            if side.discarded > 0 {
+                self.log(format!(
+                    "discarded {} bytes for {} in all: it was closed",
+                    side.discarded,
+                    which.as_str()
+                ));
             }
         }
         self.log(format!(
@@ -393,32 +519,55 @@ impl Driven {
             }
             Err(e) => {
                 side.can_read = false;
-                side.can_write = false;
+                side.can_send = false;
+                side.fin = false;
+                let unsent = side.drop_out();
                 side.stream = None;
-                self.log(format!("{} reset ({e})", which.as_str()));
+                if unsent > 0 {
+                    self.log(format!(
+                        "{} reset ({e}), {unsent} bytes unsent",
+                        which.as_str()
+                    ));
+                } else {
+                    self.log(format!("{} reset ({e})", which.as_str()));
+                }
                 EventKind::Reset
             }
         }
     }
 
+    /// Carries out a close the model asked for. A FIN follows what the side's outbox holds;
+    /// an RST goes at once, after whatever of the outbox the socket takes without waiting
+    /// (as a TCP reset discards unsent data).
     async fn close(&self, side: &mut SideIo, which: Side, how: CloseHow) {
         match how {
             CloseHow::Fin => {
-                if side.can_write {
-                    side.can_write = false;
-                    if let Some(s) = side.stream.as_mut() {
-                        let _ = s.shutdown().await;
-                    }
+                if side.can_send {
+                    side.can_send = false;
+                    side.fin = true;
                     self.log(format!("FIN to {}", which.as_str()));
                 }
             }
             CloseHow::Reset => {
-                if let Some(s) = side.stream.take() {
-                    s.reset();
-                    self.log(format!("RST to {}", which.as_str()));
+                if side.stream.is_some() && side.out_len > 0 {
+                    std::future::poll_fn(|cx| {
+                        let _ = side.poll_flush(cx);
+                        Poll::Ready(())
+                    })
+                    .await;
                 }
                 side.can_read = false;
-                side.can_write = false;
+                side.can_send = false;
+                side.fin = false;
+                let unsent = side.drop_out();
+                if let Some(s) = side.stream.take() {
+                    s.reset();
+                    if unsent > 0 {
+                        self.log(format!("RST to {}, {unsent} bytes unsent", which.as_str()));
+                    } else {
+                        self.log(format!("RST to {}", which.as_str()));
+                    }
+                }
             }
         }
     }

@@ -32,7 +32,7 @@
 //! - Events are recorded like the other engines', with wall-clock times, so the event log's
 //!   hash differs from run to run.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -568,13 +568,25 @@ struct LiveListener {
 impl Listener for LiveListener {
     fn accept(&mut self) -> LocalBoxFuture<'_, io::Result<Stream>> {
         async move {
-            let (inner, from) = self.inner.accept().await?;
-            let peer = lock(&self.world).sources.get(&from).cloned();
-            let link = peer.as_ref().map(|p| pair(&self.host, p));
-            let peer = peer.unwrap_or_else(|| from.to_string());
-            lock(&self.world).record(&self.host, format_args!("accept {} from {peer}", self.port));
-            let gate = Gate::new(&self.world, link);
-            Ok(Box::new(LiveStream::new(inner, &self.host, peer, gate, None)?) as Stream)
+            loop {
+                let (inner, from) = self.inner.accept().await?;
+                let peer = lock(&self.world).sources.get(&from).cloned();
+                let link = peer.as_ref().map(|p| pair(&self.host, p));
+                let peer = peer.unwrap_or_else(|| from.to_string());
+                lock(&self.world)
+                    .record(&self.host, format_args!("accept {} from {peer}", self.port));
+                let gate = Gate::new(&self.world, link);
+                match LiveStream::new(inner, &self.host, peer, gate, None) {
+                    Ok(stream) => return Ok(Box::new(stream) as Stream),
+                    // The connection went away between the accept and its set-up (a reset
+                    // makes `setsockopt` or `getsockname` fail): that is its end, not the
+                    // listener's.
+                    Err(e) => lock(&self.world).record(
+                        &self.host,
+                        format_args!("accept {} dropped: {e}", self.port),
+                    ),
+                }
+            }
         }
         .boxed_local()
     }
@@ -593,7 +605,7 @@ impl Drop for LiveListener {
 /// What a stream's writer has asked for and its pump has not done yet.
 #[derive(Default)]
 struct Outbox {
-    bytes: VecDeque<u8>,
+    bytes: Vec<u8>,
     /// The writer shut the stream down: a FIN follows the bytes.
     fin: bool,
     fin_sent: bool,
@@ -626,7 +638,8 @@ impl Outbox {
 
 /// The pump's next job.
 enum Job {
-    Write(Vec<u8>),
+    /// Write the bytes `next_job` left in the pump's buffer.
+    Write,
     Fin,
     Close(Close),
     /// The link was blackholed: keep the socket open and never speak again.
@@ -640,11 +653,14 @@ async fn pump(
     gate: Gate,
     source: Option<SocketAddr>,
 ) {
+    let mut chunk = Vec::new();
     loop {
-        let job = std::future::poll_fn(|cx| next_job(&out, &gate, cx)).await;
+        let job = std::future::poll_fn(|cx| next_job(&out, &gate, &mut chunk, cx)).await;
         match job {
-            Job::Write(chunk) => {
-                if let Err(e) = half.write_all(&chunk).await {
+            Job::Write => {
+                let written = half.write_all(&chunk).await;
+                chunk.clear();
+                if let Err(e) = written {
                     let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
                     o.error = Some(e.kind());
                     o.bytes.clear();
@@ -674,7 +690,13 @@ async fn pump(
     }
 }
 
-fn next_job(out: &Mutex<Outbox>, gate: &Gate, cx: &mut Context<'_>) -> Poll<Job> {
+/// The pump's next job; a write's bytes are left in `spare` (which must be empty).
+fn next_job(
+    out: &Mutex<Outbox>,
+    gate: &Gate,
+    spare: &mut Vec<u8>,
+    cx: &mut Context<'_>,
+) -> Poll<Job> {
     match gate.pass(Some(cx.waker())) {
         Pass::Silent => return Poll::Ready(Job::Silence),
         Pass::Wait => return Poll::Pending,
@@ -682,11 +704,13 @@ fn next_job(out: &Mutex<Outbox>, gate: &Gate, cx: &mut Context<'_>) -> Poll<Job>
     }
     let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
     if !o.bytes.is_empty() {
-        let chunk: Vec<u8> = o.bytes.drain(..).collect();
+        // The whole outbox at once, by swapping buffers: no byte is copied here, and the
+        // writer gets back the pump's emptied buffer, capacity and all.
+        std::mem::swap(&mut o.bytes, spare);
         if let Some(w) = o.writer.take() {
             w.wake();
         }
-        return Poll::Ready(Job::Write(chunk));
+        return Poll::Ready(Job::Write);
     }
     if o.fin && !o.fin_sent {
         o.fin_sent = true;
@@ -813,7 +837,7 @@ impl AsyncWrite for LiveStream {
             return Poll::Pending;
         }
         let n = room.min(buf.len());
-        o.bytes.extend(&buf[..n]);
+        o.bytes.extend_from_slice(&buf[..n]);
         o.wake_pump();
         drop(o);
         self.record(format_args!("write {n}"));

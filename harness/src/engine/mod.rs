@@ -45,6 +45,26 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 /// A boxed [`Io`].
 pub type Stream = Box<dyn Io>;
 
+/// How long a server waits after a transient accept failure before it accepts again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Whether an accept failure passes: the process or system is out of descriptors or memory
+/// for now (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), or one connection went away before it
+/// was accepted. A server logs it, waits [`ACCEPT_BACKOFF`] and accepts again, as nginx and
+/// HAProxy do; any other failure means the listener itself is gone.
+pub fn accept_error_is_transient(e: &io::Error) -> bool {
+    const ENOMEM: i32 = 12;
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    const ENOBUFS: i32 = 105;
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::OutOfMemory
+    ) || matches!(e.raw_os_error(), Some(ENOMEM | ENFILE | EMFILE | ENOBUFS))
+}
+
 /// A bound listening socket.
 pub trait Listener {
     /// The next accepted connection.

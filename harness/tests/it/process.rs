@@ -2,7 +2,7 @@
 //! collected, every wait bounded by [`PATIENCE`] (a safety net, not a claim about speed), and
 //! the child killed by its PID when the guard is dropped, panic or not.
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -28,6 +28,7 @@ pub struct Process {
     what: String,
     lines: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
+    stderr_lines: mpsc::Receiver<String>,
 }
 
 impl Process {
@@ -51,9 +52,15 @@ impl Process {
             }
         });
         let (err_tx, stderr_rx) = mpsc::channel();
+        let (err_line_tx, stderr_lines) = mpsc::channel();
         std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = err_line_tx.send(line.clone());
+                text.push_str(&line);
+                text.push('\n');
+            }
             let _ = err_tx.send(text);
         });
         Self {
@@ -61,6 +68,21 @@ impl Process {
             what: what.to_string(),
             lines,
             stderr: stderr_rx,
+            stderr_lines,
+        }
+    }
+
+    /// Waits for a line on stderr that contains `needle`, and gives it.
+    pub fn stderr_line_containing(&self, needle: &str) -> String {
+        loop {
+            match self.stderr_lines.recv_timeout(PATIENCE) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{} wrote no line containing {needle:?} on stderr within {PATIENCE:?}",
+                    self.what
+                ),
+            }
         }
     }
 

@@ -126,6 +126,37 @@ fn a_websocket_echo_passes_through_gauntlet_proxy_and_sigterm_ends_it_cleanly() 
 }
 
 #[test]
+fn gauntlet_proxy_accepts_again_after_running_out_of_descriptors() {
+    let upstream = echo_server();
+    // 24 descriptors: the runtime's own and a few connections (two each: client, upstream).
+    let mut process = Process::start(
+        "gauntlet proxy under prlimit",
+        Command::new("prlimit").args([
+            "--nofile=24",
+            "--",
+            env!("CARGO_BIN_EXE_gauntlet"),
+            "proxy",
+            "--model",
+            "pass",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream.to_string(),
+        ]),
+    );
+    let addr = process.address("listening on ");
+    let held: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(addr).expect("the kernel queues the connection"))
+        .collect();
+    let failed = process.stderr_line_containing("accept failed on 80");
+    assert!(failed.contains("accepting again"), "{failed}");
+    drop(held);
+    assert_eq!(echo_through(addr).as_deref(), Ok("through the gauntlet"));
+    let exit = process.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+#[test]
 fn a_stripping_transparent_proxy_makes_the_handshake_fail() {
     let upstream = echo_server();
     let proxy = Proxy::start(

@@ -645,54 +645,58 @@ impl Network {
         }
     }
 
-    /// Writes from end `side`: how many bytes were taken, or `Pending` with `cx` registered
-    /// while the direction is full.
+    /// Writes from end `side`: how many bytes were taken, or, while the direction is full,
+    /// `Err` with `cx` registered and the time of the RST on its way to this end, if one is
+    /// (the writer learns of it then: the write fails).
     fn write(
         &mut self,
         id: u64,
         side: usize,
         buf: &[u8],
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<usize>> {
+    ) -> Result<io::Result<usize>, Option<Duration>> {
         let now = self.now();
         let buffer = self.buffer;
         let Some(conn) = self.conns.get_mut(id) else {
-            return Poll::Ready(Err(reset_error()));
+            return Ok(Err(reset_error()));
         };
         let host = conn.hosts[side];
-        if conn.halves[1 - side].rst_at.is_some_and(|t| t <= now) {
-            return Poll::Ready(Err(reset_error()));
+        let rst_at = conn.halves[1 - side].rst_at;
+        if rst_at.is_some_and(|t| t <= now) {
+            return Ok(Err(reset_error()));
         }
         if conn.halves[side].shut {
-            return Poll::Ready(Err(io::Error::new(
+            return Ok(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "write after shutdown",
             )));
         }
         if buf.is_empty() {
-            return Poll::Ready(Ok(0));
+            return Ok(Ok(0));
         }
         let half = &mut conn.halves[side];
         let room = buffer.saturating_sub(half.unread);
         if room == 0 {
             half.writer = Some(cx.waker().clone());
-            return Poll::Pending;
+            return Err(rst_at);
         }
         let n = room.min(buf.len());
         if half.reader_gone {
             // The bytes reach a closed socket, which answers with RST; a crashed host answers
-            // nothing.
+            // nothing. Nobody acknowledges them, so they stay in the buffer: a writer that
+            // goes on waits for the RST, as a TCP sender waits for its send buffer.
+            half.unread += n;
             let (a, b) = (conn.hosts[side], conn.hosts[1 - side]);
-            if conn.halves[1 - side].rst_at.is_none() && !self.hosts[b].crashed {
+            if rst_at.is_none() && !self.hosts[b].crashed {
                 let round_trip = now + self.links[a][b].latency + self.links[b][a].latency;
                 self.send_no_earlier(id, 1 - side, Kind::Rst, Vec::new(), round_trip);
             }
             self.record(host, format_args!("#{id} write {n} to a closed socket"));
-            return Poll::Ready(Ok(n));
+            return Ok(Ok(n));
         }
         self.send(id, side, Kind::Data, buf[..n].to_vec());
         self.record(host, format_args!("#{id} write {n}"));
-        Poll::Ready(Ok(n))
+        Ok(Ok(n))
     }
 
     /// End `side` sends FIN.
@@ -791,6 +795,8 @@ pub(crate) struct SimStream {
     peer: String,
     /// Wakes the reader when the next segment arrives.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Wakes a writer waiting for room when a RST arrives.
+    write_sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl SimStream {
@@ -802,6 +808,7 @@ impl SimStream {
             side,
             peer,
             sleep: None,
+            write_sleep: None,
         }
     }
 }
@@ -822,6 +829,27 @@ impl Drop for SimStream {
     }
 }
 
+/// Sleeps in `sleep` until `deadline`: `Ready` once it has passed, so the caller tries again;
+/// `Pending` with `cx` registered before then, or for good with no deadline (the caller's
+/// waker is registered elsewhere).
+fn sleep_until(
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+    deadline: Option<tokio::time::Instant>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let Some(deadline) = deadline else {
+        return Poll::Pending;
+    };
+    let sleep = match sleep {
+        Some(s) => {
+            s.as_mut().reset(deadline);
+            s
+        }
+        None => sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
+    };
+    sleep.as_mut().poll(cx)
+}
+
 impl AsyncRead for SimStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -840,17 +868,7 @@ impl AsyncRead for SimStream {
             if let Some(r) = result {
                 return Poll::Ready(r);
             }
-            let Some(deadline) = instant else {
-                return Poll::Pending;
-            };
-            match this.sleep.as_mut() {
-                Some(s) => s.as_mut().reset(deadline),
-                None => this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            let Some(sleep) = this.sleep.as_mut() else {
-                return Poll::Pending;
-            };
-            if sleep.as_mut().poll(cx).is_pending() {
+            if sleep_until(&mut this.sleep, instant, cx).is_pending() {
                 return Poll::Pending;
             }
         }
@@ -859,11 +877,23 @@ impl AsyncRead for SimStream {
 
 impl AsyncWrite for SimStream {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        lock(&self.net).write(self.id, self.side, buf, cx)
+        let this = &mut *self;
+        loop {
+            let instant = {
+                let mut net = lock(&this.net);
+                match net.write(this.id, this.side, buf, cx) {
+                    Ok(r) => return Poll::Ready(r),
+                    Err(rst_at) => rst_at.map(|at| net.instant(at)),
+                }
+            };
+            if sleep_until(&mut this.write_sleep, instant, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
