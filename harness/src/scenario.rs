@@ -479,17 +479,28 @@ impl Scenario {
         if w.kind == WorkloadKind::Smuggle {
             // Two connections (the attack, the victim's fetch), each with its handshake
             // budget; the attack's answer, its close, and the fetch's answer.
-            return self.client.handshake_timeout * 2
-                + w.reply_timeout * 4
-                + Duration::from_secs(10);
+            return self
+                .client
+                .handshake_timeout
+                .saturating_mul(2)
+                .saturating_add(w.reply_timeout.saturating_mul(4))
+                .saturating_add(Duration::from_secs(10));
         }
-        let idle: u64 = w.idle.iter().map(|i| i.ms).sum();
-        let per_message = w.interval + w.reply_timeout;
-        self.client.handshake_timeout
-            + per_message * w.messages
-            + Duration::from_millis(idle)
-            + w.reply_timeout * 2
-            + Duration::from_secs(10)
+        // `parse` keeps every term within a year and the messages within a million, so
+        // nothing saturates for a scenario read from a file; one built by hand saturates.
+        let idle = w.idle.iter().fold(Duration::ZERO, |sum, i| {
+            sum.saturating_add(Duration::from_millis(i.ms))
+        });
+        let per_message = w.interval.saturating_add(w.reply_timeout);
+        [
+            self.client.handshake_timeout,
+            per_message.saturating_mul(w.messages),
+            idle,
+            w.reply_timeout.saturating_mul(2),
+            Duration::from_secs(10),
+        ]
+        .into_iter()
+        .fold(Duration::ZERO, Duration::saturating_add)
     }
 }
 
@@ -644,6 +655,13 @@ struct RawExpect {
 pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
 /// The most messages a workload may send.
 pub const MAX_MESSAGES: u32 = 1_000_000;
+/// The longest any millisecond value in a scenario file may be (every key named `ms` or ending
+/// in `-ms`, hop parameters included), and the longest a workload's schedule (the intervals
+/// between its messages and its idle periods, together) may last: 365 days. Far beyond any
+/// product's timeout, and small enough that no sum a run makes of such values (its time
+/// limit counts every message's reply timeout, a million of them at most) comes near what
+/// the simulated clock can count.
+pub const MAX_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -680,6 +698,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     })?;
     let fail =
         |span: std::ops::Range<usize>, message: String| locate(file, text, span.start, message);
+    if let Some((key, value, span)) = millisecond_beyond_limit(text) {
+        return Err(fail(
+            span,
+            format!("`{key}` must be at most {MAX_MS} (365 days), got {value}"),
+        ));
+    }
 
     if *raw.format.get_ref() != FORMAT {
         return Err(fail(
@@ -860,6 +884,21 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             ),
         ));
     }
+    // The schedule: the intervals between the messages and the idle periods, within a year.
+    let interval_ms = *w.interval_ms.get_ref();
+    let schedule_limit = format!(
+        "a workload's intervals and idle periods together may last at most {MAX_MS} ms (365 days)"
+    );
+    let sending = u64::from(messages.saturating_sub(1)).saturating_mul(interval_ms);
+    if sending > MAX_MS {
+        return Err(fail(
+            w.interval_ms.span(),
+            format!(
+                "{messages} messages {interval_ms} ms apart take more than 365 days: {schedule_limit}"
+            ),
+        ));
+    }
+    let mut idle_ms = 0u64;
     let mut idle = Vec::new();
     for period in &w.idle {
         let span = period.span();
@@ -880,6 +919,15 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             return Err(fail(
                 span,
                 "idle periods must be listed in order of `after-message`".into(),
+            ));
+        }
+        idle_ms = idle_ms.saturating_add(p.ms);
+        if sending.saturating_add(idle_ms) > MAX_MS {
+            return Err(fail(
+                span,
+                format!(
+                    "the idle periods add up to {idle_ms} ms with this one, besides {sending} ms between messages: {schedule_limit}"
+                ),
             ));
         }
         idle.push(p);
@@ -1083,6 +1131,36 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, std::ops::Range<usize
         .collect()
 }
 
+/// The first millisecond value in `text` above [`MAX_MS`], in document order: its key, the
+/// value as written, and where the value is. A millisecond value is an integer under a key
+/// named `ms` or ending in `-ms`, at any depth, hop parameters included, so every model's
+/// timers are held to the same limit as the harness's own.
+fn millisecond_beyond_limit(text: &str) -> Option<(String, String, std::ops::Range<usize>)> {
+    use toml::de::{DeTable, DeValue};
+    type Found = Option<(String, String, std::ops::Range<usize>)>;
+    fn in_table(text: &str, table: &DeTable<'_>) -> Found {
+        table
+            .iter()
+            .find_map(|(key, value)| in_value(text, key.get_ref(), value))
+    }
+    fn in_value(text: &str, key: &str, value: &Spanned<DeValue<'_>>) -> Found {
+        match value.get_ref() {
+            DeValue::Integer(n) if key == "ms" || key.ends_with("-ms") => {
+                let beyond = i128::from_str_radix(n.as_str(), n.radix())
+                    .map_or(true, |n| n > i128::from(MAX_MS));
+                let span = value.span();
+                let written = text.get(span.clone()).unwrap_or(n.as_str()).to_string();
+                beyond.then(|| (key.to_string(), written, span))
+            }
+            DeValue::Table(table) => in_table(text, table),
+            DeValue::Array(items) => items.iter().find_map(|v| in_value(text, key, v)),
+            _ => None,
+        }
+    }
+    let doc = DeTable::parse(text).ok()?;
+    in_table(text, doc.get_ref())
+}
+
 /// A [`ScenarioError`] at byte offset `at` of `text`.
 fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
     let at = at.min(text.len());
@@ -1191,6 +1269,53 @@ mod tests {
         for code in [0, 999, 1004, 1005, 1006, 1014, 1015, 2999, 5000] {
             assert!(!close_code_valid(code), "{code}");
         }
+    }
+
+    #[test]
+    fn the_time_limit_saturates_for_a_scenario_built_by_hand() {
+        let mut s = parse("m.toml", MINIMAL).unwrap();
+        let w = &mut s.client.workload;
+        w.interval = Duration::MAX;
+        w.messages = MAX_MESSAGES;
+        w.idle = vec![
+            Idle {
+                after_message: 1,
+                ms: u64::MAX
+            };
+            2
+        ];
+        assert_eq!(s.time_limit(), Duration::MAX);
+    }
+
+    #[test]
+    fn a_workload_may_last_a_year_and_no_more() {
+        let workload = |lines: &str| {
+            MINIMAL.replace("[expect]", &format!("[client.workload]\n{lines}\n[expect]"))
+        };
+        let year = parse(
+            "m.toml",
+            &workload(&format!(
+                "messages = 2\ninterval-ms = {}\nidle = [{{ after-message = 2, ms = 0 }}]",
+                MAX_MS
+            )),
+        )
+        .unwrap();
+        assert_eq!(year.client.workload.interval, Duration::from_millis(MAX_MS));
+        let e = parse(
+            "m.toml",
+            &workload(&format!(
+                "messages = 2\ninterval-ms = {}\nidle = [{{ after-message = 2, ms = 1 }}]",
+                MAX_MS
+            )),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (9, 9), "{e}");
+        assert!(
+            e.message.starts_with(
+                "the idle periods add up to 1 ms with this one, besides 31536000000 ms"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
