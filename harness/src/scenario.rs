@@ -693,6 +693,17 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 /// Parses and validates scenario text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        // The reader's nesting limit comes without a location: find the key that hit it.
+        if let (None, Some((at, parts))) = (e.span(), deep_key(text)) {
+            return locate(
+                file,
+                text,
+                at,
+                format!(
+                    "this key has {parts} dotted parts; at most {MAX_KEY_PARTS} are allowed (TOML readers nest tables no deeper)"
+                ),
+            );
+        }
         let at = e.span().map_or(0, |s| s.start);
         locate(file, text, at, e.message().trim_end().to_string())
     })?;
@@ -1161,6 +1172,83 @@ fn millisecond_beyond_limit(text: &str) -> Option<(String, String, std::ops::Ran
     in_table(text, doc.get_ref())
 }
 
+/// The most dotted parts a key may have: the `toml` crate, like other TOML readers, nests
+/// tables at most 80 deep, and refuses a deeper key without saying where it is.
+const MAX_KEY_PARTS: usize = 80;
+
+/// The first key in `text` of more than [`MAX_KEY_PARTS`] dotted parts: where it starts and
+/// how many parts it has. Reads TOML only as far as keys need: a key is bare (`a-z`, `A-Z`,
+/// `0-9`, `_`, `-`) or quoted parts joined by dots, with spaces or tabs around them; comments
+/// and strings are skipped whole, so dots inside them are not keys. A value such as `1.5`
+/// reads as a key of two parts, far below the limit.
+fn deep_key(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let bare = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    // The current run of parts: where it starts and how many; whether a dot follows its last.
+    let mut run: Option<(usize, usize)> = None;
+    let mut dotted = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let part_end = match bytes[i] {
+            b'"' | b'\'' => Some(string_end(bytes, i)),
+            b if bare(b) => Some(i + bytes[i..].iter().take_while(|b| bare(**b)).count()),
+            _ => None,
+        };
+        if let Some(end) = part_end {
+            run = match run {
+                Some((start, parts)) if dotted => Some((start, parts + 1)),
+                Some((start, parts)) if parts > MAX_KEY_PARTS => return Some((start, parts)),
+                _ => Some((i, 1)),
+            };
+            dotted = false;
+            i = end;
+            continue;
+        }
+        match bytes[i] {
+            b'.' if run.is_some() && !dotted => dotted = true,
+            b' ' | b'\t' => {}
+            b => {
+                if let Some(deep) = run.take().filter(|r| r.1 > MAX_KEY_PARTS) {
+                    return Some(deep);
+                }
+                dotted = false;
+                if b == b'#' {
+                    i += bytes[i..].iter().take_while(|b| **b != b'\n').count();
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    run.filter(|r| r.1 > MAX_KEY_PARTS)
+}
+
+/// Where the TOML string starting at `bytes[start]` (a `"` or `'`) ends: just past its closing
+/// quote, or at the end of its line if it has none (of the text, for a multi-line string).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let quote = bytes[start];
+    let triple = bytes[start..].starts_with(&[quote; 3]);
+    let mut i = start + if triple { 3 } else { 1 };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 2,
+            b'\n' if !triple => return i,
+            b if b == quote && !triple => return i + 1,
+            b if b == quote && bytes[i..].starts_with(&[quote; 3]) => {
+                // Up to two quotes more are the string's own last characters.
+                let extra = bytes[i + 3..]
+                    .iter()
+                    .take(2)
+                    .take_while(|b| **b == quote)
+                    .count();
+                return i + 3 + extra;
+            }
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
 /// A [`ScenarioError`] at byte offset `at` of `text`.
 fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
     let at = at.min(text.len());
@@ -1316,6 +1404,41 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_deep_key_is_found_past_comments_strings_and_values() {
+        let key = |parts: usize| vec!["a"; parts].join(".");
+        let deep = key(81);
+        assert_eq!(deep_key(&format!("x = 1\n{deep} = 1\n")), Some((6, 81)));
+        assert_eq!(deep_key(&format!("{} = 1\n", key(80))), None);
+        // In a table header, an array of tables, an inline table; quoted parts; spaces.
+        assert_eq!(deep_key(&format!("[{deep}]\n")), Some((1, 81)));
+        assert_eq!(deep_key(&format!("[[{deep}]]\n")), Some((2, 81)));
+        assert_eq!(
+            deep_key(&format!("t = {{ x = 1, {deep} = 2 }}")),
+            Some((13, 81))
+        );
+        let spaced = vec!["\"a.b\""; 82].join(" . ");
+        assert_eq!(deep_key(&format!("  {spaced} = 1")), Some((2, 82)));
+        // Dots in comments and strings are not keys.
+        for text in [
+            format!("# {deep}\nx = 1\n"),
+            format!("x = \"{deep}\"\n"),
+            format!("x = '{deep}'\n"),
+            format!("x = \"\"\"\n{deep}\n\"\"\"\n"),
+            format!("x = '''\n{deep}\n''''\n"),
+            format!("x = \"\\\" {deep}\"\n"),
+        ] {
+            assert_eq!(deep_key(&text), None, "{text}");
+        }
+        // The key the reader refuses is located there, whatever comes before it.
+        let text = MINIMAL.replace(
+            "[expect]",
+            &format!("x = \"\"\"{deep}\"\"\"\n  {deep} = 1\n[expect]"),
+        );
+        let e = parse("m.toml", &text).unwrap_err();
+        assert_eq!((e.line, e.col), (7, 3), "{e}");
     }
 
     #[test]

@@ -296,3 +296,13 @@ mod extreme_numbers {
         }
     }
 }
+
+/// TOML readers stop nesting at 80 levels; a key of more dotted parts is an error at the key,
+/// not at the start of the file.
+#[test]
+fn a_key_of_more_than_80_dotted_parts_is_refused_at_the_key() {
+    let path = std::path::Path::new("tests/bad/dotted-key-too-deep.toml");
+    let err = scenario::load(path).unwrap_err();
+    assert_eq!((err.line, err.col), (8, 3), "{err}");
+    assert!(err.message.contains("81 dotted parts"), "{err}");
+}
