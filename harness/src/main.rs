@@ -8,6 +8,9 @@
 //! for `diff`, bad models or parameters or an unusable address for `proxy`, an unusable
 //! address or CA file for `serve`, a bad command line, a suite that is not a gate suite or a
 //! proxy that would not start for `gate`).
+//!
+//! Files are read up to a limit (scenario files 4 MiB, results files 256 MiB), so an endless
+//! one such as `/dev/zero` is an error too.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -741,8 +744,8 @@ fn report(
         println!("wrote {}", traversal_path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let committed = match std::fs::read_to_string(traversal_path) {
-        Ok(text) => text,
+    let committed = match suite::read_file(traversal_path, MAX_RESULTS_BYTES, "a traversal page") {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!(
                 "error: {} does not exist: run `{invoked_as}` and commit it",
@@ -791,10 +794,16 @@ fn first_difference<'a>(
     }
 }
 
+/// The largest results file read (or traversal page compared): 256 MiB, room for about
+/// half a million runs.
+const MAX_RESULTS_BYTES: u64 = 256 << 20;
+
 /// A results file, or an error naming it and saying what is wrong with it.
 fn read_results(path: &Path) -> anyhow::Result<Results> {
-    let text = std::fs::read_to_string(path)
+    let bytes = suite::read_file(path, MAX_RESULTS_BYTES, "a results file")
         .with_context(|| format!("cannot read results file {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not valid JSON: not UTF-8 text ({e})", path.display()))?;
     Results::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 

@@ -662,16 +662,20 @@ pub const MAX_MESSAGES: u32 = 1_000_000;
 /// limit counts every message's reply timeout, a million of them at most) comes near what
 /// the simulated clock can count.
 pub const MAX_MS: u64 = 365 * 24 * 60 * 60 * 1000;
+/// The largest scenario file read: 4 MiB, hundreds of times the largest in the catalogue.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
-/// Reads and validates a scenario file.
+/// Reads and validates a scenario file (of at most [`MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ScenarioError {
-        file: file.clone(),
-        line: 1,
-        col: 1,
-        message: format!("cannot read the file: {e}"),
-        excerpt: None,
+    let bytes = crate::suite::read_file(path, MAX_FILE_BYTES, "a scenario file").map_err(|e| {
+        ScenarioError {
+            file: file.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the file: {e}"),
+            excerpt: None,
+        }
     })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => parse(&file, text),

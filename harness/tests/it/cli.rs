@@ -300,3 +300,60 @@ fn every_traversal_branch_names_a_catalogue_scenario() {
         );
     }
 }
+
+/// Runs the `gauntlet` binary from the workspace root as a child with a bounded wait (a
+/// command that reads forever fails the test rather than hanging it).
+fn gauntlet_bounded(what: &str, args: &[&str]) -> crate::process::Exit {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
+    command.current_dir(crate::root()).args(args);
+    crate::process::Process::start(what, &mut command).wait()
+}
+
+#[test]
+fn files_beyond_the_size_limits_are_refused_naming_the_file_and_the_limit() {
+    // An endless file ends at the limit.
+    let exit = gauntlet_bounded("gauntlet diff /dev/zero", &["diff", "/dev/zero", "x.json"]);
+    assert_eq!(exit.code, Some(2), "{exit:?}");
+    assert!(
+        exit.stderr.contains(
+            "cannot read results file /dev/zero: larger than 256 MiB, the most a results file may hold"
+        ),
+        "{exit:?}"
+    );
+    let exit = gauntlet_bounded("gauntlet report /dev/zero", &["report", "/dev/zero"]);
+    assert_eq!(exit.code, Some(2), "{exit:?}");
+    assert!(
+        exit.stderr.contains("/dev/zero: larger than 256 MiB"),
+        "{exit:?}"
+    );
+    let exit = gauntlet_bounded("gauntlet check /dev/zero", &["check", "/dev/zero"]);
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert!(
+        exit.stdout.contains(
+            "invalid /dev/zero:1:1: cannot read the file: larger than 4 MiB, the most a scenario file may hold"
+        ),
+        "{exit:?}"
+    );
+
+    // A scenario file one byte over the limit: a valid file and a long comment.
+    let dir = temp_dir("too-large");
+    let big = dir.join("big.toml");
+    let valid = std::fs::read_to_string(crate::root().join("scenarios/baseline/direct.toml"))
+        .expect("the catalogue's direct.toml");
+    let mut text = format!("{valid}\n#");
+    text.push_str(&"x".repeat((4 << 20) - text.len() + 1));
+    std::fs::write(&big, &text).unwrap();
+    let big = big.to_str().unwrap();
+    let exit = gauntlet_bounded("gauntlet check big.toml", &["check", big]);
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert!(
+        exit.stdout.contains(&format!(
+            "invalid {big}:1:1: cannot read the file: larger than 4 MiB"
+        )),
+        "{exit:?}"
+    );
+    // At the limit, it is read.
+    std::fs::write(dir.join("big.toml"), &text[..text.len() - 1]).unwrap();
+    let exit = gauntlet_bounded("gauntlet check big.toml", &["check", big]);
+    assert_eq!(exit.code, Some(0), "{exit:?}");
+}
