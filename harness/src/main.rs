@@ -9,6 +9,9 @@
 //! address or CA file for `serve`, a bad command line, a suite that is not a gate suite or a
 //! proxy that would not start for `gate`).
 //!
+//! A closed stdout ends a command quietly with exit status 141 (128 + SIGPIPE), as SIGPIPE
+//! ends a Unix tool, after stopping every process it started ([`write_stdout`]).
+//!
 //! Files are read up to a limit (scenario files 4 MiB, results files 256 MiB), so an endless
 //! one such as `/dev/zero` is an error too.
 
@@ -25,6 +28,29 @@ use gauntlet::product::command::Role;
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
 use gauntlet_reports::{DiffOptions, Results};
+
+/// `println!` for everything the commands print on stdout, through [`write_stdout`]: a closed
+/// stdout ends the process quietly rather than panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: a closed stderr loses the line.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -358,7 +384,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -434,7 +460,7 @@ fn gate(
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             anyhow::bail!("{} is not a gate suite", suite_dir.display());
         }
@@ -445,7 +471,7 @@ fn gate(
         Role::Reverse => ("reverse proxy", "in front of the server"),
         Role::Forward => ("forward proxy", "reached by CONNECT"),
     };
-    println!(
+    outln!(
         "gating `{command}` as a {kind} {how} (it starts: pid {} listened on {}) with {} from {}, {} on live, {jobs} at a time",
         first.pid,
         first.addr,
@@ -470,7 +496,7 @@ fn gate(
         } else {
             style.paint("31;1", "FAIL")
         };
-        println!(
+        outln!(
             "{verdict}  {:<width$}  {:<3}  {:<18}  {}",
             name(s),
             entry.scheme,
@@ -478,12 +504,12 @@ fn gate(
             entry.detail
         );
         if !entry.pass {
-            println!("      {}: expected {}", s.title, entry.expected);
+            outln!("      {}: expected {}", s.title, entry.expected);
         }
         if show_transcript || !entry.pass {
             if let Ok(out) = &finished.output {
                 for line in out.rendered().lines() {
-                    println!("      {line}");
+                    outln!("      {line}");
                 }
             }
         }
@@ -491,7 +517,7 @@ fn gate(
     if let Some(path) = junit {
         suite::write_file(path, &gauntlet_reports::junit(&results))
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("junit: {}", path.display());
+        outln!("junit: {}", path.display());
     }
     let (passed, failed) = results.tally();
     let errors = results
@@ -500,7 +526,7 @@ fn gate(
         .filter(|r| r.outcome == "harness-error")
         .count();
     let summary = format!("{passed} passed, {failed} failed");
-    println!(
+    outln!(
         "{}",
         style.paint(if failed == 0 { "32" } else { "31;1" }, &summary)
     );
@@ -559,6 +585,26 @@ fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes what a command prints to stdout, and flushes it. When stdout is closed (`gauntlet
+/// check | head` after its first lines) the process ends quietly, as a Unix tool ends: every
+/// process the harness started is stopped, nothing is printed, and the exit status is 141
+/// (128 + SIGPIPE, what the shell shows for a tool that SIGPIPE ended). Any other write error
+/// is one line on stderr and exit status 2. (`proxy` and `serve` print their addresses with
+/// [`say`] instead: they run until interrupted, stdout or not.)
+fn write_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) else {
+        return;
+    };
+    drop(stdout);
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        gauntlet::product::stop_all_and_exit(141);
+    }
+    errln!("error: cannot write to stdout: {e}");
+    gauntlet::product::stop_all_and_exit(2);
+}
+
 /// Writes `line` and flushes. A closed stream loses the line; it does not stop a command that
 /// runs until interrupted.
 fn say(to: &mut dyn std::io::Write, line: &str) {
@@ -615,7 +661,7 @@ fn bench(
             gauntlet::bench::selection(&sel, engine, jobs)?
         }
     };
-    println!("{}", serde_json::to_string(&m)?);
+    outln!("{}", serde_json::to_string(&m)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -623,7 +669,7 @@ fn diff(old: &Path, new: &Path, opts: &DiffOptions) -> anyhow::Result<ExitCode> 
     let old = read_results(old)?;
     let new = read_results(new)?;
     let d = gauntlet_reports::diff(&old, &new, opts);
-    print!("{}", d.render());
+    out!("{}", d.render());
     Ok(if d.regressed() {
         ExitCode::from(1)
     } else {
@@ -648,7 +694,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             anyhow::bail!("{} invalid scenario file(s)", errors.len());
         }
@@ -657,7 +703,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
     if pairs == 0 {
         anyhow::bail!("none of the selected scenarios names a twin");
     }
-    println!(
+    outln!(
         "comparing {} live with {} on {} ({jobs} live runs at a time)",
         plural(pairs, "scenario"),
         if pairs == 1 {
@@ -679,7 +725,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         } else {
             style.paint("31;1", "DISAGREE")
         };
-        println!(
+        outln!(
             "{verdict}  {:<width$}  {:<3}  live {:<18}  model {:<18}  (twin {})",
             c.live,
             c.scheme,
@@ -689,7 +735,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         );
         if !c.live_passed() {
             let expected = c.live_expected.map_or("-".to_string(), |e| e.to_string());
-            println!(
+            outln!(
                 "    the live run expected {expected}: {}",
                 if c.live_detail.is_empty() {
                     show(&c.live_outcome)
@@ -703,11 +749,11 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
     let disagree = comparisons.len() - agree;
     let missed = comparisons.iter().filter(|c| !c.live_passed()).count();
     if missed > 0 {
-        println!("{} missed its own expectation", plural(missed, "live run"));
+        outln!("{} missed its own expectation", plural(missed, "live run"));
     }
     let summary = format!("{agree} agree, {disagree} disagree");
     let ok = disagree == 0 && missed == 0;
-    println!("{}", style.paint(if ok { "32" } else { "31;1" }, &summary));
+    outln!("{}", style.paint(if ok { "32" } else { "31;1" }, &summary));
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -732,7 +778,7 @@ fn report(
     for (name, text) in &files {
         let path = out.join(name);
         suite::write_file(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     let Some(traversal_path) = traversal else {
         return Ok(ExitCode::SUCCESS);
@@ -741,13 +787,13 @@ fn report(
     if !check {
         suite::write_file(traversal_path, &fresh)
             .with_context(|| format!("writing {}", traversal_path.display()))?;
-        println!("wrote {}", traversal_path.display());
+        outln!("wrote {}", traversal_path.display());
         return Ok(ExitCode::SUCCESS);
     }
     let committed = match suite::read_file(traversal_path, MAX_RESULTS_BYTES, "a traversal page") {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
+            errln!(
                 "error: {} does not exist: run `{invoked_as}` and commit it",
                 traversal_path.display()
             );
@@ -759,17 +805,17 @@ fn report(
     };
     match first_difference(&committed, &fresh) {
         None => {
-            println!("{} is current", traversal_path.display());
+            outln!("{} is current", traversal_path.display());
             Ok(ExitCode::SUCCESS)
         }
         Some((line, old, new)) => {
-            eprintln!(
+            errln!(
                 "error: {} is stale: run `{invoked_as}` and commit it",
                 traversal_path.display()
             );
-            eprintln!("  first difference, line {line}:");
-            eprintln!("  - {}", old.unwrap_or("(end of file)"));
-            eprintln!("  + {}", new.unwrap_or("(end of file)"));
+            errln!("  first difference, line {line}:");
+            errln!("  - {}", old.unwrap_or("(end of file)"));
+            errln!("  + {}", new.unwrap_or("(end of file)"));
             Ok(ExitCode::from(1))
         }
     }
@@ -815,7 +861,7 @@ fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut bad = 0;
     for f in &files {
         match scenario::load(f) {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "ok      {} ({} hops, {})",
                 f.display(),
                 s.path.len(),
@@ -823,11 +869,11 @@ fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
             ),
             Err(e) => {
                 bad += 1;
-                println!("invalid {e}");
+                outln!("invalid {e}");
             }
         }
     }
-    println!("{} valid, {bad} invalid", files.len() - bad);
+    outln!("{} valid, {bad} invalid", files.len() - bad);
     Ok(if bad == 0 {
         ExitCode::SUCCESS
     } else {
@@ -877,7 +923,7 @@ fn run(
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             anyhow::bail!(
                 "{} invalid scenario file(s); `gauntlet check` lists them",
@@ -895,7 +941,7 @@ fn run(
         anyhow::bail!("no runs match: check the paths and --filter / --scheme");
     }
     if live_only > 0 {
-        println!(
+        outln!(
             "{} with real programs as hops not run on {engine}: `--engine live` runs them",
             plural(live_only, "scenario")
         );
@@ -908,7 +954,7 @@ fn run(
         .map(|o| o.as_str().len())
         .max()
         .unwrap_or(0);
-    println!(
+    outln!(
         "running {} of {} on {engine} ({jobs} at a time)",
         plural(planned.len(), "run"),
         plural(scenarios.len(), "scenario")
@@ -928,7 +974,7 @@ fn run(
                 style.paint("31;1", "FAIL")
             };
             let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-            println!(
+            outln!(
                 "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
                 entry.scenario,
                 entry.scheme,
@@ -939,12 +985,12 @@ fn run(
                 fmt_ms(entry.rtt_median_ms),
             );
             if show_transcript || !entry.pass {
-                println!("    detail: {}", entry.detail);
+                outln!("    detail: {}", entry.detail);
             }
             if show_transcript {
                 if let Ok(out) = &f.output {
                     for line in out.rendered().lines() {
-                        println!("    {line}");
+                        outln!("    {line}");
                     }
                 }
             }
@@ -962,16 +1008,16 @@ fn run(
     if let Some(path) = results_path {
         suite::write_file(&path, &results.to_json())
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("results: {}", path.display());
+        outln!("results: {}", path.display());
     }
     if !failures.is_empty() {
-        println!("\nto reproduce a failure:");
+        outln!("\nto reproduce a failure:");
         for f in &failures {
-            println!("  {f}");
+            outln!("  {f}");
         }
     }
     let summary = format!("{passed} passed, {failed} failed");
-    println!(
+    outln!(
         "{}",
         if failed == 0 {
             style.paint("32", &summary)
