@@ -52,6 +52,10 @@ macro_rules! errln {
     }};
 }
 
+/// The most seeds per scenario (`--seeds`) and clients in a crowd (`--clients`): far more than
+/// any suite needs, and few enough that planning them fits in memory.
+const MAX_COUNT: u64 = 100_000;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "gauntlet",
@@ -84,8 +88,8 @@ enum Command {
         /// Run only this seed.
         #[arg(long, conflicts_with = "seeds")]
         seed: Option<u64>,
-        /// Run seeds 1 to N instead of each file's seeds.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Run seeds 1 to N instead of each file's seeds (N at most 100000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
         seeds: Option<u64>,
         /// The network engine.
         #[arg(long, default_value = engine::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
@@ -112,11 +116,12 @@ enum Command {
         /// The network engine.
         #[arg(long, default_value = engine::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
         engine: String,
-        /// Run seeds 1 to N instead of each file's seeds.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Run seeds 1 to N instead of each file's seeds (N at most 100000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
         seeds: Option<u64>,
-        /// Run one file's client this many times at once (a crowd) instead of the selection.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Run one file's client this many times at once (a crowd) instead of the selection
+        /// (at most 100000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
         clients: Option<u64>,
         /// Parallel runs (default: the number of cores).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]

@@ -453,3 +453,32 @@ fn a_run_stops_quietly_when_its_reader_goes_away() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(141), "{status}: {stderr}");
 }
+
+#[test]
+fn counts_beyond_what_a_run_can_hold_are_refused_with_exit_code_2() {
+    for args in [
+        &[
+            "run",
+            "scenarios/baseline/direct.toml",
+            "--seeds",
+            "18446744073709551615",
+        ][..],
+        &[
+            "bench",
+            "scenarios/baseline/direct.toml",
+            "--seeds",
+            "100001",
+        ],
+        &[
+            "bench",
+            "scenarios/baseline/direct.toml",
+            "--clients",
+            "18446744073709551615",
+        ],
+    ] {
+        let exit = gauntlet_bounded("gauntlet with a huge count", args);
+        assert_eq!(exit.code, Some(2), "{args:?}: {exit:?}");
+        assert!(!exit.stderr.contains("panicked"), "{args:?}: {exit:?}");
+        assert!(exit.stderr.contains("1..=100000"), "{args:?}: {exit:?}");
+    }
+}
