@@ -238,7 +238,7 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
     let handshake = tokio::select! {
         biased;
         r = handshake(&net, &plan, &t, &phase, last.clone()) => r,
-        () = net.sleep_until(start + plan.handshake_timeout) => Err(fail(
+        () = net.sleep_until(start.saturating_add(plan.handshake_timeout)) => Err(fail(
             Outcome::HandshakeTimeout,
             format!("no 101 within {} (stuck in {}) at {}", ms(plan.handshake_timeout), phase.get(), ms(net.now())),
         )),
@@ -256,7 +256,7 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
                 last: &last,
                 keepalive: plan.ping_interval.map(|every| Keepalive {
                     every,
-                    next: net.now() + every,
+                    next: net.now().saturating_add(every),
                     unanswered: None,
                     sent: 0,
                 }),
@@ -609,7 +609,7 @@ impl Session<'_> {
                 for i in 0..w.messages {
                     self.idle(ws, i).await?;
                     if i > 0 {
-                        let until = self.net.now() + w.interval;
+                        let until = self.net.now().saturating_add(w.interval);
                         self.quiet(ws, until, Doing::Waiting).await?;
                     }
                     self.echo(ws, i).await?;
@@ -653,7 +653,10 @@ impl Session<'_> {
         {
             self.t
                 .log(self.net.now(), WHO, format!("idle for {} ms", period.ms));
-            let until = self.net.now() + Duration::from_millis(period.ms);
+            let until = self
+                .net
+                .now()
+                .saturating_add(Duration::from_millis(period.ms));
             self.quiet(ws, until, Doing::Idle).await?;
         }
         Ok(())
@@ -697,7 +700,9 @@ impl Session<'_> {
     /// When the keepalive next needs attention: a Ping due, or an unanswered one expiring.
     fn keepalive_due(&self) -> Option<Duration> {
         let k = self.keepalive.as_ref()?;
-        let expiry = k.unanswered.map(|s| s + self.plan.workload.reply_timeout);
+        let expiry = k
+            .unanswered
+            .map(|s| s.saturating_add(self.plan.workload.reply_timeout));
         Some(expiry.map_or(k.next, |e| e.min(k.next)))
     }
 
@@ -708,7 +713,7 @@ impl Session<'_> {
         let Some(k) = self.keepalive.as_mut() else {
             return Ok(());
         };
-        if let Some(sent) = k.unanswered.filter(|s| *s + timeout <= now) {
+        if let Some(sent) = k.unanswered.filter(|s| s.saturating_add(timeout) <= now) {
             return Err(fail(
                 Outcome::Stalled,
                 format!(
@@ -720,7 +725,7 @@ impl Session<'_> {
         }
         if k.next <= now {
             k.sent += 1;
-            k.next += k.every;
+            k.next = k.next.saturating_add(k.every);
             k.unanswered.get_or_insert(now);
             let n = k.sent;
             if let Err(e) = ws
@@ -770,7 +775,7 @@ impl Session<'_> {
             .log(sent_at, WHO, format!("sent #{i} ({len} bytes{how})"));
         let timeout = w.reply_timeout;
         match self
-            .next_data(ws, sent_at + timeout, Doing::Waiting)
+            .next_data(ws, sent_at.saturating_add(timeout), Doing::Waiting)
             .await?
         {
             Some(echo) if echo == message => {
@@ -809,7 +814,10 @@ impl Session<'_> {
         let w = &self.plan.workload;
         let (size, deadline) = (
             w.payload_bytes,
-            self.net.now() + w.interval + w.reply_timeout,
+            self.net
+                .now()
+                .saturating_add(w.interval)
+                .saturating_add(w.reply_timeout),
         );
         let message = self.next_data(ws, deadline, Doing::Waiting).await?;
         let Some(message) = message else {
@@ -883,7 +891,10 @@ impl Session<'_> {
         sent: bool,
         wrong: impl Fn(u16) -> Option<String>,
     ) -> Result<(), Fail> {
-        let deadline = self.net.now() + self.plan.workload.reply_timeout;
+        let deadline = self
+            .net
+            .now()
+            .saturating_add(self.plan.workload.reply_timeout);
         let mut answered = false;
         loop {
             let next = tokio::select! {

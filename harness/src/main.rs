@@ -8,6 +8,12 @@
 //! for `diff`, bad models or parameters or an unusable address for `proxy`, an unusable
 //! address or CA file for `serve`, a bad command line, a suite that is not a gate suite or a
 //! proxy that would not start for `gate`).
+//!
+//! A closed stdout ends a command quietly with exit status 141 (128 + SIGPIPE), as SIGPIPE
+//! ends a Unix tool, after stopping every process it started ([`write_stdout`]).
+//!
+//! Files are read up to a limit (scenario files 4 MiB, results files 256 MiB), so an endless
+//! one such as `/dev/zero` is an error too.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -22,6 +28,33 @@ use gauntlet::product::command::Role;
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
 use gauntlet_reports::{DiffOptions, Results};
+
+/// `println!` for everything the commands print on stdout, through [`write_stdout`]: a closed
+/// stdout ends the process quietly rather than panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: a closed stderr loses the line.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// The most seeds per scenario (`--seeds`) and clients in a crowd (`--clients`): far more than
+/// any suite needs, and few enough that planning them fits in memory.
+const MAX_COUNT: u64 = 100_000;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,8 +88,8 @@ enum Command {
         /// Run only this seed.
         #[arg(long, conflicts_with = "seeds")]
         seed: Option<u64>,
-        /// Run seeds 1 to N instead of each file's seeds.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Run seeds 1 to N instead of each file's seeds (N at most 100000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
         seeds: Option<u64>,
         /// The network engine.
         #[arg(long, default_value = engine::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
@@ -83,11 +116,12 @@ enum Command {
         /// The network engine.
         #[arg(long, default_value = engine::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(ENGINES))]
         engine: String,
-        /// Run seeds 1 to N instead of each file's seeds.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Run seeds 1 to N instead of each file's seeds (N at most 100000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
         seeds: Option<u64>,
-        /// Run one file's client this many times at once (a crowd) instead of the selection.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Run one file's client this many times at once (a crowd) instead of the selection
+        /// (at most 100000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
         clients: Option<u64>,
         /// Parallel runs (default: the number of cores).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -355,7 +389,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -431,7 +465,7 @@ fn gate(
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             anyhow::bail!("{} is not a gate suite", suite_dir.display());
         }
@@ -442,7 +476,7 @@ fn gate(
         Role::Reverse => ("reverse proxy", "in front of the server"),
         Role::Forward => ("forward proxy", "reached by CONNECT"),
     };
-    println!(
+    outln!(
         "gating `{command}` as a {kind} {how} (it starts: pid {} listened on {}) with {} from {}, {} on live, {jobs} at a time",
         first.pid,
         first.addr,
@@ -467,7 +501,7 @@ fn gate(
         } else {
             style.paint("31;1", "FAIL")
         };
-        println!(
+        outln!(
             "{verdict}  {:<width$}  {:<3}  {:<18}  {}",
             name(s),
             entry.scheme,
@@ -475,12 +509,12 @@ fn gate(
             entry.detail
         );
         if !entry.pass {
-            println!("      {}: expected {}", s.title, entry.expected);
+            outln!("      {}: expected {}", s.title, entry.expected);
         }
         if show_transcript || !entry.pass {
             if let Ok(out) = &finished.output {
                 for line in out.rendered().lines() {
-                    println!("      {line}");
+                    outln!("      {line}");
                 }
             }
         }
@@ -488,7 +522,7 @@ fn gate(
     if let Some(path) = junit {
         suite::write_file(path, &gauntlet_reports::junit(&results))
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("junit: {}", path.display());
+        outln!("junit: {}", path.display());
     }
     let (passed, failed) = results.tally();
     let errors = results
@@ -497,7 +531,7 @@ fn gate(
         .filter(|r| r.outcome == "harness-error")
         .count();
     let summary = format!("{passed} passed, {failed} failed");
-    println!(
+    outln!(
         "{}",
         style.paint(if failed == 0 { "32" } else { "31;1" }, &summary)
     );
@@ -556,6 +590,26 @@ fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes what a command prints to stdout, and flushes it. When stdout is closed (`gauntlet
+/// check | head` after its first lines) the process ends quietly, as a Unix tool ends: every
+/// process the harness started is stopped, nothing is printed, and the exit status is 141
+/// (128 + SIGPIPE, what the shell shows for a tool that SIGPIPE ended). Any other write error
+/// is one line on stderr and exit status 2. (`proxy` and `serve` print their addresses with
+/// [`say`] instead: they run until interrupted, stdout or not.)
+fn write_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) else {
+        return;
+    };
+    drop(stdout);
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        gauntlet::product::stop_all_and_exit(141);
+    }
+    errln!("error: cannot write to stdout: {e}");
+    gauntlet::product::stop_all_and_exit(2);
+}
+
 /// Writes `line` and flushes. A closed stream loses the line; it does not stop a command that
 /// runs until interrupted.
 fn say(to: &mut dyn std::io::Write, line: &str) {
@@ -612,7 +666,7 @@ fn bench(
             gauntlet::bench::selection(&sel, engine, jobs)?
         }
     };
-    println!("{}", serde_json::to_string(&m)?);
+    outln!("{}", serde_json::to_string(&m)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -620,7 +674,7 @@ fn diff(old: &Path, new: &Path, opts: &DiffOptions) -> anyhow::Result<ExitCode> 
     let old = read_results(old)?;
     let new = read_results(new)?;
     let d = gauntlet_reports::diff(&old, &new, opts);
-    print!("{}", d.render());
+    out!("{}", d.render());
     Ok(if d.regressed() {
         ExitCode::from(1)
     } else {
@@ -645,7 +699,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             anyhow::bail!("{} invalid scenario file(s)", errors.len());
         }
@@ -654,7 +708,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
     if pairs == 0 {
         anyhow::bail!("none of the selected scenarios names a twin");
     }
-    println!(
+    outln!(
         "comparing {} live with {} on {} ({jobs} live runs at a time)",
         plural(pairs, "scenario"),
         if pairs == 1 {
@@ -676,7 +730,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         } else {
             style.paint("31;1", "DISAGREE")
         };
-        println!(
+        outln!(
             "{verdict}  {:<width$}  {:<3}  live {:<18}  model {:<18}  (twin {})",
             c.live,
             c.scheme,
@@ -686,7 +740,7 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         );
         if !c.live_passed() {
             let expected = c.live_expected.map_or("-".to_string(), |e| e.to_string());
-            println!(
+            outln!(
                 "    the live run expected {expected}: {}",
                 if c.live_detail.is_empty() {
                     show(&c.live_outcome)
@@ -700,11 +754,11 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
     let disagree = comparisons.len() - agree;
     let missed = comparisons.iter().filter(|c| !c.live_passed()).count();
     if missed > 0 {
-        println!("{} missed its own expectation", plural(missed, "live run"));
+        outln!("{} missed its own expectation", plural(missed, "live run"));
     }
     let summary = format!("{agree} agree, {disagree} disagree");
     let ok = disagree == 0 && missed == 0;
-    println!("{}", style.paint(if ok { "32" } else { "31;1" }, &summary));
+    outln!("{}", style.paint(if ok { "32" } else { "31;1" }, &summary));
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -729,7 +783,7 @@ fn report(
     for (name, text) in &files {
         let path = out.join(name);
         suite::write_file(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     let Some(traversal_path) = traversal else {
         return Ok(ExitCode::SUCCESS);
@@ -738,13 +792,13 @@ fn report(
     if !check {
         suite::write_file(traversal_path, &fresh)
             .with_context(|| format!("writing {}", traversal_path.display()))?;
-        println!("wrote {}", traversal_path.display());
+        outln!("wrote {}", traversal_path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let committed = match std::fs::read_to_string(traversal_path) {
-        Ok(text) => text,
+    let committed = match suite::read_file(traversal_path, MAX_RESULTS_BYTES, "a traversal page") {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
+            errln!(
                 "error: {} does not exist: run `{invoked_as}` and commit it",
                 traversal_path.display()
             );
@@ -756,17 +810,17 @@ fn report(
     };
     match first_difference(&committed, &fresh) {
         None => {
-            println!("{} is current", traversal_path.display());
+            outln!("{} is current", traversal_path.display());
             Ok(ExitCode::SUCCESS)
         }
         Some((line, old, new)) => {
-            eprintln!(
+            errln!(
                 "error: {} is stale: run `{invoked_as}` and commit it",
                 traversal_path.display()
             );
-            eprintln!("  first difference, line {line}:");
-            eprintln!("  - {}", old.unwrap_or("(end of file)"));
-            eprintln!("  + {}", new.unwrap_or("(end of file)"));
+            errln!("  first difference, line {line}:");
+            errln!("  - {}", old.unwrap_or("(end of file)"));
+            errln!("  + {}", new.unwrap_or("(end of file)"));
             Ok(ExitCode::from(1))
         }
     }
@@ -791,10 +845,16 @@ fn first_difference<'a>(
     }
 }
 
+/// The largest results file read (or traversal page compared): 256 MiB, room for about
+/// half a million runs.
+const MAX_RESULTS_BYTES: u64 = 256 << 20;
+
 /// A results file, or an error naming it and saying what is wrong with it.
 fn read_results(path: &Path) -> anyhow::Result<Results> {
-    let text = std::fs::read_to_string(path)
+    let bytes = suite::read_file(path, MAX_RESULTS_BYTES, "a results file")
         .with_context(|| format!("cannot read results file {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not valid JSON: not UTF-8 text ({e})", path.display()))?;
     Results::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
@@ -806,7 +866,7 @@ fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut bad = 0;
     for f in &files {
         match scenario::load(f) {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "ok      {} ({} hops, {})",
                 f.display(),
                 s.path.len(),
@@ -814,11 +874,11 @@ fn check(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
             ),
             Err(e) => {
                 bad += 1;
-                println!("invalid {e}");
+                outln!("invalid {e}");
             }
         }
     }
-    println!("{} valid, {bad} invalid", files.len() - bad);
+    outln!("{} valid, {bad} invalid", files.len() - bad);
     Ok(if bad == 0 {
         ExitCode::SUCCESS
     } else {
@@ -868,7 +928,7 @@ fn run(
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             anyhow::bail!(
                 "{} invalid scenario file(s); `gauntlet check` lists them",
@@ -886,7 +946,7 @@ fn run(
         anyhow::bail!("no runs match: check the paths and --filter / --scheme");
     }
     if live_only > 0 {
-        println!(
+        outln!(
             "{} with real programs as hops not run on {engine}: `--engine live` runs them",
             plural(live_only, "scenario")
         );
@@ -899,7 +959,7 @@ fn run(
         .map(|o| o.as_str().len())
         .max()
         .unwrap_or(0);
-    println!(
+    outln!(
         "running {} of {} on {engine} ({jobs} at a time)",
         plural(planned.len(), "run"),
         plural(scenarios.len(), "scenario")
@@ -919,7 +979,7 @@ fn run(
                 style.paint("31;1", "FAIL")
             };
             let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-            println!(
+            outln!(
                 "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
                 entry.scenario,
                 entry.scheme,
@@ -930,12 +990,12 @@ fn run(
                 fmt_ms(entry.rtt_median_ms),
             );
             if show_transcript || !entry.pass {
-                println!("    detail: {}", entry.detail);
+                outln!("    detail: {}", entry.detail);
             }
             if show_transcript {
                 if let Ok(out) = &f.output {
                     for line in out.rendered().lines() {
-                        println!("    {line}");
+                        outln!("    {line}");
                     }
                 }
             }
@@ -953,16 +1013,16 @@ fn run(
     if let Some(path) = results_path {
         suite::write_file(&path, &results.to_json())
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("results: {}", path.display());
+        outln!("results: {}", path.display());
     }
     if !failures.is_empty() {
-        println!("\nto reproduce a failure:");
+        outln!("\nto reproduce a failure:");
         for f in &failures {
-            println!("  {f}");
+            outln!("  {f}");
         }
     }
     let summary = format!("{passed} passed, {failed} failed");
-    println!(
+    outln!(
         "{}",
         if failed == 0 {
             style.paint("32", &summary)

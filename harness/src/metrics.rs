@@ -20,7 +20,7 @@ pub fn latency(latencies: &[Duration]) -> Option<Latency> {
     // One microsecond to a day, three significant digits: 0.1 % resolution.
     let mut h = Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3).ok()?;
     for l in latencies {
-        h.saturating_record((l.as_micros() as u64).max(1));
+        h.saturating_record(u64::try_from(l.as_micros()).unwrap_or(u64::MAX).max(1));
     }
     if h.is_empty() {
         return None;

@@ -44,7 +44,7 @@ use std::time::Duration;
 use command::CommandLine;
 use process::{Deadline, Supervised};
 
-pub use process::is_alive;
+pub use process::{is_alive, stop_all_and_exit};
 
 /// The user Debian's Squid switches to when started as root (`--with-default-user=proxy`):
 /// its working directory must be writable by that user.

@@ -479,17 +479,28 @@ impl Scenario {
         if w.kind == WorkloadKind::Smuggle {
             // Two connections (the attack, the victim's fetch), each with its handshake
             // budget; the attack's answer, its close, and the fetch's answer.
-            return self.client.handshake_timeout * 2
-                + w.reply_timeout * 4
-                + Duration::from_secs(10);
+            return self
+                .client
+                .handshake_timeout
+                .saturating_mul(2)
+                .saturating_add(w.reply_timeout.saturating_mul(4))
+                .saturating_add(Duration::from_secs(10));
         }
-        let idle: u64 = w.idle.iter().map(|i| i.ms).sum();
-        let per_message = w.interval + w.reply_timeout;
-        self.client.handshake_timeout
-            + per_message * w.messages
-            + Duration::from_millis(idle)
-            + w.reply_timeout * 2
-            + Duration::from_secs(10)
+        // `parse` keeps every term within a year and the messages within a million, so
+        // nothing saturates for a scenario read from a file; one built by hand saturates.
+        let idle = w.idle.iter().fold(Duration::ZERO, |sum, i| {
+            sum.saturating_add(Duration::from_millis(i.ms))
+        });
+        let per_message = w.interval.saturating_add(w.reply_timeout);
+        [
+            self.client.handshake_timeout,
+            per_message.saturating_mul(w.messages),
+            idle,
+            w.reply_timeout.saturating_mul(2),
+            Duration::from_secs(10),
+        ]
+        .into_iter()
+        .fold(Duration::ZERO, Duration::saturating_add)
     }
 }
 
@@ -644,16 +655,27 @@ struct RawExpect {
 pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
 /// The most messages a workload may send.
 pub const MAX_MESSAGES: u32 = 1_000_000;
+/// The longest any millisecond value in a scenario file may be (every key named `ms` or ending
+/// in `-ms`, hop parameters included), and the longest a workload's schedule (the intervals
+/// between its messages and its idle periods, together) may last: 365 days. Far beyond any
+/// product's timeout, and small enough that no sum a run makes of such values (its time
+/// limit counts every message's reply timeout, a million of them at most) comes near what
+/// the simulated clock can count.
+pub const MAX_MS: u64 = 365 * 24 * 60 * 60 * 1000;
+/// The largest scenario file read: 4 MiB, hundreds of times the largest in the catalogue.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
-/// Reads and validates a scenario file.
+/// Reads and validates a scenario file (of at most [`MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ScenarioError {
-        file: file.clone(),
-        line: 1,
-        col: 1,
-        message: format!("cannot read the file: {e}"),
-        excerpt: None,
+    let bytes = crate::suite::read_file(path, MAX_FILE_BYTES, "a scenario file").map_err(|e| {
+        ScenarioError {
+            file: file.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the file: {e}"),
+            excerpt: None,
+        }
     })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => parse(&file, text),
@@ -675,11 +697,28 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 /// Parses and validates scenario text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        // The reader's nesting limit comes without a location: find the key that hit it.
+        if let (None, Some((at, parts))) = (e.span(), deep_key(text)) {
+            return locate(
+                file,
+                text,
+                at,
+                format!(
+                    "this key has {parts} dotted parts; at most {MAX_KEY_PARTS} are allowed (TOML readers nest tables no deeper)"
+                ),
+            );
+        }
         let at = e.span().map_or(0, |s| s.start);
         locate(file, text, at, e.message().trim_end().to_string())
     })?;
     let fail =
         |span: std::ops::Range<usize>, message: String| locate(file, text, span.start, message);
+    if let Some((key, value, span)) = millisecond_beyond_limit(text) {
+        return Err(fail(
+            span,
+            format!("`{key}` must be at most {MAX_MS} (365 days), got {value}"),
+        ));
+    }
 
     if *raw.format.get_ref() != FORMAT {
         return Err(fail(
@@ -860,6 +899,21 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             ),
         ));
     }
+    // The schedule: the intervals between the messages and the idle periods, within a year.
+    let interval_ms = *w.interval_ms.get_ref();
+    let schedule_limit = format!(
+        "a workload's intervals and idle periods together may last at most {MAX_MS} ms (365 days)"
+    );
+    let sending = u64::from(messages.saturating_sub(1)).saturating_mul(interval_ms);
+    if sending > MAX_MS {
+        return Err(fail(
+            w.interval_ms.span(),
+            format!(
+                "{messages} messages {interval_ms} ms apart take more than 365 days: {schedule_limit}"
+            ),
+        ));
+    }
+    let mut idle_ms = 0u64;
     let mut idle = Vec::new();
     for period in &w.idle {
         let span = period.span();
@@ -880,6 +934,15 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             return Err(fail(
                 span,
                 "idle periods must be listed in order of `after-message`".into(),
+            ));
+        }
+        idle_ms = idle_ms.saturating_add(p.ms);
+        if sending.saturating_add(idle_ms) > MAX_MS {
+            return Err(fail(
+                span,
+                format!(
+                    "the idle periods add up to {idle_ms} ms with this one, besides {sending} ms between messages: {schedule_limit}"
+                ),
             ));
         }
         idle.push(p);
@@ -1083,6 +1146,113 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, std::ops::Range<usize
         .collect()
 }
 
+/// The first millisecond value in `text` above [`MAX_MS`], in document order: its key, the
+/// value as written, and where the value is. A millisecond value is an integer under a key
+/// named `ms` or ending in `-ms`, at any depth, hop parameters included, so every model's
+/// timers are held to the same limit as the harness's own.
+fn millisecond_beyond_limit(text: &str) -> Option<(String, String, std::ops::Range<usize>)> {
+    use toml::de::{DeTable, DeValue};
+    type Found = Option<(String, String, std::ops::Range<usize>)>;
+    fn in_table(text: &str, table: &DeTable<'_>) -> Found {
+        table
+            .iter()
+            .find_map(|(key, value)| in_value(text, key.get_ref(), value))
+    }
+    fn in_value(text: &str, key: &str, value: &Spanned<DeValue<'_>>) -> Found {
+        match value.get_ref() {
+            DeValue::Integer(n) if key == "ms" || key.ends_with("-ms") => {
+                let beyond = i128::from_str_radix(n.as_str(), n.radix())
+                    .map_or(true, |n| n > i128::from(MAX_MS));
+                let span = value.span();
+                let written = text.get(span.clone()).unwrap_or(n.as_str()).to_string();
+                beyond.then(|| (key.to_string(), written, span))
+            }
+            DeValue::Table(table) => in_table(text, table),
+            DeValue::Array(items) => items.iter().find_map(|v| in_value(text, key, v)),
+            _ => None,
+        }
+    }
+    let doc = DeTable::parse(text).ok()?;
+    in_table(text, doc.get_ref())
+}
+
+/// The most dotted parts a key may have: the `toml` crate, like other TOML readers, nests
+/// tables at most 80 deep, and refuses a deeper key without saying where it is.
+const MAX_KEY_PARTS: usize = 80;
+
+/// The first key in `text` of more than [`MAX_KEY_PARTS`] dotted parts: where it starts and
+/// how many parts it has. Reads TOML only as far as keys need: a key is bare (`a-z`, `A-Z`,
+/// `0-9`, `_`, `-`) or quoted parts joined by dots, with spaces or tabs around them; comments
+/// and strings are skipped whole, so dots inside them are not keys. A value such as `1.5`
+/// reads as a key of two parts, far below the limit.
+fn deep_key(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let bare = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    // The current run of parts: where it starts and how many; whether a dot follows its last.
+    let mut run: Option<(usize, usize)> = None;
+    let mut dotted = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let part_end = match bytes[i] {
+            b'"' | b'\'' => Some(string_end(bytes, i)),
+            b if bare(b) => Some(i + bytes[i..].iter().take_while(|b| bare(**b)).count()),
+            _ => None,
+        };
+        if let Some(end) = part_end {
+            run = match run {
+                Some((start, parts)) if dotted => Some((start, parts + 1)),
+                Some((start, parts)) if parts > MAX_KEY_PARTS => return Some((start, parts)),
+                _ => Some((i, 1)),
+            };
+            dotted = false;
+            i = end;
+            continue;
+        }
+        match bytes[i] {
+            b'.' if run.is_some() && !dotted => dotted = true,
+            b' ' | b'\t' => {}
+            b => {
+                if let Some(deep) = run.take().filter(|r| r.1 > MAX_KEY_PARTS) {
+                    return Some(deep);
+                }
+                dotted = false;
+                if b == b'#' {
+                    i += bytes[i..].iter().take_while(|b| **b != b'\n').count();
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    run.filter(|r| r.1 > MAX_KEY_PARTS)
+}
+
+/// Where the TOML string starting at `bytes[start]` (a `"` or `'`) ends: just past its closing
+/// quote, or at the end of its line if it has none (of the text, for a multi-line string).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let quote = bytes[start];
+    let triple = bytes[start..].starts_with(&[quote; 3]);
+    let mut i = start + if triple { 3 } else { 1 };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 2,
+            b'\n' if !triple => return i,
+            b if b == quote && !triple => return i + 1,
+            b if b == quote && bytes[i..].starts_with(&[quote; 3]) => {
+                // Up to two quotes more are the string's own last characters.
+                let extra = bytes[i + 3..]
+                    .iter()
+                    .take(2)
+                    .take_while(|b| **b == quote)
+                    .count();
+                return i + 3 + extra;
+            }
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
 /// A [`ScenarioError`] at byte offset `at` of `text`.
 fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
     let at = at.min(text.len());
@@ -1191,6 +1361,88 @@ mod tests {
         for code in [0, 999, 1004, 1005, 1006, 1014, 1015, 2999, 5000] {
             assert!(!close_code_valid(code), "{code}");
         }
+    }
+
+    #[test]
+    fn the_time_limit_saturates_for_a_scenario_built_by_hand() {
+        let mut s = parse("m.toml", MINIMAL).unwrap();
+        let w = &mut s.client.workload;
+        w.interval = Duration::MAX;
+        w.messages = MAX_MESSAGES;
+        w.idle = vec![
+            Idle {
+                after_message: 1,
+                ms: u64::MAX
+            };
+            2
+        ];
+        assert_eq!(s.time_limit(), Duration::MAX);
+    }
+
+    #[test]
+    fn a_workload_may_last_a_year_and_no_more() {
+        let workload = |lines: &str| {
+            MINIMAL.replace("[expect]", &format!("[client.workload]\n{lines}\n[expect]"))
+        };
+        let year = parse(
+            "m.toml",
+            &workload(&format!(
+                "messages = 2\ninterval-ms = {}\nidle = [{{ after-message = 2, ms = 0 }}]",
+                MAX_MS
+            )),
+        )
+        .unwrap();
+        assert_eq!(year.client.workload.interval, Duration::from_millis(MAX_MS));
+        let e = parse(
+            "m.toml",
+            &workload(&format!(
+                "messages = 2\ninterval-ms = {}\nidle = [{{ after-message = 2, ms = 1 }}]",
+                MAX_MS
+            )),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (9, 9), "{e}");
+        assert!(
+            e.message.starts_with(
+                "the idle periods add up to 1 ms with this one, besides 31536000000 ms"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_deep_key_is_found_past_comments_strings_and_values() {
+        let key = |parts: usize| vec!["a"; parts].join(".");
+        let deep = key(81);
+        assert_eq!(deep_key(&format!("x = 1\n{deep} = 1\n")), Some((6, 81)));
+        assert_eq!(deep_key(&format!("{} = 1\n", key(80))), None);
+        // In a table header, an array of tables, an inline table; quoted parts; spaces.
+        assert_eq!(deep_key(&format!("[{deep}]\n")), Some((1, 81)));
+        assert_eq!(deep_key(&format!("[[{deep}]]\n")), Some((2, 81)));
+        assert_eq!(
+            deep_key(&format!("t = {{ x = 1, {deep} = 2 }}")),
+            Some((13, 81))
+        );
+        let spaced = vec!["\"a.b\""; 82].join(" . ");
+        assert_eq!(deep_key(&format!("  {spaced} = 1")), Some((2, 82)));
+        // Dots in comments and strings are not keys.
+        for text in [
+            format!("# {deep}\nx = 1\n"),
+            format!("x = \"{deep}\"\n"),
+            format!("x = '{deep}'\n"),
+            format!("x = \"\"\"\n{deep}\n\"\"\"\n"),
+            format!("x = '''\n{deep}\n''''\n"),
+            format!("x = \"\\\" {deep}\"\n"),
+        ] {
+            assert_eq!(deep_key(&text), None, "{text}");
+        }
+        // The key the reader refuses is located there, whatever comes before it.
+        let text = MINIMAL.replace(
+            "[expect]",
+            &format!("x = \"\"\"{deep}\"\"\"\n  {deep} = 1\n[expect]"),
+        );
+        let e = parse("m.toml", &text).unwrap_err();
+        assert_eq!((e.line, e.col), (7, 3), "{e}");
     }
 
     #[test]

@@ -466,7 +466,8 @@ impl App {
         if let App::Push { interval, size, .. } = self {
             let start = net.now();
             for i in 0..options.count.unwrap_or(1) {
-                net.sleep_until(start + interval * i).await;
+                net.sleep_until(start.saturating_add(interval.saturating_mul(i)))
+                    .await;
                 let stamp = format!("push {i} at {}", net.now().as_micros());
                 let mut text = stamp.clone();
                 text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));

@@ -257,7 +257,7 @@ pub(crate) async fn run(
             let io = transport(net, plan, t, &phase).await?;
             upgrade(net, plan, t, io, &phase).await
         } => r,
-        () = net.sleep_until(start + plan.handshake_timeout) => Err(fail(
+        () = net.sleep_until(start.saturating_add(plan.handshake_timeout)) => Err(fail(
             Outcome::HandshakeTimeout,
             format!("no 101 within {} (stuck in {}) at {}", ms(plan.handshake_timeout), phase.get(), ms(net.now())),
         )),
@@ -411,7 +411,7 @@ async fn attack(net: &NetRef, plan: &Plan, t: &Transcript, report: &mut Report, 
         ),
     );
     let reply = plan.workload.reply_timeout;
-    match raw.response(net, net.now() + reply).await {
+    match raw.response(net, net.now().saturating_add(reply)).await {
         Answer::Response(head, body) => t.log(
             net.now(),
             WHO,
@@ -442,7 +442,7 @@ async fn attack(net: &NetRef, plan: &Plan, t: &Transcript, report: &mut Report, 
         return;
     }
     t.log(net.now(), WHO, "close 1000 sent");
-    let deadline = net.now() + reply;
+    let deadline = net.now().saturating_add(reply);
     let ended = async {
         loop {
             while let Decoded::Frame(frame, len) = decode(&raw.buf) {
@@ -489,7 +489,7 @@ async fn victim_fetch(
     let connected = tokio::select! {
         biased;
         r = transport(net, plan, t, &phase) => r,
-        () = net.sleep_until(start + plan.handshake_timeout) => Err(fail(
+        () = net.sleep_until(start.saturating_add(plan.handshake_timeout)) => Err(fail(
             Outcome::HandshakeTimeout,
             format!("victim fetch: no connection within {} (stuck in {}) at {}", ms(plan.handshake_timeout), phase.get(), ms(net.now())),
         )),
@@ -511,7 +511,7 @@ async fn victim_fetch(
         ));
     }
     let reply = plan.workload.reply_timeout;
-    let answer = raw.response(net, sent_at + reply).await;
+    let answer = raw.response(net, sent_at.saturating_add(reply)).await;
     let _ = raw.io.shutdown().await;
     let (head, body) = match answer {
         Answer::Response(head, body) => (head, body),

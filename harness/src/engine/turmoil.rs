@@ -64,7 +64,7 @@ impl Engine for Turmoil {
             .simulation_duration(topology.limit)
             .tick_duration(TICK)
             .min_message_latency(topology.link.latency)
-            .max_message_latency(topology.link.latency + topology.link.jitter)
+            .max_message_latency(topology.link.latency.saturating_add(topology.link.jitter))
             .rng_seed(seed)
             // turmoil panics, rather than pushing back, when a host's TCP buffer fills: size
             // it beyond any workload (thousands of connections at once).
@@ -73,7 +73,11 @@ impl Engine for Turmoil {
         let mut sim = builder.build();
         for ((a, b), link) in &topology.links {
             sim.set_link_latency(a.as_str(), b.as_str(), link.latency);
-            sim.set_link_max_message_latency(a.as_str(), b.as_str(), link.latency + link.jitter);
+            sim.set_link_max_message_latency(
+                a.as_str(),
+                b.as_str(),
+                link.latency.saturating_add(link.jitter),
+            );
         }
         let resets: Resets = Arc::default();
         let log: Log = Arc::default();

@@ -271,12 +271,19 @@ fn spawn_hook() -> io::Result<()> {
                 })
             });
             if let Some(code) = code {
-                stop_all();
-                std::process::exit(code);
+                stop_all_and_exit(code);
             }
         })?;
     wait.recv()
         .unwrap_or_else(|_| Err(io::Error::other("the signal thread ended early")))
+}
+
+/// Stops every registered process group ([`stop_all`]) and exits with `code`: how the harness
+/// ends other than by returning from `main` (a signal, or `gauntlet … | head` closing stdout)
+/// without leaving a process it started behind.
+pub fn stop_all_and_exit(code: i32) -> ! {
+    stop_all();
+    std::process::exit(code)
 }
 
 /// SIGTERM to every registered group, a bounded wait for the leaders, then SIGKILL to every

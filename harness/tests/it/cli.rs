@@ -300,3 +300,185 @@ fn every_traversal_branch_names_a_catalogue_scenario() {
         );
     }
 }
+
+/// Runs the `gauntlet` binary from the workspace root as a child with a bounded wait (a
+/// command that reads forever fails the test rather than hanging it).
+fn gauntlet_bounded(what: &str, args: &[&str]) -> crate::process::Exit {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
+    command.current_dir(crate::root()).args(args);
+    crate::process::Process::start(what, &mut command).wait()
+}
+
+#[test]
+fn files_beyond_the_size_limits_are_refused_naming_the_file_and_the_limit() {
+    // An endless file ends at the limit.
+    let exit = gauntlet_bounded("gauntlet diff /dev/zero", &["diff", "/dev/zero", "x.json"]);
+    assert_eq!(exit.code, Some(2), "{exit:?}");
+    assert!(
+        exit.stderr.contains(
+            "cannot read results file /dev/zero: larger than 256 MiB, the most a results file may hold"
+        ),
+        "{exit:?}"
+    );
+    let exit = gauntlet_bounded("gauntlet report /dev/zero", &["report", "/dev/zero"]);
+    assert_eq!(exit.code, Some(2), "{exit:?}");
+    assert!(
+        exit.stderr.contains("/dev/zero: larger than 256 MiB"),
+        "{exit:?}"
+    );
+    let exit = gauntlet_bounded("gauntlet check /dev/zero", &["check", "/dev/zero"]);
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert!(
+        exit.stdout.contains(
+            "invalid /dev/zero:1:1: cannot read the file: larger than 4 MiB, the most a scenario file may hold"
+        ),
+        "{exit:?}"
+    );
+
+    // A scenario file one byte over the limit: a valid file and a long comment.
+    let dir = temp_dir("too-large");
+    let big = dir.join("big.toml");
+    let valid = std::fs::read_to_string(crate::root().join("scenarios/baseline/direct.toml"))
+        .expect("the catalogue's direct.toml");
+    let mut text = format!("{valid}\n#");
+    text.push_str(&"x".repeat((4 << 20) - text.len() + 1));
+    std::fs::write(&big, &text).unwrap();
+    let big = big.to_str().unwrap();
+    let exit = gauntlet_bounded("gauntlet check big.toml", &["check", big]);
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert!(
+        exit.stdout.contains(&format!(
+            "invalid {big}:1:1: cannot read the file: larger than 4 MiB"
+        )),
+        "{exit:?}"
+    );
+    // At the limit, it is read.
+    std::fs::write(dir.join("big.toml"), &text[..text.len() - 1]).unwrap();
+    let exit = gauntlet_bounded("gauntlet check big.toml", &["check", big]);
+    assert_eq!(exit.code, Some(0), "{exit:?}");
+}
+
+/// Runs the `gauntlet` binary from the workspace root with `stdout` as its standard output
+/// and a bounded wait.
+fn gauntlet_with_stdout(args: &[&str], stdout: std::process::Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .current_dir(crate::root())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the gauntlet binary runs")
+}
+
+/// Waits for `child` at most [`crate::process::PATIENCE`], killing it on the way out: its
+/// exit status and what it wrote on stderr.
+fn bounded_wait(child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(crate::process::PATIENCE) {
+        Ok(out) => {
+            let out = out.expect("the child's output");
+            (
+                out.status,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!(
+                "gauntlet (pid {pid}) did not exit within {:?}",
+                crate::process::PATIENCE
+            );
+        }
+    }
+}
+
+/// `gauntlet … | head`: when stdout is closed, a command ends quietly, as Unix tools do: no
+/// panic message, nothing on stderr, and exit status 141 (128 + SIGPIPE, what the shell shows
+/// for a tool SIGPIPE ended). Here the reading end is gone before the command starts, so its
+/// first line already meets the closed stream.
+#[test]
+fn every_command_ends_quietly_when_stdout_is_closed() {
+    use std::os::fd::OwnedFd;
+    let dir = temp_dir("closed-stdout");
+    let results = results_file(&dir, "results.json", "delivered", 20.0);
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["check", "scenarios"],
+        &["run", "scenarios/baseline/direct.toml"],
+        &["bench", "scenarios/baseline/direct.toml"],
+        &["report", &results, "--out", out],
+        &["diff", &results, &results],
+        &["differential", "scenarios/live"],
+    ];
+    for args in commands {
+        // A stream whose other end is closed: every write fails with EPIPE.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(ours);
+        let child = gauntlet_with_stdout(args, OwnedFd::from(theirs).into());
+        let (status, stderr) = bounded_wait(child);
+        assert!(!stderr.contains("panicked"), "gauntlet {args:?}: {stderr}");
+        assert_eq!(
+            status.code(),
+            Some(141),
+            "gauntlet {args:?}: {status}: {stderr}"
+        );
+        assert_eq!(stderr, "", "gauntlet {args:?}");
+    }
+}
+
+/// The same through a real pipe closed after the first line, while the command is writing.
+#[test]
+fn a_run_stops_quietly_when_its_reader_goes_away() {
+    use std::io::BufRead as _;
+    // The catalogue's transcripts are several times what a pipe holds, so the run is still
+    // writing when the reader goes.
+    let mut child = gauntlet_with_stdout(
+        &["run", "scenarios", "--transcript"],
+        std::process::Stdio::piped(),
+    );
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.ends_with('\n'), "{first:?}");
+    drop(reader);
+    let (status, stderr) = bounded_wait(child);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(141), "{status}: {stderr}");
+}
+
+#[test]
+fn counts_beyond_what_a_run_can_hold_are_refused_with_exit_code_2() {
+    for args in [
+        &[
+            "run",
+            "scenarios/baseline/direct.toml",
+            "--seeds",
+            "18446744073709551615",
+        ][..],
+        &[
+            "bench",
+            "scenarios/baseline/direct.toml",
+            "--seeds",
+            "100001",
+        ],
+        &[
+            "bench",
+            "scenarios/baseline/direct.toml",
+            "--clients",
+            "18446744073709551615",
+        ],
+    ] {
+        let exit = gauntlet_bounded("gauntlet with a huge count", args);
+        assert_eq!(exit.code, Some(2), "{args:?}: {exit:?}");
+        assert!(!exit.stderr.contains("panicked"), "{args:?}: {exit:?}");
+        assert!(exit.stderr.contains("1..=100000"), "{args:?}: {exit:?}");
+    }
+}

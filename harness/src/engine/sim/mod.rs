@@ -122,7 +122,7 @@ async fn run(topology: Topology, seed: u64) -> Result<RunEnd, EngineError> {
         // Finish the instant: what other hosts do at the moment the client returned (the
         // server seeing the same close, say) belongs to the run. Tokio's timers tick in
         // milliseconds, as turmoil's steps do.
-        let settle = lock(&shared).instant(at + SETTLE);
+        let settle = lock(&shared).instant(at.saturating_add(SETTLE));
         tokio::select! {
             biased;
             () = failure.notified() => {}

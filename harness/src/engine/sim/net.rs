@@ -38,6 +38,10 @@ const RTO_MIN: Duration = Duration::from_millis(200);
 const MAX_RETRIES: u32 = 6;
 /// The first local port a host's outgoing connections use.
 const FIRST_EPHEMERAL_PORT: u16 = 49152;
+/// Simulated time that never comes: about 35 million years, later than any run's time limit
+/// (a scenario's is at most about a million years: a million messages, each with a reply
+/// timeout of at most a year), and early enough that tokio's clock can count it.
+const NEVER: Duration = Duration::from_secs(1 << 50);
 
 /// The network, shared by every host's handle and every stream.
 pub(crate) type Shared = Arc<Mutex<Network>>;
@@ -212,9 +216,9 @@ impl Network {
         Instant::now().saturating_duration_since(self.start)
     }
 
-    /// The tokio instant of simulated time `at`.
+    /// The tokio instant of simulated time `at`; any time from [`NEVER`] on is `NEVER`.
     pub(crate) fn instant(&self, at: Duration) -> Instant {
-        self.start + at
+        self.start + at.min(NEVER)
     }
 
     /// The index of the host called `name`.
@@ -235,28 +239,33 @@ impl Network {
         }
         let now = self.now();
         let link = self.links[a][b];
+        // Times saturate rather than overflow: a link's settings come from scenario files,
+        // which keep them within a year, but a topology can be built by hand.
         let mut sent = now;
         if let Some(rate) = link.bandwidth.filter(|r| *r > 0) {
             let start = sent.max(self.busy[a][b]);
             let nanos = (bytes as u128 * 1_000_000_000).div_ceil(u128::from(rate));
-            sent = start + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+            sent = start.saturating_add(Duration::from_nanos(
+                u64::try_from(nanos).unwrap_or(u64::MAX),
+            ));
             self.busy[a][b] = sent;
         }
-        let mut at = sent + link.latency;
+        let mut at = sent.saturating_add(link.latency);
         if !link.jitter.is_zero() {
-            let steps = link.jitter.as_millis() as u64;
-            at += Duration::from_millis(self.rng.below(steps + 1));
+            let steps = u64::try_from(link.jitter.as_millis()).unwrap_or(u64::MAX);
+            let drawn = self.rng.below(steps.saturating_add(1));
+            at = at.saturating_add(Duration::from_millis(drawn));
         }
         if link.loss > 0.0 {
-            let packets = bytes.div_ceil(MSS).max(1) as i32;
+            let packets = i32::try_from(bytes.div_ceil(MSS).max(1)).unwrap_or(i32::MAX);
             let any_lost = 1.0 - (1.0 - link.loss.min(1.0)).powi(packets);
-            let mut rto = RTO_MIN.max(link.latency * 2);
+            let mut rto = RTO_MIN.max(link.latency.saturating_mul(2));
             for _ in 0..MAX_RETRIES {
                 if (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 >= any_lost {
                     break;
                 }
-                at += rto;
-                rto *= 2;
+                at = at.saturating_add(rto);
+                rto = rto.saturating_mul(2);
             }
         }
         Some(at)
@@ -688,7 +697,9 @@ impl Network {
             half.unread += n;
             let (a, b) = (conn.hosts[side], conn.hosts[1 - side]);
             if rst_at.is_none() && !self.hosts[b].crashed {
-                let round_trip = now + self.links[a][b].latency + self.links[b][a].latency;
+                let round_trip = now
+                    .saturating_add(self.links[a][b].latency)
+                    .saturating_add(self.links[b][a].latency);
                 self.send_no_earlier(id, 1 - side, Kind::Rst, Vec::new(), round_trip);
             }
             self.record(host, format_args!("#{id} write {n} to a closed socket"));
