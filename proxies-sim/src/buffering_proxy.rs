@@ -16,6 +16,9 @@
 //! upstream's FIN; `flush-interval-ms` bounds how long any byte waits. `hold-head` says
 //! whether a response head waits with its body or goes at once.
 //!
+//! Heads longer than [`MAX_HEAD_BYTES`] end the connection: 431 for a request, 502 for a
+//! response (nginx: "upstream sent too big header").
+//!
 //! After a 101 answering an upgrade request, an `upgrade-aware` proxy relays both ways
 //! unbuffered, as nginx does. One that is not reads what follows the 101 as that response's
 //! body, delimited by the close (a response without a length, RFC 9112 §6.3 rule 8): the
@@ -43,7 +46,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{self, Framing, Head, Parsed, StartLine};
+use crate::http::{self, Framing, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
 
@@ -52,10 +55,6 @@ const FLUSH_TIMER: u64 = 1;
 
 /// nginx's buffer size: `proxy_buffers 8 4k|8k`, one memory page, 4 KiB on x86-64.
 pub const NGINX_BUFFER_BYTES: usize = 4096;
-
-/// The longest head read, in bytes (nginx's `large_client_header_buffers` of 8 KiB); a longer
-/// one is not HTTP.
-const MAX_HEAD_BYTES: usize = 8192;
 
 /// A product's buffering defaults.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -339,21 +338,26 @@ struct Requests {
     /// Whether requests are still being read.
     on: bool,
     buf: Vec<u8>,
+    reader: HeadReader,
     body: Option<Framing>,
     pending: VecDeque<Asked>,
 }
+
+/// A request head longer than [`MAX_HEAD_BYTES`]: how many bytes of it were read.
+struct TooLong(usize);
 
 impl Requests {
     fn new() -> Self {
         Self {
             on: false,
             buf: Vec::new(),
+            reader: HeadReader::new(Kind::Request),
             body: None,
             pending: VecDeque::new(),
         }
     }
 
-    fn feed(&mut self, cx: &mut Cx, mut bytes: &[u8]) {
+    fn feed(&mut self, cx: &mut Cx, mut bytes: &[u8]) -> Result<(), TooLong> {
         while self.on && !bytes.is_empty() {
             match self.body.take() {
                 Some(Framing::Length(left)) => {
@@ -370,20 +374,29 @@ impl Requests {
                             self.body = Some(Framing::Chunked(scanner));
                         }
                     }
-                    Err(reason) => self.stop(cx, &reason),
+                    Err(reason) => self.stop(cx, &format!("client bytes are not HTTP ({reason})")),
                 },
                 Some(Framing::None) => {}
                 Some(Framing::UntilClose) => self.on = false,
                 None => {
                     let before = self.buf.len();
                     self.buf.extend_from_slice(bytes);
-                    match http::parse_request(&self.buf, MAX_HEAD_BYTES) {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => self.stop(cx, &reason),
-                        Parsed::Complete(head, len) => {
+                    match self.reader.read(&self.buf, MAX_HEAD_BYTES) {
+                        Progress::Partial => return Ok(()),
+                        Progress::Invalid(reason) => {
+                            self.stop(cx, &format!("client bytes are not HTTP ({reason})"));
+                        }
+                        Progress::TooLong => {
+                            let n = self.buf.len();
+                            self.on = false;
+                            self.buf.clear();
+                            return Err(TooLong(n));
+                        }
+                        Progress::Complete(head, len) => {
                             let used = len.saturating_sub(before).min(bytes.len());
                             bytes = &bytes[used..];
                             self.buf.clear();
+                            self.reader.reset();
                             self.pending.push_back(Asked {
                                 head: head
                                     .method()
@@ -392,21 +405,26 @@ impl Requests {
                             });
                             match head.framing(None) {
                                 Ok(framing) => self.body = Some(framing),
-                                Err(reason) => self.stop(cx, &reason),
+                                Err(reason) => {
+                                    self.stop(cx, &format!("client bytes are not HTTP ({reason})"))
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        Ok(())
     }
 
-    fn stop(&mut self, cx: &mut Cx, reason: &str) {
+    /// Stops reading requests, saying why.
+    fn stop(&mut self, cx: &mut Cx, why: &str) {
         cx.note(format!(
-            "client bytes are not HTTP ({reason}): relayed unread; later responses are matched to no request"
+            "{why}: relayed unread; later responses are matched to no request"
         ));
         self.on = false;
         self.buf.clear();
+        self.reader.reset();
         self.body = None;
         self.pending.clear();
     }
@@ -421,6 +439,8 @@ pub struct BufferingProxy {
     http: bool,
     requests: Requests,
     down: Down,
+    /// Reads the response head in `down`.
+    down_reader: HeadReader,
     /// The current response is buffered (not turned off by `X-Accel-Buffering: no`).
     buffered: bool,
     first: First,
@@ -441,6 +461,7 @@ impl BufferingProxy {
             http: false,
             requests: Requests::new(),
             down: Down::Head(Vec::new()),
+            down_reader: HeadReader::new(Kind::Response),
             buffered: true,
             first: First::Waiting,
             held: Vec::new(),
@@ -486,12 +507,15 @@ impl BufferingProxy {
                     }
                     let before = buf.len();
                     buf.extend_from_slice(rest);
-                    match http::parse_response(&buf, MAX_HEAD_BYTES) {
-                        Parsed::Partial => {
+                    match self.down_reader.read(&buf, MAX_HEAD_BYTES) {
+                        Progress::Partial => {
                             self.down = Down::Head(buf);
                             return;
                         }
-                        Parsed::Invalid(reason) => {
+                        Progress::TooLong => {
+                            return self.too_long(cx, "response", buf.len());
+                        }
+                        Progress::Invalid(reason) => {
                             self.not_understood(
                                 cx,
                                 &format!(
@@ -501,10 +525,11 @@ impl BufferingProxy {
                             self.hold(cx, &buf);
                             return;
                         }
-                        Parsed::Complete(head, len) => {
+                        Progress::Complete(head, len) => {
                             let used = len.saturating_sub(before).min(rest.len());
                             rest = &rest[used..];
                             buf.truncate(len);
+                            self.down_reader.reset();
                             self.response(cx, head, buf);
                         }
                     }
@@ -632,6 +657,7 @@ impl BufferingProxy {
     fn end_of_response(&mut self, cx: &mut Cx) {
         self.release(cx, "at the end of the response");
         self.down = Down::Head(Vec::new());
+        self.down_reader.reset();
         self.first = First::Waiting;
         self.buffered = true;
     }
@@ -759,6 +785,36 @@ impl BufferingProxy {
         }
     }
 
+    /// Answers a head longer than [`MAX_HEAD_BYTES`] and ends the connection: 431 (RFC 6585
+    /// §5) for a request, 502 for a response (nginx answers 502 to an upstream that "sent too
+    /// big header").
+    fn too_long(&mut self, cx: &mut Cx, what: &str, read: usize) {
+        self.discard(cx, &format!("{what} head too long"));
+        let (answer, status) = if what == "request" {
+            (
+                http::head_too_long_response(),
+                "431 Request Header Fields Too Large",
+            )
+        } else {
+            (
+                http::error_response(
+                    502,
+                    "Bad Gateway",
+                    "The upstream's response head is too long.",
+                ),
+                "502 Bad Gateway",
+            )
+        };
+        cx.note(format!(
+            "{what} head longer than {MAX_HEAD_BYTES} bytes ({read} bytes without its end): discarded, answering {status} and closing"
+        ));
+        cx.send(Side::Client, answer);
+        cx.fin(Side::Client);
+        cx.fin(Side::Upstream);
+        self.requests.on = false;
+        self.mode = Mode::Done;
+    }
+
     /// Drops what is held (a reset), saying so.
     fn discard(&mut self, cx: &mut Cx, why: &str) {
         let partial = match &mut self.down {
@@ -780,7 +836,9 @@ impl BufferingProxy {
                 bytes,
             } => {
                 cx.send(Side::Upstream, bytes);
-                self.requests.feed(cx, bytes);
+                if let Err(TooLong(read)) = self.requests.feed(cx, bytes) {
+                    self.too_long(cx, "request", read);
+                }
             }
             Event::Data {
                 from: Side::Upstream,

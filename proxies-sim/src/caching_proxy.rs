@@ -33,7 +33,8 @@
 //! as easy as it can be, so a clean masked run is a strong result.
 //!
 //! Bytes that are not HTTP where a head is expected *before* any 101 get a 400 page (502 when
-//! the server sent them), then FIN both ways.
+//! the server sent them), then FIN both ways; a head longer than [`MAX_HEAD_BYTES`] gets 431
+//! (502 from the server).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -42,7 +43,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{self, Framing, Head, Parsed, StartLine};
+use crate::http::{self, Framing, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
 
@@ -50,8 +51,6 @@ use crate::pass::relay;
 pub const MAX_ENTRIES: usize = 65_536;
 /// The largest body stored, in bytes.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 20;
-/// The longest head read, in bytes (nginx's 8 KiB `large_client_header_buffers`).
-const MAX_HEAD_BYTES: usize = 8192;
 /// Method tokens the lenient scan resynchronises on.
 const METHODS: &[&[u8]] = &[
     b"GET ",
@@ -363,6 +362,11 @@ pub struct CachingProxy {
     scan_down: Vec<u8>,
     /// After a 101: client bytes skipped since the last request found.
     skipped_up: usize,
+    /// Read the heads at the start of `up`, `down`, `scan_up` and `scan_down`.
+    up_reader: HeadReader,
+    down_reader: HeadReader,
+    scan_up_reader: HeadReader,
+    scan_down_reader: HeadReader,
 }
 
 impl CachingProxy {
@@ -384,6 +388,10 @@ impl CachingProxy {
             scan_up: Vec::new(),
             scan_down: Vec::new(),
             skipped_up: 0,
+            up_reader: HeadReader::new(Kind::Request),
+            down_reader: HeadReader::new(Kind::Response),
+            scan_up_reader: HeadReader::new(Kind::Request),
+            scan_down_reader: HeadReader::new(Kind::Response),
         }
     }
 
@@ -395,11 +403,15 @@ impl CachingProxy {
                     if self.up.is_empty() {
                         return;
                     }
-                    match http::parse_request(&self.up, MAX_HEAD_BYTES) {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => return self.garbage(cx, Side::Client, &reason),
-                        Parsed::Complete(head, len) => {
+                    match self.up_reader.read(&self.up, MAX_HEAD_BYTES) {
+                        Progress::Partial => return,
+                        Progress::Invalid(reason) => {
+                            return self.garbage(cx, Side::Client, &reason);
+                        }
+                        Progress::TooLong => return self.too_long(cx, Side::Client),
+                        Progress::Complete(head, len) => {
                             self.up.drain(..len);
+                            self.up_reader.reset();
                             if let Err(reason) = self.request(cx, head) {
                                 return self.garbage(cx, Side::Client, &reason);
                             }
@@ -429,13 +441,15 @@ impl CachingProxy {
                     if self.down.is_empty() {
                         return;
                     }
-                    match http::parse_response(&self.down, MAX_HEAD_BYTES) {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => {
+                    match self.down_reader.read(&self.down, MAX_HEAD_BYTES) {
+                        Progress::Partial => return,
+                        Progress::Invalid(reason) => {
                             return self.garbage(cx, Side::Upstream, &reason);
                         }
-                        Parsed::Complete(head, len) => {
+                        Progress::TooLong => return self.too_long(cx, Side::Upstream),
+                        Progress::Complete(head, len) => {
                             self.down.drain(..len);
+                            self.down_reader.reset();
                             if let Err(reason) = self.response(cx, head) {
                                 return self.garbage(cx, Side::Upstream, &reason);
                             }
@@ -545,6 +559,7 @@ impl CachingProxy {
             cx.send(Side::Client, down.clone());
             self.scan(cx, Side::Upstream, &down);
             let up = std::mem::take(&mut self.up);
+            self.up_reader.reset();
             cx.send(Side::Upstream, up.clone());
             self.scan(cx, Side::Client, &up);
             return Ok(());
@@ -642,21 +657,23 @@ impl CachingProxy {
                 let drop = self.scan_up.len().saturating_sub(keep);
                 self.scan_up.drain(..drop);
                 self.skipped_up += drop;
+                self.scan_up_reader.reset();
                 return;
             };
-            match http::parse_request(&self.scan_up[at..], MAX_HEAD_BYTES) {
-                Parsed::Partial => {
-                    self.scan_up.drain(..at);
-                    self.skipped_up += at;
-                    return;
+            self.scan_up.drain(..at);
+            self.skipped_up += at;
+            self.scan_up_reader.advance(at);
+            match self.scan_up_reader.read(&self.scan_up, MAX_HEAD_BYTES) {
+                Progress::Partial => return,
+                Progress::Invalid(_) | Progress::TooLong => {
+                    self.scan_up.drain(..1);
+                    self.skipped_up += 1;
+                    self.scan_up_reader.advance(1);
                 }
-                Parsed::Invalid(_) => {
-                    self.scan_up.drain(..=at);
-                    self.skipped_up += at + 1;
-                }
-                Parsed::Complete(head, len) => {
-                    let skipped = self.skipped_up + at;
-                    self.scan_up.drain(..at + len);
+                Progress::Complete(head, len) => {
+                    let skipped = self.skipped_up;
+                    self.scan_up.drain(..len);
+                    self.scan_up_reader.reset();
                     self.skipped_up = 0;
                     let pending = Pending::of(&head, true);
                     let host = head
@@ -681,6 +698,7 @@ impl CachingProxy {
                     .as_ref()
                     .map_or(0, |s| s.left.min(self.scan_down.len() as u64) as usize);
                 let bytes: Vec<u8> = self.scan_down.drain(..take).collect();
+                self.scan_down_reader.reset();
                 self.keep(cx, &bytes);
                 if self.storing.is_some() {
                     return;
@@ -689,18 +707,20 @@ impl CachingProxy {
             let Some(at) = find_any(&self.scan_down, &[STATUS_PREFIX]) else {
                 let drop = self.scan_down.len().saturating_sub(STATUS_PREFIX.len() - 1);
                 self.scan_down.drain(..drop);
+                self.scan_down_reader.reset();
                 return;
             };
-            match http::parse_response(&self.scan_down[at..], MAX_HEAD_BYTES) {
-                Parsed::Partial => {
-                    self.scan_down.drain(..at);
-                    return;
+            self.scan_down.drain(..at);
+            self.scan_down_reader.advance(at);
+            match self.scan_down_reader.read(&self.scan_down, MAX_HEAD_BYTES) {
+                Progress::Partial => return,
+                Progress::Invalid(_) | Progress::TooLong => {
+                    self.scan_down.drain(..1);
+                    self.scan_down_reader.advance(1);
                 }
-                Parsed::Invalid(_) => {
-                    self.scan_down.drain(..=at);
-                }
-                Parsed::Complete(head, len) => {
-                    self.scan_down.drain(..at + len);
+                Progress::Complete(head, len) => {
+                    self.scan_down.drain(..len);
+                    self.scan_down_reader.reset();
                     self.scanned_response(cx, head);
                 }
             }
@@ -759,6 +779,33 @@ impl CachingProxy {
         self.give_up(cx);
     }
 
+    /// Answers a head longer than [`MAX_HEAD_BYTES`] and gives up: 431 (RFC 6585 §5) for a
+    /// request, 502 for a response.
+    fn too_long(&mut self, cx: &mut Cx, from: Side) {
+        let held = match from {
+            Side::Client => std::mem::take(&mut self.up),
+            Side::Upstream => std::mem::take(&mut self.down),
+        };
+        let (what, answer) = match from {
+            Side::Client => ("request", http::head_too_long_response()),
+            Side::Upstream => (
+                "response",
+                http::error_response(
+                    502,
+                    "Bad Gateway",
+                    "The upstream's response head is too long.",
+                ),
+            ),
+        };
+        cx.note(format!(
+            "{what} head longer than {MAX_HEAD_BYTES} bytes ({} bytes without its end): discarded, answering {} and closing",
+            held.len(),
+            first_line(&answer).trim_start_matches("HTTP/1.1 ")
+        ));
+        cx.send(Side::Client, answer);
+        self.close_both(cx);
+    }
+
     /// Forgets what it holds, with a note, and forwards nothing more.
     fn give_up(&mut self, cx: &mut Cx) {
         for (side, buf) in [
@@ -801,9 +848,9 @@ impl CachingProxy {
     }
 
     fn fin(&mut self, cx: &mut Cx, from: Side) {
-        let buf = match from {
-            Side::Client => &mut self.up,
-            Side::Upstream => &mut self.down,
+        let (buf, reader) = match from {
+            Side::Client => (&mut self.up, &mut self.up_reader),
+            Side::Upstream => (&mut self.down, &mut self.down_reader),
         };
         if !buf.is_empty() {
             cx.note(format!(
@@ -812,6 +859,7 @@ impl CachingProxy {
                 buf.len()
             ));
             buf.clear();
+            reader.reset();
         }
         if from == Side::Upstream {
             self.abandon_store(cx);
@@ -974,6 +1022,7 @@ fn first_line(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Parsed;
     use crate::model::{Action, CloseHow};
     use crate::testkit::{notes, sent};
 

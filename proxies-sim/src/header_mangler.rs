@@ -159,7 +159,7 @@ pub fn connection(params: &Params) -> HeaderMangler {
         Settings {
             http_ports: Some(params.http_ports.clone()),
             on_garbage: OnGarbage::ErrorPage,
-            max_head_bytes: 8192,
+            max_head_bytes: crate::http::MAX_HEAD_BYTES,
         },
     )
 }

@@ -5,10 +5,15 @@
 //!
 //! A model is a [`Policy`]: it rewrites heads and routes requests. [`HttpProxy`] does the rest
 //! and is the model's [`Connection`].
+//!
+//! What every model built on it shares, as real proxies do:
+//!
+//! - Heads are read in linear time ([`http::HeadReader`]), up to `max_head_bytes`; a longer
+//!   request head is answered 431, a longer response head 502, and both sides are closed.
 
 use std::collections::VecDeque;
 
-use crate::http::{self, Framing, Head, Parsed, StartLine};
+use crate::http::{self, Framing, Head, HeadReader, Kind, Progress, StartLine};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
 
@@ -72,7 +77,8 @@ pub struct Settings {
     pub http_ports: Option<Vec<u16>>,
     /// The answer to bytes that are not HTTP.
     pub on_garbage: OnGarbage,
-    /// The longest head accepted, in bytes.
+    /// The longest head accepted, in bytes (usually [`http::MAX_HEAD_BYTES`]); a longer request
+    /// head is answered 431, a longer response head 502, and the connection is closed.
     pub max_head_bytes: usize,
 }
 
@@ -112,13 +118,16 @@ enum Phase {
 struct Stream {
     buf: Vec<u8>,
     phase: Phase,
+    /// Reads the head at the start of `buf` in linear time.
+    reader: HeadReader,
 }
 
 impl Stream {
-    fn new() -> Self {
+    fn new(kind: Kind) -> Self {
         Self {
             buf: Vec::new(),
             phase: Phase::Head,
+            reader: HeadReader::new(kind),
         }
     }
 }
@@ -158,8 +167,8 @@ impl<P: Policy> HttpProxy<P> {
             settings,
             mode: Mode::New,
             dialed: None,
-            up: Stream::new(),
-            down: Stream::new(),
+            up: Stream::new(Kind::Request),
+            down: Stream::new(Kind::Response),
             pending: VecDeque::new(),
         }
     }
@@ -167,6 +176,34 @@ impl<P: Policy> HttpProxy<P> {
     /// The policy, for models that keep state in it.
     pub fn policy(&self) -> &P {
         &self.policy
+    }
+
+    /// Starts a connection with a request head another model has already read (a forward
+    /// proxy that read the first request to decide what to do with the connection), and the
+    /// client's bytes after it: the same as receiving them, without reading the head again.
+    pub fn accept_read(&mut self, cx: &mut Cx, port: u16, head: Head, rest: &[u8]) {
+        self.on_event(cx, Event::Accepted { port });
+        if !matches!(self.mode, Mode::Http { .. }) {
+            let mut bytes = head.to_bytes();
+            bytes.extend_from_slice(rest);
+            return self.on_event(
+                cx,
+                Event::Data {
+                    from: Side::Client,
+                    bytes: &bytes,
+                },
+            );
+        }
+        if let Err(reason) = self.forward_request(cx, head) {
+            return self.garbage(cx, Dir::Up, &reason);
+        }
+        self.on_event(
+            cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: rest,
+            },
+        );
     }
 
     /// Whether a forwarded request still waits for its response.
@@ -203,19 +240,17 @@ impl<P: Policy> HttpProxy<P> {
             match phase {
                 Phase::Head => {
                     let max = self.settings.max_head_bytes;
-                    let buf = &self.stream(dir).buf;
-                    if buf.is_empty() {
+                    let stream = self.stream(dir);
+                    if stream.buf.is_empty() {
                         return;
                     }
-                    let parsed = match dir {
-                        Dir::Up => http::parse_request(buf, max),
-                        Dir::Down => http::parse_response(buf, max),
-                    };
-                    match parsed {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => return self.garbage(cx, dir, &reason),
-                        Parsed::Complete(head, len) => {
-                            self.stream(dir).buf.drain(..len);
+                    match stream.reader.read(&stream.buf, max) {
+                        Progress::Partial => return,
+                        Progress::Invalid(reason) => return self.garbage(cx, dir, &reason),
+                        Progress::TooLong => return self.too_long(cx, dir),
+                        Progress::Complete(head, len) => {
+                            stream.buf.drain(..len);
+                            stream.reader.reset();
                             let done = match dir {
                                 Dir::Up => self.forward_request(cx, head),
                                 Dir::Down => self.forward_response(cx, head),
@@ -354,6 +389,30 @@ impl<P: Policy> HttpProxy<P> {
         self.up.buf.clear();
         self.down.buf.clear();
         self.mode = Mode::Closed;
+    }
+
+    /// Answers a head longer than the settings allow and gives up on the connection: 431
+    /// (RFC 6585 §5) for a request, 502 for a response.
+    fn too_long(&mut self, cx: &mut Cx, dir: Dir) {
+        let max = self.settings.max_head_bytes;
+        let held = self.stream(dir).buf.len();
+        let (what, answer) = match dir {
+            Dir::Up => ("request", http::head_too_long_response()),
+            Dir::Down => (
+                "response",
+                http::error_response(
+                    502,
+                    "Bad Gateway",
+                    "The upstream's response head is too long.",
+                ),
+            ),
+        };
+        cx.note(format!(
+            "{what} head longer than {max} bytes ({held} bytes without its end): discarded, answering {} and closing",
+            first_line(&answer).trim_start_matches("HTTP/1.1 ")
+        ));
+        cx.send(Side::Client, answer);
+        self.close_both(cx);
     }
 
     /// Answers bytes that are not HTTP and gives up on the connection.
@@ -516,6 +575,7 @@ impl<P: Policy> Connection for HttpProxy<P> {
                         from.as_str()
                     ));
                     self.stream(dir).buf.clear();
+                    self.stream(dir).reader.reset();
                 }
                 let other = from.other();
                 if other == Side::Client || self.dialed.is_some() {

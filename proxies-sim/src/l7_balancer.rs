@@ -547,7 +547,7 @@ impl L7Connection {
         let settings = Settings {
             http_ports: Some(params.http_ports.clone()),
             on_garbage: OnGarbage::ErrorPage,
-            max_head_bytes: 8192,
+            max_head_bytes: crate::http::MAX_HEAD_BYTES,
         };
         Self {
             proxy: HttpProxy::new(policy, settings),

@@ -187,7 +187,7 @@ impl Interceptor {
                     behaviour,
                     on_garbage: Default::default(),
                     intercept_ports,
-                    max_head_bytes: 8192,
+                    max_head_bytes: crate::http::MAX_HEAD_BYTES,
                 }))
             }
         };
@@ -724,6 +724,44 @@ mod tests {
             0,
             "the client saw close_notify"
         );
+    }
+
+    #[test]
+    fn a_64_kib_head_one_byte_at_a_time_through_tls_costs_linear_time_and_a_longer_one_gets_431() {
+        use crate::http::{MAX_HEAD_BYTES, examined};
+        let head = crate::spec::heads::padded("GET / HTTP/1.1", "", MAX_HEAD_BYTES);
+        let mut b = Bench::new(Inner::Strip, true);
+        b.settle();
+        let before = examined();
+        for byte in &head {
+            b.client
+                .writer()
+                .write_all(std::slice::from_ref(byte))
+                .unwrap();
+            b.settle();
+        }
+        let cost = examined() - before;
+        assert!(
+            cost <= 4 * head.len() as u64,
+            "{cost} bytes examined for a {}-byte head",
+            head.len()
+        );
+        assert_eq!(b.at_server.len(), head.len(), "{:?}", b.notes);
+
+        let mut b = Bench::new(Inner::Strip, true);
+        b.settle();
+        let long = crate::spec::heads::padded("GET / HTTP/1.1", "", MAX_HEAD_BYTES + 1);
+        for piece in long.chunks(16 * 1024) {
+            b.client.writer().write_all(piece).unwrap();
+            b.settle();
+        }
+        assert!(
+            b.at_client
+                .starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{:?}",
+            b.notes
+        );
+        assert!(b.closed.contains(&(Side::Client, CloseHow::Fin)));
     }
 
     #[test]
