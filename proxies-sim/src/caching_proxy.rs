@@ -6,9 +6,11 @@
 //! opaquely, which is why wss:// is out of its reach.
 //!
 //! **Caching.** A GET whose `Host` and target (or absolute-form target) name a stored, fresh
-//! entry is answered from the cache with `Age` and `X-Cache: HIT` added, and is not forwarded
-//! (when requests forwarded before it are still unanswered it is forwarded instead, so answers
-//! stay in order). Otherwise the request is forwarded to the destination the client dialed,
+//! entry is answered from the cache with `Age` and `X-Cache: HIT` added, and is not forwarded.
+//! Pipelined requests are read one at a time, as Squid reads them by default
+//! (`pipeline_prefetch 0`; [`PIPELINE_DEPTH`]), so a hit never overtakes an earlier answer; the
+//! client's bytes wait meanwhile, up to [`MAX_HELD_BYTES`], beyond which the connection is
+//! closed. Otherwise the request is forwarded to the destination the client dialed,
 //! and a response is stored under the request's Host and target when it answers a GET, is a
 //! 200, has a `Content-Length` of at most 1 MiB, and carries no `Cache-Control: no-store`,
 //! `private` or `no-cache`. An entry is fresh for `s-maxage` or `max-age` seconds, or for the
@@ -35,6 +37,10 @@
 //! Bytes that are not HTTP where a head is expected *before* any 101 get a 400 page (502 when
 //! the server sent them), then FIN both ways; a head longer than [`MAX_HEAD_BYTES`] gets 431
 //! (502 from the server).
+//!
+//! Memory: heads up to [`MAX_HEAD_BYTES`], held client bytes up to [`MAX_HELD_BYTES`], stored
+//! bodies up to [`MAX_OBJECT_BYTES`] each and `max-entries` of them, requests read after a 101
+//! up to [`MAX_SCANNED_REQUESTS`]; the lenient scan keeps at most a head's worth of bytes.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -44,6 +50,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::http::{self, Framing, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine};
+use crate::http_proxy::{MAX_HELD_BYTES, PIPELINE_DEPTH};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
 
@@ -51,6 +58,11 @@ use crate::pass::relay;
 pub const MAX_ENTRIES: usize = 65_536;
 /// The largest body stored, in bytes.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 20;
+/// The most requests read from the client's bytes after a 101 that wait for a response to
+/// store: a bound on the model's own bookkeeping (the attack needs one), so that bytes that
+/// spell request after request cannot grow it. Requests found beyond it are noted and not
+/// tracked.
+pub const MAX_SCANNED_REQUESTS: usize = 64;
 /// Method tokens the lenient scan resynchronises on.
 const METHODS: &[&[u8]] = &[
     b"GET ",
@@ -395,9 +407,30 @@ impl CachingProxy {
         }
     }
 
+    /// Client bytes held unread, requests awaiting answers, and bytes kept for the lenient
+    /// scan after a 101 (tests only).
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize, usize) {
+        (
+            self.up.len(),
+            self.pending.len(),
+            self.scan_up.len() + self.scan_down.len(),
+        )
+    }
+
+    /// Whether the client's next bytes wait, unread: for the answer to an upgrade request
+    /// (they may not be HTTP), or for the answer to the last request (pipelined requests are
+    /// read one at a time, as Squid does by default).
+    fn waiting(&self) -> bool {
+        self.up_body.is_none() && (self.awaiting_upgrade || self.pending.len() >= PIPELINE_DEPTH)
+    }
+
     /// Forwards what it can of the client's bytes (HTTP mode).
     fn pump_up(&mut self, cx: &mut Cx) {
-        while self.mode == Mode::Http && !self.awaiting_upgrade {
+        while self.mode == Mode::Http {
+            if self.waiting() {
+                return self.check_held(cx);
+            }
             match self.up_body.take() {
                 None => {
                     if self.up.is_empty() {
@@ -680,6 +713,14 @@ impl CachingProxy {
                         .get("host")
                         .map(|h| format!(", Host: {}", String::from_utf8_lossy(h)))
                         .unwrap_or_default();
+                    if self.pending.len() >= MAX_SCANNED_REQUESTS {
+                        cx.note(format!(
+                            "read a request in the client's bytes after the 101, after skipping {skipped} bytes that are not HTTP: {}{host}; {} requests already await answers: not tracked",
+                            pending.line,
+                            self.pending.len()
+                        ));
+                        continue;
+                    }
                     cx.note(format!(
                         "read a request in the client's bytes after the 101, after skipping {skipped} bytes that are not HTTP: {}{host}",
                         pending.line
@@ -777,6 +818,25 @@ impl CachingProxy {
             cx.fin(Side::Upstream);
         }
         self.give_up(cx);
+    }
+
+    /// While the client's bytes wait unread, beyond [`MAX_HELD_BYTES`] it is sending without
+    /// reading the answers: the connection is closed.
+    fn check_held(&mut self, cx: &mut Cx) {
+        let held = self.up.len();
+        if held <= MAX_HELD_BYTES {
+            return;
+        }
+        let what = if self.awaiting_upgrade {
+            "an upgrade request awaits its answer"
+        } else {
+            "its request awaits an answer"
+        };
+        cx.note(format!(
+            "the client sent {held} bytes while {what}, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+        ));
+        self.up.clear();
+        self.close_both(cx);
     }
 
     /// Answers a head longer than [`MAX_HEAD_BYTES`] and gives up: 431 (RFC 6585 §5) for a
@@ -1306,6 +1366,96 @@ mod tests {
         let actions = cx.take_actions();
         assert!(sent(&actions, Side::Client).starts_with(b"HTTP/1.1 400 Bad Request"));
         assert!(!dialed(&actions));
+    }
+
+    fn connection(hop: &CacheHop) -> CachingProxy {
+        CachingProxy::new(hop.params.clone(), hop.cache.clone())
+    }
+
+    #[test]
+    fn pipelined_requests_are_read_one_at_a_time_and_a_client_that_never_reads_is_closed() {
+        let hop = CacheHop::new(&params(8));
+        let mut c = connection(&hop);
+        let mut cx = Cx::new(1);
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        let segment: Vec<u8> = FETCH.iter().copied().cycle().take(64 * 1024).collect();
+        let mut actions = Vec::new();
+        let mut fed = 0;
+        while fed < 16 << 20 && c.mode != Mode::Closed {
+            feed(&mut c, &mut cx, Side::Client, &segment);
+            actions.extend(cx.take_actions());
+            fed += segment.len();
+            let (held, pending, _) = c.held();
+            assert!(held <= MAX_HELD_BYTES, "{held} bytes held after {fed} sent");
+            assert!(
+                pending <= PIPELINE_DEPTH,
+                "{pending} pending after {fed} sent"
+            );
+        }
+        assert_eq!(c.mode, Mode::Closed, "still open after 16 MiB");
+        assert_eq!(
+            sent(&actions, Side::Upstream),
+            FETCH,
+            "one request forwarded"
+        );
+        assert!(
+            notes(&actions).iter().any(|n| n.contains(&format!(
+                "while its request awaits an answer, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+            ))),
+            "{:?}",
+            notes(&actions)
+        );
+    }
+
+    #[test]
+    fn bytes_waiting_for_the_answer_to_an_upgrade_are_bounded() {
+        let hop = CacheHop::new(&params(8));
+        let mut c = connection(&hop);
+        let mut cx = Cx::new(1);
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        feed(&mut c, &mut cx, Side::Client, UPGRADE);
+        let frame = frame(&[b'x'; 60_000], Some([1, 2, 3, 4]));
+        let mut actions = Vec::new();
+        for _ in 0..20 {
+            feed(&mut c, &mut cx, Side::Client, &frame);
+            actions.extend(cx.take_actions());
+            assert!(c.held().0 <= MAX_HELD_BYTES, "{:?}", c.held());
+        }
+        assert_eq!(c.mode, Mode::Closed);
+        assert!(
+            notes(&actions).iter().any(|n| n.contains(
+                "while an upgrade request awaits its answer, more than the 524288 a proxy holds unread: discarded, closing"
+            )),
+            "{:?}",
+            notes(&actions)
+        );
+    }
+
+    #[test]
+    fn requests_read_after_the_101_are_tracked_up_to_a_bound() {
+        let hop = CacheHop::new(&params(8));
+        let mut c = connection(&hop);
+        let mut cx = Cx::new(1);
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        feed(&mut c, &mut cx, Side::Client, UPGRADE);
+        feed(&mut c, &mut cx, Side::Upstream, SWITCH);
+        cx.take_actions();
+        let flood = frame(&SMUGGLED.repeat(200), None);
+        for piece in flood.chunks(1000) {
+            feed(&mut c, &mut cx, Side::Client, piece);
+        }
+        let actions = cx.take_actions();
+        assert_eq!(sent(&actions, Side::Upstream), flood, "relayed unchanged");
+        let (_, pending, scanned) = c.held();
+        assert_eq!(pending, MAX_SCANNED_REQUESTS);
+        assert!(scanned < MAX_HEAD_BYTES, "{scanned}");
+        assert!(
+            notes(&actions).last().unwrap().ends_with(&format!(
+                "{MAX_SCANNED_REQUESTS} requests already await answers: not tracked"
+            )),
+            "{:?}",
+            notes(&actions).last()
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!
 //! - Heads are read in linear time ([`http::HeadReader`]), up to `max_head_bytes`; a longer
 //!   request head is answered 431, a longer response head 502, and both sides are closed.
+//! - Pipelined requests are read one at a time ([`PIPELINE_DEPTH`]): the client's next bytes
+//!   wait, unread, for the answer to the last request, up to [`MAX_HELD_BYTES`]; beyond that the
+//!   connection is closed, with a note.
 
 use std::collections::VecDeque;
 
@@ -69,6 +72,20 @@ impl OnGarbage {
         }
     }
 }
+
+/// How many forwarded requests may await their responses at once: one. nginx and HAProxy read
+/// a client's next pipelined request only once the previous one is answered, and so does Squid
+/// by default (`pipeline_prefetch 0`: "Squid will try to receive and process up to 1+N
+/// requests on the same connection concurrently"). Bytes the client sends meanwhile wait,
+/// unread, up to [`MAX_HELD_BYTES`].
+pub const PIPELINE_DEPTH: usize = 1;
+
+/// The most client bytes held unread while a request awaits its response: Squid's
+/// `client_request_buffer_max_size` (512 KB by default), "the maximum buffer size of a client
+/// request". A real proxy stops reading the socket there; a model cannot, so a client that
+/// sends more without reading the answers has its connection closed, with a note saying how
+/// many bytes were discarded.
+pub const MAX_HELD_BYTES: usize = 512 * 1024;
 
 /// How the engine reads a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +172,7 @@ pub struct HttpProxy<P> {
     dialed: Option<usize>,
     up: Stream,
     down: Stream,
-    /// Forwarded requests not yet answered, oldest first.
+    /// Forwarded requests not yet answered, oldest first (at most [`PIPELINE_DEPTH`]).
     pending: VecDeque<Head>,
 }
 
@@ -216,6 +233,17 @@ impl<P: Policy> HttpProxy<P> {
         self.mode == Mode::Tunnel
     }
 
+    /// Whether the proxy has closed the connection and forwards nothing more.
+    pub fn closed(&self) -> bool {
+        self.mode == Mode::Closed
+    }
+
+    /// Client bytes held unread, and requests awaiting answers (tests only).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.up.buf.len(), self.pending.len())
+    }
+
     fn stream(&mut self, dir: Dir) -> &mut Stream {
         match dir {
             Dir::Up => &mut self.up,
@@ -239,6 +267,10 @@ impl<P: Policy> HttpProxy<P> {
             let phase = self.stream(dir).phase.clone();
             match phase {
                 Phase::Head => {
+                    if dir == Dir::Up && self.pending.len() >= PIPELINE_DEPTH {
+                        // The next request waits, unread, for the answer to the last.
+                        return self.check_held(cx);
+                    }
                     let max = self.settings.max_head_bytes;
                     let stream = self.stream(dir);
                     if stream.buf.is_empty() {
@@ -389,6 +421,20 @@ impl<P: Policy> HttpProxy<P> {
         self.up.buf.clear();
         self.down.buf.clear();
         self.mode = Mode::Closed;
+    }
+
+    /// While a request awaits its answer, the client's next bytes wait unread; beyond
+    /// [`MAX_HELD_BYTES`] the client is sending without reading the answers, and the
+    /// connection is closed.
+    fn check_held(&mut self, cx: &mut Cx) {
+        let held = self.up.buf.len();
+        if held <= MAX_HELD_BYTES {
+            return;
+        }
+        cx.note(format!(
+            "the client sent {held} bytes while its request awaits an answer, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+        ));
+        self.close_both(cx);
     }
 
     /// Answers a head longer than the settings allow and gives up on the connection: 431
@@ -565,6 +611,10 @@ impl<P: Policy> Connection for HttpProxy<P> {
                 let dir = Dir::of(from);
                 self.stream(dir).buf.extend_from_slice(bytes);
                 self.pump(cx, dir);
+                if dir == Dir::Down && !self.up.buf.is_empty() {
+                    // An answer may have made room for the next request.
+                    self.pump(cx, Dir::Up);
+                }
             }
             (Mode::Http { .. }, Event::Fin { from }) => {
                 let dir = Dir::of(from);
@@ -599,5 +649,106 @@ impl<P: Policy> Connection for HttpProxy<P> {
             }
             (Mode::Http { .. }, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CloseHow;
+    use crate::testkit::{closes, notes, sent};
+    use crate::transparent_proxy::{self, Behaviour};
+
+    const GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: server\r\n\r\n";
+
+    fn answer(body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn proxy() -> (HttpProxy<transparent_proxy::Rewrite>, Cx) {
+        let mut p = transparent_proxy::connection(&transparent_proxy::Params {
+            behaviour: Behaviour::Strip,
+            on_garbage: OnGarbage::ErrorPage,
+            intercept_ports: vec![80],
+            max_head_bytes: http::MAX_HEAD_BYTES,
+        });
+        let mut cx = Cx::new(1);
+        p.on_event(&mut cx, Event::Accepted { port: 80 });
+        (p, cx)
+    }
+
+    fn data<P: Policy>(
+        p: &mut HttpProxy<P>,
+        cx: &mut Cx,
+        from: Side,
+        bytes: &[u8],
+    ) -> Vec<crate::Action> {
+        p.on_event(cx, Event::Data { from, bytes });
+        cx.take_actions()
+    }
+
+    #[test]
+    fn pipelined_requests_go_upstream_one_at_a_time_as_each_is_answered() {
+        let (mut p, mut cx) = proxy();
+        let three = [GET, GET, GET].concat();
+        let actions = data(&mut p, &mut cx, Side::Client, &three);
+        assert_eq!(
+            sent(&actions, Side::Upstream),
+            GET,
+            "the second waits for the first answer"
+        );
+        assert_eq!(p.held(), (2 * GET.len(), 1));
+        for left in [1, 0] {
+            let actions = data(&mut p, &mut cx, Side::Upstream, &answer("ok"));
+            assert_eq!(sent(&actions, Side::Client), answer("ok"));
+            assert_eq!(sent(&actions, Side::Upstream), GET);
+            assert_eq!(p.held(), (left * GET.len(), 1));
+        }
+        let actions = data(&mut p, &mut cx, Side::Upstream, &answer("ok"));
+        assert_eq!(sent(&actions, Side::Client), answer("ok"));
+        assert_eq!(p.held(), (0, 0));
+    }
+
+    #[test]
+    fn a_client_that_pipelines_without_reading_is_bounded_then_closed() {
+        let (mut p, mut cx) = proxy();
+        let segment: Vec<u8> = GET.iter().copied().cycle().take(64 * 1024).collect();
+        let mut actions = Vec::new();
+        let mut fed = 0;
+        while fed < 16 << 20 && !p.closed() {
+            actions.extend(data(&mut p, &mut cx, Side::Client, &segment));
+            fed += segment.len();
+            let (held, pending) = p.held();
+            assert!(held <= MAX_HELD_BYTES, "{held} bytes held after {fed} sent");
+            assert!(
+                pending <= PIPELINE_DEPTH,
+                "{pending} requests pending after {fed} sent"
+            );
+        }
+        assert!(p.closed(), "still open after 16 MiB");
+        assert_eq!(sent(&actions, Side::Upstream), GET, "one request forwarded");
+        assert!(
+            notes(&actions).iter().any(|n| n.contains(&format!(
+                "while its request awaits an answer, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+            ))),
+            "{:?}",
+            notes(&actions)
+        );
+        assert_eq!(
+            closes(&actions),
+            vec![
+                (Side::Client, CloseHow::Fin),
+                (Side::Upstream, CloseHow::Fin)
+            ]
+        );
+        let later = data(&mut p, &mut cx, Side::Client, &segment);
+        assert!(
+            notes(&later)[0].starts_with("discarded 65536 bytes from client"),
+            "{later:?}"
+        );
     }
 }

@@ -126,6 +126,11 @@ impl Hop for InterceptHop {
     }
 }
 
+/// The most plaintext a session holds before its handshake completes (and the most TLS it
+/// holds unsent, which the proxy sends as soon as it is made): rustls's default,
+/// `Connection::set_buffer_limit`, 64 KiB.
+pub const TLS_BUFFER_BYTES: usize = 64 * 1024;
+
 /// The name the upstream session asks for when the client sent none.
 const FALLBACK_NAME: &str = "server";
 
@@ -335,6 +340,19 @@ impl Interceptor {
     }
 
     fn outward(&mut self, cx: &mut Cx, action: Action) {
+        if self.failed {
+            match action {
+                Action::Send { to, bytes } => {
+                    return cx.note(format!(
+                        "{} bytes toward the {} after closing: discarded",
+                        bytes.len(),
+                        to.as_str()
+                    ));
+                }
+                Action::Close { .. } | Action::Dial { .. } | Action::DialNamed { .. } => return,
+                other => return cx.push(other),
+            }
+        }
         if !self.reencrypt {
             match action {
                 Action::Send {
@@ -355,23 +373,7 @@ impl Interceptor {
             }
         }
         match action {
-            Action::Send { to, bytes } => match self.tls(to) {
-                Some(tls) => {
-                    if let Err(e) = tls.writer().write_all(&bytes) {
-                        cx.note(format!(
-                            "{} bytes toward the {} lost: {e}",
-                            bytes.len(),
-                            to.as_str()
-                        ));
-                    }
-                    self.flush(cx, to);
-                }
-                None => cx.note(format!(
-                    "{} bytes toward the {} before its tls session exists: dropped",
-                    bytes.len(),
-                    to.as_str()
-                )),
-            },
+            Action::Send { to, bytes } => self.encrypt(cx, to, &bytes),
             Action::Close {
                 side,
                 how: CloseHow::Fin,
@@ -390,6 +392,51 @@ impl Interceptor {
         }
     }
 
+    /// Writes plaintext toward `to` through its session, sending the records as they are made.
+    /// A session holds at most [`TLS_BUFFER_BYTES`] of plaintext before its handshake
+    /// completes; bytes beyond that end the connection, with a note.
+    fn encrypt(&mut self, cx: &mut Cx, to: Side, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let Some(tls) = self.tls(to) else {
+                return cx.note(format!(
+                    "{} bytes toward the {} before its tls session exists: dropped",
+                    rest.len(),
+                    to.as_str()
+                ));
+            };
+            match tls.writer().write(rest) {
+                Ok(0) => return self.overflow(cx, to, rest.len()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) => {
+                    return cx.note(format!(
+                        "{} bytes toward the {} lost: {e}",
+                        rest.len(),
+                        to.as_str()
+                    ));
+                }
+            }
+            self.flush(cx, to);
+        }
+    }
+
+    /// `to`'s session holds all the plaintext it may before its handshake completes: a proxy
+    /// cannot hold more, so it closes both sides.
+    fn overflow(&mut self, cx: &mut Cx, to: Side, left: usize) {
+        cx.note(format!(
+            "{left} bytes toward the {} do not fit the {TLS_BUFFER_BYTES} bytes a tls session holds before its handshake completes: discarded, closing both sides",
+            to.as_str()
+        ));
+        for side in [Side::Client, Side::Upstream] {
+            if let Some(tls) = self.tls(side) {
+                tls.send_close_notify();
+            }
+            self.flush(cx, side);
+            cx.fin(side);
+        }
+        self.failed = true;
+    }
+
     /// Starts the proxy's own session toward the upstream, for the name the client asked for.
     fn open_upstream(&mut self, cx: &mut Cx) {
         let name = ServerName::try_from(self.name.clone())
@@ -400,7 +447,7 @@ impl Interceptor {
         };
         match tls {
             Ok(mut tls) => {
-                tls.set_buffer_limit(None);
+                tls.set_buffer_limit(Some(TLS_BUFFER_BYTES));
                 self.upstream_tls = Some(tls.into());
                 self.flush(cx, Side::Upstream);
             }
@@ -441,7 +488,7 @@ impl Connection for Interceptor {
                 self.port = port;
                 match ServerConnection::new(self.material.server.clone()) {
                     Ok(mut tls) => {
-                        tls.set_buffer_limit(None);
+                        tls.set_buffer_limit(Some(TLS_BUFFER_BYTES));
                         self.client_tls = Some(tls.into());
                     }
                     Err(e) => self.fail(cx, Side::Client, e),
@@ -551,6 +598,10 @@ mod tests {
         closed: Vec<(Side, CloseHow)>,
         at_client: Vec<u8>,
         at_server: Vec<u8>,
+        /// The server's side is held: the dial does not complete, and what the proxy sends
+        /// it waits in `to_server`.
+        hold_server: bool,
+        to_server: Vec<u8>,
     }
 
     impl Bench {
@@ -582,6 +633,8 @@ mod tests {
                 closed: Vec::new(),
                 at_client: Vec::new(),
                 at_server: Vec::new(),
+                hold_server: false,
+                to_server: Vec::new(),
             };
             bench.event(Event::Accepted { port: 443 });
             bench
@@ -620,6 +673,10 @@ mod tests {
                 for action in self.cx.take_actions() {
                     moved = true;
                     match action {
+                        Action::Send {
+                            to: Side::Upstream,
+                            bytes,
+                        } if self.hold_server => self.to_server.extend(bytes),
                         Action::Send { to, bytes } => {
                             let (tls, sink) = match to {
                                 Side::Client => (&mut self.client, &mut self.at_client),
@@ -641,9 +698,23 @@ mod tests {
                         other => panic!("unexpected {other:?}"),
                     }
                 }
-                if self.dialed {
+                if self.dialed && !self.hold_server {
                     self.dialed = false;
                     self.event(Event::Dialed);
+                    moved = true;
+                }
+                if !self.hold_server && !self.to_server.is_empty() {
+                    moved = true;
+                    let bytes = std::mem::take(&mut self.to_server);
+                    let mut rest = &bytes[..];
+                    while !rest.is_empty() {
+                        self.server.read_tls(&mut rest).unwrap();
+                        if let Err(e) = self.server.process_new_packets() {
+                            self.notes.push(format!("upstream saw {e}"));
+                            break;
+                        }
+                        read_plaintext(&mut self.server, &mut self.at_server);
+                    }
                 }
                 if !moved {
                     return;
@@ -762,6 +833,37 @@ mod tests {
             b.notes
         );
         assert!(b.closed.contains(&(Side::Client, CloseHow::Fin)));
+    }
+
+    #[test]
+    fn bytes_for_an_upstream_whose_handshake_has_not_finished_are_bounded() {
+        let mut b = Bench::new(Inner::Pass, true);
+        b.hold_server = true;
+        b.settle();
+        // 1 MiB toward a server that never answers its handshake: the session toward it holds
+        // rustls's 64 KiB at most, then the proxy gives up on the connection.
+        let chunk = vec![7u8; 16 * 1024];
+        for _ in 0..64 {
+            b.client.writer().write_all(&chunk).unwrap();
+            b.settle();
+        }
+        assert!(
+            b.notes.iter().any(|n| n.contains(
+                "bytes toward the upstream do not fit the 65536 bytes a tls session holds before its handshake completes"
+            )),
+            "{:?}",
+            b.notes
+        );
+        assert!(
+            b.closed.contains(&(Side::Client, CloseHow::Fin)),
+            "{:?}",
+            b.closed
+        );
+        assert!(
+            b.closed.contains(&(Side::Upstream, CloseHow::Fin)),
+            "{:?}",
+            b.closed
+        );
     }
 
     #[test]
