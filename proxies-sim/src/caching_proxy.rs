@@ -36,7 +36,8 @@
 //!
 //! Bytes that are not HTTP where a head is expected *before* any 101 get a 400 page (502 when
 //! the server sent them), then FIN both ways; a head longer than [`MAX_HEAD_BYTES`] gets 431
-//! (502 from the server).
+//! (502 from the server). A client that half-closes gets its answers, then a FIN; the upstream
+//! gets one as soon as everything the client sent is forwarded.
 //!
 //! Memory: heads up to [`MAX_HEAD_BYTES`], held client bytes up to [`MAX_HELD_BYTES`], stored
 //! bodies up to [`MAX_OBJECT_BYTES`] each and `max-entries` of them, requests read after a 101
@@ -379,6 +380,12 @@ pub struct CachingProxy {
     down_reader: HeadReader,
     scan_up_reader: HeadReader,
     scan_down_reader: HeadReader,
+    /// The client sent FIN: it will send no more requests.
+    client_fin: bool,
+    /// The upstream was sent FIN (or would have been, had it been dialed).
+    upstream_fin: bool,
+    /// The upstream sent FIN (and the client was sent one then).
+    upstream_eof: bool,
 }
 
 impl CachingProxy {
@@ -404,6 +411,9 @@ impl CachingProxy {
             down_reader: HeadReader::new(Kind::Response),
             scan_up_reader: HeadReader::new(Kind::Request),
             scan_down_reader: HeadReader::new(Kind::Response),
+            client_fin: false,
+            upstream_fin: false,
+            upstream_eof: false,
         }
     }
 
@@ -595,6 +605,10 @@ impl CachingProxy {
             self.up_reader.reset();
             cx.send(Side::Upstream, up.clone());
             self.scan(cx, Side::Client, &up);
+            if self.client_fin && !self.upstream_fin {
+                self.upstream_fin = true;
+                cx.fin(Side::Upstream);
+            }
             return Ok(());
         }
         if !interim {
@@ -814,7 +828,7 @@ impl CachingProxy {
 
     fn close_both(&mut self, cx: &mut Cx) {
         cx.fin(Side::Client);
-        if self.dialed {
+        if self.dialed && !self.upstream_fin {
             cx.fin(Side::Upstream);
         }
         self.give_up(cx);
@@ -866,6 +880,42 @@ impl CachingProxy {
         self.close_both(cx);
     }
 
+    /// After the client's FIN: once every byte it sent is forwarded (or discarded as an
+    /// incomplete message), the upstream gets a FIN; once the last response has been relayed,
+    /// so does the client, and the connection is done.
+    fn settle(&mut self, cx: &mut Cx) {
+        if !self.client_fin || self.mode != Mode::Http {
+            return;
+        }
+        if !self.upstream_fin {
+            if self.waiting() && !self.up.is_empty() && !self.upstream_eof {
+                return;
+            }
+            let left = self.up.len();
+            if left > 0 {
+                cx.note(if self.upstream_eof {
+                    format!("discarded {left} bytes from client not forwarded: the upstream closed")
+                } else {
+                    format!("client closed with {left} bytes of an incomplete message: discarded")
+                });
+                self.up.clear();
+                self.up_reader.reset();
+            }
+            self.upstream_fin = true;
+            if self.dialed {
+                cx.fin(Side::Upstream);
+            }
+        }
+        if self.upstream_eof {
+            // The client was sent its FIN when the upstream's came.
+            self.give_up(cx);
+        } else if self.pending.is_empty() && self.down_body.is_none() && self.down.is_empty() {
+            cx.note("client closed and every answer is relayed: closing");
+            cx.fin(Side::Client);
+            self.give_up(cx);
+        }
+    }
+
     /// Forgets what it holds, with a note, and forwards nothing more.
     fn give_up(&mut self, cx: &mut Cx) {
         for (side, buf) in [
@@ -907,27 +957,20 @@ impl CachingProxy {
         self.close_both(cx);
     }
 
-    fn fin(&mut self, cx: &mut Cx, from: Side) {
-        let (buf, reader) = match from {
-            Side::Client => (&mut self.up, &mut self.up_reader),
-            Side::Upstream => (&mut self.down, &mut self.down_reader),
-        };
-        if !buf.is_empty() {
+    /// The upstream closed while reading HTTP.
+    fn on_upstream_fin(&mut self, cx: &mut Cx) {
+        if !self.down.is_empty() {
             cx.note(format!(
-                "{} closed with {} bytes not forwarded (an incomplete message, or bytes waiting for the answer to an upgrade): discarded",
-                from.as_str(),
-                buf.len()
+                "upstream closed with {} bytes not forwarded (an incomplete message): discarded",
+                self.down.len()
             ));
-            buf.clear();
-            reader.reset();
+            self.down.clear();
+            self.down_reader.reset();
         }
-        if from == Side::Upstream {
-            self.abandon_store(cx);
-        }
-        let other = from.other();
-        if other == Side::Client || self.dialed {
-            cx.fin(other);
-        }
+        self.abandon_store(cx);
+        cx.fin(Side::Client);
+        self.upstream_eof = true;
+        self.settle(cx);
     }
 }
 
@@ -974,8 +1017,18 @@ impl Connection for CachingProxy {
                 }
                 self.pump_down(cx);
                 self.pump_up(cx);
+                self.settle(cx);
             }
-            (Mode::Http, Event::Fin { from }) => self.fin(cx, from),
+            (Mode::Http, Event::Fin { from: Side::Client }) => {
+                self.client_fin = true;
+                self.settle(cx);
+            }
+            (
+                Mode::Http,
+                Event::Fin {
+                    from: Side::Upstream,
+                },
+            ) => self.on_upstream_fin(cx),
             (Mode::Http, Event::Reset { from }) => {
                 let other = from.other();
                 if other == Side::Client || self.dialed {
@@ -1456,6 +1509,16 @@ mod tests {
             "{:?}",
             notes(&actions).last()
         );
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        // A fresh cache for each connection: the first exchange stores the response to FETCH.
+        let mut make = || CacheHop::new(&params(8)).connection();
+        for (request, answer, tunnels) in [(FETCH, ORIGIN, false), (UPGRADE, SWITCH, true)] {
+            let wrong = crate::testkit::half_closed_client(&mut make, 80, request, answer, tunnels);
+            assert!(wrong.is_empty(), "{wrong:#?}");
+        }
     }
 
     #[test]

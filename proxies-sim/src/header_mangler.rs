@@ -341,6 +341,17 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        let p = params(vec![rule("x", Edit::Drop, On::Both)]);
+        let mut make = || -> Box<dyn Connection> { Box::new(connection(&p)) };
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        for (answer, tunnels) in [(&ok[..], false), (SWITCH, true)] {
+            let wrong = crate::testkit::half_closed_client(&mut make, 80, UPGRADE, answer, tunnels);
+            assert!(wrong.is_empty(), "{wrong:#?}");
+        }
+    }
+
+    #[test]
     fn the_frame_after_the_101_passes_unchanged() {
         let (_, _, actions) = through(&params(vec![rule("x", Edit::Drop, On::Both)]));
         assert_eq!(

@@ -13,6 +13,10 @@
 //! - Pipelined requests are read one at a time ([`PIPELINE_DEPTH`]): the client's next bytes
 //!   wait, unread, for the answer to the last request, up to [`MAX_HELD_BYTES`]; beyond that the
 //!   connection is closed, with a note.
+//! - After the client's FIN, the upstream gets a FIN once every byte the client sent is
+//!   forwarded, and the client gets one once the last response has been relayed (or at once,
+//!   when nothing was asked): a half-closed client is never left open waiting for requests it
+//!   cannot send.
 
 use std::collections::VecDeque;
 
@@ -147,6 +151,11 @@ impl Stream {
             reader: HeadReader::new(kind),
         }
     }
+
+    /// Whether the stream is between messages with nothing buffered.
+    fn idle(&self) -> bool {
+        self.phase == Phase::Head && self.buf.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +183,12 @@ pub struct HttpProxy<P> {
     down: Stream,
     /// Forwarded requests not yet answered, oldest first (at most [`PIPELINE_DEPTH`]).
     pending: VecDeque<Head>,
+    /// The client sent FIN: it will send no more requests.
+    client_fin: bool,
+    /// The upstream was sent FIN (or would have been, had it been dialed).
+    upstream_fin: bool,
+    /// The upstream sent FIN (and the client was sent one then).
+    upstream_eof: bool,
 }
 
 impl<P: Policy> HttpProxy<P> {
@@ -187,6 +202,9 @@ impl<P: Policy> HttpProxy<P> {
             up: Stream::new(Kind::Request),
             down: Stream::new(Kind::Response),
             pending: VecDeque::new(),
+            client_fin: false,
+            upstream_fin: false,
+            upstream_eof: false,
         }
     }
 
@@ -398,6 +416,10 @@ impl<P: Policy> HttpProxy<P> {
                 self.mode = Mode::Tunnel;
                 let early = std::mem::take(&mut self.up.buf);
                 cx.send(Side::Upstream, early);
+                if self.client_fin && !self.upstream_fin {
+                    self.upstream_fin = true;
+                    cx.fin(Side::Upstream);
+                }
                 return Ok(());
             }
             cx.note("101 forwarded; not upgrade-aware: reading what follows as HTTP messages");
@@ -410,7 +432,7 @@ impl<P: Policy> HttpProxy<P> {
 
     fn close_both(&mut self, cx: &mut Cx) {
         cx.fin(Side::Client);
-        if self.dialed.is_some() {
+        if self.dialed.is_some() && !self.upstream_fin {
             cx.fin(Side::Upstream);
         }
         self.give_up();
@@ -459,6 +481,46 @@ impl<P: Policy> HttpProxy<P> {
         ));
         cx.send(Side::Client, answer);
         self.close_both(cx);
+    }
+
+    /// After the client's FIN: once every byte it sent is forwarded (or discarded as an
+    /// incomplete message), the upstream gets a FIN; once the last response has been relayed,
+    /// so does the client, and the connection is done (as nginx, HAProxy and Squid close a
+    /// connection whose client has closed once its last answer is sent).
+    fn settle(&mut self, cx: &mut Cx) {
+        if !self.client_fin || !matches!(self.mode, Mode::Http { .. }) {
+            return;
+        }
+        if !self.upstream_fin {
+            let waiting = self.up.phase == Phase::Head
+                && !self.up.buf.is_empty()
+                && self.pending.len() >= PIPELINE_DEPTH;
+            if waiting && !self.upstream_eof {
+                return;
+            }
+            let left = self.up.buf.len();
+            if left > 0 {
+                cx.note(if self.upstream_eof {
+                    format!("discarded {left} bytes from client not forwarded: the upstream closed")
+                } else {
+                    format!("client closed with {left} bytes of an incomplete message: discarded")
+                });
+                self.up.buf.clear();
+                self.up.reader.reset();
+            }
+            self.upstream_fin = true;
+            if self.dialed.is_some() {
+                cx.fin(Side::Upstream);
+            }
+        }
+        if self.upstream_eof {
+            // The client was sent its FIN when the upstream's came.
+            self.give_up();
+        } else if self.pending.is_empty() && self.down.idle() {
+            cx.note("client closed and every answer is relayed: closing");
+            cx.fin(Side::Client);
+            self.give_up();
+        }
     }
 
     /// Answers bytes that are not HTTP and gives up on the connection.
@@ -615,22 +677,29 @@ impl<P: Policy> Connection for HttpProxy<P> {
                     // An answer may have made room for the next request.
                     self.pump(cx, Dir::Up);
                 }
+                self.settle(cx);
             }
-            (Mode::Http { .. }, Event::Fin { from }) => {
-                let dir = Dir::of(from);
-                let left = self.stream(dir).buf.len();
+            (Mode::Http { .. }, Event::Fin { from: Side::Client }) => {
+                self.client_fin = true;
+                self.settle(cx);
+            }
+            (
+                Mode::Http { .. },
+                Event::Fin {
+                    from: Side::Upstream,
+                },
+            ) => {
+                let left = self.down.buf.len();
                 if left > 0 {
                     cx.note(format!(
-                        "{} closed with {left} bytes of an incomplete message: discarded",
-                        from.as_str()
+                        "upstream closed with {left} bytes of an incomplete message: discarded"
                     ));
-                    self.stream(dir).buf.clear();
-                    self.stream(dir).reader.reset();
+                    self.down.buf.clear();
+                    self.down.reader.reset();
                 }
-                let other = from.other();
-                if other == Side::Client || self.dialed.is_some() {
-                    cx.fin(other);
-                }
+                cx.fin(Side::Client);
+                self.upstream_eof = true;
+                self.settle(cx);
             }
             (Mode::Http { .. }, Event::Reset { from }) => {
                 let other = from.other();
@@ -645,7 +714,8 @@ impl<P: Policy> Connection for HttpProxy<P> {
                     http::error_response(502, "Bad Gateway", "The upstream is unreachable."),
                 );
                 cx.fin(Side::Client);
-                self.mode = Mode::Closed;
+                self.dialed = None;
+                self.give_up();
             }
             (Mode::Http { .. }, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
         }

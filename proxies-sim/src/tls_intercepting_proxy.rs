@@ -157,6 +157,9 @@ pub struct Interceptor {
     reencrypt: bool,
     /// How the client-side certificate is described in the transcript.
     issuer: &'static str,
+    /// The inner closed its upstream side before the proxy's own handshake with the upstream
+    /// completed: the close_notify and FIN wait for it, after the bytes it holds.
+    upstream_fin_waits: bool,
 }
 
 impl std::fmt::Debug for Interceptor {
@@ -215,6 +218,7 @@ impl Interceptor {
             failed: false,
             reencrypt: true,
             issuer: "the corporate CA's certificate",
+            upstream_fin_waits: false,
         }
     }
 
@@ -295,6 +299,14 @@ impl Interceptor {
             return;
         }
         self.flush(cx, from);
+        if from == Side::Upstream && self.upstream_fin_waits {
+            if let Some(tls) = self.upstream_tls.as_mut().filter(|t| !t.is_handshaking()) {
+                self.upstream_fin_waits = false;
+                tls.send_close_notify();
+                self.flush(cx, Side::Upstream);
+                cx.fin(Side::Upstream);
+            }
+        }
         if from == Side::Client && !self.started {
             let Some(tls) = self.client_tls.as_ref() else {
                 return;
@@ -378,6 +390,14 @@ impl Interceptor {
                 side,
                 how: CloseHow::Fin,
             } => {
+                if side == Side::Upstream && self.tls(side).is_some_and(|tls| tls.is_handshaking())
+                {
+                    // A close_notify now would end a session that has not begun: the server
+                    // would never see the request the session holds.
+                    cx.note("FIN toward the upstream waits for the tls handshake with it");
+                    self.upstream_fin_waits = true;
+                    return;
+                }
                 if let Some(tls) = self.tls(side) {
                     tls.send_close_notify();
                 }
@@ -863,6 +883,42 @@ mod tests {
             b.closed.contains(&(Side::Upstream, CloseHow::Fin)),
             "{:?}",
             b.closed
+        );
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        // The request and the client's FIN come before the dial to the server completes.
+        let mut b = Bench::new(Inner::Strip, true);
+        b.hold_server = true;
+        b.settle();
+        b.client.writer().write_all(UPGRADE).unwrap();
+        b.client.send_close_notify();
+        b.settle();
+        b.event(Event::Fin { from: Side::Client });
+        b.settle();
+        b.hold_server = false;
+        b.settle();
+        assert_eq!(
+            b.closed,
+            vec![(Side::Upstream, CloseHow::Fin)],
+            "{:?}",
+            b.notes
+        );
+        b.server
+            .writer()
+            .write_all(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno")
+            .unwrap();
+        b.settle();
+        assert!(b.at_client.starts_with(b"HTTP/1.1 426"), "{:?}", b.notes);
+        assert_eq!(
+            b.closed,
+            vec![
+                (Side::Upstream, CloseHow::Fin),
+                (Side::Client, CloseHow::Fin)
+            ],
+            "{:?}",
+            b.notes
         );
     }
 

@@ -297,6 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        for behaviour in [
+            Behaviour::Strip,
+            Behaviour::ForwardThenChoke,
+            Behaviour::Http10Upstream,
+        ] {
+            let mut make =
+                || -> Box<dyn Connection> { Box::new(proxy(behaviour, OnGarbage::ErrorPage)) };
+            let rejected = b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 5\r\n\r\nhello";
+            for (answer, tunnels) in [(&rejected[..], false), (SWITCH, false)] {
+                let wrong =
+                    crate::testkit::half_closed_client(&mut make, 80, UPGRADE, answer, tunnels);
+                assert!(wrong.is_empty(), "{behaviour:?}: {wrong:#?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_request_split_anywhere_is_forwarded_the_same() {
         let whole = {
             let mut cx = Cx::new(1);
