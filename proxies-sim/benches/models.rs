@@ -47,8 +47,8 @@ Connection: Upgrade\r\n\
 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
 \r\n";
 
-/// The longest head the parser accepts, as `transparent-proxy`'s default.
-const MAX_HEAD: usize = 8192;
+/// The longest head the parser accepts, as every model's default.
+const MAX_HEAD: usize = http::MAX_HEAD_BYTES;
 
 /// Frame payload sizes relayed.
 const PAYLOADS: &[usize] = &[16, 1024, 64 * 1024];

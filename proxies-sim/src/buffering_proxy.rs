@@ -13,8 +13,14 @@
 //!   returned) waits until more bytes arrive, then both go and the rest of the body passes.
 //!
 //! Whatever `hold` says, the end of the response releases what is held, and so does the
-//! upstream's FIN; `flush-interval-ms` bounds how long any byte waits. `hold-head` says
-//! whether a response head waits with its body or goes at once.
+//! upstream's FIN; `flush-interval-ms` bounds how long any byte waits, and `max-held-bytes`
+//! how many bytes wait (default [`DEFAULT_MAX_HELD_BYTES`], what nginx keeps in memory): holding
+//! more releases what is held. `hold-head` says whether a response head waits with its body or
+//! goes at once.
+//!
+//! Heads longer than [`MAX_HEAD_BYTES`] end the connection: 431 for a request, 502 for a
+//! response (nginx: "upstream sent too big header"). At most [`MAX_PENDING_REQUESTS`] requests
+//! are followed while they await answers.
 //!
 //! After a 101 answering an upgrade request, an `upgrade-aware` proxy relays both ways
 //! unbuffered, as nginx does. One that is not reads what follows the 101 as that response's
@@ -43,7 +49,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{self, Framing, Head, Parsed, StartLine};
+use crate::http::{self, Framing, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
 
@@ -53,9 +59,17 @@ const FLUSH_TIMER: u64 = 1;
 /// nginx's buffer size: `proxy_buffers 8 4k|8k`, one memory page, 4 KiB on x86-64.
 pub const NGINX_BUFFER_BYTES: usize = 4096;
 
-/// The longest head read, in bytes (nginx's `large_client_header_buffers` of 8 KiB); a longer
-/// one is not HTTP.
-const MAX_HEAD_BYTES: usize = 8192;
+/// The most response bytes held toward the client, by default: what nginx holds of a response
+/// in memory, `proxy_buffer_size` (4 KiB, the head) plus `proxy_buffers 8 4k` (nginx docs,
+/// ngx_http_proxy_module; one memory page per buffer on x86-64). nginx spills the rest to a
+/// temporary file (`proxy_max_temp_file_size`, 1024 MiB); a model has no disk, so it releases
+/// what it holds when holding more would pass this, with a note.
+pub const DEFAULT_MAX_HELD_BYTES: usize = NGINX_BUFFER_BYTES + 8 * NGINX_BUFFER_BYTES;
+
+/// The most requests followed while they await their responses: nginx serves at most
+/// `keepalive_requests` (1000 since nginx 1.19.10) requests on a connection. Beyond it requests
+/// are no longer read (noted), and later responses are matched to none.
+pub const MAX_PENDING_REQUESTS: usize = 1000;
 
 /// A product's buffering defaults.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -82,6 +96,7 @@ impl Preset {
             x_accel_buffering: true,
             http_ports: vec![80],
             other_ports: OtherPorts::Relay,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         };
         match self {
             Preset::Nginx => nginx,
@@ -173,6 +188,8 @@ pub struct Params {
     pub http_ports: Vec<u16>,
     /// What happens on the other ports.
     pub other_ports: OtherPorts,
+    /// The most response bytes held toward the client: holding more releases what is held.
+    pub max_held_bytes: usize,
 }
 
 /// `buffering-proxy` as a scenario file spells it.
@@ -194,6 +211,8 @@ struct RawParams {
     http_ports: Option<Vec<u16>>,
     /// Default `relay`.
     other_ports: Option<OtherPorts>,
+    /// Default 36864 (nginx's in-memory buffers).
+    max_held_bytes: Option<u64>,
 }
 
 impl TryFrom<RawParams> for Params {
@@ -251,6 +270,21 @@ impl TryFrom<RawParams> for Params {
         if let Some(o) = raw.other_ports {
             p.other_ports = o;
         }
+        if let Some(n) = raw.max_held_bytes {
+            if n == 0 {
+                return Err("`max-held-bytes` must be at least 1".to_string());
+            }
+            p.max_held_bytes = usize::try_from(n)
+                .map_err(|_| format!("`max-held-bytes` {n} is too large for this machine"))?;
+        }
+        if let Hold::Size(n) = p.hold {
+            if n > p.max_held_bytes {
+                return Err(format!(
+                    "`hold-bytes` ({n}) is more than `max-held-bytes` ({}): a buffer could never fill",
+                    p.max_held_bytes
+                ));
+            }
+        }
         Ok(p)
     }
 }
@@ -266,12 +300,13 @@ impl Params {
             .flush_interval
             .map_or("none".to_string(), |d| format!("{}ms", d.as_millis()));
         format!(
-            "buffering-proxy hold={hold} flush-interval={interval} hold-head={} upgrade-aware={} x-accel-buffering={} http-ports={:?} other-ports={}",
+            "buffering-proxy hold={hold} flush-interval={interval} hold-head={} upgrade-aware={} x-accel-buffering={} http-ports={:?} other-ports={} max-held-bytes={}",
             self.hold_head,
             self.upgrade_aware,
             self.x_accel_buffering,
             self.http_ports,
-            self.other_ports.as_str()
+            self.other_ports.as_str(),
+            self.max_held_bytes
         )
     }
 
@@ -339,21 +374,28 @@ struct Requests {
     /// Whether requests are still being read.
     on: bool,
     buf: Vec<u8>,
+    reader: HeadReader,
     body: Option<Framing>,
+    /// What the requests awaiting responses asked, oldest first (at most
+    /// [`MAX_PENDING_REQUESTS`]).
     pending: VecDeque<Asked>,
 }
+
+/// A request head longer than [`MAX_HEAD_BYTES`]: how many bytes of it were read.
+struct TooLong(usize);
 
 impl Requests {
     fn new() -> Self {
         Self {
             on: false,
             buf: Vec::new(),
+            reader: HeadReader::new(Kind::Request),
             body: None,
             pending: VecDeque::new(),
         }
     }
 
-    fn feed(&mut self, cx: &mut Cx, mut bytes: &[u8]) {
+    fn feed(&mut self, cx: &mut Cx, mut bytes: &[u8]) -> Result<(), TooLong> {
         while self.on && !bytes.is_empty() {
             match self.body.take() {
                 Some(Framing::Length(left)) => {
@@ -370,20 +412,38 @@ impl Requests {
                             self.body = Some(Framing::Chunked(scanner));
                         }
                     }
-                    Err(reason) => self.stop(cx, &reason),
+                    Err(reason) => self.stop(cx, &format!("client bytes are not HTTP ({reason})")),
                 },
                 Some(Framing::None) => {}
                 Some(Framing::UntilClose) => self.on = false,
                 None => {
                     let before = self.buf.len();
                     self.buf.extend_from_slice(bytes);
-                    match http::parse_request(&self.buf, MAX_HEAD_BYTES) {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => self.stop(cx, &reason),
-                        Parsed::Complete(head, len) => {
+                    match self.reader.read(&self.buf, MAX_HEAD_BYTES) {
+                        Progress::Partial => return Ok(()),
+                        Progress::Invalid(reason) => {
+                            self.stop(cx, &format!("client bytes are not HTTP ({reason})"));
+                        }
+                        Progress::TooLong => {
+                            let n = self.buf.len();
+                            self.on = false;
+                            self.buf.clear();
+                            return Err(TooLong(n));
+                        }
+                        Progress::Complete(head, len) => {
                             let used = len.saturating_sub(before).min(bytes.len());
                             bytes = &bytes[used..];
                             self.buf.clear();
+                            self.reader.reset();
+                            if self.pending.len() >= MAX_PENDING_REQUESTS {
+                                self.stop(
+                                    cx,
+                                    &format!(
+                                        "{MAX_PENDING_REQUESTS} requests await responses, as many as nginx serves on a connection (keepalive_requests): client bytes are no longer read"
+                                    ),
+                                );
+                                continue;
+                            }
                             self.pending.push_back(Asked {
                                 head: head
                                     .method()
@@ -392,21 +452,26 @@ impl Requests {
                             });
                             match head.framing(None) {
                                 Ok(framing) => self.body = Some(framing),
-                                Err(reason) => self.stop(cx, &reason),
+                                Err(reason) => {
+                                    self.stop(cx, &format!("client bytes are not HTTP ({reason})"))
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        Ok(())
     }
 
-    fn stop(&mut self, cx: &mut Cx, reason: &str) {
+    /// Stops reading requests, saying why.
+    fn stop(&mut self, cx: &mut Cx, why: &str) {
         cx.note(format!(
-            "client bytes are not HTTP ({reason}): relayed unread; later responses are matched to no request"
+            "{why}: relayed unread; later responses are matched to no request"
         ));
         self.on = false;
         self.buf.clear();
+        self.reader.reset();
         self.body = None;
         self.pending.clear();
     }
@@ -421,6 +486,8 @@ pub struct BufferingProxy {
     http: bool,
     requests: Requests,
     down: Down,
+    /// Reads the response head in `down`.
+    down_reader: HeadReader,
     /// The current response is buffered (not turned off by `X-Accel-Buffering: no`).
     buffered: bool,
     first: First,
@@ -441,6 +508,7 @@ impl BufferingProxy {
             http: false,
             requests: Requests::new(),
             down: Down::Head(Vec::new()),
+            down_reader: HeadReader::new(Kind::Response),
             buffered: true,
             first: First::Waiting,
             held: Vec::new(),
@@ -486,12 +554,15 @@ impl BufferingProxy {
                     }
                     let before = buf.len();
                     buf.extend_from_slice(rest);
-                    match http::parse_response(&buf, MAX_HEAD_BYTES) {
-                        Parsed::Partial => {
+                    match self.down_reader.read(&buf, MAX_HEAD_BYTES) {
+                        Progress::Partial => {
                             self.down = Down::Head(buf);
                             return;
                         }
-                        Parsed::Invalid(reason) => {
+                        Progress::TooLong => {
+                            return self.too_long(cx, "response", buf.len());
+                        }
+                        Progress::Invalid(reason) => {
                             self.not_understood(
                                 cx,
                                 &format!(
@@ -501,10 +572,11 @@ impl BufferingProxy {
                             self.hold(cx, &buf);
                             return;
                         }
-                        Parsed::Complete(head, len) => {
+                        Progress::Complete(head, len) => {
                             let used = len.saturating_sub(before).min(rest.len());
                             rest = &rest[used..];
                             buf.truncate(len);
+                            self.down_reader.reset();
                             self.response(cx, head, buf);
                         }
                     }
@@ -632,6 +704,7 @@ impl BufferingProxy {
     fn end_of_response(&mut self, cx: &mut Cx) {
         self.release(cx, "at the end of the response");
         self.down = Down::Head(Vec::new());
+        self.down_reader.reset();
         self.first = First::Waiting;
         self.buffered = true;
     }
@@ -649,13 +722,20 @@ impl BufferingProxy {
                 self.take_in(cx, bytes);
                 self.check_size(cx);
             }
-            Hold::WholeResponse => self.take_in(cx, bytes),
+            Hold::WholeResponse => {
+                self.take_in(cx, bytes);
+                self.check_size(cx);
+            }
             Hold::FirstChunk => match self.first {
                 First::Waiting => {
                     self.first = First::Holding(self.reads);
                     self.take_in(cx, bytes);
+                    self.check_size(cx);
                 }
-                First::Holding(read) if read == self.reads => self.take_in(cx, bytes),
+                First::Holding(read) if read == self.reads => {
+                    self.take_in(cx, bytes);
+                    self.check_size(cx);
+                }
                 First::Holding(_) => {
                     self.held.extend_from_slice(bytes);
                     self.first = First::Passed;
@@ -696,9 +776,21 @@ impl BufferingProxy {
         }
     }
 
-    /// With `hold = "size"`, releases every full buffer.
+    /// With `hold = "size"`, releases every full buffer (what is left is less than a buffer,
+    /// so within `max-held-bytes`); otherwise releases everything once more than
+    /// `max-held-bytes` is held.
     fn check_size(&mut self, cx: &mut Cx) {
         let Hold::Size(size) = self.params.hold else {
+            let max = self.params.max_held_bytes;
+            if self.held.len() > max {
+                if let First::Holding(_) = self.first {
+                    self.first = First::Passed;
+                }
+                self.release(
+                    cx,
+                    &format!("as it would hold more than max-held-bytes ({max})"),
+                );
+            }
             return;
         };
         let full = self.held.len() / size * size;
@@ -759,6 +851,36 @@ impl BufferingProxy {
         }
     }
 
+    /// Answers a head longer than [`MAX_HEAD_BYTES`] and ends the connection: 431 (RFC 6585
+    /// §5) for a request, 502 for a response (nginx answers 502 to an upstream that "sent too
+    /// big header").
+    fn too_long(&mut self, cx: &mut Cx, what: &str, read: usize) {
+        self.discard(cx, &format!("{what} head too long"));
+        let (answer, status) = if what == "request" {
+            (
+                http::head_too_long_response(),
+                "431 Request Header Fields Too Large",
+            )
+        } else {
+            (
+                http::error_response(
+                    502,
+                    "Bad Gateway",
+                    "The upstream's response head is too long.",
+                ),
+                "502 Bad Gateway",
+            )
+        };
+        cx.note(format!(
+            "{what} head longer than {MAX_HEAD_BYTES} bytes ({read} bytes without its end): discarded, answering {status} and closing"
+        ));
+        cx.send(Side::Client, answer);
+        cx.fin(Side::Client);
+        cx.fin(Side::Upstream);
+        self.requests.on = false;
+        self.mode = Mode::Done;
+    }
+
     /// Drops what is held (a reset), saying so.
     fn discard(&mut self, cx: &mut Cx, why: &str) {
         let partial = match &mut self.down {
@@ -780,7 +902,9 @@ impl BufferingProxy {
                 bytes,
             } => {
                 cx.send(Side::Upstream, bytes);
-                self.requests.feed(cx, bytes);
+                if let Err(TooLong(read)) = self.requests.feed(cx, bytes) {
+                    self.too_long(cx, "request", read);
+                }
             }
             Event::Data {
                 from: Side::Upstream,
@@ -1235,6 +1359,74 @@ mod tests {
             },
         );
         assert_eq!(sent(&cx.take_actions(), Side::Client), b"\x00garbage");
+    }
+
+    #[test]
+    fn what_is_held_stays_within_max_held_bytes_and_every_byte_still_arrives() {
+        for p in [
+            Preset::AntivirusHoldUntilClose,
+            Preset::AntivirusHoldFirst,
+            Preset::Nginx,
+        ] {
+            let (mut b, mut cx) = preset(p);
+            feed(&mut b, &mut cx, Side::Client, UPGRADE);
+            // Not upgrade-aware (the antivirus presets): the stream after the 101 is one
+            // response that ends at the close; nginx tunnels it.
+            let mut out = sent(&feed(&mut b, &mut cx, Side::Upstream, SWITCH), Side::Client);
+            let mut notes_seen = Vec::new();
+            let mut sent_up = SWITCH.to_vec();
+            for i in 0..256u32 {
+                // One read of 100 000 bytes (a first chunk larger than the bound), then
+                // reads of a page.
+                let bytes = vec![i as u8; if i == 0 { 100_000 } else { 4096 }];
+                let actions = feed(&mut b, &mut cx, Side::Upstream, &bytes);
+                sent_up.extend_from_slice(&bytes);
+                out.extend(sent(&actions, Side::Client));
+                notes_seen.extend(notes(&actions));
+                assert!(
+                    b.held.len() <= DEFAULT_MAX_HELD_BYTES,
+                    "{p:?}: {} bytes held",
+                    b.held.len()
+                );
+            }
+            b.on_event(
+                &mut cx,
+                Event::Fin {
+                    from: Side::Upstream,
+                },
+            );
+            out.extend(sent(&cx.take_actions(), Side::Client));
+            assert_eq!(out, sent_up, "{p:?}");
+            if p != Preset::Nginx {
+                assert!(
+                    notes_seen.iter().any(|n| n.ends_with(
+                        "as it would hold more than max-held-bytes (36864) (held 0 ms)"
+                    )),
+                    "{p:?}: {notes_seen:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn requests_followed_are_bounded() {
+        let (mut b, mut cx) = preset(Preset::Nginx);
+        let many = GET.repeat(MAX_PENDING_REQUESTS + 10);
+        let actions = feed(&mut b, &mut cx, Side::Client, &many);
+        assert_eq!(
+            sent(&actions, Side::Upstream),
+            many,
+            "client bytes all go upstream"
+        );
+        assert_eq!(b.requests.pending.len(), 0, "no longer followed");
+        assert!(!b.requests.on);
+        assert!(
+            notes(&actions)[0].starts_with(
+                "1000 requests await responses, as many as nginx serves on a connection (keepalive_requests)"
+            ),
+            "{:?}",
+            notes(&actions)
+        );
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! opaquely, which is why wss:// is out of its reach.
 //!
 //! **Caching.** A GET whose `Host` and target (or absolute-form target) name a stored, fresh
-//! entry is answered from the cache with `Age` and `X-Cache: HIT` added, and is not forwarded
-//! (when requests forwarded before it are still unanswered it is forwarded instead, so answers
-//! stay in order). Otherwise the request is forwarded to the destination the client dialed,
+//! entry is answered from the cache with `Age` and `X-Cache: HIT` added, and is not forwarded.
+//! Pipelined requests are read one at a time, as Squid reads them by default
+//! (`pipeline_prefetch 0`; [`PIPELINE_DEPTH`]), so a hit never overtakes an earlier answer; the
+//! client's bytes wait meanwhile, up to [`MAX_HELD_BYTES`], beyond which the connection is
+//! closed. Otherwise the request is forwarded to the destination the client dialed,
 //! and a response is stored under the request's Host and target when it answers a GET, is a
 //! 200, has a `Content-Length` of at most 1 MiB, and carries no `Cache-Control: no-store`,
 //! `private` or `no-cache`. An entry is fresh for `s-maxage` or `max-age` seconds, or for the
@@ -33,7 +35,13 @@
 //! as easy as it can be, so a clean masked run is a strong result.
 //!
 //! Bytes that are not HTTP where a head is expected *before* any 101 get a 400 page (502 when
-//! the server sent them), then FIN both ways.
+//! the server sent them), then FIN both ways; a head longer than [`MAX_HEAD_BYTES`] gets 431
+//! (502 from the server). A client that half-closes gets its answers, then a FIN; the upstream
+//! gets one as soon as everything the client sent is forwarded.
+//!
+//! Memory: heads up to [`MAX_HEAD_BYTES`], held client bytes up to [`MAX_HELD_BYTES`], stored
+//! bodies up to [`MAX_OBJECT_BYTES`] each and `max-entries` of them, requests read after a 101
+//! up to [`MAX_SCANNED_REQUESTS`]; the lenient scan keeps at most a head's worth of bytes.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -42,7 +50,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{self, Framing, Head, Parsed, StartLine};
+use crate::http::{self, Framing, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine};
+use crate::http_proxy::{MAX_HELD_BYTES, PIPELINE_DEPTH};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
 
@@ -50,8 +59,11 @@ use crate::pass::relay;
 pub const MAX_ENTRIES: usize = 65_536;
 /// The largest body stored, in bytes.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 20;
-/// The longest head read, in bytes (nginx's 8 KiB `large_client_header_buffers`).
-const MAX_HEAD_BYTES: usize = 8192;
+/// The most requests read from the client's bytes after a 101 that wait for a response to
+/// store: a bound on the model's own bookkeeping (the attack needs one), so that bytes that
+/// spell request after request cannot grow it. Requests found beyond it are noted and not
+/// tracked.
+pub const MAX_SCANNED_REQUESTS: usize = 64;
 /// Method tokens the lenient scan resynchronises on.
 const METHODS: &[&[u8]] = &[
     b"GET ",
@@ -363,6 +375,17 @@ pub struct CachingProxy {
     scan_down: Vec<u8>,
     /// After a 101: client bytes skipped since the last request found.
     skipped_up: usize,
+    /// Read the heads at the start of `up`, `down`, `scan_up` and `scan_down`.
+    up_reader: HeadReader,
+    down_reader: HeadReader,
+    scan_up_reader: HeadReader,
+    scan_down_reader: HeadReader,
+    /// The client sent FIN: it will send no more requests.
+    client_fin: bool,
+    /// The upstream was sent FIN (or would have been, had it been dialed).
+    upstream_fin: bool,
+    /// The upstream sent FIN (and the client was sent one then).
+    upstream_eof: bool,
 }
 
 impl CachingProxy {
@@ -384,22 +407,54 @@ impl CachingProxy {
             scan_up: Vec::new(),
             scan_down: Vec::new(),
             skipped_up: 0,
+            up_reader: HeadReader::new(Kind::Request),
+            down_reader: HeadReader::new(Kind::Response),
+            scan_up_reader: HeadReader::new(Kind::Request),
+            scan_down_reader: HeadReader::new(Kind::Response),
+            client_fin: false,
+            upstream_fin: false,
+            upstream_eof: false,
         }
+    }
+
+    /// Client bytes held unread, requests awaiting answers, and bytes kept for the lenient
+    /// scan after a 101 (tests only).
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize, usize) {
+        (
+            self.up.len(),
+            self.pending.len(),
+            self.scan_up.len() + self.scan_down.len(),
+        )
+    }
+
+    /// Whether the client's next bytes wait, unread: for the answer to an upgrade request
+    /// (they may not be HTTP), or for the answer to the last request (pipelined requests are
+    /// read one at a time, as Squid does by default).
+    fn waiting(&self) -> bool {
+        self.up_body.is_none() && (self.awaiting_upgrade || self.pending.len() >= PIPELINE_DEPTH)
     }
 
     /// Forwards what it can of the client's bytes (HTTP mode).
     fn pump_up(&mut self, cx: &mut Cx) {
-        while self.mode == Mode::Http && !self.awaiting_upgrade {
+        while self.mode == Mode::Http {
+            if self.waiting() {
+                return self.check_held(cx);
+            }
             match self.up_body.take() {
                 None => {
                     if self.up.is_empty() {
                         return;
                     }
-                    match http::parse_request(&self.up, MAX_HEAD_BYTES) {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => return self.garbage(cx, Side::Client, &reason),
-                        Parsed::Complete(head, len) => {
+                    match self.up_reader.read(&self.up, MAX_HEAD_BYTES) {
+                        Progress::Partial => return,
+                        Progress::Invalid(reason) => {
+                            return self.garbage(cx, Side::Client, &reason);
+                        }
+                        Progress::TooLong => return self.too_long(cx, Side::Client),
+                        Progress::Complete(head, len) => {
                             self.up.drain(..len);
+                            self.up_reader.reset();
                             if let Err(reason) = self.request(cx, head) {
                                 return self.garbage(cx, Side::Client, &reason);
                             }
@@ -429,13 +484,15 @@ impl CachingProxy {
                     if self.down.is_empty() {
                         return;
                     }
-                    match http::parse_response(&self.down, MAX_HEAD_BYTES) {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => {
+                    match self.down_reader.read(&self.down, MAX_HEAD_BYTES) {
+                        Progress::Partial => return,
+                        Progress::Invalid(reason) => {
                             return self.garbage(cx, Side::Upstream, &reason);
                         }
-                        Parsed::Complete(head, len) => {
+                        Progress::TooLong => return self.too_long(cx, Side::Upstream),
+                        Progress::Complete(head, len) => {
                             self.down.drain(..len);
+                            self.down_reader.reset();
                             if let Err(reason) = self.response(cx, head) {
                                 return self.garbage(cx, Side::Upstream, &reason);
                             }
@@ -545,8 +602,13 @@ impl CachingProxy {
             cx.send(Side::Client, down.clone());
             self.scan(cx, Side::Upstream, &down);
             let up = std::mem::take(&mut self.up);
+            self.up_reader.reset();
             cx.send(Side::Upstream, up.clone());
             self.scan(cx, Side::Client, &up);
+            if self.client_fin && !self.upstream_fin {
+                self.upstream_fin = true;
+                cx.fin(Side::Upstream);
+            }
             return Ok(());
         }
         if !interim {
@@ -642,27 +704,37 @@ impl CachingProxy {
                 let drop = self.scan_up.len().saturating_sub(keep);
                 self.scan_up.drain(..drop);
                 self.skipped_up += drop;
+                self.scan_up_reader.reset();
                 return;
             };
-            match http::parse_request(&self.scan_up[at..], MAX_HEAD_BYTES) {
-                Parsed::Partial => {
-                    self.scan_up.drain(..at);
-                    self.skipped_up += at;
-                    return;
+            self.scan_up.drain(..at);
+            self.skipped_up += at;
+            self.scan_up_reader.advance(at);
+            match self.scan_up_reader.read(&self.scan_up, MAX_HEAD_BYTES) {
+                Progress::Partial => return,
+                Progress::Invalid(_) | Progress::TooLong => {
+                    self.scan_up.drain(..1);
+                    self.skipped_up += 1;
+                    self.scan_up_reader.advance(1);
                 }
-                Parsed::Invalid(_) => {
-                    self.scan_up.drain(..=at);
-                    self.skipped_up += at + 1;
-                }
-                Parsed::Complete(head, len) => {
-                    let skipped = self.skipped_up + at;
-                    self.scan_up.drain(..at + len);
+                Progress::Complete(head, len) => {
+                    let skipped = self.skipped_up;
+                    self.scan_up.drain(..len);
+                    self.scan_up_reader.reset();
                     self.skipped_up = 0;
                     let pending = Pending::of(&head, true);
                     let host = head
                         .get("host")
                         .map(|h| format!(", Host: {}", String::from_utf8_lossy(h)))
                         .unwrap_or_default();
+                    if self.pending.len() >= MAX_SCANNED_REQUESTS {
+                        cx.note(format!(
+                            "read a request in the client's bytes after the 101, after skipping {skipped} bytes that are not HTTP: {}{host}; {} requests already await answers: not tracked",
+                            pending.line,
+                            self.pending.len()
+                        ));
+                        continue;
+                    }
                     cx.note(format!(
                         "read a request in the client's bytes after the 101, after skipping {skipped} bytes that are not HTTP: {}{host}",
                         pending.line
@@ -681,6 +753,7 @@ impl CachingProxy {
                     .as_ref()
                     .map_or(0, |s| s.left.min(self.scan_down.len() as u64) as usize);
                 let bytes: Vec<u8> = self.scan_down.drain(..take).collect();
+                self.scan_down_reader.reset();
                 self.keep(cx, &bytes);
                 if self.storing.is_some() {
                     return;
@@ -689,18 +762,20 @@ impl CachingProxy {
             let Some(at) = find_any(&self.scan_down, &[STATUS_PREFIX]) else {
                 let drop = self.scan_down.len().saturating_sub(STATUS_PREFIX.len() - 1);
                 self.scan_down.drain(..drop);
+                self.scan_down_reader.reset();
                 return;
             };
-            match http::parse_response(&self.scan_down[at..], MAX_HEAD_BYTES) {
-                Parsed::Partial => {
-                    self.scan_down.drain(..at);
-                    return;
+            self.scan_down.drain(..at);
+            self.scan_down_reader.advance(at);
+            match self.scan_down_reader.read(&self.scan_down, MAX_HEAD_BYTES) {
+                Progress::Partial => return,
+                Progress::Invalid(_) | Progress::TooLong => {
+                    self.scan_down.drain(..1);
+                    self.scan_down_reader.advance(1);
                 }
-                Parsed::Invalid(_) => {
-                    self.scan_down.drain(..=at);
-                }
-                Parsed::Complete(head, len) => {
-                    self.scan_down.drain(..at + len);
+                Progress::Complete(head, len) => {
+                    self.scan_down.drain(..len);
+                    self.scan_down_reader.reset();
                     self.scanned_response(cx, head);
                 }
             }
@@ -753,10 +828,92 @@ impl CachingProxy {
 
     fn close_both(&mut self, cx: &mut Cx) {
         cx.fin(Side::Client);
-        if self.dialed {
+        if self.dialed && !self.upstream_fin {
             cx.fin(Side::Upstream);
         }
         self.give_up(cx);
+    }
+
+    /// While the client's bytes wait unread, beyond [`MAX_HELD_BYTES`] it is sending without
+    /// reading the answers: the connection is closed.
+    fn check_held(&mut self, cx: &mut Cx) {
+        let held = self.up.len();
+        if held <= MAX_HELD_BYTES {
+            return;
+        }
+        let what = if self.awaiting_upgrade {
+            "an upgrade request awaits its answer"
+        } else {
+            "its request awaits an answer"
+        };
+        cx.note(format!(
+            "the client sent {held} bytes while {what}, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+        ));
+        self.up.clear();
+        self.close_both(cx);
+    }
+
+    /// Answers a head longer than [`MAX_HEAD_BYTES`] and gives up: 431 (RFC 6585 §5) for a
+    /// request, 502 for a response.
+    fn too_long(&mut self, cx: &mut Cx, from: Side) {
+        let held = match from {
+            Side::Client => std::mem::take(&mut self.up),
+            Side::Upstream => std::mem::take(&mut self.down),
+        };
+        let (what, answer) = match from {
+            Side::Client => ("request", http::head_too_long_response()),
+            Side::Upstream => (
+                "response",
+                http::error_response(
+                    502,
+                    "Bad Gateway",
+                    "The upstream's response head is too long.",
+                ),
+            ),
+        };
+        cx.note(format!(
+            "{what} head longer than {MAX_HEAD_BYTES} bytes ({} bytes without its end): discarded, answering {} and closing",
+            held.len(),
+            first_line(&answer).trim_start_matches("HTTP/1.1 ")
+        ));
+        cx.send(Side::Client, answer);
+        self.close_both(cx);
+    }
+
+    /// After the client's FIN: once every byte it sent is forwarded (or discarded as an
+    /// incomplete message), the upstream gets a FIN; once the last response has been relayed,
+    /// so does the client, and the connection is done.
+    fn settle(&mut self, cx: &mut Cx) {
+        if !self.client_fin || self.mode != Mode::Http {
+            return;
+        }
+        if !self.upstream_fin {
+            if self.waiting() && !self.up.is_empty() && !self.upstream_eof {
+                return;
+            }
+            let left = self.up.len();
+            if left > 0 {
+                cx.note(if self.upstream_eof {
+                    format!("discarded {left} bytes from client not forwarded: the upstream closed")
+                } else {
+                    format!("client closed with {left} bytes of an incomplete message: discarded")
+                });
+                self.up.clear();
+                self.up_reader.reset();
+            }
+            self.upstream_fin = true;
+            if self.dialed {
+                cx.fin(Side::Upstream);
+            }
+        }
+        if self.upstream_eof {
+            // The client was sent its FIN when the upstream's came.
+            self.give_up(cx);
+        } else if self.pending.is_empty() && self.down_body.is_none() && self.down.is_empty() {
+            cx.note("client closed and every answer is relayed: closing");
+            cx.fin(Side::Client);
+            self.give_up(cx);
+        }
     }
 
     /// Forgets what it holds, with a note, and forwards nothing more.
@@ -800,26 +957,20 @@ impl CachingProxy {
         self.close_both(cx);
     }
 
-    fn fin(&mut self, cx: &mut Cx, from: Side) {
-        let buf = match from {
-            Side::Client => &mut self.up,
-            Side::Upstream => &mut self.down,
-        };
-        if !buf.is_empty() {
+    /// The upstream closed while reading HTTP.
+    fn on_upstream_fin(&mut self, cx: &mut Cx) {
+        if !self.down.is_empty() {
             cx.note(format!(
-                "{} closed with {} bytes not forwarded (an incomplete message, or bytes waiting for the answer to an upgrade): discarded",
-                from.as_str(),
-                buf.len()
+                "upstream closed with {} bytes not forwarded (an incomplete message): discarded",
+                self.down.len()
             ));
-            buf.clear();
+            self.down.clear();
+            self.down_reader.reset();
         }
-        if from == Side::Upstream {
-            self.abandon_store(cx);
-        }
-        let other = from.other();
-        if other == Side::Client || self.dialed {
-            cx.fin(other);
-        }
+        self.abandon_store(cx);
+        cx.fin(Side::Client);
+        self.upstream_eof = true;
+        self.settle(cx);
     }
 }
 
@@ -866,8 +1017,18 @@ impl Connection for CachingProxy {
                 }
                 self.pump_down(cx);
                 self.pump_up(cx);
+                self.settle(cx);
             }
-            (Mode::Http, Event::Fin { from }) => self.fin(cx, from),
+            (Mode::Http, Event::Fin { from: Side::Client }) => {
+                self.client_fin = true;
+                self.settle(cx);
+            }
+            (
+                Mode::Http,
+                Event::Fin {
+                    from: Side::Upstream,
+                },
+            ) => self.on_upstream_fin(cx),
             (Mode::Http, Event::Reset { from }) => {
                 let other = from.other();
                 if other == Side::Client || self.dialed {
@@ -974,6 +1135,7 @@ fn first_line(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Parsed;
     use crate::model::{Action, CloseHow};
     use crate::testkit::{notes, sent};
 
@@ -1257,6 +1419,106 @@ mod tests {
         let actions = cx.take_actions();
         assert!(sent(&actions, Side::Client).starts_with(b"HTTP/1.1 400 Bad Request"));
         assert!(!dialed(&actions));
+    }
+
+    fn connection(hop: &CacheHop) -> CachingProxy {
+        CachingProxy::new(hop.params.clone(), hop.cache.clone())
+    }
+
+    #[test]
+    fn pipelined_requests_are_read_one_at_a_time_and_a_client_that_never_reads_is_closed() {
+        let hop = CacheHop::new(&params(8));
+        let mut c = connection(&hop);
+        let mut cx = Cx::new(1);
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        let segment: Vec<u8> = FETCH.iter().copied().cycle().take(64 * 1024).collect();
+        let mut actions = Vec::new();
+        let mut fed = 0;
+        while fed < 16 << 20 && c.mode != Mode::Closed {
+            feed(&mut c, &mut cx, Side::Client, &segment);
+            actions.extend(cx.take_actions());
+            fed += segment.len();
+            let (held, pending, _) = c.held();
+            assert!(held <= MAX_HELD_BYTES, "{held} bytes held after {fed} sent");
+            assert!(
+                pending <= PIPELINE_DEPTH,
+                "{pending} pending after {fed} sent"
+            );
+        }
+        assert_eq!(c.mode, Mode::Closed, "still open after 16 MiB");
+        assert_eq!(
+            sent(&actions, Side::Upstream),
+            FETCH,
+            "one request forwarded"
+        );
+        assert!(
+            notes(&actions).iter().any(|n| n.contains(&format!(
+                "while its request awaits an answer, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+            ))),
+            "{:?}",
+            notes(&actions)
+        );
+    }
+
+    #[test]
+    fn bytes_waiting_for_the_answer_to_an_upgrade_are_bounded() {
+        let hop = CacheHop::new(&params(8));
+        let mut c = connection(&hop);
+        let mut cx = Cx::new(1);
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        feed(&mut c, &mut cx, Side::Client, UPGRADE);
+        let frame = frame(&[b'x'; 60_000], Some([1, 2, 3, 4]));
+        let mut actions = Vec::new();
+        for _ in 0..20 {
+            feed(&mut c, &mut cx, Side::Client, &frame);
+            actions.extend(cx.take_actions());
+            assert!(c.held().0 <= MAX_HELD_BYTES, "{:?}", c.held());
+        }
+        assert_eq!(c.mode, Mode::Closed);
+        assert!(
+            notes(&actions).iter().any(|n| n.contains(
+                "while an upgrade request awaits its answer, more than the 524288 a proxy holds unread: discarded, closing"
+            )),
+            "{:?}",
+            notes(&actions)
+        );
+    }
+
+    #[test]
+    fn requests_read_after_the_101_are_tracked_up_to_a_bound() {
+        let hop = CacheHop::new(&params(8));
+        let mut c = connection(&hop);
+        let mut cx = Cx::new(1);
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        feed(&mut c, &mut cx, Side::Client, UPGRADE);
+        feed(&mut c, &mut cx, Side::Upstream, SWITCH);
+        cx.take_actions();
+        let flood = frame(&SMUGGLED.repeat(200), None);
+        for piece in flood.chunks(1000) {
+            feed(&mut c, &mut cx, Side::Client, piece);
+        }
+        let actions = cx.take_actions();
+        assert_eq!(sent(&actions, Side::Upstream), flood, "relayed unchanged");
+        let (_, pending, scanned) = c.held();
+        assert_eq!(pending, MAX_SCANNED_REQUESTS);
+        assert!(scanned < MAX_HEAD_BYTES, "{scanned}");
+        assert!(
+            notes(&actions).last().unwrap().ends_with(&format!(
+                "{MAX_SCANNED_REQUESTS} requests already await answers: not tracked"
+            )),
+            "{:?}",
+            notes(&actions).last()
+        );
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        // A fresh cache for each connection: the first exchange stores the response to FETCH.
+        let mut make = || CacheHop::new(&params(8)).connection();
+        for (request, answer, tunnels) in [(FETCH, ORIGIN, false), (UPGRADE, SWITCH, true)] {
+            let wrong = crate::testkit::half_closed_client(&mut make, 80, request, answer, tunnels);
+            assert!(wrong.is_empty(), "{wrong:#?}");
+        }
     }
 
     #[test]

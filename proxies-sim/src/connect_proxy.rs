@@ -16,7 +16,7 @@
 
 use serde::Deserialize;
 
-use crate::http::{self, Head, Parsed, StartLine, base64};
+use crate::http::{self, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine, base64};
 use crate::http_proxy::{HttpProxy, OnGarbage, Policy, Route, Settings};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
@@ -115,14 +115,14 @@ impl Params {
     }
 }
 
-/// The longest request head the proxy reads, in bytes (Squid's `request_header_max_size` is
-/// 64 KiB; heads here are small).
-const MAX_HEAD: usize = 64 * 1024;
-
 #[derive(Debug)]
 enum State {
     /// Reading the first request.
-    Start { port: u16, buf: Vec<u8> },
+    Start {
+        port: u16,
+        buf: Vec<u8>,
+        reader: HeadReader,
+    },
     /// CONNECT allowed; waiting for the upstream.
     Dialing,
     /// The tunnel is open.
@@ -148,6 +148,7 @@ impl ConnectProxy {
             state: State::Start {
                 port: 0,
                 buf: Vec::new(),
+                reader: HeadReader::new(Kind::Request),
             },
         }
     }
@@ -204,19 +205,10 @@ impl ConnectProxy {
                 Settings {
                     http_ports: None,
                     on_garbage: OnGarbage::ErrorPage,
-                    max_head_bytes: MAX_HEAD,
+                    max_head_bytes: MAX_HEAD_BYTES,
                 },
             ));
-            forward.on_event(cx, Event::Accepted { port });
-            let mut bytes = head.to_bytes();
-            bytes.extend_from_slice(&rest);
-            forward.on_event(
-                cx,
-                Event::Data {
-                    from: Side::Client,
-                    bytes: &bytes,
-                },
-            );
+            forward.accept_read(cx, port, head, &rest);
             self.state = State::Forward(forward);
             return;
         }
@@ -281,16 +273,25 @@ impl Connection for ConnectProxy {
     fn on_event(&mut self, cx: &mut Cx, event: Event<'_>) {
         match (&mut self.state, event) {
             (State::Start { port, .. }, Event::Accepted { port: p }) => *port = p,
-            (State::Start { port, buf }, Event::Data { bytes, .. }) => {
+            (State::Start { port, buf, reader }, Event::Data { bytes, .. }) => {
                 buf.extend_from_slice(bytes);
                 let port = *port;
-                match http::parse_request(buf, MAX_HEAD) {
-                    Parsed::Partial => {}
-                    Parsed::Invalid(reason) => {
+                match reader.read(buf, MAX_HEAD_BYTES) {
+                    Progress::Partial => {}
+                    Progress::Invalid(reason) => {
                         let why = format!("not an HTTP request ({reason})");
                         self.refuse(cx, 400, "Bad Request", why, &[]);
                     }
-                    Parsed::Complete(head, len) => {
+                    Progress::TooLong => {
+                        cx.note(format!(
+                            "request head longer than {MAX_HEAD_BYTES} bytes ({} bytes without its end): discarded, answering 431 Request Header Fields Too Large and closing",
+                            buf.len()
+                        ));
+                        cx.send(Side::Client, http::head_too_long_response());
+                        cx.fin(Side::Client);
+                        self.state = State::Closed;
+                    }
+                    Progress::Complete(head, len) => {
                         let rest = buf[len..].to_vec();
                         self.first_request(cx, port, head, rest);
                     }

@@ -159,7 +159,7 @@ pub fn connection(params: &Params) -> HeaderMangler {
         Settings {
             http_ports: Some(params.http_ports.clone()),
             on_garbage: OnGarbage::ErrorPage,
-            max_head_bytes: 8192,
+            max_head_bytes: crate::http::MAX_HEAD_BYTES,
         },
     )
 }
@@ -338,6 +338,17 @@ mod tests {
             "{up}"
         );
         assert!(down.contains("Via: 1.1 mangler\r\n"), "{down}");
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        let p = params(vec![rule("x", Edit::Drop, On::Both)]);
+        let mut make = || -> Box<dyn Connection> { Box::new(connection(&p)) };
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        for (answer, tunnels) in [(&ok[..], false), (SWITCH, true)] {
+            let wrong = crate::testkit::half_closed_client(&mut make, 80, UPGRADE, answer, tunnels);
+            assert!(wrong.is_empty(), "{wrong:#?}");
+        }
     }
 
     #[test]

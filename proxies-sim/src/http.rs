@@ -6,6 +6,36 @@ use std::fmt;
 /// The most header fields a head may carry.
 const MAX_HEADERS: usize = 96;
 
+/// The longest head (start line, fields and the empty line that ends them) every model reads,
+/// in bytes: Squid's defaults, `request_header_max_size 64 KB` and `reply_header_max_size
+/// 64 KB` (squid-cache.org/Doc/config/request_header_max_size). It is the largest of the
+/// common products' limits (nginx reads a request head into at most 4 buffers of 8 KiB,
+/// `large_client_header_buffers 4 8k`; HAProxy into one `tune.bufsize` of 16 KiB), so a head
+/// any of them accepts passes. A longer request head is answered 431 (RFC 6585 §5), a longer
+/// response head 502, and the connection is closed.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes examined by the head parser and the end-of-head search on this thread.
+    static EXAMINED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Bytes the head parser and the end-of-head search have examined on this thread so far, for
+/// tests that hold head reading to linear time.
+#[cfg(test)]
+pub(crate) fn examined() -> u64 {
+    EXAMINED.with(|c| c.get())
+}
+
+/// Counts `n` bytes examined (tests only).
+fn examine(n: usize) {
+    #[cfg(test)]
+    EXAMINED.with(|c| c.set(c.get() + n as u64));
+    #[cfg(not(test))]
+    let _ = n;
+}
+
 /// A request line or a status line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
@@ -51,6 +81,7 @@ pub enum Parsed {
 
 /// Parses a request head at the start of `buf`.
 pub fn parse_request(buf: &[u8], max_len: usize) -> Parsed {
+    examine(buf.len());
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
@@ -72,6 +103,7 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Parsed {
 
 /// Parses a response head at the start of `buf`.
 pub fn parse_response(buf: &[u8], max_len: usize) -> Parsed {
+    examine(buf.len());
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut headers);
     match res.parse(buf) {
@@ -88,6 +120,159 @@ pub fn parse_response(buf: &[u8], max_len: usize) -> Parsed {
         }
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Err(e) => Parsed::Invalid(format!("not an HTTP response: {e}")),
+    }
+}
+
+/// Which kind of head a [`HeadReader`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A request head.
+    Request,
+    /// A response head.
+    Response,
+}
+
+/// What a [`HeadReader`] found in the buffer so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A complete head of `len` bytes.
+    Complete(Head, usize),
+    /// More bytes are needed.
+    Partial,
+    /// The bytes are not an HTTP/1.x head; the reason says why.
+    Invalid(String),
+    /// No head ends within the first `max` bytes: the head is too long.
+    TooLong,
+}
+
+/// Where the end-of-head search stands: what the last bytes were, as far as a blank line is
+/// concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineEnd {
+    /// Before the first byte of the head (empty lines before it are skipped, RFC 9112 §2.2).
+    Before,
+    /// Inside a line.
+    Text,
+    /// Just after a LF.
+    Lf,
+    /// Just after a LF and a CR.
+    LfCr,
+}
+
+/// Reads one head at the start of a buffer that grows a piece at a time, in time linear in the
+/// head's length however it is cut: it remembers how far its search for the head's end (an
+/// empty line: LF, an optional CR, LF, as httparse reads line ends) got, and calls the parser
+/// only when the head is complete, or when the buffer has doubled since it last did, so that
+/// bytes which are not HTTP are still found at once (the first piece is always parsed). The
+/// caller passes the whole buffer each time, and calls [`HeadReader::reset`] once it has taken
+/// the head (or thrown the buffer away).
+#[derive(Debug, Clone)]
+pub struct HeadReader {
+    kind: Kind,
+    /// Bytes of the buffer searched for the end of the head.
+    searched: usize,
+    /// The search's state at `searched`.
+    state: LineEnd,
+    /// Where the head ends, once found.
+    end: Option<usize>,
+    /// The buffer's length when the parser last read it.
+    parsed: usize,
+}
+
+impl HeadReader {
+    /// A reader at the start of a head of `kind`.
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            searched: 0,
+            state: LineEnd::Before,
+            end: None,
+            parsed: 0,
+        }
+    }
+
+    /// Starts over: the next call reads a new head at the start of the buffer.
+    pub fn reset(&mut self) {
+        *self = Self::new(self.kind);
+    }
+
+    /// The caller removed `n` bytes from the front of the buffer, and what is left starts with
+    /// a byte of a head (not CR or LF): a lenient reader dropping a candidate head for one that
+    /// starts later. The search goes on where it stood, since the first empty line after the
+    /// new start is the first one after the old start, if it is after the new start at all.
+    pub fn advance(&mut self, n: usize) {
+        if n >= self.searched || self.state == LineEnd::Before {
+            return self.reset();
+        }
+        self.searched -= n;
+        self.end = self.end.map(|e| e - n);
+        self.parsed = self.parsed.saturating_sub(n);
+    }
+
+    fn parse(&self, buf: &[u8]) -> Parsed {
+        match self.kind {
+            Kind::Request => parse_request(buf, usize::MAX),
+            Kind::Response => parse_response(buf, usize::MAX),
+        }
+    }
+
+    /// Searches the bytes not searched yet, within the first `limit`, for the end of the head.
+    fn search(&mut self, buf: &[u8], limit: usize) {
+        let from = self.searched.min(limit);
+        for (i, &b) in buf[from..limit].iter().enumerate() {
+            self.state = match (self.state, b) {
+                (LineEnd::Before, b'\r' | b'\n') => LineEnd::Before,
+                (LineEnd::Lf | LineEnd::LfCr, b'\n') => {
+                    self.end = Some(from + i + 1);
+                    LineEnd::Text
+                }
+                (_, b'\n') => LineEnd::Lf,
+                (LineEnd::Lf, b'\r') => LineEnd::LfCr,
+                _ => LineEnd::Text,
+            };
+            if self.end.is_some() {
+                break;
+            }
+        }
+        self.searched = self.end.unwrap_or(limit);
+        examine(self.searched - from);
+    }
+
+    /// Reads the head at the start of `buf` (everything received so far), allowing at most
+    /// `max` bytes for it.
+    pub fn read(&mut self, buf: &[u8], max: usize) -> Progress {
+        loop {
+            if self.end.is_none() {
+                self.search(buf, buf.len().min(max));
+            }
+            if let Some(end) = self.end {
+                self.parsed = self.parsed.max(end);
+                match self.parse(&buf[..end]) {
+                    Parsed::Complete(head, len) => return Progress::Complete(head, len),
+                    Parsed::Invalid(reason) => return Progress::Invalid(reason),
+                    Parsed::Partial => {
+                        // Not the end after all (cannot happen with httparse's line ends,
+                        // but the search can go on safely).
+                        self.end = None;
+                        continue;
+                    }
+                }
+            }
+            if buf.len() > max {
+                // One parse tells bytes that are not HTTP from a head that is too long.
+                return match self.parse(&buf[..max]) {
+                    Parsed::Invalid(reason) => Progress::Invalid(reason),
+                    _ => Progress::TooLong,
+                };
+            }
+            if buf.len() > self.parsed && buf.len() >= 2 * self.parsed {
+                self.parsed = buf.len();
+                if let Parsed::Invalid(reason) = self.parse(buf) {
+                    return Progress::Invalid(reason);
+                }
+            }
+            return Progress::Partial;
+        }
     }
 }
 
@@ -421,6 +606,15 @@ pub fn error_response(status: u16, reason: &str, body_text: &str) -> Vec<u8> {
     error_response_with(status, reason, body_text, &[])
 }
 
+/// The answer to a request head longer than a proxy reads: 431 (RFC 6585 §5), then close.
+pub fn head_too_long_response() -> Vec<u8> {
+    error_response(
+        431,
+        "Request Header Fields Too Large",
+        "The request head is too long.",
+    )
+}
+
 /// As [`error_response`], with `extra` fields first after the status line (a 407's
 /// `Proxy-Authenticate`, say).
 pub fn error_response_with(
@@ -600,6 +794,53 @@ mod properties {
         )
     }
 
+    /// Pieces of heads, line ends of every kind, and bytes that are not HTTP.
+    fn token() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"GET / HTTP/1.1".to_vec()),
+            Just(b"HTTP/1.1 200 OK".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"Host: a".to_vec()),
+            Just(b"X-Y:z".to_vec()),
+            Just(b" ".to_vec()),
+            Just(b"\x01".to_vec()),
+            Just(b"\x81".to_vec()),
+            "[a-z:/ ]{1,6}".prop_map(String::into_bytes),
+        ]
+    }
+
+    /// A request or response head (whether it is a response, and its bytes) with line ends of
+    /// either kind, maybe empty lines before it, and tokens after it.
+    fn head_like() -> impl Strategy<Value = (bool, Vec<u8>)> {
+        let eol = || prop_oneof![Just(b"\r\n".to_vec()), Just(b"\n".to_vec())];
+        (
+            any::<bool>(),
+            proptest::collection::vec(eol(), 0..2),
+            eol(),
+            proptest::collection::vec(("[A-Za-z-]{1,8}", "[ -~]{0,12}", eol()), 0..5),
+            eol(),
+            proptest::collection::vec(token(), 0..3),
+        )
+            .prop_map(|(response, before, first, fields, last, after)| {
+                let mut out: Vec<u8> = before.concat();
+                out.extend_from_slice(if response {
+                    b"HTTP/1.1 200 OK"
+                } else {
+                    b"GET /x HTTP/1.1"
+                });
+                out.extend(first);
+                for (name, value, eol) in fields {
+                    out.extend(format!("{name}: {value}").into_bytes());
+                    out.extend(eol);
+                }
+                out.extend(last);
+                out.extend(after.concat());
+                (response, out)
+            })
+    }
+
     proptest! {
         /// Stripping hop-by-hop fields twice removes nothing more the second time, and no
         /// field that RFC 9110 calls hop-by-hop survives the first.
@@ -622,6 +863,58 @@ mod properties {
                 let lower = n.to_ascii_lowercase();
                 prop_assert!(!HOP_BY_HOP.contains(&lower.as_str()), "{} survived", n);
                 prop_assert!(!named.contains(&lower), "{} was named in Connection", n);
+            }
+        }
+
+        /// However the bytes are cut, the incremental reader says what httparse says of the
+        /// whole buffer: the same head at the same length as soon as httparse finds one
+        /// within `max` bytes; `Invalid` only where httparse fails; `Partial` only where it
+        /// says `Partial` or fails (a failure is found once the buffer has doubled, or the head
+        /// ended); `TooLong` only where the first `max` bytes hold no complete head.
+        #[test]
+        fn the_incremental_reader_agrees_with_httparse(
+            (response, mut bytes) in head_like(),
+            noise in proptest::collection::vec((any::<prop::sample::Index>(), token()), 0..3),
+            cuts in proptest::collection::vec(1usize..24, 1..8),
+            max in 8usize..400,
+        ) {
+            for (at, token) in noise {
+                let at = at.index(bytes.len() + 1);
+                bytes.splice(at..at, token);
+            }
+            let kind = if response { Kind::Response } else { Kind::Request };
+            let whole = |buf: &[u8]| match kind {
+                Kind::Request => parse_request(buf, usize::MAX),
+                Kind::Response => parse_response(buf, usize::MAX),
+            };
+            let mut reader = HeadReader::new(kind);
+            let mut end = 0;
+            for cut in cuts.iter().copied().cycle() {
+                if end >= bytes.len() {
+                    break;
+                }
+                end = (end + cut).min(bytes.len());
+                let buf = &bytes[..end];
+                let within = &buf[..buf.len().min(max)];
+                let expected = whole(within);
+                match reader.read(buf, max) {
+                    Progress::Complete(head, len) => {
+                        prop_assert_eq!(expected, Parsed::Complete(head, len));
+                        break;
+                    }
+                    Progress::Invalid(_) => {
+                        prop_assert!(matches!(whole(buf), Parsed::Invalid(_)), "{:?}", whole(buf));
+                        break;
+                    }
+                    Progress::TooLong => {
+                        prop_assert!(buf.len() > max);
+                        prop_assert_eq!(expected, Parsed::Partial);
+                        break;
+                    }
+                    Progress::Partial => {
+                        prop_assert!(!matches!(expected, Parsed::Complete(..)), "{:?}", expected);
+                    }
+                }
             }
         }
 

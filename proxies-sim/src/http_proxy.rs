@@ -5,10 +5,22 @@
 //!
 //! A model is a [`Policy`]: it rewrites heads and routes requests. [`HttpProxy`] does the rest
 //! and is the model's [`Connection`].
+//!
+//! What every model built on it shares, as real proxies do:
+//!
+//! - Heads are read in linear time ([`http::HeadReader`]), up to `max_head_bytes`; a longer
+//!   request head is answered 431, a longer response head 502, and both sides are closed.
+//! - Pipelined requests are read one at a time ([`PIPELINE_DEPTH`]): the client's next bytes
+//!   wait, unread, for the answer to the last request, up to [`MAX_HELD_BYTES`]; beyond that the
+//!   connection is closed, with a note.
+//! - After the client's FIN, the upstream gets a FIN once every byte the client sent is
+//!   forwarded, and the client gets one once the last response has been relayed (or at once,
+//!   when nothing was asked): a half-closed client is never left open waiting for requests it
+//!   cannot send.
 
 use std::collections::VecDeque;
 
-use crate::http::{self, Framing, Head, Parsed, StartLine};
+use crate::http::{self, Framing, Head, HeadReader, Kind, Progress, StartLine};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
 
@@ -65,6 +77,20 @@ impl OnGarbage {
     }
 }
 
+/// How many forwarded requests may await their responses at once: one. nginx and HAProxy read
+/// a client's next pipelined request only once the previous one is answered, and so does Squid
+/// by default (`pipeline_prefetch 0`: "Squid will try to receive and process up to 1+N
+/// requests on the same connection concurrently"). Bytes the client sends meanwhile wait,
+/// unread, up to [`MAX_HELD_BYTES`].
+pub const PIPELINE_DEPTH: usize = 1;
+
+/// The most client bytes held unread while a request awaits its response: Squid's
+/// `client_request_buffer_max_size` (512 KB by default), "the maximum buffer size of a client
+/// request". A real proxy stops reading the socket there; a model cannot, so a client that
+/// sends more without reading the answers has its connection closed, with a note saying how
+/// many bytes were discarded.
+pub const MAX_HELD_BYTES: usize = 512 * 1024;
+
 /// How the engine reads a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -72,7 +98,8 @@ pub struct Settings {
     pub http_ports: Option<Vec<u16>>,
     /// The answer to bytes that are not HTTP.
     pub on_garbage: OnGarbage,
-    /// The longest head accepted, in bytes.
+    /// The longest head accepted, in bytes (usually [`http::MAX_HEAD_BYTES`]); a longer request
+    /// head is answered 431, a longer response head 502, and the connection is closed.
     pub max_head_bytes: usize,
 }
 
@@ -112,14 +139,22 @@ enum Phase {
 struct Stream {
     buf: Vec<u8>,
     phase: Phase,
+    /// Reads the head at the start of `buf` in linear time.
+    reader: HeadReader,
 }
 
 impl Stream {
-    fn new() -> Self {
+    fn new(kind: Kind) -> Self {
         Self {
             buf: Vec::new(),
             phase: Phase::Head,
+            reader: HeadReader::new(kind),
         }
+    }
+
+    /// Whether the stream is between messages with nothing buffered.
+    fn idle(&self) -> bool {
+        self.phase == Phase::Head && self.buf.is_empty()
     }
 }
 
@@ -146,8 +181,14 @@ pub struct HttpProxy<P> {
     dialed: Option<usize>,
     up: Stream,
     down: Stream,
-    /// Forwarded requests not yet answered, oldest first.
+    /// Forwarded requests not yet answered, oldest first (at most [`PIPELINE_DEPTH`]).
     pending: VecDeque<Head>,
+    /// The client sent FIN: it will send no more requests.
+    client_fin: bool,
+    /// The upstream was sent FIN (or would have been, had it been dialed).
+    upstream_fin: bool,
+    /// The upstream sent FIN (and the client was sent one then).
+    upstream_eof: bool,
 }
 
 impl<P: Policy> HttpProxy<P> {
@@ -158,15 +199,46 @@ impl<P: Policy> HttpProxy<P> {
             settings,
             mode: Mode::New,
             dialed: None,
-            up: Stream::new(),
-            down: Stream::new(),
+            up: Stream::new(Kind::Request),
+            down: Stream::new(Kind::Response),
             pending: VecDeque::new(),
+            client_fin: false,
+            upstream_fin: false,
+            upstream_eof: false,
         }
     }
 
     /// The policy, for models that keep state in it.
     pub fn policy(&self) -> &P {
         &self.policy
+    }
+
+    /// Starts a connection with a request head another model has already read (a forward
+    /// proxy that read the first request to decide what to do with the connection), and the
+    /// client's bytes after it: the same as receiving them, without reading the head again.
+    pub fn accept_read(&mut self, cx: &mut Cx, port: u16, head: Head, rest: &[u8]) {
+        self.on_event(cx, Event::Accepted { port });
+        if !matches!(self.mode, Mode::Http { .. }) {
+            let mut bytes = head.to_bytes();
+            bytes.extend_from_slice(rest);
+            return self.on_event(
+                cx,
+                Event::Data {
+                    from: Side::Client,
+                    bytes: &bytes,
+                },
+            );
+        }
+        if let Err(reason) = self.forward_request(cx, head) {
+            return self.garbage(cx, Dir::Up, &reason);
+        }
+        self.on_event(
+            cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: rest,
+            },
+        );
     }
 
     /// Whether a forwarded request still waits for its response.
@@ -177,6 +249,17 @@ impl<P: Policy> HttpProxy<P> {
     /// Whether the connection has become an upgraded tunnel.
     pub fn tunnelling(&self) -> bool {
         self.mode == Mode::Tunnel
+    }
+
+    /// Whether the proxy has closed the connection and forwards nothing more.
+    pub fn closed(&self) -> bool {
+        self.mode == Mode::Closed
+    }
+
+    /// Client bytes held unread, and requests awaiting answers (tests only).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.up.buf.len(), self.pending.len())
     }
 
     fn stream(&mut self, dir: Dir) -> &mut Stream {
@@ -202,20 +285,22 @@ impl<P: Policy> HttpProxy<P> {
             let phase = self.stream(dir).phase.clone();
             match phase {
                 Phase::Head => {
+                    if dir == Dir::Up && self.pending.len() >= PIPELINE_DEPTH {
+                        // The next request waits, unread, for the answer to the last.
+                        return self.check_held(cx);
+                    }
                     let max = self.settings.max_head_bytes;
-                    let buf = &self.stream(dir).buf;
-                    if buf.is_empty() {
+                    let stream = self.stream(dir);
+                    if stream.buf.is_empty() {
                         return;
                     }
-                    let parsed = match dir {
-                        Dir::Up => http::parse_request(buf, max),
-                        Dir::Down => http::parse_response(buf, max),
-                    };
-                    match parsed {
-                        Parsed::Partial => return,
-                        Parsed::Invalid(reason) => return self.garbage(cx, dir, &reason),
-                        Parsed::Complete(head, len) => {
-                            self.stream(dir).buf.drain(..len);
+                    match stream.reader.read(&stream.buf, max) {
+                        Progress::Partial => return,
+                        Progress::Invalid(reason) => return self.garbage(cx, dir, &reason),
+                        Progress::TooLong => return self.too_long(cx, dir),
+                        Progress::Complete(head, len) => {
+                            stream.buf.drain(..len);
+                            stream.reader.reset();
                             let done = match dir {
                                 Dir::Up => self.forward_request(cx, head),
                                 Dir::Down => self.forward_response(cx, head),
@@ -331,6 +416,10 @@ impl<P: Policy> HttpProxy<P> {
                 self.mode = Mode::Tunnel;
                 let early = std::mem::take(&mut self.up.buf);
                 cx.send(Side::Upstream, early);
+                if self.client_fin && !self.upstream_fin {
+                    self.upstream_fin = true;
+                    cx.fin(Side::Upstream);
+                }
                 return Ok(());
             }
             cx.note("101 forwarded; not upgrade-aware: reading what follows as HTTP messages");
@@ -343,7 +432,7 @@ impl<P: Policy> HttpProxy<P> {
 
     fn close_both(&mut self, cx: &mut Cx) {
         cx.fin(Side::Client);
-        if self.dialed.is_some() {
+        if self.dialed.is_some() && !self.upstream_fin {
             cx.fin(Side::Upstream);
         }
         self.give_up();
@@ -354,6 +443,84 @@ impl<P: Policy> HttpProxy<P> {
         self.up.buf.clear();
         self.down.buf.clear();
         self.mode = Mode::Closed;
+    }
+
+    /// While a request awaits its answer, the client's next bytes wait unread; beyond
+    /// [`MAX_HELD_BYTES`] the client is sending without reading the answers, and the
+    /// connection is closed.
+    fn check_held(&mut self, cx: &mut Cx) {
+        let held = self.up.buf.len();
+        if held <= MAX_HELD_BYTES {
+            return;
+        }
+        cx.note(format!(
+            "the client sent {held} bytes while its request awaits an answer, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+        ));
+        self.close_both(cx);
+    }
+
+    /// Answers a head longer than the settings allow and gives up on the connection: 431
+    /// (RFC 6585 §5) for a request, 502 for a response.
+    fn too_long(&mut self, cx: &mut Cx, dir: Dir) {
+        let max = self.settings.max_head_bytes;
+        let held = self.stream(dir).buf.len();
+        let (what, answer) = match dir {
+            Dir::Up => ("request", http::head_too_long_response()),
+            Dir::Down => (
+                "response",
+                http::error_response(
+                    502,
+                    "Bad Gateway",
+                    "The upstream's response head is too long.",
+                ),
+            ),
+        };
+        cx.note(format!(
+            "{what} head longer than {max} bytes ({held} bytes without its end): discarded, answering {} and closing",
+            first_line(&answer).trim_start_matches("HTTP/1.1 ")
+        ));
+        cx.send(Side::Client, answer);
+        self.close_both(cx);
+    }
+
+    /// After the client's FIN: once every byte it sent is forwarded (or discarded as an
+    /// incomplete message), the upstream gets a FIN; once the last response has been relayed,
+    /// so does the client, and the connection is done (as nginx, HAProxy and Squid close a
+    /// connection whose client has closed once its last answer is sent).
+    fn settle(&mut self, cx: &mut Cx) {
+        if !self.client_fin || !matches!(self.mode, Mode::Http { .. }) {
+            return;
+        }
+        if !self.upstream_fin {
+            let waiting = self.up.phase == Phase::Head
+                && !self.up.buf.is_empty()
+                && self.pending.len() >= PIPELINE_DEPTH;
+            if waiting && !self.upstream_eof {
+                return;
+            }
+            let left = self.up.buf.len();
+            if left > 0 {
+                cx.note(if self.upstream_eof {
+                    format!("discarded {left} bytes from client not forwarded: the upstream closed")
+                } else {
+                    format!("client closed with {left} bytes of an incomplete message: discarded")
+                });
+                self.up.buf.clear();
+                self.up.reader.reset();
+            }
+            self.upstream_fin = true;
+            if self.dialed.is_some() {
+                cx.fin(Side::Upstream);
+            }
+        }
+        if self.upstream_eof {
+            // The client was sent its FIN when the upstream's came.
+            self.give_up();
+        } else if self.pending.is_empty() && self.down.idle() {
+            cx.note("client closed and every answer is relayed: closing");
+            cx.fin(Side::Client);
+            self.give_up();
+        }
     }
 
     /// Answers bytes that are not HTTP and gives up on the connection.
@@ -506,21 +673,33 @@ impl<P: Policy> Connection for HttpProxy<P> {
                 let dir = Dir::of(from);
                 self.stream(dir).buf.extend_from_slice(bytes);
                 self.pump(cx, dir);
+                if dir == Dir::Down && !self.up.buf.is_empty() {
+                    // An answer may have made room for the next request.
+                    self.pump(cx, Dir::Up);
+                }
+                self.settle(cx);
             }
-            (Mode::Http { .. }, Event::Fin { from }) => {
-                let dir = Dir::of(from);
-                let left = self.stream(dir).buf.len();
+            (Mode::Http { .. }, Event::Fin { from: Side::Client }) => {
+                self.client_fin = true;
+                self.settle(cx);
+            }
+            (
+                Mode::Http { .. },
+                Event::Fin {
+                    from: Side::Upstream,
+                },
+            ) => {
+                let left = self.down.buf.len();
                 if left > 0 {
                     cx.note(format!(
-                        "{} closed with {left} bytes of an incomplete message: discarded",
-                        from.as_str()
+                        "upstream closed with {left} bytes of an incomplete message: discarded"
                     ));
-                    self.stream(dir).buf.clear();
+                    self.down.buf.clear();
+                    self.down.reader.reset();
                 }
-                let other = from.other();
-                if other == Side::Client || self.dialed.is_some() {
-                    cx.fin(other);
-                }
+                cx.fin(Side::Client);
+                self.upstream_eof = true;
+                self.settle(cx);
             }
             (Mode::Http { .. }, Event::Reset { from }) => {
                 let other = from.other();
@@ -535,9 +714,111 @@ impl<P: Policy> Connection for HttpProxy<P> {
                     http::error_response(502, "Bad Gateway", "The upstream is unreachable."),
                 );
                 cx.fin(Side::Client);
-                self.mode = Mode::Closed;
+                self.dialed = None;
+                self.give_up();
             }
             (Mode::Http { .. }, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CloseHow;
+    use crate::testkit::{closes, notes, sent};
+    use crate::transparent_proxy::{self, Behaviour};
+
+    const GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: server\r\n\r\n";
+
+    fn answer(body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn proxy() -> (HttpProxy<transparent_proxy::Rewrite>, Cx) {
+        let mut p = transparent_proxy::connection(&transparent_proxy::Params {
+            behaviour: Behaviour::Strip,
+            on_garbage: OnGarbage::ErrorPage,
+            intercept_ports: vec![80],
+            max_head_bytes: http::MAX_HEAD_BYTES,
+        });
+        let mut cx = Cx::new(1);
+        p.on_event(&mut cx, Event::Accepted { port: 80 });
+        (p, cx)
+    }
+
+    fn data<P: Policy>(
+        p: &mut HttpProxy<P>,
+        cx: &mut Cx,
+        from: Side,
+        bytes: &[u8],
+    ) -> Vec<crate::Action> {
+        p.on_event(cx, Event::Data { from, bytes });
+        cx.take_actions()
+    }
+
+    #[test]
+    fn pipelined_requests_go_upstream_one_at_a_time_as_each_is_answered() {
+        let (mut p, mut cx) = proxy();
+        let three = [GET, GET, GET].concat();
+        let actions = data(&mut p, &mut cx, Side::Client, &three);
+        assert_eq!(
+            sent(&actions, Side::Upstream),
+            GET,
+            "the second waits for the first answer"
+        );
+        assert_eq!(p.held(), (2 * GET.len(), 1));
+        for left in [1, 0] {
+            let actions = data(&mut p, &mut cx, Side::Upstream, &answer("ok"));
+            assert_eq!(sent(&actions, Side::Client), answer("ok"));
+            assert_eq!(sent(&actions, Side::Upstream), GET);
+            assert_eq!(p.held(), (left * GET.len(), 1));
+        }
+        let actions = data(&mut p, &mut cx, Side::Upstream, &answer("ok"));
+        assert_eq!(sent(&actions, Side::Client), answer("ok"));
+        assert_eq!(p.held(), (0, 0));
+    }
+
+    #[test]
+    fn a_client_that_pipelines_without_reading_is_bounded_then_closed() {
+        let (mut p, mut cx) = proxy();
+        let segment: Vec<u8> = GET.iter().copied().cycle().take(64 * 1024).collect();
+        let mut actions = Vec::new();
+        let mut fed = 0;
+        while fed < 16 << 20 && !p.closed() {
+            actions.extend(data(&mut p, &mut cx, Side::Client, &segment));
+            fed += segment.len();
+            let (held, pending) = p.held();
+            assert!(held <= MAX_HELD_BYTES, "{held} bytes held after {fed} sent");
+            assert!(
+                pending <= PIPELINE_DEPTH,
+                "{pending} requests pending after {fed} sent"
+            );
+        }
+        assert!(p.closed(), "still open after 16 MiB");
+        assert_eq!(sent(&actions, Side::Upstream), GET, "one request forwarded");
+        assert!(
+            notes(&actions).iter().any(|n| n.contains(&format!(
+                "while its request awaits an answer, more than the {MAX_HELD_BYTES} a proxy holds unread: discarded, closing"
+            ))),
+            "{:?}",
+            notes(&actions)
+        );
+        assert_eq!(
+            closes(&actions),
+            vec![
+                (Side::Client, CloseHow::Fin),
+                (Side::Upstream, CloseHow::Fin)
+            ]
+        );
+        let later = data(&mut p, &mut cx, Side::Client, &segment);
+        assert!(
+            notes(&later)[0].starts_with("discarded 65536 bytes from client"),
+            "{later:?}"
+        );
     }
 }

@@ -547,7 +547,7 @@ impl L7Connection {
         let settings = Settings {
             http_ports: Some(params.http_ports.clone()),
             on_garbage: OnGarbage::ErrorPage,
-            max_head_bytes: 8192,
+            max_head_bytes: crate::http::MAX_HEAD_BYTES,
         };
         Self {
             proxy: HttpProxy::new(policy, settings),
@@ -605,6 +605,13 @@ impl L7Connection {
         }
         if switched {
             self.arm_idle(cx);
+        }
+        if self.proxy.closed() && !self.closed {
+            // The engine closed both sides (the client closed and has its answers, or it gave
+            // up): no timer may keep the connection.
+            cx.cancel_timer(IDLE);
+            cx.cancel_timer(DRAIN);
+            self.closed = true;
         }
     }
 
@@ -823,6 +830,48 @@ mod tests {
         c.on_event(&mut cx, data(Side::Client, request));
         let actions = cx.take_actions();
         (c, cx, actions)
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        for src in ["backends = 2\n", "preset = \"nginx\"\n"] {
+            let mut h = hop(src);
+            let mut make = || h.connection();
+            for (request, answer, tunnels) in
+                [(WEB, OK, false), (WS, SWITCH, src.contains("backends"))]
+            {
+                let wrong =
+                    crate::testkit::half_closed_client(&mut make, 80, request, answer, tunnels);
+                assert!(wrong.is_empty(), "{src}: {wrong:#?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_connection_the_engine_closed_keeps_no_timer() {
+        let mut h = hop("preset = \"haproxy\"\n");
+        let (mut c, mut cx, _) = open(&mut h, WEB);
+        c.on_event(&mut cx, Event::Fin { from: Side::Client });
+        c.on_event(&mut cx, Event::Dialed);
+        c.on_event(&mut cx, data(Side::Upstream, OK));
+        let actions = cx.take_actions();
+        assert_eq!(
+            closes(&actions),
+            vec![
+                (Side::Upstream, CloseHow::Fin),
+                (Side::Client, CloseHow::Fin)
+            ]
+        );
+        assert!(
+            actions.contains(&Action::CancelTimer { id: IDLE }),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&Action::CancelTimer { id: DRAIN }),
+            "{actions:?}"
+        );
+        c.on_event(&mut cx, Event::Timer { id: IDLE });
+        assert!(cx.take_actions().is_empty());
     }
 
     #[test]

@@ -292,3 +292,223 @@ mod tests {
         assert!(err.contains("must start with `model"), "{err}");
     }
 }
+
+/// What every model that reads HTTP heads promises about them: reading one costs time linear
+/// in its length however it is cut, and one longer than [`crate::http::MAX_HEAD_BYTES`] is
+/// refused the same way everywhere.
+#[cfg(test)]
+pub(crate) mod heads {
+    use super::*;
+    use crate::http::{MAX_HEAD_BYTES, examined};
+    use crate::model::{Action, CloseHow, Cx, Event, Side};
+    use crate::testkit::{closes, notes, sent};
+
+    /// Every model that reads heads, as a hop table, with the port it reads them on and the
+    /// request line it is sent (without the version). `tls-intercepting-proxy` needs TLS
+    /// material: its own tests hold it to the same promises.
+    const HTTP_MODELS: &[(&str, u16, &str)] = &[
+        (
+            "model = 'transparent-proxy'\nbehaviour = 'strip'",
+            80,
+            "GET /",
+        ),
+        (
+            "model = 'transparent-proxy'\nbehaviour = 'forward-then-choke'",
+            80,
+            "GET /",
+        ),
+        (
+            "model = 'transparent-proxy'\nbehaviour = 'http10-upstream'",
+            80,
+            "GET /",
+        ),
+        (
+            "model = 'header-mangler'\nadd-via = '1.1 gauntlet'",
+            80,
+            "GET /",
+        ),
+        ("model = 'l7-balancer'\nterminate-tls = false", 80, "GET /"),
+        (
+            "model = 'l7-balancer'\npreset = 'nginx'\nterminate-tls = false",
+            80,
+            "GET /",
+        ),
+        (
+            "model = 'connect-proxy'\npreset = 'tinyproxy'",
+            3128,
+            "CONNECT server:80",
+        ),
+        (
+            "model = 'connect-proxy'\npreset = 'tinyproxy'",
+            3128,
+            "GET http://server/",
+        ),
+        ("model = 'caching-proxy'", 80, "GET /"),
+        ("model = 'buffering-proxy'", 80, "GET /"),
+        (
+            "model = 'buffering-proxy'\npreset = 'antivirus-hold-until-close'",
+            80,
+            "GET /",
+        ),
+    ];
+
+    /// A head of exactly `len` bytes: `start`, a Host, `extra` fields, padding, the empty line.
+    pub(crate) fn padded(start: &str, extra: &str, len: usize) -> Vec<u8> {
+        let top = format!("{start}\r\nHost: server\r\n{extra}X-Pad: ");
+        let pad = len - top.len() - 4;
+        let mut head = top.into_bytes();
+        head.extend(std::iter::repeat_n(b'a', pad));
+        head.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(head.len(), len);
+        head
+    }
+
+    fn request(line: &str, len: usize) -> Vec<u8> {
+        padded(&format!("{line} HTTP/1.1"), "", len)
+    }
+
+    fn response(len: usize) -> Vec<u8> {
+        padded("HTTP/1.1 200 OK", "Content-Length: 0\r\n", len)
+    }
+
+    fn connection(hop: &str) -> Box<dyn Connection> {
+        let spec: ModelSpec = toml::from_str(hop).unwrap_or_else(|e| panic!("{hop}: {e}"));
+        spec.hop(&HopEnv::default())
+            .unwrap_or_else(|e| panic!("{hop}: {e}"))
+            .connection()
+    }
+
+    /// Feeds `bytes` from `from` in pieces of `piece` bytes; returns the actions and how many
+    /// bytes head reading examined meanwhile.
+    fn feed(
+        c: &mut dyn Connection,
+        cx: &mut Cx,
+        from: Side,
+        bytes: &[u8],
+        piece: usize,
+    ) -> (Vec<Action>, u64) {
+        let before = examined();
+        let mut actions = Vec::new();
+        for chunk in bytes.chunks(piece) {
+            c.on_event(cx, Event::Data { from, bytes: chunk });
+            actions.extend(cx.take_actions());
+        }
+        (actions, examined() - before)
+    }
+
+    fn dialed(actions: &[Action]) -> bool {
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Dial { .. } | Action::DialNamed { .. }))
+    }
+
+    /// Every model, so that a failure names all the models that break the promise.
+    fn each_model(mut check: impl FnMut(&str, u16, &str, &mut Vec<String>)) {
+        let mut wrong = Vec::new();
+        for &(hop, port, line) in HTTP_MODELS {
+            check(hop, port, line, &mut wrong);
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_64_kib_head_one_byte_at_a_time_costs_linear_time_in_every_model() {
+        let len = MAX_HEAD_BYTES;
+        each_model(|hop, port, line, wrong| {
+            let mut c = connection(hop);
+            let hop = hop.replace('\n', " ");
+            let mut cx = Cx::new(1);
+            c.on_event(&mut cx, Event::Accepted { port });
+            let mut actions = cx.take_actions();
+            let (more, cost) = feed(&mut *c, &mut cx, Side::Client, &request(line, len), 1);
+            actions.extend(more);
+            if cost > 4 * len as u64 {
+                wrong.push(format!(
+                    "{hop}: a {len}-byte request head one byte at a time: {cost} bytes examined"
+                ));
+            }
+            if !dialed(&actions) || !closes(&actions).is_empty() {
+                wrong.push(format!(
+                    "{hop}: the request was not forwarded: {:?}",
+                    notes(&actions)
+                ));
+            }
+            if line.starts_with("CONNECT") {
+                return;
+            }
+            c.on_event(&mut cx, Event::Dialed);
+            let (actions, cost) = feed(&mut *c, &mut cx, Side::Upstream, &response(len), 1);
+            if cost > 4 * len as u64 {
+                wrong.push(format!(
+                    "{hop}: a {len}-byte response head one byte at a time: {cost} bytes examined"
+                ));
+            }
+            let down = sent(&actions, Side::Client);
+            let whole = down.starts_with(b"HTTP/1.1 200 OK\r\n") && down.ends_with(b"\r\n\r\n");
+            if !whole || !closes(&actions).is_empty() {
+                wrong.push(format!(
+                    "{hop}: the response was not forwarded: {:?}",
+                    notes(&actions)
+                ));
+            }
+        });
+    }
+    #[test]
+    fn a_head_one_byte_over_the_limit_is_refused_the_same_way_in_every_model() {
+        let too_long = format!("longer than {MAX_HEAD_BYTES} bytes");
+        each_model(|hop, port, line, wrong| {
+            let name = hop.replace('\n', " ");
+            for piece in [1, 1460, MAX_HEAD_BYTES + 1] {
+                let mut c = connection(hop);
+                let mut cx = Cx::new(1);
+                c.on_event(&mut cx, Event::Accepted { port });
+                cx.take_actions();
+                let long = request(line, MAX_HEAD_BYTES + 1);
+                let (actions, _) = feed(&mut *c, &mut cx, Side::Client, &long, piece);
+                let down = sent(&actions, Side::Client);
+                let noted = notes(&actions).iter().any(|n| n.contains(&too_long));
+                if !down.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+                    || !noted
+                    || !closes(&actions).contains(&(Side::Client, CloseHow::Fin))
+                {
+                    wrong.push(format!(
+                        "{name}, request in pieces of {piece}: {} then {:?}, notes {:?}",
+                        String::from_utf8_lossy(&down[..down.len().min(40)]),
+                        closes(&actions),
+                        notes(&actions)
+                    ));
+                }
+            }
+            if line.starts_with("CONNECT") {
+                return;
+            }
+            for piece in [1, 1460, MAX_HEAD_BYTES + 1] {
+                let mut c = connection(hop);
+                let mut cx = Cx::new(1);
+                c.on_event(&mut cx, Event::Accepted { port });
+                feed(&mut *c, &mut cx, Side::Client, &request(line, 100), 100);
+                c.on_event(&mut cx, Event::Dialed);
+                cx.take_actions();
+                let long = response(MAX_HEAD_BYTES + 1);
+                let (actions, _) = feed(&mut *c, &mut cx, Side::Upstream, &long, piece);
+                let down = sent(&actions, Side::Client);
+                let noted = notes(&actions).iter().any(|n| n.contains(&too_long));
+                let both = [
+                    (Side::Client, CloseHow::Fin),
+                    (Side::Upstream, CloseHow::Fin),
+                ];
+                if !down.starts_with(b"HTTP/1.1 502 Bad Gateway\r\n")
+                    || !noted
+                    || closes(&actions) != both
+                {
+                    wrong.push(format!(
+                        "{name}, response in pieces of {piece}: {} then {:?}, notes {:?}",
+                        String::from_utf8_lossy(&down[..down.len().min(40)]),
+                        closes(&actions),
+                        notes(&actions)
+                    ));
+                }
+            }
+        });
+    }
+}

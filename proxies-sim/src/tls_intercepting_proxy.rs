@@ -126,6 +126,11 @@ impl Hop for InterceptHop {
     }
 }
 
+/// The most plaintext a session holds before its handshake completes (and the most TLS it
+/// holds unsent, which the proxy sends as soon as it is made): rustls's default,
+/// `Connection::set_buffer_limit`, 64 KiB.
+pub const TLS_BUFFER_BYTES: usize = 64 * 1024;
+
 /// The name the upstream session asks for when the client sent none.
 const FALLBACK_NAME: &str = "server";
 
@@ -152,6 +157,9 @@ pub struct Interceptor {
     reencrypt: bool,
     /// How the client-side certificate is described in the transcript.
     issuer: &'static str,
+    /// The inner closed its upstream side before the proxy's own handshake with the upstream
+    /// completed: the close_notify and FIN wait for it, after the bytes it holds.
+    upstream_fin_waits: bool,
 }
 
 impl std::fmt::Debug for Interceptor {
@@ -187,7 +195,7 @@ impl Interceptor {
                     behaviour,
                     on_garbage: Default::default(),
                     intercept_ports,
-                    max_head_bytes: 8192,
+                    max_head_bytes: crate::http::MAX_HEAD_BYTES,
                 }))
             }
         };
@@ -210,6 +218,7 @@ impl Interceptor {
             failed: false,
             reencrypt: true,
             issuer: "the corporate CA's certificate",
+            upstream_fin_waits: false,
         }
     }
 
@@ -290,6 +299,14 @@ impl Interceptor {
             return;
         }
         self.flush(cx, from);
+        if from == Side::Upstream && self.upstream_fin_waits {
+            if let Some(tls) = self.upstream_tls.as_mut().filter(|t| !t.is_handshaking()) {
+                self.upstream_fin_waits = false;
+                tls.send_close_notify();
+                self.flush(cx, Side::Upstream);
+                cx.fin(Side::Upstream);
+            }
+        }
         if from == Side::Client && !self.started {
             let Some(tls) = self.client_tls.as_ref() else {
                 return;
@@ -335,6 +352,19 @@ impl Interceptor {
     }
 
     fn outward(&mut self, cx: &mut Cx, action: Action) {
+        if self.failed {
+            match action {
+                Action::Send { to, bytes } => {
+                    return cx.note(format!(
+                        "{} bytes toward the {} after closing: discarded",
+                        bytes.len(),
+                        to.as_str()
+                    ));
+                }
+                Action::Close { .. } | Action::Dial { .. } | Action::DialNamed { .. } => return,
+                other => return cx.push(other),
+            }
+        }
         if !self.reencrypt {
             match action {
                 Action::Send {
@@ -355,27 +385,19 @@ impl Interceptor {
             }
         }
         match action {
-            Action::Send { to, bytes } => match self.tls(to) {
-                Some(tls) => {
-                    if let Err(e) = tls.writer().write_all(&bytes) {
-                        cx.note(format!(
-                            "{} bytes toward the {} lost: {e}",
-                            bytes.len(),
-                            to.as_str()
-                        ));
-                    }
-                    self.flush(cx, to);
-                }
-                None => cx.note(format!(
-                    "{} bytes toward the {} before its tls session exists: dropped",
-                    bytes.len(),
-                    to.as_str()
-                )),
-            },
+            Action::Send { to, bytes } => self.encrypt(cx, to, &bytes),
             Action::Close {
                 side,
                 how: CloseHow::Fin,
             } => {
+                if side == Side::Upstream && self.tls(side).is_some_and(|tls| tls.is_handshaking())
+                {
+                    // A close_notify now would end a session that has not begun: the server
+                    // would never see the request the session holds.
+                    cx.note("FIN toward the upstream waits for the tls handshake with it");
+                    self.upstream_fin_waits = true;
+                    return;
+                }
                 if let Some(tls) = self.tls(side) {
                     tls.send_close_notify();
                 }
@@ -390,6 +412,51 @@ impl Interceptor {
         }
     }
 
+    /// Writes plaintext toward `to` through its session, sending the records as they are made.
+    /// A session holds at most [`TLS_BUFFER_BYTES`] of plaintext before its handshake
+    /// completes; bytes beyond that end the connection, with a note.
+    fn encrypt(&mut self, cx: &mut Cx, to: Side, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let Some(tls) = self.tls(to) else {
+                return cx.note(format!(
+                    "{} bytes toward the {} before its tls session exists: dropped",
+                    rest.len(),
+                    to.as_str()
+                ));
+            };
+            match tls.writer().write(rest) {
+                Ok(0) => return self.overflow(cx, to, rest.len()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) => {
+                    return cx.note(format!(
+                        "{} bytes toward the {} lost: {e}",
+                        rest.len(),
+                        to.as_str()
+                    ));
+                }
+            }
+            self.flush(cx, to);
+        }
+    }
+
+    /// `to`'s session holds all the plaintext it may before its handshake completes: a proxy
+    /// cannot hold more, so it closes both sides.
+    fn overflow(&mut self, cx: &mut Cx, to: Side, left: usize) {
+        cx.note(format!(
+            "{left} bytes toward the {} do not fit the {TLS_BUFFER_BYTES} bytes a tls session holds before its handshake completes: discarded, closing both sides",
+            to.as_str()
+        ));
+        for side in [Side::Client, Side::Upstream] {
+            if let Some(tls) = self.tls(side) {
+                tls.send_close_notify();
+            }
+            self.flush(cx, side);
+            cx.fin(side);
+        }
+        self.failed = true;
+    }
+
     /// Starts the proxy's own session toward the upstream, for the name the client asked for.
     fn open_upstream(&mut self, cx: &mut Cx) {
         let name = ServerName::try_from(self.name.clone())
@@ -400,7 +467,7 @@ impl Interceptor {
         };
         match tls {
             Ok(mut tls) => {
-                tls.set_buffer_limit(None);
+                tls.set_buffer_limit(Some(TLS_BUFFER_BYTES));
                 self.upstream_tls = Some(tls.into());
                 self.flush(cx, Side::Upstream);
             }
@@ -441,7 +508,7 @@ impl Connection for Interceptor {
                 self.port = port;
                 match ServerConnection::new(self.material.server.clone()) {
                     Ok(mut tls) => {
-                        tls.set_buffer_limit(None);
+                        tls.set_buffer_limit(Some(TLS_BUFFER_BYTES));
                         self.client_tls = Some(tls.into());
                     }
                     Err(e) => self.fail(cx, Side::Client, e),
@@ -551,6 +618,10 @@ mod tests {
         closed: Vec<(Side, CloseHow)>,
         at_client: Vec<u8>,
         at_server: Vec<u8>,
+        /// The server's side is held: the dial does not complete, and what the proxy sends
+        /// it waits in `to_server`.
+        hold_server: bool,
+        to_server: Vec<u8>,
     }
 
     impl Bench {
@@ -582,6 +653,8 @@ mod tests {
                 closed: Vec::new(),
                 at_client: Vec::new(),
                 at_server: Vec::new(),
+                hold_server: false,
+                to_server: Vec::new(),
             };
             bench.event(Event::Accepted { port: 443 });
             bench
@@ -620,6 +693,10 @@ mod tests {
                 for action in self.cx.take_actions() {
                     moved = true;
                     match action {
+                        Action::Send {
+                            to: Side::Upstream,
+                            bytes,
+                        } if self.hold_server => self.to_server.extend(bytes),
                         Action::Send { to, bytes } => {
                             let (tls, sink) = match to {
                                 Side::Client => (&mut self.client, &mut self.at_client),
@@ -641,9 +718,23 @@ mod tests {
                         other => panic!("unexpected {other:?}"),
                     }
                 }
-                if self.dialed {
+                if self.dialed && !self.hold_server {
                     self.dialed = false;
                     self.event(Event::Dialed);
+                    moved = true;
+                }
+                if !self.hold_server && !self.to_server.is_empty() {
+                    moved = true;
+                    let bytes = std::mem::take(&mut self.to_server);
+                    let mut rest = &bytes[..];
+                    while !rest.is_empty() {
+                        self.server.read_tls(&mut rest).unwrap();
+                        if let Err(e) = self.server.process_new_packets() {
+                            self.notes.push(format!("upstream saw {e}"));
+                            break;
+                        }
+                        read_plaintext(&mut self.server, &mut self.at_server);
+                    }
                 }
                 if !moved {
                     return;
@@ -723,6 +814,111 @@ mod tests {
             b.client.reader().read(&mut buf).unwrap(),
             0,
             "the client saw close_notify"
+        );
+    }
+
+    #[test]
+    fn a_64_kib_head_one_byte_at_a_time_through_tls_costs_linear_time_and_a_longer_one_gets_431() {
+        use crate::http::{MAX_HEAD_BYTES, examined};
+        let head = crate::spec::heads::padded("GET / HTTP/1.1", "", MAX_HEAD_BYTES);
+        let mut b = Bench::new(Inner::Strip, true);
+        b.settle();
+        let before = examined();
+        for byte in &head {
+            b.client
+                .writer()
+                .write_all(std::slice::from_ref(byte))
+                .unwrap();
+            b.settle();
+        }
+        let cost = examined() - before;
+        assert!(
+            cost <= 4 * head.len() as u64,
+            "{cost} bytes examined for a {}-byte head",
+            head.len()
+        );
+        assert_eq!(b.at_server.len(), head.len(), "{:?}", b.notes);
+
+        let mut b = Bench::new(Inner::Strip, true);
+        b.settle();
+        let long = crate::spec::heads::padded("GET / HTTP/1.1", "", MAX_HEAD_BYTES + 1);
+        for piece in long.chunks(16 * 1024) {
+            b.client.writer().write_all(piece).unwrap();
+            b.settle();
+        }
+        assert!(
+            b.at_client
+                .starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{:?}",
+            b.notes
+        );
+        assert!(b.closed.contains(&(Side::Client, CloseHow::Fin)));
+    }
+
+    #[test]
+    fn bytes_for_an_upstream_whose_handshake_has_not_finished_are_bounded() {
+        let mut b = Bench::new(Inner::Pass, true);
+        b.hold_server = true;
+        b.settle();
+        // 1 MiB toward a server that never answers its handshake: the session toward it holds
+        // rustls's 64 KiB at most, then the proxy gives up on the connection.
+        let chunk = vec![7u8; 16 * 1024];
+        for _ in 0..64 {
+            b.client.writer().write_all(&chunk).unwrap();
+            b.settle();
+        }
+        assert!(
+            b.notes.iter().any(|n| n.contains(
+                "bytes toward the upstream do not fit the 65536 bytes a tls session holds before its handshake completes"
+            )),
+            "{:?}",
+            b.notes
+        );
+        assert!(
+            b.closed.contains(&(Side::Client, CloseHow::Fin)),
+            "{:?}",
+            b.closed
+        );
+        assert!(
+            b.closed.contains(&(Side::Upstream, CloseHow::Fin)),
+            "{:?}",
+            b.closed
+        );
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        // The request and the client's FIN come before the dial to the server completes.
+        let mut b = Bench::new(Inner::Strip, true);
+        b.hold_server = true;
+        b.settle();
+        b.client.writer().write_all(UPGRADE).unwrap();
+        b.client.send_close_notify();
+        b.settle();
+        b.event(Event::Fin { from: Side::Client });
+        b.settle();
+        b.hold_server = false;
+        b.settle();
+        assert_eq!(
+            b.closed,
+            vec![(Side::Upstream, CloseHow::Fin)],
+            "{:?}",
+            b.notes
+        );
+        b.server
+            .writer()
+            .write_all(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno")
+            .unwrap();
+        b.settle();
+        assert!(b.at_client.starts_with(b"HTTP/1.1 426"), "{:?}", b.notes);
+        assert_eq!(
+            b.closed,
+            vec![
+                (Side::Upstream, CloseHow::Fin),
+                (Side::Client, CloseHow::Fin)
+            ],
+            "{:?}",
+            b.notes
         );
     }
 

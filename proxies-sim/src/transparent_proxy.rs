@@ -20,7 +20,7 @@
 
 use serde::Deserialize;
 
-use crate::http::Head;
+use crate::http::{self, Head};
 pub use crate::http_proxy::OnGarbage;
 use crate::http_proxy::{HttpProxy, Policy, Route, Settings};
 use crate::model::Cx;
@@ -38,8 +38,9 @@ pub struct Params {
     /// (interception proxies redirect port 80; TLS on 443 is opaque to them).
     #[serde(default = "default_intercept_ports")]
     pub intercept_ports: Vec<u16>,
-    /// The longest head accepted, in bytes; a longer one is garbage. Default 8192 (nginx's
-    /// `large_client_header_buffers` of 8 KiB).
+    /// The longest head accepted, in bytes: a longer request head is answered 431, a longer
+    /// response head 502, and the connection is closed. Default [`http::MAX_HEAD_BYTES`]
+    /// (64 KiB, Squid's `request_header_max_size` and `reply_header_max_size`).
     #[serde(default = "default_max_head_bytes")]
     pub max_head_bytes: usize,
 }
@@ -49,7 +50,7 @@ fn default_intercept_ports() -> Vec<u16> {
 }
 
 fn default_max_head_bytes() -> usize {
-    8192
+    http::MAX_HEAD_BYTES
 }
 
 /// What `transparent-proxy` does to heads.
@@ -293,6 +294,24 @@ mod tests {
             port: 443
         }));
         assert_eq!(sent(&actions, Side::Upstream), vec![0x16, 3, 1]);
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_closed_once_answered() {
+        for behaviour in [
+            Behaviour::Strip,
+            Behaviour::ForwardThenChoke,
+            Behaviour::Http10Upstream,
+        ] {
+            let mut make =
+                || -> Box<dyn Connection> { Box::new(proxy(behaviour, OnGarbage::ErrorPage)) };
+            let rejected = b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 5\r\n\r\nhello";
+            for (answer, tunnels) in [(&rejected[..], false), (SWITCH, false)] {
+                let wrong =
+                    crate::testkit::half_closed_client(&mut make, 80, UPGRADE, answer, tunnels);
+                assert!(wrong.is_empty(), "{behaviour:?}: {wrong:#?}");
+            }
+        }
     }
 
     #[test]

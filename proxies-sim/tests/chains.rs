@@ -1183,6 +1183,30 @@ fn every_element_preserves_bytes_in_a_fixed_case() {
 }
 
 #[test]
+fn every_element_reads_heads_delivered_one_byte_at_a_time() {
+    let p = |kind, len, seed| Payload { kind, len, seed };
+    let one_byte = |chain: Vec<&'static str>| Case {
+        client: vec![p(Kind::Frame, 126, 1), p(Kind::HttpLike, 200, 2)],
+        server: vec![p(Kind::HttpLike, 300, 3), p(Kind::Frame, 125, 4)],
+        cuts: vec![1],
+        ..fixed(chain)
+    };
+    let chains = ANYWHERE
+        .iter()
+        .map(|e| vec![*e])
+        .chain(FIRST_ONLY.iter().map(|e| vec![*e, "model = 'pass'"]));
+    for chain in chains {
+        for pipeline in [false, true] {
+            let mut case = one_byte(chain.clone());
+            case.pipeline = pipeline;
+            let out = run(&case);
+            let wrong = check(&case, &out);
+            assert!(wrong.is_empty(), "{}", report(&case, &out, &wrong));
+        }
+    }
+}
+
+#[test]
 fn a_client_that_pipelines_after_connect_loses_nothing() {
     for first in FIRST_ONLY {
         let mut case = fixed(vec![first, "model = 'pass'"]);
