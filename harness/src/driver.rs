@@ -27,7 +27,9 @@ const MAX_CHUNK: usize = 64 * 1024;
 /// A hop as a host's software: listens on `ports`, runs a fresh connection of `spec`'s hop
 /// for each accepted connection, and dials among `upstreams` (backend 0, 1, …) when the model
 /// asks. With no `upstreams`, a model's dial toward a destination it was told by name (a
-/// CONNECT's authority) goes to that name, and any other dial fails.
+/// CONNECT's authority) goes to that name, and any other dial fails. With
+/// `max_connections`, the hop stops accepting while that many of its connections are open
+/// (they wait in the listen queue), as HAProxy does at `maxconn`.
 pub fn hop_software(
     spec: Rc<ModelSpec>,
     env: HopEnv,
@@ -35,6 +37,7 @@ pub fn hop_software(
     ports: Vec<u16>,
     seed: u64,
     transcript: Transcript,
+    max_connections: Option<usize>,
 ) -> Software {
     Rc::new(move |net: NetRef| {
         let (spec, env, upstreams, ports, t) = (
@@ -58,19 +61,35 @@ pub fn hop_software(
                 },
             );
             let counter = Rc::new(std::cell::Cell::new(0u64));
+            let open = Rc::new(OpenCount::default());
             let hop = Rc::new(RefCell::new(spec.hop(&env).map_err(anyhow::Error::msg)?));
             for port in ports {
                 let mut listener = net.listen(port).await?;
-                let (net2, hop, upstreams, t, counter) = (
+                let (net2, hop, upstreams, t, counter, open) = (
                     net.clone(),
                     hop.clone(),
                     upstreams.clone(),
                     t.clone(),
                     counter.clone(),
+                    open.clone(),
                 );
                 net.spawn(
                     async move {
                         loop {
+                            if let Some(max) = max_connections {
+                                if open.count.get() >= max {
+                                    t.log(
+                                        net2.now(),
+                                        net2.host(),
+                                        format!(
+                                            "{max} connections open, the limit: not accepting on {port} until one closes"
+                                        ),
+                                    );
+                                    while open.count.get() >= max {
+                                        open.closed.notified().await;
+                                    }
+                                }
+                            }
                             let stream = match listener.accept().await {
                                 Ok(s) => s,
                                 Err(e) if accept_error_is_transient(&e) => {
@@ -106,7 +125,16 @@ pub fn hop_software(
                             let model = hop.borrow_mut().connection();
                             let mut cx = Cx::new(Rng::derive(seed, id).next_u64());
                             cx.set_peer(stream.peer());
-                            net2.spawn(conn.drive(stream, port, model, cx).boxed_local());
+                            open.count.set(open.count.get() + 1);
+                            let open = open.clone();
+                            net2.spawn(
+                                async move {
+                                    conn.drive(stream, port, model, cx).await;
+                                    open.count.set(open.count.get() - 1);
+                                    open.closed.notify_waiters();
+                                }
+                                .boxed_local(),
+                            );
                         }
                     }
                     .boxed_local(),
@@ -123,6 +151,13 @@ pub fn hop_software(
 /// outbox is this full is not read from, and neither is the other side, whose bytes would
 /// go there. The outbox can pass it by what one event makes a model send.
 pub const OUTBOX_LIMIT: usize = 256 * 1024;
+
+/// A hop's open connections, and a wake-up for an accept loop waiting for one to close.
+#[derive(Default)]
+struct OpenCount {
+    count: std::cell::Cell<usize>,
+    closed: tokio::sync::Notify,
+}
 
 /// One side's socket, what is still open on it, and the bytes waiting for it.
 struct SideIo {

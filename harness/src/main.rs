@@ -251,6 +251,11 @@ enum Command {
         /// relay opaquely).
         #[arg(long, value_name = "PORT", default_value_t = 80)]
         model_port: u16,
+        /// The most client connections open at once; beyond it the proxy stops accepting
+        /// until one closes (they wait in the listen queue). Default: the descriptor limit
+        /// (`ulimit -n`) less 32, halved (two a connection), as HAProxy sizes `maxconn`.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_connections: Option<u64>,
     },
     /// Run the reference server (`/echo`, `/push` and their query options) on real sockets
     /// until interrupted (Ctrl-C or SIGTERM), logging each request and what it does to
@@ -373,12 +378,16 @@ fn main() -> ExitCode {
             listen,
             upstream,
             model_port,
+            max_connections,
             ..
         } => proxy(
             matches.subcommand_matches("proxy"),
             listen,
             upstream,
             model_port,
+            max_connections.map_or_else(gauntlet::proxy::default_max_connections, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
         ),
         Command::Serve {
             listen,
@@ -402,6 +411,7 @@ fn proxy(
     listen: SocketAddr,
     upstream: Option<SocketAddr>,
     model_port: u16,
+    max_connections: usize,
 ) -> anyhow::Result<ExitCode> {
     let positioned = |id: &str| -> Vec<(usize, String)> {
         let Some(m) = matches else { return Vec::new() };
@@ -422,6 +432,7 @@ fn proxy(
         listen,
         upstream,
         model_port,
+        max_connections,
     };
     let transcript = gauntlet::transcript::Transcript::printing();
     let mut topology = gauntlet::proxy::topology(&plan, &transcript);

@@ -130,6 +130,20 @@ pub struct Plan {
     pub upstream: Option<SocketAddr>,
     /// The port the models see connections arrive on.
     pub model_port: u16,
+    /// The most client connections open at once: beyond it, the first hop stops accepting
+    /// (new connections wait in the kernel's listen queue) until one closes.
+    pub max_connections: usize,
+}
+
+/// The default connection limit: what the process's descriptor limit allows at two
+/// descriptors a connection (client and upstream), less 32 for the runtime and the listener,
+/// as HAProxy sizes `maxconn` when none is set (docs.haproxy.org, `maxconn`: "computed from
+/// the ulimit-n"). At least 1.
+pub fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1 << 20);
+    (limit.min(1 << 24).saturating_sub(32) / 2).max(1) as usize
 }
 
 /// The live topology for `plan`: the hops and the upstream; the caller adds the client
@@ -150,6 +164,7 @@ pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
             vec![plan.model_port],
             SEED ^ ((i as u64 + 1) << 32),
             transcript.clone(),
+            (i == 0).then_some(plan.max_connections),
         );
         let software = if i == 0 {
             standing::published(plan.model_port, plan.listen, Some(hop))

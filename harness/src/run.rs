@@ -215,6 +215,7 @@ fn build(
                 vec![80, 443, client::PROXY_PORT],
                 seed ^ ((i as u64 + 1) << 32),
                 t.clone(),
+                None,
             ),
         );
     }

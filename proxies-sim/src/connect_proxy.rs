@@ -206,6 +206,7 @@ impl ConnectProxy {
                     http_ports: None,
                     on_garbage: OnGarbage::ErrorPage,
                     max_head_bytes: MAX_HEAD_BYTES,
+                    header_timeout: Some(http::HEADER_TIMEOUT),
                 },
             ));
             forward.accept_read(cx, port, head, &rest);
@@ -272,11 +273,36 @@ impl ConnectProxy {
 impl Connection for ConnectProxy {
     fn on_event(&mut self, cx: &mut Cx, event: Event<'_>) {
         match (&mut self.state, event) {
-            (State::Start { port, .. }, Event::Accepted { port: p }) => *port = p,
+            (State::Start { port, .. }, Event::Accepted { port: p }) => {
+                *port = p;
+                cx.set_timer(
+                    http::HEADER_TIMER,
+                    cx.now().saturating_add(http::HEADER_TIMEOUT),
+                );
+            }
+            (
+                State::Start { buf, .. },
+                Event::Timer {
+                    id: http::HEADER_TIMER,
+                },
+            ) => {
+                cx.note(format!(
+                    "no complete request head within {} ms ({} bytes of one): answering 408 Request Timeout and closing",
+                    http::HEADER_TIMEOUT.as_millis(),
+                    buf.len()
+                ));
+                cx.send(Side::Client, http::header_timeout_response());
+                cx.fin(Side::Client);
+                self.state = State::Closed;
+            }
             (State::Start { port, buf, reader }, Event::Data { bytes, .. }) => {
                 buf.extend_from_slice(bytes);
                 let port = *port;
-                match reader.read(buf, MAX_HEAD_BYTES) {
+                let progress = reader.read(buf, MAX_HEAD_BYTES);
+                if !matches!(progress, Progress::Partial) {
+                    cx.cancel_timer(http::HEADER_TIMER);
+                }
+                match progress {
                     Progress::Partial => {}
                     Progress::Invalid(reason) => {
                         let why = format!("not an HTTP request ({reason})");
@@ -298,6 +324,7 @@ impl Connection for ConnectProxy {
                 }
             }
             (State::Start { .. }, Event::Fin { .. } | Event::Reset { .. }) => {
+                cx.cancel_timer(http::HEADER_TIMER);
                 cx.fin(Side::Client);
                 self.state = State::Closed;
             }
@@ -384,6 +411,42 @@ mod tests {
             auth: None,
             forward_upgrade: false,
         }
+    }
+
+    #[test]
+    fn a_connect_that_does_not_arrive_within_the_header_timeout_is_answered_408() {
+        let (mut p, mut cx) = proxy(squid());
+        let armed = cx.take_actions();
+        assert!(
+            armed.contains(&Action::SetTimer {
+                id: http::HEADER_TIMER,
+                at: http::HEADER_TIMEOUT
+            }),
+            "{armed:?}"
+        );
+        send(&mut p, &mut cx, b"CONNECT server:443 HTT");
+        let actions = crate::testkit::header_timer_runs_out(&mut p, &mut cx);
+        assert!(
+            matches!(&actions[1], Action::Send { to: Side::Client, bytes } if bytes.starts_with(b"HTTP/1.1 408 ")),
+            "{actions:?}"
+        );
+        assert_eq!(
+            actions[2],
+            Action::Close {
+                side: Side::Client,
+                how: CloseHow::Fin
+            }
+        );
+        // A whole head in time stops the timer.
+        let (mut p, mut cx) = proxy(squid());
+        cx.take_actions();
+        let actions = send(&mut p, &mut cx, b"CONNECT server:443 HTTP/1.1\r\n\r\n");
+        assert!(
+            actions.contains(&Action::CancelTimer {
+                id: http::HEADER_TIMER
+            }),
+            "{actions:?}"
+        );
     }
 
     fn send(p: &mut ConnectProxy, cx: &mut Cx, bytes: &[u8]) -> Vec<Action> {

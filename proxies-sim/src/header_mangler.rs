@@ -160,6 +160,7 @@ pub fn connection(params: &Params) -> HeaderMangler {
             http_ports: Some(params.http_ports.clone()),
             on_garbage: OnGarbage::ErrorPage,
             max_head_bytes: crate::http::MAX_HEAD_BYTES,
+            header_timeout: Some(crate::http::HEADER_TIMEOUT),
         },
     )
 }

@@ -15,6 +15,26 @@ const MAX_HEADERS: usize = 96;
 /// response head 502, and the connection is closed.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// How long an HTTP model waits for a connection's first complete request head: nginx's
+/// `client_header_timeout 60s` (nginx.org/en/docs/http/ngx_http_core_module.html), which
+/// answers 408 Request Time-out. A client that dribbles a head (slowloris) is closed then,
+/// not held for ever. (Apache waits 20 to 40 s, `RequestReadTimeout header=20-40`; Squid
+/// 5 minutes, `request_start_timeout`.)
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The timer id every HTTP model uses for [`HEADER_TIMEOUT`] (apart from the ids the models
+/// use for their own timers).
+pub const HEADER_TIMER: u64 = 0x4845_4144;
+
+/// The answer to a request head that did not arrive within the header timeout.
+pub fn header_timeout_response() -> Vec<u8> {
+    error_response(
+        408,
+        "Request Timeout",
+        "The request head did not arrive in time.",
+    )
+}
+
 #[cfg(test)]
 thread_local! {
     /// Bytes examined by the head parser and the end-of-head search on this thread.

@@ -101,6 +101,9 @@ pub struct Settings {
     /// The longest head accepted, in bytes (usually [`http::MAX_HEAD_BYTES`]); a longer request
     /// head is answered 431, a longer response head 502, and the connection is closed.
     pub max_head_bytes: usize,
+    /// How long the first request head may take to arrive (usually [`http::HEADER_TIMEOUT`]);
+    /// then the client is answered 408 and the connection closed. `None`: no limit.
+    pub header_timeout: Option<std::time::Duration>,
 }
 
 /// Which way a message travels.
@@ -189,6 +192,8 @@ pub struct HttpProxy<P> {
     upstream_fin: bool,
     /// The upstream sent FIN (and the client was sent one then).
     upstream_eof: bool,
+    /// The header timer runs: no request head has come yet.
+    awaiting_head: bool,
 }
 
 impl<P: Policy> HttpProxy<P> {
@@ -205,6 +210,7 @@ impl<P: Policy> HttpProxy<P> {
             client_fin: false,
             upstream_fin: false,
             upstream_eof: false,
+            awaiting_head: false,
         }
     }
 
@@ -358,6 +364,7 @@ impl<P: Policy> HttpProxy<P> {
         let Mode::Http { port } = self.mode else {
             return Ok(());
         };
+        self.stop_header_timer(cx);
         let before = head.clone();
         let route = self.policy.request(cx, &mut head, port);
         match route {
@@ -435,11 +442,38 @@ impl<P: Policy> HttpProxy<P> {
         if self.dialed.is_some() && !self.upstream_fin {
             cx.fin(Side::Upstream);
         }
-        self.give_up();
+        self.give_up(cx);
+    }
+
+    /// Starts the wait for the first request head, if the settings set one.
+    fn start_header_timer(&mut self, cx: &mut Cx) {
+        if let Some(timeout) = self.settings.header_timeout {
+            cx.set_timer(http::HEADER_TIMER, cx.now().saturating_add(timeout));
+            self.awaiting_head = true;
+        }
+    }
+
+    fn stop_header_timer(&mut self, cx: &mut Cx) {
+        if std::mem::take(&mut self.awaiting_head) {
+            cx.cancel_timer(http::HEADER_TIMER);
+        }
+    }
+
+    /// The first request head did not arrive in time: 408, and the connection closes.
+    fn header_timed_out(&mut self, cx: &mut Cx) {
+        self.awaiting_head = false;
+        let held = self.up.buf.len();
+        cx.note(format!(
+            "no complete request head within {} ms ({held} bytes of one): answering 408 Request Timeout and closing",
+            self.settings.header_timeout.unwrap_or_default().as_millis()
+        ));
+        cx.send(Side::Client, http::header_timeout_response());
+        self.close_both(cx);
     }
 
     /// Forgets buffered bytes and forwards nothing more.
-    fn give_up(&mut self) {
+    fn give_up(&mut self, cx: &mut Cx) {
+        self.stop_header_timer(cx);
         self.up.buf.clear();
         self.down.buf.clear();
         self.mode = Mode::Closed;
@@ -515,11 +549,11 @@ impl<P: Policy> HttpProxy<P> {
         }
         if self.upstream_eof {
             // The client was sent its FIN when the upstream's came.
-            self.give_up();
+            self.give_up(cx);
         } else if self.pending.is_empty() && self.down.idle() {
             cx.note("client closed and every answer is relayed: closing");
             cx.fin(Side::Client);
-            self.give_up();
+            self.give_up(cx);
         }
     }
 
@@ -550,7 +584,7 @@ impl<P: Policy> HttpProxy<P> {
                 if self.dialed.is_some() {
                     cx.reset(Side::Upstream);
                 }
-                self.give_up();
+                self.give_up(cx);
             }
         }
     }
@@ -653,6 +687,7 @@ impl<P: Policy> Connection for HttpProxy<P> {
                     .is_none_or(|p| p.contains(&port));
                 if reads {
                     self.mode = Mode::Http { port };
+                    self.start_header_timer(cx);
                 } else {
                     cx.note(format!("port {port} not read as HTTP: relaying opaquely"));
                     self.mode = Mode::Opaque;
@@ -715,8 +750,14 @@ impl<P: Policy> Connection for HttpProxy<P> {
                 );
                 cx.fin(Side::Client);
                 self.dialed = None;
-                self.give_up();
+                self.give_up(cx);
             }
+            (
+                Mode::Http { .. },
+                Event::Timer {
+                    id: http::HEADER_TIMER,
+                },
+            ) if self.awaiting_head => self.header_timed_out(cx),
             (Mode::Http { .. }, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
         }
     }
@@ -725,7 +766,7 @@ impl<P: Policy> Connection for HttpProxy<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::CloseHow;
+    use crate::model::{Action, CloseHow};
     use crate::testkit::{closes, notes, sent};
     use crate::transparent_proxy::{self, Behaviour};
 
@@ -745,6 +786,7 @@ mod tests {
             on_garbage: OnGarbage::ErrorPage,
             intercept_ports: vec![80],
             max_head_bytes: http::MAX_HEAD_BYTES,
+            header_timeout_ms: 60_000,
         });
         let mut cx = Cx::new(1);
         p.on_event(&mut cx, Event::Accepted { port: 80 });
@@ -759,6 +801,47 @@ mod tests {
     ) -> Vec<crate::Action> {
         p.on_event(cx, Event::Data { from, bytes });
         cx.take_actions()
+    }
+
+    #[test]
+    fn a_head_that_does_not_arrive_within_the_header_timeout_is_answered_408_and_closed() {
+        let (mut p, mut cx) = proxy();
+        let armed = cx.take_actions();
+        assert!(
+            armed.contains(&Action::SetTimer {
+                id: http::HEADER_TIMER,
+                at: http::HEADER_TIMEOUT
+            }),
+            "{armed:?}"
+        );
+        // Slowloris: part of a head, a byte at a time.
+        for b in b"GET /x HTTP/1.1\r\nHost: ser" {
+            let actions = data(&mut p, &mut cx, Side::Client, &[*b]);
+            assert!(sent(&actions, Side::Upstream).is_empty(), "{actions:?}");
+        }
+        let actions = crate::testkit::header_timer_runs_out(&mut p, &mut cx);
+        let answer = String::from_utf8(sent(&actions, Side::Client)).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert_eq!(closes(&actions), vec![(Side::Client, CloseHow::Fin)]);
+        assert!(
+            notes(&actions)[0].contains("no complete request head within 60000 ms (26 bytes"),
+            "{:?}",
+            notes(&actions)
+        );
+        assert!(p.closed());
+    }
+
+    #[test]
+    fn a_complete_head_stops_the_header_timer() {
+        let (mut p, mut cx) = proxy();
+        cx.take_actions();
+        let actions = data(&mut p, &mut cx, Side::Client, GET);
+        assert!(
+            actions.contains(&Action::CancelTimer {
+                id: http::HEADER_TIMER
+            }),
+            "{actions:?}"
+        );
     }
 
     #[test]

@@ -548,6 +548,7 @@ impl L7Connection {
             http_ports: Some(params.http_ports.clone()),
             on_garbage: OnGarbage::ErrorPage,
             max_head_bytes: crate::http::MAX_HEAD_BYTES,
+            header_timeout: Some(crate::http::HEADER_TIMEOUT),
         };
         Self {
             proxy: HttpProxy::new(policy, settings),

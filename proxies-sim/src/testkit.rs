@@ -177,3 +177,16 @@ pub fn half_closed_client(
     }
     wrong
 }
+
+/// Lets `conn`'s header timer run out (at [`crate::http::HEADER_TIMEOUT`]) and gives the
+/// actions that follow.
+pub fn header_timer_runs_out(conn: &mut dyn Connection, cx: &mut Cx) -> Vec<Action> {
+    cx.set_now(crate::http::HEADER_TIMEOUT);
+    conn.on_event(
+        cx,
+        Event::Timer {
+            id: crate::http::HEADER_TIMER,
+        },
+    );
+    cx.take_actions()
+}

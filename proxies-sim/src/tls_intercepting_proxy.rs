@@ -196,6 +196,7 @@ impl Interceptor {
                     on_garbage: Default::default(),
                     intercept_ports,
                     max_head_bytes: crate::http::MAX_HEAD_BYTES,
+                    header_timeout_ms: crate::http::HEADER_TIMEOUT.as_millis() as u64,
                 }))
             }
         };
@@ -715,6 +716,14 @@ mod tests {
                         Action::Dial { .. } => self.dialed = true,
                         Action::Note(n) => self.notes.push(n),
                         Action::Close { side, how } => self.closed.push((side, how)),
+                        // The inner's header timer: these tests never let it run out.
+                        Action::SetTimer {
+                            id: crate::http::HEADER_TIMER,
+                            ..
+                        }
+                        | Action::CancelTimer {
+                            id: crate::http::HEADER_TIMER,
+                        } => {}
                         other => panic!("unexpected {other:?}"),
                     }
                 }

@@ -43,6 +43,11 @@ pub struct Params {
     /// (64 KiB, Squid's `request_header_max_size` and `reply_header_max_size`).
     #[serde(default = "default_max_head_bytes")]
     pub max_head_bytes: usize,
+    /// How long the first request head may take, in milliseconds: then the client is
+    /// answered 408 and the connection closed; 0 waits for ever. Default 60000
+    /// ([`http::HEADER_TIMEOUT`], nginx's `client_header_timeout`).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
 }
 
 fn default_intercept_ports() -> Vec<u16> {
@@ -51,6 +56,10 @@ fn default_intercept_ports() -> Vec<u16> {
 
 fn default_max_head_bytes() -> usize {
     http::MAX_HEAD_BYTES
+}
+
+fn default_header_timeout_ms() -> u64 {
+    http::HEADER_TIMEOUT.as_millis() as u64
 }
 
 /// What `transparent-proxy` does to heads.
@@ -89,6 +98,8 @@ pub fn connection(params: &Params) -> TransparentProxy {
             http_ports: Some(params.intercept_ports.clone()),
             on_garbage: params.on_garbage,
             max_head_bytes: params.max_head_bytes,
+            header_timeout: (params.header_timeout_ms > 0)
+                .then(|| std::time::Duration::from_millis(params.header_timeout_ms)),
         },
     )
 }
@@ -154,6 +165,7 @@ mod tests {
             on_garbage,
             intercept_ports: vec![80],
             max_head_bytes: 8192,
+            header_timeout_ms: 60_000,
         })
     }
 

@@ -128,7 +128,8 @@ fn a_websocket_echo_passes_through_gauntlet_proxy_and_sigterm_ends_it_cleanly() 
 #[test]
 fn gauntlet_proxy_accepts_again_after_running_out_of_descriptors() {
     let upstream = echo_server();
-    // 24 descriptors: the runtime's own and a few connections (two each: client, upstream).
+    // 24 descriptors: the runtime's own and a few connections (two each: client, upstream);
+    // a connection limit above what they allow (the default would stay below it).
     let mut process = Process::start(
         "gauntlet proxy under prlimit",
         Command::new("prlimit").args([
@@ -136,6 +137,8 @@ fn gauntlet_proxy_accepts_again_after_running_out_of_descriptors() {
             "--",
             env!("CARGO_BIN_EXE_gauntlet"),
             "proxy",
+            "--max-connections",
+            "100",
             "--model",
             "pass",
             "--listen",
@@ -154,6 +157,89 @@ fn gauntlet_proxy_accepts_again_after_running_out_of_descriptors() {
     assert_eq!(echo_through(addr).as_deref(), Ok("through the gauntlet"));
     let exit = process.terminate();
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+#[test]
+fn gauntlet_proxy_stops_accepting_at_its_connection_limit_until_one_closes() {
+    let upstream = echo_server();
+    let mut process = Process::start(
+        "gauntlet proxy --max-connections 2",
+        Command::new(env!("CARGO_BIN_EXE_gauntlet")).args([
+            "proxy",
+            "--model",
+            "pass",
+            "--max-connections",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream.to_string(),
+        ]),
+    );
+    let addr = process.address("listening on ");
+    let first = std::net::TcpStream::connect(addr).expect("connect");
+    let _second = std::net::TcpStream::connect(addr).expect("connect");
+    let full = process.stderr_line_containing("connections open");
+    assert!(
+        full.contains("2 connections open, the limit: not accepting on 80"),
+        "{full}"
+    );
+    // The third waits in the listen queue until the first closes.
+    let third = std::thread::spawn(move || echo_through(addr));
+    drop(first);
+    assert_eq!(
+        third.join().expect("the echo thread").as_deref(),
+        Ok("through the gauntlet")
+    );
+    let exit = process.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    let at = |needle: &str| {
+        exit.stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{}", exit.stderr))
+    };
+    assert!(at("#1 done") < at("#3 accepted"), "{}", exit.stderr);
+}
+
+#[test]
+fn slowloris_clients_of_an_http_model_get_408_at_the_header_timeout() {
+    use std::io::{Read as _, Write as _};
+    let upstream = echo_server();
+    let proxy = Proxy::start(
+        &[
+            "--model",
+            "transparent-proxy",
+            "--param",
+            "behaviour=strip",
+            "--param",
+            "header-timeout-ms=300",
+        ],
+        upstream,
+    );
+    let mut slow: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(proxy.addr).expect("connect");
+            s.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+            s.write_all(b"GET /echo HTTP/1.1\r\nHost: ser")
+                .expect("a head's start");
+            s
+        })
+        .collect();
+    for s in &mut slow {
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .expect("the proxy answers and closes");
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    }
+    let (code, stderr) = proxy.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("no complete request head within 300 ms")
+            .count(),
+        50,
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -176,6 +176,7 @@ fn run_through(
         vec![80],
         1,
         transcript,
+        None,
     );
     t.host("hop1", hop);
     t.host("server", server);
