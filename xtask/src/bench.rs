@@ -82,10 +82,29 @@ pub fn main(root: &Path, args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match measure_all(root, &gauntlet, &opts) {
-        Ok(lines) => {
+    let measured = measure_all(root, &gauntlet, &opts).and_then(|lines| {
+        let (rounds, seconds) = if opts.quick {
+            (1, 1)
+        } else {
+            (opts.runs.min(3), 3)
+        };
+        let target = gauntlet
+            .parent()
+            .map_or_else(|| root.join("target"), Path::to_path_buf);
+        let relay = crate::relay::measure(&gauntlet, &target, rounds, seconds)?;
+        Ok((lines, relay, rounds, seconds))
+    });
+    match measured {
+        Ok((lines, relay, rounds, seconds)) => {
             print!("{}", table(&lines));
-            let json = bench_json(&lines, &opts);
+            print!("{}", crate::relay::table(&relay, rounds, seconds));
+            let mut json = bench_json(&lines, &opts);
+            json.truncate(json.trim_end().trim_end_matches('}').trim_end().len());
+            for field in crate::relay::json_fields(&relay) {
+                json.push_str(",\n");
+                json.push_str(&field);
+            }
+            json.push_str("\n}\n");
             let path = root.join("target/gauntlet/bench.json");
             let written = path
                 .parent()

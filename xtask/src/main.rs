@@ -15,6 +15,7 @@
 //!   the criterion micro-benchmarks.
 
 mod bench;
+mod relay;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -45,8 +46,11 @@ tasks:
       Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
       hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 WebSocket clients at
       once through an L4 balancer. Prints each figure (median of N runs, default 5) with its
-      ratio to turmoil, writes target/gauntlet/bench.json, then runs the criterion
-      micro-benchmarks (skipped with --no-criterion). --quick: 1 run each, fewer clients.";
+      ratio to turmoil; then the relay on real sockets: iperf3 through `gauntlet proxy --model
+      pass`, HAProxy (mode tcp) and socat, 1 and 8 streams, interleaved, with gauntlet's ratio
+      to each and CPU-seconds per GB (iperf3, haproxy and socat must be installed); writes
+      target/gauntlet/bench.json, then runs the criterion micro-benchmarks (skipped with
+      --no-criterion). --quick: 1 run each, fewer clients, 1 s relay runs.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
