@@ -47,7 +47,7 @@ impl Tls {
         let names = ["localhost".to_string(), listen.ip().to_string()];
         Ok(Self {
             listen,
-            config: ca.server_config(&names)?,
+            config: ca.server_config(&names, tls::TlsVersions::Any)?,
             ca_pem: ca.root_pem().to_string(),
         })
     }
