@@ -27,6 +27,7 @@ use gauntlet::engine::{self, ENGINES, Engine as _};
 use gauntlet::product::command::Role;
 use gauntlet::scenario::{self, Scheme};
 use gauntlet::suite::{self, Selection};
+use gauntlet::tls::TlsVersions;
 use gauntlet_reports::{DiffOptions, Results};
 
 /// `println!` for everything the commands print on stdout, through [`write_stdout`]: a closed
@@ -263,7 +264,8 @@ enum Command {
     ///
     /// When `--listen` has port 0, stdout has `listening on ADDRESS`; when `--tls-listen`
     /// has port 0, `listening (tls) on ADDRESS` follows. wss uses a certificate from a CA
-    /// generated at start, whose PEM goes to `--ca-out` before either line is printed.
+    /// generated at start, whose PEM goes to `--ca-out` before either line is printed; it
+    /// speaks TLS 1.2 and 1.3 unless `--tls-version` pins one.
     ///
     /// Example: gauntlet serve --listen 127.0.0.1:9000
     /// --tls-listen 127.0.0.1:9443 --ca-out ca.pem
@@ -278,6 +280,9 @@ enum Command {
         /// Where to write the PEM of the CA that signs wss's certificate.
         #[arg(long, value_name = "FILE", requires = "tls_listen")]
         ca_out: Option<PathBuf>,
+        /// The one TLS version wss accepts: 1.2 or 1.3 (default: both; `any` says so).
+        #[arg(long, value_name = "VERSION", requires = "tls_listen", value_parser = parse_tls_version)]
+        tls_version: Option<TlsVersions>,
     },
 }
 
@@ -286,6 +291,10 @@ fn parse_threshold(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("`{s}` is not a threshold: use a number, 0 or more")),
     }
+}
+
+fn parse_tls_version(s: &str) -> Result<TlsVersions, String> {
+    s.parse()
 }
 
 fn parse_scheme(s: &str) -> Result<Scheme, String> {
@@ -393,7 +402,12 @@ fn main() -> ExitCode {
             listen,
             tls_listen,
             ca_out,
-        } => serve(listen, tls_listen.zip(ca_out)),
+            tls_version,
+        } => serve(
+            listen,
+            tls_listen.zip(ca_out),
+            tls_version.unwrap_or_default(),
+        ),
     };
     match result {
         Ok(code) => code,
@@ -560,11 +574,15 @@ fn gate(
 }
 
 /// `gauntlet serve`: the reference server on the live engine until Ctrl-C or SIGTERM, wss
-/// too when `tls` names where to listen and where to write the CA.
-fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Result<ExitCode> {
+/// too, accepting `versions`, when `tls` names where to listen and where to write the CA.
+fn serve(
+    listen: SocketAddr,
+    tls: Option<(SocketAddr, PathBuf)>,
+    versions: TlsVersions,
+) -> anyhow::Result<ExitCode> {
     let tls = match tls {
         Some((addr, ca_out)) => {
-            let tls = gauntlet::serve::Tls::generate(addr)?;
+            let tls = gauntlet::serve::Tls::generate(addr, versions)?;
             suite::write_file(&ca_out, &tls.ca_pem)
                 .with_context(|| format!("writing the CA to {}", ca_out.display()))?;
             Some(tls)

@@ -20,7 +20,7 @@ use crate::product::command::Role;
 use crate::real_hop::{self, Started};
 use crate::scenario::{Hop, Route, Scenario, Scheme, host_names};
 use crate::server;
-use crate::tls::{Ca, Tls, client_config};
+use crate::tls::{Ca, Tls, TlsVersions, client_config};
 use crate::transcript::{self, Entry, Transcript};
 
 /// What one run produced.
@@ -67,8 +67,9 @@ impl RunOutput {
 /// corporate CA and a certificate for every name (as does each `l7-balancer` that terminates
 /// TLS, from a "public" CA every client trusts); the client trusts the run's CA and each corporate CA whose
 /// hop says `client-trusts-ca`; an interceptor's upstream session trusts the run's CA and the
-/// CAs of interceptors further along the path. Returns the client's configuration and each
-/// hop's environment.
+/// CAs of interceptors further along the path. Their certificates accept TLS 1.2 and 1.3
+/// (`[server] tls-version` pins the reference server only). Returns the client's
+/// configuration and each hop's environment.
 fn interception(
     path: &[Hop],
     hops: &[String],
@@ -102,7 +103,7 @@ fn interception(
         let mut further = vec![run_ca];
         further.extend(cas.iter().filter(|c| c.0 > *i).map(|c| &c.2));
         envs[*i].tls = Some(Material {
-            server: ca.server_config(names)?,
+            server: ca.server_config(names, TlsVersions::Any)?,
             upstream: client_config(&further)?,
         });
     }
@@ -125,7 +126,7 @@ fn build(
         // The name a transparently intercepted client dials.
         names.push("server".to_string());
     }
-    let (tls, run_ca) = Tls::generate(&names)?;
+    let (tls, run_ca) = Tls::generate_with(&names, scenario.server.tls_version)?;
     let (client_tls, envs) = interception(&scenario.path, &hops, &names, &run_ca, &tls)?;
     let link = LinkConfig::new(
         Duration::from_millis(scenario.network.latency_ms),

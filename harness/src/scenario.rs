@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::outcome::Outcome;
 use crate::product::Product;
 use crate::product::command::CommandLine;
+use crate::tls::TlsVersions;
 
 /// The format version this build reads.
 pub const FORMAT: u32 = 1;
@@ -189,6 +190,19 @@ pub struct Client {
     /// Put before the request's path (`/ws` asks for `/ws/echo`), for a reverse proxy that
     /// maps a prefix to the server, as the seed's `ProxyPass /ws/ ws://…/` does. Empty: none.
     pub path_prefix: String,
+}
+
+/// The reference server's settings (`[server]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Server {
+    /// The TLS versions its wss listener accepts (`tls-version`): both unless pinned.
+    pub tls_version: TlsVersions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawServer {
+    tls_version: Option<Spanned<TlsVersions>>,
 }
 
 /// Latency on every link of the simulated network.
@@ -441,6 +455,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// The reference client.
     pub client: Client,
+    /// The reference server (every server host of the path).
+    pub server: Server,
     /// The expected outcome per scheme, in the order of `client.schemes`.
     pub expect: Vec<(Scheme, Outcome)>,
     /// Latency bounds: a run that would be `delivered` but breaks one is `degraded`.
@@ -558,6 +574,8 @@ struct RawScenario {
     #[serde(default)]
     faults: Vec<RawFault>,
     client: RawClient,
+    #[serde(default)]
+    server: RawServer,
     expect: Spanned<RawExpect>,
     bounds: Option<Spanned<RawBounds>>,
 }
@@ -1060,6 +1078,21 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         });
     }
 
+    let server = match raw.server.tls_version {
+        Some(v) if !schemes.contains(&Scheme::Wss) => {
+            return Err(fail(
+                v.span(),
+                format!(
+                    "`tls-version = \"{}\"` applies to wss only, which `client.schemes` does not list",
+                    v.get_ref()
+                ),
+            ));
+        }
+        v => Server {
+            tls_version: v.map(Spanned::into_inner).unwrap_or_default(),
+        },
+    };
+
     let bounds = match raw.bounds {
         None => Bounds::default(),
         Some(b) => {
@@ -1117,6 +1150,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             mask,
             path_prefix,
         },
+        server,
         expect,
         bounds,
     })
@@ -1351,6 +1385,35 @@ mod tests {
         let text = text.replace("close-code", "server-close-code");
         let w = parse("m.toml", &text).unwrap().client.workload;
         assert_eq!((w.close_code, w.server_close_code), (1000, Some(4999)));
+    }
+
+    #[test]
+    fn the_server_accepts_both_tls_versions_unless_a_wss_scenario_pins_one() {
+        assert_eq!(
+            parse("m.toml", MINIMAL).unwrap().server.tls_version,
+            TlsVersions::Any
+        );
+        let wss = MINIMAL
+            .replace("[\"ws\"]", "[\"ws\", \"wss\"]")
+            .replace("[expect]", "[expect]\nwss = \"delivered\"");
+        for versions in TlsVersions::ALL {
+            let text = format!("{wss}[server]\ntls-version = \"{versions}\"\n");
+            let s = parse("m.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.server.tls_version, versions);
+        }
+        let e = parse("m.toml", &format!("{wss}[server]\ntls-version = \"1.1\"\n")).unwrap_err();
+        assert_eq!((e.line, e.col), (10, 15), "{e}");
+        assert!(
+            e.message.contains("expected one of `any`, `1.2`, `1.3`"),
+            "{e}"
+        );
+        let e = parse(
+            "m.toml",
+            &format!("{MINIMAL}[server]\ntls-version = \"1.3\"\n"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (9, 15), "{e}");
+        assert!(e.message.contains("applies to wss only"), "{e}");
     }
 
     #[test]

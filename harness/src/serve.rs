@@ -9,7 +9,10 @@
 //!
 //! wss needs a certificate: [`Tls::generate`] makes a fresh CA and a certificate signed by
 //! it for `localhost` and the TLS listening address's IP, and gives the CA's PEM, which the
-//! caller hands to clients so they can trust the server.
+//! caller hands to clients so they can trust the server. Both are ECDSA P-256, which every
+//! client accepts (browsers do not take Ed25519, the simulated runs' choice), and the server
+//! speaks TLS 1.2 and 1.3 unless pinned to one (`--tls-version`): a reverse proxy's upstream
+//! session may offer 1.2 at most, as nginx's does before 1.23.4.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use futures_util::future::LocalBoxFuture;
 
 use crate::engine::{NetRef, Topology};
+use crate::tls::{KeyKind, TlsVersions};
 use crate::transcript::Transcript;
 use crate::{server, standing, tls};
 
@@ -41,13 +45,14 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// A fresh CA and a server certificate it signs for `localhost` and `listen`'s IP.
-    pub fn generate(listen: SocketAddr) -> anyhow::Result<Self> {
-        let ca = tls::Ca::generate("gauntlet serve CA")?;
+    /// A fresh CA and a server certificate it signs for `localhost` and `listen`'s IP, both
+    /// ECDSA P-256; the server accepts `versions`.
+    pub fn generate(listen: SocketAddr, versions: TlsVersions) -> anyhow::Result<Self> {
+        let ca = tls::Ca::generate_with("gauntlet serve CA", KeyKind::EcdsaP256)?;
         let names = ["localhost".to_string(), listen.ip().to_string()];
         Ok(Self {
             listen,
-            config: ca.server_config(&names)?,
+            config: ca.server_config(&names, versions)?,
             ca_pem: ca.root_pem().to_string(),
         })
     }

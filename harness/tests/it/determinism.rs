@@ -68,6 +68,48 @@ fn other_seeds_still_meet_every_expectation() {
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
+/// TLS 1.2 is as deterministic as 1.3 (Ed25519 signatures: every handshake has the same
+/// sizes), and `[server] tls-version` reaches the server: pinned to 1.2, the handshake's
+/// socket operations differ from 1.3's, which the default (both, the client offering both)
+/// negotiates. Direct, and through a TLS inspector whose upstream session meets the server.
+#[test]
+fn a_server_pinned_to_either_tls_version_gives_identical_runs_twice() {
+    use gauntlet::engine::sim::Sim;
+    use gauntlet::outcome::Outcome;
+    use gauntlet::scenario::Scheme;
+    use gauntlet::tls::TlsVersions;
+
+    for file in [
+        "scenarios/baseline/direct.toml",
+        "scenarios/products/corporate-tls-inspection-passes.toml",
+    ] {
+        let mut s = scenario::load(&crate::root().join(file)).expect("a valid scenario");
+        let mut hashes = BTreeMap::new();
+        for versions in TlsVersions::ALL {
+            s.server.tls_version = versions;
+            let [first, second] = [0, 1].map(|_| {
+                gauntlet::run::run(&Sim, &s, Scheme::Wss, 1)
+                    .unwrap_or_else(|e| panic!("{file} TLS {versions}: {e:#}"))
+            });
+            assert_eq!(
+                first.report.outcome,
+                Outcome::Delivered,
+                "{file} TLS {versions}: {}",
+                first.rendered()
+            );
+            assert_eq!(first.rendered(), second.rendered(), "{file} TLS {versions}");
+            assert_eq!(
+                (first.events.count(), first.events.hash()),
+                (second.events.count(), second.events.hash()),
+                "{file} TLS {versions}"
+            );
+            hashes.insert(versions.name(), first.events.hash());
+        }
+        assert_ne!(hashes["1.2"], hashes["1.3"], "{file}");
+        assert_eq!(hashes["any"], hashes["1.3"], "{file}");
+    }
+}
+
 /// The largest difference allowed between the engines' latency figures for one run, or `None`
 /// where they are not comparable. turmoil completes a TCP connect in one link latency, `sim`
 /// in a round trip, so each connection opened on the way adds one latency (a path of `hops`

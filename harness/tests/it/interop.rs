@@ -309,8 +309,25 @@ fn the_reference_client_delivers_against_a_python_websockets_echo_server() {
 fn gauntlet_serve_refuses_bad_flags_and_a_taken_address_with_exit_2() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let taken = taken.local_addr().expect("an address").to_string();
-    let cases: [(Vec<&str>, &str); 4] = [
+    let cases: [(Vec<&str>, &str); 6] = [
         (vec!["--listen", "nowhere"], "invalid value 'nowhere'"),
+        (
+            vec!["--listen", "127.0.0.1:0", "--tls-version", "1.2"],
+            "--tls-listen <ADDR>",
+        ),
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--ca-out",
+                "ca.pem",
+                "--tls-version",
+                "1.1",
+            ],
+            "`1.1` is not a TLS version: expected any, 1.2 or 1.3",
+        ),
         (
             vec!["--listen", "127.0.0.1:0", "--ca-out", "ca.pem"],
             "--tls-listen <ADDR>",

@@ -495,3 +495,35 @@ fn real_products_end_as_their_scenarios_expect_and_leave_no_process_or_port_behi
         }
     }
 }
+
+/// `[server] tls-version` reaches the reference server: behind nginx 1.22's `proxy_pass
+/// https://` (upstream sessions of TLS 1.2 at most), the default server delivers, and the
+/// server pinned to TLS 1.3 refuses nginx's handshake, which answers 502.
+#[test]
+fn the_servers_tls_version_decides_what_nginx_proxy_pass_https_gets() {
+    for scheme in [Scheme::Ws, Scheme::Wss] {
+        let file = "scenarios/live/nginx-https-upstream.toml";
+        let (got, detail) = outcome(file, scheme);
+        assert_eq!(got, Outcome::Delivered, "{file} {scheme}: {detail}");
+
+        let file = "scenarios/live/nginx-https-upstream-tls13-server.toml";
+        let s = scenario::load(&crate::root().join(file)).expect("a valid scenario");
+        let out = gauntlet::run::run(&Live, &s, scheme, 1).expect("the run completes");
+        let transcript = out.rendered();
+        assert_eq!(
+            out.report.outcome,
+            Outcome::HandshakeRejected,
+            "{file} {scheme}: {transcript}"
+        );
+        assert!(
+            out.report.detail.starts_with("HTTP 502 Bad Gateway"),
+            "{file} {scheme}: {transcript}"
+        );
+        for says in [
+            "server  tls handshake failed: peer is incompatible: SupportedVersionsExtensionRequired",
+            "tlsv1 alert protocol version",
+        ] {
+            assert!(transcript.contains(says), "{file} {scheme}: {transcript}");
+        }
+    }
+}

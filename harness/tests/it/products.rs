@@ -1,6 +1,7 @@
 //! Real proxies, started from `scenarios/live/templates/` in front of a WebSocket echo server
 //! on 127.0.0.1: what each does with an upgrade (reverse proxies) or a CONNECT and an
-//! absolute-form upgrade (forward proxies), and that every process started is stopped.
+//! absolute-form upgrade (forward proxies), and that every process started is stopped; and
+//! nginx's `proxy_pass https://` in front of `gauntlet serve`, by the TLS versions it accepts.
 //!
 //! A product that is not installed fails its test with the `apt-get install` line to run.
 //! Every await has a timeout, a safety net against a hang; nothing here measures time. The
@@ -22,6 +23,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::process::{Exit, Process};
 
 /// The safety net on every await.
 const STEP: Duration = Duration::from_secs(15);
@@ -436,6 +439,97 @@ async fn tinyproxy_forwards_an_absolute_form_upgrade_without_upgrade() {
     assert_eq!(trial.absolute_upgrade().await, 426);
     let head = trial.assert_upgrade_dropped("GET /echo HTTP/1.1");
     assert_eq!(header(&head, "connection"), Some("close"), "{head}");
+}
+
+/// `gauntlet serve` with wss on an ephemeral port (its CA file under
+/// `target/gauntlet/products/TEST/`), `args` added: the process, killed by its PID when
+/// dropped, and the wss address.
+fn gauntlet_serve_wss(test: &str, args: &[&str]) -> (Process, SocketAddr) {
+    let dir = crate::root().join("target/gauntlet/products").join(test);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--ca-out")
+        .arg(dir.join("ca.pem"))
+        .args(args);
+    let process = Process::start("gauntlet serve", &mut command);
+    process.address("listening on ");
+    let wss = process.address("listening (tls) on ");
+    (process, wss)
+}
+
+/// nginx with `proxy_pass https://` and the seed's Upgrade lines, `proxy_ssl_*` at their
+/// defaults, in front of `gauntlet serve` run with `args`; a WebSocket client speaks ws to
+/// nginx. What the client got, nginx's logs, and the server's exit (stderr: its log).
+async fn nginx_https_upstream_to_gauntlet_serve(
+    test: &str,
+    args: &[&str],
+) -> (Handshake, String, Exit) {
+    let (mut serve, wss) = gauntlet_serve_wss(test, args);
+    let options = StartOptions::new().value("server_wss_port", wss.port().to_string());
+    let nginx = start(Product::Nginx, "nginx-https-upstream.conf", options);
+    let got = echo_through(nginx.addr(), "/echo").await;
+    let logs = nginx.stop().expect("nginx stops").logs;
+    let exit = serve.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    eprintln!("{logs}\n{}", exit.stderr);
+    (got, logs, exit)
+}
+
+/// nginx 1.22 offers its upstreams TLS 1.2 at most (`proxy_ssl_protocols` has no TLSv1.3
+/// until 1.23.4); the reference server speaks 1.2 as well as 1.3, so the upgrade and the
+/// echo go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_proxy_pass_https_with_default_proxy_ssl_relays_a_websocket_to_gauntlet_serve() {
+    let (got, logs, serve) = nginx_https_upstream_to_gauntlet_serve("https-any", &[]).await;
+    assert!(matches!(got, Handshake::Echoed(_)), "{got:?}\n{logs}");
+    assert!(
+        serve.stderr.contains("-> 101 Switching Protocols"),
+        "{}",
+        serve.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_proxy_pass_https_relays_a_websocket_to_gauntlet_serve_pinned_to_tls_12() {
+    let args = ["--tls-version", "1.2"];
+    let (got, logs, serve) = nginx_https_upstream_to_gauntlet_serve("https-1.2", &args).await;
+    assert!(matches!(got, Handshake::Echoed(_)), "{got:?}\n{logs}");
+    assert!(
+        serve.stderr.contains("-> 101 Switching Protocols"),
+        "{}",
+        serve.stderr
+    );
+}
+
+/// The server pinned to TLS 1.3 is what the reference server was before it spoke 1.2:
+/// nginx's ClientHello has no supported_versions extension (TLS 1.2 at most), the server
+/// refuses it, nginx logs the alert and answers 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_proxy_pass_https_with_default_proxy_ssl_answers_502_from_a_tls_13_only_server() {
+    let args = ["--tls-version", "1.3"];
+    let (got, logs, serve) = nginx_https_upstream_to_gauntlet_serve("https-1.3", &args).await;
+    assert_eq!(got, Handshake::Refused(502), "{logs}");
+    assert!(
+        logs.contains("tlsv1 alert protocol version")
+            && logs.contains("while SSL handshaking to upstream"),
+        "{logs}"
+    );
+    assert!(
+        serve.stderr.contains(
+            "tls handshake failed: peer is incompatible: SupportedVersionsExtensionRequired"
+        ),
+        "{}",
+        serve.stderr
+    );
+    assert!(!serve.stderr.contains("request GET"), "{}", serve.stderr);
 }
 
 /// Every product, stopped explicitly: its main process and every process of its group are
