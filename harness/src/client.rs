@@ -1,8 +1,10 @@
 //! The reference client: tokio-tungstenite over an engine stream, ws or wss (rustls, ring),
 //! with a handshake timeout, an echo or push workload, and a timestamp in simulated time for
-//! every send and receive. It observes the run and decides its [`Outcome`]. The `smuggle`
-//! workload (the cache-poisoning demonstration) writes its frames by hand: see
-//! [`crate::smuggle`].
+//! every send and receive. It observes the run and decides its [`Outcome`]. It checks the 101
+//! itself, as RFC 6455 §4.1 lists (`invalid_101`), fails the connection with a Close (1002,
+//! 1007, 1009: [`crate::violation`]) when the server breaks the protocol, and answers a Close
+//! the server sends first before it reports it. The `smuggle` workload (the cache-poisoning
+//! demonstration) writes its frames by hand: see [`crate::smuggle`].
 
 use std::cell::{Cell, RefCell};
 use std::pin::Pin;
@@ -19,15 +21,17 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use crate::engine::NetRef;
 use crate::outcome::Outcome;
 use crate::scenario::{Scheme, Workload, WorkloadKind};
 use crate::transcript::Transcript;
 use crate::ws_config;
-use crate::{fragment, smuggle};
+use crate::{fragment, smuggle, violation};
 
 /// The name the client logs under.
 const WHO: &str = "client";
@@ -337,87 +341,125 @@ async fn handshake(
     let path = format!("{}{}", plan.path_prefix, request_path(&plan.workload));
     let mut key = [0u8; 16];
     Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
-    let request = tokio_tungstenite::tungstenite::http::Request::builder()
-        .method("GET")
-        .uri(format!("{}://{host}{path}", plan.scheme))
-        .header("Host", host)
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", "13")
-        .header("Sec-WebSocket-Key", base64(&key))
-        .body(())
-        .map_err(|e| {
-            fail(
-                Outcome::HandshakeRejected,
-                format!("cannot build the request: {e}"),
-            )
-        })?;
+    let key = base64(&key);
+    // The request tungstenite's client would write, byte for byte.
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    );
     t.log(net.now(), WHO, format!("upgrade request GET {path}"));
-    let tap = Tap { inner: io, last };
-    match tokio_tungstenite::client_async_with_config(request, tap, Some(ws_config())).await {
-        Ok((ws, response)) => {
-            t.log(
-                net.now(),
-                WHO,
-                format!(
-                    "{} {}",
-                    response.status().as_u16(),
-                    response.status().canonical_reason().unwrap_or("")
-                ),
-            );
-            Ok(ws)
-        }
-        Err(WsError::Http(response)) => {
-            let status = response.status();
-            let body = response
-                .body()
-                .as_deref()
-                .map(|b| {
-                    String::from_utf8_lossy(b)
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .unwrap_or_default();
-            t.log(
-                net.now(),
-                WHO,
-                format!(
-                    "upgrade answered {} {}",
-                    status.as_u16(),
-                    status.canonical_reason().unwrap_or("")
-                ),
-            );
-            Err(fail(
-                Outcome::HandshakeRejected,
-                format!(
-                    "HTTP {} {} at {}{}",
-                    status.as_u16(),
-                    status.canonical_reason().unwrap_or(""),
-                    ms(net.now()),
-                    if body.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {body}")
-                    }
-                ),
-            ))
-        }
-        Err(WsError::Protocol(
-            p @ (ProtocolError::SecWebSocketAcceptKeyMismatch
-            | ProtocolError::MissingConnectionUpgradeHeader
-            | ProtocolError::MissingUpgradeWebSocketHeader
-            | ProtocolError::WrongHttpVersion
-            | ProtocolError::SecWebSocketSubProtocolError(_)),
-        )) => Err(fail(
-            Outcome::HandshakeInvalid,
-            format!("101 not valid: {p} at {}", ms(net.now())),
-        )),
-        Err(e) => Err(fail(
+    let mut tap = Tap { inner: io, last };
+    let no_response = |what: String| {
+        fail(
             Outcome::HandshakeRejected,
-            format!("no HTTP response: {} at {}", describe(&e), ms(net.now())),
-        )),
+            format!("no HTTP response: {what} at {}", ms(net.now())),
+        )
+    };
+    if let Err(e) = tap.write_all(request.as_bytes()).await {
+        return Err(no_response(describe_io(&e)));
+    }
+    let mut buf = Vec::new();
+    let (head, len) = loop {
+        match http::parse_response(&buf, http::MAX_HEAD_BYTES) {
+            http::Parsed::Complete(head, len) => break (head, len),
+            http::Parsed::Invalid(reason) => return Err(no_response(reason)),
+            http::Parsed::Partial => {
+                let mut chunk = [0u8; 4096];
+                match tap.read(&mut chunk).await {
+                    Ok(0) => return Err(no_response("connection closed".into())),
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) => return Err(no_response(describe_io(&e))),
+                }
+            }
+        }
+    };
+    let tail = buf.split_off(len);
+    let status = head.status().unwrap_or_default();
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    if status != 101 {
+        t.log(
+            net.now(),
+            WHO,
+            format!("upgrade answered {status} {reason}"),
+        );
+        let body = String::from_utf8_lossy(&tail)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Err(fail(
+            Outcome::HandshakeRejected,
+            format!(
+                "HTTP {status} {reason} at {}{}",
+                ms(net.now()),
+                if body.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {body}")
+                }
+            ),
+        ));
+    }
+    if let Some(what) = invalid_101(&head, &key) {
+        return Err(fail(
+            Outcome::HandshakeInvalid,
+            format!("101 not valid: {what} at {}", ms(net.now())),
+        ));
+    }
+    t.log(net.now(), WHO, format!("{status} {reason}"));
+    Ok(WebSocketStream::from_partially_read(tap, tail, Role::Client, Some(ws_config())).await)
+}
+
+/// What is wrong with a 101 answering an upgrade that sent `key` and asked for no extension
+/// and no subprotocol, if anything: RFC 6455 §4.1 lists what makes the client _Fail the
+/// WebSocket Connection_: an `Upgrade` other than `websocket` (one token, any case), no
+/// `upgrade` token in `Connection`, a `Sec-WebSocket-Accept` other than the key's (§4.2.2),
+/// and an extension or a subprotocol it did not ask for. A 101 is HTTP/1.1 (RFC 9110 §15.2:
+/// HTTP/1.0 has no 1xx).
+pub(crate) fn invalid_101(head: &http::Head, key: &str) -> Option<String> {
+    let values = |name: &str| -> Vec<String> {
+        head.fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
+            .collect()
+    };
+    let upgrade: Vec<String> = values("upgrade")
+        .iter()
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let accept = values("sec-websocket-accept");
+    let extensions = values("sec-websocket-extensions");
+    let protocol = values("sec-websocket-protocol");
+    let wrong = if matches!(head.start, http::StartLine::Response { minor: 0, .. }) {
+        "the 101 is HTTP/1.0".to_string()
+    } else if upgrade != ["websocket"] {
+        "no `Upgrade: websocket`".to_string()
+    } else if !head.connection_has("upgrade") {
+        "no `Connection: upgrade`".to_string()
+    } else if accept.is_empty() {
+        "no `Sec-WebSocket-Accept`".to_string()
+    } else if accept != [derive_accept_key(key.as_bytes())] {
+        format!("a wrong `Sec-WebSocket-Accept` (`{}`)", accept.join(", "))
+    } else if let Some(e) = extensions.iter().find(|e| !e.is_empty()) {
+        format!("an extension the client did not ask for (`{e}`)")
+    } else if let Some(p) = protocol.first() {
+        format!("a subprotocol the client did not ask for (`{p}`)")
+    } else {
+        return None;
+    };
+    Some(wrong)
+}
+
+/// An I/O error in a few words.
+fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+        std::io::ErrorKind::UnexpectedEof => "connection closed".into(),
+        _ => e.to_string(),
     }
 }
 
@@ -564,7 +606,6 @@ fn describe(e: &WsError) -> String {
         WsError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             "connection closed".into()
         }
-        WsError::Protocol(ProtocolError::HandshakeIncomplete) => "connection closed".into(),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
             "closed without a Close frame (1006)".into()
         }
@@ -690,8 +731,11 @@ impl Session<'_> {
                 }
                 Some(Ok(Message::Ping(_))) => continue,
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => return Ok(Some(m)),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(self.closed_early(ws, frame, doing).await);
+                }
                 Some(Ok(other)) => return Err(self.unexpected(other, doing)),
-                Some(Err(e)) => return Err(self.broken(e, doing)),
+                Some(Err(e)) => return Err(self.fail_connection(ws, e, doing).await),
                 None => return Err(self.ended(doing)),
             }
         }
@@ -930,7 +974,7 @@ impl Session<'_> {
                 // Once the close handshake is complete, how the transport ends (a TLS
                 // stream without close_notify, say) no longer matters (RFC 6455 §7.1.1).
                 Some(Err(_)) if answered => return Ok(()),
-                Some(Err(e)) => return Err(self.broken(e, Doing::Closing)),
+                Some(Err(e)) => return Err(self.fail_connection(ws, e, Doing::Closing).await),
             }
         }
     }
@@ -964,6 +1008,37 @@ impl Session<'_> {
         }
     }
 
+    /// The server closed while the client was not closing: the client answers its Close
+    /// (RFC 6455 §5.5.1: tungstenite has queued the answer, with the same code, or with 1002
+    /// for a code that must never be sent, which it then reports as 1002 too), closes its side
+    /// of the connection, and reports it.
+    async fn closed_early(&mut self, ws: &mut Ws, frame: Option<CloseFrame>, doing: Doing) -> Fail {
+        let code = frame.map_or(1005, |f| u16::from(f.code));
+        self.t.log(
+            self.net.now(),
+            WHO,
+            format!("close {code} received, replying"),
+        );
+        if SinkExt::flush(ws).await.is_ok() {
+            let _ = ws.get_mut().shutdown().await;
+        }
+        self.abnormal(doing, &format!("server closed with {code}"))
+    }
+
+    /// After `e`, the server's violation of the protocol, fails the connection (RFC 6455
+    /// §7.1.7): a Close with the code the violation calls for, then the client closes its side;
+    /// any other error is only reported.
+    async fn fail_connection(&mut self, ws: &mut Ws, e: WsError, doing: Doing) -> Fail {
+        if let Some(code) = violation::close_code(&e) {
+            let line = match violation::fail(ws, code).await {
+                Ok(()) => format!("close {code} sent, closing"),
+                Err(sending) => format!("close {code} failed: {sending}"),
+            };
+            self.t.log(self.net.now(), WHO, line);
+        }
+        self.broken(e, doing)
+    }
+
     fn broken(&self, e: WsError, doing: Doing) -> Fail {
         match e {
             WsError::Io(_)
@@ -973,7 +1048,7 @@ impl Session<'_> {
                 doing,
                 &format!("{} (1006)", describe(&e).trim_end_matches(" (1006)")),
             ),
-            WsError::Protocol(_) | WsError::Capacity(_) | WsError::Utf8(_) => {
+            WsError::Protocol(_) => {
                 let last = self.last.lock().map(|b| printable(&b)).unwrap_or_default();
                 fail(
                     Outcome::Corrupted,
@@ -983,6 +1058,14 @@ impl Session<'_> {
                     ),
                 )
             }
+            WsError::Utf8(_) => fail(
+                Outcome::Corrupted,
+                format!("text that is not UTF-8 ({e}) at {}", ms(self.net.now())),
+            ),
+            WsError::Capacity(_) => fail(
+                Outcome::Corrupted,
+                format!("a message over the limit ({e}) at {}", ms(self.net.now())),
+            ),
             other => self.abnormal(doing, &other.to_string()),
         }
     }

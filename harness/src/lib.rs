@@ -13,6 +13,8 @@
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
 //! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
 //!   `server-fragment-bytes`).
+//! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
+//!   1007 or 1009), for the client and the server alike.
 //! - [`driver`]: runs any `gauntlet-proxies` model over an engine's streams.
 //! - [`metrics`]: latency percentiles (HDR histograms) and the latency bounds that make a
 //!   run `degraded`.
@@ -53,14 +55,19 @@ pub mod standing;
 pub mod suite;
 pub mod tls;
 pub mod transcript;
+pub mod violation;
 
 /// WebSocket settings shared by the reference client and server: tungstenite's defaults with
 /// a 4 KiB read buffer. Its 128 KiB default dominates memory with many connections, and
 /// tungstenite zeroes the buffer's free space before every read, so a large one costs time too;
-/// a frame larger than the buffer still grows it. Its limits (frames up to 16 MiB, messages up
-/// to 64 MiB) admit the largest message a scenario may ask for, in one frame.
+/// a frame larger than the buffer still grows it. Frames and messages are limited to the
+/// largest message a scenario may ask for ([`scenario::MAX_PAYLOAD_BYTES`], 16 MiB): a larger
+/// one fails the connection with 1009 ([`violation`]).
 pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_frame_size(Some(scenario::MAX_PAYLOAD_BYTES))
+        .max_message_size(Some(scenario::MAX_PAYLOAD_BYTES))
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ pub enum Outcome {
     /// The upgrade was answered with something other than 101 (detail: the status), or not
     /// answered at all before the connection closed.
     HandshakeRejected,
-    /// A 101 arrived without a valid `Sec-WebSocket-Accept`, `Upgrade` or `Connection`.
+    /// A 101 arrived that the client must refuse (RFC 6455 §4.1): without a valid
+    /// `Sec-WebSocket-Accept`, `Upgrade` or `Connection`, or naming an extension or a
+    /// subprotocol the client did not ask for.
     HandshakeInvalid,
     /// The handshake (TCP, TLS and upgrade) did not finish within the client's timeout.
     HandshakeTimeout,
@@ -30,7 +32,8 @@ pub enum Outcome {
     Stalled,
     /// Delivered, but a latency bound failed.
     Degraded,
-    /// Bytes arrived changed: a wrong echo, or data that is not a WebSocket frame.
+    /// Bytes arrived changed: a wrong echo, or data that is not a WebSocket frame (the client
+    /// fails the connection with a Close 1002, 1007 or 1009).
     Corrupted,
 }
 

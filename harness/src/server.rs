@@ -7,15 +7,20 @@
 //! - Both take `fragment=N` (every message goes out fragmented, in frames of at most N payload
 //!   bytes) and `close=CODE` (the server closes first with CODE once `count` messages have
 //!   gone out: pushed, or, for `/echo?count=N`, echoed). A Close from the client is answered
-//!   with the same code (tungstenite's reply echoes it).
+//!   with the same code (tungstenite's reply echoes it), or with 1002 for a code that must
+//!   never be sent. A client that breaks the protocol gets a Close with 1002, 1007 or 1009
+//!   ([`crate::violation`]), and the server closes the connection, reading nothing more.
 //! - `/attacker`: the cache-poisoning demonstration's accomplice ([`smuggle::attacker_endpoint`]):
 //!   frames read by hand, masked or not; a frame carrying an HTTP request is answered with a
 //!   raw HTTP response holding the attacker's script.
 //!
-//! A request without a valid upgrade gets a real answer: 426 with `Upgrade: websocket` for a
-//! plain GET, 400 for a broken upgrade (missing key, `Upgrade` without `Connection: upgrade`).
-//! One plain GET is served: `/script.js`, the victim origin's script in the cache-poisoning
-//! demonstration (200, `Cache-Control: max-age=3600`), whatever the `Host`.
+//! A request that is not a valid opening handshake (RFC 6455 §4.2.1) gets a real answer
+//! (`refusal`): 426 with `Upgrade: websocket` for a request without `Upgrade` (a plain GET),
+//! 405 for a method other than GET, 426 with `Sec-WebSocket-Version: 13` for a missing or other
+//! version, and 400 for the rest (a key that is not base64 of 16 bytes, a key or version sent
+//! twice, HTTP/1.0, no `Connection: upgrade`, not exactly one `Host`). One plain GET is
+//! served: `/script.js`, the victim origin's script in the cache-poisoning demonstration (200,
+//! `Cache-Control: max-age=3600`), whatever the `Host`.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -43,7 +48,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use crate::engine::{Listener, NetRef, Software, Stream};
 use crate::transcript::Transcript;
 use crate::ws_config;
-use crate::{fragment, scenario, smuggle};
+use crate::{fragment, scenario, smuggle, violation};
 
 /// The reference server as a host's software: ws on port 80, and, given a TLS
 /// configuration, wss on port 443. With `crash`, at that simulated time every connection it
@@ -275,9 +280,6 @@ fn respond(
     mut req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let headers = req.headers();
-    let wants_websocket = has_token(headers, "upgrade", "websocket");
-    let connection_upgrade = has_token(headers, "connection", "upgrade");
-    let http11 = req.version() == hyper::Version::HTTP_11;
     let line = format!(
         "request {} {} {:?}, Upgrade: {}, Connection: {}",
         req.method(),
@@ -286,12 +288,7 @@ fn respond(
         header_text(headers, "upgrade"),
         header_text(headers, "connection"),
     );
-    let key = headers
-        .get("sec-websocket-key")
-        .and_then(|k| k.to_str().ok())
-        .map(str::to_string);
-    let version = header_text(headers, "sec-websocket-version");
-    let response = if !wants_websocket
+    let response = if !headers.contains_key("upgrade")
         && req.method() == hyper::Method::GET
         && req.uri().path() == smuggle::VICTIM_PATH
     {
@@ -303,32 +300,14 @@ fn respond(
                 ("cache-control", smuggle::ORIGIN_CACHE_CONTROL),
             ],
         )
-    } else if !wants_websocket || !http11 {
-        text_response(
-            StatusCode::UPGRADE_REQUIRED,
-            "This endpoint speaks WebSocket: send an Upgrade request.\n",
-            &[("upgrade", "websocket"), ("connection", "Upgrade")],
-        )
-    } else if !connection_upgrade {
-        text_response(
-            StatusCode::BAD_REQUEST,
-            "Upgrade: websocket needs Connection: upgrade.\n",
-            &[],
-        )
-    } else if req.method() != hyper::Method::GET {
-        text_response(
-            StatusCode::BAD_REQUEST,
-            "A WebSocket upgrade must be a GET.\n",
-            &[],
-        )
-    } else if version != "13" {
-        text_response(
-            StatusCode::UPGRADE_REQUIRED,
-            "Unsupported Sec-WebSocket-Version.\n",
-            &[("sec-websocket-version", "13")],
-        )
-    } else if let Some(key) = key.filter(|k| k.len() == 24 && k.ends_with("==")) {
-        let accept = derive_accept_key(key.as_bytes());
+    } else if let Some(Refusal(status, body, extra)) = refusal(&req) {
+        text_response(status, body, extra)
+    } else {
+        let key = headers
+            .get("sec-websocket-key")
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        let accept = derive_accept_key(key);
         let app = App::from_uri(req.uri());
         let upgrade = hyper::upgrade::on(&mut req);
         let (n, t) = (net.clone(), transcript.clone());
@@ -361,12 +340,6 @@ fn respond(
             h.insert("sec-websocket-accept", v);
         }
         response
-    } else {
-        text_response(
-            StatusCode::BAD_REQUEST,
-            "Missing or malformed Sec-WebSocket-Key.\n",
-            &[],
-        )
     };
     transcript.log(
         net.now(),
@@ -374,6 +347,102 @@ fn respond(
         format!("{line} -> {}", response.status()),
     );
     response
+}
+
+/// A request the server does not upgrade: the status, the body's line, extra fields.
+struct Refusal(
+    StatusCode,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// Why `req` is not an opening handshake the server accepts (RFC 6455 §4.2.1), or `None`.
+///
+/// A request without `Upgrade` is no handshake at all but a plain request for a resource
+/// that needs one: 426 naming `websocket` (RFC 9110 §15.5.22), what a proxy that strips
+/// hop-by-hop fields delivers. A method other than GET is 405 with `Allow: GET` (RFC 9110
+/// §15.5.6). A missing or unsupported `Sec-WebSocket-Version` is 426 with the one version
+/// the server speaks (§4.4). Every other departure from §4.2.1 is 400: an `Upgrade` that does
+/// not name `websocket`, HTTP/1.0, no `upgrade` in `Connection`, not exactly one `Host`
+/// (RFC 9112 §3.2), a repeated `Sec-WebSocket-Version`, and a `Sec-WebSocket-Key` that is
+/// missing, repeated or not base64 of 16 bytes.
+fn refusal(req: &Request<Incoming>) -> Option<Refusal> {
+    let headers = req.headers();
+    let count = |name: &str| headers.get_all(name).iter().count();
+    let refuse = |status, body, extra| Some(Refusal(status, body, extra));
+    if count("upgrade") == 0 {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "This endpoint speaks WebSocket: send an Upgrade request.\n",
+            &[("upgrade", "websocket"), ("connection", "Upgrade")],
+        );
+    }
+    if !has_token(headers, "upgrade", "websocket") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Upgrade must name websocket.\n",
+            &[],
+        );
+    }
+    if req.version() < hyper::Version::HTTP_11 {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "A WebSocket handshake needs HTTP/1.1.\n",
+            &[],
+        );
+    }
+    if req.method() != hyper::Method::GET {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "A WebSocket upgrade must be a GET.\n",
+            &[("allow", "GET")],
+        );
+    }
+    if !has_token(headers, "connection", "upgrade") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Upgrade: websocket needs Connection: upgrade.\n",
+            &[],
+        );
+    }
+    if count("host") != 1 {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "A request needs exactly one Host.\n",
+            &[],
+        );
+    }
+    if count("sec-websocket-version") > 1 {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Version more than once.\n",
+            &[],
+        );
+    }
+    if header_text(headers, "sec-websocket-version") != "13" {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "Unsupported Sec-WebSocket-Version.\n",
+            &[("sec-websocket-version", "13")],
+        );
+    }
+    let key = headers.get("sec-websocket-key").map(HeaderValue::as_bytes);
+    if count("sec-websocket-key") != 1 || !key.is_some_and(key_is_valid) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Missing or malformed Sec-WebSocket-Key.\n",
+            &[],
+        );
+    }
+    None
+}
+
+/// Whether `key` is base64 (RFC 4648 §4, padded) of exactly 16 bytes, as RFC 6455 §4.2.1
+/// item 5 requires: 22 characters of the alphabet, then `==`. The 4 bits the last character
+/// carries beyond the 16 bytes are not checked (RFC 4648 §3.5 lets a decoder ignore them).
+fn key_is_valid(key: &[u8]) -> bool {
+    let alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24 && key.ends_with(b"==") && key[..22].iter().all(alphabet)
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> String {
@@ -533,7 +602,22 @@ impl App {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    t.log(net.now(), net.host(), format!("websocket error: {e}"));
+                    let Some(code) = violation::close_code(&e) else {
+                        t.log(net.now(), net.host(), format!("websocket error: {e}"));
+                        return;
+                    };
+                    match violation::fail(&mut ws, code).await {
+                        Ok(()) => t.log(
+                            net.now(),
+                            net.host(),
+                            format!("websocket error: {e}: close {code} sent, closing"),
+                        ),
+                        Err(sending) => t.log(
+                            net.now(),
+                            net.host(),
+                            format!("websocket error: {e}: close {code} failed: {sending}"),
+                        ),
+                    }
                     return;
                 }
             }

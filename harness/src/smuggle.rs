@@ -30,9 +30,8 @@ use std::time::Duration;
 use gauntlet_proxies::http::{self, Head, Parsed};
 use gauntlet_proxies::rng::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::client::{AsyncIo, Fail, Phase, Plan, Report, fail, ms, transport};
+use crate::client::{AsyncIo, Fail, Phase, Plan, Report, fail, invalid_101, ms, transport};
 use crate::engine::NetRef;
 use crate::outcome::Outcome;
 use crate::transcript::Transcript;
@@ -341,29 +340,7 @@ async fn upgrade(
             ms(net.now())
         )));
     }
-    let token = |name: &str, token: &str| {
-        head.fields
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .any(|(_, v)| {
-                String::from_utf8_lossy(v)
-                    .split(',')
-                    .any(|x| x.trim().eq_ignore_ascii_case(token))
-            })
-    };
-    let accept = head
-        .get("sec-websocket-accept")
-        .map(|v| String::from_utf8_lossy(v).trim().to_string());
-    let wrong = if !token("upgrade", "websocket") {
-        Some("no `Upgrade: websocket`")
-    } else if !token("connection", "upgrade") {
-        Some("no `Connection: upgrade`")
-    } else if accept.as_deref() != Some(derive_accept_key(key.as_bytes()).as_str()) {
-        Some("wrong or missing `Sec-WebSocket-Accept`")
-    } else {
-        None
-    };
-    if let Some(what) = wrong {
+    if let Some(what) = invalid_101(&head, &key) {
         return Err(fail(
             Outcome::HandshakeInvalid,
             format!("101 not valid: {what} at {}", ms(net.now())),

@@ -39,7 +39,7 @@ const MESSAGES: &str = "5";
 
 /// The Python interpreter with both stacks installed; a test fails, saying how to install
 /// them, when there is none.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let python = std::env::var_os(PYTHON_VAR)
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::root().join(VENV).join("bin/python"));
@@ -59,7 +59,7 @@ fn python() -> PathBuf {
 }
 
 /// `python harness/tests/python/SCRIPT ARGS`, with no proxy settings from the environment.
-fn script(name: &str, args: &[&str]) -> Command {
+pub(crate) fn script(name: &str, args: &[&str]) -> Command {
     let mut command = Command::new(python());
     command
         .arg(crate::root().join("harness/tests/python").join(name))
@@ -120,9 +120,9 @@ fn assert_echoed(exit: &Exit, library: &str) {
 }
 
 /// A running `gauntlet serve`, killed by its PID when dropped.
-struct Serve {
+pub(crate) struct Serve {
     process: Process,
-    ws: SocketAddr,
+    pub(crate) ws: SocketAddr,
     /// The wss address and the CA file, when asked for.
     wss: Option<(SocketAddr, PathBuf)>,
 }
@@ -130,7 +130,7 @@ struct Serve {
 impl Serve {
     /// `gauntlet serve` on an ephemeral port, with wss too (its CA written into `tls_dir`)
     /// when given a folder.
-    fn start(tls_dir: Option<&Path>) -> Self {
+    pub(crate) fn start(tls_dir: Option<&Path>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
         command.args(["serve", "--listen", "127.0.0.1:0"]);
         let ca = tls_dir.map(|dir| dir.join("ca.pem"));
@@ -146,7 +146,7 @@ impl Serve {
     }
 
     /// Sends SIGTERM; asserts the exit is 0 and returns stderr, the server's log.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         let exit = self.process.terminate();
         assert_eq!(exit.code, Some(0), "{}", exit.stderr);
         exit.stderr

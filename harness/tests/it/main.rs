@@ -3,6 +3,7 @@
 mod bad_scenarios;
 mod cli;
 mod client;
+mod conformance;
 mod determinism;
 mod engine;
 mod gate;

@@ -3,7 +3,9 @@
 Usage: echo_server.py [--port PORT]
 
 Echoes every text and binary message unchanged, as the same kind, on any path, and answers
-a Close with the same code. Prints `listening on 127.0.0.1:PORT` on stdout once it listens,
+a Close with the same code. Everything else is websockets' default, its 1 MiB message limit
+included: harness/tests/it/conformance.rs holds it to the same RFC 6455 cases as the
+reference server. Prints `listening on 127.0.0.1:PORT` on stdout once it listens,
 then runs until killed.
 """
 
