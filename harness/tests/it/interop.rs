@@ -77,12 +77,32 @@ fn script(name: &str, args: &[&str]) -> Command {
     command
 }
 
-/// A fresh folder under `target/gauntlet/interop/` for one test's files.
-fn scratch(test: &str) -> PathBuf {
-    let dir = crate::root().join("target/gauntlet/interop").join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
+/// A fresh folder under `target/gauntlet/interop/` for one test's files, named after the test
+/// and this process, so that two runs of the tests at once (two `cargo test`s, or two
+/// checkouts sharing a target directory) never read each other's files; removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let name = format!("{test}.{}", std::process::id());
+        let dir = crate::root().join("target/gauntlet/interop").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs `echo_client.py` with `library` against `url` (trusting the CA in `ca` for wss).
@@ -170,7 +190,7 @@ fn python_websockets_echoes_through_gauntlet_proxy_pass_to_gauntlet_serve() {
 
 #[test]
 fn python_websockets_trusts_the_ca_gauntlet_serve_writes_and_echoes_over_wss() {
-    let dir = scratch("wss");
+    let dir = Scratch::new("wss");
     let serve = Serve::start(Some(&dir));
     let (wss, ca) = serve.wss.clone().expect("a wss listener");
     let exit = echo_client("websockets", &format!("wss://{wss}/echo"), Some(&ca));
@@ -181,7 +201,7 @@ fn python_websockets_trusts_the_ca_gauntlet_serve_writes_and_echoes_over_wss() {
 
 #[test]
 fn websocket_client_echoes_through_nginx_with_upgrade_lines_to_gauntlet_serve() {
-    let dir = scratch("nginx");
+    let dir = Scratch::new("nginx");
     let serve = Serve::start(None);
     let ca = gauntlet::tls::Ca::generate("interop test CA").expect("a CA");
     let (cert, key) = ca
