@@ -392,6 +392,7 @@ fn proxy(
     let transcript = gauntlet::transcript::Transcript::printing();
     let mut topology = gauntlet::proxy::topology(&plan, &transcript);
     let announce = listen.port() == 0;
+    let log = transcript.clone();
     topology.client(
         "proxy",
         Box::new(move |net| {
@@ -403,15 +404,14 @@ fn proxy(
                     || "none (CONNECT names each destination)".to_string(),
                     |u| u.to_string(),
                 );
-                say(
-                    &mut std::io::stderr(),
-                    &format!("listening on {addr}, upstream {upstream}"),
-                );
+                log.say(&format!("listening on {addr}, upstream {upstream}"));
             })
             .boxed_local()
         }),
     );
-    engine::live::Live.run(topology, 0)?;
+    let run = engine::live::Live.run(topology, 0);
+    transcript.finish();
+    run?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -534,6 +534,7 @@ fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Resu
     let transcript = gauntlet::transcript::Transcript::printing();
     let mut topology = gauntlet::serve::topology(&plan, &transcript);
     let with_tls = plan.tls.is_some();
+    let log = transcript.clone();
     topology.client(
         "serve",
         Box::new(move |net| {
@@ -546,13 +547,15 @@ fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Resu
                     if to_stdout {
                         say(&mut std::io::stdout(), &line);
                     }
-                    say(&mut std::io::stderr(), &line);
+                    log.say(&line);
                 }
             })
             .boxed_local()
         }),
     );
-    engine::live::Live.run(topology, 0)?;
+    let run = engine::live::Live.run(topology, 0);
+    transcript.finish();
+    run?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -159,7 +159,7 @@ impl Serve {
                 .args(["--tls-listen", "127.0.0.1:0", "--ca-out"])
                 .arg(ca);
         }
-        let process = Process::start("gauntlet serve", &mut command);
+        let mut process = Process::start("gauntlet serve", &mut command);
         let ws = process.address("listening on ");
         let wss = ca.map(|ca| (process.address("listening (tls) on "), ca));
         Self { process, ws, wss }
@@ -170,6 +170,16 @@ impl Serve {
         let exit = self.process.terminate();
         assert_eq!(exit.code, Some(0), "{}", exit.stderr);
         exit.stderr
+    }
+}
+
+impl Drop for Serve {
+    /// A test failing with the server running shows the server's log.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let exit = self.process.kill();
+            eprintln!("gauntlet serve's log:\n{}", exit.stderr);
+        }
     }
 }
 
@@ -309,7 +319,7 @@ fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String
 
 #[test]
 fn the_reference_client_delivers_against_a_python_websockets_echo_server() {
-    let server = Process::start("echo_server.py", &mut script("echo_server.py", &[]));
+    let mut server = Process::start("echo_server.py", &mut script("echo_server.py", &[]));
     let addr = server.address("listening on ");
     for binary in [false, true] {
         let (report, transcript) = reference_client_against(addr, binary);

@@ -11,6 +11,7 @@ mod live;
 mod process;
 mod products;
 mod proxy;
+mod serve;
 mod sim_net;
 mod transcripts;
 

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::process::{PATIENCE, Process};
 
 /// A WebSocket echo server on 127.0.0.1, on its own thread for the rest of the test binary.
-fn echo_server() -> SocketAddr {
+pub fn echo_server() -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -56,7 +56,7 @@ impl Proxy {
     /// Starts `gauntlet proxy ARGS --listen 127.0.0.1:0 --upstream UPSTREAM` and reads the
     /// address from its first line.
     pub fn start(args: &[&str], upstream: SocketAddr) -> Self {
-        let process = Process::start(
+        let mut process = Process::start(
             "gauntlet proxy",
             Command::new(env!("CARGO_BIN_EXE_gauntlet"))
                 .arg("proxy")

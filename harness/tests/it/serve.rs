@@ -1,0 +1,155 @@
+//! `gauntlet serve` (and `gauntlet proxy`) against what real clients and real environments do
+//! to a server: a stderr nobody reads. Each test runs the real binary on
+//! 127.0.0.1 and a blocking WebSocket client (tungstenite); every read and wait has a timeout
+//! ([`PATIENCE`], a safety net: nothing here measures time), and every child is stopped by its
+//! PID.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::process::{PATIENCE, Process};
+
+/// `gauntlet serve --listen 127.0.0.1:0 ARGS`, run through `prefix` (a command that execs it,
+/// such as `prlimit`) when given; its stderr read from the start unless `hold_stderr`.
+fn serve(prefix: &[&str], args: &[&str], hold_stderr: bool) -> (Process, SocketAddr) {
+    let gauntlet = env!("CARGO_BIN_EXE_gauntlet");
+    let mut command = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(gauntlet);
+            c
+        }
+        None => Command::new(gauntlet),
+    };
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args);
+    let mut process = if hold_stderr {
+        Process::start_holding_stderr("gauntlet serve", &mut command)
+    } else {
+        Process::start("gauntlet serve", &mut command)
+    };
+    let addr = process.address("listening on ");
+    (process, addr)
+}
+
+/// A TCP connection to `addr` whose reads and writes give up after [`PATIENCE`].
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    stream.set_write_timeout(Some(PATIENCE)).expect("a timeout");
+    stream
+}
+
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+/// An open WebSocket session with the echo endpoint at `addr`.
+fn open(addr: SocketAddr) -> Result<Ws, String> {
+    let (ws, _) = tungstenite::client(format!("ws://{addr}/echo"), connect(addr))
+        .map_err(|e| format!("handshake with {addr}: {e}"))?;
+    Ok(ws)
+}
+
+/// Sends `messages` text messages of `size` bytes one at a time, each echoed unchanged.
+fn echo<S: Read + Write>(
+    ws: &mut tungstenite::WebSocket<S>,
+    messages: usize,
+    size: usize,
+) -> Result<(), String> {
+    for i in 0..messages {
+        let text = format!("{i:0size$}");
+        ws.send(Message::text(text.clone()))
+            .map_err(|e| format!("send #{i}: {e}"))?;
+        match ws.read() {
+            Ok(Message::Text(got)) if got.as_str() == text => {}
+            Ok(other) => return Err(format!("echo #{i}: got {other:?}")),
+            Err(e) => return Err(format!("echo #{i}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Closes with 1000 and reads until the server's Close and the end of the stream.
+fn close(mut ws: Ws) -> Result<(), String> {
+    ws.close(None).map_err(|e| format!("close: {e}"))?;
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
+            Err(e) => return Err(format!("closing: {e}")),
+        }
+    }
+}
+
+/// A whole echo session: open, `messages` echoes of `size` bytes, a clean close.
+fn session(addr: SocketAddr, messages: usize, size: usize) -> Result<(), String> {
+    let mut ws = open(addr)?;
+    echo(&mut ws, messages, size)?;
+    close(ws)
+}
+
+/// Sessions run one after another while stderr goes unread, and messages in each: the
+/// server's log of them (a line per echo, about 45 bytes) is several times what a pipe
+/// (64 KiB) and the transcript's queue (256 KiB) hold together.
+const QUIET_SESSIONS: usize = 150;
+const QUIET_MESSAGES: usize = 100;
+
+#[test]
+fn gauntlet_serve_keeps_serving_when_nobody_reads_its_stderr_and_says_how_many_lines_it_dropped() {
+    let (mut server, addr) = serve(&[], &[], true);
+    for i in 0..QUIET_SESSIONS {
+        if let Err(e) = session(addr, QUIET_MESSAGES, 20) {
+            let exit = server.kill();
+            panic!(
+                "session {i} of {QUIET_SESSIONS} with stderr unread: {e}\nstderr:\n{}",
+                exit.stderr
+            );
+        }
+    }
+    // Someone reads at last: the writer catches up and reports what it could not keep.
+    let report = server.stderr_line("lines dropped");
+    assert!(report.starts_with("transcript: "), "{report}");
+    eprintln!("{report}");
+    // The server still logs, and its last lines are written out before it exits.
+    session(addr, 3, 77).expect("a session after the log caught up");
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    let tail: Vec<&str> = exit.stderr.lines().rev().take(5).collect();
+    assert!(tail[0].ends_with("websocket closed"), "{tail:?}");
+    assert_eq!(
+        exit.stderr.matches("echoed 77 bytes").count(),
+        3,
+        "{tail:?}"
+    );
+}
+
+#[test]
+fn gauntlet_proxy_keeps_relaying_when_nobody_reads_its_stderr_and_says_how_many_lines_it_dropped() {
+    let upstream = crate::proxy::echo_server();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
+    command.args(["proxy", "--model", "pass", "--listen", "127.0.0.1:0"]);
+    command.args(["--upstream", &upstream.to_string()]);
+    let mut proxy = Process::start_holding_stderr("gauntlet proxy", &mut command);
+    let addr = proxy.address("listening on ");
+    // The proxy logs eight lines per session (about 500 bytes): enough sessions to log
+    // several times what the pipe and the queue hold.
+    let sessions = 1500;
+    for i in 0..sessions {
+        if let Err(e) = session(addr, 1, 20) {
+            let exit = proxy.kill();
+            panic!(
+                "session {i} of {sessions} with stderr unread: {e}\nstderr:\n{}",
+                exit.stderr
+            );
+        }
+    }
+    let report = proxy.stderr_line("lines dropped");
+    assert!(report.starts_with("transcript: "), "{report}");
+    eprintln!("{report}");
+    session(addr, 1, 20).expect("a session after the log caught up");
+    let exit = proxy.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
