@@ -16,6 +16,9 @@
 //! plain GET, 400 for a broken upgrade (missing key, `Upgrade` without `Connection: upgrade`).
 //! One plain GET is served: `/script.js`, the victim origin's script in the cache-poisoning
 //! demonstration (200, `Cache-Control: max-age=3600`), whatever the `Host`.
+//!
+//! A failed accept (out of file descriptors, say) is logged and retried after
+//! [`ACCEPT_BACKOFF`] on the engine's clock: the server keeps serving.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -45,6 +48,9 @@ use crate::transcript::Transcript;
 use crate::ws_config;
 use crate::{fragment, scenario, smuggle};
 
+/// How long the server waits after a failed accept before accepting again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// The reference server as a host's software: ws on port 80, and, given a TLS
 /// configuration, wss on port 443. With `crash`, at that simulated time every connection it
 /// holds is reset and it stops listening, as a crashed backend does.
@@ -57,23 +63,18 @@ pub fn software(
         let transcript = transcript.clone();
         let tls = tls.clone();
         async move {
-            let crash = Crash::new(crash);
+            let server = Server {
+                net: net.clone(),
+                transcript: transcript.clone(),
+                crash: Crash::new(crash),
+            };
             let plain = net.listen(80).await?;
             if let Some(tls) = tls {
                 let secure = net.listen(443).await?;
-                let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
-                net.spawn(
-                    async move {
-                        let served = accept_loop(n.clone(), secure, Some(tls), t.clone(), c).await;
-                        if let Err(e) = served {
-                            t.log(n.now(), n.host(), format!("wss listener failed: {e}"));
-                        }
-                    }
-                    .boxed_local(),
-                );
+                net.spawn(server.clone().accept_loop(secure, Some(tls)).boxed_local());
             }
-            if let Some(at) = crash.at {
-                let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
+            if let Some(at) = server.crash.at {
+                let (n, t, c) = (net.clone(), transcript.clone(), server.crash.clone());
                 net.spawn(
                     async move {
                         n.sleep_until(at).await;
@@ -87,12 +88,20 @@ pub fn software(
                     .boxed_local(),
                 );
             }
-            accept_loop(net, plain, None, transcript, crash).await?;
+            server.accept_loop(plain, None).await;
             std::future::pending::<()>().await;
             Ok(())
         }
         .boxed_local()
     })
+}
+
+/// What the server's listeners share.
+#[derive(Clone)]
+struct Server {
+    net: NetRef,
+    transcript: Transcript,
+    crash: Crash,
 }
 
 /// A connection's stream, which a crash can take away and reset.
@@ -191,37 +200,64 @@ impl AsyncWrite for Killable {
     }
 }
 
-async fn accept_loop(
-    net: NetRef,
-    mut listener: Box<dyn Listener>,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    transcript: Transcript,
-    crash: Crash,
-) -> anyhow::Result<()> {
-    loop {
-        let stream = tokio::select! {
-            biased;
-            () = crash.wait(&net) => return Ok(()),
-            s = listener.accept() => s?,
-        };
-        let stream = crash.register(stream);
-        let (n, t, tls) = (net.clone(), transcript.clone(), tls.clone());
-        net.spawn(
-            async move {
-                match tls {
-                    None => serve_http(n, stream, t).await,
-                    Some(config) => {
-                        match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                            Ok(tls_stream) => serve_http(n, tls_stream, t).await,
-                            Err(e) => {
-                                t.log(n.now(), n.host(), format!("tls handshake failed: {e}"))
-                            }
-                        }
+impl Server {
+    fn log(&self, what: String) {
+        self.transcript.log(self.net.now(), self.net.host(), what);
+    }
+
+    /// Accepts connections until a crash. A failed accept is logged (the first of a run of
+    /// failures, and the recovery) and retried after [`ACCEPT_BACKOFF`].
+    async fn accept_loop(
+        self,
+        mut listener: Box<dyn Listener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
+        let mut failed = 0u64;
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = self.crash.wait(&self.net) => return,
+                s = listener.accept() => s,
+            };
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(e) => {
+                    if failed == 0 {
+                        self.log(format!(
+                            "accept failed: {e}; trying again every {} ms",
+                            ACCEPT_BACKOFF.as_millis()
+                        ));
                     }
+                    failed += 1;
+                    let retry = self.net.now() + ACCEPT_BACKOFF;
+                    tokio::select! {
+                        biased;
+                        () = self.crash.wait(&self.net) => return,
+                        () = self.net.sleep_until(retry) => {}
+                    }
+                    continue;
                 }
+            };
+            if failed > 0 {
+                self.log(format!("accepting again after {failed} failed accepts"));
+                failed = 0;
             }
-            .boxed_local(),
-        );
+            let stream = self.crash.register(stream);
+            let task = self.clone().connection(stream, tls.clone());
+            self.net.spawn(task.boxed_local());
+        }
+    }
+
+    /// One accepted connection: the TLS handshake (for wss), then HTTP.
+    async fn connection(self, stream: Killable, tls: Option<Arc<rustls::ServerConfig>>) {
+        let (n, t) = (self.net.clone(), self.transcript.clone());
+        match tls {
+            None => serve_http(n, stream, t).await,
+            Some(config) => match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                Ok(tls_stream) => serve_http(n, tls_stream, t).await,
+                Err(e) => self.log(format!("tls handshake failed: {e}")),
+            },
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `gauntlet serve` (and `gauntlet proxy`) against what real clients and real environments do
-//! to a server: a stderr nobody reads. Each test runs the real binary on
+//! to a server: a stderr nobody reads, running out of file descriptors. Each test runs the real binary on
 //! 127.0.0.1 and a blocking WebSocket client (tungstenite); every read and wait has a timeout
 //! ([`PATIENCE`], a safety net: nothing here measures time), and every child is stopped by its
 //! PID.
@@ -151,5 +151,23 @@ fn gauntlet_proxy_keeps_relaying_when_nobody_reads_its_stderr_and_says_how_many_
     eprintln!("{report}");
     session(addr, 1, 20).expect("a session after the log caught up");
     let exit = proxy.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+#[test]
+fn gauntlet_serve_accepts_again_after_running_out_of_file_descriptors() {
+    // About a dozen descriptors are the server's own; the rest are for connections.
+    let limit = 32;
+    let nofile = format!("--nofile={limit}:{limit}");
+    let (mut server, addr) = serve(&["prlimit", &nofile, "--"], &[], false);
+    // Twice as many connections as it has descriptors: some accepts must fail.
+    let held: Vec<TcpStream> = (0..2 * limit).map(|_| connect(addr)).collect();
+    let failed = server.stderr_line("accept failed");
+    assert!(failed.contains("Too many open files"), "{failed}");
+    drop(held);
+    // Descriptors are free again: the server accepts what waited, then a new session.
+    server.stderr_line("accepting again after");
+    session(addr, 2, 20).expect("a session once descriptors are free");
+    let exit = server.terminate();
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
 }
