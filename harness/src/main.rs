@@ -226,6 +226,11 @@ enum Command {
     /// has port 0, `listening (tls) on ADDRESS` follows. wss uses a certificate from a CA
     /// generated at start, whose PEM goes to `--ca-out` before either line is printed.
     ///
+    /// A connection that has not sent a whole request head (TLS handshake included) within
+    /// `--header-timeout-ms` of its accept or of its previous request is closed, and a
+    /// connection beyond `--max-connections` is closed as soon as it is accepted; the defaults
+    /// are nginx's as Debian ships it (client_header_timeout 60s, worker_connections 768).
+    ///
     /// Example: gauntlet serve --listen 127.0.0.1:9000
     /// --tls-listen 127.0.0.1:9443 --ca-out ca.pem
     #[command(verbatim_doc_comment)]
@@ -239,7 +244,26 @@ enum Command {
         /// Where to write the PEM of the CA that signs wss's certificate.
         #[arg(long, value_name = "FILE", requires = "tls_listen")]
         ca_out: Option<PathBuf>,
+        /// How long a connection has to send a whole request head, in milliseconds (0: no
+        /// limit).
+        #[arg(long, value_name = "MS", default_value_t = serve_default_header_timeout_ms())]
+        header_timeout_ms: u64,
+        /// How many connections are held at once, WebSocket sessions included (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = serve_default_max_connections())]
+        max_connections: usize,
     },
+}
+
+/// `gauntlet serve --header-timeout-ms`'s default.
+fn serve_default_header_timeout_ms() -> u64 {
+    gauntlet::server::Limits::SERVE
+        .header_timeout
+        .map_or(0, |t| t.as_millis() as u64)
+}
+
+/// `gauntlet serve --max-connections`'s default.
+fn serve_default_max_connections() -> usize {
+    gauntlet::server::Limits::SERVE.max_connections.unwrap_or(0)
 }
 
 fn parse_threshold(s: &str) -> Result<f64, String> {
@@ -350,7 +374,17 @@ fn main() -> ExitCode {
             listen,
             tls_listen,
             ca_out,
-        } => serve(listen, tls_listen.zip(ca_out)),
+            header_timeout_ms,
+            max_connections,
+        } => serve(
+            listen,
+            tls_listen.zip(ca_out),
+            gauntlet::server::Limits {
+                header_timeout: (header_timeout_ms > 0)
+                    .then(|| std::time::Duration::from_millis(header_timeout_ms)),
+                max_connections: (max_connections > 0).then_some(max_connections),
+            },
+        ),
     };
     match result {
         Ok(code) => code,
@@ -516,7 +550,11 @@ fn gate(
 
 /// `gauntlet serve`: the reference server on the live engine until Ctrl-C or SIGTERM, wss
 /// too when `tls` names where to listen and where to write the CA.
-fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Result<ExitCode> {
+fn serve(
+    listen: SocketAddr,
+    tls: Option<(SocketAddr, PathBuf)>,
+    limits: gauntlet::server::Limits,
+) -> anyhow::Result<ExitCode> {
     let tls = match tls {
         Some((addr, ca_out)) => {
             let tls = gauntlet::serve::Tls::generate(addr)?;
@@ -530,7 +568,11 @@ fn serve(listen: SocketAddr, tls: Option<(SocketAddr, PathBuf)>) -> anyhow::Resu
         listen.port() == 0,
         tls.as_ref().is_some_and(|t| t.listen.port() == 0),
     );
-    let plan = gauntlet::serve::Plan { listen, tls };
+    let plan = gauntlet::serve::Plan {
+        listen,
+        tls,
+        limits,
+    };
     let transcript = gauntlet::transcript::Transcript::printing();
     let mut topology = gauntlet::serve::topology(&plan, &transcript);
     let with_tls = plan.tls.is_some();

@@ -7,6 +7,10 @@
 //! listeners bind there. The run's client is the caller's: it learns the bound addresses and
 //! waits for the interruption ([`serve`]).
 //!
+//! The server holds connections within [`server::Limits`] (by default [`Limits::SERVE`],
+//! nginx's as Debian ships it): a client that does not finish its request head in time is
+//! closed, and connections beyond the maximum are closed as soon as they are accepted.
+//!
 //! wss needs a certificate: [`Tls::generate`] makes a fresh CA and a certificate signed by
 //! it for `localhost` and the TLS listening address's IP, and gives the CA's PEM, which the
 //! caller hands to clients so they can trust the server.
@@ -17,6 +21,7 @@ use std::sync::Arc;
 use futures_util::future::LocalBoxFuture;
 
 use crate::engine::{NetRef, Topology};
+use crate::server::Limits;
 use crate::transcript::Transcript;
 use crate::{server, standing, tls};
 
@@ -60,6 +65,8 @@ pub struct Plan {
     pub listen: SocketAddr,
     /// The wss listener, if asked for.
     pub tls: Option<Tls>,
+    /// What the server refuses to hold.
+    pub limits: Limits,
 }
 
 /// Where the server listens, once bound.
@@ -76,7 +83,7 @@ pub struct Bound {
 pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
     let mut topology = standing::topology();
     let config = plan.tls.as_ref().map(|t| t.config.clone());
-    let mut software = server::software(transcript.clone(), config, None);
+    let mut software = server::software_with(transcript.clone(), config, None, plan.limits);
     if let Some(tls) = &plan.tls {
         software = standing::published(WSS_PORT, tls.listen, Some(software));
     }

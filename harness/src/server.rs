@@ -18,9 +18,12 @@
 //! demonstration (200, `Cache-Control: max-age=3600`), whatever the `Host`.
 //!
 //! A failed accept (out of file descriptors, say) is logged and retried after
-//! [`ACCEPT_BACKOFF`] on the engine's clock: the server keeps serving.
+//! [`ACCEPT_BACKOFF`]: the server keeps serving. Facing real clients (`gauntlet serve`), the
+//! server also has [`Limits`]: a time for each request head to arrive, and a maximum number of
+//! connections held at once. Both run on the engine's clock ([`crate::engine::Net::now`]), so
+//! a simulated run stays deterministic; the simulated runs' server has none.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -51,13 +54,50 @@ use crate::{fragment, scenario, smuggle};
 /// How long the server waits after a failed accept before accepting again.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What a server facing real clients refuses to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a connection has to deliver a complete request head, from its accept (a TLS
+    /// handshake included) or from its previous request; it is closed when the time is up.
+    pub header_timeout: Option<Duration>,
+    /// How many connections the server holds at once, WebSocket sessions included; a
+    /// connection accepted beyond them is closed at once.
+    pub max_connections: Option<usize>,
+}
+
+impl Limits {
+    /// No limits: the server of the simulated runs, whose clients are the harness's own.
+    pub const NONE: Limits = Limits {
+        header_timeout: None,
+        max_connections: None,
+    };
+
+    /// `gauntlet serve`'s defaults, nginx's as Debian ships it: `client_header_timeout 60s`
+    /// (nginx's default, which bounds the TLS handshake and the request head alike) and
+    /// `worker_connections 768` (Debian's `/etc/nginx/nginx.conf`).
+    pub const SERVE: Limits = Limits {
+        header_timeout: Some(Duration::from_secs(60)),
+        max_connections: Some(768),
+    };
+}
+
 /// The reference server as a host's software: ws on port 80, and, given a TLS
 /// configuration, wss on port 443. With `crash`, at that simulated time every connection it
-/// holds is reset and it stops listening, as a crashed backend does.
+/// holds is reset and it stops listening, as a crashed backend does. No [`Limits`].
 pub fn software(
     transcript: Transcript,
     tls: Option<Arc<rustls::ServerConfig>>,
     crash: Option<Duration>,
+) -> Software {
+    software_with(transcript, tls, crash, Limits::NONE)
+}
+
+/// [`software`] with `limits`.
+pub fn software_with(
+    transcript: Transcript,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    crash: Option<Duration>,
+    limits: Limits,
 ) -> Software {
     std::rc::Rc::new(move |net: NetRef| {
         let transcript = transcript.clone();
@@ -67,6 +107,8 @@ pub fn software(
                 net: net.clone(),
                 transcript: transcript.clone(),
                 crash: Crash::new(crash),
+                limits,
+                open: Rc::default(),
             };
             let plain = net.listen(80).await?;
             if let Some(tls) = tls {
@@ -102,6 +144,26 @@ struct Server {
     net: NetRef,
     transcript: Transcript,
     crash: Crash,
+    limits: Limits,
+    /// Connections held now.
+    open: Rc<Cell<usize>>,
+}
+
+/// One held connection: counted in [`Server::open`] until the last clone is dropped (the
+/// connection's task and, after an upgrade, its WebSocket session hold one each).
+struct Held(Rc<Cell<usize>>);
+
+impl Held {
+    fn new(open: &Rc<Cell<usize>>) -> Rc<Self> {
+        open.set(open.get() + 1);
+        Rc::new(Self(open.clone()))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 /// A connection's stream, which a crash can take away and reset.
@@ -242,33 +304,101 @@ impl Server {
                 self.log(format!("accepting again after {failed} failed accepts"));
                 failed = 0;
             }
+            if let Some(max) = self
+                .limits
+                .max_connections
+                .filter(|max| self.open.get() >= *max)
+            {
+                self.log(format!(
+                    "closed a connection from {} at once: {max} connections open, the maximum",
+                    stream.peer()
+                ));
+                drop(stream);
+                continue;
+            }
+            let held = Held::new(&self.open);
+            let peer = stream.peer();
             let stream = self.crash.register(stream);
-            let task = self.clone().connection(stream, tls.clone());
-            self.net.spawn(task.boxed_local());
+            let task = match self.limits.header_timeout {
+                None => self
+                    .clone()
+                    .connection(stream, tls.clone(), held, None)
+                    .boxed_local(),
+                Some(limit) => {
+                    let server = self.clone();
+                    let last_head = Rc::new(Cell::new(self.net.now()));
+                    let connection = server.clone().connection(
+                        stream,
+                        tls.clone(),
+                        held,
+                        Some(last_head.clone()),
+                    );
+                    async move {
+                        tokio::select! {
+                            biased;
+                            () = connection => {}
+                            () = head_deadline(&server.net, &last_head, limit) => {
+                                server.log(format!(
+                                    "closed the connection from {peer}: no request head within {} ms",
+                                    limit.as_millis()
+                                ));
+                            }
+                        }
+                    }
+                    .boxed_local()
+                }
+            };
+            self.net.spawn(task);
         }
     }
 
-    /// One accepted connection: the TLS handshake (for wss), then HTTP.
-    async fn connection(self, stream: Killable, tls: Option<Arc<rustls::ServerConfig>>) {
+    /// One accepted connection: the TLS handshake (for wss), then HTTP. `last_head`, when
+    /// there is a header timeout, is set to the time of each request head.
+    async fn connection(
+        self,
+        stream: Killable,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        held: Rc<Held>,
+        last_head: Option<Rc<Cell<Duration>>>,
+    ) {
         let (n, t) = (self.net.clone(), self.transcript.clone());
         match tls {
-            None => serve_http(n, stream, t).await,
+            None => serve_http(n, stream, t, held, last_head).await,
             Some(config) => match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                Ok(tls_stream) => serve_http(n, tls_stream, t).await,
+                Ok(tls_stream) => serve_http(n, tls_stream, t, held, last_head).await,
                 Err(e) => self.log(format!("tls handshake failed: {e}")),
             },
         }
     }
 }
 
-async fn serve_http<S>(net: NetRef, io: S, transcript: Transcript)
-where
+/// Completes once `limit` has passed since `last_head` without a new request head.
+async fn head_deadline(net: &NetRef, last_head: &Cell<Duration>, limit: Duration) {
+    loop {
+        let deadline = last_head.get() + limit;
+        if net.now() >= deadline {
+            return;
+        }
+        net.sleep_until(deadline).await;
+    }
+}
+
+async fn serve_http<S>(
+    net: NetRef,
+    io: S,
+    transcript: Transcript,
+    held: Rc<Held>,
+    last_head: Option<Rc<Cell<Duration>>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (n, t) = (net.clone(), transcript.clone());
     let service = service_fn(move |req| {
-        let (n, t) = (n.clone(), t.clone());
-        async move { Ok::<_, Infallible>(respond(n, t, req)) }
+        if let Some(last_head) = &last_head {
+            last_head.set(n.now());
+        }
+        let (n, t, held) = (n.clone(), t.clone(), held.clone());
+        async move { Ok::<_, Infallible>(respond(n, t, req, held)) }
     });
     let result = http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
@@ -305,10 +435,12 @@ fn text_response(
     response
 }
 
+/// The answer to `req`; an upgraded connection's session holds `held` until it ends.
 fn respond(
     net: NetRef,
     transcript: Transcript,
     mut req: Request<Incoming>,
+    held: Rc<Held>,
 ) -> Response<Full<Bytes>> {
     let headers = req.headers();
     let wants_websocket = has_token(headers, "upgrade", "websocket");
@@ -370,6 +502,7 @@ fn respond(
         let (n, t) = (net.clone(), transcript.clone());
         net.spawn(
             async move {
+                let _held = held;
                 match upgrade.await {
                     Ok(upgraded) if app == App::Attacker => {
                         smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t).await;

@@ -1,12 +1,14 @@
 //! `gauntlet serve` (and `gauntlet proxy`) against what real clients and real environments do
-//! to a server: a stderr nobody reads, running out of file descriptors. Each test runs the real binary on
+//! to a server: a stderr nobody reads, running out of file descriptors, request heads sent a
+//! byte at a time, more connections than it should hold. Each test runs the real binary on
 //! 127.0.0.1 and a blocking WebSocket client (tungstenite); every read and wait has a timeout
 //! ([`PATIENCE`], a safety net: nothing here measures time), and every child is stopped by its
 //! PID.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
+use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -154,6 +156,22 @@ fn gauntlet_proxy_keeps_relaying_when_nobody_reads_its_stderr_and_says_how_many_
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
 }
 
+/// Whether the server has closed `stream`: a read gives the end of the stream or an error
+/// other than a timeout.
+fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
 #[test]
 fn gauntlet_serve_accepts_again_after_running_out_of_file_descriptors() {
     // About a dozen descriptors are the server's own; the rest are for connections.
@@ -168,6 +186,108 @@ fn gauntlet_serve_accepts_again_after_running_out_of_file_descriptors() {
     // Descriptors are free again: the server accepts what waited, then a new session.
     server.stderr_line("accepting again after");
     session(addr, 2, 20).expect("a session once descriptors are free");
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+#[test]
+fn gauntlet_serve_closes_connections_that_never_finish_their_request_head() {
+    let ca = std::env::temp_dir().join(format!("gauntlet-slow-heads-{}.pem", std::process::id()));
+    let ca_arg = ca.display().to_string();
+    let (mut server, addr) = serve(
+        &[],
+        &[
+            "--header-timeout-ms",
+            "500",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            &ca_arg,
+        ],
+        false,
+    );
+    let _ = std::fs::remove_file(&ca);
+    let tls = server.address("listening (tls) on ");
+    // Slow clients: a request head a byte every 100 ms (so no single read waits long), never
+    // finished; and a TLS client that never says hello.
+    let count = 20;
+    let slow: Vec<std::thread::JoinHandle<bool>> = (0..count)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(100)))
+                    .expect("a timeout");
+                let head = b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+                // Safety net: a byte per read timeout for PATIENCE, far longer than the
+                // header timeout.
+                let bytes = (PATIENCE.as_millis() / 100) as usize;
+                (0..bytes).any(|i| {
+                    let byte = head.get(i).copied().unwrap_or(b'a');
+                    stream.write_all(&[byte]).is_err() || closed_by_peer(&mut stream)
+                })
+            })
+        })
+        .collect();
+    let mut silent_tls = connect(tls);
+    // Meanwhile, a client that sends its head serves as usual.
+    session(addr, 2, 20).expect("a normal session beside the slow ones");
+    for (i, slow) in slow.into_iter().enumerate() {
+        assert!(
+            slow.join().expect("the slow client"),
+            "slow client {i} is still open"
+        );
+    }
+    assert!(
+        closed_by_peer(&mut silent_tls),
+        "the silent TLS client is still open"
+    );
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    assert_eq!(
+        exit.stderr.matches("no request head within 500 ms").count(),
+        count + 1,
+        "{}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn gauntlet_serve_closes_connections_beyond_max_connections_and_serves_once_one_ends() {
+    let (mut server, addr) = serve(&[], &["--max-connections", "3"], false);
+    let mut sessions: Vec<Ws> = (0..3)
+        .map(|i| open(addr).unwrap_or_else(|e| panic!("session {i}: {e}")))
+        .collect();
+    for ws in &mut sessions {
+        echo(ws, 1, 20).expect("an echo within the limit");
+    }
+    // The fourth is closed without an answer.
+    let mut fourth = connect(addr);
+    let request = format!(
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    // The server may close before or after the request arrives: either way, no answer.
+    let _ = fourth.write_all(request.as_bytes());
+    let mut answer = Vec::new();
+    let read = fourth.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "the fourth connection got {:?} ({read:?})",
+        String::from_utf8_lossy(&answer)
+    );
+    let refused = server.stderr_line("at once");
+    assert!(
+        refused.contains("3 connections open, the maximum"),
+        "{refused}"
+    );
+    // One session ends; once the server has let it go, a new one is served.
+    close(sessions.remove(0)).expect("a clean close");
+    server.stderr_line("websocket closed");
+    session(addr, 2, 20).expect("a session once one ended");
+    for ws in sessions {
+        close(ws).expect("a clean close");
+    }
     let exit = server.terminate();
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
 }
