@@ -291,3 +291,90 @@ fn gauntlet_serve_closes_connections_beyond_max_connections_and_serves_once_one_
     let exit = server.terminate();
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
 }
+
+/// A rustls client session store that keeps nothing and counts the TLS 1.3 tickets offered.
+#[derive(Debug, Default)]
+struct TicketCounter(std::sync::atomic::AtomicUsize);
+
+impl rustls::client::ClientSessionStore for TicketCounter {
+    fn set_kx_hint(&self, _: rustls::pki_types::ServerName<'static>, _: rustls::NamedGroup) {}
+    fn kx_hint(&self, _: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        None
+    }
+    fn set_tls12_session(
+        &self,
+        _: rustls::pki_types::ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
+    fn tls12_session(
+        &self,
+        _: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+    fn remove_tls12_session(&self, _: &rustls::pki_types::ServerName<'static>) {}
+    fn insert_tls13_ticket(
+        &self,
+        _: rustls::pki_types::ServerName<'static>,
+        _: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn take_tls13_ticket(
+        &self,
+        _: &rustls::pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        None
+    }
+}
+
+/// TLS 1.3 tickets arrive after the handshake, as the client sends its upgrade request; a
+/// client that reads and writes one OpenSSL connection from two threads (Python websockets'
+/// sync client) then sometimes loses the request (see `serve::Tls::generate`). This is what
+/// made the Python wss interop test flaky: `gauntlet serve` must send none.
+#[test]
+fn gauntlet_serve_sends_no_tls13_session_tickets() {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let ca = std::env::temp_dir().join(format!("gauntlet-tickets-{}.pem", std::process::id()));
+    let ca_arg = ca.display().to_string();
+    let (mut server, _) = serve(
+        &[],
+        &["--tls-listen", "127.0.0.1:0", "--ca-out", &ca_arg],
+        false,
+    );
+    let tls = server.address("listening (tls) on ");
+    let pem = std::fs::read(&ca).expect("the CA file");
+    let _ = std::fs::remove_file(&ca);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).expect("a PEM certificate"))
+        .expect("a root");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tickets = std::sync::Arc::new(TicketCounter::default());
+    config.resumption = rustls::client::Resumption::store(tickets.clone());
+    let name = ServerName::from(tls.ip());
+    let client =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("a client");
+    let stream = rustls::StreamOwned::new(client, connect(tls));
+    let (mut ws, _) =
+        tungstenite::client(format!("wss://{tls}/echo"), stream).expect("a wss handshake");
+    // The echo comes after anything the server sent after its handshake.
+    echo(&mut ws, 1, 20).expect("an echo over wss");
+    ws.close(None).expect("a close");
+    while ws.read().is_ok() {}
+    assert_eq!(
+        tickets.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "TLS 1.3 session tickets from gauntlet serve"
+    );
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
