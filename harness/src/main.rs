@@ -267,6 +267,11 @@ enum Command {
     /// generated at start, whose PEM goes to `--ca-out` before either line is printed; it
     /// speaks TLS 1.2 and 1.3 unless `--tls-version` pins one.
     ///
+    /// A connection that has not sent a whole request head (TLS handshake included) within
+    /// `--header-timeout-ms` of its accept or of its previous request is closed, and a
+    /// connection beyond `--max-connections` is closed as soon as it is accepted; the defaults
+    /// are nginx's as Debian ships it (client_header_timeout 60s, worker_connections 768).
+    ///
     /// Example: gauntlet serve --listen 127.0.0.1:9000
     /// --tls-listen 127.0.0.1:9443 --ca-out ca.pem
     #[command(verbatim_doc_comment)]
@@ -283,7 +288,26 @@ enum Command {
         /// The one TLS version wss accepts: 1.2 or 1.3 (default: both; `any` says so).
         #[arg(long, value_name = "VERSION", requires = "tls_listen", value_parser = parse_tls_version)]
         tls_version: Option<TlsVersions>,
+        /// How long a connection has to send a whole request head, in milliseconds (0: no
+        /// limit).
+        #[arg(long, value_name = "MS", default_value_t = serve_default_header_timeout_ms())]
+        header_timeout_ms: u64,
+        /// How many connections are held at once, WebSocket sessions included (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = serve_default_max_connections())]
+        max_connections: usize,
     },
+}
+
+/// `gauntlet serve --header-timeout-ms`'s default.
+fn serve_default_header_timeout_ms() -> u64 {
+    gauntlet::server::Limits::SERVE
+        .header_timeout
+        .map_or(0, |t| t.as_millis() as u64)
+}
+
+/// `gauntlet serve --max-connections`'s default.
+fn serve_default_max_connections() -> usize {
+    gauntlet::server::Limits::SERVE.max_connections.unwrap_or(0)
 }
 
 fn parse_threshold(s: &str) -> Result<f64, String> {
@@ -403,10 +427,17 @@ fn main() -> ExitCode {
             tls_listen,
             ca_out,
             tls_version,
+            header_timeout_ms,
+            max_connections,
         } => serve(
             listen,
             tls_listen.zip(ca_out),
             tls_version.unwrap_or_default(),
+            gauntlet::server::Limits {
+                header_timeout: (header_timeout_ms > 0)
+                    .then(|| std::time::Duration::from_millis(header_timeout_ms)),
+                max_connections: (max_connections > 0).then_some(max_connections),
+            },
         ),
     };
     match result {
@@ -451,6 +482,7 @@ fn proxy(
     let transcript = gauntlet::transcript::Transcript::printing();
     let mut topology = gauntlet::proxy::topology(&plan, &transcript);
     let announce = listen.port() == 0;
+    let log = transcript.clone();
     topology.client(
         "proxy",
         Box::new(move |net| {
@@ -462,15 +494,14 @@ fn proxy(
                     || "none (CONNECT names each destination)".to_string(),
                     |u| u.to_string(),
                 );
-                say(
-                    &mut std::io::stderr(),
-                    &format!("listening on {addr}, upstream {upstream}"),
-                );
+                log.say(&format!("listening on {addr}, upstream {upstream}"));
             })
             .boxed_local()
         }),
     );
-    engine::live::Live.run(topology, 0)?;
+    let run = engine::live::Live.run(topology, 0);
+    transcript.finish();
+    run?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -579,6 +610,7 @@ fn serve(
     listen: SocketAddr,
     tls: Option<(SocketAddr, PathBuf)>,
     versions: TlsVersions,
+    limits: gauntlet::server::Limits,
 ) -> anyhow::Result<ExitCode> {
     let tls = match tls {
         Some((addr, ca_out)) => {
@@ -593,10 +625,15 @@ fn serve(
         listen.port() == 0,
         tls.as_ref().is_some_and(|t| t.listen.port() == 0),
     );
-    let plan = gauntlet::serve::Plan { listen, tls };
+    let plan = gauntlet::serve::Plan {
+        listen,
+        tls,
+        limits,
+    };
     let transcript = gauntlet::transcript::Transcript::printing();
     let mut topology = gauntlet::serve::topology(&plan, &transcript);
     let with_tls = plan.tls.is_some();
+    let log = transcript.clone();
     topology.client(
         "serve",
         Box::new(move |net| {
@@ -609,13 +646,15 @@ fn serve(
                     if to_stdout {
                         say(&mut std::io::stdout(), &line);
                     }
-                    say(&mut std::io::stderr(), &line);
+                    log.say(&line);
                 }
             })
             .boxed_local()
         }),
     );
-    engine::live::Live.run(topology, 0)?;
+    let run = engine::live::Live.run(topology, 0);
+    transcript.finish();
+    run?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,8 +21,14 @@
 //! twice, HTTP/1.0, no `Connection: upgrade`, not exactly one `Host`). One plain GET is
 //! served: `/script.js`, the victim origin's script in the cache-poisoning demonstration (200,
 //! `Cache-Control: max-age=3600`), whatever the `Host`.
+//!
+//! A failed accept (out of file descriptors, say) is logged and retried after
+//! [`ACCEPT_BACKOFF`]: the server keeps serving. Facing real clients (`gauntlet serve`), the
+//! server also has [`Limits`]: a time for each request head to arrive, and a maximum number of
+//! connections held at once. Both run on the engine's clock ([`crate::engine::Net::now`]), so
+//! a simulated run stays deterministic; the simulated runs' server has none.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -45,40 +51,75 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::engine::ACCEPT_BACKOFF;
 use crate::engine::{Listener, NetRef, Software, Stream};
 use crate::transcript::Transcript;
 use crate::ws_config;
 use crate::{fragment, scenario, smuggle, violation};
 
+/// What a server facing real clients refuses to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a connection has to deliver a complete request head, from its accept (a TLS
+    /// handshake included) or from its previous request; it is closed when the time is up.
+    pub header_timeout: Option<Duration>,
+    /// How many connections the server holds at once, WebSocket sessions included; a
+    /// connection accepted beyond them is closed at once.
+    pub max_connections: Option<usize>,
+}
+
+impl Limits {
+    /// No limits: the server of the simulated runs, whose clients are the harness's own.
+    pub const NONE: Limits = Limits {
+        header_timeout: None,
+        max_connections: None,
+    };
+
+    /// `gauntlet serve`'s defaults, nginx's as Debian ships it: `client_header_timeout 60s`
+    /// (nginx's default, which bounds the TLS handshake and the request head alike) and
+    /// `worker_connections 768` (Debian's `/etc/nginx/nginx.conf`).
+    pub const SERVE: Limits = Limits {
+        header_timeout: Some(Duration::from_secs(60)),
+        max_connections: Some(768),
+    };
+}
+
 /// The reference server as a host's software: ws on port 80, and, given a TLS
 /// configuration, wss on port 443. With `crash`, at that simulated time every connection it
-/// holds is reset and it stops listening, as a crashed backend does.
+/// holds is reset and it stops listening, as a crashed backend does. No [`Limits`].
 pub fn software(
     transcript: Transcript,
     tls: Option<Arc<rustls::ServerConfig>>,
     crash: Option<Duration>,
 ) -> Software {
+    software_with(transcript, tls, crash, Limits::NONE)
+}
+
+/// [`software`] with `limits`.
+pub fn software_with(
+    transcript: Transcript,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    crash: Option<Duration>,
+    limits: Limits,
+) -> Software {
     std::rc::Rc::new(move |net: NetRef| {
         let transcript = transcript.clone();
         let tls = tls.clone();
         async move {
-            let crash = Crash::new(crash);
+            let server = Server {
+                net: net.clone(),
+                transcript: transcript.clone(),
+                crash: Crash::new(crash),
+                limits,
+                open: Rc::default(),
+            };
             let plain = net.listen(80).await?;
             if let Some(tls) = tls {
                 let secure = net.listen(443).await?;
-                let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
-                net.spawn(
-                    async move {
-                        let served = accept_loop(n.clone(), secure, Some(tls), t.clone(), c).await;
-                        if let Err(e) = served {
-                            t.log(n.now(), n.host(), format!("wss listener failed: {e}"));
-                        }
-                    }
-                    .boxed_local(),
-                );
+                net.spawn(server.clone().accept_loop(secure, Some(tls)).boxed_local());
             }
-            if let Some(at) = crash.at {
-                let (n, t, c) = (net.clone(), transcript.clone(), crash.clone());
+            if let Some(at) = server.crash.at {
+                let (n, t, c) = (net.clone(), transcript.clone(), server.crash.clone());
                 net.spawn(
                     async move {
                         n.sleep_until(at).await;
@@ -92,12 +133,40 @@ pub fn software(
                     .boxed_local(),
                 );
             }
-            accept_loop(net, plain, None, transcript, crash).await?;
+            server.accept_loop(plain, None).await;
             std::future::pending::<()>().await;
             Ok(())
         }
         .boxed_local()
     })
+}
+
+/// What the server's listeners share.
+#[derive(Clone)]
+struct Server {
+    net: NetRef,
+    transcript: Transcript,
+    crash: Crash,
+    limits: Limits,
+    /// Connections held now.
+    open: Rc<Cell<usize>>,
+}
+
+/// One held connection: counted in [`Server::open`] until the last clone is dropped (the
+/// connection's task and, after an upgrade, its WebSocket session hold one each).
+struct Held(Rc<Cell<usize>>);
+
+impl Held {
+    fn new(open: &Rc<Cell<usize>>) -> Rc<Self> {
+        open.set(open.get() + 1);
+        Rc::new(Self(open.clone()))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 /// A connection's stream, which a crash can take away and reset.
@@ -196,48 +265,143 @@ impl AsyncWrite for Killable {
     }
 }
 
-async fn accept_loop(
-    net: NetRef,
-    mut listener: Box<dyn Listener>,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    transcript: Transcript,
-    crash: Crash,
-) -> anyhow::Result<()> {
-    loop {
-        let stream = tokio::select! {
-            biased;
-            () = crash.wait(&net) => return Ok(()),
-            s = listener.accept() => s?,
-        };
-        let stream = crash.register(stream);
-        let (n, t, tls) = (net.clone(), transcript.clone(), tls.clone());
-        net.spawn(
-            async move {
-                match tls {
-                    None => serve_http(n, stream, t).await,
-                    Some(config) => {
-                        match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                            Ok(tls_stream) => serve_http(n, tls_stream, t).await,
-                            Err(e) => {
-                                t.log(n.now(), n.host(), format!("tls handshake failed: {e}"))
+impl Server {
+    fn log(&self, what: String) {
+        self.transcript.log(self.net.now(), self.net.host(), what);
+    }
+
+    /// Accepts connections until a crash. A failed accept is logged (the first of a run of
+    /// failures, and the recovery) and retried after [`ACCEPT_BACKOFF`].
+    async fn accept_loop(
+        self,
+        mut listener: Box<dyn Listener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
+        let mut failed = 0u64;
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = self.crash.wait(&self.net) => return,
+                s = listener.accept() => s,
+            };
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(e) => {
+                    if failed == 0 {
+                        self.log(format!(
+                            "accept failed: {e}; trying again every {} ms",
+                            ACCEPT_BACKOFF.as_millis()
+                        ));
+                    }
+                    failed += 1;
+                    let retry = self.net.now() + ACCEPT_BACKOFF;
+                    tokio::select! {
+                        biased;
+                        () = self.crash.wait(&self.net) => return,
+                        () = self.net.sleep_until(retry) => {}
+                    }
+                    continue;
+                }
+            };
+            if failed > 0 {
+                self.log(format!("accepting again after {failed} failed accepts"));
+                failed = 0;
+            }
+            if let Some(max) = self
+                .limits
+                .max_connections
+                .filter(|max| self.open.get() >= *max)
+            {
+                self.log(format!(
+                    "closed a connection from {} at once: {max} connections open, the maximum",
+                    stream.peer()
+                ));
+                drop(stream);
+                continue;
+            }
+            let held = Held::new(&self.open);
+            let peer = stream.peer();
+            let stream = self.crash.register(stream);
+            let task = match self.limits.header_timeout {
+                None => self
+                    .clone()
+                    .connection(stream, tls.clone(), held, None)
+                    .boxed_local(),
+                Some(limit) => {
+                    let server = self.clone();
+                    let last_head = Rc::new(Cell::new(self.net.now()));
+                    let connection = server.clone().connection(
+                        stream,
+                        tls.clone(),
+                        held,
+                        Some(last_head.clone()),
+                    );
+                    async move {
+                        tokio::select! {
+                            biased;
+                            () = connection => {}
+                            () = head_deadline(&server.net, &last_head, limit) => {
+                                server.log(format!(
+                                    "closed the connection from {peer}: no request head within {} ms",
+                                    limit.as_millis()
+                                ));
                             }
                         }
                     }
+                    .boxed_local()
                 }
-            }
-            .boxed_local(),
-        );
+            };
+            self.net.spawn(task);
+        }
+    }
+
+    /// One accepted connection: the TLS handshake (for wss), then HTTP. `last_head`, when
+    /// there is a header timeout, is set to the time of each request head.
+    async fn connection(
+        self,
+        stream: Killable,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        held: Rc<Held>,
+        last_head: Option<Rc<Cell<Duration>>>,
+    ) {
+        let (n, t) = (self.net.clone(), self.transcript.clone());
+        match tls {
+            None => serve_http(n, stream, t, held, last_head).await,
+            Some(config) => match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                Ok(tls_stream) => serve_http(n, tls_stream, t, held, last_head).await,
+                Err(e) => self.log(format!("tls handshake failed: {e}")),
+            },
+        }
     }
 }
 
-async fn serve_http<S>(net: NetRef, io: S, transcript: Transcript)
-where
+/// Completes once `limit` has passed since `last_head` without a new request head.
+async fn head_deadline(net: &NetRef, last_head: &Cell<Duration>, limit: Duration) {
+    loop {
+        let deadline = last_head.get() + limit;
+        if net.now() >= deadline {
+            return;
+        }
+        net.sleep_until(deadline).await;
+    }
+}
+
+async fn serve_http<S>(
+    net: NetRef,
+    io: S,
+    transcript: Transcript,
+    held: Rc<Held>,
+    last_head: Option<Rc<Cell<Duration>>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (n, t) = (net.clone(), transcript.clone());
     let service = service_fn(move |req| {
-        let (n, t) = (n.clone(), t.clone());
-        async move { Ok::<_, Infallible>(respond(n, t, req)) }
+        if let Some(last_head) = &last_head {
+            last_head.set(n.now());
+        }
+        let (n, t, held) = (n.clone(), t.clone(), held.clone());
+        async move { Ok::<_, Infallible>(respond(n, t, req, held)) }
     });
     let result = http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
@@ -274,10 +438,12 @@ fn text_response(
     response
 }
 
+/// The answer to `req`; an upgraded connection's session holds `held` until it ends.
 fn respond(
     net: NetRef,
     transcript: Transcript,
     mut req: Request<Incoming>,
+    held: Rc<Held>,
 ) -> Response<Full<Bytes>> {
     let headers = req.headers();
     let line = format!(
@@ -313,6 +479,7 @@ fn respond(
         let (n, t) = (net.clone(), transcript.clone());
         net.spawn(
             async move {
+                let _held = held;
                 match upgrade.await {
                     Ok(upgraded) if app == App::Attacker => {
                         smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t).await;

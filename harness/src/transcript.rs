@@ -1,9 +1,16 @@
 //! The run's transcript: every host's notable events in simulated time, in the order they
 //! happened. Deterministic for a seed: it holds no random bytes (no masks, keys or TLS records).
+//!
+//! A printing transcript (`gauntlet proxy`, `gauntlet serve`) never makes its host wait for
+//! stderr: lines go to a bounded queue that a thread of their own writes out. When stderr is
+//! not drained (a pipe nobody reads) and the queue is full, lines are dropped and counted, and
+//! the count is printed where they would have been (`transcript: N lines dropped`) once the
+//! writer has caught up.
 
-use std::cell::RefCell;
-use std::io::Write as _;
+use std::cell::{Cell, RefCell};
+use std::io::Write;
 use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// One line of a transcript.
@@ -26,7 +33,7 @@ pub struct Transcript(Keep);
 enum Keep {
     Lines(Rc<RefCell<Vec<Entry>>>),
     Nothing,
-    Print,
+    Print(Rc<Printer>),
 }
 
 impl Default for Transcript {
@@ -35,16 +42,35 @@ impl Default for Transcript {
     }
 }
 
+/// How many bytes of lines a printing transcript holds for its writer before it drops lines:
+/// four times what a Linux pipe buffers, so that a reader that is only slow loses nothing.
+pub const PRINT_QUEUE_BYTES: usize = 256 * 1024;
+
+/// How long [`Transcript::finish`] waits for a writer that makes no progress (a stderr nobody
+/// reads) before giving up on the lines still queued.
+const FLUSH_STALL: Duration = Duration::from_secs(1);
+
+/// The writer writes at most this much at a time, so that [`Transcript::finish`] sees progress.
+const WRITE_CHUNK: usize = 4096;
+
 impl Transcript {
     /// A transcript that keeps nothing (for runs whose log would cost more than the run).
     pub fn discarding() -> Self {
         Self(Keep::Nothing)
     }
 
-    /// A transcript that keeps nothing and prints each line to stderr as it is logged, in
-    /// the form [`render`] gives (for `gauntlet proxy`, which runs until interrupted).
+    /// A transcript that keeps nothing and prints each line to stderr, in the form [`render`]
+    /// gives, from a thread of its own (for `gauntlet proxy` and `gauntlet serve`, which run
+    /// until interrupted): logging never waits for stderr. At most [`PRINT_QUEUE_BYTES`] wait
+    /// to be written; beyond that, lines are dropped and their count printed in their place.
+    /// Call [`Transcript::finish`] before the process exits.
     pub fn printing() -> Self {
-        Self(Keep::Print)
+        Self::printing_to(std::io::stderr(), PRINT_QUEUE_BYTES)
+    }
+
+    /// [`Transcript::printing`] to `sink`, holding at most `capacity` bytes for it.
+    pub fn printing_to(sink: impl Write + Send + 'static, capacity: usize) -> Self {
+        Self(Keep::Print(Rc::new(Printer::start(sink, capacity))))
     }
 
     /// Appends a line.
@@ -56,10 +82,24 @@ impl Transcript {
                 what: what.into(),
             }),
             Keep::Nothing => {}
-            Keep::Print => {
-                // A closed stderr loses the line; it does not stop the run.
-                let _ = std::io::stderr().write_all(line(at, who, 0, &what.into()).as_bytes());
-            }
+            Keep::Print(printer) => printer.push(&line(at, who, 0, &what.into())),
+        }
+    }
+
+    /// A printing transcript prints `text` as a line of its own, as it is (for what is not an
+    /// event of the run, such as where a server listens); other transcripts ignore it.
+    pub fn say(&self, text: &str) {
+        if let Keep::Print(printer) = &self.0 {
+            printer.push(&format!("{text}\n"));
+        }
+    }
+
+    /// A printing transcript stops taking lines and waits until those queued are written, for
+    /// as long as its writer makes progress (it gives up on a stderr nobody reads after a
+    /// second without progress). Other transcripts have nothing to do.
+    pub fn finish(&self) {
+        if let Keep::Print(printer) = &self.0 {
+            printer.finish();
         }
     }
 
@@ -67,8 +107,174 @@ impl Transcript {
     pub fn entries(&self) -> Vec<Entry> {
         match &self.0 {
             Keep::Lines(lines) => lines.borrow().clone(),
-            Keep::Nothing | Keep::Print => Vec::new(),
+            Keep::Nothing | Keep::Print(_) => Vec::new(),
         }
+    }
+}
+
+/// The queue between a printing transcript and its writer thread.
+struct Printer {
+    shared: Arc<Shared>,
+    finished: Cell<bool>,
+}
+
+impl std::fmt::Debug for Printer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("Printer")
+            .field("queued", &state.queued.len())
+            .field("dropped", &state.dropped)
+            .finish()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer: lines queued, or no more to come.
+    wake: Condvar,
+    /// Wakes [`Printer::finish`]: a chunk written, or the writer done.
+    progress: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct State {
+    /// Lines waiting for the writer.
+    queued: String,
+    capacity: usize,
+    /// Lines dropped since the last report.
+    dropped: u64,
+    /// No more lines will come.
+    closed: bool,
+    /// The writer has written everything and stopped.
+    done: bool,
+    /// Chunks written so far.
+    written: u64,
+}
+
+/// The line that stands for `count` dropped lines.
+fn dropped_line(count: u64) -> String {
+    let lines = if count == 1 { "line" } else { "lines" };
+    format!("transcript: {count} {lines} dropped (stderr was not read fast enough)\n")
+}
+
+impl Printer {
+    fn start(mut sink: impl Write + Send + 'static, capacity: usize) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queued: String::new(),
+                capacity,
+                dropped: 0,
+                closed: false,
+                done: false,
+                written: 0,
+            }),
+            wake: Condvar::new(),
+            progress: Condvar::new(),
+        });
+        let theirs = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("transcript".into())
+            .spawn(move || write_out(&theirs, &mut sink));
+        if writer.is_err() {
+            // Without a writer nothing is printed; the run goes on.
+            let mut state = shared.lock();
+            state.closed = true;
+            state.done = true;
+        }
+        Self {
+            shared,
+            finished: Cell::new(false),
+        }
+    }
+
+    /// Queues `line`, or counts it as dropped when the queue is full.
+    fn push(&self, line: &str) {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return;
+        }
+        let report = (state.dropped > 0).then(|| dropped_line(state.dropped));
+        let need = line.len() + report.as_ref().map_or(0, String::len);
+        if !state.queued.is_empty() && state.queued.len() + need > state.capacity {
+            state.dropped += 1;
+            return;
+        }
+        if let Some(report) = report {
+            state.queued.push_str(&report);
+            state.dropped = 0;
+        }
+        state.queued.push_str(line);
+        drop(state);
+        self.shared.wake.notify_one();
+    }
+
+    fn finish(&self) {
+        if self.finished.replace(true) {
+            return;
+        }
+        let mut state = self.shared.lock();
+        state.closed = true;
+        self.shared.wake.notify_one();
+        while !state.done {
+            let before = state.written;
+            let (next, waited) = self
+                .shared
+                .progress
+                .wait_timeout_while(state, FLUSH_STALL, |s| !s.done && s.written == before)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            if waited.timed_out() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The writer thread: writes what is queued, in chunks, and, each time it has caught up, the
+/// count of lines dropped since the last report, if any; stops once the queue is closed and
+/// empty. A sink that fails (a closed stderr) loses the lines; nothing waits on it.
+fn write_out(shared: &Shared, sink: &mut dyn Write) {
+    loop {
+        let batch = {
+            let mut state = shared.lock();
+            loop {
+                if !state.queued.is_empty() {
+                    break std::mem::take(&mut state.queued);
+                }
+                if state.dropped > 0 {
+                    let report = dropped_line(state.dropped);
+                    state.dropped = 0;
+                    break report;
+                }
+                if state.closed {
+                    state.done = true;
+                    drop(state);
+                    shared.progress.notify_all();
+                    return;
+                }
+                state = shared
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        for chunk in batch.as_bytes().chunks(WRITE_CHUNK) {
+            let _ = sink.write_all(chunk);
+            shared.lock().written += 1;
+            shared.progress.notify_all();
+        }
+        let _ = sink.flush();
     }
 }
 
@@ -92,4 +298,181 @@ pub fn render(entries: &[Entry]) -> String {
 pub fn hash(entries: &[Entry]) -> String {
     let h = gauntlet_proxies::rng::fnv1a(render(entries).as_bytes());
     format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A sink that records what it is given; a gated one announces each write on `entered`,
+    /// waits for a permit (none needed once the permits' sender is dropped), and announces
+    /// the write done on `wrote`.
+    #[derive(Clone)]
+    struct Sink {
+        out: Arc<Mutex<Vec<u8>>>,
+        gate: Option<Gate>,
+    }
+
+    #[derive(Clone)]
+    struct Gate {
+        permits: Arc<Mutex<mpsc::Receiver<()>>>,
+        entered: mpsc::Sender<()>,
+        wrote: mpsc::Sender<()>,
+    }
+
+    /// The test's side of a gated sink.
+    struct Control {
+        permits: mpsc::Sender<()>,
+        entered: mpsc::Receiver<()>,
+        wrote: mpsc::Receiver<()>,
+    }
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    impl Control {
+        /// Waits until the writer is inside a write (it has taken what was queued).
+        fn entered(&self) {
+            self.entered.recv_timeout(WAIT).expect("the writer writes");
+        }
+
+        /// Lets one write through and waits until it is done.
+        fn let_one_through(&self) {
+            self.permits.send(()).expect("the writer waits");
+            self.wrote.recv_timeout(WAIT).expect("the write is done");
+        }
+    }
+
+    impl Sink {
+        fn open() -> Self {
+            Self {
+                out: Arc::default(),
+                gate: None,
+            }
+        }
+
+        fn gated() -> (Self, Control) {
+            let (permits, gate) = mpsc::channel();
+            let (entered, entries) = mpsc::channel();
+            let (wrote, writes) = mpsc::channel();
+            let sink = Self {
+                out: Arc::default(),
+                gate: Some(Gate {
+                    permits: Arc::new(Mutex::new(gate)),
+                    entered,
+                    wrote,
+                }),
+            };
+            let control = Control {
+                permits,
+                entered: entries,
+                wrote: writes,
+            };
+            (sink, control)
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.out.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(gate) = &self.gate {
+                let _ = gate.entered.send(());
+                // Err: the permits' sender is gone, the gate stays open.
+                let _ = gate.permits.lock().unwrap().recv();
+            }
+            self.out.lock().unwrap().extend_from_slice(buf);
+            if let Some(gate) = &self.gate {
+                let _ = gate.wrote.send(());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn finish_waits_until_every_queued_line_is_written() {
+        let sink = Sink::open();
+        let t = Transcript::printing_to(sink.clone(), PRINT_QUEUE_BYTES);
+        for i in 0..2000 {
+            t.log(Duration::from_millis(i), "server", format!("event {i}"));
+        }
+        t.say("listening on 127.0.0.1:9");
+        t.finish();
+        let text = sink.text();
+        assert_eq!(text.lines().count(), 2001, "{text}");
+        assert!(
+            text.starts_with("      0.000 ms  server  event 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("event 1999\nlistening on 127.0.0.1:9\n"),
+            "{text}"
+        );
+        // Lines after the end are not printed, and nothing waits for them.
+        t.say("too late");
+        t.finish();
+        assert!(!sink.text().contains("too late"));
+    }
+
+    #[test]
+    fn a_full_queue_drops_lines_counts_them_and_says_so_where_they_were() {
+        let (sink, control) = Sink::gated();
+        // Ten 10-byte lines fit.
+        let t = Transcript::printing_to(sink.clone(), 100);
+        t.say("first 000");
+        // The writer has taken the first line and waits: the queue is empty again.
+        control.entered();
+        for i in 1..=25 {
+            t.say(&format!("line {i:04}"));
+        }
+        // The writer catches up: the first line, then the ten that fitted.
+        control.let_one_through();
+        control.entered();
+        control.let_one_through();
+        t.say("after 0000");
+        drop(control);
+        t.finish();
+        let expected: Vec<String> = std::iter::once("first 000".to_string())
+            .chain((1..=10).map(|i| format!("line {i:04}")))
+            .chain([
+                "transcript: 15 lines dropped (stderr was not read fast enough)".to_string(),
+                "after 0000".to_string(),
+            ])
+            .collect();
+        assert_eq!(sink.text().lines().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn lines_dropped_just_before_the_end_are_still_counted() {
+        let (sink, control) = Sink::gated();
+        let t = Transcript::printing_to(sink.clone(), 10);
+        t.say("first 000");
+        control.entered();
+        t.say("fits 0000");
+        t.say("dropped 0");
+        t.say("dropped 1");
+        drop(control);
+        t.finish();
+        assert_eq!(
+            sink.text(),
+            "first 000\nfits 0000\ntranscript: 2 lines dropped (stderr was not read fast enough)\n"
+        );
+    }
+
+    #[test]
+    fn finish_gives_up_on_a_writer_that_makes_no_progress() {
+        let (sink, control) = Sink::gated();
+        let t = Transcript::printing_to(sink.clone(), PRINT_QUEUE_BYTES);
+        t.say("stuck");
+        control.entered();
+        // Nobody reads: finish returns rather than hold the process forever.
+        t.finish();
+        assert_eq!(sink.text(), "");
+        drop(control);
+    }
 }

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The relays measured, in the order they are printed; the first is the one compared.
 pub const RELAYS: [&str; 3] = ["gauntlet", "haproxy", "socat"];
@@ -49,8 +49,8 @@ fn free_port() -> Result<u16, String> {
 /// Waits until something accepts on `port` (a TCP probe), at most 10 s.
 fn wait_listening(port: u16, what: &str, child: &mut Child) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
+    // 10 s at most: 500 tries 20 ms apart (and the probes' own timeouts).
+    for _ in 0..500 {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("{what} exited before listening ({status})"));
         }
@@ -140,7 +140,14 @@ fn iperf_server() -> Result<(Guard, u16), String> {
     use std::io::BufRead as _;
     let port = free_port()?;
     let mut child = Command::new("iperf3")
-        .args(["-s", "-B", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-s",
+            "--forceflush",
+            "-B",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -150,7 +157,11 @@ fn iperf_server() -> Result<(Guard, u16), String> {
     let guard = Guard(child, "iperf3 -s");
     let mut lines = std::io::BufReader::new(stdout.ok_or("iperf3 has no stdout")?).lines();
     match lines.find(|l| l.as_ref().is_ok_and(|l| l.contains("Server listening"))) {
-        Some(Ok(_)) => Ok((guard, port)),
+        Some(Ok(_)) => {
+            // Drains the rest, so the server never writes to a closed pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            Ok((guard, port))
+        }
         _ => Err(format!("iperf3 -s did not listen on 127.0.0.1:{port}")),
     }
 }

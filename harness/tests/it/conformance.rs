@@ -1023,7 +1023,7 @@ fn the_reference_server_software_answers_every_case_on_the_simulated_network() {
 fn gauntlet_serve_and_python_websockets_answer_every_case_alike() {
     let cases = server_cases();
     let serve = Serve::start(None);
-    let python = Process::start("echo_server.py", &mut script("echo_server.py", &[]));
+    let mut python = Process::start("echo_server.py", &mut script("echo_server.py", &[]));
     let python_addr = python.address("listening on ");
     let ours = against_real(serve.ws, &cases);
     let theirs = against_real(python_addr, &cases);

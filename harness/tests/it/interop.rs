@@ -77,12 +77,32 @@ pub(crate) fn script(name: &str, args: &[&str]) -> Command {
     command
 }
 
-/// A fresh folder under `target/gauntlet/interop/` for one test's files.
-fn scratch(test: &str) -> PathBuf {
-    let dir = crate::root().join("target/gauntlet/interop").join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
+/// A fresh folder under `target/gauntlet/interop/` for one test's files, named after the test
+/// and this process, so that two runs of the tests at once (two `cargo test`s, or two
+/// checkouts sharing a target directory) never read each other's files; removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let name = format!("{test}.{}", std::process::id());
+        let dir = crate::root().join("target/gauntlet/interop").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs `echo_client.py` with `library` against `url` (trusting the CA in `ca` for wss).
@@ -139,7 +159,7 @@ impl Serve {
                 .args(["--tls-listen", "127.0.0.1:0", "--ca-out"])
                 .arg(ca);
         }
-        let process = Process::start("gauntlet serve", &mut command);
+        let mut process = Process::start("gauntlet serve", &mut command);
         let ws = process.address("listening on ");
         let wss = ca.map(|ca| (process.address("listening (tls) on "), ca));
         Self { process, ws, wss }
@@ -150,6 +170,16 @@ impl Serve {
         let exit = self.process.terminate();
         assert_eq!(exit.code, Some(0), "{}", exit.stderr);
         exit.stderr
+    }
+}
+
+impl Drop for Serve {
+    /// A test failing with the server running shows the server's log.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let exit = self.process.kill();
+            eprintln!("gauntlet serve's log:\n{}", exit.stderr);
+        }
     }
 }
 
@@ -170,7 +200,7 @@ fn python_websockets_echoes_through_gauntlet_proxy_pass_to_gauntlet_serve() {
 
 #[test]
 fn python_websockets_trusts_the_ca_gauntlet_serve_writes_and_echoes_over_wss() {
-    let dir = scratch("wss");
+    let dir = Scratch::new("wss");
     let serve = Serve::start(Some(&dir));
     let (wss, ca) = serve.wss.clone().expect("a wss listener");
     let exit = echo_client("websockets", &format!("wss://{wss}/echo"), Some(&ca));
@@ -181,7 +211,7 @@ fn python_websockets_trusts_the_ca_gauntlet_serve_writes_and_echoes_over_wss() {
 
 #[test]
 fn websocket_client_echoes_through_nginx_with_upgrade_lines_to_gauntlet_serve() {
-    let dir = scratch("nginx");
+    let dir = Scratch::new("nginx");
     let serve = Serve::start(None);
     let ca = gauntlet::tls::Ca::generate("interop test CA").expect("a CA");
     let (cert, key) = ca
@@ -289,7 +319,7 @@ fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String
 
 #[test]
 fn the_reference_client_delivers_against_a_python_websockets_echo_server() {
-    let server = Process::start("echo_server.py", &mut script("echo_server.py", &[]));
+    let mut server = Process::start("echo_server.py", &mut script("echo_server.py", &[]));
     let addr = server.address("listening on ");
     for binary in [false, true] {
         let (report, transcript) = reference_client_against(addr, binary);

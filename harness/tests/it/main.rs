@@ -13,6 +13,7 @@ mod process;
 mod products;
 mod proxy;
 mod relay;
+mod serve;
 mod sim_net;
 mod transcripts;
 

@@ -1,10 +1,12 @@
-//! Child processes for the tests that run programs: stdout read line by line, stderr
-//! collected, every wait bounded by [`PATIENCE`] (a safety net, not a claim about speed), and
-//! the child killed by its PID when the guard is dropped, panic or not.
+//! Child processes for the tests that run programs: stdout and stderr read line by line as
+//! they come (or stderr left unread, for the tests of a child whose stderr nobody drains),
+//! every wait bounded by [`PATIENCE`] (a safety net, not a claim about speed), and the child
+//! killed by its PID when the guard is dropped, panic or not. A wait that runs out kills the
+//! child and panics with what it had written.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -27,13 +29,60 @@ pub struct Process {
     child: Child,
     what: String,
     lines: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-    stderr_lines: mpsc::Receiver<String>,
+    stderr: Stderr,
+}
+
+/// A child's stderr: unread until asked, or read line by line on a thread.
+struct Stderr {
+    /// Not read yet ([`Process::start_holding_stderr`]).
+    held: Option<ChildStderr>,
+    /// Lines, as the reading thread gets them.
+    lines: Option<mpsc::Receiver<String>>,
+    /// Lines received so far.
+    seen: String,
+}
+
+/// Sends each line `from` gives (invalid UTF-8 replaced; with its line end when `ends`) until
+/// its end.
+fn read_lines(from: impl Read + Send + 'static, ends: bool) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(from);
+        loop {
+            let mut line = Vec::new();
+            match from.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if !ends {
+                        while line.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                            line.pop();
+                        }
+                    }
+                    if tx
+                        .send(String::from_utf8_lossy(&line).into_owned())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
 
 impl Process {
-    /// Starts `command` with stdout and stderr piped; `what` names it in failures.
+    /// Starts `command` with stdout and stderr piped and read; `what` names it in failures.
     pub fn start(what: &str, command: &mut Command) -> Self {
+        let mut process = Self::start_holding_stderr(what, command);
+        process.read_stderr();
+        process
+    }
+
+    /// Starts `command` with stdout and stderr piped, and stdout read; nothing reads stderr
+    /// until [`Process::read_stderr`], so a child that writes more than the pipe holds finds
+    /// it full.
+    pub fn start_holding_stderr(what: &str, command: &mut Command) -> Self {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -42,88 +91,115 @@ impl Process {
             .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        let (line_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line_tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let (err_tx, stderr_rx) = mpsc::channel();
-        let (err_line_tx, stderr_lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = err_line_tx.send(line.clone());
-                text.push_str(&line);
-                text.push('\n');
-            }
-            let _ = err_tx.send(text);
-        });
         Self {
             child,
             what: what.to_string(),
-            lines,
-            stderr: stderr_rx,
-            stderr_lines,
+            lines: read_lines(stdout, false),
+            stderr: Stderr {
+                held: Some(stderr),
+                lines: None,
+                seen: String::new(),
+            },
         }
     }
 
-    /// Waits for a line on stderr that contains `needle`, and gives it.
-    pub fn stderr_line_containing(&self, needle: &str) -> String {
+    /// Starts reading stderr (a no-op when it is read already).
+    pub fn read_stderr(&mut self) {
+        if let Some(held) = self.stderr.held.take() {
+            self.stderr.lines = Some(read_lines(held, true));
+        }
+    }
+
+    /// Waits for a line on stderr containing `needle` and returns it; every line up to it
+    /// stays in what [`Process::wait`] returns.
+    pub fn stderr_line(&mut self, needle: &str) -> String {
+        self.read_stderr();
+        let lines = self.stderr.lines.as_ref().expect("stderr is read");
         loop {
-            match self.stderr_lines.recv_timeout(PATIENCE) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "{} wrote no line containing {needle:?} on stderr within {PATIENCE:?}",
-                    self.what
-                ),
+            match lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    self.stderr.seen.push_str(&line);
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let exit = self.kill();
+                    panic!(
+                        "{} wrote no line containing {needle:?} on stderr within {PATIENCE:?}; \
+                         stderr:\n{}",
+                        self.what, exit.stderr
+                    )
+                }
             }
         }
     }
 
     /// The next line on stdout.
-    pub fn line(&self) -> String {
-        self.lines
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("{} printed no line within {PATIENCE:?}", self.what))
+    pub fn line(&mut self) -> String {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(_) => {
+                let exit = self.kill();
+                panic!(
+                    "{} printed no line within {PATIENCE:?}; stdout:\n{}stderr:\n{}",
+                    self.what, exit.stdout, exit.stderr
+                )
+            }
+        }
     }
 
     /// The address in the next line on stdout, which must be `{prefix} ADDRESS`.
-    pub fn address(&self, prefix: &str) -> SocketAddr {
+    pub fn address(&mut self, prefix: &str) -> SocketAddr {
         let line = self.line();
         line.strip_prefix(prefix)
             .and_then(|rest| rest.trim().parse().ok())
             .unwrap_or_else(|| panic!("{}: not a `{prefix} ADDRESS` line: {line:?}", self.what))
     }
 
-    /// Waits for the exit: its code and output.
+    /// Waits for the exit: its code and output. A child still running after [`PATIENCE`] is
+    /// killed, and the test fails with what it wrote.
     pub fn wait(&mut self) -> Exit {
         let step = Duration::from_millis(10);
         let mut waited = Duration::ZERO;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("the child's status") {
-                break status;
+        loop {
+            if self.child.try_wait().expect("the child's status").is_some() {
+                return self.collect();
             }
-            assert!(
-                waited < PATIENCE,
-                "{} did not exit within {PATIENCE:?}",
-                self.what
-            );
+            if waited >= PATIENCE {
+                let exit = self.kill();
+                panic!(
+                    "{} did not exit within {PATIENCE:?}; stdout:\n{}stderr:\n{}",
+                    self.what, exit.stdout, exit.stderr
+                );
+            }
             std::thread::sleep(step);
             waited += step;
-        };
+        }
+    }
+
+    /// Kills the child (by its PID) and returns what it wrote.
+    pub fn kill(&mut self) -> Exit {
+        let _ = self.child.kill();
+        self.collect()
+    }
+
+    /// Reaps the child and reads its output to the end.
+    fn collect(&mut self) -> Exit {
+        let status = self.child.wait().expect("the child's status");
         let stdout: Vec<String> = std::iter::from_fn(|| self.lines.recv_timeout(PATIENCE).ok())
             .map(|line| line + "\n")
             .collect();
+        self.read_stderr();
+        if let Some(lines) = &self.stderr.lines {
+            while let Ok(line) = lines.recv_timeout(PATIENCE) {
+                self.stderr.seen.push_str(&line);
+            }
+        }
         Exit {
             code: status.code(),
             stdout: stdout.concat(),
-            stderr: self.stderr.recv_timeout(PATIENCE).unwrap_or_default(),
+            stderr: std::mem::take(&mut self.stderr.seen),
         }
     }
 

@@ -459,7 +459,7 @@ fn gauntlet_serve_wss(test: &str, args: &[&str]) -> (Process, SocketAddr) {
         .arg("--ca-out")
         .arg(dir.join("ca.pem"))
         .args(args);
-    let process = Process::start("gauntlet serve", &mut command);
+    let mut process = Process::start("gauntlet serve", &mut command);
     process.address("listening on ");
     let wss = process.address("listening (tls) on ");
     (process, wss)

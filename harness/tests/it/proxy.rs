@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::process::{PATIENCE, Process};
 
 /// A WebSocket echo server on 127.0.0.1, on its own thread for the rest of the test binary.
-fn echo_server() -> SocketAddr {
+pub fn echo_server() -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -56,7 +56,7 @@ impl Proxy {
     /// Starts `gauntlet proxy ARGS --listen 127.0.0.1:0 --upstream UPSTREAM` and reads the
     /// address from its first line.
     pub fn start(args: &[&str], upstream: SocketAddr) -> Self {
-        let process = Process::start(
+        let mut process = Process::start(
             "gauntlet proxy",
             Command::new(env!("CARGO_BIN_EXE_gauntlet"))
                 .arg("proxy")
@@ -151,7 +151,7 @@ fn gauntlet_proxy_accepts_again_after_running_out_of_descriptors() {
     let held: Vec<std::net::TcpStream> = (0..40)
         .map(|_| std::net::TcpStream::connect(addr).expect("the kernel queues the connection"))
         .collect();
-    let failed = process.stderr_line_containing("accept failed on 80");
+    let failed = process.stderr_line("accept failed on 80");
     assert!(failed.contains("accepting again"), "{failed}");
     drop(held);
     assert_eq!(echo_through(addr).as_deref(), Ok("through the gauntlet"));
@@ -179,7 +179,7 @@ fn gauntlet_proxy_stops_accepting_at_its_connection_limit_until_one_closes() {
     let addr = process.address("listening on ");
     let first = std::net::TcpStream::connect(addr).expect("connect");
     let _second = std::net::TcpStream::connect(addr).expect("connect");
-    let full = process.stderr_line_containing("connections open");
+    let full = process.stderr_line("connections open");
     assert!(
         full.contains("2 connections open, the limit: not accepting on 80"),
         "{full}"

@@ -12,6 +12,7 @@ the line `handshake rejected: HTTP <status>` says which.
 """
 
 import argparse
+import faulthandler
 import ssl
 import struct
 import sys
@@ -92,6 +93,9 @@ def version(library):
 
 
 def main():
+    # Every step has its own timeout; should the client still be running well after them
+    # (the test kills it after 20 s), say where each thread is.
+    faulthandler.dump_traceback_later(15, exit=False)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", choices=sorted(LIBRARIES), required=True)
     parser.add_argument("--count", type=int, default=5)

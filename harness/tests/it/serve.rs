@@ -1,0 +1,380 @@
+//! `gauntlet serve` (and `gauntlet proxy`) against what real clients and real environments do
+//! to a server: a stderr nobody reads, running out of file descriptors, request heads sent a
+//! byte at a time, more connections than it should hold. Each test runs the real binary on
+//! 127.0.0.1 and a blocking WebSocket client (tungstenite); every read and wait has a timeout
+//! ([`PATIENCE`], a safety net: nothing here measures time), and every child is stopped by its
+//! PID.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::process::{PATIENCE, Process};
+
+/// `gauntlet serve --listen 127.0.0.1:0 ARGS`, run through `prefix` (a command that execs it,
+/// such as `prlimit`) when given; its stderr read from the start unless `hold_stderr`.
+fn serve(prefix: &[&str], args: &[&str], hold_stderr: bool) -> (Process, SocketAddr) {
+    let gauntlet = env!("CARGO_BIN_EXE_gauntlet");
+    let mut command = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(gauntlet);
+            c
+        }
+        None => Command::new(gauntlet),
+    };
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args);
+    let mut process = if hold_stderr {
+        Process::start_holding_stderr("gauntlet serve", &mut command)
+    } else {
+        Process::start("gauntlet serve", &mut command)
+    };
+    let addr = process.address("listening on ");
+    (process, addr)
+}
+
+/// A TCP connection to `addr` whose reads and writes give up after [`PATIENCE`].
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    stream.set_write_timeout(Some(PATIENCE)).expect("a timeout");
+    stream
+}
+
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+/// An open WebSocket session with the echo endpoint at `addr`.
+fn open(addr: SocketAddr) -> Result<Ws, String> {
+    let (ws, _) = tungstenite::client(format!("ws://{addr}/echo"), connect(addr))
+        .map_err(|e| format!("handshake with {addr}: {e}"))?;
+    Ok(ws)
+}
+
+/// Sends `messages` text messages of `size` bytes one at a time, each echoed unchanged.
+fn echo<S: Read + Write>(
+    ws: &mut tungstenite::WebSocket<S>,
+    messages: usize,
+    size: usize,
+) -> Result<(), String> {
+    for i in 0..messages {
+        let text = format!("{i:0size$}");
+        ws.send(Message::text(text.clone()))
+            .map_err(|e| format!("send #{i}: {e}"))?;
+        match ws.read() {
+            Ok(Message::Text(got)) if got.as_str() == text => {}
+            Ok(other) => return Err(format!("echo #{i}: got {other:?}")),
+            Err(e) => return Err(format!("echo #{i}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Closes with 1000 and reads until the server's Close and the end of the stream.
+fn close(mut ws: Ws) -> Result<(), String> {
+    ws.close(None).map_err(|e| format!("close: {e}"))?;
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
+            Err(e) => return Err(format!("closing: {e}")),
+        }
+    }
+}
+
+/// A whole echo session: open, `messages` echoes of `size` bytes, a clean close.
+fn session(addr: SocketAddr, messages: usize, size: usize) -> Result<(), String> {
+    let mut ws = open(addr)?;
+    echo(&mut ws, messages, size)?;
+    close(ws)
+}
+
+/// Sessions run one after another while stderr goes unread, and messages in each: the
+/// server's log of them (a line per echo, about 45 bytes) is several times what a pipe
+/// (64 KiB) and the transcript's queue (256 KiB) hold together.
+const QUIET_SESSIONS: usize = 150;
+const QUIET_MESSAGES: usize = 100;
+
+#[test]
+fn gauntlet_serve_keeps_serving_when_nobody_reads_its_stderr_and_says_how_many_lines_it_dropped() {
+    let (mut server, addr) = serve(&[], &[], true);
+    for i in 0..QUIET_SESSIONS {
+        if let Err(e) = session(addr, QUIET_MESSAGES, 20) {
+            let exit = server.kill();
+            panic!(
+                "session {i} of {QUIET_SESSIONS} with stderr unread: {e}\nstderr:\n{}",
+                exit.stderr
+            );
+        }
+    }
+    // Someone reads at last: the writer catches up and reports what it could not keep.
+    let report = server.stderr_line("lines dropped");
+    assert!(report.starts_with("transcript: "), "{report}");
+    eprintln!("{report}");
+    // The server still logs, and its last lines are written out before it exits.
+    session(addr, 3, 77).expect("a session after the log caught up");
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    let tail: Vec<&str> = exit.stderr.lines().rev().take(5).collect();
+    assert!(tail[0].ends_with("websocket closed"), "{tail:?}");
+    assert_eq!(
+        exit.stderr.matches("echoed 77 bytes").count(),
+        3,
+        "{tail:?}"
+    );
+}
+
+#[test]
+fn gauntlet_proxy_keeps_relaying_when_nobody_reads_its_stderr_and_says_how_many_lines_it_dropped() {
+    let upstream = crate::proxy::echo_server();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
+    command.args(["proxy", "--model", "pass", "--listen", "127.0.0.1:0"]);
+    command.args(["--upstream", &upstream.to_string()]);
+    let mut proxy = Process::start_holding_stderr("gauntlet proxy", &mut command);
+    let addr = proxy.address("listening on ");
+    // The proxy logs eight lines per session (about 500 bytes): enough sessions to log
+    // several times what the pipe and the queue hold.
+    let sessions = 1500;
+    for i in 0..sessions {
+        if let Err(e) = session(addr, 1, 20) {
+            let exit = proxy.kill();
+            panic!(
+                "session {i} of {sessions} with stderr unread: {e}\nstderr:\n{}",
+                exit.stderr
+            );
+        }
+    }
+    let report = proxy.stderr_line("lines dropped");
+    assert!(report.starts_with("transcript: "), "{report}");
+    eprintln!("{report}");
+    session(addr, 1, 20).expect("a session after the log caught up");
+    let exit = proxy.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+/// Whether the server has closed `stream`: a read gives the end of the stream or an error
+/// other than a timeout.
+fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn gauntlet_serve_accepts_again_after_running_out_of_file_descriptors() {
+    // About a dozen descriptors are the server's own; the rest are for connections.
+    let limit = 32;
+    let nofile = format!("--nofile={limit}:{limit}");
+    let (mut server, addr) = serve(&["prlimit", &nofile, "--"], &[], false);
+    // Twice as many connections as it has descriptors: some accepts must fail.
+    let held: Vec<TcpStream> = (0..2 * limit).map(|_| connect(addr)).collect();
+    let failed = server.stderr_line("accept failed");
+    assert!(failed.contains("Too many open files"), "{failed}");
+    drop(held);
+    // Descriptors are free again: the server accepts what waited, then a new session.
+    server.stderr_line("accepting again after");
+    session(addr, 2, 20).expect("a session once descriptors are free");
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+#[test]
+fn gauntlet_serve_closes_connections_that_never_finish_their_request_head() {
+    let ca = std::env::temp_dir().join(format!("gauntlet-slow-heads-{}.pem", std::process::id()));
+    let ca_arg = ca.display().to_string();
+    let (mut server, addr) = serve(
+        &[],
+        &[
+            "--header-timeout-ms",
+            "500",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            &ca_arg,
+        ],
+        false,
+    );
+    let _ = std::fs::remove_file(&ca);
+    let tls = server.address("listening (tls) on ");
+    // Slow clients: a request head a byte every 100 ms (so no single read waits long), never
+    // finished; and a TLS client that never says hello.
+    let count = 20;
+    let slow: Vec<std::thread::JoinHandle<bool>> = (0..count)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(100)))
+                    .expect("a timeout");
+                let head = b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+                // Safety net: a byte per read timeout for PATIENCE, far longer than the
+                // header timeout.
+                let bytes = (PATIENCE.as_millis() / 100) as usize;
+                (0..bytes).any(|i| {
+                    let byte = head.get(i).copied().unwrap_or(b'a');
+                    stream.write_all(&[byte]).is_err() || closed_by_peer(&mut stream)
+                })
+            })
+        })
+        .collect();
+    let mut silent_tls = connect(tls);
+    // Meanwhile, a client that sends its head serves as usual.
+    session(addr, 2, 20).expect("a normal session beside the slow ones");
+    for (i, slow) in slow.into_iter().enumerate() {
+        assert!(
+            slow.join().expect("the slow client"),
+            "slow client {i} is still open"
+        );
+    }
+    assert!(
+        closed_by_peer(&mut silent_tls),
+        "the silent TLS client is still open"
+    );
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    assert_eq!(
+        exit.stderr.matches("no request head within 500 ms").count(),
+        count + 1,
+        "{}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn gauntlet_serve_closes_connections_beyond_max_connections_and_serves_once_one_ends() {
+    let (mut server, addr) = serve(&[], &["--max-connections", "3"], false);
+    let mut sessions: Vec<Ws> = (0..3)
+        .map(|i| open(addr).unwrap_or_else(|e| panic!("session {i}: {e}")))
+        .collect();
+    for ws in &mut sessions {
+        echo(ws, 1, 20).expect("an echo within the limit");
+    }
+    // The fourth is closed without an answer.
+    let mut fourth = connect(addr);
+    let request = format!(
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    // The server may close before or after the request arrives: either way, no answer.
+    let _ = fourth.write_all(request.as_bytes());
+    let mut answer = Vec::new();
+    let read = fourth.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "the fourth connection got {:?} ({read:?})",
+        String::from_utf8_lossy(&answer)
+    );
+    let refused = server.stderr_line("at once");
+    assert!(
+        refused.contains("3 connections open, the maximum"),
+        "{refused}"
+    );
+    // One session ends; once the server has let it go, a new one is served.
+    close(sessions.remove(0)).expect("a clean close");
+    server.stderr_line("websocket closed");
+    session(addr, 2, 20).expect("a session once one ended");
+    for ws in sessions {
+        close(ws).expect("a clean close");
+    }
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+/// A rustls client session store that keeps nothing and counts the TLS 1.3 tickets offered.
+#[derive(Debug, Default)]
+struct TicketCounter(std::sync::atomic::AtomicUsize);
+
+impl rustls::client::ClientSessionStore for TicketCounter {
+    fn set_kx_hint(&self, _: rustls::pki_types::ServerName<'static>, _: rustls::NamedGroup) {}
+    fn kx_hint(&self, _: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        None
+    }
+    fn set_tls12_session(
+        &self,
+        _: rustls::pki_types::ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
+    fn tls12_session(
+        &self,
+        _: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+    fn remove_tls12_session(&self, _: &rustls::pki_types::ServerName<'static>) {}
+    fn insert_tls13_ticket(
+        &self,
+        _: rustls::pki_types::ServerName<'static>,
+        _: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn take_tls13_ticket(
+        &self,
+        _: &rustls::pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        None
+    }
+}
+
+/// TLS 1.3 tickets arrive after the handshake, as the client sends its upgrade request; a
+/// client that reads and writes one OpenSSL connection from two threads (Python websockets'
+/// sync client) then sometimes loses the request (see `serve::Tls::generate`). This is what
+/// made the Python wss interop test flaky: `gauntlet serve` must send none.
+#[test]
+fn gauntlet_serve_sends_no_tls13_session_tickets() {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let ca = std::env::temp_dir().join(format!("gauntlet-tickets-{}.pem", std::process::id()));
+    let ca_arg = ca.display().to_string();
+    let (mut server, _) = serve(
+        &[],
+        &["--tls-listen", "127.0.0.1:0", "--ca-out", &ca_arg],
+        false,
+    );
+    let tls = server.address("listening (tls) on ");
+    let pem = std::fs::read(&ca).expect("the CA file");
+    let _ = std::fs::remove_file(&ca);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).expect("a PEM certificate"))
+        .expect("a root");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tickets = std::sync::Arc::new(TicketCounter::default());
+    config.resumption = rustls::client::Resumption::store(tickets.clone());
+    let name = ServerName::from(tls.ip());
+    let client =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("a client");
+    let stream = rustls::StreamOwned::new(client, connect(tls));
+    let (mut ws, _) =
+        tungstenite::client(format!("wss://{tls}/echo"), stream).expect("a wss handshake");
+    // The echo comes after anything the server sent after its handshake.
+    echo(&mut ws, 1, 20).expect("an echo over wss");
+    ws.close(None).expect("a close");
+    while ws.read().is_ok() {}
+    assert_eq!(
+        tickets.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "TLS 1.3 session tickets from gauntlet serve"
+    );
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
