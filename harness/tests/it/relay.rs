@@ -323,3 +323,66 @@ fn pass_relays_an_upstream_reset_as_a_reset_and_logs_one_discard() {
         }
     }
 }
+
+/// A server whose link from the hop swallows everything: the hop's dial never completes.
+fn unreachable_server() -> Software {
+    Rc::new(move |net: NetRef| {
+        async move {
+            net.link_fault("hop1", "server", engine::LinkFault::Blackhole);
+            let mut listener = net.listen(80).await?;
+            let _never = listener.accept().await?;
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        .boxed_local()
+    })
+}
+
+/// A client that writes for ten simulated seconds: how many bytes the network took.
+fn eager_client(log: Rc<RefCell<Vec<String>>>) -> ClientSoftware {
+    Box::new(move |net: NetRef| {
+        async move {
+            let mut stream = net.connect("hop1", 80).await?;
+            let pat = pattern(1);
+            let mut written = 0usize;
+            let write = async {
+                loop {
+                    let at = written % PERIOD;
+                    match stream.write(&pat[at..at + CHUNK]).await {
+                        Ok(n) => written += n,
+                        Err(_) => return,
+                    }
+                }
+            };
+            tokio::select! {
+                biased;
+                () = write => {}
+                () = net.sleep_until(Duration::from_secs(10)) => {}
+            }
+            log.borrow_mut().push(written.to_string());
+            Ok(())
+        }
+        .boxed_local()
+    })
+}
+
+#[test]
+fn bytes_sent_while_the_dial_is_pending_are_bounded() {
+    let log: Rc<RefCell<Vec<String>>> = Rc::default();
+    let client = eager_client(log.clone());
+    run_through(
+        "sim",
+        PASS,
+        unreachable_server(),
+        client,
+        Transcript::discarding(),
+        &log,
+    );
+    let written: usize = log.borrow()[0].parse().expect("a byte count");
+    // The hop's outbox for upstream (256 KiB), one read's buffer, and the link's own buffer
+    // (256 KiB): a client that could write more would grow the hop without bound.
+    assert!(
+        written <= 640 * 1024,
+        "the client wrote {written} bytes toward a dial that never completes"
+    );
+}
