@@ -386,6 +386,8 @@ pub struct CachingProxy {
     upstream_fin: bool,
     /// The upstream sent FIN (and the client was sent one then).
     upstream_eof: bool,
+    /// The header timer runs: no request head has come yet ([`http::HEADER_TIMEOUT`]).
+    awaiting_head: bool,
 }
 
 impl CachingProxy {
@@ -414,6 +416,13 @@ impl CachingProxy {
             client_fin: false,
             upstream_fin: false,
             upstream_eof: false,
+            awaiting_head: false,
+        }
+    }
+
+    fn stop_header_timer(&mut self, cx: &mut Cx) {
+        if std::mem::take(&mut self.awaiting_head) {
+            cx.cancel_timer(http::HEADER_TIMER);
         }
     }
 
@@ -453,6 +462,7 @@ impl CachingProxy {
                         }
                         Progress::TooLong => return self.too_long(cx, Side::Client),
                         Progress::Complete(head, len) => {
+                            self.stop_header_timer(cx);
                             self.up.drain(..len);
                             self.up_reader.reset();
                             if let Err(reason) = self.request(cx, head) {
@@ -918,6 +928,7 @@ impl CachingProxy {
 
     /// Forgets what it holds, with a note, and forwards nothing more.
     fn give_up(&mut self, cx: &mut Cx) {
+        self.stop_header_timer(cx);
         for (side, buf) in [
             (Side::Client, &mut self.up),
             (Side::Upstream, &mut self.down),
@@ -981,6 +992,11 @@ impl Connection for CachingProxy {
                 if self.params.http_ports.contains(&port) {
                     self.port = port;
                     self.mode = Mode::Http;
+                    cx.set_timer(
+                        http::HEADER_TIMER,
+                        cx.now().saturating_add(http::HEADER_TIMEOUT),
+                    );
+                    self.awaiting_head = true;
                 } else {
                     cx.note(format!("port {port} not read as HTTP: relaying opaquely"));
                     self.mode = Mode::Opaque;
@@ -1043,6 +1059,22 @@ impl Connection for CachingProxy {
                 );
                 cx.fin(Side::Client);
                 self.dialed = false;
+                self.give_up(cx);
+            }
+            (
+                Mode::Http,
+                Event::Timer {
+                    id: http::HEADER_TIMER,
+                },
+            ) if self.awaiting_head => {
+                self.awaiting_head = false;
+                cx.note(format!(
+                    "no complete request head within {} ms ({} bytes of one): answering 408 Request Timeout and closing",
+                    http::HEADER_TIMEOUT.as_millis(),
+                    self.up.len()
+                ));
+                cx.send(Side::Client, http::header_timeout_response());
+                cx.fin(Side::Client);
                 self.give_up(cx);
             }
             (Mode::Http, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
@@ -1423,6 +1455,41 @@ mod tests {
 
     fn connection(hop: &CacheHop) -> CachingProxy {
         CachingProxy::new(hop.params.clone(), hop.cache.clone())
+    }
+
+    #[test]
+    fn a_head_that_does_not_arrive_within_the_header_timeout_is_answered_408() {
+        let hop = CacheHop::new(&params(8));
+        let mut c = connection(&hop);
+        let mut cx = Cx::new(1);
+        c.on_event(&mut cx, Event::Accepted { port: 80 });
+        c.on_event(
+            &mut cx,
+            Event::Data {
+                from: Side::Client,
+                bytes: b"GET /script.js HTTP/1.1\r\nHo",
+            },
+        );
+        let armed = cx.take_actions();
+        assert!(
+            armed.contains(&Action::SetTimer {
+                id: http::HEADER_TIMER,
+                at: http::HEADER_TIMEOUT
+            }),
+            "{armed:?}"
+        );
+        let actions = crate::testkit::header_timer_runs_out(&mut c, &mut cx);
+        let answer = String::from_utf8(sent(&actions, Side::Client)).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(actions.contains(&Action::Close {
+            side: Side::Client,
+            how: CloseHow::Fin
+        }));
+        let notes = notes(&actions);
+        assert!(
+            notes[0].contains("no complete request head within 60000 ms (27 bytes"),
+            "{notes:?}"
+        );
     }
 
     #[test]
