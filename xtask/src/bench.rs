@@ -36,6 +36,8 @@ struct Options {
     runs: usize,
     quick: bool,
     criterion: bool,
+    /// Only the relay's throughput (no simulated runs, no criterion).
+    relay_only: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -43,12 +45,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
         runs: 5,
         quick: false,
         criterion: true,
+        relay_only: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
             "--no-criterion" => o.criterion = false,
+            "--relay-only" => {
+                o.relay_only = true;
+                o.criterion = false;
+            }
             "--runs" => {
                 let v = it.next().ok_or("--runs needs a value")?;
                 o.runs = v
@@ -82,7 +89,12 @@ pub fn main(root: &Path, args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let measured = measure_all(root, &gauntlet, &opts).and_then(|lines| {
+    let simulated = if opts.relay_only {
+        Ok(Vec::new())
+    } else {
+        measure_all(root, &gauntlet, &opts)
+    };
+    let measured = simulated.and_then(|lines| {
         let (rounds, seconds) = if opts.quick {
             (1, 1)
         } else {
@@ -96,7 +108,9 @@ pub fn main(root: &Path, args: &[String]) -> ExitCode {
     });
     match measured {
         Ok((lines, relay, rounds, seconds)) => {
-            print!("{}", table(&lines));
+            if !lines.is_empty() {
+                print!("{}", table(&lines));
+            }
             print!("{}", crate::relay::table(&relay, rounds, seconds));
             let mut json = bench_json(&lines, &opts);
             json.truncate(json.trim_end().trim_end_matches('}').trim_end().len());
@@ -433,6 +447,7 @@ mod tests {
                 runs: 3,
                 quick: false,
                 criterion: false,
+                relay_only: false,
             },
         );
         for key in [

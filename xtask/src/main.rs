@@ -10,7 +10,7 @@
 //!   stale instead of writing it).
 //! - `live [--jobs N]`: the differential suite: `scenarios/live/` on the live engine (real
 //!   products) against each scenario's twin on the simulated engine.
-//! - `bench [--quick] [--runs N] [--no-criterion]`: builds `gauntlet` in release, measures
+//! - `bench [--quick] [--runs N] [--no-criterion] [--relay-only]`: builds `gauntlet` in release, measures
 //!   whole runs on both engines (see [`bench`]), writes `target/gauntlet/bench.json`, then runs
 //!   the criterion micro-benchmarks.
 
@@ -42,7 +42,7 @@ tasks:
       its twin (the product's model) on the simulated engine, for ws and wss. Prints agree or
       DISAGREE per pair and scheme and `N agree, M disagree`; exit 1 on any disagreement.
 
-  bench [--quick] [--runs N] [--no-criterion]
+  bench [--quick] [--runs N] [--no-criterion] [--relay-only]
       Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
       hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 WebSocket clients at
       once through an L4 balancer. Prints each figure (median of N runs, default 5) with its
@@ -50,7 +50,8 @@ tasks:
       pass`, HAProxy (mode tcp) and socat, 1 and 8 streams, interleaved, with gauntlet's ratio
       to each and CPU-seconds per GB (iperf3, haproxy and socat must be installed); writes
       target/gauntlet/bench.json, then runs the criterion micro-benchmarks (skipped with
-      --no-criterion). --quick: 1 run each, fewer clients, 1 s relay runs.";
+      --no-criterion). --quick: 1 run each, fewer clients, 1 s relay runs. --relay-only:
+      the relay's figures alone.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

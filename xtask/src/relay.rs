@@ -134,11 +134,10 @@ fn start_relay(
     Ok((guard, port))
 }
 
-/// Starts `iperf3 -s` on a free port and waits for it to say it listens (a probe connection
+/// Starts `iperf3 -s` on `port` and waits for it to say it listens (a probe connection
 /// would count as a test).
-fn iperf_server() -> Result<(Guard, u16), String> {
+fn iperf_server(port: u16) -> Result<Guard, String> {
     use std::io::BufRead as _;
-    let port = free_port()?;
     let mut child = Command::new("iperf3")
         .args([
             "-s",
@@ -160,7 +159,7 @@ fn iperf_server() -> Result<(Guard, u16), String> {
         Some(Ok(_)) => {
             // Drains the rest, so the server never writes to a closed pipe.
             std::thread::spawn(move || lines.for_each(drop));
-            Ok((guard, port))
+            Ok(guard)
         }
         _ => Err(format!("iperf3 -s did not listen on 127.0.0.1:{port}")),
     }
@@ -248,9 +247,12 @@ pub fn measure(
                     "relay round {}/{rounds}: iperf3 -P {streams} -t {seconds} through {relay}",
                     round + 1
                 );
-                // A fresh server each time: one still finishing the last test would refuse.
-                let (server, server_port) = iperf_server()?;
+                // The relay first, probed while nothing listens behind it (a probe reaching
+                // iperf3 would count as a test); then a fresh server (one still finishing
+                // the last test would refuse).
+                let server_port = free_port()?;
                 let (guard, port) = start_relay(relay, gauntlet, server_port, &dir)?;
+                let server = iperf_server(server_port)?;
                 let pid = guard.0.id();
                 let before = cpu_seconds(pid)?;
                 let (bits, bytes) = iperf(port, streams, seconds)?;
