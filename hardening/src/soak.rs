@@ -7,8 +7,8 @@
 //! engine, with the two proxies published as hosts (`proxy-ws`, and `localhost` for wss, the
 //! name the server's certificate carries).
 //!
-//! Phases: a warm-up (sequential sessions, then one burst of the concurrent phase's size with
-//! one message each), after which each process's open descriptors (`/proc/PID/fd`) and
+//! Phases: a warm-up (sequential sessions, then one round of the concurrent phase as below,
+//! whatever the server leaves open closed by the client at once), after which each process's open descriptors (`/proc/PID/fd`) and
 //! resident memory (`VmRSS`) are the baseline; sequential sessions, ws and wss in turn; then
 //! concurrent sessions of many echoed messages each, alongside slowloris connections (a
 //! request head dribbled a byte at a time, never finished) and clients that half-close early
@@ -251,13 +251,14 @@ pub fn main(opts: &Options) -> anyhow::Result<bool> {
         };
         let closed = t.after_client_closed.get(i).copied().unwrap_or_default();
         println!(
-            "soak: {name} (pid {}): fds {} -> {} ({} once the client closed what was left), rss {:.1} -> {:.1} MiB",
+            "soak: {name} (pid {}): fds {} -> {}, rss {:.1} -> {:.1} MiB (once the client closed what the server left open: fds {}, rss {:.1} MiB)",
             pids[i],
             b.fds,
             a.fds,
-            closed.fds,
             mib(b.rss_kib),
-            mib(a.rss_kib)
+            mib(a.rss_kib),
+            closed.fds,
+            mib(closed.rss_kib)
         );
         fds = (fds.0 + b.fds, fds.1 + a.fds);
         rss = (rss.0 + b.rss_kib, rss.1 + a.rss_kib);
@@ -514,6 +515,58 @@ async fn steady(net: &NetRef, pids: &[u32]) -> Vec<Usage> {
     last
 }
 
+/// One round of the concurrent phase: `o.concurrent` sessions of `o.messages` messages at once,
+/// alongside the slowloris and half-closing clients. When the sessions are done the slowloris
+/// connections stop dribbling and the hostile connections wait `grace` for the server to close
+/// them; returns those it did not close (still open). `count`: the sessions count toward the
+/// soak's figures.
+async fn round(
+    net: &NetRef,
+    o: &Options,
+    tls: &Arc<rustls::ClientConfig>,
+    tally: &Shared,
+    count: bool,
+    grace: Duration,
+) -> (Vec<Stream>, Duration) {
+    let stop: Stop = Rc::default();
+    let lingering: Rc<RefCell<Vec<Stream>>> = Rc::default();
+    let mut hostile = Vec::new();
+    for i in 0..o.slowloris {
+        let (n, s, t, l) = (net.clone(), stop.clone(), tally.clone(), lingering.clone());
+        hostile.push(
+            async move {
+                if let Some(io) = slowloris(n, i, s, t).await {
+                    l.borrow_mut().push(io);
+                }
+            }
+            .boxed_local(),
+        );
+    }
+    for i in 0..o.half_close {
+        let (n, s, t, l) = (net.clone(), stop.clone(), tally.clone(), lingering.clone());
+        hostile.push(
+            async move {
+                if let Some(io) = half_close(n, i, s, t).await {
+                    l.borrow_mut().push(io);
+                }
+            }
+            .boxed_local(),
+        );
+    }
+    let (st, n2) = (stop.clone(), net.clone());
+    let concurrent = (0..o.concurrent)
+        .map(|i| session(net.clone(), plan(i, o.messages, tls), tally.clone(), count));
+    let sessions = async move {
+        futures_util::future::join_all(concurrent).await;
+        *st.borrow_mut() = Some(n2.now() + grace);
+    }
+    .boxed_local();
+    futures_util::future::join(sessions, futures_util::future::join_all(hostile)).await;
+    let until = stop.borrow().unwrap_or(net.now());
+    let left = std::mem::take(&mut *lingering.borrow_mut());
+    (left, until)
+}
+
 async fn phases(
     net: NetRef,
     o: Options,
@@ -532,7 +585,11 @@ async fn phases(
             );
         }
     };
-    // Warm-up.
+    // Warm-up: sequential sessions, then one round of the concurrent phase (hostile clients
+    // included, whatever the server leaves open closed by the client at once), so that the
+    // baseline is the working set at that load (buffers grown, the allocator's pools filled):
+    // the measured round repeats it, and a leak grows across rounds where a working set does
+    // not.
     for i in 0..o.warmup {
         session(
             net.clone(),
@@ -542,9 +599,17 @@ async fn phases(
         )
         .await;
     }
-    let burst =
-        (0..o.concurrent).map(|i| session(net.clone(), plan(i, 1, &tls), tally.clone(), false));
-    futures_util::future::join_all(burst).await;
+    let (left, _) = round(&net, &o, &tls, &tally, false, Duration::ZERO).await;
+    drop(left);
+    {
+        let mut t = tally.borrow_mut();
+        (
+            t.slowloris_closed,
+            t.slowloris_refused,
+            t.half_closed,
+            t.half_refused,
+        ) = (0, 0, 0, 0);
+    }
     let baseline = steady(&net, &pids).await;
     eprintln!("soak: warm-up done, baseline {baseline:?}");
     tally.borrow_mut().baseline = baseline.clone();
@@ -561,51 +626,13 @@ async fn phases(
         tick("sequential sessions", i + 1, o.sessions);
     }
 
-    // Concurrent sessions, slowloris and half-closing clients.
-    let stop: Stop = Rc::default();
-    let lingering: Rc<RefCell<Vec<Stream>>> = Rc::default();
-    let mut hostile = Vec::new();
-    for i in 0..o.slowloris {
-        let (n, s, t, l) = (net.clone(), stop.clone(), tally.clone(), lingering.clone());
-        hostile.push(
-            async move {
-                if let Some(io) = slowloris(n, i, s, t).await {
-                    l.borrow_mut().push(io);
-                }
-            }
-            .boxed_local(),
-        );
-    }
-    let st = stop.clone();
-    let grace = o.grace;
-    let n2 = net.clone();
-    let concurrent = (0..o.concurrent)
-        .map(|i| session(net.clone(), plan(i, o.messages, &tls), tally.clone(), true));
-    let sessions = async move {
-        futures_util::future::join_all(concurrent).await;
-        *st.borrow_mut() = Some(n2.now() + grace);
-    }
-    .boxed_local();
-    for i in 0..o.half_close {
-        let (n, s, t, l) = (net.clone(), stop.clone(), tally.clone(), lingering.clone());
-        hostile.push(
-            async move {
-                if let Some(io) = half_close(n, i, s, t).await {
-                    l.borrow_mut().push(io);
-                }
-            }
-            .boxed_local(),
-        );
-    }
-    futures_util::future::join(sessions, futures_util::future::join_all(hostile)).await;
-    // Every hostile connection is closed by now, or the grace has passed; the descriptors get
-    // what is left of it to come back.
-    let until = stop.borrow().unwrap_or(net.now());
-    let baseline = tally.borrow().baseline.clone();
+    // The measured round. Every hostile connection is closed by its end, or the grace has
+    // passed; the descriptors get what is left of the grace to come back.
+    let (left, until) = round(&net, &o, &tls, &tally, true, o.grace).await;
     settle(&net, &pids, &baseline, until).await;
     let after = steady(&net, &pids).await;
     tally.borrow_mut().after = after;
-    lingering.borrow_mut().clear();
+    drop(left);
     let closed = steady(&net, &pids).await;
     tally.borrow_mut().after_client_closed = closed;
 }
