@@ -893,12 +893,20 @@ fn fire_due(
     }
 }
 
-/// Where the first head in `bytes` ends (after its empty line), if it does.
-fn head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+/// Where the request head at the start of `bytes` ends, as the models' parser reads it.
+fn request_end(bytes: &[u8]) -> Option<usize> {
+    match gauntlet_proxies::http::parse_request(bytes, usize::MAX) {
+        gauntlet_proxies::http::Parsed::Complete(_, len) => Some(len),
+        _ => None,
+    }
+}
+
+/// Where the response head at the start of `bytes` ends.
+fn response_end(bytes: &[u8]) -> Option<usize> {
+    match gauntlet_proxies::http::parse_response(bytes, usize::MAX) {
+        gauntlet_proxies::http::Parsed::Complete(_, len) => Some(len),
+        _ => None,
+    }
 }
 
 /// Whether `bytes` start with a request asking to upgrade to WebSocket (RFC 6455 §4.1).
@@ -964,10 +972,10 @@ fn check_conn(run: &Run, d: &Driven) -> Vec<String> {
                 && asks_upgrade(from_client) =>
         {
             if let (Some(c), Some(su), Some(u), Some(sc)) = (
-                head_end(from_client),
-                head_end(to_upstream),
-                head_end(from_upstream),
-                head_end(to_client),
+                request_end(from_client),
+                request_end(to_upstream),
+                response_end(from_upstream),
+                response_end(to_client),
             ) {
                 wrong.extend(same_stream(
                     "tunnel, client to upstream",
@@ -986,7 +994,7 @@ fn check_conn(run: &Run, d: &Driven) -> Vec<String> {
         Some(TunnelKind::Connect)
             if to_client.starts_with(b"HTTP/1.1 200 ") && from_client.starts_with(b"CONNECT ") =>
         {
-            if let (Some(c), Some(sc)) = (head_end(from_client), head_end(to_client)) {
+            if let (Some(c), Some(sc)) = (request_end(from_client), response_end(to_client)) {
                 wrong.extend(same_stream(
                     "CONNECT tunnel, client to upstream",
                     to_upstream,
@@ -1109,6 +1117,22 @@ mod tests {
             wrong[0].starts_with("client to upstream: 4 bytes relayed for 5"),
             "{wrong:?}"
         );
+    }
+
+    #[test]
+    fn a_connect_head_ended_by_lf_cr_lf_opens_a_tunnel_of_what_follows() {
+        // Heads end where the models' parser says (here LF CR LF), not at the first CRLF CRLF.
+        let c = ModelCase {
+            table: "model = 'connect-proxy'".into(),
+            scripts: vec![Script {
+                port: 80,
+                peer: "client",
+                client: b"CONNECT server:443 HTTP/1.1\n\r\nt: x\r\n\r\n".to_vec(),
+                upstream: Vec::new(),
+            }],
+            steps: vec![(0, Step::Client(100)), (0, Step::Dialed)],
+        };
+        assert_eq!(check(&c, &HopEnv::default()), Ok("tunnel opened"));
     }
 
     #[test]
