@@ -1297,7 +1297,12 @@ fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = text[line_start..at].chars().count() + 1;
+    // A CR before the LF ends the line with it (CRLF): it is no column of the line.
+    let mut in_line = &text[line_start..at];
+    if text[at..].starts_with('\n') {
+        in_line = in_line.strip_suffix('\r').unwrap_or(in_line);
+    }
+    let col = in_line.chars().count() + 1;
     let excerpt = text[line_start..].lines().next().map(str::to_string);
     ScenarioError {
         file: file.to_string(),
@@ -1512,6 +1517,18 @@ mod tests {
     fn locate_counts_characters_not_bytes() {
         let e = locate("f", "a = \"é\" x", 9, "m".into());
         assert_eq!((e.line, e.col), (1, 9));
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_a_crlf_line_points_just_past_its_last_character() {
+        // Found by `cargo xtask fuzz` (target `scenario`): an unterminated string on a line
+        // ended by CRLF was located one column past the end of the line its excerpt shows.
+        let text = "format = 1\r\nws = \"nope\r\n";
+        let e = parse("f.toml", text).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 11), "{e}");
+        assert_eq!(e.excerpt.as_deref(), Some("ws = \"nope"));
+        let e = locate("f", "ab\r\n", 3, "m".into());
+        assert_eq!((e.line, e.col), (1, 3));
     }
 }
 

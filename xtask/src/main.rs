@@ -13,8 +13,12 @@
 //! - `bench [--quick] [--runs N] [--no-criterion] [--relay-only]`: builds `gauntlet` in release, measures
 //!   whole runs on both engines (see [`bench`]), writes `target/gauntlet/bench.json`, then runs
 //!   the criterion micro-benchmarks.
+//! - `fuzz [--release] [--cases N] [--seed S] [--case I] [TARGET...]` and `soak [--release]
+//!   [--quick] …`: build `gauntlet` and `gauntlet-hardening` and run the generated-input
+//!   campaigns or the soak (see [`hardening`]).
 
 mod bench;
+mod hardening;
 mod relay;
 
 use std::path::{Path, PathBuf};
@@ -51,7 +55,27 @@ tasks:
       to each and CPU-seconds per GB (iperf3, haproxy and socat must be installed); writes
       target/gauntlet/bench.json, then runs the criterion micro-benchmarks (skipped with
       --no-criterion). --quick: 1 run each, fewer clients, 1 s relay runs. --relay-only:
-      the relay's figures alone.";
+      the relay's figures alone.
+
+  fuzz [--release] [--cases N] [--seed S] [--case I] [TARGET|GROUP...]
+      Generated-input campaigns, seeded (default seed 1) and reproducible: the scenario reader
+      (scenario; scenario-run runs what it accepts on the sim engine), HTTP heads (http-head,
+      http-chunked), WebSocket frames (ws-frames), every model (model-NAME) and the live
+      gauntlet serve and gauntlet proxy fed hostile bytes (live-serve, live-proxy). Groups:
+      parsers (10,000 cases each by default), runs (300), models (1,000), live (300); --cases
+      sets every target's. Prints `fuzz: NAME N cases, F failures, T s` per target; on a
+      failure, the smallest failing input and the command that reruns that one case (--case
+      I), and exit 1. --release builds in release (for long campaigns).
+
+  soak [--release] [--quick] [--sessions N] [--concurrent N] [--messages N] [--slowloris N]
+       [--half-close N] [--grace-s S]
+      gauntlet serve (ws and wss) behind two gauntlet proxy --model pass (ws; TLS relayed
+      opaquely), real processes: 10,000 sequential sessions, then 1,000 concurrent sessions of
+      100 echoed messages each alongside 500 slowloris connections and 200 early half-closes;
+      then every process's open descriptors and resident memory must be within 10% of their
+      baseline after warm-up, and every message must have come back intact. Prints `soak: S
+      sessions, M messages, L lost, fds A -> B, rss X -> Y MiB`; exit 1 if it failed.
+      --quick: 400 sessions, 100 concurrent of 50 messages, 50 slowloris, 20 half-closes.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,6 +85,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::main(&root, &args[1..]),
         Some("report") => report(&root, &args[1..]),
         Some("live") => live(&root, &args[1..]),
+        Some("fuzz") => hardening::fuzz(&root, &args[1..]),
+        Some("soak") => hardening::soak(&root, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

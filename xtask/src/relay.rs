@@ -9,7 +9,7 @@
 //! when its guard is dropped, error or not; everything binds 127.0.0.1.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -46,20 +46,28 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
 }
 
-/// Waits until something accepts on `port` (a TCP probe), at most 10 s.
+/// Waits until a socket listens on 127.0.0.1:`port` (read from `/proc/net/tcp`, so no probe
+/// connection reaches the relay, nor, through it, the server behind it), at most 10 s.
 fn wait_listening(port: u16, what: &str, child: &mut Child) -> Result<(), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    // 10 s at most: 500 tries 20 ms apart (and the probes' own timeouts).
+    // `/proc/net/tcp` writes 127.0.0.1:PORT as `0100007F:PPPP`, and LISTEN as state `0A`.
+    let local = format!("0100007F:{port:04X}");
     for _ in 0..500 {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("{what} exited before listening ({status})"));
         }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let listening = table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")
+        });
+        if listening {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(format!("{what} did not listen on {addr} within 10 s"))
+    Err(format!(
+        "{what} did not listen on 127.0.0.1:{port} within 10 s"
+    ))
 }
 
 fn spawn(what: &'static str, cmd: &mut Command) -> Result<Guard, String> {
@@ -247,9 +255,7 @@ pub fn measure(
                     "relay round {}/{rounds}: iperf3 -P {streams} -t {seconds} through {relay}",
                     round + 1
                 );
-                // The relay first, probed while nothing listens behind it (a probe reaching
-                // iperf3 would count as a test); then a fresh server (one still finishing
-                // the last test would refuse).
+                // A fresh server each time: one still finishing the last test would refuse.
                 let server_port = free_port()?;
                 let (guard, port) = start_relay(relay, gauntlet, server_port, &dir)?;
                 let server = iperf_server(server_port)?;
