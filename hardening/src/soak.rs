@@ -154,6 +154,10 @@ pub fn main(opts: &Options) -> anyhow::Result<bool> {
             "127.0.0.1:0".into(),
             "--ca-out".into(),
             ca.display().to_string(),
+            // A third of the grace, so that the slowloris connections are closed within it
+            // (the default, nginx's 60 s, would outlast a quick soak).
+            "--header-timeout-ms".into(),
+            (opts.grace.as_millis() / 3).to_string(),
         ],
         &scratch.join("serve.log"),
         2,
