@@ -158,6 +158,10 @@ pub fn main(opts: &Options) -> anyhow::Result<bool> {
             // (the default, nginx's 60 s, would outlast a quick soak).
             "--header-timeout-ms".into(),
             (opts.grace.as_millis() / 3).to_string(),
+            // Room for every connection the soak holds at once (the default, Debian nginx's
+            // 768, is smaller than the full soak's 1,700): connections beyond it are refused.
+            "--max-connections".into(),
+            (2 * (opts.concurrent + opts.slowloris + opts.half_close)).to_string(),
         ],
         &scratch.join("serve.log"),
         2,
