@@ -135,6 +135,11 @@ impl Process {
         }
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The next line on stdout.
     pub fn line(&mut self) -> String {
         match self.lines.recv_timeout(PATIENCE) {

@@ -79,6 +79,21 @@ impl Proxy {
     }
 }
 
+/// How many connections wait in the accept queue of the socket listening on 127.0.0.1:`port`
+/// (`/proc/net/tcp`: a listening socket's `rx_queue`); `None` when nothing listens there.
+fn listen_queue(port: u16) -> Option<u32> {
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(1) != Some(&local.as_str()) || f.get(3) != Some(&"0A") {
+            return None;
+        }
+        let (_, rx) = f.get(4)?.split_once(':')?;
+        u32::from_str_radix(rx, 16).ok()
+    })
+}
+
 /// Opens a WebSocket to `addr` and echoes one message: the text that came back, or the
 /// handshake's error.
 fn echo_through(addr: SocketAddr) -> Result<String, String> {
@@ -148,12 +163,30 @@ fn gauntlet_proxy_accepts_again_after_running_out_of_descriptors() {
         ]),
     );
     let addr = process.address("listening on ");
+    let pid = process.pid();
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
+    let idle = fds();
     let held: Vec<std::net::TcpStream> = (0..40)
         .map(|_| std::net::TcpStream::connect(addr).expect("the kernel queues the connection"))
         .collect();
     let failed = process.stderr_line("accept failed on 80");
     assert!(failed.contains("accepting again"), "{failed}");
     drop(held);
+    // The proxy works through what the kernel queued (each dropped connection accepted, dialed
+    // upstream and closed); a new connection arriving meanwhile could find the descriptors
+    // still taken, and be reset for it, as any proxy at its limit would. Wait for the queue to
+    // empty and the descriptors to come back.
+    let mut waited = std::time::Duration::ZERO;
+    while listen_queue(addr.port()) != Some(0) || fds() > idle {
+        assert!(
+            waited < PATIENCE,
+            "the proxy still holds {} descriptors ({idle} idle), {:?} queued",
+            fds(),
+            listen_queue(addr.port())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += std::time::Duration::from_millis(10);
+    }
     assert_eq!(echo_through(addr).as_deref(), Ok("through the gauntlet"));
     let exit = process.terminate();
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
