@@ -856,24 +856,13 @@ impl BufferingProxy {
     /// big header").
     fn too_long(&mut self, cx: &mut Cx, what: &str, read: usize) {
         self.discard(cx, &format!("{what} head too long"));
-        let (answer, status) = if what == "request" {
-            (
-                http::head_too_long_response(),
-                "431 Request Header Fields Too Large",
-            )
+        let kind = if what == "request" {
+            Kind::Request
         } else {
-            (
-                http::error_response(
-                    502,
-                    "Bad Gateway",
-                    "The upstream's response head is too long.",
-                ),
-                "502 Bad Gateway",
-            )
+            Kind::Response
         };
-        cx.note(format!(
-            "{what} head longer than {MAX_HEAD_BYTES} bytes ({read} bytes without its end): discarded, answering {status} and closing"
-        ));
+        let (note, answer) = http::head_too_long(kind, MAX_HEAD_BYTES, read);
+        cx.note(note);
         cx.send(Side::Client, answer);
         cx.fin(Side::Client);
         cx.fin(Side::Upstream);

@@ -323,7 +323,7 @@ struct Pending {
 impl Pending {
     fn of(head: &Head, smuggled: bool) -> Self {
         Pending {
-            line: first_line(&head.to_bytes()),
+            line: http::first_line(&head.to_bytes()),
             method: head.method().unwrap_or_default().to_string(),
             key: Key::of(head),
             upgrade: head.has("upgrade") && head.connection_has("upgrade"),
@@ -863,29 +863,14 @@ impl CachingProxy {
         self.close_both(cx);
     }
 
-    /// Answers a head longer than [`MAX_HEAD_BYTES`] and gives up: 431 (RFC 6585 §5) for a
-    /// request, 502 for a response.
+    /// Answers a head longer than [`MAX_HEAD_BYTES`] and gives up ([`http::head_too_long`]).
     fn too_long(&mut self, cx: &mut Cx, from: Side) {
-        let held = match from {
-            Side::Client => std::mem::take(&mut self.up),
-            Side::Upstream => std::mem::take(&mut self.down),
+        let (kind, held) = match from {
+            Side::Client => (Kind::Request, std::mem::take(&mut self.up)),
+            Side::Upstream => (Kind::Response, std::mem::take(&mut self.down)),
         };
-        let (what, answer) = match from {
-            Side::Client => ("request", http::head_too_long_response()),
-            Side::Upstream => (
-                "response",
-                http::error_response(
-                    502,
-                    "Bad Gateway",
-                    "The upstream's response head is too long.",
-                ),
-            ),
-        };
-        cx.note(format!(
-            "{what} head longer than {MAX_HEAD_BYTES} bytes ({} bytes without its end): discarded, answering {} and closing",
-            held.len(),
-            first_line(&answer).trim_start_matches("HTTP/1.1 ")
-        ));
+        let (note, answer) = http::head_too_long(kind, MAX_HEAD_BYTES, held.len());
+        cx.note(note);
         cx.send(Side::Client, answer);
         self.close_both(cx);
     }
@@ -1068,12 +1053,9 @@ impl Connection for CachingProxy {
                 },
             ) if self.awaiting_head => {
                 self.awaiting_head = false;
-                cx.note(format!(
-                    "no complete request head within {} ms ({} bytes of one): answering 408 Request Timeout and closing",
-                    http::HEADER_TIMEOUT.as_millis(),
-                    self.up.len()
-                ));
-                cx.send(Side::Client, http::header_timeout_response());
+                let (note, answer) = http::header_timed_out(http::HEADER_TIMEOUT, self.up.len());
+                cx.note(note);
+                cx.send(Side::Client, answer);
                 cx.fin(Side::Client);
                 self.give_up(cx);
             }
@@ -1153,15 +1135,6 @@ fn status_text(head: &Head) -> String {
         StartLine::Response { status, reason, .. } => format!("{status} {reason}"),
         StartLine::Request { method, target, .. } => format!("{method} {target}"),
     }
-}
-
-/// The first line of a message, as text.
-fn first_line(bytes: &[u8]) -> String {
-    let end = bytes
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).to_string()
 }
 
 #[cfg(test)]

@@ -286,12 +286,9 @@ impl Connection for ConnectProxy {
                     id: http::HEADER_TIMER,
                 },
             ) => {
-                cx.note(format!(
-                    "no complete request head within {} ms ({} bytes of one): answering 408 Request Timeout and closing",
-                    http::HEADER_TIMEOUT.as_millis(),
-                    buf.len()
-                ));
-                cx.send(Side::Client, http::header_timeout_response());
+                let (note, answer) = http::header_timed_out(http::HEADER_TIMEOUT, buf.len());
+                cx.note(note);
+                cx.send(Side::Client, answer);
                 cx.fin(Side::Client);
                 self.state = State::Closed;
             }
@@ -309,11 +306,10 @@ impl Connection for ConnectProxy {
                         self.refuse(cx, 400, "Bad Request", why, &[]);
                     }
                     Progress::TooLong => {
-                        cx.note(format!(
-                            "request head longer than {MAX_HEAD_BYTES} bytes ({} bytes without its end): discarded, answering 431 Request Header Fields Too Large and closing",
-                            buf.len()
-                        ));
-                        cx.send(Side::Client, http::head_too_long_response());
+                        let (note, answer) =
+                            http::head_too_long(Kind::Request, MAX_HEAD_BYTES, buf.len());
+                        cx.note(note);
+                        cx.send(Side::Client, answer);
                         cx.fin(Side::Client);
                         self.state = State::Closed;
                     }

@@ -26,13 +26,57 @@ pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6
 /// use for their own timers).
 pub const HEADER_TIMER: u64 = 0x4845_4144;
 
-/// The answer to a request head that did not arrive within the header timeout.
-pub fn header_timeout_response() -> Vec<u8> {
-    error_response(
+/// What a model does when a connection's first request head is not complete within
+/// `timeout` (`held` bytes of it came): the transcript note, and the 408 for the client.
+pub fn header_timed_out(timeout: std::time::Duration, held: usize) -> (String, Vec<u8>) {
+    let note = format!(
+        "no complete request head within {} ms ({held} bytes of one): answering 408 Request Timeout and closing",
+        timeout.as_millis()
+    );
+    let answer = error_response(
         408,
         "Request Timeout",
         "The request head did not arrive in time.",
-    )
+    );
+    (note, answer)
+}
+
+/// What a model does with a head longer than `max` bytes (`held` of them came without its
+/// end): the transcript note, and the answer for the client: 431 (RFC 6585 §5) for a
+/// request, 502 for a response (as nginx answers an upstream that "sent too big header").
+pub fn head_too_long(kind: Kind, max: usize, held: usize) -> (String, Vec<u8>) {
+    let (what, answer) = match kind {
+        Kind::Request => (
+            "request",
+            error_response(
+                431,
+                "Request Header Fields Too Large",
+                "The request head is too long.",
+            ),
+        ),
+        Kind::Response => (
+            "response",
+            error_response(
+                502,
+                "Bad Gateway",
+                "The upstream's response head is too long.",
+            ),
+        ),
+    };
+    let note = format!(
+        "{what} head longer than {max} bytes ({held} bytes without its end): discarded, answering {} and closing",
+        first_line(&answer).trim_start_matches("HTTP/1.1 ")
+    );
+    (note, answer)
+}
+
+/// The first line of `bytes` (up to CRLF), as text.
+pub fn first_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).to_string()
 }
 
 #[cfg(test)]
@@ -624,15 +668,6 @@ impl ChunkedScanner {
 /// they refuse or fail a request.
 pub fn error_response(status: u16, reason: &str, body_text: &str) -> Vec<u8> {
     error_response_with(status, reason, body_text, &[])
-}
-
-/// The answer to a request head longer than a proxy reads: 431 (RFC 6585 §5), then close.
-pub fn head_too_long_response() -> Vec<u8> {
-    error_response(
-        431,
-        "Request Header Fields Too Large",
-        "The request head is too long.",
-    )
 }
 
 /// As [`error_response`], with `extra` fields first after the status line (a 407's

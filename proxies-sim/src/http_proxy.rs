@@ -372,7 +372,7 @@ impl<P: Policy> HttpProxy<P> {
                 cx.note(format!(
                     "{}: answered by the proxy: {}",
                     describe(&before),
-                    first_line(&response)
+                    http::first_line(&response)
                 ));
                 cx.send(Side::Client, response);
                 self.close_both(cx);
@@ -462,12 +462,10 @@ impl<P: Policy> HttpProxy<P> {
     /// The first request head did not arrive in time: 408, and the connection closes.
     fn header_timed_out(&mut self, cx: &mut Cx) {
         self.awaiting_head = false;
-        let held = self.up.buf.len();
-        cx.note(format!(
-            "no complete request head within {} ms ({held} bytes of one): answering 408 Request Timeout and closing",
-            self.settings.header_timeout.unwrap_or_default().as_millis()
-        ));
-        cx.send(Side::Client, http::header_timeout_response());
+        let timeout = self.settings.header_timeout.unwrap_or_default();
+        let (note, answer) = http::header_timed_out(timeout, self.up.buf.len());
+        cx.note(note);
+        cx.send(Side::Client, answer);
         self.close_both(cx);
     }
 
@@ -493,26 +491,16 @@ impl<P: Policy> HttpProxy<P> {
         self.close_both(cx);
     }
 
-    /// Answers a head longer than the settings allow and gives up on the connection: 431
-    /// (RFC 6585 §5) for a request, 502 for a response.
+    /// Answers a head longer than the settings allow and gives up on the connection
+    /// ([`http::head_too_long`]).
     fn too_long(&mut self, cx: &mut Cx, dir: Dir) {
-        let max = self.settings.max_head_bytes;
-        let held = self.stream(dir).buf.len();
-        let (what, answer) = match dir {
-            Dir::Up => ("request", http::head_too_long_response()),
-            Dir::Down => (
-                "response",
-                http::error_response(
-                    502,
-                    "Bad Gateway",
-                    "The upstream's response head is too long.",
-                ),
-            ),
+        let kind = match dir {
+            Dir::Up => Kind::Request,
+            Dir::Down => Kind::Response,
         };
-        cx.note(format!(
-            "{what} head longer than {max} bytes ({held} bytes without its end): discarded, answering {} and closing",
-            first_line(&answer).trim_start_matches("HTTP/1.1 ")
-        ));
+        let held = self.stream(dir).buf.len();
+        let (note, answer) = http::head_too_long(kind, self.settings.max_head_bytes, held);
+        cx.note(note);
         cx.send(Side::Client, answer);
         self.close_both(cx);
     }
@@ -637,7 +625,7 @@ fn changes(before: &Head, after: &Head) -> String {
     }
     let mut out = String::new();
     if before.start != after.start {
-        out.push_str(&format!(" as `{}`", first_line(&after.to_bytes())));
+        out.push_str(&format!(" as `{}`", http::first_line(&after.to_bytes())));
     }
     if !removed.is_empty() {
         out.push_str(&format!(" without {}", removed.join(", ")));
@@ -665,15 +653,6 @@ fn changes(before: &Head, after: &Head) -> String {
         out.push_str(&format!(" rewriting {}", rewritten.join(", ")));
     }
     out
-}
-
-/// The first line of a message, as text.
-fn first_line(bytes: &[u8]) -> String {
-    let end = bytes
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).to_string()
 }
 
 impl<P: Policy> Connection for HttpProxy<P> {
