@@ -58,6 +58,53 @@ const START_WAIT: Duration = Duration::from_secs(30);
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
 impl Proc {
+    /// Starts `gauntlet serve` (`gauntlet` is its binary) on ephemeral loopback ports, ws and
+    /// wss, its CA written to `ca`, with `extra` flags; stderr to `log`. Its addresses are
+    /// `addrs[0]` (ws) and `addrs[1]` (wss).
+    pub fn serve(
+        name: &str,
+        gauntlet: &Path,
+        ca: &Path,
+        extra: &[String],
+        log: &Path,
+    ) -> anyhow::Result<Proc> {
+        let mut args: Vec<String> = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--ca-out",
+        ]
+        .map(String::from)
+        .into();
+        args.push(ca.display().to_string());
+        args.extend_from_slice(extra);
+        Proc::start(name, gauntlet, &args, log, 2)
+    }
+
+    /// Starts `gauntlet proxy --model pass` on an ephemeral loopback port in front of
+    /// `upstream`; stderr to `log`.
+    pub fn pass_proxy(
+        name: &str,
+        gauntlet: &Path,
+        upstream: SocketAddr,
+        log: &Path,
+    ) -> anyhow::Result<Proc> {
+        let mut args: Vec<String> = [
+            "proxy",
+            "--model",
+            "pass",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+        ]
+        .map(String::from)
+        .into();
+        args.push(upstream.to_string());
+        Proc::start(name, gauntlet, &args, log, 1)
+    }
+
     /// Starts `program args`, stderr to `log`, and waits for it to announce `listeners`
     /// addresses on stdout.
     pub fn start(

@@ -143,17 +143,11 @@ pub fn main(opts: &Options) -> anyhow::Result<bool> {
     let scratch = opts.root.join("target/gauntlet/soak");
     std::fs::create_dir_all(&scratch).context("making target/gauntlet/soak")?;
     let ca = scratch.join("ca.pem");
-    let mut serve = Proc::start(
+    let mut serve = Proc::serve(
         "serve",
         &opts.gauntlet,
+        &ca,
         &[
-            "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--tls-listen".into(),
-            "127.0.0.1:0".into(),
-            "--ca-out".into(),
-            ca.display().to_string(),
             // A third of the grace, so that the slowloris connections are closed within it
             // (the default, nginx's 60 s, would outlast a quick soak).
             "--header-timeout-ms".into(),
@@ -164,24 +158,9 @@ pub fn main(opts: &Options) -> anyhow::Result<bool> {
             (2 * (opts.concurrent + opts.slowloris + opts.half_close)).to_string(),
         ],
         &scratch.join("serve.log"),
-        2,
     )?;
     let proxy = |name: &str, upstream: std::net::SocketAddr, log: &str| {
-        Proc::start(
-            name,
-            &opts.gauntlet,
-            &[
-                "proxy".into(),
-                "--model".into(),
-                "pass".into(),
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--upstream".into(),
-                upstream.to_string(),
-            ],
-            &scratch.join(log),
-            1,
-        )
+        Proc::pass_proxy(name, &opts.gauntlet, upstream, &scratch.join(log))
     };
     let mut ws_proxy = proxy("proxy (ws)", serve.addrs[0], "proxy-ws.log")?;
     let mut wss_proxy = proxy("proxy (wss)", serve.addrs[1], "proxy-wss.log")?;

@@ -170,36 +170,19 @@ impl Live {
             self.starts += 1;
             let tag = self.tag();
             let ca = self.scratch.join(format!("{tag}-ca.pem"));
-            let serve = Proc::start(
+            let serve = Proc::serve(
                 "gauntlet serve",
                 &self.gauntlet,
-                &[
-                    "serve".into(),
-                    "--listen".into(),
-                    "127.0.0.1:0".into(),
-                    "--tls-listen".into(),
-                    "127.0.0.1:0".into(),
-                    "--ca-out".into(),
-                    ca.display().to_string(),
-                ],
+                &ca,
+                &[],
                 &self.scratch.join(format!("{tag}-serve.log")),
-                2,
             )?;
             if self.proxied {
-                self.proxy = Some(Proc::start(
+                self.proxy = Some(Proc::pass_proxy(
                     "gauntlet proxy --model pass",
                     &self.gauntlet,
-                    &[
-                        "proxy".into(),
-                        "--model".into(),
-                        "pass".into(),
-                        "--listen".into(),
-                        "127.0.0.1:0".into(),
-                        "--upstream".into(),
-                        serve.addrs[0].to_string(),
-                    ],
+                    serve.addrs[0],
                     &self.scratch.join(format!("{tag}-proxy.log")),
-                    1,
                 )?);
             }
             self.serve = Some(serve);
