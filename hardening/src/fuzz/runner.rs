@@ -250,6 +250,15 @@ mod tests {
         assert_ne!(draw(1, 5), draw(1, 6));
     }
 
+    /// Fails an input with two bytes of 200 or more.
+    fn two_big_bytes(v: &[u8]) -> Result<&'static str, String> {
+        if v.iter().filter(|b| **b >= 200).count() >= 2 {
+            Err("two big bytes".into())
+        } else {
+            Ok("ok")
+        }
+    }
+
     #[test]
     fn a_failure_is_shrunk_to_a_small_input() {
         let clock = Clock::start();
@@ -258,13 +267,7 @@ mod tests {
             &strategy,
             &plan(1000),
             &clock,
-            |v: &Vec<u8>| {
-                if v.iter().filter(|b| **b >= 200).count() >= 2 {
-                    Err("two big bytes".into())
-                } else {
-                    Ok("ok")
-                }
-            },
+            |v: &Vec<u8>| two_big_bytes(v),
             |v| format!("{v:?}"),
             |_| {},
         );
@@ -278,13 +281,7 @@ mod tests {
                 ..plan(1)
             },
             &clock,
-            |v: &Vec<u8>| {
-                if v.iter().filter(|b| **b >= 200).count() >= 2 {
-                    Err("two big bytes".into())
-                } else {
-                    Ok("ok")
-                }
-            },
+            |v: &Vec<u8>| two_big_bytes(v),
             |v| format!("{v:?}"),
             |_| {},
         );
