@@ -2,27 +2,24 @@
 //! connection turns socket activity into [`Event`]s and carries out the model's [`Action`]s.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, HopEnv, ModelSpec, Side};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::engine::{ACCEPT_BACKOFF, NetRef, Software, Stream, accept_error_is_transient};
 use crate::transcript::Transcript;
 
-/// Bytes read from a socket at a time, at first: most connections carry small messages, and
-/// thousands of them at once should not cost a large buffer each.
-const FIRST_CHUNK: usize = 2 * 1024;
-/// The most read at a time: a read that fills the buffer doubles it, up to this.
-const MAX_CHUNK: usize = 64 * 1024;
+mod side;
+
+pub use side::OUTBOX_LIMIT;
+use side::{FIRST_CHUNK, SideIo, grow, poll_read_side};
 
 /// A hop as a host's software: listens on `ports`, runs a fresh connection of `spec`'s hop
 /// for each accepted connection, and dials among `upstreams` (backend 0, 1, …) when the model
@@ -147,132 +144,11 @@ pub fn hop_software(
     })
 }
 
-/// The most bytes a side's outbox holds before the driver stops reading: a side whose
-/// outbox is this full is not read from, and neither is the other side, whose bytes would
-/// go there. The outbox can pass it by what one event makes a model send.
-pub const OUTBOX_LIMIT: usize = 256 * 1024;
-
 /// A hop's open connections, and a wake-up for an accept loop waiting for one to close.
 #[derive(Default)]
 struct OpenCount {
     count: std::cell::Cell<usize>,
     closed: tokio::sync::Notify,
-}
-
-/// One side's socket, what is still open on it, and the bytes waiting for it.
-struct SideIo {
-    stream: Option<Stream>,
-    can_read: bool,
-    /// The model may still send to this side: it asked for no FIN or RST, and no write failed.
-    can_send: bool,
-    /// Bytes the model sent, oldest first, waiting for the socket (or for the dial).
-    out: VecDeque<Vec<u8>>,
-    /// How much of `out`'s first chunk is written.
-    out_pos: usize,
-    /// Bytes in `out`, less `out_pos`.
-    out_len: usize,
-    /// The model asked for a FIN, sent once `out` is written.
-    fin: bool,
-    bytes_in: u64,
-    /// Bytes the model sent after the side closed, discarded (logged once, counted at the end).
-    discarded: u64,
-}
-
-impl SideIo {
-    fn new(stream: Option<Stream>) -> Self {
-        let open = stream.is_some();
-        Self {
-            stream,
-            can_read: open,
-            can_send: open,
-            out: VecDeque::new(),
-            out_pos: 0,
-            out_len: 0,
-            fin: false,
-            bytes_in: 0,
-            discarded: 0,
-        }
-    }
-
-    /// Nothing more can happen on this side.
-    fn finished(&self) -> bool {
-        !self.can_read && !self.can_send && self.out_len == 0 && !self.fin
-    }
-
-    fn push(&mut self, bytes: Vec<u8>) {
-        if !bytes.is_empty() {
-            self.out_len += bytes.len();
-            self.out.push_back(bytes);
-        }
-    }
-
-    /// Drops what waits to be written, returning how many bytes that was.
-    fn drop_out(&mut self) -> usize {
-        let n = self.out_len;
-        self.out.clear();
-        self.out_pos = 0;
-        self.out_len = 0;
-        n
-    }
-
-    /// Writes what waits, then the FIN the model asked for, as far as the socket takes
-    /// them without waiting. `Ready(Err)` when a write fails; `Pending` otherwise (the socket
-    /// is full, or there is nothing to do).
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(stream) = self.stream.as_mut() else {
-            return Poll::Pending;
-        };
-        while let Some(chunk) = self.out.front() {
-            match Pin::new(&mut *stream).poll_write(cx, &chunk[self.out_pos..]) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.out_pos += n;
-                    self.out_len -= n;
-                    if self.out_pos == chunk.len() {
-                        self.out.pop_front();
-                        self.out_pos = 0;
-                    }
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        // A failed shutdown leaves nothing to do: the peer is gone, and the read side says so.
-        if self.fin && Pin::new(&mut *stream).poll_shutdown(cx).is_ready() {
-            self.fin = false;
-        }
-        Poll::Pending
-    }
-}
-
-/// A read that filled `buf` suggests more is waiting: doubles it (keeping what it holds), up
-/// to [`MAX_CHUNK`].
-fn grow(buf: &mut Vec<u8>, read: &io::Result<usize>) {
-    if matches!(read, Ok(n) if *n == buf.len()) && buf.len() < MAX_CHUNK {
-        buf.resize(buf.len() * 2, 0);
-    }
-}
-
-/// Reads from `side` into `buf` unless it is closed for reading or `blocked`.
-fn poll_read_side(
-    side: &mut SideIo,
-    blocked: bool,
-    buf: &mut [u8],
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    match side.stream.as_mut() {
-        Some(s) if side.can_read && !blocked => {
-            let mut rb = ReadBuf::new(buf);
-            match Pin::new(s).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            }
-        }
-        _ => Poll::Pending,
-    }
 }
 
 /// What woke the connection's loop.
