@@ -257,6 +257,11 @@ enum Command {
         /// (`ulimit -n`) less 32, halved (two a connection), as HAProxy sizes `maxconn`.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         max_connections: Option<u64>,
+        /// Copies of the chain, one thread each, listening on the same address (the kernel
+        /// spreads connections among them). Default: one per core; one for a chain with a
+        /// model that keeps state between connections (caching-proxy, the balancers).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        workers: Option<u64>,
     },
     /// Run the reference server (`/echo`, `/push` and their query options) on real sockets
     /// until interrupted (Ctrl-C or SIGTERM), logging each request and what it does to
@@ -295,6 +300,10 @@ enum Command {
         /// How many connections are held at once, WebSocket sessions included (0: no limit).
         #[arg(long, value_name = "N", default_value_t = serve_default_max_connections())]
         max_connections: usize,
+        /// Copies of the server, one thread each, listening on the same addresses (the
+        /// kernel spreads connections among them). Default: one per core.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        workers: Option<u64>,
     },
 }
 
@@ -412,6 +421,7 @@ fn main() -> ExitCode {
             upstream,
             model_port,
             max_connections,
+            workers,
             ..
         } => proxy(
             matches.subcommand_matches("proxy"),
@@ -421,6 +431,7 @@ fn main() -> ExitCode {
             max_connections.map_or_else(gauntlet::proxy::default_max_connections, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
+            workers.map(|n| n as usize),
         ),
         Command::Serve {
             listen,
@@ -429,6 +440,7 @@ fn main() -> ExitCode {
             tls_version,
             header_timeout_ms,
             max_connections,
+            workers,
         } => serve(
             listen,
             tls_listen.zip(ca_out),
@@ -438,6 +450,7 @@ fn main() -> ExitCode {
                     .then(|| std::time::Duration::from_millis(header_timeout_ms)),
                 max_connections: (max_connections > 0).then_some(max_connections),
             },
+            cores(workers),
         ),
     };
     match result {
@@ -457,6 +470,7 @@ fn proxy(
     upstream: Option<SocketAddr>,
     model_port: u16,
     max_connections: usize,
+    workers: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let positioned = |id: &str| -> Vec<(usize, String)> {
         let Some(m) = matches else { return Vec::new() };
@@ -472,34 +486,36 @@ fn proxy(
         .map(gauntlet::proxy::spec)
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
+    let workers = gauntlet::proxy::workers(&models, workers).map_err(anyhow::Error::msg)?;
     let plan = gauntlet::proxy::Plan {
         models,
         listen,
         upstream,
         model_port,
         max_connections,
+        workers,
     };
     let transcript = gauntlet::transcript::Transcript::printing();
-    let mut topology = gauntlet::proxy::topology(&plan, &transcript);
     let announce = listen.port() == 0;
     let log = transcript.clone();
-    topology.client(
-        "proxy",
-        Box::new(move |net| {
-            gauntlet::proxy::serve(net, model_port, interrupted().boxed_local(), move |addr| {
-                if announce {
-                    say(&mut std::io::stdout(), &format!("listening on {addr}"));
-                }
-                let upstream = upstream.map_or_else(
-                    || "none (CONNECT names each destination)".to_string(),
-                    |u| u.to_string(),
-                );
-                log.say(&format!("listening on {addr}, upstream {upstream}"));
-            })
-            .boxed_local()
-        }),
+    let run = gauntlet::proxy::run(
+        &plan,
+        transcript.clone(),
+        interrupted().boxed_local(),
+        move |addr| {
+            if announce {
+                say(&mut std::io::stdout(), &format!("listening on {addr}"));
+            }
+            let upstream = upstream.map_or_else(
+                || "none (CONNECT names each destination)".to_string(),
+                |u| u.to_string(),
+            );
+            log.say(&format!(
+                "listening on {addr}, upstream {upstream}, {}",
+                plural(workers, "worker")
+            ));
+        },
     );
-    let run = engine::live::Live.run(topology, 0);
     transcript.finish();
     run?;
     Ok(ExitCode::SUCCESS)
@@ -605,12 +621,14 @@ fn gate(
 }
 
 /// `gauntlet serve`: the reference server on the live engine until Ctrl-C or SIGTERM, wss
-/// too, accepting `versions`, when `tls` names where to listen and where to write the CA.
+/// too, accepting `versions`, when `tls` names where to listen and where to write the CA; on
+/// `workers` threads.
 fn serve(
     listen: SocketAddr,
     tls: Option<(SocketAddr, PathBuf)>,
     versions: TlsVersions,
     limits: gauntlet::server::Limits,
+    workers: usize,
 ) -> anyhow::Result<ExitCode> {
     let tls = match tls {
         Some((addr, ca_out)) => {
@@ -629,30 +647,28 @@ fn serve(
         listen,
         tls,
         limits,
+        workers,
     };
     let transcript = gauntlet::transcript::Transcript::printing();
-    let mut topology = gauntlet::serve::topology(&plan, &transcript);
-    let with_tls = plan.tls.is_some();
     let log = transcript.clone();
-    topology.client(
-        "serve",
-        Box::new(move |net| {
-            gauntlet::serve::serve(net, with_tls, interrupted().boxed_local(), move |bound| {
-                let mut lines = vec![(announce.0, format!("listening on {}", bound.ws))];
-                if let Some(wss) = bound.wss {
-                    lines.push((announce.1, format!("listening (tls) on {wss}")));
+    let run = gauntlet::serve::run(
+        &plan,
+        transcript.clone(),
+        interrupted().boxed_local(),
+        move |bound| {
+            let mut lines = vec![(announce.0, format!("listening on {}", bound.ws))];
+            if let Some(wss) = bound.wss {
+                lines.push((announce.1, format!("listening (tls) on {wss}")));
+            }
+            for (to_stdout, line) in lines {
+                if to_stdout {
+                    say(&mut std::io::stdout(), &line);
                 }
-                for (to_stdout, line) in lines {
-                    if to_stdout {
-                        say(&mut std::io::stdout(), &line);
-                    }
-                    log.say(&line);
-                }
-            })
-            .boxed_local()
-        }),
+                log.say(&line);
+            }
+            log.say(&format!("{} serving", plural(workers, "worker")));
+        },
     );
-    let run = engine::live::Live.run(topology, 0);
     transcript.finish();
     run?;
     Ok(ExitCode::SUCCESS)

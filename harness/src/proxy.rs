@@ -9,6 +9,11 @@
 //! dials reaches it. Every backend of a balancer is the next hop (or the upstream). The
 //! run's client is the caller's: it learns the bound address and waits for the interruption.
 //!
+//! It runs as [`Plan::workers`] copies of that run, one thread each, all listening on the one
+//! address (see [`standing::run_workers`]): each hop's [`Intake`] is shared by its copies, so
+//! connection numbers are unique and `--max-connections` holds for all of them together. A
+//! chain with a model that keeps state between connections runs on one worker ([`workers`]).
+//!
 //! The upstream is optional: a forward proxy (`connect-proxy`) is told each destination by
 //! its clients' CONNECT, and without an upstream the last hop has no backend, so it dials
 //! the address a CONNECT names (a loopback address: the live engine dials nothing else).
@@ -23,12 +28,13 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 
 use crate::driver::hop_software;
-use crate::engine::{NetRef, Topology};
+use crate::engine::{Intake, Topology};
 use crate::standing;
 use crate::transcript::Transcript;
 
@@ -130,9 +136,33 @@ pub struct Plan {
     pub upstream: Option<SocketAddr>,
     /// The port the models see connections arrive on.
     pub model_port: u16,
-    /// The most client connections open at once: beyond it, the first hop stops accepting
-    /// (new connections wait in the kernel's listen queue) until one closes.
+    /// The most client connections open at once, all workers together: beyond it, the
+    /// first hop stops accepting (new connections wait in the kernel's listen queue) until
+    /// one closes.
     pub max_connections: usize,
+    /// How many copies of the chain run, one thread each (see [`workers`]).
+    pub workers: usize,
+}
+
+/// How many workers run `models`: `asked`, or by default one per core, as nginx's
+/// `worker_processes auto` and HAProxy's `nbthread` default do. A chain with a model that
+/// keeps state from one connection to the next (a cache, a balancer's rotation) runs on one
+/// worker, so that one copy of it sees every connection; asking for more is an error.
+pub fn workers(models: &[ModelSpec], asked: Option<usize>) -> Result<usize, String> {
+    let stateful = models
+        .iter()
+        .find_map(|m| m.shared_state().map(|what| (m.name(), what)));
+    match (asked, stateful) {
+        (Some(0), _) => Err("`--workers 0`: at least one worker runs the chain".to_string()),
+        (Some(n), Some((model, what))) if n > 1 => Err(format!(
+            "`--workers {n}`: model `{model}` keeps {what} from one connection to the next, \
+             so one worker must see every connection: leave out --workers (one worker is \
+             the default for such a chain) or give --workers 1"
+        )),
+        (Some(n), _) => Ok(n),
+        (None, Some(_)) => Ok(1),
+        (None, None) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
 }
 
 /// The default connection limit: what the process's descriptor limit allows at two
@@ -146,9 +176,26 @@ pub fn default_max_connections() -> usize {
     (limit.min(1 << 24).saturating_sub(32) / 2).max(1) as usize
 }
 
+/// How each hop of `plan` takes connections: the first hop holds at most
+/// `plan.max_connections`, the others any number. Every worker's copy of the topology gets
+/// clones of the same intakes ([`topology`]), so connection numbers are unique in the process
+/// and the limit holds for all workers together.
+pub fn intakes(plan: &Plan) -> Vec<Intake> {
+    (0..plan.models.len())
+        .map(|i| {
+            if i == 0 {
+                Intake::limited(plan.max_connections)
+            } else {
+                Intake::unlimited()
+            }
+        })
+        .collect()
+}
+
 /// The live topology for `plan`: the hops and the upstream; the caller adds the client
-/// (see [`serve`]). Each hop logs to `transcript`.
-pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
+/// (see [`run`]). Each hop logs to `transcript` and takes connections through its intake
+/// (see [`intakes`]).
+pub fn topology(plan: &Plan, intakes: &[Intake], transcript: &Transcript) -> Topology {
     let mut topology = standing::topology();
     let names: Vec<String> = (1..=plan.models.len()).map(|i| format!("hop{i}")).collect();
     for (i, spec) in plan.models.iter().enumerate() {
@@ -164,7 +211,7 @@ pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
             vec![plan.model_port],
             SEED ^ ((i as u64 + 1) << 32),
             transcript.clone(),
-            (i == 0).then_some(plan.max_connections),
+            intakes.get(i).cloned().unwrap_or_default(),
         );
         let software = if i == 0 {
             standing::published(plan.model_port, plan.listen, Some(hop))
@@ -179,20 +226,38 @@ pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
     topology
 }
 
-/// The proxy's client: waits until the first hop listens, calls `ready` with the bound
-/// address, and returns when `stop` completes (see [`standing::until_stopped`]).
-pub async fn serve(
-    net: NetRef,
-    model_port: u16,
+/// Runs the proxy `plan` describes on `plan.workers` threads until `stop` completes; `ready`
+/// learns the first hop's bound address once every worker listens there (see
+/// [`standing::run_workers`]). Each worker's hops log to its transcript (one queue for all
+/// when `transcript` prints).
+pub fn run(
+    plan: &Plan,
+    transcript: Transcript,
     stop: LocalBoxFuture<'static, ()>,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(SocketAddr) + 'static,
 ) -> anyhow::Result<()> {
-    standing::until_stopped(net, &[("hop1", model_port)], stop, |bound| {
-        if let Some(addr) = bound.first() {
-            ready(*addr);
+    let intakes = intakes(plan);
+    let mine = plan.clone();
+    let build: standing::Build = Arc::new(move |worker| {
+        let mut plan = mine.clone();
+        if let Some(&addr) = worker.bound.as_ref().and_then(|b| b.first()) {
+            plan.listen = addr;
         }
-    })
-    .await
+        topology(&plan, &intakes, &worker.transcript)
+    });
+    standing::run_workers(
+        plan.workers,
+        transcript,
+        "proxy",
+        vec![("hop1".to_string(), plan.model_port)],
+        build,
+        stop,
+        move |bound| {
+            if let Some(&addr) = bound.first() {
+                ready(addr);
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use gauntlet_reports::Latency;
 
 use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
-use crate::engine::{Engine, EventLog, LinkConfig, NetRef, Topology};
+use crate::engine::{Engine, EventLog, Intake, LinkConfig, NetRef, Topology};
 use crate::outcome::Outcome;
 use crate::product::command::Role;
 use crate::real_hop::{self, Started};
@@ -216,7 +216,7 @@ fn build(
                 vec![80, 443, client::PROXY_PORT],
                 seed ^ ((i as u64 + 1) << 32),
                 t.clone(),
-                None,
+                Intake::unlimited(),
             ),
         );
     }

@@ -5,7 +5,8 @@
 //! [`SERVER`], runs [`server::software`] after publishing the listening address for port 80
 //! (ws) and, when TLS is asked for, the TLS listening address for port 443 (wss), so its
 //! listeners bind there. The run's client is the caller's: it learns the bound addresses and
-//! waits for the interruption ([`serve`]).
+//! waits for the interruption ([`run`]). It runs as [`Plan::workers`] copies, one thread
+//! each, on the same addresses (see [`standing::run_workers`]), sharing one [`Intake`].
 //!
 //! The server holds connections within [`server::Limits`] (by default [`Limits::SERVE`],
 //! nginx's as Debian ships it): a client that does not finish its request head in time is
@@ -24,7 +25,7 @@ use std::sync::Arc;
 
 use futures_util::future::LocalBoxFuture;
 
-use crate::engine::{NetRef, Topology};
+use crate::engine::{Intake, Topology};
 use crate::server::Limits;
 use crate::tls::{KeyKind, TlsVersions};
 use crate::transcript::Transcript;
@@ -80,8 +81,10 @@ pub struct Plan {
     pub listen: SocketAddr,
     /// The wss listener, if asked for.
     pub tls: Option<Tls>,
-    /// What the server refuses to hold.
+    /// What the server refuses to hold (its connection limit for all workers together).
     pub limits: Limits,
+    /// How many copies of the server run, one thread each, on the same addresses.
+    pub workers: usize,
 }
 
 /// Where the server listens, once bound.
@@ -93,12 +96,18 @@ pub struct Bound {
     pub wss: Option<SocketAddr>,
 }
 
-/// The live topology for `plan`: the server, logging to `transcript`; the caller adds the
-/// client (see [`serve`]).
-pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
+/// The live topology for `plan`: the server, logging to `transcript` and holding
+/// connections in `intake`; the caller adds the client (see [`run`]).
+pub fn topology(plan: &Plan, intake: &Intake, transcript: &Transcript) -> Topology {
     let mut topology = standing::topology();
     let config = plan.tls.as_ref().map(|t| t.config.clone());
-    let mut software = server::software_with(transcript.clone(), config, None, plan.limits);
+    let mut software = server::software_sharing(
+        transcript.clone(),
+        config,
+        None,
+        plan.limits,
+        intake.clone(),
+    );
     if let Some(tls) = &plan.tls {
         software = standing::published(WSS_PORT, tls.listen, Some(software));
     }
@@ -107,25 +116,48 @@ pub fn topology(plan: &Plan, transcript: &Transcript) -> Topology {
     topology
 }
 
-/// The run's client: waits until the server listens (on both addresses when `tls`), calls
-/// `ready` with the bound addresses, and returns when `stop` completes.
-pub async fn serve(
-    net: NetRef,
-    tls: bool,
+/// Runs the server `plan` describes on `plan.workers` threads until `stop` completes;
+/// `ready` learns the bound addresses once every worker listens there (see
+/// [`standing::run_workers`]). The workers hold at most `plan.limits.max_connections`
+/// between them.
+pub fn run(
+    plan: &Plan,
+    transcript: Transcript,
     stop: LocalBoxFuture<'static, ()>,
-    ready: impl FnOnce(Bound),
+    ready: impl FnOnce(Bound) + 'static,
 ) -> anyhow::Result<()> {
-    let mut listeners = vec![(SERVER, WS_PORT)];
-    if tls {
-        listeners.push((SERVER, WSS_PORT));
+    let intake = Intake::with_limit(plan.limits.max_connections);
+    let mut listeners = vec![(SERVER.to_string(), WS_PORT)];
+    if plan.tls.is_some() {
+        listeners.push((SERVER.to_string(), WSS_PORT));
     }
-    standing::until_stopped(net, &listeners, stop, |bound| {
-        if let Some(&ws) = bound.first() {
-            ready(Bound {
-                ws,
-                wss: bound.get(1).copied(),
-            });
+    let mine = plan.clone();
+    let build: standing::Build = Arc::new(move |worker| {
+        let mut plan = mine.clone();
+        if let Some(bound) = &worker.bound {
+            if let Some(&ws) = bound.first() {
+                plan.listen = ws;
+            }
+            if let (Some(tls), Some(&wss)) = (plan.tls.as_mut(), bound.get(1)) {
+                tls.listen = wss;
+            }
         }
-    })
-    .await
+        topology(&plan, &intake, &worker.transcript)
+    });
+    standing::run_workers(
+        plan.workers,
+        transcript,
+        "serve",
+        listeners,
+        build,
+        stop,
+        move |bound| {
+            if let Some(&ws) = bound.first() {
+                ready(Bound {
+                    ws,
+                    wss: bound.get(1).copied(),
+                });
+            }
+        },
+    )
 }

@@ -52,7 +52,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use crate::engine::ACCEPT_BACKOFF;
-use crate::engine::{Listener, NetRef, Software, Stream};
+use crate::engine::{Held, Intake, Listener, NetRef, Software, Stream};
 use crate::transcript::Transcript;
 use crate::ws_config;
 use crate::{fragment, scenario, smuggle, violation};
@@ -102,16 +102,31 @@ pub fn software_with(
     crash: Option<Duration>,
     limits: Limits,
 ) -> Software {
+    let intake = Intake::with_limit(limits.max_connections);
+    software_sharing(transcript, tls, crash, limits, intake)
+}
+
+/// [`software_with`] whose connections are counted in `intake`, which copies of the server
+/// on other threads share (`gauntlet serve`'s workers): `intake`'s limit, not
+/// `limits.max_connections`, is the one held.
+pub fn software_sharing(
+    transcript: Transcript,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    crash: Option<Duration>,
+    limits: Limits,
+    intake: Intake,
+) -> Software {
     std::rc::Rc::new(move |net: NetRef| {
         let transcript = transcript.clone();
         let tls = tls.clone();
+        let intake = intake.clone();
         async move {
             let server = Server {
                 net: net.clone(),
                 transcript: transcript.clone(),
                 crash: Crash::new(crash),
                 limits,
-                open: Rc::default(),
+                intake,
             };
             let plain = net.listen(80).await?;
             if let Some(tls) = tls {
@@ -148,25 +163,8 @@ struct Server {
     transcript: Transcript,
     crash: Crash,
     limits: Limits,
-    /// Connections held now.
-    open: Rc<Cell<usize>>,
-}
-
-/// One held connection: counted in [`Server::open`] until the last clone is dropped (the
-/// connection's task and, after an upgrade, its WebSocket session hold one each).
-struct Held(Rc<Cell<usize>>);
-
-impl Held {
-    fn new(open: &Rc<Cell<usize>>) -> Rc<Self> {
-        open.set(open.get() + 1);
-        Rc::new(Self(open.clone()))
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
-    }
+    /// Connections held now, and the limit.
+    intake: Intake,
 }
 
 /// A connection's stream, which a crash can take away and reset.
@@ -307,19 +305,16 @@ impl Server {
                 self.log(format!("accepting again after {failed} failed accepts"));
                 failed = 0;
             }
-            if let Some(max) = self
-                .limits
-                .max_connections
-                .filter(|max| self.open.get() >= *max)
-            {
+            let Some(held) = self.intake.try_hold() else {
                 self.log(format!(
-                    "closed a connection from {} at once: {max} connections open, the maximum",
-                    stream.peer()
+                    "closed a connection from {} at once: {} connections open, the maximum",
+                    stream.peer(),
+                    self.intake.max().unwrap_or_default()
                 ));
                 drop(stream);
                 continue;
-            }
-            let held = Held::new(&self.open);
+            };
+            let held = Rc::new(held);
             let peer = stream.peer();
             let stream = self.crash.register(stream);
             let task = match self.limits.header_timeout {

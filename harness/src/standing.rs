@@ -1,18 +1,33 @@
 //! What `gauntlet proxy` and `gauntlet serve` share: a run on the
 //! [`live`](crate::engine::live) engine that stands, on addresses given on the command line,
-//! until interrupted.
+//! until interrupted, in as many copies (workers) as asked, one thread each.
 //!
 //! Its hosts publish the addresses they are to listen on ([`published`]), so their listeners
-//! bind there; its client ([`until_stopped`]) waits until they listen, hands the bound
-//! addresses to the caller, and ends the run when told to stop.
+//! bind there. [`run_workers`] runs the first worker on the calling thread; once its
+//! listeners are bound, it starts the others, each on a thread of its own with its own copy of
+//! the topology, whose listeners bind the same addresses (`SO_REUSEPORT`: the kernel spreads
+//! connections among them by their addresses, as it does for nginx's `reuseport` workers).
+//! When all listen, the caller learns the addresses; when the caller's stop completes (or any
+//! worker fails), every worker stops and their threads are joined.
+//!
+//! What the workers share is only what their topologies are built with: one transcript (lines
+//! from every thread, in the order they are logged, on one clock) and whatever thread-safe
+//! state the builder hands each copy (an [`Intake`](crate::engine::Intake): connection
+//! numbers and limits). Anything else a copy keeps is its own.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
+use crate::engine::live::Live;
 use crate::engine::{LinkConfig, NetRef, Software, Topology};
+use crate::transcript::Transcript;
 
 /// How long a host may take to bind its listener.
 const BIND_WAIT: Duration = Duration::from_secs(10);
@@ -43,25 +58,206 @@ pub fn published(port: u16, addr: SocketAddr, then: Option<Software>) -> Softwar
     })
 }
 
-/// A run's client: waits until every `(host, port)` of `listeners` listens, calls `ready`
-/// with their bound addresses (in the same order), and returns when `stop` completes. `stop`
-/// is polled once before anything else, so that whatever it sets up (signal handlers) is in
-/// place by the time `ready` announces the addresses.
-pub async fn until_stopped(
-    net: NetRef,
-    listeners: &[(&str, u16)],
+/// One copy of a standing run, as its topology is built.
+#[derive(Debug)]
+pub struct Worker {
+    /// 0 for the first, which runs on the calling thread.
+    pub index: usize,
+    /// What the copy logs to: the caller's transcript for the first worker; for the others,
+    /// one that prints into the same queue when the caller's prints, or else one that keeps
+    /// nothing. With several workers, each line names the worker after the host (`hop1/w2`).
+    pub transcript: Transcript,
+    /// Where the first worker's listeners bound, in the order of the listeners asked for: the
+    /// others publish these, so that they bind the same addresses. `None` for the first.
+    pub bound: Option<Vec<SocketAddr>>,
+}
+
+/// Builds a worker's topology, without its client (on the worker's thread).
+pub type Build = Arc<dyn Fn(&Worker) -> Topology + Send + Sync>;
+
+/// Runs `workers` copies (at least one) of the topology `build` makes, each on the live
+/// engine on a thread of its own, the first on this one. The run's client is `client_name`:
+/// it waits until every `(host, port)` of `listeners` listens in every copy, calls `ready`
+/// with the addresses (in the order of `listeners`), and ends every copy when `stop`
+/// completes. `stop` is polled once before anything else, so that whatever it sets up (signal
+/// handlers) is in place by the time `ready` announces the addresses. A copy that fails ends
+/// them all, and its failure is the result.
+pub fn run_workers(
+    workers: usize,
+    transcript: Transcript,
+    client_name: &str,
+    listeners: Vec<(String, u16)>,
+    build: Build,
     stop: LocalBoxFuture<'static, ()>,
-    ready: impl FnOnce(Vec<SocketAddr>),
+    ready: impl FnOnce(&[SocketAddr]) + 'static,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let first = Worker {
+        index: 0,
+        transcript: label(&transcript, 0, workers),
+        bound: None,
+    };
+    let mut topology = build(&first);
+    let name = client_name.to_string();
+    topology.client(
+        client_name,
+        Box::new(move |net| {
+            let others = Others {
+                count: workers.max(1) - 1,
+                workers,
+                start,
+                queue: transcript.queue(),
+                client_name: name,
+                listeners,
+                build,
+            };
+            first_client(net, others, stop, ready).boxed_local()
+        }),
+    );
+    Live.run_since(topology, start)?;
+    Ok(())
+}
+
+/// What the first worker needs to start the others.
+struct Others {
+    count: usize,
+    workers: usize,
+    start: Instant,
+    queue: Option<crate::transcript::PrintQueue>,
+    client_name: String,
+    listeners: Vec<(String, u16)>,
+    build: Build,
+}
+
+/// A worker's report to the first: its listeners' addresses once bound, or why it ended.
+type Report = (usize, Result<Vec<SocketAddr>, String>);
+
+/// The first worker's client: see [`run_workers`].
+async fn first_client(
+    net: NetRef,
+    others: Others,
+    stop: LocalBoxFuture<'static, ()>,
+    ready: impl FnOnce(&[SocketAddr]),
 ) -> anyhow::Result<()> {
     let mut stop = stop;
     if (&mut stop).now_or_never().is_some() {
         return Ok(());
     }
+    let bound = wait_bound(&net, &others.listeners).await?;
+    let (stopping, stopped) = watch::channel(false);
+    let (reports, mut reported) = mpsc::unbounded_channel::<Report>();
+    let mut threads = Vec::with_capacity(others.count);
+    let mut result = Ok(());
+    for index in 1..=others.count {
+        match start_worker(index, &others, &bound, &reports, &stopped) {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        let mut listening = 0;
+        while listening < threads.len() {
+            match reported.recv().await {
+                Some((_, Ok(_))) => listening += 1,
+                Some((index, Err(e))) => {
+                    result = Err(anyhow::anyhow!("worker {index}: {e}"));
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+    if result.is_ok() {
+        ready(&bound);
+        tokio::select! {
+            () = &mut stop => {}
+            Some((index, Err(e))) = reported.recv() => {
+                result = Err(anyhow::anyhow!("worker {index}: {e}"));
+            }
+        }
+    }
+    let _ = stopping.send(true);
+    for thread in threads {
+        if thread.join().is_err() {
+            result = result.and(Err(anyhow::anyhow!("a worker's thread panicked")));
+        }
+    }
+    result
+}
+
+/// Starts worker `index` on a thread of its own: it binds the addresses `bound` names,
+/// reports them, and runs until `stopped` says so; if it ends before, it reports why.
+fn start_worker(
+    index: usize,
+    others: &Others,
+    bound: &[SocketAddr],
+    reports: &mpsc::UnboundedSender<Report>,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let (build, queue, start) = (others.build.clone(), others.queue.clone(), others.start);
+    let workers = others.workers;
+    let (name, listeners) = (others.client_name.clone(), others.listeners.clone());
+    let (bound, reports, stopped) = (bound.to_vec(), reports.clone(), stopped.clone());
+    std::thread::Builder::new()
+        .name(format!("worker {index}"))
+        .spawn(move || {
+            let worker = Worker {
+                index,
+                transcript: label(
+                    &queue.map_or_else(Transcript::discarding, Transcript::printing_into),
+                    index,
+                    workers,
+                ),
+                bound: Some(bound),
+            };
+            let mut topology = build(&worker);
+            let to_first = reports.clone();
+            topology.client(
+                &name,
+                Box::new(move |net| {
+                    async move {
+                        let addrs = wait_bound(&net, &listeners).await;
+                        let failed = addrs.is_err();
+                        let _ = to_first.send((index, addrs.map_err(|e| format!("{e:#}"))));
+                        if !failed {
+                            let mut stopped = stopped;
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        }
+                        Ok(())
+                    }
+                    .boxed_local()
+                }),
+            );
+            let end = match Live.run_since(topology, start) {
+                Ok(_) => "stopped".to_string(),
+                Err(e) => e.to_string(),
+            };
+            // Heard only if the first worker is still waiting for this one.
+            let _ = reports.send((index, Err(end)));
+        })
+        .with_context(|| format!("starting worker {index}'s thread"))
+}
+
+/// Worker `index`'s transcript: when there are several workers, its lines name it after the
+/// host (`hop1/w2`: the second worker's `hop1`), counting from 1.
+fn label(transcript: &Transcript, index: usize, workers: usize) -> Transcript {
+    if workers > 1 {
+        transcript.labelled(&format!("/w{}", index + 1))
+    } else {
+        transcript.clone()
+    }
+}
+
+/// Waits until every `(host, port)` of `listeners` listens; their bound addresses, in order.
+async fn wait_bound(net: &NetRef, listeners: &[(String, u16)]) -> anyhow::Result<Vec<SocketAddr>> {
     let give_up = net.now() + BIND_WAIT;
     let mut bound = Vec::with_capacity(listeners.len());
-    for &(host, port) in listeners {
+    for (host, port) in listeners {
         let addr = loop {
-            if let Some(addr) = net.real_addr(host, port) {
+            if let Some(addr) = net.real_addr(host, *port) {
                 break addr;
             }
             if net.now() >= give_up {
@@ -71,7 +267,5 @@ pub async fn until_stopped(
         };
         bound.push(addr);
     }
-    ready(bound);
-    stop.await;
-    Ok(())
+    Ok(bound)
 }

@@ -27,7 +27,10 @@ pub struct Entry {
 /// A shared, append-only transcript, one that keeps nothing, or one that prints each line
 /// to stderr as it is logged.
 #[derive(Debug, Clone)]
-pub struct Transcript(Keep);
+pub struct Transcript(Keep, Label);
+
+/// What a transcript appends to each host's name (see [`Transcript::labelled`]).
+type Label = Option<Rc<str>>;
 
 #[derive(Debug, Clone)]
 enum Keep {
@@ -38,7 +41,7 @@ enum Keep {
 
 impl Default for Transcript {
     fn default() -> Self {
-        Self(Keep::Lines(Rc::default()))
+        Self(Keep::Lines(Rc::default()), None)
     }
 }
 
@@ -56,7 +59,7 @@ const WRITE_CHUNK: usize = 4096;
 impl Transcript {
     /// A transcript that keeps nothing (for runs whose log would cost more than the run).
     pub fn discarding() -> Self {
-        Self(Keep::Nothing)
+        Self(Keep::Nothing, None)
     }
 
     /// A transcript that keeps nothing and prints each line to stderr, in the form [`render`]
@@ -70,11 +73,48 @@ impl Transcript {
 
     /// [`Transcript::printing`] to `sink`, holding at most `capacity` bytes for it.
     pub fn printing_to(sink: impl Write + Send + 'static, capacity: usize) -> Self {
-        Self(Keep::Print(Rc::new(Printer::start(sink, capacity))))
+        Self(Keep::Print(Rc::new(Printer::start(sink, capacity))), None)
+    }
+
+    /// A printing transcript's queue, to hand to another thread ([`Transcript::printing_into`]):
+    /// lines logged there join this transcript's, in the order they are logged. `None` for a
+    /// transcript that does not print.
+    pub fn queue(&self) -> Option<PrintQueue> {
+        match &self.0 {
+            Keep::Print(printer) => Some(PrintQueue(printer.shared.clone())),
+            Keep::Lines(_) | Keep::Nothing => None,
+        }
+    }
+
+    /// A transcript that prints through `queue`, on another thread than the transcript it
+    /// came from. Its [`Transcript::finish`] does nothing: the original's waits for every line.
+    pub fn printing_into(queue: PrintQueue) -> Self {
+        Self(
+            Keep::Print(Rc::new(Printer {
+                shared: queue.0,
+                finished: Cell::new(false),
+                owner: false,
+            })),
+            None,
+        )
+    }
+
+    /// The same transcript, with `label` appended to the host's name on every line logged
+    /// through it (`hop1/w2`: the second worker's first hop).
+    pub fn labelled(&self, label: &str) -> Self {
+        Self(self.0.clone(), Some(label.into()))
     }
 
     /// Appends a line.
     pub fn log(&self, at: Duration, who: &str, what: impl Into<String>) {
+        let labelled;
+        let who = match &self.1 {
+            Some(label) => {
+                labelled = format!("{who}{label}");
+                labelled.as_str()
+            }
+            None => who,
+        };
         match &self.0 {
             Keep::Lines(lines) => lines.borrow_mut().push(Entry {
                 at,
@@ -116,6 +156,18 @@ impl Transcript {
 struct Printer {
     shared: Arc<Shared>,
     finished: Cell<bool>,
+    /// This printer started the writer, and its [`Printer::finish`] ends it.
+    owner: bool,
+}
+
+/// A printing transcript's queue, sent to another thread (see [`Transcript::queue`]).
+#[derive(Clone)]
+pub struct PrintQueue(Arc<Shared>);
+
+impl std::fmt::Debug for PrintQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrintQueue")
+    }
 }
 
 impl std::fmt::Debug for Printer {
@@ -189,6 +241,7 @@ impl Printer {
         Self {
             shared,
             finished: Cell::new(false),
+            owner: true,
         }
     }
 
@@ -214,7 +267,7 @@ impl Printer {
     }
 
     fn finish(&self) {
-        if self.finished.replace(true) {
+        if !self.owner || self.finished.replace(true) {
             return;
         }
         let mut state = self.shared.lock();

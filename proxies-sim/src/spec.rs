@@ -130,6 +130,19 @@ impl ModelSpec {
         })
     }
 
+    /// What the model keeps from one connection to the next, if anything (a cache, a
+    /// balancer's rotation): one copy of the hop must see every connection for the model to
+    /// behave as specified, so `gauntlet proxy` runs such a chain on one worker.
+    pub fn shared_state(&self) -> Option<&'static str> {
+        match self {
+            ModelSpec::CachingProxy(_) => Some("its cache"),
+            ModelSpec::L4Balancer(_) | ModelSpec::L7Balancer(_) => {
+                Some("its rotation among the backends")
+            }
+            _ => None,
+        }
+    }
+
     /// A one-line summary for transcripts: the name and the parameters that matter.
     pub fn summary(&self) -> String {
         match self {

@@ -13,7 +13,7 @@ use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, HopEnv, ModelSpec, Side};
 
-use crate::engine::{ACCEPT_BACKOFF, NetRef, Software, Stream, accept_error_is_transient};
+use crate::engine::{ACCEPT_BACKOFF, Intake, NetRef, Software, Stream, accept_error_is_transient};
 use crate::transcript::Transcript;
 
 mod side;
@@ -24,9 +24,9 @@ use side::{FIRST_CHUNK, SideIo, grow, poll_read_side};
 /// A hop as a host's software: listens on `ports`, runs a fresh connection of `spec`'s hop
 /// for each accepted connection, and dials among `upstreams` (backend 0, 1, …) when the model
 /// asks. With no `upstreams`, a model's dial toward a destination it was told by name (a
-/// CONNECT's authority) goes to that name, and any other dial fails. With
-/// `max_connections`, the hop stops accepting while that many of its connections are open
-/// (they wait in the listen queue), as HAProxy does at `maxconn`.
+/// CONNECT's authority) goes to that name, and any other dial fails. Connections are
+/// numbered by `intake`; when it has a limit, the hop stops accepting while that many of its
+/// connections are open (they wait in the listen queue), as HAProxy does at `maxconn`.
 pub fn hop_software(
     spec: Rc<ModelSpec>,
     env: HopEnv,
@@ -34,15 +34,16 @@ pub fn hop_software(
     ports: Vec<u16>,
     seed: u64,
     transcript: Transcript,
-    max_connections: Option<usize>,
+    intake: Intake,
 ) -> Software {
     Rc::new(move |net: NetRef| {
-        let (spec, env, upstreams, ports, t) = (
+        let (spec, env, upstreams, ports, t, intake) = (
             spec.clone(),
             env.clone(),
             Rc::new(upstreams.clone()),
             ports.clone(),
             transcript.clone(),
+            intake.clone(),
         );
         async move {
             t.log(
@@ -57,36 +58,29 @@ pub fn hop_software(
                     format!("{} up, upstream {}", spec.summary(), upstreams.join(", "))
                 },
             );
-            let counter = Rc::new(std::cell::Cell::new(0u64));
-            let open = Rc::new(OpenCount::default());
             let hop = Rc::new(RefCell::new(spec.hop(&env).map_err(anyhow::Error::msg)?));
             for port in ports {
                 let mut listener = net.listen(port).await?;
-                let (net2, hop, upstreams, t, counter, open) = (
+                let (net2, hop, upstreams, t, intake) = (
                     net.clone(),
                     hop.clone(),
                     upstreams.clone(),
                     t.clone(),
-                    counter.clone(),
-                    open.clone(),
+                    intake.clone(),
                 );
                 net.spawn(
                     async move {
                         loop {
-                            if let Some(max) = max_connections {
-                                if open.count.get() >= max {
-                                    t.log(
-                                        net2.now(),
-                                        net2.host(),
-                                        format!(
-                                            "{max} connections open, the limit: not accepting on {port} until one closes"
-                                        ),
-                                    );
-                                    while open.count.get() >= max {
-                                        open.closed.notified().await;
-                                    }
-                                }
+                            if let Some(max) = intake.max().filter(|_| intake.full()) {
+                                t.log(
+                                    net2.now(),
+                                    net2.host(),
+                                    format!(
+                                        "{max} connections open, the limit: not accepting on {port} until one closes"
+                                    ),
+                                );
                             }
+                            intake.until_free().await;
                             let stream = match listener.accept().await {
                                 Ok(s) => s,
                                 Err(e) if accept_error_is_transient(&e) => {
@@ -110,8 +104,10 @@ pub fn hop_software(
                                     return;
                                 }
                             };
-                            counter.set(counter.get() + 1);
-                            let id = counter.get();
+                            // Another worker may have taken the last place since: then
+                            // this connection waits for one, unread, as in the listen queue.
+                            let held = intake.hold().await;
+                            let id = intake.next_id();
                             let conn = Driven {
                                 net: net2.clone(),
                                 id,
@@ -122,13 +118,10 @@ pub fn hop_software(
                             let model = hop.borrow_mut().connection();
                             let mut cx = Cx::new(Rng::derive(seed, id).next_u64());
                             cx.set_peer(stream.peer());
-                            open.count.set(open.count.get() + 1);
-                            let open = open.clone();
                             net2.spawn(
                                 async move {
                                     conn.drive(stream, port, model, cx).await;
-                                    open.count.set(open.count.get() - 1);
-                                    open.closed.notify_waiters();
+                                    drop(held);
                                 }
                                 .boxed_local(),
                             );
@@ -142,13 +135,6 @@ pub fn hop_software(
         }
         .boxed_local()
     })
-}
-
-/// A hop's open connections, and a wake-up for an accept loop waiting for one to close.
-#[derive(Default)]
-struct OpenCount {
-    count: std::cell::Cell<usize>,
-    closed: tokio::sync::Notify,
 }
 
 /// What woke the connection's loop.

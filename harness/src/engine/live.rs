@@ -79,6 +79,15 @@ impl Engine for Live {
     /// Runs the topology on real sockets. The seed is not used: nothing here is drawn at
     /// random (the hosts' software still reads its own seeds).
     fn run(&self, topology: Topology, _seed: u64) -> Result<RunEnd, EngineError> {
+        self.run_since(topology, Instant::now())
+    }
+}
+
+impl Live {
+    /// [`Engine::run`], with the run's clock started at `start` rather than now: runs on
+    /// several threads that started together (the workers of `gauntlet proxy` and `gauntlet
+    /// serve`) then log on one clock.
+    pub fn run_since(&self, topology: Topology, start: Instant) -> Result<RunEnd, EngineError> {
         let what = topology.shaping().or_else(|| {
             topology
                 .crashes
@@ -92,11 +101,11 @@ impl Engine for Live {
             .enable_all()
             .build()
             .map_err(|e| EngineError::Start(e.to_string()))?;
-        LocalSet::new().block_on(&runtime, run(topology))
+        LocalSet::new().block_on(&runtime, run(topology, start))
     }
 }
 
-async fn run(topology: Topology) -> Result<RunEnd, EngineError> {
+async fn run(topology: Topology, start: Instant) -> Result<RunEnd, EngineError> {
     let Topology {
         hosts,
         client,
@@ -105,7 +114,6 @@ async fn run(topology: Topology) -> Result<RunEnd, EngineError> {
         ..
     } = topology;
     let (client_name, client_software) = client.ok_or(EngineError::NoClient)?;
-    let start = Instant::now();
     let world: Shared = Arc::new(Mutex::new(World::new(start)));
     let failure = Rc::new(Failure::default());
     let starting = Rc::new(Starting::default());
@@ -442,12 +450,18 @@ impl Net for LiveNet {
     fn listen(&self, port: u16) -> LocalBoxFuture<'_, io::Result<Box<dyn Listener>>> {
         async move {
             let key = (self.name.clone(), port);
-            let bind = match lock(&self.world).ports.get(&key) {
+            let published = match lock(&self.world).ports.get(&key) {
                 Some(p) if p.listening => return Err(self.in_use(port)),
-                Some(p) => p.addr,
-                None => LOOPBACK,
+                Some(p) => Some(p.addr),
+                None => None,
             };
-            let inner = TcpListener::bind(bind).await?;
+            let (inner, shared) = match published {
+                Some(addr) => {
+                    let (listener, shared) = bind_shared(addr)?;
+                    (listener, Some(shared))
+                }
+                None => (TcpListener::bind(LOOPBACK).await?, None),
+            };
             let addr = inner.local_addr()?;
             let mut world = lock(&self.world);
             if !world.set_port(key, addr, true) {
@@ -459,6 +473,7 @@ impl Net for LiveNet {
                 world: self.world.clone(),
                 host: self.name.clone(),
                 port,
+                _shared: shared,
             }) as Box<dyn Listener>)
         }
         .boxed_local()
@@ -557,12 +572,68 @@ impl Net for LiveNet {
     }
 }
 
+/// A listener on a published address, with `SO_REUSEPORT`, so that the same address can be
+/// bound by the same host of another run, on another thread of this process: the kernel then
+/// spreads the connections among those listeners by their addresses (the workers of
+/// `gauntlet proxy` and `gauntlet serve`). Only runs of this process share an address: the
+/// first to bind a given port checks that nothing else listens there (another process's
+/// `SO_REUSEPORT` listener would otherwise share its connections without a word). Also
+/// `SO_REUSEADDR`, as tokio's `bind` sets it: a restarted server binds its port while old
+/// connections linger in `TIME_WAIT`.
+fn bind_shared(addr: SocketAddr) -> io::Result<(TcpListener, SharedAddr)> {
+    let socket = |reuseport: bool| -> io::Result<TcpSocket> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(reuseport)?;
+        Ok(socket)
+    };
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+    let mut bound = shared_addrs();
+    if addr.port() != 0 && !bound.contains_key(&addr) {
+        // Fails with `AddrInUse` if anything listens there.
+        socket(false)?.bind(addr).map_err(named)?;
+    }
+    let socket = socket(true)?;
+    socket.bind(addr).map_err(named)?;
+    let listener = socket.listen(1024).map_err(named)?;
+    let addr = listener.local_addr()?;
+    *bound.entry(addr).or_default() += 1;
+    Ok((listener, SharedAddr(addr)))
+}
+
+/// The published addresses this process listens on, with how many listeners each.
+fn shared_addrs() -> MutexGuard<'static, BTreeMap<SocketAddr, usize>> {
+    static ADDRS: Mutex<BTreeMap<SocketAddr, usize>> = Mutex::new(BTreeMap::new());
+    ADDRS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One listener's place among [`shared_addrs`], given up when it is dropped.
+struct SharedAddr(SocketAddr);
+
+impl Drop for SharedAddr {
+    fn drop(&mut self) {
+        let mut bound = shared_addrs();
+        if let Some(count) = bound.get_mut(&self.0) {
+            *count -= 1;
+            if *count == 0 {
+                bound.remove(&self.0);
+            }
+        }
+    }
+}
+
 /// A listening socket of the run.
 struct LiveListener {
     inner: TcpListener,
     world: Shared,
     host: String,
     port: u16,
+    /// For a listener on a published address: its place among [`shared_addrs`].
+    _shared: Option<SharedAddr>,
 }
 
 impl Listener for LiveListener {

@@ -28,6 +28,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -63,6 +65,93 @@ pub fn accept_error_is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::OutOfMemory
     ) || matches!(e.raw_os_error(), Some(ENOMEM | ENFILE | EMFILE | ENOBUFS))
+}
+
+/// How a server or a hop takes connections: the numbers it gives them, and how many it holds
+/// at once. Clones share both, so copies of one server on several threads (the workers of
+/// `gauntlet proxy` and `gauntlet serve`) number their connections as one and hold at most
+/// the limit between them. Thread-safe, and deterministic on one thread: the simulated
+/// engines' runs get the same numbers for the same seed.
+#[derive(Debug, Clone, Default)]
+pub struct Intake {
+    ids: Arc<AtomicU64>,
+    limit: Option<(usize, Arc<tokio::sync::Semaphore>)>,
+}
+
+/// A place among an [`Intake`]'s connections, held while the connection is open.
+#[derive(Debug)]
+pub struct Held {
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Intake {
+    /// An intake that holds any number of connections.
+    pub fn unlimited() -> Self {
+        Self::default()
+    }
+
+    /// An intake that holds at most `max` connections at once (at least 1).
+    pub fn limited(max: usize) -> Self {
+        let max = max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        Self {
+            ids: Arc::default(),
+            limit: Some((max, Arc::new(tokio::sync::Semaphore::new(max)))),
+        }
+    }
+
+    /// An intake limited to `max` when there is one.
+    pub fn with_limit(max: Option<usize>) -> Self {
+        max.map_or_else(Self::unlimited, Self::limited)
+    }
+
+    /// The limit, if any.
+    pub fn max(&self) -> Option<usize> {
+        self.limit.as_ref().map(|(max, _)| *max)
+    }
+
+    /// The next connection number: 1, 2, 3, … across every clone.
+    pub fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Whether every place is taken now.
+    pub fn full(&self) -> bool {
+        self.limit
+            .as_ref()
+            .is_some_and(|(_, places)| places.available_permits() == 0)
+    }
+
+    /// Waits until a place is free, without taking it: a listener that waits here before it
+    /// accepts leaves connections beyond the limit in the kernel's listen queue.
+    pub async fn until_free(&self) {
+        if let Some((_, places)) = &self.limit {
+            // The semaphore is never closed, so this only waits.
+            drop(places.acquire().await);
+        }
+    }
+
+    /// Takes a place, waiting for one to be free (another clone may have taken the last
+    /// one since [`Intake::until_free`]).
+    pub async fn hold(&self) -> Held {
+        match &self.limit {
+            Some((_, places)) => Held {
+                _place: places.clone().acquire_owned().await.ok(),
+            },
+            None => Held { _place: None },
+        }
+    }
+
+    /// Takes a place if one is free now.
+    pub fn try_hold(&self) -> Option<Held> {
+        match &self.limit {
+            Some((_, places)) => places
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .map(|p| Held { _place: Some(p) }),
+            None => Some(Held { _place: None }),
+        }
+    }
 }
 
 /// A bound listening socket.

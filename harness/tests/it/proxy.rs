@@ -129,7 +129,7 @@ fn echo_through(addr: SocketAddr) -> Result<String, String> {
 #[test]
 fn a_websocket_echo_passes_through_gauntlet_proxy_and_sigterm_ends_it_cleanly() {
     let upstream = echo_server();
-    let proxy = Proxy::start(&["--model", "pass"], upstream);
+    let proxy = Proxy::start(&["--model", "pass", "--workers", "1"], upstream);
     assert_eq!(
         echo_through(proxy.addr).as_deref(),
         Ok("through the gauntlet")
@@ -138,6 +138,42 @@ fn a_websocket_echo_passes_through_gauntlet_proxy_and_sigterm_ends_it_cleanly() 
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("hop1  #1 accepted on port 80"), "{stderr}");
     assert!(stderr.contains("#1 upstream connected"), "{stderr}");
+}
+
+#[test]
+fn two_workers_share_the_address_take_connections_alike_and_number_them_once() {
+    let upstream = echo_server();
+    let proxy = Proxy::start(&["--model", "pass", "--workers", "2"], upstream);
+    // The kernel picks a worker by each connection's addresses: 64 connections all going to
+    // one of two workers would be a 1 in 2^63 chance.
+    for _ in 0..64 {
+        assert_eq!(
+            echo_through(proxy.addr).as_deref(),
+            Ok("through the gauntlet")
+        );
+    }
+    let (code, stderr) = proxy.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(", 2 workers"), "{stderr}");
+    let accepted: Vec<(&str, u64)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let (who, what) = l.split_once(" ms  ")?.1.split_once("  ")?;
+            let id = what
+                .strip_prefix('#')?
+                .strip_suffix(" accepted on port 80")?;
+            Some((who, id.parse().ok()?))
+        })
+        .collect();
+    for worker in ["hop1/w1", "hop1/w2"] {
+        assert!(
+            accepted.iter().any(|(who, _)| *who == worker),
+            "{worker} accepted nothing:\n{stderr}"
+        );
+    }
+    let mut ids: Vec<u64> = accepted.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=64).collect::<Vec<u64>>(), "{stderr}");
 }
 
 #[test]
@@ -196,13 +232,16 @@ fn gauntlet_proxy_accepts_again_after_running_out_of_descriptors() {
 fn gauntlet_proxy_stops_accepting_at_its_connection_limit_until_one_closes() {
     let upstream = echo_server();
     let mut process = Process::start(
-        "gauntlet proxy --max-connections 2",
+        "gauntlet proxy --max-connections 2 --workers 3",
         Command::new(env!("CARGO_BIN_EXE_gauntlet")).args([
             "proxy",
             "--model",
             "pass",
             "--max-connections",
             "2",
+            // The limit holds for all workers together.
+            "--workers",
+            "3",
             "--listen",
             "127.0.0.1:0",
             "--upstream",
@@ -302,6 +341,8 @@ fn a_chain_passes_each_parameter_to_the_model_named_before_it() {
             "timeout-ms=60000",
             "--model",
             "pass",
+            "--workers",
+            "1",
         ],
         upstream,
     );
@@ -320,7 +361,7 @@ fn bad_flags_and_parameters_exit_2_saying_what_is_wrong() {
     let with = |extra: &[&'static str]| -> Vec<&'static str> {
         extra.iter().chain(addrs.iter()).copied().collect()
     };
-    let cases: [(Vec<&str>, &str); 5] = [
+    let cases: [(Vec<&str>, &str); 8] = [
         (
             with(&["--param", "x=1", "--model", "pass"]),
             "comes before any `--model`",
@@ -345,6 +386,25 @@ fn bad_flags_and_parameters_exit_2_saying_what_is_wrong() {
             ],
             "invalid value 'nowhere'",
         ),
+        (
+            with(&["--model", "caching-proxy", "--workers", "2"]),
+            "model `caching-proxy` keeps its cache from one connection to the next",
+        ),
+        (
+            with(&[
+                "--model",
+                "l4-balancer",
+                "--param",
+                "backends=2",
+                "--workers",
+                "3",
+            ]),
+            "keeps its rotation among the backends",
+        ),
+        (
+            with(&["--model", "pass", "--workers", "0"]),
+            "invalid value '0' for '--workers <N>'",
+        ),
     ];
     for (args, says) in cases {
         let args: Vec<&str> = std::iter::once("proxy").chain(args).collect();
@@ -352,4 +412,38 @@ fn bad_flags_and_parameters_exit_2_saying_what_is_wrong() {
         assert_eq!(code, 2, "{args:?}: {text}");
         assert!(text.contains(says), "{args:?}: {text}");
     }
+}
+
+#[test]
+fn an_address_another_process_listens_on_is_refused_not_shared() {
+    // The workers bind with SO_REUSEPORT, and so does this listener, standing for another
+    // process's: without the check before the first bind, the proxy would bind beside it and
+    // the kernel would share connections between them.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let taken = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_reuseport(true).expect("SO_REUSEPORT");
+        socket
+            .bind("127.0.0.1:0".parse().expect("an address"))
+            .expect("bind");
+        socket.listen(8).expect("listen")
+    });
+    let addr = taken.local_addr().expect("an address").to_string();
+    let (code, text) = crate::cli::gauntlet(&[
+        "proxy",
+        "--model",
+        "pass",
+        "--listen",
+        &addr,
+        "--upstream",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!("cannot listen on {addr}: Address already in use")),
+        "{text}"
+    );
 }

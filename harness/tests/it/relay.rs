@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use gauntlet::driver::hop_software;
-use gauntlet::engine::{self, ClientSoftware, LinkConfig, NetRef, Software, Stream, Topology};
+use gauntlet::engine::{
+    self, ClientSoftware, Intake, LinkConfig, NetRef, Software, Stream, Topology,
+};
 use gauntlet::transcript::Transcript;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -176,7 +178,7 @@ fn run_through(
         vec![80],
         1,
         transcript,
-        None,
+        Intake::unlimited(),
     );
     t.host("hop1", hop);
     t.host("server", server);

@@ -254,7 +254,8 @@ fn gauntlet_serve_closes_connections_that_never_finish_their_request_head() {
 
 #[test]
 fn gauntlet_serve_closes_connections_beyond_max_connections_and_serves_once_one_ends() {
-    let (mut server, addr) = serve(&[], &["--max-connections", "3"], false);
+    // The limit holds for all workers together.
+    let (mut server, addr) = serve(&[], &["--max-connections", "3", "--workers", "3"], false);
     let mut sessions: Vec<Ws> = (0..3)
         .map(|i| open(addr).unwrap_or_else(|e| panic!("session {i}: {e}")))
         .collect();
@@ -377,4 +378,55 @@ fn gauntlet_serve_sends_no_tls13_session_tickets() {
     );
     let exit = server.terminate();
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
+
+/// How many sockets listen on 127.0.0.1:`port` (`/proc/net/tcp`, state `0A`).
+fn listeners_on(port: u16) -> usize {
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")
+        })
+        .count()
+}
+
+#[test]
+fn three_workers_listen_on_both_addresses_and_each_serves_sessions() {
+    let ca = std::env::temp_dir().join(format!("gauntlet-workers-{}.pem", std::process::id()));
+    let ca_arg = ca.display().to_string();
+    let (mut server, addr) = serve(
+        &[],
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            &ca_arg,
+            "--workers",
+            "3",
+        ],
+        false,
+    );
+    let tls = server.address("listening (tls) on ");
+    let _ = std::fs::remove_file(&ca);
+    assert_eq!(listeners_on(addr.port()), 3, "ws listeners");
+    assert_eq!(listeners_on(tls.port()), 3, "wss listeners");
+    // The kernel picks a worker by each connection's addresses: 48 sessions missing one of
+    // three workers would be a 1 in 10^8 chance.
+    for i in 0..48 {
+        session(addr, 1, 20).unwrap_or_else(|e| panic!("session {i}: {e}"));
+    }
+    let exit = server.terminate();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    assert!(exit.stderr.contains("3 workers serving"), "{}", exit.stderr);
+    for worker in ["server/w1", "server/w2", "server/w3"] {
+        let upgraded = format!("{worker}  request GET /echo");
+        assert!(
+            exit.stderr.contains(&upgraded),
+            "{worker} served nothing:\n{}",
+            exit.stderr
+        );
+    }
 }
