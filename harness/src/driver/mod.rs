@@ -186,8 +186,9 @@ impl Driven {
 
     /// Runs one proxied connection: feeds the model every event in order and carries out its
     /// actions. Reads, writes to both sides, the dial and the timers all progress in one
-    /// loop, so neither direction ever waits for the other; a side is not read while its own
-    /// outbox or the other side's holds [`OUTBOX_LIMIT`] bytes or more (backpressure).
+    /// loop, so neither direction ever waits for the other; a side is not read while the
+    /// other side's outbox holds [`OUTBOX_LIMIT`] bytes or more, nor while its own holds that
+    /// many bytes of the model's answers to it (backpressure; see [`SideIo::read_blocked`]).
     async fn drive(self, client: Stream, port: u16, mut model: Box<dyn Connection>, mut cx: Cx) {
         self.log(format!("accepted on port {port}"));
         let mut client = SideIo::new(Some(client));
@@ -223,6 +224,7 @@ impl Driven {
                     EventKind::Timer(id) => Event::Timer { id: *id },
                 };
                 model.on_event(&mut cx, event);
+                let side_of_event = side;
                 for action in cx.take_actions() {
                     match action {
                         Action::Send { to, bytes } => {
@@ -232,7 +234,13 @@ impl Driven {
                                 &mut upstream
                             };
                             if side.can_send {
-                                side.push(bytes);
+                                // Sent on reading the side it goes to: an answer to it.
+                                let answer = to == side_of_event
+                                    && matches!(
+                                        kind,
+                                        EventKind::Data(_) | EventKind::Fin | EventKind::Reset
+                                    );
+                                side.push(bytes, answer);
                             } else if !bytes.is_empty() {
                                 if side.discarded == 0 {
                                     self.log(format!(
@@ -317,11 +325,11 @@ impl Driven {
                     // The last FIN or RST just went out.
                     return Poll::Ready(Step::Done);
                 }
-                let full = |s: &SideIo| s.out_len >= OUTBOX_LIMIT;
-                let blocked = full(&client) || full(&upstream);
+                let blocked = client.read_blocked(&upstream);
                 if let Poll::Ready(r) = poll_read_side(&mut client, blocked, &mut cbuf, cx) {
                     return Poll::Ready(Step::Read(Side::Client, r));
                 }
+                let blocked = upstream.read_blocked(&client);
                 if let Poll::Ready(r) = poll_read_side(&mut upstream, blocked, &mut ubuf, cx) {
                     return Poll::Ready(Step::Read(Side::Upstream, r));
                 }

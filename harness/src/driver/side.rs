@@ -16,9 +16,10 @@ pub(super) const FIRST_CHUNK: usize = 2 * 1024;
 /// The most read at a time: a read that fills the buffer doubles it, up to this.
 const MAX_CHUNK: usize = 64 * 1024;
 
-/// The most bytes a side's outbox holds before the driver stops reading: a side whose
-/// outbox is this full is not read from, and neither is the other side, whose bytes would
-/// go there. The outbox can pass it by what one event makes a model send.
+/// The most bytes a side's outbox holds before the driver stops reading what would add to
+/// it: the other side, whose bytes go there, and, once that many of them are the model's
+/// answers to this side's own bytes (a cached response, an error page), this side. The
+/// outbox can pass it by what one event makes a model send.
 pub const OUTBOX_LIMIT: usize = 256 * 1024;
 
 /// One side's socket, what is still open on it, and the bytes waiting for it.
@@ -27,12 +28,15 @@ pub(super) struct SideIo {
     pub(super) can_read: bool,
     /// The model may still send to this side: it asked for no FIN or RST, and no write failed.
     pub(super) can_send: bool,
-    /// Bytes the model sent, oldest first, waiting for the socket (or for the dial).
-    pub(super) out: VecDeque<Vec<u8>>,
+    /// Bytes the model sent, oldest first, waiting for the socket (or for the dial); each
+    /// chunk says whether it answers this side's own bytes.
+    pub(super) out: VecDeque<(Vec<u8>, bool)>,
     /// How much of `out`'s first chunk is written.
     pub(super) out_pos: usize,
     /// Bytes in `out`, less `out_pos`.
     pub(super) out_len: usize,
+    /// Of `out_len`, the bytes that answer this side's own bytes.
+    pub(super) answers_len: usize,
     /// The model asked for a FIN, sent once `out` is written.
     pub(super) fin: bool,
     pub(super) bytes_in: u64,
@@ -50,6 +54,7 @@ impl SideIo {
             out: VecDeque::new(),
             out_pos: 0,
             out_len: 0,
+            answers_len: 0,
             fin: false,
             bytes_in: 0,
             discarded: 0,
@@ -61,11 +66,24 @@ impl SideIo {
         !self.can_read && !self.can_send && self.out_len == 0 && !self.fin
     }
 
-    pub(super) fn push(&mut self, bytes: Vec<u8>) {
+    /// Queues `bytes` for the socket; `answer`: the model sent them on reading this side.
+    pub(super) fn push(&mut self, bytes: Vec<u8>, answer: bool) {
         if !bytes.is_empty() {
             self.out_len += bytes.len();
-            self.out.push_back(bytes);
+            if answer {
+                self.answers_len += bytes.len();
+            }
+            self.out.push_back((bytes, answer));
         }
+    }
+
+    /// Whether reading this side must wait: the other side's outbox, where its bytes go, is
+    /// full, or this side's own holds a full outbox of answers to it (a peer that sends and
+    /// never reads). Bytes on their way from the other side do not stop this side's reads:
+    /// a peer that answers each piece before it reads the next would otherwise wait for the
+    /// relay, and the relay for it.
+    pub(super) fn read_blocked(&self, other: &SideIo) -> bool {
+        other.out_len >= OUTBOX_LIMIT || self.answers_len >= OUTBOX_LIMIT
     }
 
     /// Drops what waits to be written, returning how many bytes that was.
@@ -74,6 +92,7 @@ impl SideIo {
         self.out.clear();
         self.out_pos = 0;
         self.out_len = 0;
+        self.answers_len = 0;
         n
     }
 
@@ -84,7 +103,7 @@ impl SideIo {
         let Some(stream) = self.stream.as_mut() else {
             return Poll::Pending;
         };
-        while let Some(chunk) = self.out.front() {
+        while let Some((chunk, answer)) = self.out.front() {
             match Pin::new(&mut *stream).poll_write(cx, &chunk[self.out_pos..]) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -92,6 +111,9 @@ impl SideIo {
                 Poll::Ready(Ok(n)) => {
                     self.out_pos += n;
                     self.out_len -= n;
+                    if *answer {
+                        self.answers_len -= n;
+                    }
                     if self.out_pos == chunk.len() {
                         self.out.pop_front();
                         self.out_pos = 0;

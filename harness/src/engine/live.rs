@@ -23,7 +23,8 @@
 //!   [`EngineError::Unsupported`], as they cannot be honoured on real sockets.
 //! - Link faults: every stream between two hosts of the run passes a gate. Writes go to the
 //!   stream's outbox (64 KiB; a writer waits beyond that), and a task per stream moves them
-//!   to the socket while the link is open. While the link is held, neither the outbox nor
+//!   to the socket while the link is open; while the outbox is empty and the link open, a
+//!   write goes straight to the socket instead (a writer then waits for the socket). While the link is held, neither the outbox nor
 //!   reads move: nothing is lost, and everything is delivered, in order, once released.
 //!   A connection attempt waits for the release. A blackhole silences every stream open on
 //!   the link for good: writes and FINs are swallowed, reads never complete, and its socket
@@ -677,6 +678,8 @@ impl Drop for LiveListener {
 #[derive(Default)]
 struct Outbox {
     bytes: Vec<u8>,
+    /// The pump holds bytes it took from here and has not finished writing them.
+    writing: bool,
     /// The writer shut the stream down: a FIN follows the bytes.
     fin: bool,
     fin_sent: bool,
@@ -731,8 +734,9 @@ async fn pump(
             Job::Write => {
                 let written = half.write_all(&chunk).await;
                 chunk.clear();
+                let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+                o.writing = false;
                 if let Err(e) = written {
-                    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
                     o.error = Some(e.kind());
                     o.bytes.clear();
                     if let Some(w) = o.writer.take() {
@@ -778,6 +782,7 @@ fn next_job(
         // The whole outbox at once, by swapping buffers: no byte is copied here, and the
         // writer gets back the pump's emptied buffer, capacity and all.
         std::mem::swap(&mut o.bytes, spare);
+        o.writing = true;
         if let Some(w) = o.writer.take() {
             w.wake();
         }
@@ -837,6 +842,30 @@ impl LiveStream {
         lock(&self.gate.world).record(&self.host, format_args!("{} {what}", self.local.port()));
     }
 
+    /// Writes `buf` to the socket itself, or waits until it takes bytes. A failure is kept,
+    /// as the pump keeps one: every later write fails so.
+    fn poll_write_direct(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let socket: &TcpStream = self.read.as_ref();
+        let written = loop {
+            match socket.poll_write_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => break Err(e),
+                Poll::Ready(Ok(())) => match socket.try_write(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    done => break done,
+                },
+            }
+        };
+        match &written {
+            Ok(n) => self.record(format_args!("write {n}")),
+            Err(e) => {
+                self.outbox().error = Some(e.kind());
+                self.record(format_args!("write {:?}", e.kind()));
+            }
+        }
+        Poll::Ready(written)
+    }
+
     /// Tells the pump how the writer left, unless it already knows.
     fn close(&self, how: Close) {
         let mut o = self.outbox();
@@ -874,7 +903,15 @@ impl AsyncRead for LiveStream {
             return Poll::Pending;
         }
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.read).poll_read(cx, buf);
+        let mut r = Pin::new(&mut self.read).poll_read(cx, buf);
+        let eof = matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() == before;
+        if eof && buf.remaining() > 0 && self.outbox().error == Some(io::ErrorKind::ConnectionReset)
+        {
+            // Linux tells of a reset once, to whichever call comes first: when a write heard
+            // it, the read that follows sees only the end of the stream. The peer reset it,
+            // and the reader hears so too, as on the simulated engines.
+            r = Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
         record_read(&r, buf.filled().len() - before, |what| self.record(what));
         r
     }
@@ -901,6 +938,13 @@ impl AsyncWrite for LiveStream {
                 io::ErrorKind::BrokenPipe,
                 "write after shutdown",
             )));
+        }
+        if o.bytes.is_empty() && !o.writing && self.gate.pass(None) == Pass::Open {
+            // Nothing waits before these bytes and the link is open: straight to the socket,
+            // with no copy and no hand-over to the pump. (The pump is idle, so it is not
+            // waiting for the socket to take bytes: this writer is the only one that does.)
+            drop(o);
+            return self.poll_write_direct(cx, buf);
         }
         let room = OUTBOX.saturating_sub(o.bytes.len());
         if room == 0 {
