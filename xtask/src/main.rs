@@ -2,6 +2,8 @@
 //! binary once and calls it. Avoid adding dependencies here.
 //!
 //! Tasks:
+//! - `test [-- CARGO-TEST-ARGS]`: installs or names what the tests need (system programs, the
+//!   pinned Python environment), then runs `cargo test --workspace` (see [`setup`]).
 //! - `scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--engine E] [--transcript]`:
 //!   runs every scenario file × scheme × seed, writes `target/gauntlet/results.json`, and
 //!   exits non-zero if any run missed its expectation.
@@ -20,6 +22,7 @@
 mod bench;
 mod hardening;
 mod relay;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -28,6 +31,15 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
+  test [-- CARGO-TEST-ARGS]
+      Set up what the tests need, then run them: the real products (nginx, HAProxy, Apache,
+      Squid, tinyproxy), Chromium, iperf3, socat and Python's venv are installed with apt-get
+      when missing (as root; otherwise the one command to run is printed and the task stops),
+      the Python WebSocket stacks pinned in harness/tests/python/requirements.txt go to a
+      virtualenv at target/gauntlet/py (made again when that file changes), then `cargo test
+      --workspace`, with the arguments after `--`. Exit status: cargo test's; 2 if the set-up
+      failed.
+
   scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--engine NAME] [--jobs N] [--transcript]
       Run every scenario under scenarios/ (or those whose path contains FILTER), print a line
       per run and `N passed, M failed`, write target/gauntlet/results.json. Exit 1 if a run
@@ -81,6 +93,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
     match args.first().map(String::as_str) {
+        Some("test") => setup::test(&root, &args[1..]),
         Some("scenarios") => scenarios(&root, &args[1..]),
         Some("bench") => bench::main(&root, &args[1..]),
         Some("report") => report(&root, &args[1..]),

@@ -1,0 +1,323 @@
+//! `cargo xtask test`: brings up what the tests need, then runs them, in one command.
+//!
+//! 1. System programs: the real products the tests start (nginx, HAProxy, Apache, Squid,
+//!    tinyproxy), Chromium and a font for the report's browser test, iperf3 and socat for the
+//!    relay benchmark, a C compiler and Python's `venv`. What is missing is installed with
+//!    `apt-get` when this runs as root on a machine that has it (with a `policy-rc.d` in place
+//!    for the duration, so that Debian does not start the products as services: the tests
+//!    start their own); otherwise the task prints the one command to run and stops.
+//! 2. The Python environment: a virtualenv at `target/gauntlet/py` with the packages pinned in
+//!    `harness/tests/python/requirements.txt`, made again whenever that file changes.
+//! 3. `cargo test --workspace` (the dev profile that `cargo xtask scenarios` builds too), with
+//!    whatever follows `--` passed on to it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+/// A program the tests need, and the Debian package that has it.
+struct Need {
+    /// What is looked for: a program on `PATH` or in the system's `sbin` directories, or an
+    /// absolute path to a file.
+    what: &'static str,
+    package: &'static str,
+    /// Who needs it.
+    why: &'static str,
+}
+
+const NEEDS: &[Need] = &[
+    Need {
+        what: "cc",
+        package: "gcc",
+        why: "ring (rustls' crypto) builds C",
+    },
+    Need {
+        what: "nginx",
+        package: "nginx",
+        why: "the product tests and `cargo xtask live`",
+    },
+    Need {
+        what: "haproxy",
+        package: "haproxy",
+        why: "the product tests, `cargo xtask live`, the relay benchmark",
+    },
+    Need {
+        what: "apache2",
+        package: "apache2",
+        why: "the product tests and `cargo xtask live`",
+    },
+    Need {
+        what: "squid",
+        package: "squid",
+        why: "the product tests and `cargo xtask live`",
+    },
+    Need {
+        what: "tinyproxy",
+        package: "tinyproxy",
+        why: "the product tests and `cargo xtask live`",
+    },
+    Need {
+        what: "chromium",
+        package: "chromium",
+        why: "the HTML report's browser test",
+    },
+    Need {
+        what: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        package: "fonts-dejavu-core",
+        why: "the text Chromium renders in the report's browser test",
+    },
+    Need {
+        what: "iperf3",
+        package: "iperf3",
+        why: "the relay benchmark",
+    },
+    Need {
+        what: "socat",
+        package: "socat",
+        why: "the relay benchmark",
+    },
+    Need {
+        what: "prlimit",
+        package: "util-linux",
+        why: "the tests that run out of descriptors",
+    },
+];
+
+/// Where the tests' Python environment lives, from the workspace root.
+pub const VENV: &str = "target/gauntlet/py";
+
+/// The pinned requirements, from the workspace root.
+const REQUIREMENTS: &str = "harness/tests/python/requirements.txt";
+
+/// A copy of the requirements the environment was made from, inside it.
+const STAMP: &str = "gauntlet-requirements.txt";
+
+pub fn test(root: &Path, args: &[String]) -> ExitCode {
+    let passed = match args.iter().position(|a| a == "--") {
+        Some(at) => {
+            if let Some(other) = args[..at].first() {
+                return usage_error(other);
+            }
+            &args[at + 1..]
+        }
+        None => {
+            if let Some(other) = args.first() {
+                if other == "-h" || other == "--help" {
+                    println!("{}", crate::USAGE);
+                    return ExitCode::SUCCESS;
+                }
+                return usage_error(other);
+            }
+            &[]
+        }
+    };
+    step("system programs");
+    if let Err(e) = system(root) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    step("the Python environment");
+    if let Err(e) = python(root) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    step("cargo test --workspace");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["test", "--workspace"])
+        .args(passed)
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => ExitCode::from(s.code().map_or(1, |c| c.clamp(1, 255) as u8)),
+        Err(e) => {
+            eprintln!("error: cannot run cargo: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn usage_error(arg: &str) -> ExitCode {
+    eprintln!(
+        "error: unexpected `{arg}`: arguments for cargo test go after `--`\n\n{}",
+        crate::USAGE
+    );
+    ExitCode::from(2)
+}
+
+fn step(what: &str) {
+    println!("==> {what}");
+}
+
+/// Whether `what` is there: an absolute path that exists, or a program on `PATH` or in the
+/// `sbin` directories (where Debian puts the products, off a normal user's `PATH`).
+fn present(what: &str) -> bool {
+    let path = Path::new(what);
+    if path.is_absolute() {
+        return path.exists();
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from));
+    dirs.iter().any(|d| d.join(what).is_file())
+}
+
+/// Whether `python3 -m venv` can make an environment with pip in it (Debian's `python3`
+/// needs the `python3-venv` package for that).
+fn python_has_venv() -> bool {
+    Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs the missing packages, or says how.
+fn system(root: &Path) -> Result<(), String> {
+    let mut missing: Vec<&Need> = NEEDS.iter().filter(|n| !present(n.what)).collect();
+    let venv = Need {
+        what: "python3 -m venv",
+        package: "python3-venv",
+        why: "the Python environment of the interoperation tests",
+    };
+    let python = Need {
+        what: "python3",
+        package: "python3",
+        why: "the interoperation tests and CI's comparisons",
+    };
+    if !present("python3") {
+        missing.push(&python);
+    } else if !venv_current(root) && !python_has_venv() {
+        missing.push(&venv);
+    }
+    if missing.is_empty() {
+        println!("all {} present", NEEDS.len() + 1);
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().map(|n| n.package).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    for need in &missing {
+        println!(
+            "missing: {} ({}), for {}",
+            need.what, need.package, need.why
+        );
+    }
+    let command = format!(
+        "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && \
+         apt-get update && apt-get install -y --no-install-recommends {} && rm /usr/sbin/policy-rc.d",
+        packages.join(" ")
+    );
+    if !is_root() || !present("apt-get") {
+        return Err(format!(
+            "the tests need {}: as root, run\n  {command}\nthen this again",
+            packages.join(", ")
+        ));
+    }
+    install(&packages)?;
+    let still: Vec<&str> = missing
+        .iter()
+        .filter(|n| n.what != venv.what && !present(n.what))
+        .map(|n| n.what)
+        .collect();
+    if !still.is_empty() {
+        return Err(format!(
+            "installed {}, but {} still missing",
+            packages.join(" "),
+            still.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `apt-get install`s `packages`, with a `policy-rc.d` that forbids starting services in place
+/// meanwhile (one already there is left as it is).
+fn install(packages: &[&str]) -> Result<(), String> {
+    const POLICY: &str = "/usr/sbin/policy-rc.d";
+    let ours = !Path::new(POLICY).exists();
+    if ours {
+        write_policy(POLICY).map_err(|e| format!("writing {POLICY}: {e}"))?;
+    }
+    let result = apt(&["update", "-qq"]).and_then(|()| {
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend_from_slice(packages);
+        apt(&args)
+    });
+    if ours {
+        let _ = std::fs::remove_file(POLICY);
+    }
+    result
+}
+
+fn write_policy(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(
+        path,
+        "#!/bin/sh\n# Installed by cargo xtask test while it installs packages.\nexit 101\n",
+    )?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
+
+fn apt(args: &[&str]) -> Result<(), String> {
+    println!("apt-get {}", args.join(" "));
+    let status = Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("apt-get {} failed ({status})", args.join(" ")))
+    }
+}
+
+/// Whether the virtualenv there was made from the requirements as they are.
+fn venv_current(root: &Path) -> bool {
+    let wanted = std::fs::read_to_string(root.join(REQUIREMENTS));
+    let had = std::fs::read_to_string(root.join(VENV).join(STAMP));
+    matches!((wanted, had), (Ok(w), Ok(h)) if w == h)
+}
+
+/// Makes the virtualenv, unless the one there was made from the same requirements.
+fn python(root: &Path) -> Result<(), String> {
+    let venv = root.join(VENV);
+    let requirements = root.join(REQUIREMENTS);
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("reading {}: {e}", requirements.display()))?;
+    let stamp = venv.join(STAMP);
+    if venv_current(root) {
+        println!("{VENV}: up to date with {REQUIREMENTS}");
+        return Ok(());
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
+    }
+    println!("python3 -m venv {VENV}");
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    println!("{VENV}/bin/pip install -r {REQUIREMENTS}");
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check", "-r"])
+        .arg(&requirements))?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed ({status})", cmd.get_program()))
+    }
+}
