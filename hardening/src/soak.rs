@@ -3,7 +3,7 @@
 //! Three real processes from the built binary: `gauntlet serve` (ws and wss, its CA written
 //! with `--ca-out`), and two `gauntlet proxy --model pass` in front of it, one for its ws port
 //! and one relaying TLS opaquely to its wss port. The clients are the harness's own reference
-//! client (`gauntlet::client::run`, which checks every echo against what it sent) on the live
+//! client (`gauntlet::endpoints::client::run`, which checks every echo against what it sent) on the live
 //! engine, with the two proxies published as hosts (`proxy-ws`, and `localhost` for wss, the
 //! name the server's certificate carries).
 //!
@@ -29,11 +29,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::FutureExt;
-use gauntlet::client::{self, Plan};
+use gauntlet::endpoints::client::{self, Plan};
 use gauntlet::engine::{Engine as _, NetRef, Stream};
-use gauntlet::outcome::Outcome;
 use gauntlet::scenario::{Scheme, Workload, WorkloadKind};
-use gauntlet::transcript::Transcript;
+use gauntlet::verdict::outcome::Outcome;
+use gauntlet::verdict::transcript::Transcript;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -179,14 +179,14 @@ pub fn main(opts: &Options) -> anyhow::Result<bool> {
     let names = ["serve", "proxy (ws)", "proxy (wss)"];
     let tally: Shared = Rc::default();
 
-    let mut topology = gauntlet::standing::topology();
+    let mut topology = gauntlet::real::standing::topology();
     topology.host(
         WS_HOST,
-        gauntlet::standing::published(0, ws_proxy.addrs[0], None),
+        gauntlet::real::standing::published(0, ws_proxy.addrs[0], None),
     );
     topology.host(
         WSS_HOST,
-        gauntlet::standing::published(0, wss_proxy.addrs[0], None),
+        gauntlet::real::standing::published(0, wss_proxy.addrs[0], None),
     );
     let (o, t, p) = (opts.clone(), tally.clone(), pids.clone());
     topology.client(

@@ -24,9 +24,9 @@ use anyhow::Context as _;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use futures_util::FutureExt;
 use gauntlet::engine::{self, ENGINES, Engine as _};
-use gauntlet::product::command::Role;
+use gauntlet::real::product::command::Role;
+use gauntlet::run::suite::{self, Selection};
 use gauntlet::scenario::{self, Scheme};
-use gauntlet::suite::{self, Selection};
 use gauntlet::tls::TlsVersions;
 use gauntlet_reports::{DiffOptions, Results};
 
@@ -208,7 +208,7 @@ enum Command {
         #[arg(long)]
         forward: bool,
         /// The gate suite: scenario files with one `pass` hop each, which the proxy replaces.
-        #[arg(long, value_name = "DIR", default_value = gauntlet::gate::DEFAULT_SUITE)]
+        #[arg(long, value_name = "DIR", default_value = gauntlet::real::gate::DEFAULT_SUITE)]
         suite: PathBuf,
         /// Write a JUnit report here: a testcase per behaviour, failures named by title.
         #[arg(long, value_name = "FILE")]
@@ -309,14 +309,16 @@ enum Command {
 
 /// `gauntlet serve --header-timeout-ms`'s default.
 fn serve_default_header_timeout_ms() -> u64 {
-    gauntlet::server::Limits::SERVE
+    gauntlet::endpoints::server::Limits::SERVE
         .header_timeout
         .map_or(0, |t| t.as_millis() as u64)
 }
 
 /// `gauntlet serve --max-connections`'s default.
 fn serve_default_max_connections() -> usize {
-    gauntlet::server::Limits::SERVE.max_connections.unwrap_or(0)
+    gauntlet::endpoints::server::Limits::SERVE
+        .max_connections
+        .unwrap_or(0)
 }
 
 fn parse_threshold(s: &str) -> Result<f64, String> {
@@ -428,7 +430,7 @@ fn main() -> ExitCode {
             listen,
             upstream,
             model_port,
-            max_connections.map_or_else(gauntlet::proxy::default_max_connections, |n| {
+            max_connections.map_or_else(gauntlet::real::proxy::default_max_connections, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
             workers.map(|n| n as usize),
@@ -445,7 +447,7 @@ fn main() -> ExitCode {
             listen,
             tls_listen.zip(ca_out),
             tls_version.unwrap_or_default(),
-            gauntlet::server::Limits {
+            gauntlet::endpoints::server::Limits {
                 header_timeout: (header_timeout_ms > 0)
                     .then(|| std::time::Duration::from_millis(header_timeout_ms)),
                 max_connections: (max_connections > 0).then_some(max_connections),
@@ -479,15 +481,15 @@ fn proxy(
             _ => Vec::new(),
         }
     };
-    let args = gauntlet::proxy::group(&positioned("models"), &positioned("params"))
+    let args = gauntlet::real::proxy::group(&positioned("models"), &positioned("params"))
         .map_err(anyhow::Error::msg)?;
     let models = args
         .iter()
-        .map(gauntlet::proxy::spec)
+        .map(gauntlet::real::proxy::spec)
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let workers = gauntlet::proxy::workers(&models, workers).map_err(anyhow::Error::msg)?;
-    let plan = gauntlet::proxy::Plan {
+    let workers = gauntlet::real::proxy::workers(&models, workers).map_err(anyhow::Error::msg)?;
+    let plan = gauntlet::real::proxy::Plan {
         models,
         listen,
         upstream,
@@ -495,10 +497,10 @@ fn proxy(
         max_connections,
         workers,
     };
-    let transcript = gauntlet::transcript::Transcript::printing();
+    let transcript = gauntlet::verdict::transcript::Transcript::printing();
     let announce = listen.port() == 0;
     let log = transcript.clone();
-    let run = gauntlet::proxy::run(
+    let run = gauntlet::real::proxy::run(
         &plan,
         transcript.clone(),
         interrupted().boxed_local(),
@@ -530,10 +532,10 @@ fn gate(
     jobs: usize,
     show_transcript: bool,
 ) -> anyhow::Result<ExitCode> {
-    let command = gauntlet::product::command::CommandLine::parse_as(command, role)
+    let command = gauntlet::real::product::command::CommandLine::parse_as(command, role)
         .map_err(|e| anyhow::anyhow!("--proxy-cmd: {e}"))?;
-    let schemes = gauntlet::gate::schemes(role);
-    let scenarios = match gauntlet::gate::load(suite_dir, &command) {
+    let schemes = gauntlet::real::gate::schemes(role);
+    let scenarios = match gauntlet::real::gate::load(suite_dir, &command) {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {
@@ -542,7 +544,7 @@ fn gate(
             anyhow::bail!("{} is not a gate suite", suite_dir.display());
         }
     };
-    let first = gauntlet::gate::preflight(&command)
+    let first = gauntlet::real::gate::preflight(&command)
         .map_err(|e| anyhow::anyhow!("the proxy did not start: {e}"))?;
     let (kind, how) = match role {
         Role::Reverse => ("reverse proxy", "in front of the server"),
@@ -567,7 +569,7 @@ fn gate(
             .map_or_else(|| s.file.clone(), |n| n.to_string_lossy().into_owned())
     };
     let width = scenarios.iter().map(|s| name(s).len()).max().unwrap_or(0);
-    let results = gauntlet::gate::run(&scenarios, schemes, jobs, |s, entry, finished| {
+    let results = gauntlet::real::gate::run(&scenarios, schemes, jobs, |s, entry, finished| {
         let verdict = if entry.pass {
             style.paint("32", "pass")
         } else {
@@ -627,12 +629,12 @@ fn serve(
     listen: SocketAddr,
     tls: Option<(SocketAddr, PathBuf)>,
     versions: TlsVersions,
-    limits: gauntlet::server::Limits,
+    limits: gauntlet::endpoints::server::Limits,
     workers: usize,
 ) -> anyhow::Result<ExitCode> {
     let tls = match tls {
         Some((addr, ca_out)) => {
-            let tls = gauntlet::serve::Tls::generate(addr, versions)?;
+            let tls = gauntlet::real::serve::Tls::generate(addr, versions)?;
             suite::write_file(&ca_out, &tls.ca_pem)
                 .with_context(|| format!("writing the CA to {}", ca_out.display()))?;
             Some(tls)
@@ -643,15 +645,15 @@ fn serve(
         listen.port() == 0,
         tls.as_ref().is_some_and(|t| t.listen.port() == 0),
     );
-    let plan = gauntlet::serve::Plan {
+    let plan = gauntlet::real::serve::Plan {
         listen,
         tls,
         limits,
         workers,
     };
-    let transcript = gauntlet::transcript::Transcript::printing();
+    let transcript = gauntlet::verdict::transcript::Transcript::printing();
     let log = transcript.clone();
-    let run = gauntlet::serve::run(
+    let run = gauntlet::real::serve::run(
         &plan,
         transcript.clone(),
         interrupted().boxed_local(),
@@ -688,10 +690,10 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
     };
     drop(stdout);
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        gauntlet::product::stop_all_and_exit(141);
+        gauntlet::real::product::stop_all_and_exit(141);
     }
     errln!("error: cannot write to stdout: {e}");
-    gauntlet::product::stop_all_and_exit(2);
+    gauntlet::real::product::stop_all_and_exit(2);
 }
 
 /// Writes `line` and flushes. A closed stream loses the line; it does not stop a command that
@@ -737,7 +739,7 @@ fn bench(
             let [file] = paths.as_slice() else {
                 anyhow::bail!("--clients takes one scenario file, got {}", paths.len());
             };
-            gauntlet::bench::crowd(file, engine, n as usize)?
+            gauntlet::run::bench::crowd(file, engine, n as usize)?
         }
         None => {
             let sel = Selection {
@@ -747,7 +749,7 @@ fn bench(
                 seed: None,
                 seeds,
             };
-            gauntlet::bench::selection(&sel, engine, jobs)?
+            gauntlet::run::bench::selection(&sel, engine, jobs)?
         }
     };
     outln!("{}", serde_json::to_string(&m)?);
@@ -803,12 +805,12 @@ fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<ExitCode> {
         engine::sim::Sim.name()
     );
     let style = Style::for_stdout();
-    let show = |o: &Result<gauntlet::outcome::Outcome, String>| match o {
+    let show = |o: &Result<gauntlet::verdict::outcome::Outcome, String>| match o {
         Ok(o) => o.to_string(),
         Err(e) => format!("error ({e})"),
     };
     let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
-    let comparisons = gauntlet::differential::compare(&scenarios, jobs, |c| {
+    let comparisons = gauntlet::real::differential::compare(&scenarios, jobs, |c| {
         let verdict = if c.agrees() {
             style.paint("32", "agree   ")
         } else {

@@ -1,5 +1,5 @@
 //! `ws-frames`: the two WebSocket frame readers, `gauntlet_proxies::ws_frames::FrameScanner`
-//! (boundaries only, for models) and `gauntlet::smuggle::decode` (whole frames, for the
+//! (boundaries only, for models) and `gauntlet::endpoints::smuggle::decode` (whole frames, for the
 //! cache-poisoning demonstration), on streams of frames with any header bits and lengths,
 //! valid frames, and random bytes, cut anywhere.
 //!
@@ -7,7 +7,7 @@
 //! the stream is cut; where the decoder reads a whole frame, the scanner's boundary is at the
 //! same byte, one byte less is `Partial`, and a valid frame decodes to what was encoded.
 
-use gauntlet::smuggle::{self, Decoded};
+use gauntlet::endpoints::smuggle::{self, Decoded};
 use gauntlet_proxies::ws_frames::{self, FrameScanner};
 use proptest::prelude::*;
 

@@ -14,7 +14,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gauntlet::smuggle::{self, Decoded};
+use gauntlet::endpoints::smuggle::{self, Decoded};
 use gauntlet_proxies::ws_frames::{self, opcode};
 use proptest::prelude::*;
 

@@ -447,7 +447,7 @@ pub struct ScenarioCase {
 
 /// The catalogue's scenario files, read once: (path, text).
 pub fn catalogue(root: &Path) -> Vec<(String, String)> {
-    let mut files = gauntlet::suite::find_files(&[root.join("scenarios")]).unwrap_or_default();
+    let mut files = gauntlet::run::suite::find_files(&[root.join("scenarios")]).unwrap_or_default();
     files.sort();
     files
         .into_iter()

@@ -14,7 +14,7 @@ use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, HopEnv, ModelSpec, Side};
 
 use crate::engine::{ACCEPT_BACKOFF, Intake, NetRef, Software, Stream, accept_error_is_transient};
-use crate::transcript::Transcript;
+use crate::verdict::transcript::Transcript;
 
 mod side;
 

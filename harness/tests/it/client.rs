@@ -6,13 +6,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use gauntlet::client::{self, Plan, Report};
+use gauntlet::endpoints::client::{self, Plan, Report};
+use gauntlet::endpoints::smuggle::{Decoded, decode, encode, opcode};
 use gauntlet::engine::{self, Engine, LinkConfig, NetRef, Topology};
-use gauntlet::outcome::Outcome;
 use gauntlet::scenario::{Idle, Scheme, Workload, WorkloadKind};
-use gauntlet::smuggle::{Decoded, decode, encode, opcode};
 use gauntlet::tls::Tls;
-use gauntlet::transcript::Transcript;
+use gauntlet::verdict::outcome::Outcome;
+use gauntlet::verdict::transcript::Transcript;
 use gauntlet_proxies::ws_frames::close_frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;

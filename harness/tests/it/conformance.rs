@@ -25,13 +25,13 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
-use gauntlet::client::{self, Plan, Report};
+use gauntlet::endpoints::client::{self, Plan, Report};
 use gauntlet::engine::sim::Sim;
 use gauntlet::engine::{Engine, LinkConfig, NetRef, Software, Topology};
-use gauntlet::outcome::Outcome;
 use gauntlet::scenario::{Scheme, Workload, WorkloadKind};
 use gauntlet::tls::Tls;
-use gauntlet::transcript::{self, Transcript};
+use gauntlet::verdict::outcome::Outcome;
+use gauntlet::verdict::transcript::{self, Transcript};
 use gauntlet_proxies::http::{self, Parsed};
 use gauntlet_proxies::ws_frames::encode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -926,7 +926,7 @@ fn against_simulated(cases: &[ServerCase]) -> (Vec<Seen>, String) {
     );
     topology.host(
         "server",
-        gauntlet::server::software(transcript.clone(), None, None),
+        gauntlet::endpoints::server::software(transcript.clone(), None, None),
     );
     let seen: Rc<RefCell<Vec<Seen>>> = Rc::default();
     let (out, cases) = (seen.clone(), cases.to_vec());

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use gauntlet::engine;
+use gauntlet::run::suite::{Selection, run_all};
 use gauntlet::scenario;
-use gauntlet::suite::{Selection, run_all};
 use gauntlet_reports::{Results, Run};
 
 fn catalogue(engine: &str, seed: Option<u64>, seeds: Option<u64>) -> Results {
@@ -75,9 +75,9 @@ fn other_seeds_still_meet_every_expectation() {
 #[test]
 fn a_server_pinned_to_either_tls_version_gives_identical_runs_twice() {
     use gauntlet::engine::sim::Sim;
-    use gauntlet::outcome::Outcome;
     use gauntlet::scenario::Scheme;
     use gauntlet::tls::TlsVersions;
+    use gauntlet::verdict::outcome::Outcome;
 
     for file in [
         "scenarios/baseline/direct.toml",

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use gauntlet::product::is_alive;
+use gauntlet::real::product::is_alive;
 
 /// The safety net on the gate's run (the suite's quiet tunnel alone idles 3 s).
 const PATIENCE: Duration = Duration::from_secs(120);

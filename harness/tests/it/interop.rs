@@ -17,13 +17,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use gauntlet::client::{self, Report};
+use gauntlet::endpoints::client::{self, Report};
 use gauntlet::engine::live::Live;
 use gauntlet::engine::{Engine, LinkConfig, NetRef, Topology};
-use gauntlet::outcome::Outcome;
-use gauntlet::product::{Product, StartOptions};
+use gauntlet::real::product::{Product, StartOptions};
 use gauntlet::scenario::{self, Scheme};
-use gauntlet::transcript::Transcript;
+use gauntlet::verdict::outcome::Outcome;
+use gauntlet::verdict::transcript::Transcript;
 
 use crate::process::{Exit, Process};
 use crate::proxy::Proxy;
@@ -298,7 +298,10 @@ fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String
         s.time_limit(),
     );
     // The Python server stands for host `server`, whatever port the client dials.
-    topology.host("server", gauntlet::standing::published(0, server, None));
+    topology.host(
+        "server",
+        gauntlet::real::standing::published(0, server, None),
+    );
     let transcript = Transcript::default();
     let report: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, t) = (report.clone(), transcript.clone());
@@ -314,7 +317,10 @@ fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String
     );
     Live.run(topology, 1).expect("the run completes");
     let report = report.take().expect("the client reported");
-    (report, gauntlet::transcript::render(&transcript.entries()))
+    (
+        report,
+        gauntlet::verdict::transcript::render(&transcript.entries()),
+    )
 }
 
 #[test]

@@ -14,8 +14,8 @@ use gauntlet::engine::live::Live;
 use gauntlet::engine::{
     ClientSoftware, Engine, EngineError, LinkConfig, LinkFault, NetRef, Software, Topology,
 };
-use gauntlet::outcome::Outcome;
 use gauntlet::scenario::{self, Scheme};
+use gauntlet::verdict::outcome::Outcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Log = Rc<RefCell<Vec<String>>>;
@@ -487,7 +487,7 @@ fn real_products_end_as_their_scenarios_expect_and_leave_no_process_or_port_behi
         assert_eq!(started.len(), 1, "{file}: one product\n{transcript}");
         for (pid, addr) in started {
             assert!(
-                !gauntlet::product::is_alive(pid),
+                !gauntlet::real::product::is_alive(pid),
                 "{file}: pid {pid} outlived the run"
             );
             let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2));

@@ -14,7 +14,7 @@ use gauntlet::driver::hop_software;
 use gauntlet::engine::{
     self, ClientSoftware, Intake, LinkConfig, NetRef, Software, Stream, Topology,
 };
-use gauntlet::transcript::Transcript;
+use gauntlet::verdict::transcript::Transcript;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 

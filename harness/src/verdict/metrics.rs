@@ -7,9 +7,9 @@ use std::time::Duration;
 use gauntlet_reports::Latency;
 use hdrhistogram::Histogram;
 
-use crate::client::Report;
-use crate::outcome::Outcome;
+use crate::endpoints::client::Report;
 use crate::scenario::Bounds;
+use crate::verdict::outcome::Outcome;
 
 /// The most latency samples a run keeps in its results (the first ones); percentiles count
 /// them all.

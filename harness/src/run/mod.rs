@@ -1,6 +1,9 @@
 //! One run: a scenario, a scheme and a seed, on an engine. Builds the topology (client, hops,
 //! server), runs it, and turns what the client saw into a verdict.
 
+pub mod bench;
+pub mod suite;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -12,16 +15,16 @@ use gauntlet_proxies::tls_intercepting_proxy::Material;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 use gauntlet_reports::Latency;
 
-use crate::client::{self, Plan, ProxyPlan, Report};
 use crate::driver::hop_software;
+use crate::endpoints::client::{self, Plan, ProxyPlan, Report};
+use crate::endpoints::server;
 use crate::engine::{Engine, EventLog, Intake, LinkConfig, NetRef, Topology};
-use crate::outcome::Outcome;
-use crate::product::command::Role;
-use crate::real_hop::{self, Started};
+use crate::real::hop::{self, Started};
+use crate::real::product::command::Role;
 use crate::scenario::{Hop, Route, Scenario, Scheme, host_names};
-use crate::server;
 use crate::tls::{Ca, Tls, TlsVersions, client_config};
-use crate::transcript::{self, Entry, Transcript};
+use crate::verdict::outcome::Outcome;
+use crate::verdict::transcript::{self, Entry, Transcript};
 
 /// What one run produced.
 #[derive(Debug, Clone)]
@@ -156,13 +159,7 @@ fn build(
                 let tls = run_ca.issue_pem(&names)?;
                 topology.host(
                     &hops[i],
-                    real_hop::product_software(
-                        p.clone(),
-                        upstreams,
-                        tls,
-                        started.clone(),
-                        t.clone(),
-                    ),
+                    hop::product_software(p.clone(), upstreams, tls, started.clone(), t.clone()),
                 );
                 continue;
             }
@@ -177,7 +174,7 @@ fn build(
                 }
                 topology.host(
                     &hops[i],
-                    real_hop::command_software(c.clone(), None, started.clone(), t.clone()),
+                    hop::command_software(c.clone(), None, started.clone(), t.clone()),
                 );
                 continue;
             }
@@ -197,7 +194,7 @@ fn build(
                 };
                 topology.host(
                     &hops[i],
-                    real_hop::command_software(
+                    hop::command_software(
                         c.clone(),
                         Some(upstream.clone()),
                         started.clone(),
@@ -288,8 +285,8 @@ pub fn run(
         .borrow_mut()
         .take()
         .ok_or_else(|| anyhow::anyhow!("the client finished without a report"))?;
-    let latency = crate::metrics::latency(&report.latencies);
-    crate::metrics::apply_bounds(&scenario.bounds, latency.as_ref(), &mut report);
+    let latency = crate::verdict::metrics::latency(&report.latencies);
+    crate::verdict::metrics::apply_bounds(&scenario.bounds, latency.as_ref(), &mut report);
     if report.outcome == Outcome::Degraded {
         t.log(
             end.at,

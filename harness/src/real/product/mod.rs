@@ -11,8 +11,8 @@
 //! address is on 127.0.0.1. This module knows nothing about scenarios or engines.
 //!
 //! ```no_run
-//! use gauntlet::product::{Product, StartOptions};
-//! # fn main() -> Result<(), gauntlet::product::ProductError> {
+//! use gauntlet::real::product::{Product, StartOptions};
+//! # fn main() -> Result<(), gauntlet::real::product::ProductError> {
 //! let upstream = "127.0.0.1:9000".parse().unwrap();
 //! let nginx = Product::Nginx.start(
 //!     "scenarios/live/templates/nginx-with-upgrade-lines.conf".as_ref(),

@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use crate::engine;
-use crate::outcome::Outcome;
 use crate::run::run;
+use crate::run::suite::{self, Finished, Planned};
 use crate::scenario::{self, Scenario, Scheme};
-use crate::suite::{self, Finished, Planned};
+use crate::verdict::outcome::Outcome;
 
 /// One pair, one scheme.
 #[derive(Debug, Clone)]

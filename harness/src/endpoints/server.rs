@@ -9,7 +9,7 @@
 //!   gone out: pushed, or, for `/echo?count=N`, echoed). A Close from the client is answered
 //!   with the same code (tungstenite's reply echoes it), or with 1002 for a code that must
 //!   never be sent. A client that breaks the protocol gets a Close with 1002, 1007 or 1009
-//!   ([`crate::violation`]), and the server closes the connection, reading nothing more.
+//!   ([`crate::endpoints::violation`]), and the server closes the connection, reading nothing more.
 //! - `/attacker`: the cache-poisoning demonstration's accomplice ([`smuggle::attacker_endpoint`]):
 //!   frames read by hand, masked or not; a frame carrying an HTTP request is answered with a
 //!   raw HTTP response holding the attacker's script.
@@ -51,11 +51,12 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::endpoints::{fragment, smuggle, violation};
 use crate::engine::ACCEPT_BACKOFF;
 use crate::engine::{Held, Intake, Listener, NetRef, Software, Stream};
-use crate::transcript::Transcript;
+use crate::scenario;
+use crate::verdict::transcript::Transcript;
 use crate::ws_config;
-use crate::{fragment, scenario, smuggle, violation};
 
 /// What a server facing real clients refuses to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! with a handshake timeout, an echo or push workload, and a timestamp in simulated time for
 //! every send and receive. It observes the run and decides its [`Outcome`]. It checks the 101
 //! itself, as RFC 6455 §4.1 lists (`invalid_101`), fails the connection with a Close (1002,
-//! 1007, 1009: [`crate::violation`]) when the server breaks the protocol, and answers a Close
+//! 1007, 1009: [`crate::endpoints::violation`]) when the server breaks the protocol, and answers a Close
 //! the server sends first before it reports it. The `smuggle` workload (the cache-poisoning
-//! demonstration) writes its frames by hand: see [`crate::smuggle`].
+//! demonstration) writes its frames by hand: see [`crate::endpoints::smuggle`].
 
 use std::cell::{Cell, RefCell};
 use std::pin::Pin;
@@ -26,12 +26,12 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::endpoints::{fragment, smuggle, violation};
 use crate::engine::NetRef;
-use crate::outcome::Outcome;
 use crate::scenario::{Scheme, Workload, WorkloadKind};
-use crate::transcript::Transcript;
+use crate::verdict::outcome::Outcome;
+use crate::verdict::transcript::Transcript;
 use crate::ws_config;
-use crate::{fragment, smuggle, violation};
 
 /// The name the client logs under.
 const WHO: &str = "client";

@@ -25,11 +25,13 @@ use std::sync::Arc;
 
 use futures_util::future::LocalBoxFuture;
 
+use crate::endpoints::server;
+use crate::endpoints::server::Limits;
 use crate::engine::{Intake, Topology};
-use crate::server::Limits;
+use crate::real::standing;
+use crate::tls;
 use crate::tls::{KeyKind, TlsVersions};
-use crate::transcript::Transcript;
-use crate::{server, standing, tls};
+use crate::verdict::transcript::Transcript;
 
 /// The host that runs the reference server.
 pub const SERVER: &str = "server";

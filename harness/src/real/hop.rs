@@ -28,12 +28,12 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use crate::client::PROXY_PORT;
+use crate::endpoints::client::PROXY_PORT;
 use crate::engine::{NetRef, Software};
-use crate::product::command::Role;
-use crate::product::{Program, Running, StartOptions};
+use crate::real::product::command::Role;
+use crate::real::product::{Program, Running, StartOptions};
 use crate::scenario::{CommandHop, ProductHop};
-use crate::transcript::Transcript;
+use crate::verdict::transcript::Transcript;
 
 /// How long a product waits for its upstreams to listen.
 const UPSTREAM_WAIT: Duration = Duration::from_secs(5);

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::run::run_crowd;
+use crate::run::suite::{self, Selection};
 use crate::scenario::{self, Scheme};
-use crate::suite::{self, Selection};
 
 /// What one measurement found.
 #[derive(Debug, Clone, Serialize)]

@@ -31,10 +31,12 @@ use gauntlet_proxies::http::{self, Head, Parsed};
 use gauntlet_proxies::rng::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::client::{AsyncIo, Fail, Phase, Plan, Report, fail, invalid_101, ms, transport};
+use crate::endpoints::client::{
+    AsyncIo, Fail, Phase, Plan, Report, fail, invalid_101, ms, transport,
+};
 use crate::engine::NetRef;
-use crate::outcome::Outcome;
-use crate::transcript::Transcript;
+use crate::verdict::outcome::Outcome;
+use crate::verdict::transcript::Transcript;
 
 /// The attacker's WebSocket endpoint on the reference server.
 pub const ATTACKER_PATH: &str = "/attacker";
@@ -157,7 +159,7 @@ pub fn decode(buf: &[u8]) -> Decoded {
 
 /// The first line of `bytes`, printable ASCII only, at most 60 characters.
 fn printable(bytes: &[u8]) -> String {
-    crate::client::printable_up_to(bytes, 60)
+    crate::endpoints::client::printable_up_to(bytes, 60)
 }
 
 /// A stream read by hand, with the bytes read but not yet used.

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::engine::live::Live;
 use crate::engine::{LinkConfig, NetRef, Software, Topology};
-use crate::transcript::Transcript;
+use crate::verdict::transcript::Transcript;
 
 /// How long a host may take to bind its listener.
 const BIND_WAIT: Duration = Duration::from_secs(10);
@@ -123,7 +123,7 @@ struct Others {
     count: usize,
     workers: usize,
     start: Instant,
-    queue: Option<crate::transcript::PrintQueue>,
+    queue: Option<crate::verdict::transcript::PrintQueue>,
     client_name: String,
     listeners: Vec<(String, u16)>,
     build: Build,

@@ -8,7 +8,7 @@
 //! behind it.
 //!
 //! A reverse proxy's command ([`Role::Reverse`], the default) sits in front of the server and
-//! carries ws only: its one `{upstream}` is the server's plain port (see [`crate::real_hop`]).
+//! carries ws only: its one `{upstream}` is the server's plain port (see [`crate::real::hop`]).
 //! A forward proxy's ([`Role::Forward`], `gauntlet gate --forward`) is the client's explicit
 //! proxy: every behaviour's route becomes `explicit`, so the client sends the proxy
 //! `CONNECT 127.0.0.1:PORT` for the server's real ws or wss port and runs the behaviour
@@ -20,10 +20,10 @@ use std::path::Path;
 use gauntlet_proxies::ModelSpec;
 use gauntlet_reports::{Results, Run};
 
-use crate::product::command::{CommandLine, Role};
-use crate::product::{ProductError, Program, StartOptions};
+use crate::real::product::command::{CommandLine, Role};
+use crate::real::product::{ProductError, Program, StartOptions};
+use crate::run::suite::{self, Finished, LIVE, Planned, Selection};
 use crate::scenario::{CommandHop, Hop, Route, Scenario, Scheme};
-use crate::suite::{self, Finished, LIVE, Planned, Selection};
 
 /// The suite `gauntlet gate` runs unless told otherwise.
 pub const DEFAULT_SUITE: &str = "scenarios/gate";

@@ -35,8 +35,8 @@ use gauntlet_proxies::{HopEnv, ModelSpec};
 
 use crate::driver::hop_software;
 use crate::engine::{Intake, Topology};
-use crate::standing;
-use crate::transcript::Transcript;
+use crate::real::standing;
+use crate::verdict::transcript::Transcript;
 
 /// The models' seed: their random choices (a balancer's rotation start, say) come from it.
 const SEED: u64 = 1;

@@ -10,9 +10,9 @@ use std::sync::mpsc;
 use gauntlet_reports::{Handshake, Results, Run};
 
 use crate::engine;
-use crate::outcome::Outcome;
 use crate::run::{RunOutput, run};
 use crate::scenario::{self, Hop, Scenario, ScenarioError, Scheme};
+use crate::verdict::outcome::Outcome;
 
 /// Which runs of which files.
 #[derive(Debug, Clone)]
@@ -227,7 +227,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             rtt_median_ms: out.median_latency().map(to_ms),
             sent: out.report.sent,
             received: out.report.received,
-            transcript_hash: crate::transcript::hash(&out.transcript),
+            transcript_hash: crate::verdict::transcript::hash(&out.transcript),
             event_hash: format!("{:016x}", out.events.hash()),
             events: out.events.count(),
             title: String::new(),
@@ -248,7 +248,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
                 .report
                 .latencies
                 .iter()
-                .take(crate::metrics::SAMPLES_KEPT)
+                .take(crate::verdict::metrics::SAMPLES_KEPT)
                 .map(|l| to_ms(*l))
                 .collect(),
         },

@@ -11,10 +11,10 @@ use gauntlet_proxies::ModelSpec;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::outcome::Outcome;
-use crate::product::Product;
-use crate::product::command::CommandLine;
+use crate::real::product::Product;
+use crate::real::product::command::CommandLine;
 use crate::tls::TlsVersions;
+use crate::verdict::outcome::Outcome;
 
 /// The format version this build reads.
 pub const FORMAT: u32 = 1;
@@ -81,7 +81,7 @@ pub enum WorkloadKind {
     Push,
     /// The cache-poisoning demonstration (Huang et al. 2011): one text frame whose payload is
     /// an HTTP request for `http://victim/script.js`, sent to the attacker's endpoint, then a
-    /// victim's fetch of that URL over the same route. See [`crate::smuggle`].
+    /// victim's fetch of that URL over the same route. See [`crate::endpoints::smuggle`].
     Smuggle,
 }
 
@@ -686,15 +686,16 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Reads and validates a scenario file (of at most [`MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let bytes = crate::suite::read_file(path, MAX_FILE_BYTES, "a scenario file").map_err(|e| {
-        ScenarioError {
-            file: file.clone(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read the file: {e}"),
-            excerpt: None,
-        }
-    })?;
+    let bytes =
+        crate::run::suite::read_file(path, MAX_FILE_BYTES, "a scenario file").map_err(|e| {
+            ScenarioError {
+                file: file.clone(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the file: {e}"),
+                excerpt: None,
+            }
+        })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => parse(&file, text),
         Err(e) => {
@@ -1538,7 +1539,7 @@ mod properties {
 
     use super::*;
 
-    const VALID: &str = include_str!("../../scenarios/seeds/transparent-strip.toml");
+    const VALID: &str = include_str!("../../../scenarios/seeds/transparent-strip.toml");
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]

@@ -1,0 +1,19 @@
+//! The reference endpoints: the WebSocket client that decides a run's outcome and the server
+//! it talks to, with what they share.
+//!
+//! - [`client`]: the reference client. It runs the scenario's workload and decides the run's
+//!   [`Outcome`](crate::verdict::outcome::Outcome).
+//! - [`server`]: the reference server (`/echo`, `/push`, and the attacker endpoint of the
+//!   cache-poisoning demonstration).
+//! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
+//!   and victim fetch, the server's attacker endpoint, frames written by hand.
+//! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
+//!   `server-fragment-bytes`).
+//! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
+//!   1007 or 1009), for the client and the server alike.
+
+pub mod client;
+pub mod fragment;
+pub mod server;
+pub mod smuggle;
+pub mod violation;
