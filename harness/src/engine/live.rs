@@ -24,7 +24,7 @@
 //! - Link faults: every stream between two hosts of the run passes a gate. Writes go to the
 //!   stream's outbox (64 KiB; a writer waits beyond that), and a task per stream moves them
 //!   to the socket while the link is open; while the outbox is empty and the link open, a
-//!   write goes straight to the socket instead (a writer then waits for the socket). While the link is held, neither the outbox nor
+//!   write the socket takes at once goes straight to it instead. While the link is held, neither the outbox nor
 //!   reads move: nothing is lost, and everything is delivered, in order, once released.
 //!   A connection attempt waits for the release. A blackhole silences every stream open on
 //!   the link for good: writes and FINs are swallowed, reads never complete, and its socket
@@ -842,30 +842,6 @@ impl LiveStream {
         lock(&self.gate.world).record(&self.host, format_args!("{} {what}", self.local.port()));
     }
 
-    /// Writes `buf` to the socket itself, or waits until it takes bytes. A failure is kept,
-    /// as the pump keeps one: every later write fails so.
-    fn poll_write_direct(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let socket: &TcpStream = self.read.as_ref();
-        let written = loop {
-            match socket.poll_write_ready(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => break Err(e),
-                Poll::Ready(Ok(())) => match socket.try_write(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    done => break done,
-                },
-            }
-        };
-        match &written {
-            Ok(n) => self.record(format_args!("write {n}")),
-            Err(e) => {
-                self.outbox().error = Some(e.kind());
-                self.record(format_args!("write {:?}", e.kind()));
-            }
-        }
-        Poll::Ready(written)
-    }
-
     /// Tells the pump how the writer left, unless it already knows.
     fn close(&self, how: Close) {
         let mut o = self.outbox();
@@ -941,10 +917,26 @@ impl AsyncWrite for LiveStream {
         }
         if o.bytes.is_empty() && !o.writing && self.gate.pass(None) == Pass::Open {
             // Nothing waits before these bytes and the link is open: straight to the socket,
-            // with no copy and no hand-over to the pump. (The pump is idle, so it is not
-            // waiting for the socket to take bytes: this writer is the only one that does.)
-            drop(o);
-            return self.poll_write_direct(cx, buf);
+            // with no copy and no hand-over to the pump, if it takes them now. Only the pump
+            // ever waits for the socket to take bytes: tokio keeps one write waker per
+            // socket, and a writer waiting there could take the place of another task waiting
+            // on the same socket (the pump, or a second task writing to the stream), which
+            // would then never be woken: measured, TLS handshakes stalled in the soak.
+            let socket: &TcpStream = self.read.as_ref();
+            match socket.try_write(buf) {
+                Ok(n) => {
+                    drop(o);
+                    self.record(format_args!("write {n}"));
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    o.error = Some(e.kind());
+                    drop(o);
+                    self.record(format_args!("write {:?}", e.kind()));
+                    return Poll::Ready(Err(e));
+                }
+            }
         }
         let room = OUTBOX.saturating_sub(o.bytes.len());
         if room == 0 {
