@@ -24,12 +24,14 @@
 //!   `gauntlet proxy` and `gauntlet serve` on real sockets, `gauntlet gate` and `gauntlet
 //!   differential`.
 //! - [`tls`]: run-time certificates and rustls configurations.
+//! - [`files`]: reading files with a size limit, writing them with their folders.
 //!
 //! Start at [`run::run`] to follow one run end to end.
 
 pub mod driver;
 pub mod endpoints;
 pub mod engine;
+pub mod files;
 pub mod real;
 pub mod run;
 pub mod scenario;

@@ -594,7 +594,7 @@ fn gate(
         }
     });
     if let Some(path) = junit {
-        suite::write_file(path, &gauntlet_reports::junit(&results))
+        gauntlet::files::write_file(path, &gauntlet_reports::junit(&results))
             .with_context(|| format!("writing {}", path.display()))?;
         outln!("junit: {}", path.display());
     }
@@ -635,7 +635,7 @@ fn serve(
     let tls = match tls {
         Some((addr, ca_out)) => {
             let tls = gauntlet::real::serve::Tls::generate(addr, versions)?;
-            suite::write_file(&ca_out, &tls.ca_pem)
+            gauntlet::files::write_file(&ca_out, &tls.ca_pem)
                 .with_context(|| format!("writing the CA to {}", ca_out.display()))?;
             Some(tls)
         }
@@ -868,7 +868,8 @@ fn report(
     ];
     for (name, text) in &files {
         let path = out.join(name);
-        suite::write_file(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        gauntlet::files::write_file(&path, text)
+            .with_context(|| format!("writing {}", path.display()))?;
         outln!("wrote {}", path.display());
     }
     let Some(traversal_path) = traversal else {
@@ -876,24 +877,25 @@ fn report(
     };
     let fresh = gauntlet_reports::traversal(&results, invoked_as);
     if !check {
-        suite::write_file(traversal_path, &fresh)
+        gauntlet::files::write_file(traversal_path, &fresh)
             .with_context(|| format!("writing {}", traversal_path.display()))?;
         outln!("wrote {}", traversal_path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let committed = match suite::read_file(traversal_path, MAX_RESULTS_BYTES, "a traversal page") {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            errln!(
-                "error: {} does not exist: run `{invoked_as}` and commit it",
-                traversal_path.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading {}", traversal_path.display()));
-        }
-    };
+    let committed =
+        match gauntlet::files::read_file(traversal_path, MAX_RESULTS_BYTES, "a traversal page") {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                errln!(
+                    "error: {} does not exist: run `{invoked_as}` and commit it",
+                    traversal_path.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", traversal_path.display()));
+            }
+        };
     match first_difference(&committed, &fresh) {
         None => {
             outln!("{} is current", traversal_path.display());
@@ -937,7 +939,7 @@ const MAX_RESULTS_BYTES: u64 = 256 << 20;
 
 /// A results file, or an error naming it and saying what is wrong with it.
 fn read_results(path: &Path) -> anyhow::Result<Results> {
-    let bytes = suite::read_file(path, MAX_RESULTS_BYTES, "a results file")
+    let bytes = gauntlet::files::read_file(path, MAX_RESULTS_BYTES, "a results file")
         .with_context(|| format!("cannot read results file {}", path.display()))?;
     let text = String::from_utf8(bytes)
         .map_err(|e| anyhow::anyhow!("{}: not valid JSON: not UTF-8 text ({e})", path.display()))?;
@@ -1097,7 +1099,7 @@ fn run(
     progress.finish();
     let (passed, failed) = results.tally();
     if let Some(path) = results_path {
-        suite::write_file(&path, &results.to_json())
+        gauntlet::files::write_file(&path, &results.to_json())
             .with_context(|| format!("writing {}", path.display()))?;
         outln!("results: {}", path.display());
     }

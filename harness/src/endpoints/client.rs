@@ -6,7 +6,6 @@
 //! the server sends first before it reports it. The `smuggle` workload (the cache-poisoning
 //! demonstration) writes its frames by hand: see [`crate::endpoints::smuggle`].
 
-use std::cell::{Cell, RefCell};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -21,162 +20,23 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::endpoints::connect::{
+    AsyncIo, Fail, Phase, describe_io, fail, invalid_101, ms, printable, transport,
+};
+pub use crate::endpoints::connect::{PROXY_PORT, Phases, Plan, ProxyPlan, Report};
 use crate::endpoints::{fragment, smuggle, violation};
 use crate::engine::NetRef;
-use crate::scenario::{Scheme, Workload, WorkloadKind};
+use crate::scenario::{Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use crate::ws_config;
 
 /// The name the client logs under.
 const WHO: &str = "client";
-
-/// What the client is to do in one run.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// ws or wss.
-    pub scheme: Scheme,
-    /// The host name the client dials, sends as `Host` and checks the certificate against.
-    pub host: String,
-    /// Budget for TCP, TLS and upgrade together.
-    pub handshake_timeout: Duration,
-    /// The traffic.
-    pub workload: Workload,
-    /// Seeds the key and the payloads.
-    pub seed: u64,
-    /// Trusts the run's CA.
-    pub tls: Arc<rustls::ClientConfig>,
-    /// Ping keepalive interval, counted from the open.
-    pub ping_interval: Option<Duration>,
-    /// An explicit proxy to ask for a tunnel with CONNECT.
-    pub proxy: Option<ProxyPlan>,
-    /// Masks client frames (RFC 6455 §5.3). Only the `smuggle` workload can send them
-    /// unmasked, for demonstration.
-    pub mask: bool,
-    /// Put before the request's path (`/ws`: `/ws/echo`); empty for none.
-    pub path_prefix: String,
-}
-
-/// The explicit proxy the client is configured with.
-#[derive(Debug, Clone)]
-pub struct ProxyPlan {
-    /// Its host name.
-    pub host: String,
-    /// Its port.
-    pub port: u16,
-    /// `user:password`, sent after a 407.
-    pub credentials: Option<String>,
-    /// The proxy is a real program (live engine): CONNECT names the server's real address,
-    /// since the proxy cannot resolve the run's host names.
-    pub real_target: bool,
-}
-
-/// The port hops listen on for clients that use them as an explicit proxy (Squid's 3128).
-pub const PROXY_PORT: u16 = 3128;
-
-/// The longest CONNECT answer head the client reads.
-const MAX_PROXY_HEAD: usize = 8192;
-
-/// What the client saw.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Report {
-    /// How the run ended.
-    pub outcome: Outcome,
-    /// One line: status, close code, simulated time.
-    pub detail: String,
-    /// From the start of the TCP connect to the 101.
-    pub handshake: Option<Duration>,
-    /// The handshake, phase by phase, as far as it got.
-    pub phases: Phases,
-    /// Round trips (echo), one-way latencies (push) or the victim fetch's round trip
-    /// (smuggle), in order.
-    pub latencies: Vec<Duration>,
-    /// Messages sent (smuggle: the smuggling frame).
-    pub sent: u64,
-    /// Messages received intact (smuggle: 1 when the victim fetch got the origin's script).
-    pub received: u64,
-}
-
-/// How long each phase of a handshake took; a phase that did not happen or did not finish is
-/// `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Phases {
-    /// TCP connect (through an explicit proxy: until its answer to CONNECT).
-    pub connect: Option<Duration>,
-    /// TLS handshake (wss).
-    pub tls: Option<Duration>,
-    /// HTTP upgrade, request to 101.
-    pub upgrade: Option<Duration>,
-}
-
-/// Where a handshake is, and when each phase began.
-#[derive(Debug)]
-pub(crate) struct Phase {
-    name: Cell<&'static str>,
-    began: RefCell<Vec<(&'static str, Duration)>>,
-}
-
-impl Phase {
-    /// A handshake starting now with its TCP connect.
-    pub(crate) fn new(now: Duration) -> Self {
-        Self {
-            name: Cell::new("tcp connect"),
-            began: RefCell::new(vec![("tcp connect", now)]),
-        }
-    }
-
-    /// The handshake enters phase `name` at `now`.
-    pub(crate) fn set(&self, name: &'static str, now: Duration) {
-        self.name.set(name);
-        self.began.borrow_mut().push((name, now));
-    }
-
-    /// The current phase.
-    pub(crate) fn get(&self) -> &'static str {
-        self.name.get()
-    }
-
-    /// Each phase's duration, given that the handshake completed at `done` (or `None`).
-    pub(crate) fn phases(&self, done: Option<Duration>) -> Phases {
-        let began = self.began.borrow();
-        let first = |name: &str| began.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
-        let start = began.first().map(|(_, t)| *t);
-        let tls = first("tls handshake");
-        let upgrade = first("upgrade");
-        let span = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
-        Phases {
-            connect: span(start, tls.or(upgrade)),
-            tls: span(tls, upgrade),
-            upgrade: span(upgrade, done),
-        }
-    }
-}
-
-/// A failure, before it becomes a report.
-pub(crate) struct Fail {
-    outcome: Outcome,
-    detail: String,
-}
-
-pub(crate) fn fail(outcome: Outcome, detail: impl Into<String>) -> Fail {
-    Fail {
-        outcome,
-        detail: detail.into(),
-    }
-}
-
-pub(crate) fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Any byte stream the client can speak WebSocket over.
-pub(crate) trait AsyncIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncIo for T {}
 
 /// Keeps the bytes of the most recent read, so a failure can say what arrived.
 struct Tap<S> {
@@ -289,45 +149,6 @@ fn finish(net: &NetRef, t: &Transcript, report: &mut Report, result: Result<Stri
     }
 }
 
-/// A byte stream to the server as the plan reaches it: TCP, directly or through the explicit
-/// proxy's tunnel, then TLS for wss.
-pub(crate) async fn transport(
-    net: &NetRef,
-    plan: &Plan,
-    t: &Transcript,
-    phase: &Phase,
-) -> Result<Box<dyn AsyncIo>, Fail> {
-    let port = plan.scheme.port();
-    let host = plan.host.as_str();
-    let tcp = match &plan.proxy {
-        None => tcp_connect(net, t, host, port).await?,
-        Some(proxy) => tunnel(net, t, proxy, host, port, phase).await?,
-    };
-    Ok(match plan.scheme {
-        Scheme::Ws => Box::new(tcp),
-        Scheme::Wss => {
-            phase.set("tls handshake", net.now());
-            let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
-                fail(
-                    Outcome::TlsFailed,
-                    format!("`{host}` is not a server name: {e}"),
-                )
-            })?;
-            let tls = tokio_rustls::TlsConnector::from(plan.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| {
-                    fail(
-                        Outcome::TlsFailed,
-                        format!("tls handshake with {host} failed: {e}"),
-                    )
-                })?;
-            t.log(net.now(), WHO, "tls established");
-            Box::new(tls)
-        }
-    })
-}
-
 async fn handshake(
     net: &NetRef,
     plan: &Plan,
@@ -412,57 +233,6 @@ async fn handshake(
     Ok(WebSocketStream::from_partially_read(tap, tail, Role::Client, Some(ws_config())).await)
 }
 
-/// What is wrong with a 101 answering an upgrade that sent `key` and asked for no extension
-/// and no subprotocol, if anything: RFC 6455 §4.1 lists what makes the client _Fail the
-/// WebSocket Connection_: an `Upgrade` other than `websocket` (one token, any case), no
-/// `upgrade` token in `Connection`, a `Sec-WebSocket-Accept` other than the key's (§4.2.2),
-/// and an extension or a subprotocol it did not ask for. A 101 is HTTP/1.1 (RFC 9110 §15.2:
-/// HTTP/1.0 has no 1xx).
-pub(crate) fn invalid_101(head: &http::Head, key: &str) -> Option<String> {
-    let values = |name: &str| -> Vec<String> {
-        head.fields
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
-            .collect()
-    };
-    let upgrade: Vec<String> = values("upgrade")
-        .iter()
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
-        .filter(|t| !t.is_empty())
-        .collect();
-    let accept = values("sec-websocket-accept");
-    let extensions = values("sec-websocket-extensions");
-    let protocol = values("sec-websocket-protocol");
-    let wrong = if matches!(head.start, http::StartLine::Response { minor: 0, .. }) {
-        "the 101 is HTTP/1.0".to_string()
-    } else if upgrade != ["websocket"] {
-        "no `Upgrade: websocket`".to_string()
-    } else if !head.connection_has("upgrade") {
-        "no `Connection: upgrade`".to_string()
-    } else if accept.is_empty() {
-        "no `Sec-WebSocket-Accept`".to_string()
-    } else if accept != [derive_accept_key(key.as_bytes())] {
-        format!("a wrong `Sec-WebSocket-Accept` (`{}`)", accept.join(", "))
-    } else if let Some(e) = extensions.iter().find(|e| !e.is_empty()) {
-        format!("an extension the client did not ask for (`{e}`)")
-    } else if let Some(p) = protocol.first() {
-        format!("a subprotocol the client did not ask for (`{p}`)")
-    } else {
-        return None;
-    };
-    Some(wrong)
-}
-
-/// An I/O error in a few words.
-fn describe_io(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionReset => "connection reset".into(),
-        std::io::ErrorKind::UnexpectedEof => "connection closed".into(),
-        _ => e.to_string(),
-    }
-}
-
 /// The path the upgrade asks for: `/echo`, `/push` with what to push, or the attacker's
 /// endpoint; the server's own options (`fragment`, `close`) in the query.
 fn request_path(w: &Workload) -> String {
@@ -494,107 +264,6 @@ fn request_path(w: &Workload) -> String {
         path.to_string()
     } else {
         format!("{path}?{}", query.join("&"))
-    }
-}
-
-async fn tcp_connect(
-    net: &NetRef,
-    t: &Transcript,
-    host: &str,
-    port: u16,
-) -> Result<crate::engine::Stream, Fail> {
-    t.log(net.now(), WHO, format!("connecting to {host}:{port}"));
-    let tcp = net.connect(host, port).await.map_err(|e| {
-        fail(
-            Outcome::ConnectRefused,
-            format!("tcp connect to {host}:{port} failed: {e}"),
-        )
-    })?;
-    t.log(net.now(), WHO, "tcp connected");
-    Ok(tcp)
-}
-
-/// Asks the explicit proxy for a tunnel to `host:port` (RFC 6455 §4.1), retrying once with
-/// credentials after a 407 if it has them. Any other non-2xx answer fails the connection.
-async fn tunnel(
-    net: &NetRef,
-    t: &Transcript,
-    proxy: &ProxyPlan,
-    host: &str,
-    port: u16,
-    phase: &Phase,
-) -> Result<crate::engine::Stream, Fail> {
-    let mut authorization: Option<String> = None;
-    loop {
-        phase.set("tcp connect", net.now());
-        let mut tcp = tcp_connect(net, t, &proxy.host, proxy.port).await?;
-        phase.set("connect", net.now());
-        let target = match net.real_addr(host, port) {
-            Some(addr) if proxy.real_target => addr.to_string(),
-            _ => format!("{host}:{port}"),
-        };
-        let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-        if let Some(a) = &authorization {
-            request.push_str(&format!("Proxy-Authorization: Basic {a}\r\n"));
-        }
-        request.push_str("\r\n");
-        t.log(
-            net.now(),
-            WHO,
-            format!("CONNECT {target} via {}", proxy.host),
-        );
-        let refused = |detail: String| fail(Outcome::ConnectRefused, detail);
-        tcp.write_all(request.as_bytes())
-            .await
-            .map_err(|e| refused(format!("CONNECT could not be sent: {e}")))?;
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        let parsed = loop {
-            let n = tcp.read(&mut byte).await.map_err(|e| {
-                refused(format!(
-                    "the proxy reset the connection before answering CONNECT ({e}) at {}",
-                    ms(net.now())
-                ))
-            })?;
-            if n == 0 {
-                return Err(refused(format!(
-                    "the proxy closed the connection without answering CONNECT, at {}",
-                    ms(net.now())
-                )));
-            }
-            head.push(byte[0]);
-            if !head.ends_with(b"\r\n\r\n") && head.len() <= MAX_PROXY_HEAD {
-                continue;
-            }
-            match http::parse_response(&head, MAX_PROXY_HEAD) {
-                http::Parsed::Partial => continue,
-                http::Parsed::Invalid(reason) => {
-                    return Err(refused(format!(
-                        "the proxy's answer to CONNECT is not HTTP ({reason})"
-                    )));
-                }
-                http::Parsed::Complete(h, _) => break h,
-            }
-        };
-        let status = parsed.status().unwrap_or_default();
-        let reason = match &parsed.start {
-            http::StartLine::Response { reason, .. } => reason.clone(),
-            http::StartLine::Request { .. } => String::new(),
-        };
-        t.log(net.now(), WHO, format!("proxy answered {status} {reason}"));
-        if (200..300).contains(&status) {
-            return Ok(tcp);
-        }
-        if status == 407 && authorization.is_none() {
-            if let Some(c) = &proxy.credentials {
-                authorization = Some(base64(c.as_bytes()));
-                continue;
-            }
-        }
-        return Err(refused(format!(
-            "proxy answered {status} {reason} to CONNECT {target} at {}",
-            ms(net.now())
-        )));
     }
 }
 
@@ -1077,27 +746,6 @@ async fn sleep_opt(net: &NetRef, at: Option<Duration>) {
         Some(at) => net.sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// The first line of `bytes`, printable ASCII only, at most 40 characters.
-pub(crate) fn printable(bytes: &[u8]) -> String {
-    printable_up_to(bytes, 40)
-}
-
-/// The first line of `bytes`, printable ASCII only, at most `max` characters.
-pub(crate) fn printable_up_to(bytes: &[u8], max: usize) -> String {
-    bytes
-        .iter()
-        .take_while(|b| **b != b'\r' && **b != b'\n')
-        .take(max)
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '.'
-            }
-        })
-        .collect()
 }
 
 /// What the detail adds about the messages' form: nothing for unfragmented text, else for

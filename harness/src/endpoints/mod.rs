@@ -3,6 +3,8 @@
 //!
 //! - [`client`]: the reference client. It runs the scenario's workload and decides the run's
 //!   [`Outcome`](crate::verdict::outcome::Outcome).
+//! - [`connect`]: what the client's workloads share: the plan, the report, and the transport
+//!   to the server (TCP, a CONNECT tunnel, TLS).
 //! - [`server`]: the reference server (`/echo`, `/push`, and the attacker endpoint of the
 //!   cache-poisoning demonstration).
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
@@ -13,6 +15,7 @@
 //!   1007 or 1009), for the client and the server alike.
 
 pub mod client;
+pub mod connect;
 pub mod fragment;
 pub mod server;
 pub mod smuggle;

@@ -31,7 +31,7 @@ use gauntlet_proxies::http::{self, Head, Parsed};
 use gauntlet_proxies::rng::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::endpoints::client::{
+use crate::endpoints::connect::{
     AsyncIo, Fail, Phase, Plan, Report, fail, invalid_101, ms, transport,
 };
 use crate::engine::NetRef;
@@ -159,7 +159,7 @@ pub fn decode(buf: &[u8]) -> Decoded {
 
 /// The first line of `bytes`, printable ASCII only, at most 60 characters.
 fn printable(bytes: &[u8]) -> String {
-    crate::endpoints::client::printable_up_to(bytes, 60)
+    crate::endpoints::connect::printable_up_to(bytes, 60)
 }
 
 /// A stream read by hand, with the bytes read but not yet used.

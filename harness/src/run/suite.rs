@@ -2,7 +2,6 @@
 //! across threads, print a line per run in a stable order, and gather the results.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -293,36 +292,4 @@ pub fn run_all(
             .push(result_entry(&scenarios[p.scenario], p, f));
     }
     Ok(results)
-}
-
-/// Reads `path`, `what` it is (`a results file`) naming it in the error for a file longer
-/// than `limit` bytes. At most `limit + 1` bytes are read, so an endless file (`/dev/zero`, a
-/// pipe that never closes) ends too; the error is of kind `FileTooLarge` and says the limit.
-pub fn read_file(path: &Path, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        let size = if limit % (1 << 20) == 0 {
-            format!("{} MiB", limit >> 20)
-        } else {
-            format!("{limit} bytes")
-        };
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("larger than {size}, the most {what} may hold"),
-        ));
-    }
-    Ok(bytes)
-}
-
-/// Writes `text` to `path`, creating its folder.
-pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::File::create(path)?;
-    f.write_all(text.as_bytes())
 }

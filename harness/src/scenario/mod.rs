@@ -686,16 +686,15 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Reads and validates a scenario file (of at most [`MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let bytes =
-        crate::run::suite::read_file(path, MAX_FILE_BYTES, "a scenario file").map_err(|e| {
-            ScenarioError {
-                file: file.clone(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read the file: {e}"),
-                excerpt: None,
-            }
-        })?;
+    let bytes = crate::files::read_file(path, MAX_FILE_BYTES, "a scenario file").map_err(|e| {
+        ScenarioError {
+            file: file.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the file: {e}"),
+            excerpt: None,
+        }
+    })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => parse(&file, text),
         Err(e) => {

@@ -7,6 +7,7 @@ mod conformance;
 mod determinism;
 mod engine;
 mod gate;
+mod house;
 mod interop;
 mod live;
 mod process;

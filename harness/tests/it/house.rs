@@ -1,0 +1,265 @@
+//! The house keeps its shape: the modules of `harness/src` form no dependency cycle, and
+//! `ARCHITECTURE.md` names every source file and command there is, and no source file that is
+//! gone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Every `.rs` file under `dir`, as paths relative to it, sorted.
+fn sources(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("reading a source folder") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(root).expect("under the root");
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A source file's module path (`endpoints/client.rs`: `endpoints::client`; `run/mod.rs`:
+/// `run`); `None` for the crate roots.
+fn module(file: &str) -> Option<String> {
+    let stem = file.strip_suffix(".rs")?;
+    if stem == "lib" || stem == "main" {
+        return None;
+    }
+    let stem = stem.strip_suffix("/mod").unwrap_or(stem);
+    Some(stem.replace('/', "::"))
+}
+
+/// The code of a source file that the library builds: no comments, no test module.
+fn code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]") {
+        Some(at) => &text[..at],
+        None => text,
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each module's dependencies on the others: every `crate::a::b…` path it names, as the
+/// longest module that path starts with (grouped imports `crate::a::{b, c}` included).
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let files = sources(&src());
+    let modules: BTreeMap<String, String> = files
+        .iter()
+        .filter_map(|f| module(f).map(|m| (m, f.clone())))
+        .collect();
+    let mut deps = BTreeMap::new();
+    for (m, file) in &modules {
+        let text = code(&std::fs::read_to_string(src().join(file)).expect("a source file"));
+        let mut paths = BTreeSet::new();
+        for (at, _) in text.match_indices("crate::") {
+            let rest = &text[at + "crate::".len()..];
+            let path: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let path = path.trim_end_matches(':').to_string();
+            if rest[path.len()..].trim_start_matches(':').starts_with('{') {
+                let group = &rest[path.len()..];
+                let inner = &group[group.find('{').unwrap_or(0) + 1..group.find('}').unwrap_or(0)];
+                for name in inner.split(',') {
+                    let name = name.trim().split([' ', ':']).next().unwrap_or("");
+                    if !name.is_empty() {
+                        paths.insert(format!("{path}::{name}"));
+                    }
+                }
+            }
+            paths.insert(path);
+        }
+        let mine: &mut BTreeSet<String> = deps.entry(m.clone()).or_default();
+        for path in paths {
+            let parts: Vec<&str> = path.split("::").collect();
+            let found = (1..=parts.len())
+                .rev()
+                .map(|k| parts[..k].join("::"))
+                .find(|candidate| modules.contains_key(candidate));
+            if let Some(dep) = found {
+                if dep != *m && !m.starts_with(&format!("{dep}::")) {
+                    mine.insert(dep);
+                }
+            }
+        }
+    }
+    deps
+}
+
+/// The cycles of `deps`: its strongly connected components of more than one module.
+fn cycles(deps: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    // Two modules are in one cycle when each reaches the other.
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(m) = todo.pop() {
+            for d in deps.get(&m).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    todo.push(d.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reaches: BTreeMap<&String, BTreeSet<String>> = deps.keys().map(|m| (m, reach(m))).collect();
+    let mut found: Vec<Vec<String>> = Vec::new();
+    for (m, from_m) in &reaches {
+        let cycle: Vec<String> = from_m
+            .iter()
+            .filter(|d| reaches.get(d).is_some_and(|r| r.contains(*m)))
+            .cloned()
+            .collect();
+        if !cycle.is_empty() && !found.iter().any(|c| c.contains(m)) {
+            found.push(cycle);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_modules_of_harness_src_form_no_dependency_cycle() {
+    let deps = graph();
+    assert!(deps.len() >= 30, "found only {} modules", deps.len());
+    // The graph sees real edges.
+    assert!(
+        deps["endpoints::client"].contains("endpoints::connect"),
+        "{deps:?}"
+    );
+    assert!(deps["run"].contains("engine"), "{deps:?}");
+    let found = cycles(&deps);
+    let shown: Vec<String> = found
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|m| {
+                    format!(
+                        "{m} -> {}",
+                        deps[m].iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "dependency cycles:\n  {}",
+        shown.join("\n\n  ")
+    );
+}
+
+#[test]
+fn a_cycle_is_found_where_there_is_one() {
+    let edges = |list: &[(&str, &[&str])]| -> BTreeMap<String, BTreeSet<String>> {
+        list.iter()
+            .map(|(m, ds)| (m.to_string(), ds.iter().map(|d| d.to_string()).collect()))
+            .collect()
+    };
+    let with = edges(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &["a"])]);
+    assert_eq!(cycles(&with), vec![vec!["a", "b", "c"]]);
+    let without = edges(&[("a", &["b"]), ("b", &["c"]), ("c", &[]), ("d", &["a"])]);
+    assert!(cycles(&without).is_empty());
+}
+
+/// `ARCHITECTURE.md`.
+fn architecture() -> String {
+    std::fs::read_to_string(crate::root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md")
+}
+
+/// Every `` `…` `` span of `text`.
+fn quoted(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn architecture_names_every_source_file_of_harness_src() {
+    let named = quoted(&architecture());
+    let missing: Vec<String> = sources(&src())
+        .into_iter()
+        .filter(|f| {
+            let folder = f.strip_suffix("mod.rs").map(str::to_string);
+            !named.contains(f) && folder.is_none_or(|d| !named.contains(&d))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map does not name (as `path` from harness/src): {missing:?}"
+    );
+}
+
+#[test]
+fn every_source_file_architecture_names_exists() {
+    let root = crate::root();
+    let crates = ["harness", "proxies-sim", "reports", "hardening", "xtask"];
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    for krate in crates {
+        for dir in ["src", "tests", "benches"] {
+            let base = root.join(krate).join(dir);
+            if base.is_dir() {
+                for f in sources(&base) {
+                    all.insert(f.clone());
+                    // Prose names a file by its name alone where the context says which.
+                    if let Some((folder, name)) = f.rsplit_once('/') {
+                        all.insert(format!("{folder}/"));
+                        all.insert(name.to_string());
+                    }
+                    all.insert(format!("{dir}/{f}"));
+                    all.insert(format!("{krate}/{dir}/{f}"));
+                }
+            }
+        }
+    }
+    let gone: Vec<String> = quoted(&architecture())
+        .into_iter()
+        .filter(|q| q.ends_with(".rs") && !q.contains(' ') && !q.contains('*') && !all.contains(q))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "ARCHITECTURE.md names files that do not exist: {gone:?}"
+    );
+}
+
+#[test]
+fn architecture_names_every_command() {
+    let main = std::fs::read_to_string(src().join("main.rs")).expect("main.rs");
+    let start = main.find("enum Command {").expect("the Command enum");
+    let body = &main[start..];
+    let body = &body[..body.find("\n}\n").expect("its end")];
+    let commands: Vec<String> = body
+        .lines()
+        .filter_map(|l| {
+            let name = l.strip_prefix("    ")?.split([' ', ',', '{']).next()?;
+            name.chars()
+                .next()
+                .is_some_and(char::is_uppercase)
+                .then(|| name.to_lowercase())
+        })
+        .collect();
+    assert!(commands.len() >= 9, "found {commands:?}");
+    let text = architecture();
+    let missing: Vec<&String> = commands
+        .iter()
+        .filter(|c| !text.contains(&format!("`gauntlet {c}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names no `gauntlet <command>` for {missing:?} (of {commands:?})"
+    );
+}
