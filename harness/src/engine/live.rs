@@ -211,6 +211,11 @@ struct Port {
     addr: SocketAddr,
     /// A listener of the run is bound there (rather than an address published by hand).
     listening: bool,
+    /// A listener of the run was bound there and has closed (its host crashed or stopped
+    /// listening): connecting is refused, but the address stays the host's, so that a real
+    /// program configured after the close (a product whose backend is down from the start)
+    /// is given the address it would have had.
+    closed: bool,
 }
 
 /// A link's fault state.
@@ -245,10 +250,20 @@ impl World {
 
     /// The real address of `host:port`, as registered (port 0 means not bound yet).
     fn lookup(&self, host: &str, port: u16) -> Option<SocketAddr> {
-        self.ports
-            .get(&(host.to_string(), port))
-            .map(|p| p.addr)
-            .or_else(|| self.anywhere.get(host).copied())
+        match self.ports.get(&(host.to_string(), port)) {
+            Some(p) if p.closed => None,
+            Some(p) => Some(p.addr),
+            None => self.anywhere.get(host).copied(),
+        }
+    }
+
+    /// Where `host:port` is or was: [`World::lookup`], or the address of a listener that
+    /// has closed.
+    fn address(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        match self.ports.get(&(host.to_string(), port)) {
+            Some(p) => Some(p.addr),
+            None => self.anywhere.get(host).copied(),
+        }
     }
 
     /// Registers where (host, port) accepts connections, unless a listener of the run is
@@ -257,7 +272,14 @@ impl World {
         if self.ports.get(&key).is_some_and(|p| p.listening) {
             return false;
         }
-        self.ports.insert(key, Port { addr, listening });
+        self.ports.insert(
+            key,
+            Port {
+                addr,
+                listening,
+                closed: false,
+            },
+        );
         true
     }
 
@@ -453,6 +475,8 @@ impl Net for LiveNet {
             let key = (self.name.clone(), port);
             let published = match lock(&self.world).ports.get(&key) {
                 Some(p) if p.listening => return Err(self.in_use(port)),
+                // Listening again after a close: a fresh address, as at first.
+                Some(p) if p.closed => None,
                 Some(p) => Some(p.addr),
                 None => None,
             };
@@ -541,7 +565,7 @@ impl Net for LiveNet {
 
     fn real_addr(&self, host: &str, port: u16) -> Option<SocketAddr> {
         lock(&self.world)
-            .lookup(host, port)
+            .address(host, port)
             .filter(|a| a.port() != 0)
     }
 
@@ -668,8 +692,9 @@ impl Drop for LiveListener {
     fn drop(&mut self) {
         let mut world = lock(&self.world);
         let key = (self.host.clone(), self.port);
-        if world.ports.get(&key).is_some_and(|p| p.listening) {
-            world.ports.remove(&key);
+        if let Some(p) = world.ports.get_mut(&key).filter(|p| p.listening) {
+            p.listening = false;
+            p.closed = true;
         }
     }
 }

@@ -192,9 +192,10 @@ pub trait Net {
     fn spawn(&self, task: LocalBoxFuture<'static, ()>);
     /// Sets a fault on the link between hosts `a` and `b`.
     fn link_fault(&self, a: &str, b: &str, fault: LinkFault);
-    /// Live engines only: the real address at which `host:port` accepts connections (the
+    /// Live engines only: the real address at which `host:port` accepts connections, or did
+    /// (a listener that has closed keeps its address, where connecting is refused; the
     /// literal host: interception rules are not applied). `None` on simulated engines, and
-    /// for a port nobody listens on or has published.
+    /// for a port nobody has listened on or published.
     fn real_addr(&self, host: &str, port: u16) -> Option<SocketAddr> {
         let _ = (host, port);
         None

@@ -527,3 +527,45 @@ fn the_servers_tls_version_decides_what_nginx_proxy_pass_https_gets() {
         }
     }
 }
+
+/// A host whose listener closes (a server that crashed, down from the start) keeps its
+/// address: a real program configured afterwards is told where the host was, and connecting
+/// there is refused.
+#[test]
+fn a_closed_listener_keeps_its_address_and_refuses_connections() {
+    let mut t = topology();
+    t.host(
+        "down",
+        Rc::new(|net: NetRef| {
+            async move {
+                let listener = net.listen(80).await?;
+                drop(listener);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+            .boxed_local()
+        }),
+    );
+    let seen = Rc::new(RefCell::new(None));
+    let out = seen.clone();
+    t.client(
+        "client",
+        Box::new(move |net: NetRef| {
+            async move {
+                let addr = net.real_addr("down", 80);
+                let refused = match net.connect("down", 80).await {
+                    Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+                    Ok(_) => false,
+                };
+                *out.borrow_mut() = Some((addr, refused));
+                Ok(())
+            }
+            .boxed_local()
+        }),
+    );
+    Live.run(t, 1).expect("the run completes");
+    let (addr, refused) = seen.borrow_mut().take().expect("the client ran");
+    let addr = addr.expect("the closed listener's address");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    assert!(refused, "connecting to a closed listener was not refused");
+}
