@@ -1,0 +1,85 @@
+//! `gauntlet report`: renders a results file (Markdown, HTML, JUnit, JSON) and the traversal page.
+
+use crate::cli::diff::{MAX_RESULTS_BYTES, read_results};
+use crate::*;
+
+pub(crate) fn report(
+    results_path: &Path,
+    out: &Path,
+    traversal: Option<&Path>,
+    check: bool,
+    invoked_as: &str,
+) -> anyhow::Result<ExitCode> {
+    let results = read_results(results_path)?;
+    let files = [
+        ("report.md", gauntlet_reports::markdown(&results)),
+        ("report.html", gauntlet_reports::html(&results)),
+        ("report.xml", gauntlet_reports::junit(&results)),
+        ("report.json", results.to_json()),
+    ];
+    for (name, text) in &files {
+        let path = out.join(name);
+        gauntlet::files::write_file(&path, text)
+            .with_context(|| format!("writing {}", path.display()))?;
+        outln!("wrote {}", path.display());
+    }
+    let Some(traversal_path) = traversal else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let fresh = gauntlet_reports::traversal(&results, invoked_as);
+    if !check {
+        gauntlet::files::write_file(traversal_path, &fresh)
+            .with_context(|| format!("writing {}", traversal_path.display()))?;
+        outln!("wrote {}", traversal_path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let committed =
+        match gauntlet::files::read_file(traversal_path, MAX_RESULTS_BYTES, "a traversal page") {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                errln!(
+                    "error: {} does not exist: run `{invoked_as}` and commit it",
+                    traversal_path.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", traversal_path.display()));
+            }
+        };
+    match first_difference(&committed, &fresh) {
+        None => {
+            outln!("{} is current", traversal_path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((line, old, new)) => {
+            errln!(
+                "error: {} is stale: run `{invoked_as}` and commit it",
+                traversal_path.display()
+            );
+            errln!("  first difference, line {line}:");
+            errln!("  - {}", old.unwrap_or("(end of file)"));
+            errln!("  + {}", new.unwrap_or("(end of file)"));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The first line (1-based) at which two texts differ, with each side's line there.
+pub(crate) fn first_difference<'a>(
+    old: &'a str,
+    new: &'a str,
+) -> Option<(usize, Option<&'a str>, Option<&'a str>)> {
+    let (mut a, mut b) = (old.lines(), new.lines());
+    let mut line = 0;
+    loop {
+        line += 1;
+        match (a.next(), b.next()) {
+            (None, None) => {
+                return (old.ends_with('\n') != new.ends_with('\n')).then_some((line, None, None));
+            }
+            (x, y) if x != y => return Some((line, x, y)),
+            _ => {}
+        }
+    }
+}

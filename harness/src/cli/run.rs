@@ -1,0 +1,183 @@
+//! `gauntlet run`: runs scenario files on an engine, a line per run, with a progress bar on a terminal.
+
+use crate::*;
+
+pub(crate) fn run(
+    sel: &Selection,
+    engine: &str,
+    jobs: usize,
+    results_path: Option<PathBuf>,
+    show_transcript: bool,
+    invoked_as: &str,
+) -> anyhow::Result<ExitCode> {
+    let (scenarios, planned) = match suite::plan(sel) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                errln!("{e}");
+            }
+            anyhow::bail!(
+                "{} invalid scenario file(s); `gauntlet check` lists them",
+                errors.len()
+            );
+        }
+    };
+    let (planned, live_only) = suite::runnable_on(engine, &scenarios, planned);
+    if planned.is_empty() && live_only > 0 {
+        anyhow::bail!(
+            "the selected scenarios have real programs as hops: run them with --engine live"
+        );
+    }
+    if planned.is_empty() {
+        anyhow::bail!("no runs match: check the paths and --filter / --scheme");
+    }
+    if live_only > 0 {
+        outln!(
+            "{} with real programs as hops not run on {engine}: `--engine live` runs them",
+            plural(live_only, "scenario")
+        );
+    }
+    let style = Style::for_stdout();
+    let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
+    let expected_width = planned
+        .iter()
+        .filter_map(|p| scenarios[p.scenario].expected(p.scheme))
+        .map(|o| o.as_str().len())
+        .max()
+        .unwrap_or(0);
+    outln!(
+        "running {} of {} on {engine} ({jobs} at a time)",
+        plural(planned.len(), "run"),
+        plural(scenarios.len(), "scenario")
+    );
+    let mut failures = Vec::new();
+    let mut results = Results::new(engine);
+    let progress = Progress::start(planned.len());
+    suite::execute(engine, &scenarios, &planned, jobs, |i, f| {
+        progress.advance();
+        progress.bar.suspend(|| {
+            let p = &planned[i];
+            let s = &scenarios[p.scenario];
+            let entry = suite::result_entry(s, p, f);
+            let verdict = if entry.pass {
+                style.paint("32", "pass")
+            } else {
+                style.paint("31;1", "FAIL")
+            };
+            let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+            outln!(
+                "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
+                entry.scenario,
+                entry.scheme,
+                entry.seed,
+                entry.expected,
+                entry.outcome,
+                fmt_ms(entry.handshake_ms),
+                fmt_ms(entry.rtt_median_ms),
+            );
+            if show_transcript || !entry.pass {
+                outln!("    detail: {}", entry.detail);
+            }
+            if show_transcript {
+                if let Ok(out) = &f.output {
+                    for line in out.rendered().lines() {
+                        outln!("    {line}");
+                    }
+                }
+            }
+            if !entry.pass {
+                failures.push(format!(
+                    "{invoked_as} {} --scheme {} --seed {} --transcript",
+                    entry.scenario, entry.scheme, entry.seed
+                ));
+            }
+            results.runs.push(entry);
+        });
+    });
+    progress.finish();
+    let (passed, failed) = results.tally();
+    if let Some(path) = results_path {
+        gauntlet::files::write_file(&path, &results.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+        outln!("results: {}", path.display());
+    }
+    if !failures.is_empty() {
+        outln!("\nto reproduce a failure:");
+        for f in &failures {
+            outln!("  {f}");
+        }
+    }
+    let summary = format!("{passed} passed, {failed} failed");
+    outln!(
+        "{}",
+        if failed == 0 {
+            style.paint("32", &summary)
+        } else {
+            style.paint("31;1", &summary)
+        }
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The progress bar of a suite run: drawn on stderr, only when stderr is a terminal and only
+/// once the suite has taken more than a second, so short runs and piped output stay plain.
+pub(crate) struct Progress {
+    bar: indicatif::ProgressBar,
+    /// Tells the thread that shows the bar after a second that the suite has ended.
+    done: Option<std::sync::mpsc::Sender<()>>,
+    shower: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// How long a suite runs before the bar appears.
+    const DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn start(runs: usize) -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(runs as u64),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs, {elapsed} elapsed, about {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        if !std::io::stderr().is_terminal() {
+            return Self {
+                bar,
+                done: None,
+                shower: None,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let shown = bar.clone();
+        let shower = std::thread::spawn(move || {
+            // Disconnected (the suite ended) before the delay: never draw.
+            if rx.recv_timeout(Self::DELAY) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                shown.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                shown.enable_steady_tick(std::time::Duration::from_millis(200));
+            }
+        });
+        Self {
+            bar,
+            done: Some(tx),
+            shower: Some(shower),
+        }
+    }
+
+    fn advance(&self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(mut self) {
+        drop(self.done.take());
+        if let Some(shower) = self.shower.take() {
+            let _ = shower.join();
+        }
+        self.bar.finish_and_clear();
+    }
+}
