@@ -742,14 +742,37 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0). Another
-/// process could take it before the product binds it; the product then fails to start and
-/// says so in its logs.
+/// A port on 127.0.0.1 that was free a moment ago, for a program that must be told its port
+/// before it binds it. It is chosen below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768 and up by default), where no `bind` to
+/// port 0 and no outgoing connection of any process can take it in the meantime: a port the
+/// kernel picked for port 0 and then released was measured going to the next listener bound
+/// to port 0 (the harness's own server, in a gate run two behaviours at a time) before the
+/// program bound it. Candidates start at an offset drawn from the process id and a counter,
+/// so that processes and threads choosing at once try different ports; each is checked by
+/// binding it. Another program choosing a fixed port in that range could still take it; the
+/// program then fails to start and says so in its logs.
 fn free_port() -> Result<u16, ProductError> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| io_error("cannot find a free port on 127.0.0.1".to_string(), e))
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    // Above the well-known and the common service ports, below the ephemeral range.
+    let (low, high) = (10_000u16, ephemeral.max(10_001));
+    let span = u64::from(high - low);
+    let seed = u64::from(std::process::id()).wrapping_mul(7919);
+    for _ in 0..span.min(4096) {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((seed.wrapping_add(n.wrapping_mul(104_729))) % span) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io_error(
+        format!("cannot find a free port on 127.0.0.1 between {low} and {high}"),
+        io::Error::from(io::ErrorKind::AddrInUse),
+    ))
 }
 
 /// A new directory `gauntlet-NAME-PID-N` under `base` (default: the temporary directory).
@@ -820,6 +843,26 @@ fn passwd_ids(user: &str) -> Result<(u32, u32), ProductError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_lie_below_the_ephemeral_range_and_can_be_bound() {
+        let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32768);
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        for port in &ports {
+            assert!(
+                (10_000..ephemeral).contains(port),
+                "{port} (ephemeral from {ephemeral})"
+            );
+        }
+        // Successive picks differ, so two products started at once are not told one port.
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        let port = free_port().unwrap();
+        TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("the port is free");
+    }
 
     #[test]
     fn names_parse_and_print() {
