@@ -79,19 +79,24 @@ impl Proxy {
     }
 }
 
-/// How many connections wait in the accept queue of the socket listening on 127.0.0.1:`port`
-/// (`/proc/net/tcp`: a listening socket's `rx_queue`); `None` when nothing listens there.
+/// How many connections wait in the accept queues of the sockets listening on
+/// 127.0.0.1:`port` (`/proc/net/tcp`: a listening socket's `rx_queue`; the proxy's workers
+/// each have one, on one port); `None` when nothing listens there.
 fn listen_queue(port: u16) -> Option<u32> {
     let local = format!("0100007F:{port:04X}");
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.get(1) != Some(&local.as_str()) || f.get(3) != Some(&"0A") {
-            return None;
-        }
-        let (_, rx) = f.get(4)?.split_once(':')?;
-        u32::from_str_radix(rx, 16).ok()
-    })
+    let queues: Vec<u32> = table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.get(1) != Some(&local.as_str()) || f.get(3) != Some(&"0A") {
+                return None;
+            }
+            let (_, rx) = f.get(4)?.split_once(':')?;
+            u32::from_str_radix(rx, 16).ok()
+        })
+        .collect();
+    (!queues.is_empty()).then(|| queues.iter().sum())
 }
 
 /// Opens a WebSocket to `addr` and echoes one message: the text that came back, or the
