@@ -136,7 +136,8 @@ pub struct Finished {
 }
 
 /// Runs `planned` on `jobs` threads with the engine named `engine`, calling `each` for every
-/// run in planned order (as soon as it and all before it are done).
+/// run in planned order (as soon as it and all before it are done). An engine name that is
+/// not one of [`engine::ENGINES`] is every run's error, never an empty result.
 pub fn execute(
     engine_name: &str,
     scenarios: &[Scenario],
@@ -144,6 +145,22 @@ pub fn execute(
     jobs: usize,
     mut each: impl FnMut(usize, &Finished),
 ) -> Vec<Finished> {
+    if engine::by_name(engine_name).is_none() {
+        let why = format!(
+            "unknown engine `{engine_name}`: expected one of {}",
+            engine::ENGINES.join(", ")
+        );
+        return (0..planned.len())
+            .map(|i| {
+                let f = Finished {
+                    output: Err(why.clone()),
+                    wall_ms: 0,
+                };
+                each(i, &f);
+                f
+            })
+            .collect();
+    }
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, Finished)>();
     let mut done: BTreeMap<usize, Finished> = BTreeMap::new();
@@ -292,4 +309,32 @@ pub fn run_all(
             .push(result_entry(&scenarios[p.scenario], p, f));
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_engine_is_every_runs_error_not_an_empty_result() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let sel = Selection {
+            paths: vec![root.join("scenarios/seeds/transparent-strip.toml")],
+            filter: None,
+            scheme: None,
+            seed: Some(1),
+            seeds: None,
+        };
+        let results = run_all("simm", &sel, 2).expect("a valid scenario");
+        assert_eq!(results.runs.len(), 2, "{:?}", results.runs);
+        for run in &results.runs {
+            assert_eq!(run.outcome, "harness-error", "{run:?}");
+            assert!(
+                run.detail
+                    .contains("unknown engine `simm`: expected one of sim, turmoil, live"),
+                "{run:?}"
+            );
+            assert!(!run.pass, "{run:?}");
+        }
+    }
 }
