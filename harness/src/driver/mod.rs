@@ -224,7 +224,10 @@ impl Driven {
                     EventKind::Timer(id) => Event::Timer { id: *id },
                 };
                 model.on_event(&mut cx, event);
-                let side_of_event = side;
+                // What the model sends back to the side it just read is an answer to it.
+                let answered =
+                    matches!(kind, EventKind::Data(_) | EventKind::Fin | EventKind::Reset)
+                        .then_some(side);
                 for action in cx.take_actions() {
                     match action {
                         Action::Send { to, bytes } => {
@@ -234,13 +237,7 @@ impl Driven {
                                 &mut upstream
                             };
                             if side.can_send {
-                                // Sent on reading the side it goes to: an answer to it.
-                                let answer = to == side_of_event
-                                    && matches!(
-                                        kind,
-                                        EventKind::Data(_) | EventKind::Fin | EventKind::Reset
-                                    );
-                                side.push(bytes, answer);
+                                side.push(bytes, answered == Some(to));
                             } else if !bytes.is_empty() {
                                 if side.discarded == 0 {
                                     self.log(format!(

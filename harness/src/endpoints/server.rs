@@ -104,17 +104,17 @@ pub fn software_with(
     limits: Limits,
 ) -> Software {
     let intake = Intake::with_limit(limits.max_connections);
-    software_sharing(transcript, tls, crash, limits, intake)
+    software_sharing(transcript, tls, crash, limits.header_timeout, intake)
 }
 
-/// [`software_with`] whose connections are counted in `intake`, which copies of the server
-/// on other threads share (`gauntlet serve`'s workers): `intake`'s limit, not
-/// `limits.max_connections`, is the one held.
+/// The server with `header_timeout` ([`Limits::header_timeout`]), holding its connections in
+/// `intake`, which copies of the server on other threads share (`gauntlet serve`'s workers),
+/// with the connection limit (see [`Intake::with_limit`]).
 pub fn software_sharing(
     transcript: Transcript,
     tls: Option<Arc<rustls::ServerConfig>>,
     crash: Option<Duration>,
-    limits: Limits,
+    header_timeout: Option<Duration>,
     intake: Intake,
 ) -> Software {
     std::rc::Rc::new(move |net: NetRef| {
@@ -126,7 +126,7 @@ pub fn software_sharing(
                 net: net.clone(),
                 transcript: transcript.clone(),
                 crash: Crash::new(crash),
-                limits,
+                header_timeout,
                 intake,
             };
             let plain = net.listen(80).await?;
@@ -163,7 +163,8 @@ struct Server {
     net: NetRef,
     transcript: Transcript,
     crash: Crash,
-    limits: Limits,
+    /// How long a connection has for a request head, if limited.
+    header_timeout: Option<Duration>,
     /// Connections held now, and the limit.
     intake: Intake,
 }
@@ -318,7 +319,7 @@ impl Server {
             let held = Rc::new(held);
             let peer = stream.peer();
             let stream = self.crash.register(stream);
-            let task = match self.limits.header_timeout {
+            let task = match self.header_timeout {
                 None => self
                     .clone()
                     .connection(stream, tls.clone(), held, None)

@@ -24,8 +24,9 @@
 //! - Link faults: every stream between two hosts of the run passes a gate. Writes go to the
 //!   stream's outbox (64 KiB; a writer waits beyond that), and a task per stream moves them
 //!   to the socket while the link is open; while the outbox is empty and the link open, a
-//!   write the socket takes at once goes straight to it instead. While the link is held, neither the outbox nor
-//!   reads move: nothing is lost, and everything is delivered, in order, once released.
+//!   write the socket takes at once goes straight to it instead. While the link is held,
+//!   neither the outbox nor reads move: nothing is lost, and everything is delivered, in
+//!   order, once released.
 //!   A connection attempt waits for the release. A blackhole silences every stream open on
 //!   the link for good: writes and FINs are swallowed, reads never complete, and its socket
 //!   stays open, unheard, until the run ends; connection attempts get no answer. Streams to
@@ -209,13 +210,22 @@ struct World {
 /// Where a host's port is.
 struct Port {
     addr: SocketAddr,
-    /// A listener of the run is bound there (rather than an address published by hand).
-    listening: bool,
+    state: PortState,
+}
+
+/// What is at a port's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortState {
+    /// An address published by hand: a process outside the run, or where a listener is to
+    /// bind.
+    Published,
+    /// A listener of the run is bound there.
+    Listening,
     /// A listener of the run was bound there and has closed (its host crashed or stopped
     /// listening): connecting is refused, but the address stays the host's, so that a real
     /// program configured after the close (a product whose backend is down from the start)
     /// is given the address it would have had.
-    closed: bool,
+    Closed,
 }
 
 /// A link's fault state.
@@ -251,7 +261,7 @@ impl World {
     /// The real address of `host:port`, as registered (port 0 means not bound yet).
     fn lookup(&self, host: &str, port: u16) -> Option<SocketAddr> {
         match self.ports.get(&(host.to_string(), port)) {
-            Some(p) if p.closed => None,
+            Some(p) if p.state == PortState::Closed => None,
             Some(p) => Some(p.addr),
             None => self.anywhere.get(host).copied(),
         }
@@ -268,18 +278,15 @@ impl World {
 
     /// Registers where (host, port) accepts connections, unless a listener of the run is
     /// there already (then says false).
-    fn set_port(&mut self, key: (String, u16), addr: SocketAddr, listening: bool) -> bool {
-        if self.ports.get(&key).is_some_and(|p| p.listening) {
+    fn set_port(&mut self, key: (String, u16), addr: SocketAddr, state: PortState) -> bool {
+        if self
+            .ports
+            .get(&key)
+            .is_some_and(|p| p.state == PortState::Listening)
+        {
             return false;
         }
-        self.ports.insert(
-            key,
-            Port {
-                addr,
-                listening,
-                closed: false,
-            },
-        );
+        self.ports.insert(key, Port { addr, state });
         true
     }
 
@@ -473,12 +480,11 @@ impl Net for LiveNet {
     fn listen(&self, port: u16) -> LocalBoxFuture<'_, io::Result<Box<dyn Listener>>> {
         async move {
             let key = (self.name.clone(), port);
-            let published = match lock(&self.world).ports.get(&key) {
-                Some(p) if p.listening => return Err(self.in_use(port)),
+            let published = match lock(&self.world).ports.get(&key).map(|p| (p.state, p.addr)) {
+                Some((PortState::Listening, _)) => return Err(self.in_use(port)),
+                Some((PortState::Published, addr)) => Some(addr),
                 // Listening again after a close: a fresh address, as at first.
-                Some(p) if p.closed => None,
-                Some(p) => Some(p.addr),
-                None => None,
+                Some((PortState::Closed, _)) | None => None,
             };
             let (inner, shared) = match published {
                 Some(addr) => {
@@ -489,7 +495,7 @@ impl Net for LiveNet {
             };
             let addr = inner.local_addr()?;
             let mut world = lock(&self.world);
-            if !world.set_port(key, addr, true) {
+            if !world.set_port(key, addr, PortState::Listening) {
                 return Err(self.in_use(port));
             }
             world.record(&self.name, format_args!("listen {port} at {addr}"));
@@ -588,7 +594,7 @@ impl Net for LiveNet {
         if port == 0 {
             world.anywhere.insert(self.name.clone(), addr);
         } else {
-            if !world.set_port((self.name.clone(), port), addr, false) {
+            if !world.set_port((self.name.clone(), port), addr, PortState::Published) {
                 return Err(self.in_use(port));
             }
         }
@@ -692,9 +698,12 @@ impl Drop for LiveListener {
     fn drop(&mut self) {
         let mut world = lock(&self.world);
         let key = (self.host.clone(), self.port);
-        if let Some(p) = world.ports.get_mut(&key).filter(|p| p.listening) {
-            p.listening = false;
-            p.closed = true;
+        if let Some(p) = world
+            .ports
+            .get_mut(&key)
+            .filter(|p| p.state == PortState::Listening)
+        {
+            p.state = PortState::Closed;
         }
     }
 }
@@ -924,7 +933,8 @@ impl AsyncWrite for LiveStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.gate.pass(None) == Pass::Silent {
+        let pass = self.gate.pass(None);
+        if pass == Pass::Silent {
             self.record(format_args!("write {} lost", buf.len()));
             return Poll::Ready(Ok(buf.len()));
         }
@@ -940,7 +950,7 @@ impl AsyncWrite for LiveStream {
                 "write after shutdown",
             )));
         }
-        if o.bytes.is_empty() && !o.writing && self.gate.pass(None) == Pass::Open {
+        if o.bytes.is_empty() && !o.writing && pass == Pass::Open {
             // Nothing waits before these bytes and the link is open: straight to the socket,
             // with no copy and no hand-over to the pump, if it takes them now. Only the pump
             // ever waits for the socket to take bytes: tokio keeps one write waker per

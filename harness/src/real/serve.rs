@@ -107,7 +107,7 @@ pub fn topology(plan: &Plan, intake: &Intake, transcript: &Transcript) -> Topolo
         transcript.clone(),
         config,
         None,
-        plan.limits,
+        plan.limits.header_timeout,
         intake.clone(),
     );
     if let Some(tls) = &plan.tls {

@@ -103,8 +103,7 @@ pub fn run_workers(
         client_name,
         Box::new(move |net| {
             let others = Others {
-                count: workers.max(1) - 1,
-                workers,
+                workers: workers.max(1),
                 start,
                 queue: transcript.queue(),
                 client_name: name,
@@ -120,7 +119,7 @@ pub fn run_workers(
 
 /// What the first worker needs to start the others.
 struct Others {
-    count: usize,
+    /// All the workers, the first included.
     workers: usize,
     start: Instant,
     queue: Option<crate::verdict::transcript::PrintQueue>,
@@ -146,9 +145,9 @@ async fn first_client(
     let bound = wait_bound(&net, &others.listeners).await?;
     let (stopping, stopped) = watch::channel(false);
     let (reports, mut reported) = mpsc::unbounded_channel::<Report>();
-    let mut threads = Vec::with_capacity(others.count);
+    let mut threads = Vec::with_capacity(others.workers - 1);
     let mut result = Ok(());
-    for index in 1..=others.count {
+    for index in 1..others.workers {
         match start_worker(index, &others, &bound, &reports, &stopped) {
             Ok(thread) => threads.push(thread),
             Err(e) => {
