@@ -49,7 +49,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{self, Framing, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine};
+use crate::http::{
+    self, Framing, Head, Item, Kind, MAX_HEAD_BYTES, MessageError, Messages, StartLine,
+};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
 
@@ -338,15 +340,6 @@ enum Mode {
     Done,
 }
 
-/// Where the response stream is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Down {
-    /// Reading a head; the bytes so far.
-    Head(Vec<u8>),
-    /// In a body delimited as said.
-    Body(Framing),
-}
-
 /// The first-chunk state of the current response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum First {
@@ -373,9 +366,7 @@ struct Asked {
 struct Requests {
     /// Whether requests are still being read.
     on: bool,
-    buf: Vec<u8>,
-    reader: HeadReader,
-    body: Option<Framing>,
+    messages: Messages,
     /// What the requests awaiting responses asked, oldest first (at most
     /// [`MAX_PENDING_REQUESTS`]).
     pending: VecDeque<Asked>,
@@ -388,77 +379,49 @@ impl Requests {
     fn new() -> Self {
         Self {
             on: false,
-            buf: Vec::new(),
-            reader: HeadReader::new(Kind::Request),
-            body: None,
+            messages: Messages::new(Kind::Request, MAX_HEAD_BYTES),
             pending: VecDeque::new(),
         }
     }
 
-    fn feed(&mut self, cx: &mut Cx, mut bytes: &[u8]) -> Result<(), TooLong> {
-        while self.on && !bytes.is_empty() {
-            match self.body.take() {
-                Some(Framing::Length(left)) => {
-                    let take = left.min(bytes.len() as u64);
-                    bytes = &bytes[take as usize..];
-                    if left > take {
-                        self.body = Some(Framing::Length(left - take));
+    fn feed(&mut self, cx: &mut Cx, bytes: &[u8]) -> Result<(), TooLong> {
+        if !self.on {
+            return Ok(());
+        }
+        self.messages.push(bytes);
+        while self.on {
+            match self.messages.read() {
+                Ok(None) => return Ok(()),
+                Ok(Some(Item::Body(_) | Item::End)) => {}
+                Ok(Some(Item::Head { head, .. })) => {
+                    if self.pending.len() >= MAX_PENDING_REQUESTS {
+                        self.stop(
+                            cx,
+                            &format!(
+                                "{MAX_PENDING_REQUESTS} requests await responses, as many as nginx serves on a connection (keepalive_requests): client bytes are no longer read"
+                            ),
+                        );
+                        continue;
                     }
-                }
-                Some(Framing::Chunked(mut scanner)) => match scanner.scan(bytes) {
-                    Ok((used, done)) => {
-                        bytes = &bytes[used..];
-                        if !done {
-                            self.body = Some(Framing::Chunked(scanner));
-                        }
-                    }
-                    Err(reason) => self.stop(cx, &format!("client bytes are not HTTP ({reason})")),
-                },
-                Some(Framing::None) => {}
-                Some(Framing::UntilClose) => self.on = false,
-                None => {
-                    let before = self.buf.len();
-                    self.buf.extend_from_slice(bytes);
-                    match self.reader.read(&self.buf, MAX_HEAD_BYTES) {
-                        Progress::Partial => return Ok(()),
-                        Progress::Invalid(reason) => {
-                            self.stop(cx, &format!("client bytes are not HTTP ({reason})"));
-                        }
-                        Progress::TooLong => {
-                            let n = self.buf.len();
-                            self.on = false;
-                            self.buf.clear();
-                            return Err(TooLong(n));
-                        }
-                        Progress::Complete(head, len) => {
-                            let used = len.saturating_sub(before).min(bytes.len());
-                            bytes = &bytes[used..];
-                            self.buf.clear();
-                            self.reader.reset();
-                            if self.pending.len() >= MAX_PENDING_REQUESTS {
-                                self.stop(
-                                    cx,
-                                    &format!(
-                                        "{MAX_PENDING_REQUESTS} requests await responses, as many as nginx serves on a connection (keepalive_requests): client bytes are no longer read"
-                                    ),
-                                );
-                                continue;
-                            }
-                            self.pending.push_back(Asked {
-                                head: head
-                                    .method()
-                                    .is_some_and(|m| m.eq_ignore_ascii_case("HEAD")),
-                                upgrade: head.has("upgrade") && head.connection_has("upgrade"),
-                            });
-                            match head.framing(None) {
-                                Ok(framing) => self.body = Some(framing),
-                                Err(reason) => {
-                                    self.stop(cx, &format!("client bytes are not HTTP ({reason})"))
-                                }
-                            }
+                    self.pending.push_back(Asked {
+                        head: head
+                            .method()
+                            .is_some_and(|m| m.eq_ignore_ascii_case("HEAD")),
+                        upgrade: head.has("upgrade") && head.connection_has("upgrade"),
+                    });
+                    match head.framing(None) {
+                        Ok(framing) => self.messages.body(framing),
+                        Err(reason) => {
+                            self.stop(cx, &format!("client bytes are not HTTP ({reason})"))
                         }
                     }
                 }
+                Err(MessageError::HeadTooLong { held, .. }) => {
+                    self.on = false;
+                    self.messages.clear();
+                    return Err(TooLong(held));
+                }
+                Err(e) => self.stop(cx, &format!("client bytes are not HTTP ({e})")),
             }
         }
         Ok(())
@@ -470,9 +433,7 @@ impl Requests {
             "{why}: relayed unread; later responses are matched to no request"
         ));
         self.on = false;
-        self.buf.clear();
-        self.reader.reset();
-        self.body = None;
+        self.messages.clear();
         self.pending.clear();
     }
 }
@@ -485,9 +446,8 @@ pub struct BufferingProxy {
     /// The port is read as HTTP.
     http: bool,
     requests: Requests,
-    down: Down,
-    /// Reads the response head in `down`.
-    down_reader: HeadReader,
+    /// Responses from the upstream.
+    down: Messages,
     /// The current response is buffered (not turned off by `X-Accel-Buffering: no`).
     buffered: bool,
     first: First,
@@ -507,8 +467,7 @@ impl BufferingProxy {
             mode: Mode::New,
             http: false,
             requests: Requests::new(),
-            down: Down::Head(Vec::new()),
-            down_reader: HeadReader::new(Kind::Response),
+            down: Messages::new(Kind::Response, MAX_HEAD_BYTES),
             buffered: true,
             first: First::Waiting,
             held: Vec::new(),
@@ -535,7 +494,7 @@ impl BufferingProxy {
                     "port {port} not read as HTTP: holding what the upstream sends as one stream that ends at the close"
                 ));
                 self.mode = Mode::Reading;
-                self.down = Down::Body(Framing::UntilClose);
+                self.down.body(Framing::UntilClose);
             }
         }
     }
@@ -543,82 +502,29 @@ impl BufferingProxy {
     /// Bytes from upstream while reading responses.
     fn upstream_bytes(&mut self, cx: &mut Cx, bytes: &[u8]) {
         self.reads += 1;
-        let mut rest = bytes;
+        self.down.push(bytes);
         while self.mode == Mode::Reading {
-            let down = std::mem::replace(&mut self.down, Down::Head(Vec::new()));
-            match down {
-                Down::Head(mut buf) => {
-                    if rest.is_empty() {
-                        self.down = Down::Head(buf);
-                        return;
-                    }
-                    let before = buf.len();
-                    buf.extend_from_slice(rest);
-                    match self.down_reader.read(&buf, MAX_HEAD_BYTES) {
-                        Progress::Partial => {
-                            self.down = Down::Head(buf);
-                            return;
-                        }
-                        Progress::TooLong => {
-                            return self.too_long(cx, "response", buf.len());
-                        }
-                        Progress::Invalid(reason) => {
-                            self.not_understood(
-                                cx,
-                                &format!(
-                                    "upstream sent bytes that are not an HTTP response ({reason})"
-                                ),
-                            );
-                            self.hold(cx, &buf);
-                            return;
-                        }
-                        Progress::Complete(head, len) => {
-                            let used = len.saturating_sub(before).min(rest.len());
-                            rest = &rest[used..];
-                            buf.truncate(len);
-                            self.down_reader.reset();
-                            self.response(cx, head, buf);
-                        }
-                    }
+            match self.down.read() {
+                Ok(None) => return,
+                Ok(Some(Item::Head { head, raw })) => self.response(cx, head, raw),
+                Ok(Some(Item::Body(body))) => self.hold(cx, &body),
+                Ok(Some(Item::End)) => self.end_of_response(cx),
+                Err(MessageError::HeadTooLong { held, .. }) => {
+                    self.down.clear();
+                    return self.too_long(cx, "response", held);
                 }
-                Down::Body(Framing::None) => self.end_of_response(cx),
-                Down::Body(Framing::UntilClose) => {
-                    self.down = Down::Body(Framing::UntilClose);
-                    self.hold(cx, rest);
-                    return;
+                Err(MessageError::NotHttp(reason)) => self.not_understood(
+                    cx,
+                    &format!("upstream sent bytes that are not an HTTP response ({reason})"),
+                ),
+                Err(MessageError::Chunked(reason)) => {
+                    self.not_understood(cx, &format!("chunked body broken ({reason})"))
                 }
-                Down::Body(Framing::Length(left)) => {
-                    let take = left.min(rest.len() as u64);
-                    let (body, after) = rest.split_at(take as usize);
-                    rest = after;
-                    self.hold(cx, body);
-                    if left > take {
-                        self.down = Down::Body(Framing::Length(left - take));
-                        return;
-                    }
-                    self.end_of_response(cx);
-                }
-                Down::Body(Framing::Chunked(mut scanner)) => match scanner.scan(rest) {
-                    Ok((used, done)) => {
-                        let (body, after) = rest.split_at(used);
-                        rest = after;
-                        self.hold(cx, body);
-                        if !done {
-                            self.down = Down::Body(Framing::Chunked(scanner));
-                            return;
-                        }
-                        self.end_of_response(cx);
-                    }
-                    Err(reason) => {
-                        self.not_understood(cx, &format!("chunked body broken ({reason})"));
-                        self.hold(cx, rest);
-                        return;
-                    }
-                },
             }
         }
         if self.mode == Mode::Tunnel {
-            self.forward(cx, rest);
+            let rest = self.down.take();
+            self.forward(cx, &rest);
         }
     }
 
@@ -627,20 +533,14 @@ impl BufferingProxy {
         cx.note(format!(
             "{why}: holding the rest as one stream that ends at the close"
         ));
-        self.down = Down::Body(Framing::UntilClose);
+        self.down.body(Framing::UntilClose);
         self.requests.on = false;
     }
 
     /// A complete response head, `raw` its bytes as received.
     fn response(&mut self, cx: &mut Cx, head: Head, mut raw: Vec<u8>) {
         let status = head.status().unwrap_or_default();
-        let interim = (100..200).contains(&status) && status != 101;
-        let asked = if interim {
-            self.requests.pending.front().copied()
-        } else {
-            self.requests.pending.pop_front()
-        }
-        .unwrap_or_default();
+        let asked = http::answer(&mut self.requests.pending, status).unwrap_or_default();
         let what = match &head.start {
             StartLine::Response { status, reason, .. } => format!("response {status} {reason}"),
             StartLine::Request { .. } => "response".to_string(),
@@ -694,17 +594,11 @@ impl BufferingProxy {
         } else {
             self.forward(cx, &raw);
         }
-        if framing == Framing::None {
-            self.end_of_response(cx);
-        } else {
-            self.down = Down::Body(framing);
-        }
+        self.down.body(framing);
     }
 
     fn end_of_response(&mut self, cx: &mut Cx) {
         self.release(cx, "at the end of the response");
-        self.down = Down::Head(Vec::new());
-        self.down_reader.reset();
         self.first = First::Waiting;
         self.buffered = true;
     }
@@ -872,10 +766,7 @@ impl BufferingProxy {
 
     /// Drops what is held (a reset), saying so.
     fn discard(&mut self, cx: &mut Cx, why: &str) {
-        let partial = match &mut self.down {
-            Down::Head(buf) => std::mem::take(buf).len(),
-            Down::Body(_) => 0,
-        };
+        let partial = self.down.take().len();
         let n = self.held.len() + partial;
         if n > 0 {
             cx.note(format!("{why}: discarded {n} bytes held toward the client"));
@@ -911,18 +802,16 @@ impl BufferingProxy {
             Event::Fin {
                 from: Side::Upstream,
             } => {
-                if let Down::Head(buf) = &mut self.down {
-                    if !buf.is_empty() {
-                        cx.note(format!(
-                            "upstream closed within a response head: its {} bytes go as they are",
-                            buf.len()
-                        ));
-                        let partial = std::mem::take(buf);
-                        if self.held.is_empty() {
-                            self.start_interval(cx);
-                        }
-                        self.held.extend_from_slice(&partial);
+                if self.down.buffered() > 0 {
+                    let partial = self.down.take();
+                    cx.note(format!(
+                        "upstream closed within a response head: its {} bytes go as they are",
+                        partial.len()
+                    ));
+                    if self.held.is_empty() {
+                        self.start_interval(cx);
                     }
+                    self.held.extend_from_slice(&partial);
                 }
                 self.release(cx, "as the upstream closed");
                 cx.fin(Side::Client);

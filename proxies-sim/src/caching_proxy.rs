@@ -50,7 +50,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{self, Framing, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine};
+use crate::http::{
+    self, Framing, Head, HeadReader, Item, Kind, MAX_HEAD_BYTES, MessageError, Messages, Progress,
+    StartLine,
+};
 use crate::http_proxy::{MAX_HELD_BYTES, PIPELINE_DEPTH};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
@@ -355,14 +358,10 @@ pub struct CachingProxy {
     mode: Mode,
     port: u16,
     dialed: bool,
-    /// Client bytes not yet forwarded (HTTP mode).
-    up: Vec<u8>,
-    /// The request body being forwarded, if any (`None`: a head is next).
-    up_body: Option<Framing>,
-    /// Upstream bytes not yet forwarded (HTTP mode).
-    down: Vec<u8>,
-    /// The response body being forwarded, if any.
-    down_body: Option<Framing>,
+    /// Requests from the client (HTTP mode).
+    up: Messages,
+    /// Responses from the upstream (HTTP mode).
+    down: Messages,
     /// Requests awaiting answers, oldest first.
     pending: VecDeque<Pending>,
     /// A request asking to upgrade awaits its answer: client bytes wait.
@@ -375,9 +374,7 @@ pub struct CachingProxy {
     scan_down: Vec<u8>,
     /// After a 101: client bytes skipped since the last request found.
     skipped_up: usize,
-    /// Read the heads at the start of `up`, `down`, `scan_up` and `scan_down`.
-    up_reader: HeadReader,
-    down_reader: HeadReader,
+    /// Read the heads at the start of `scan_up` and `scan_down`.
     scan_up_reader: HeadReader,
     scan_down_reader: HeadReader,
     /// The client sent FIN: it will send no more requests.
@@ -399,18 +396,14 @@ impl CachingProxy {
             mode: Mode::New,
             port: 0,
             dialed: false,
-            up: Vec::new(),
-            up_body: None,
-            down: Vec::new(),
-            down_body: None,
+            up: Messages::new(Kind::Request, MAX_HEAD_BYTES),
+            down: Messages::new(Kind::Response, MAX_HEAD_BYTES),
             pending: VecDeque::new(),
             awaiting_upgrade: false,
             storing: None,
             scan_up: Vec::new(),
             scan_down: Vec::new(),
             skipped_up: 0,
-            up_reader: HeadReader::new(Kind::Request),
-            down_reader: HeadReader::new(Kind::Response),
             scan_up_reader: HeadReader::new(Kind::Request),
             scan_down_reader: HeadReader::new(Kind::Response),
             client_fin: false,
@@ -431,7 +424,7 @@ impl CachingProxy {
     #[cfg(test)]
     fn held(&self) -> (usize, usize, usize) {
         (
-            self.up.len(),
+            self.up.buffered(),
             self.pending.len(),
             self.scan_up.len() + self.scan_down.len(),
         )
@@ -441,7 +434,7 @@ impl CachingProxy {
     /// (they may not be HTTP), or for the answer to the last request (pipelined requests are
     /// read one at a time, as Squid does by default).
     fn waiting(&self) -> bool {
-        self.up_body.is_none() && (self.awaiting_upgrade || self.pending.len() >= PIPELINE_DEPTH)
+        self.up.between() && (self.awaiting_upgrade || self.pending.len() >= PIPELINE_DEPTH)
     }
 
     /// Forwards what it can of the client's bytes (HTTP mode).
@@ -450,38 +443,18 @@ impl CachingProxy {
             if self.waiting() {
                 return self.check_held(cx);
             }
-            match self.up_body.take() {
-                None => {
-                    if self.up.is_empty() {
-                        return;
-                    }
-                    match self.up_reader.read(&self.up, MAX_HEAD_BYTES) {
-                        Progress::Partial => return,
-                        Progress::Invalid(reason) => {
-                            return self.garbage(cx, Side::Client, &reason);
-                        }
-                        Progress::TooLong => return self.too_long(cx, Side::Client),
-                        Progress::Complete(head, len) => {
-                            self.stop_header_timer(cx);
-                            self.up.drain(..len);
-                            self.up_reader.reset();
-                            if let Err(reason) = self.request(cx, head) {
-                                return self.garbage(cx, Side::Client, &reason);
-                            }
-                        }
+            match self.up.read() {
+                Ok(None) => return,
+                Ok(Some(Item::Head { head, .. })) => {
+                    self.stop_header_timer(cx);
+                    if let Err(reason) = self.request(cx, head) {
+                        return self.garbage(cx, Side::Client, &reason);
                     }
                 }
-                Some(framing) => match body(&mut self.up, framing) {
-                    Ok((bytes, next)) => {
-                        let done = next.is_none();
-                        self.up_body = next;
-                        cx.send(Side::Upstream, bytes);
-                        if !done {
-                            return;
-                        }
-                    }
-                    Err(reason) => return self.garbage(cx, Side::Client, &reason),
-                },
+                Ok(Some(Item::Body(bytes))) => cx.send(Side::Upstream, bytes),
+                Ok(Some(Item::End)) => {}
+                Err(MessageError::HeadTooLong { .. }) => return self.too_long(cx, Side::Client),
+                Err(e) => return self.garbage(cx, Side::Client, &e.to_string()),
             }
         }
     }
@@ -489,38 +462,20 @@ impl CachingProxy {
     /// Forwards what it can of the upstream's bytes (HTTP mode).
     fn pump_down(&mut self, cx: &mut Cx) {
         while self.mode == Mode::Http {
-            match self.down_body.take() {
-                None => {
-                    if self.down.is_empty() {
-                        return;
-                    }
-                    match self.down_reader.read(&self.down, MAX_HEAD_BYTES) {
-                        Progress::Partial => return,
-                        Progress::Invalid(reason) => {
-                            return self.garbage(cx, Side::Upstream, &reason);
-                        }
-                        Progress::TooLong => return self.too_long(cx, Side::Upstream),
-                        Progress::Complete(head, len) => {
-                            self.down.drain(..len);
-                            self.down_reader.reset();
-                            if let Err(reason) = self.response(cx, head) {
-                                return self.garbage(cx, Side::Upstream, &reason);
-                            }
-                        }
+            match self.down.read() {
+                Ok(None) => return,
+                Ok(Some(Item::Head { head, .. })) => {
+                    if let Err(reason) = self.response(cx, head) {
+                        return self.garbage(cx, Side::Upstream, &reason);
                     }
                 }
-                Some(framing) => match body(&mut self.down, framing) {
-                    Ok((bytes, next)) => {
-                        let done = next.is_none();
-                        self.down_body = next;
-                        self.keep(cx, &bytes);
-                        cx.send(Side::Client, bytes);
-                        if !done {
-                            return;
-                        }
-                    }
-                    Err(reason) => return self.garbage(cx, Side::Upstream, &reason),
-                },
+                Ok(Some(Item::Body(bytes))) => {
+                    self.keep(cx, &bytes);
+                    cx.send(Side::Client, bytes);
+                }
+                Ok(Some(Item::End)) => {}
+                Err(MessageError::HeadTooLong { .. }) => return self.too_long(cx, Side::Upstream),
+                Err(e) => return self.garbage(cx, Side::Upstream, &e.to_string()),
             }
         }
     }
@@ -529,6 +484,7 @@ impl CachingProxy {
     fn request(&mut self, cx: &mut Cx, head: Head) -> Result<(), String> {
         let pending = Pending::of(&head, false);
         let framing = head.framing(None)?;
+        self.up.body(framing.clone());
         let lookup = match (&pending.key, pending.is_get()) {
             (Some(key), true) => Some(key.clone()),
             _ => None,
@@ -560,7 +516,6 @@ impl CachingProxy {
             self.dialed = true;
         }
         cx.send(Side::Upstream, head.to_bytes());
-        self.up_body = Some(framing);
         self.awaiting_upgrade = pending.upgrade;
         self.pending.push_back(pending);
         Ok(())
@@ -597,8 +552,9 @@ impl CachingProxy {
     /// Forwards a response head; switches to the upgraded mode on a 101.
     fn response(&mut self, cx: &mut Cx, head: Head) -> Result<(), String> {
         let status = head.status().unwrap_or_default();
-        let interim = (100..200).contains(&status) && status != 101;
-        let request = crate::http_proxy::answered(&mut self.pending, status)?;
+        let interim = http::interim(status);
+        let request = http::answer(&mut self.pending, status)
+            .ok_or_else(|| format!("a {status} response to no request"))?;
         cx.note(format!("response {}: forwarded", status_text(&head)));
         if status == 101 {
             cx.send(Side::Client, head.to_bytes());
@@ -607,12 +563,10 @@ impl CachingProxy {
             );
             self.mode = Mode::Upgraded;
             self.awaiting_upgrade = false;
-            self.up_body = None;
-            let down = std::mem::take(&mut self.down);
+            let down = self.down.take();
             cx.send(Side::Client, down.clone());
             self.scan(cx, Side::Upstream, &down);
-            let up = std::mem::take(&mut self.up);
-            self.up_reader.reset();
+            let up = self.up.take();
             cx.send(Side::Upstream, up.clone());
             self.scan(cx, Side::Client, &up);
             if self.client_fin && !self.upstream_fin {
@@ -629,7 +583,7 @@ impl CachingProxy {
             self.begin_store(cx, &request, &head, &framing);
         }
         cx.send(Side::Client, head.to_bytes());
-        self.down_body = Some(framing);
+        self.down.body(framing);
         self.keep(cx, &[]);
         Ok(())
     }
@@ -795,13 +749,7 @@ impl CachingProxy {
     /// A response found in the upstream's bytes after a 101.
     fn scanned_response(&mut self, cx: &mut Cx, head: Head) {
         let status = head.status().unwrap_or_default();
-        let interim = (100..200).contains(&status);
-        let request = if interim {
-            self.pending.front().cloned()
-        } else {
-            self.pending.pop_front()
-        };
-        let Some(request) = request else {
+        let Some(request) = http::answer(&mut self.pending, status) else {
             cx.note(format!(
                 "read a response in the upstream's bytes after the 101 ({}) but no request in the client's bytes for it to answer: relayed, not cached",
                 status_text(&head)
@@ -813,7 +761,7 @@ impl CachingProxy {
             status_text(&head),
             request.line
         ));
-        if interim {
+        if http::interim(status) {
             return;
         }
         match head.framing(Some(&request.method)) {
@@ -847,7 +795,7 @@ impl CachingProxy {
     /// While the client's bytes wait unread, beyond [`MAX_HELD_BYTES`] it is sending without
     /// reading the answers: the connection is closed.
     fn check_held(&mut self, cx: &mut Cx) {
-        let held = self.up.len();
+        let held = self.up.buffered();
         if held <= MAX_HELD_BYTES {
             return;
         }
@@ -866,8 +814,8 @@ impl CachingProxy {
     /// Answers a head longer than [`MAX_HEAD_BYTES`] and gives up ([`http::head_too_long`]).
     fn too_long(&mut self, cx: &mut Cx, from: Side) {
         let (kind, held) = match from {
-            Side::Client => (Kind::Request, std::mem::take(&mut self.up)),
-            Side::Upstream => (Kind::Response, std::mem::take(&mut self.down)),
+            Side::Client => (Kind::Request, self.up.take()),
+            Side::Upstream => (Kind::Response, self.down.take()),
         };
         let (note, answer) = http::head_too_long(kind, MAX_HEAD_BYTES, held.len());
         cx.note(note);
@@ -883,10 +831,10 @@ impl CachingProxy {
             return;
         }
         if !self.upstream_fin {
-            if self.waiting() && !self.up.is_empty() && !self.upstream_eof {
+            if self.waiting() && self.up.buffered() > 0 && !self.upstream_eof {
                 return;
             }
-            let left = self.up.len();
+            let left = self.up.buffered();
             if left > 0 {
                 cx.note(if self.upstream_eof {
                     format!("discarded {left} bytes from client not forwarded: the upstream closed")
@@ -894,7 +842,6 @@ impl CachingProxy {
                     format!("client closed with {left} bytes of an incomplete message: discarded")
                 });
                 self.up.clear();
-                self.up_reader.reset();
             }
             self.upstream_fin = true;
             if self.dialed {
@@ -904,7 +851,7 @@ impl CachingProxy {
         if self.upstream_eof {
             // The client was sent its FIN when the upstream's came.
             self.give_up(cx);
-        } else if self.pending.is_empty() && self.down_body.is_none() && self.down.is_empty() {
+        } else if self.pending.is_empty() && self.down.idle() {
             cx.note("client closed and every answer is relayed: closing");
             cx.fin(Side::Client);
             self.give_up(cx);
@@ -918,10 +865,10 @@ impl CachingProxy {
             (Side::Client, &mut self.up),
             (Side::Upstream, &mut self.down),
         ] {
-            if !buf.is_empty() {
+            if buf.buffered() > 0 {
                 cx.note(format!(
                     "discarded {} bytes from {} not yet forwarded",
-                    buf.len(),
+                    buf.buffered(),
                     side.as_str()
                 ));
                 buf.clear();
@@ -934,8 +881,8 @@ impl CachingProxy {
     /// Answers bytes that are not HTTP where a head is expected, and gives up.
     fn garbage(&mut self, cx: &mut Cx, from: Side, reason: &str) {
         let held = match from {
-            Side::Client => std::mem::take(&mut self.up),
-            Side::Upstream => std::mem::take(&mut self.down),
+            Side::Client => self.up.take(),
+            Side::Upstream => self.down.take(),
         };
         let (status, text) = match from {
             Side::Client => (400, "Bad Request"),
@@ -955,13 +902,12 @@ impl CachingProxy {
 
     /// The upstream closed while reading HTTP.
     fn on_upstream_fin(&mut self, cx: &mut Cx) {
-        if !self.down.is_empty() {
+        if self.down.buffered() > 0 {
             cx.note(format!(
                 "upstream closed with {} bytes not forwarded (an incomplete message): discarded",
-                self.down.len()
+                self.down.buffered()
             ));
             self.down.clear();
-            self.down_reader.reset();
         }
         self.abandon_store(cx);
         cx.fin(Side::Client);
@@ -1013,8 +959,8 @@ impl Connection for CachingProxy {
             (Mode::Upgraded, event) => relay(cx, event),
             (Mode::Http, Event::Data { from, bytes }) => {
                 match from {
-                    Side::Client => self.up.extend_from_slice(bytes),
-                    Side::Upstream => self.down.extend_from_slice(bytes),
+                    Side::Client => self.up.push(bytes),
+                    Side::Upstream => self.down.push(bytes),
                 }
                 self.pump_down(cx);
                 self.pump_up(cx);
@@ -1053,7 +999,8 @@ impl Connection for CachingProxy {
                 },
             ) if self.awaiting_head => {
                 self.awaiting_head = false;
-                let (note, answer) = http::header_timed_out(http::HEADER_TIMEOUT, self.up.len());
+                let (note, answer) =
+                    http::header_timed_out(http::HEADER_TIMEOUT, self.up.buffered());
                 cx.note(note);
                 cx.send(Side::Client, answer);
                 cx.fin(Side::Client);
@@ -1062,26 +1009,6 @@ impl Connection for CachingProxy {
             (Mode::Http, Event::Dialed | Event::Timer { .. } | Event::Accepted { .. }) => {}
         }
     }
-}
-
-/// Takes the next piece of a body framed by `framing` from `buf`: the bytes, and the framing
-/// still to come (`None` when the body is complete).
-fn body(buf: &mut Vec<u8>, framing: Framing) -> Result<(Vec<u8>, Option<Framing>), String> {
-    Ok(match framing {
-        Framing::None => (Vec::new(), None),
-        Framing::UntilClose => (std::mem::take(buf), Some(Framing::UntilClose)),
-        Framing::Length(left) => {
-            let take = left.min(buf.len() as u64) as usize;
-            let bytes: Vec<u8> = buf.drain(..take).collect();
-            let left = left - take as u64;
-            (bytes, (left > 0).then_some(Framing::Length(left)))
-        }
-        Framing::Chunked(mut scanner) => {
-            let (used, done) = scanner.scan(buf)?;
-            let bytes: Vec<u8> = buf.drain(..used).collect();
-            (bytes, (!done).then_some(Framing::Chunked(scanner)))
-        }
-    })
 }
 
 /// Whether a response to a GET may be stored: its body length and for how many seconds it is

@@ -16,7 +16,9 @@
 
 use serde::Deserialize;
 
-use crate::http::{self, Head, HeadReader, Kind, MAX_HEAD_BYTES, Progress, StartLine, base64};
+use crate::http::{
+    self, Head, Item, Kind, MAX_HEAD_BYTES, MessageError, Messages, StartLine, base64,
+};
 use crate::http_proxy::{HttpProxy, OnGarbage, Policy, Route, Settings};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
@@ -118,11 +120,7 @@ impl Params {
 #[derive(Debug)]
 enum State {
     /// Reading the first request.
-    Start {
-        port: u16,
-        buf: Vec<u8>,
-        reader: HeadReader,
-    },
+    Start { port: u16, messages: Messages },
     /// CONNECT allowed; waiting for the upstream.
     Dialing,
     /// The tunnel is open.
@@ -147,8 +145,7 @@ impl ConnectProxy {
             params,
             state: State::Start {
                 port: 0,
-                buf: Vec::new(),
-                reader: HeadReader::new(Kind::Request),
+                messages: Messages::new(Kind::Request, MAX_HEAD_BYTES),
             },
         }
     }
@@ -281,41 +278,41 @@ impl Connection for ConnectProxy {
                 );
             }
             (
-                State::Start { buf, .. },
+                State::Start { messages, .. },
                 Event::Timer {
                     id: http::HEADER_TIMER,
                 },
             ) => {
-                let (note, answer) = http::header_timed_out(http::HEADER_TIMEOUT, buf.len());
+                let (note, answer) =
+                    http::header_timed_out(http::HEADER_TIMEOUT, messages.buffered());
                 cx.note(note);
                 cx.send(Side::Client, answer);
                 cx.fin(Side::Client);
                 self.state = State::Closed;
             }
-            (State::Start { port, buf, reader }, Event::Data { bytes, .. }) => {
-                buf.extend_from_slice(bytes);
+            (State::Start { port, messages }, Event::Data { bytes, .. }) => {
+                messages.push(bytes);
                 let port = *port;
-                let progress = reader.read(buf, MAX_HEAD_BYTES);
-                if !matches!(progress, Progress::Partial) {
+                let read = messages.read();
+                if !matches!(read, Ok(None)) {
                     cx.cancel_timer(http::HEADER_TIMER);
                 }
-                match progress {
-                    Progress::Partial => {}
-                    Progress::Invalid(reason) => {
-                        let why = format!("not an HTTP request ({reason})");
-                        self.refuse(cx, 400, "Bad Request", why, &[]);
+                match read {
+                    Ok(None | Some(Item::Body(_) | Item::End)) => {}
+                    Ok(Some(Item::Head { head, .. })) => {
+                        let rest = messages.take();
+                        self.first_request(cx, port, head, rest);
                     }
-                    Progress::TooLong => {
-                        let (note, answer) =
-                            http::head_too_long(Kind::Request, MAX_HEAD_BYTES, buf.len());
+                    Err(MessageError::HeadTooLong { max, held }) => {
+                        let (note, answer) = http::head_too_long(Kind::Request, max, held);
                         cx.note(note);
                         cx.send(Side::Client, answer);
                         cx.fin(Side::Client);
                         self.state = State::Closed;
                     }
-                    Progress::Complete(head, len) => {
-                        let rest = buf[len..].to_vec();
-                        self.first_request(cx, port, head, rest);
+                    Err(e) => {
+                        let why = format!("not an HTTP request ({e})");
+                        self.refuse(cx, 400, "Bad Request", why, &[]);
                     }
                 }
             }

@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 
-use crate::http::{self, Framing, Head, HeadReader, Kind, Progress, StartLine};
+use crate::http::{self, Framing, Head, Item, Kind, MessageError, Messages, StartLine};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
 
@@ -131,36 +131,6 @@ impl Dir {
     }
 }
 
-/// Where a direction is within its current message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
-    Head,
-    Body(Framing),
-}
-
-#[derive(Debug)]
-struct Stream {
-    buf: Vec<u8>,
-    phase: Phase,
-    /// Reads the head at the start of `buf` in linear time.
-    reader: HeadReader,
-}
-
-impl Stream {
-    fn new(kind: Kind) -> Self {
-        Self {
-            buf: Vec::new(),
-            phase: Phase::Head,
-            reader: HeadReader::new(kind),
-        }
-    }
-
-    /// Whether the stream is between messages with nothing buffered.
-    fn idle(&self) -> bool {
-        self.phase == Phase::Head && self.buf.is_empty()
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Waiting for `Accepted`.
@@ -182,8 +152,10 @@ pub struct HttpProxy<P> {
     settings: Settings,
     mode: Mode,
     dialed: Option<usize>,
-    up: Stream,
-    down: Stream,
+    /// Requests, from the client.
+    up: Messages,
+    /// Responses, from the upstream.
+    down: Messages,
     /// Forwarded requests not yet answered, oldest first (at most [`PIPELINE_DEPTH`]).
     pending: VecDeque<Head>,
     /// The client sent FIN: it will send no more requests.
@@ -199,13 +171,14 @@ pub struct HttpProxy<P> {
 impl<P: Policy> HttpProxy<P> {
     /// A fresh connection.
     pub fn new(policy: P, settings: Settings) -> Self {
+        let max_head = settings.max_head_bytes;
         Self {
             policy,
             settings,
             mode: Mode::New,
             dialed: None,
-            up: Stream::new(Kind::Request),
-            down: Stream::new(Kind::Response),
+            up: Messages::new(Kind::Request, max_head),
+            down: Messages::new(Kind::Response, max_head),
             pending: VecDeque::new(),
             client_fin: false,
             upstream_fin: false,
@@ -265,103 +238,55 @@ impl<P: Policy> HttpProxy<P> {
     /// Client bytes held unread, and requests awaiting answers (tests only).
     #[cfg(test)]
     pub(crate) fn held(&self) -> (usize, usize) {
-        (self.up.buf.len(), self.pending.len())
+        (self.up.buffered(), self.pending.len())
     }
 
-    fn stream(&mut self, dir: Dir) -> &mut Stream {
+    fn stream(&mut self, dir: Dir) -> &mut Messages {
         match dir {
             Dir::Up => &mut self.up,
             Dir::Down => &mut self.down,
         }
     }
 
-    /// Consumes as much of the direction's buffer as it can.
+    /// Reads as much of the direction's bytes as it can.
     fn pump(&mut self, cx: &mut Cx, dir: Dir) {
         let to = dir.from().other();
         loop {
             match self.mode {
                 Mode::Closed => return,
                 Mode::Tunnel => {
-                    let bytes = std::mem::take(&mut self.stream(dir).buf);
+                    let bytes = self.stream(dir).take();
                     cx.send(to, bytes);
                     return;
                 }
                 _ => {}
             }
-            let phase = self.stream(dir).phase.clone();
-            match phase {
-                Phase::Head => {
-                    if dir == Dir::Up && self.pending.len() >= PIPELINE_DEPTH {
-                        // The next request waits, unread, for the answer to the last.
-                        return self.check_held(cx);
-                    }
-                    let max = self.settings.max_head_bytes;
-                    let stream = self.stream(dir);
-                    if stream.buf.is_empty() {
-                        return;
-                    }
-                    match stream.reader.read(&stream.buf, max) {
-                        Progress::Partial => return,
-                        Progress::Invalid(reason) => return self.garbage(cx, dir, &reason),
-                        Progress::TooLong => return self.too_long(cx, dir),
-                        Progress::Complete(head, len) => {
-                            stream.buf.drain(..len);
-                            stream.reader.reset();
-                            let done = match dir {
-                                Dir::Up => self.forward_request(cx, head),
-                                Dir::Down => self.forward_response(cx, head),
-                            };
-                            if let Err(reason) = done {
-                                return self.garbage(cx, dir, &reason);
-                            }
-                        }
-                    }
-                }
-                Phase::Body(Framing::None) => self.stream(dir).phase = Phase::Head,
-                Phase::Body(Framing::UntilClose) => {
-                    let bytes = std::mem::take(&mut self.stream(dir).buf);
-                    cx.send(to, bytes);
-                    return;
-                }
-                Phase::Body(Framing::Length(left)) => {
-                    let stream = self.stream(dir);
-                    let take = (left.min(stream.buf.len() as u64)) as usize;
-                    let bytes: Vec<u8> = stream.buf.drain(..take).collect();
-                    let left = left - take as u64;
-                    stream.phase = if left == 0 {
-                        Phase::Head
-                    } else {
-                        Phase::Body(Framing::Length(left))
+            if dir == Dir::Up && self.up.between() && self.pending.len() >= PIPELINE_DEPTH {
+                // The next request waits, unread, for the answer to the last.
+                return self.check_held(cx);
+            }
+            match self.stream(dir).read() {
+                Ok(None) => return,
+                Ok(Some(Item::Head { head, .. })) => {
+                    let done = match dir {
+                        Dir::Up => self.forward_request(cx, head),
+                        Dir::Down => self.forward_response(cx, head),
                     };
-                    cx.send(to, bytes);
-                    if left > 0 {
-                        return;
+                    if let Err(reason) = done {
+                        return self.garbage(cx, dir, &reason);
                     }
                 }
-                Phase::Body(Framing::Chunked(mut scanner)) => {
-                    let stream = self.stream(dir);
-                    match scanner.scan(&stream.buf) {
-                        Ok((used, done)) => {
-                            let bytes: Vec<u8> = stream.buf.drain(..used).collect();
-                            stream.phase = if done {
-                                Phase::Head
-                            } else {
-                                Phase::Body(Framing::Chunked(scanner))
-                            };
-                            cx.send(to, bytes);
-                            if !done {
-                                return;
-                            }
-                        }
-                        Err(reason) => return self.garbage(cx, dir, &reason),
-                    }
-                }
+                Ok(Some(Item::Body(bytes))) => cx.send(to, bytes),
+                Ok(Some(Item::End)) => {}
+                Err(MessageError::HeadTooLong { held, .. }) => return self.too_long(cx, dir, held),
+                Err(e) => return self.garbage(cx, dir, &e.to_string()),
             }
         }
     }
 
     fn forward_request(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), String> {
         let Mode::Http { port } = self.mode else {
+            self.up.body(Framing::None);
             return Ok(());
         };
         self.stop_header_timer(cx);
@@ -379,7 +304,7 @@ impl<P: Policy> HttpProxy<P> {
                 Ok(())
             }
             Route::Upstream { backend, port } => {
-                let framing = head.framing(None)?;
+                let framing = before.framing(None)?;
                 cx.note(format!(
                     "{}: forwarded{}",
                     describe(&before),
@@ -398,7 +323,7 @@ impl<P: Policy> HttpProxy<P> {
                     Some(_) => {}
                 }
                 cx.send(Side::Upstream, head.to_bytes());
-                self.up.phase = Phase::Body(framing);
+                self.up.body(framing);
                 self.pending.push_back(head);
                 Ok(())
             }
@@ -407,7 +332,8 @@ impl<P: Policy> HttpProxy<P> {
 
     fn forward_response(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), String> {
         let status = head.status().unwrap_or_default();
-        let request = answered(&mut self.pending, status)?;
+        let request = http::answer(&mut self.pending, status)
+            .ok_or_else(|| format!("a {status} response to no request"))?;
         let before = head.clone();
         self.policy.response(cx, &mut head, &request);
         cx.note(format!(
@@ -421,7 +347,7 @@ impl<P: Policy> HttpProxy<P> {
                 cx.note("101 answers an upgrade: tunnelling");
                 cx.send(Side::Client, head.to_bytes());
                 self.mode = Mode::Tunnel;
-                let early = std::mem::take(&mut self.up.buf);
+                let early = self.up.take();
                 cx.send(Side::Upstream, early);
                 if self.client_fin && !self.upstream_fin {
                     self.upstream_fin = true;
@@ -431,9 +357,9 @@ impl<P: Policy> HttpProxy<P> {
             }
             cx.note("101 forwarded; not upgrade-aware: reading what follows as HTTP messages");
         }
-        let framing = head.framing(request.method())?;
+        let framing = before.framing(request.method())?;
         cx.send(Side::Client, head.to_bytes());
-        self.down.phase = Phase::Body(framing);
+        self.down.body(framing);
         Ok(())
     }
 
@@ -463,7 +389,7 @@ impl<P: Policy> HttpProxy<P> {
     fn header_timed_out(&mut self, cx: &mut Cx) {
         self.awaiting_head = false;
         let timeout = self.settings.header_timeout.unwrap_or_default();
-        let (note, answer) = http::header_timed_out(timeout, self.up.buf.len());
+        let (note, answer) = http::header_timed_out(timeout, self.up.buffered());
         cx.note(note);
         cx.send(Side::Client, answer);
         self.close_both(cx);
@@ -472,8 +398,8 @@ impl<P: Policy> HttpProxy<P> {
     /// Forgets buffered bytes and forwards nothing more.
     fn give_up(&mut self, cx: &mut Cx) {
         self.stop_header_timer(cx);
-        self.up.buf.clear();
-        self.down.buf.clear();
+        self.up.clear();
+        self.down.clear();
         self.mode = Mode::Closed;
     }
 
@@ -481,7 +407,7 @@ impl<P: Policy> HttpProxy<P> {
     /// [`MAX_HELD_BYTES`] the client is sending without reading the answers, and the
     /// connection is closed.
     fn check_held(&mut self, cx: &mut Cx) {
-        let held = self.up.buf.len();
+        let held = self.up.buffered();
         if held <= MAX_HELD_BYTES {
             return;
         }
@@ -493,12 +419,11 @@ impl<P: Policy> HttpProxy<P> {
 
     /// Answers a head longer than the settings allow and gives up on the connection
     /// ([`http::head_too_long`]).
-    fn too_long(&mut self, cx: &mut Cx, dir: Dir) {
+    fn too_long(&mut self, cx: &mut Cx, dir: Dir, held: usize) {
         let kind = match dir {
             Dir::Up => Kind::Request,
             Dir::Down => Kind::Response,
         };
-        let held = self.stream(dir).buf.len();
         let (note, answer) = http::head_too_long(kind, self.settings.max_head_bytes, held);
         cx.note(note);
         cx.send(Side::Client, answer);
@@ -514,21 +439,19 @@ impl<P: Policy> HttpProxy<P> {
             return;
         }
         if !self.upstream_fin {
-            let waiting = self.up.phase == Phase::Head
-                && !self.up.buf.is_empty()
-                && self.pending.len() >= PIPELINE_DEPTH;
+            let waiting =
+                self.up.between() && self.up.buffered() > 0 && self.pending.len() >= PIPELINE_DEPTH;
             if waiting && !self.upstream_eof {
                 return;
             }
-            let left = self.up.buf.len();
+            let left = self.up.buffered();
             if left > 0 {
                 cx.note(if self.upstream_eof {
                     format!("discarded {left} bytes from client not forwarded: the upstream closed")
                 } else {
                     format!("client closed with {left} bytes of an incomplete message: discarded")
                 });
-                self.up.buf.clear();
-                self.up.reader.reset();
+                self.up.clear();
             }
             self.upstream_fin = true;
             if self.dialed.is_some() {
@@ -547,7 +470,7 @@ impl<P: Policy> HttpProxy<P> {
 
     /// Answers bytes that are not HTTP and gives up on the connection.
     fn garbage(&mut self, cx: &mut Cx, dir: Dir, reason: &str) {
-        let pending = self.stream(dir).buf.len();
+        let pending = self.stream(dir).buffered();
         let who = dir.from().as_str();
         match self.settings.on_garbage {
             OnGarbage::ErrorPage => {
@@ -576,18 +499,6 @@ impl<P: Policy> HttpProxy<P> {
             }
         }
     }
-}
-
-/// The request a response with `status` answers, oldest first: an interim response (1xx other
-/// than 101) leaves it waiting for its final response; any other takes it off `pending`.
-pub fn answered<T: Clone>(pending: &mut VecDeque<T>, status: u16) -> Result<T, String> {
-    let interim = (100..200).contains(&status) && status != 101;
-    let request = if interim {
-        pending.front().cloned()
-    } else {
-        pending.pop_front()
-    };
-    request.ok_or_else(|| format!("a {status} response to no request"))
 }
 
 /// `request GET /x HTTP/1.1` or `response 101 Switching Protocols`.
@@ -685,9 +596,9 @@ impl<P: Policy> Connection for HttpProxy<P> {
             (Mode::Closed, _) => {}
             (Mode::Http { .. }, Event::Data { from, bytes }) => {
                 let dir = Dir::of(from);
-                self.stream(dir).buf.extend_from_slice(bytes);
+                self.stream(dir).push(bytes);
                 self.pump(cx, dir);
-                if dir == Dir::Down && !self.up.buf.is_empty() {
+                if dir == Dir::Down && self.up.buffered() > 0 {
                     // An answer may have made room for the next request.
                     self.pump(cx, Dir::Up);
                 }
@@ -703,13 +614,12 @@ impl<P: Policy> Connection for HttpProxy<P> {
                     from: Side::Upstream,
                 },
             ) => {
-                let left = self.down.buf.len();
+                let left = self.down.buffered();
                 if left > 0 {
                     cx.note(format!(
                         "upstream closed with {left} bytes of an incomplete message: discarded"
                     ));
-                    self.down.buf.clear();
-                    self.down.reader.reset();
+                    self.down.clear();
                 }
                 cx.fin(Side::Client);
                 self.upstream_eof = true;

@@ -8,7 +8,8 @@
 //! - [`spec`]: [`ModelSpec`], the one ordered list of every model with its parameters, as read
 //!   from a scenario file (`model = "..."` followed by the model's parameters).
 //! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
-//!   and message framing, shared by the models that read HTTP.
+//!   and where a body ends; [`http::message`], the one message layer every model that reads
+//!   HTTP stands on ([`http::Messages`]: a direction read as heads, body pieces and ends).
 //! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
 //!   [`http_proxy::Policy`] that rewrites heads and routes requests.
 //! - [`ws_frames`]: WebSocket frame boundaries, for models that act between frames.

@@ -1,7 +1,15 @@
 //! HTTP/1.1 heads as intermediaries see them: parsing (httparse), hop-by-hop fields
-//! (RFC 9110 §7.6.1), and where a message body ends (RFC 9112 §6).
+//! (RFC 9110 §7.6.1), and where a message body ends (RFC 9112 §6); [`message`] reads a
+//! direction of a connection as a sequence of messages.
 
 use std::fmt;
+
+pub mod message;
+
+pub use message::{
+    ChunkedScanner, Framing, HeadReader, Item, Kind, MessageError, Messages, Progress, answer,
+    interim,
+};
 
 /// The most header fields a head may carry.
 const MAX_HEADERS: usize = 96;
@@ -93,7 +101,7 @@ pub(crate) fn examined() -> u64 {
 }
 
 /// Counts `n` bytes examined (tests only).
-fn examine(n: usize) {
+pub(crate) fn examine(n: usize) {
     #[cfg(test)]
     EXAMINED.with(|c| c.set(c.get() + n as u64));
     #[cfg(not(test))]
@@ -184,159 +192,6 @@ pub fn parse_response(buf: &[u8], max_len: usize) -> Parsed {
         }
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Err(e) => Parsed::Invalid(format!("not an HTTP response: {e}")),
-    }
-}
-
-/// Which kind of head a [`HeadReader`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A request head.
-    Request,
-    /// A response head.
-    Response,
-}
-
-/// What a [`HeadReader`] found in the buffer so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
-    /// A complete head of `len` bytes.
-    Complete(Head, usize),
-    /// More bytes are needed.
-    Partial,
-    /// The bytes are not an HTTP/1.x head; the reason says why.
-    Invalid(String),
-    /// No head ends within the first `max` bytes: the head is too long.
-    TooLong,
-}
-
-/// Where the end-of-head search stands: what the last bytes were, as far as a blank line is
-/// concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineEnd {
-    /// Before the first byte of the head (empty lines before it are skipped, RFC 9112 §2.2).
-    Before,
-    /// Inside a line.
-    Text,
-    /// Just after a LF.
-    Lf,
-    /// Just after a LF and a CR.
-    LfCr,
-}
-
-/// Reads one head at the start of a buffer that grows a piece at a time, in time linear in the
-/// head's length however it is cut: it remembers how far its search for the head's end (an
-/// empty line: LF, an optional CR, LF, as httparse reads line ends) got, and calls the parser
-/// only when the head is complete, or when the buffer has doubled since it last did, so that
-/// bytes which are not HTTP are still found at once (the first piece is always parsed). The
-/// caller passes the whole buffer each time, and calls [`HeadReader::reset`] once it has taken
-/// the head (or thrown the buffer away).
-#[derive(Debug, Clone)]
-pub struct HeadReader {
-    kind: Kind,
-    /// Bytes of the buffer searched for the end of the head.
-    searched: usize,
-    /// The search's state at `searched`.
-    state: LineEnd,
-    /// Where the head ends, once found.
-    end: Option<usize>,
-    /// The buffer's length when the parser last read it.
-    parsed: usize,
-}
-
-impl HeadReader {
-    /// A reader at the start of a head of `kind`.
-    pub fn new(kind: Kind) -> Self {
-        Self {
-            kind,
-            searched: 0,
-            state: LineEnd::Before,
-            end: None,
-            parsed: 0,
-        }
-    }
-
-    /// Starts over: the next call reads a new head at the start of the buffer.
-    pub fn reset(&mut self) {
-        *self = Self::new(self.kind);
-    }
-
-    /// The caller removed `n` bytes from the front of the buffer, and what is left starts with
-    /// a byte of a head (not CR or LF): a lenient reader dropping a candidate head for one that
-    /// starts later. The search goes on where it stood, since the first empty line after the
-    /// new start is the first one after the old start, if it is after the new start at all.
-    pub fn advance(&mut self, n: usize) {
-        if n >= self.searched || self.state == LineEnd::Before {
-            return self.reset();
-        }
-        self.searched -= n;
-        self.end = self.end.map(|e| e - n);
-        self.parsed = self.parsed.saturating_sub(n);
-    }
-
-    fn parse(&self, buf: &[u8]) -> Parsed {
-        match self.kind {
-            Kind::Request => parse_request(buf, usize::MAX),
-            Kind::Response => parse_response(buf, usize::MAX),
-        }
-    }
-
-    /// Searches the bytes not searched yet, within the first `limit`, for the end of the head.
-    fn search(&mut self, buf: &[u8], limit: usize) {
-        let from = self.searched.min(limit);
-        for (i, &b) in buf[from..limit].iter().enumerate() {
-            self.state = match (self.state, b) {
-                (LineEnd::Before, b'\r' | b'\n') => LineEnd::Before,
-                (LineEnd::Lf | LineEnd::LfCr, b'\n') => {
-                    self.end = Some(from + i + 1);
-                    LineEnd::Text
-                }
-                (_, b'\n') => LineEnd::Lf,
-                (LineEnd::Lf, b'\r') => LineEnd::LfCr,
-                _ => LineEnd::Text,
-            };
-            if self.end.is_some() {
-                break;
-            }
-        }
-        self.searched = self.end.unwrap_or(limit);
-        examine(self.searched - from);
-    }
-
-    /// Reads the head at the start of `buf` (everything received so far), allowing at most
-    /// `max` bytes for it.
-    pub fn read(&mut self, buf: &[u8], max: usize) -> Progress {
-        loop {
-            if self.end.is_none() {
-                self.search(buf, buf.len().min(max));
-            }
-            if let Some(end) = self.end {
-                self.parsed = self.parsed.max(end);
-                match self.parse(&buf[..end]) {
-                    Parsed::Complete(head, len) => return Progress::Complete(head, len),
-                    Parsed::Invalid(reason) => return Progress::Invalid(reason),
-                    Parsed::Partial => {
-                        // Not the end after all (cannot happen with httparse's line ends,
-                        // but the search can go on safely).
-                        self.end = None;
-                        continue;
-                    }
-                }
-            }
-            if buf.len() > max {
-                // One parse tells bytes that are not HTTP from a head that is too long.
-                return match self.parse(&buf[..max]) {
-                    Parsed::Invalid(reason) => Progress::Invalid(reason),
-                    _ => Progress::TooLong,
-                };
-            }
-            if buf.len() > self.parsed && buf.len() >= 2 * self.parsed {
-                self.parsed = buf.len();
-                if let Parsed::Invalid(reason) = self.parse(buf) {
-                    return Progress::Invalid(reason);
-                }
-            }
-            return Progress::Partial;
-        }
     }
 }
 
@@ -467,15 +322,18 @@ impl Head {
         out
     }
 
-    /// How the body after this head is delimited (RFC 9112 §6.3). `request_method` is the
-    /// method of the request a response answers (a response to HEAD has no body).
+    /// How the body after this head is delimited (RFC 9112 §6.3, its rules in order).
+    /// `request_method` is the method of the request a response answers: a response to HEAD
+    /// has no body, and a 2xx to CONNECT turns the connection into a tunnel, read as one body
+    /// that ends at the close.
     pub fn framing(&self, request_method: Option<&str>) -> Result<Framing, String> {
         if let Some(status) = self.status() {
-            if (100..200).contains(&status) || status == 204 || status == 304 {
+            let method = |name: &str| request_method.is_some_and(|m| m.eq_ignore_ascii_case(name));
+            if (100..200).contains(&status) || status == 204 || status == 304 || method("HEAD") {
                 return Ok(Framing::None);
             }
-            if request_method.is_some_and(|m| m.eq_ignore_ascii_case("HEAD")) {
-                return Ok(Framing::None);
+            if (200..300).contains(&status) && method("CONNECT") {
+                return Ok(Framing::UntilClose);
             }
         }
         let codings = comma_list(self, "transfer-encoding");
@@ -540,128 +398,6 @@ fn comma_list(head: &Head, name: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// Where a message body ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Framing {
-    /// No body.
-    None,
-    /// Exactly this many bytes.
-    Length(u64),
-    /// Chunked transfer coding; the scanner finds its end.
-    Chunked(ChunkedScanner),
-    /// Until the sender closes (responses only).
-    UntilClose,
-}
-
-/// Finds the end of a chunked body without decoding it (RFC 9112 §7.1).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ChunkedScanner {
-    state: ChunkState,
-    size: u64,
-    line: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum ChunkState {
-    #[default]
-    Size,
-    Extension,
-    SizeLf,
-    Data,
-    DataCr,
-    DataLf,
-    Trailer,
-    TrailerLf,
-    Done,
-}
-
-impl ChunkedScanner {
-    /// Consumes body bytes from `buf`: returns how many belong to the body, and whether the
-    /// body ended within them. An error means the bytes are not chunked coding.
-    pub fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool), String> {
-        let mut i = 0;
-        while i < buf.len() {
-            if self.state == ChunkState::Done {
-                break;
-            }
-            let b = buf[i];
-            match self.state {
-                ChunkState::Size => match b {
-                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                        let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
-                        self.size = self
-                            .size
-                            .checked_mul(16)
-                            .and_then(|s| s.checked_add(digit))
-                            .ok_or("chunk size overflows")?;
-                    }
-                    b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
-                    b'\r' => self.state = ChunkState::SizeLf,
-                    _ => return Err(format!("unexpected byte 0x{b:02x} in a chunk size")),
-                },
-                ChunkState::Extension => {
-                    if b == b'\r' {
-                        self.state = ChunkState::SizeLf;
-                    }
-                }
-                ChunkState::SizeLf => {
-                    if b != b'\n' {
-                        return Err("chunk size line not ended by CRLF".into());
-                    }
-                    self.state = if self.size == 0 {
-                        self.line = 0;
-                        ChunkState::Trailer
-                    } else {
-                        ChunkState::Data
-                    };
-                }
-                ChunkState::Data => {
-                    let take = (self.size as usize).min(buf.len() - i);
-                    self.size -= take as u64;
-                    i += take;
-                    if self.size == 0 {
-                        self.state = ChunkState::DataCr;
-                    }
-                    continue;
-                }
-                ChunkState::DataCr => {
-                    if b != b'\r' {
-                        return Err("chunk data not followed by CRLF".into());
-                    }
-                    self.state = ChunkState::DataLf;
-                }
-                ChunkState::DataLf => {
-                    if b != b'\n' {
-                        return Err("chunk data not followed by CRLF".into());
-                    }
-                    self.state = ChunkState::Size;
-                }
-                ChunkState::Trailer => {
-                    if b == b'\r' {
-                        self.state = ChunkState::TrailerLf;
-                    } else {
-                        self.line += 1;
-                    }
-                }
-                ChunkState::TrailerLf => {
-                    if b != b'\n' {
-                        return Err("trailer line not ended by CRLF".into());
-                    }
-                    if self.line == 0 {
-                        self.state = ChunkState::Done;
-                    } else {
-                        self.line = 0;
-                        self.state = ChunkState::Trailer;
-                    }
-                }
-                ChunkState::Done => unreachable!("loop exits on Done"),
-            }
-            i += 1;
-        }
-        Ok((i, self.state == ChunkState::Done))
-    }
 }
 
 /// A complete response with a small HTML body and `Connection: close`, as proxies send when
@@ -772,36 +508,6 @@ mod tests {
             parse_request(&UPGRADE[..30], 10),
             Parsed::Invalid(_)
         ));
-    }
-
-    #[test]
-    fn framing_follows_rfc_9112() {
-        let res = |s: &[u8]| match parse_response(s, 8192) {
-            Parsed::Complete(h, _) => h,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            res(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").framing(None),
-            Ok(Framing::None)
-        );
-        assert_eq!(
-            res(b"HTTP/1.1 426 U\r\nContent-Length: 12\r\n\r\n").framing(None),
-            Ok(Framing::Length(12))
-        );
-        assert_eq!(
-            res(b"HTTP/1.1 200 OK\r\n\r\n").framing(None),
-            Ok(Framing::UntilClose)
-        );
-        assert_eq!(
-            res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").framing(Some("HEAD")),
-            Ok(Framing::None)
-        );
-        assert!(
-            res(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n")
-                .framing(None)
-                .is_err()
-        );
-        assert_eq!(head(UPGRADE).framing(None), Ok(Framing::None));
     }
 
     #[test]
