@@ -11,8 +11,31 @@ fn bad_scenario_files_get_located_errors() {
             Ok(s) => panic!("{} was accepted: {s:?}", relative.display()),
             Err(e) => e,
         };
-        assert!(err.line >= 1 && err.col >= 1);
-        insta::assert_snapshot!(err.to_string());
+        // The location is a place in the file: its line exists, the column is on it (or just
+        // past its end), and the excerpt under the message quotes that line as written (up to
+        // the first byte that is not UTF-8, where that is the error).
+        let text =
+            String::from_utf8_lossy(&std::fs::read(path).expect("the file reads")).into_owned();
+        let line = text
+            .lines()
+            .nth(err.line.saturating_sub(1))
+            .unwrap_or_else(|| panic!("{}: line {} is past the end", relative.display(), err.line));
+        assert!(
+            err.line >= 1 && err.col >= 1 && err.col <= line.chars().count() + 1,
+            "{}: column {} is not on line {} ({line:?})",
+            relative.display(),
+            err.col,
+            err.line
+        );
+        let shown = err.to_string();
+        let gutter = format!("{} | ", err.line);
+        let quoted = shown.lines().find_map(|l| l.strip_prefix(&gutter));
+        let at = format!("{}:{}:{}: ", relative.display(), err.line, err.col);
+        assert!(
+            shown.starts_with(&at) && quoted.is_some_and(|q| line.starts_with(q)),
+            "{shown}"
+        );
+        insta::assert_snapshot!(shown);
     });
 }
 

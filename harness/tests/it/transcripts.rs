@@ -18,6 +18,15 @@ fn scenario_transcripts_match_their_snapshots() {
         for &scheme in &s.client.schemes {
             let out =
                 run(&Sim, &s, scheme, s.seeds[0]).unwrap_or_else(|e| panic!("{}: {e:#}", s.file));
+            assert!(
+                out.pass(),
+                "{} {scheme} seed {}: expected {}, got {}: {}",
+                s.file,
+                out.seed,
+                out.expected,
+                out.report.outcome,
+                out.report.detail
+            );
             let text = format!(
                 "{}\n{scheme} seed {}: expected {}, got {}: {}\n\n{}",
                 s.title,
