@@ -18,7 +18,7 @@
 //! whose hash a run reports.
 
 pub mod live;
-mod local;
+pub(crate) mod local;
 pub mod sim;
 pub mod turmoil;
 

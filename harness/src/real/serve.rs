@@ -58,6 +58,17 @@ impl Tls {
     /// ECDSA P-256; the server accepts `versions`.
     pub fn generate(listen: SocketAddr, versions: TlsVersions) -> anyhow::Result<Self> {
         let ca = tls::Ca::generate_with("gauntlet serve CA", KeyKind::EcdsaP256)?;
+        Self::signed_by(&ca, listen, versions)
+    }
+
+    /// A server certificate signed by `ca` for `localhost` and `listen`'s IP (its key of the
+    /// CA's kind); the server accepts `versions` and sends no TLS 1.3 session tickets, as
+    /// [`Tls::generate`]'s does.
+    pub fn signed_by(
+        ca: &tls::Ca,
+        listen: SocketAddr,
+        versions: TlsVersions,
+    ) -> anyhow::Result<Self> {
         let names = ["localhost".to_string(), listen.ip().to_string()];
         let mut config = ca.server_config(&names, versions)?;
         // No TLS 1.3 session tickets. They arrive just after the handshake, as a client sends

@@ -2,6 +2,7 @@
 //! server), runs it, and turns what the client saw into a verdict.
 
 pub mod bench;
+pub mod file;
 pub mod suite;
 
 use std::cell::RefCell;
@@ -48,6 +49,11 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
+    /// What the client saw, classified.
+    pub fn outcome(&self) -> Outcome {
+        self.report.outcome
+    }
+
     /// Whether the outcome is the expected one.
     pub fn pass(&self) -> bool {
         self.report.outcome == self.expected

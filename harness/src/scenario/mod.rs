@@ -1184,7 +1184,9 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, std::ops::Range<usize
 /// value as written, and where the value is. A millisecond value is an integer under a key
 /// named `ms` or ending in `-ms`, at any depth, hop parameters included, so every model's
 /// timers are held to the same limit as the harness's own.
-fn millisecond_beyond_limit(text: &str) -> Option<(String, String, std::ops::Range<usize>)> {
+pub(crate) fn millisecond_beyond_limit(
+    text: &str,
+) -> Option<(String, String, std::ops::Range<usize>)> {
     use toml::de::{DeTable, DeValue};
     type Found = Option<(String, String, std::ops::Range<usize>)>;
     fn in_table(text: &str, table: &DeTable<'_>) -> Found {
@@ -1288,7 +1290,7 @@ fn string_end(bytes: &[u8], start: usize) -> usize {
 }
 
 /// A [`ScenarioError`] at byte offset `at` of `text`.
-fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
+pub(crate) fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
     let at = at.min(text.len());
     let at = (0..=at)
         .rev()

@@ -1,22 +1,33 @@
 //! Integration tests of the `gauntlet` crate, in one binary.
 
 mod bad_scenarios;
-mod cli;
 mod client;
-mod conformance;
 mod determinism;
 mod engine;
-mod gate;
+mod front_door;
 mod house;
-mod interop;
 mod live;
-mod process;
-mod products;
-mod proxy;
 mod relay;
-mod serve;
 mod sim_net;
 mod transcripts;
+
+// Tests that start the `gauntlet` binary, which needs the `cli` feature.
+#[cfg(feature = "cli")]
+mod cli;
+#[cfg(feature = "cli")]
+mod conformance;
+#[cfg(feature = "cli")]
+mod gate;
+#[cfg(feature = "cli")]
+mod interop;
+#[cfg(feature = "cli")]
+mod process;
+#[cfg(feature = "cli")]
+mod products;
+#[cfg(feature = "cli")]
+mod proxy;
+#[cfg(feature = "cli")]
+mod serve;
 
 /// The workspace root, where `scenarios/` lives.
 pub fn root() -> std::path::PathBuf {
