@@ -5,8 +5,11 @@
 //!
 //! - [`model`]: the contract every model implements ([`Connection`]), its [`Event`]s, its
 //!   [`Action`]s and the [`Cx`] that collects them. Start here.
-//! - [`spec`]: [`ModelSpec`], the one ordered list of every model with its parameters, as read
-//!   from a scenario file (`model = "..."` followed by the model's parameters).
+//! - [`registry`]: what each model declares about itself ([`Model`]: name, description,
+//!   parameters, how its hop is made) and what the list tells its users ([`ModelInfo`]); its
+//!   docs show how a model is added.
+//! - [`spec`]: the one ordered list of models ([`MODELS`]) and [`ModelSpec`], a model with its
+//!   parameters, as read from a scenario file (`model = "..."` followed by the parameters).
 //! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
 //!   and message framing, shared by the models that read HTTP.
 //! - [`http_proxy`]: the HTTP/1.1 proxy engine that models reading HTTP share: a model is a
@@ -61,6 +64,7 @@ pub mod l7_balancer;
 pub mod lifetime_cap;
 pub mod model;
 pub mod pass;
+pub mod registry;
 pub mod rng;
 pub mod spec;
 #[cfg(test)]
@@ -70,4 +74,5 @@ pub mod transparent_proxy;
 pub mod ws_frames;
 
 pub use model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
-pub use spec::{HopEnv, MODEL_NAMES, ModelSpec};
+pub use registry::{Model, ModelInfo};
+pub use spec::{HopEnv, MODEL_NAMES, MODELS, ModelSpec};
