@@ -246,7 +246,7 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Proxy {
         /// A model (see scenarios/README.md); repeat for a chain, client side first.
-        #[arg(long = "model", value_name = "NAME", required = true)]
+        #[arg(long = "model", value_name = "NAME", required = true, value_parser = cli::proxy::ModelNames)]
         models: Vec<String>,
         /// A parameter of the model named before it.
         #[arg(long = "param", value_name = "KEY=VALUE")]
@@ -269,10 +269,8 @@ enum Command {
         /// (`ulimit -n`) less 32, halved (two a connection), as HAProxy sizes `maxconn`.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         max_connections: Option<u64>,
-        /// Copies of the chain, one thread each, listening on the same address (the kernel
-        /// spreads connections among them). Default: one per core; one for a chain with a
-        /// model that keeps state between connections (caching-proxy, the balancers).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        // Its help, `cli::proxy::workers_help`, names the models that keep state.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024), help = cli::proxy::workers_help())]
         workers: Option<u64>,
     },
     /// Run the reference server (`/echo`, `/push` and their query options) on real sockets

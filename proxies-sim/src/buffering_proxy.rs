@@ -52,8 +52,10 @@ use serde::Deserialize;
 use crate::http::{
     self, Framing, Head, Item, Kind, MAX_HEAD_BYTES, MessageError, Messages, StartLine,
 };
-use crate::model::{Connection, Cx, Event, Side};
+use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
+use crate::registry::{Model, each};
+use crate::spec::HopEnv;
 
 /// The timer id of the flush interval.
 const FLUSH_TIMER: u64 = 1;
@@ -291,9 +293,25 @@ impl TryFrom<RawParams> for Params {
     }
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "buffering-proxy";
+    const DESCRIPTION: &'static str = concat!(
+        "an HTTP intermediary that holds response bytes toward the client until a buffer fills, a ",
+        "flush interval passes, or the response ends (exactly: `Content-Length`, chunked coding, ",
+        "or the close); client bytes go upstream at once",
+    );
+    const PARAMETERS: &'static str = concat!(
+        "`preset` (`nginx`, the default; `antivirus-hold-until-close`; `antivirus-hold-first`), ",
+        "`hold`, `hold-bytes`, `flush-interval-ms`, `hold-head`, `upgrade-aware`, ",
+        "`x-accel-buffering`, `http-ports` (default [80]), `other-ports`, `max-held-bytes` ",
+        "(default 36864)",
+    );
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        each(self, |p| BufferingProxy::new(p.clone()))
+    }
+
+    fn summary(&self) -> String {
         let hold = match self.hold {
             Hold::Size(n) => format!("size hold-bytes={n}"),
             other => other.as_str().to_string(),
@@ -311,7 +329,9 @@ impl Params {
             self.max_held_bytes
         )
     }
+}
 
+impl Params {
     /// Why bytes are being held, for transcripts.
     fn until(&self) -> String {
         let mut why = match self.hold {

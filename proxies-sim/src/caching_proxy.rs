@@ -57,6 +57,8 @@ use crate::http::{
 use crate::http_proxy::{MAX_HELD_BYTES, PIPELINE_DEPTH};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
+use crate::registry::Model;
+use crate::spec::HopEnv;
 
 /// The most entries a cache may be given.
 pub const MAX_ENTRIES: usize = 65_536;
@@ -116,9 +118,26 @@ impl TryFrom<RawParams> for Params {
     }
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "caching-proxy";
+    const DESCRIPTION: &'static str = concat!(
+        "an interception HTTP cache that is not upgrade-aware (Huang et al. 2011): caches 200 ",
+        "responses to GETs by Host and target and serves hits from the cache; after a 101 it ",
+        "relays every byte but keeps reading both streams leniently for HTTP messages, and stores ",
+        "the response to a request it finds in the client's bytes under that request's Host and ",
+        "target",
+    );
+    const PARAMETERS: &'static str = concat!(
+        "`http-ports` (default [80]; others relayed opaquely), `max-entries` (1 to 65536, default ",
+        "1024; the oldest is evicted)",
+    );
+    const SHARED_STATE: Option<&'static str> = Some("its cache");
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        Ok(Box::new(CacheHop::new(self)))
+    }
+
+    fn summary(&self) -> String {
         format!(
             "caching-proxy http-ports={:?} max-entries={}",
             self.http_ports, self.max_entries

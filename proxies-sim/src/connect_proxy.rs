@@ -20,8 +20,10 @@ use crate::http::{
     self, Head, Item, Kind, MAX_HEAD_BYTES, MessageError, Messages, StartLine, base64,
 };
 use crate::http_proxy::{HttpProxy, OnGarbage, Policy, Route, Settings};
-use crate::model::{Connection, Cx, Event, Side};
+use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
+use crate::registry::{Model, each};
+use crate::spec::HopEnv;
 
 /// A product's defaults.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -99,9 +101,23 @@ impl TryFrom<RawParams> for Params {
     }
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "connect-proxy";
+    const DESCRIPTION: &'static str = concat!(
+        "an explicit proxy: CONNECT checked against credentials, ports and hosts, then an opaque ",
+        "tunnel; other requests forwarded as plain HTTP without `Upgrade`",
+    );
+    const PARAMETERS: &'static str = concat!(
+        "`preset` (`squid`: ports [443], the default; `tinyproxy`: any port), `allowed-ports`, ",
+        "`allowed-hosts`, `auth` (`user:password`), `forward-upgrade` (default false, as Squid ≥ ",
+        "5)",
+    );
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        each(self, |p| ConnectProxy::new(p.clone()))
+    }
+
+    fn summary(&self) -> String {
         let ports = match &self.allowed_ports {
             Some(p) => format!("{p:?}"),
             None => "any".to_string(),

@@ -16,7 +16,9 @@ use serde::Deserialize;
 
 use crate::http::Head;
 use crate::http_proxy::{HttpProxy, OnGarbage, Policy, Route, Settings};
-use crate::model::Cx;
+use crate::model::{Cx, Hop};
+use crate::registry::{Model, each};
+use crate::spec::HopEnv;
 
 /// What a rule does to the fields it names.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -129,9 +131,22 @@ impl TryFrom<RawParams> for Params {
     }
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "header-mangler";
+    const DESCRIPTION: &'static str =
+        "an upgrade-aware HTTP proxy that rewrites named fields, then tunnels after the 101";
+    const PARAMETERS: &'static str = concat!(
+        "`rules` (each `{ field, action, value, on }`: actions `lowercase-name`, ",
+        "`uppercase-name`, `lowercase-value`, `uppercase-value`, `set` (with `value`), ",
+        "`duplicate`, `drop`; `on` = `request` (default), `response` or `both`), `add-via`, ",
+        "`connection-close`, `http-ports` (default [80])",
+    );
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        each(self, connection)
+    }
+
+    fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .rules
             .iter()

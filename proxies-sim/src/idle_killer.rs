@@ -36,8 +36,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::http;
-use crate::model::{Connection, Cx, Event, Side};
+use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
+use crate::registry::{Model, each};
+use crate::spec::HopEnv;
 
 /// The timer id the killer uses.
 const IDLE_TIMER: u64 = 1;
@@ -223,9 +225,17 @@ impl TryFrom<RawParams> for Params {
     }
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "idle-killer";
+    const DESCRIPTION: &'static str = "relays opaquely; closes a connection quiet for `timeout-ms`";
+    const PARAMETERS: &'static str =
+        "`preset`, `timeout-ms`, `rearm`, `close`, `close-upstream`, `http-ports`";
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        each(self, |p| IdleKiller::new(p.clone()))
+    }
+
+    fn summary(&self) -> String {
         let close = if self.close == self.close_upstream {
             self.close.as_str().to_string()
         } else {

@@ -22,7 +22,9 @@ use serde::Deserialize;
 
 use crate::model::{Connection, Cx, Event, Hop};
 use crate::pass::relay;
+use crate::registry::Model;
 use crate::rng::fnv1a;
+use crate::spec::HopEnv;
 
 /// The most backends a hop may have.
 pub const MAX_BACKENDS: usize = 64;
@@ -78,6 +80,35 @@ impl TryFrom<RawParams> for Params {
             backends: raw.backends,
             policy: raw.policy,
         })
+    }
+}
+
+impl Model for Params {
+    const NAME: &'static str = "l4-balancer";
+    const DESCRIPTION: &'static str = concat!(
+        "a TCP balancer: each connection to one of `backends` servers, bytes unchanged; a ",
+        "backend's reset is passed on",
+    );
+    const PARAMETERS: &'static str = concat!(
+        "`backends` (1 to 64, required), `policy`: `round-robin` (default), `least-connections`, ",
+        "`source-hash`",
+    );
+    const SHARED_STATE: Option<&'static str> = Some("its rotation among the backends");
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        Ok(Box::new(L4Hop::new(self)))
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "l4-balancer backends={} policy={}",
+            self.backends,
+            self.policy.as_str()
+        )
+    }
+
+    fn backends(&self) -> usize {
+        self.backends
     }
 }
 

@@ -53,6 +53,8 @@ use crate::http::{self, Head};
 use crate::http_proxy::{self, HttpProxy, OnGarbage, Route, Settings};
 use crate::l4_balancer::{self, Rotation, check_backends};
 use crate::model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
+use crate::registry::Model;
+use crate::spec::HopEnv;
 use crate::tls_intercepting_proxy::{Interceptor, Material};
 use crate::ws_frames::{FrameScanner, close_frame};
 
@@ -295,9 +297,34 @@ impl TryFrom<RawParams> for Params {
     }
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "l7-balancer";
+    const DESCRIPTION: &'static str = concat!(
+        "an HTTP reverse proxy and balancer (nginx, HAProxy `mode http`, httpd, a cloud ALB): ",
+        "reads each request, routes it, passes the upgrade or not; idle timeouts, stickiness, ",
+        "draining; terminates TLS by default; other ports outside `http-ports` relayed opaquely ",
+        "and timed as tunnels",
+    );
+    const PARAMETERS: &'static str = concat!(
+        "`preset` (table below), `backends` (default 1), `balance` (as `l4-balancer`'s `policy`), ",
+        "`upgrade`: `tunnel` (default), `strip`, `http10`; `ws-backends`, `web-backends` (1-based ",
+        "lists: upgrade requests, with `Connection: upgrade` and `Upgrade: websocket`, go to the ",
+        "first, others to the second, like the seed's HAProxy ACLs); `sticky-cookie` (name; ",
+        "`Set-Cookie: NAME=sN`); `timeout-ms`, `timeout-tunnel-ms` (HAProxy `timeout tunnel`; ",
+        "unset, `timeout-ms` applies to tunnels too); `close-backend` (`fin`/`reset` on timeout; ",
+        "the client gets a FIN; 504 first if a request is unanswered); `drain-at-ms`, ",
+        "`drain-deadline-ms`, `drain`: `close-1001` (default: Close 1001 to both sides at a frame ",
+        "boundary) or `cut`; `http-ports` (default [80]); `terminate-tls` (default true: TLS on ",
+        "`tls-ports`, default [443], ends here with a certificate every client trusts, and the ",
+        "backends get plaintext on port 80, so wss meets the same configuration as ws)",
+    );
+    const SHARED_STATE: Option<&'static str> = Some("its rotation among the backends");
+
+    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        Ok(Box::new(L7Hop::new(self, env.tls.clone())?))
+    }
+
+    fn summary(&self) -> String {
         let mut s = String::from("l7-balancer");
         if let Some(p) = self.preset {
             s.push_str(&format!(" preset={}", p.as_str()));
@@ -339,6 +366,10 @@ impl Params {
             ));
         }
         s
+    }
+
+    fn backends(&self) -> usize {
+        self.backends
     }
 }
 

@@ -5,8 +5,11 @@
 //!
 //! - [`model`]: the contract every model implements ([`Connection`]), its [`Event`]s, its
 //!   [`Action`]s and the [`Cx`] that collects them. Start here.
-//! - [`spec`]: [`ModelSpec`], the one ordered list of every model with its parameters, as read
-//!   from a scenario file (`model = "..."` followed by the model's parameters).
+//! - [`registry`]: what each model declares about itself ([`Model`]: name, description,
+//!   parameters, how its hop is made) and what the list tells its users ([`ModelInfo`]); its
+//!   docs show how a model is added.
+//! - [`spec`]: the one ordered list of models ([`MODELS`]) and [`ModelSpec`], a model with its
+//!   parameters, as read from a scenario file (`model = "..."` followed by the parameters).
 //! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
 //!   and where a body ends; [`http::message`], the one message layer every model that reads
 //!   HTTP stands on ([`http::Messages`]: a direction read as heads, body pieces and ends).
@@ -50,25 +53,33 @@
 //! 7. **Unit-testable without a runtime.** Feed events to a connection with a [`Cx`] and read
 //!    the actions back with [`Cx::take_actions`]; every model file ends with such tests.
 
-pub mod buffering_proxy;
-pub mod caching_proxy;
-pub mod connect_proxy;
-pub mod header_mangler;
 pub mod http;
 pub mod http_proxy;
-pub mod idle_killer;
-pub mod l4_balancer;
-pub mod l7_balancer;
-pub mod lifetime_cap;
 pub mod model;
-pub mod pass;
+pub mod registry;
 pub mod rng;
 pub mod spec;
 #[cfg(test)]
 mod testkit;
-pub mod tls_intercepting_proxy;
-pub mod transparent_proxy;
 pub mod ws_frames;
 
 pub use model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
-pub use spec::{HopEnv, MODEL_NAMES, ModelSpec};
+pub use registry::{Model, ModelInfo};
+pub use spec::HopEnv;
+
+// The one list of models: a line per model, in catalogue order (the order errors list them
+// in). Each line declares the model's module (its file, `src/<module>.rs`) and makes its
+// `ModelSpec` variant, its entry in `MODEL_NAMES` and `MODELS`, and every dispatch to it.
+spec::models! {
+    Pass => pass,
+    TransparentProxy => transparent_proxy,
+    IdleKiller => idle_killer,
+    L4Balancer => l4_balancer,
+    L7Balancer => l7_balancer,
+    ConnectProxy => connect_proxy,
+    LifetimeCap => lifetime_cap,
+    HeaderMangler => header_mangler,
+    TlsInterceptingProxy => tls_intercepting_proxy,
+    BufferingProxy => buffering_proxy,
+    CachingProxy => caching_proxy,
+}

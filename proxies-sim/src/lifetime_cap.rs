@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::{Connection, Cx, Event, Side};
+use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
+use crate::registry::{Model, each};
+use crate::spec::HopEnv;
 
 /// The timer id the cap uses.
 const AGE_TIMER: u64 = 1;
@@ -85,9 +87,20 @@ impl TryFrom<RawParams> for Params {
     }
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "lifetime-cap";
+    const DESCRIPTION: &'static str =
+        "relays opaquely; closes every connection at a maximum age, busy or not";
+    const PARAMETERS: &'static str = concat!(
+        "`preset` (`gcp-backend`: 30 s; `front-door`: 4 h), `max-age-ms`, `close`: `fin` ",
+        "(default) or `reset`",
+    );
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        each(self, |p| LifetimeCap::new(p.clone()))
+    }
+
+    fn summary(&self) -> String {
         format!(
             "lifetime-cap max-age={}ms close={}",
             self.max_age.as_millis(),

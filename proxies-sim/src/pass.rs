@@ -3,12 +3,23 @@
 
 use serde::Deserialize;
 
-use crate::model::{Connection, Cx, Event, Side};
+use crate::model::{Connection, Cx, Event, Hop, Side};
+use crate::registry::{Model, each};
+use crate::spec::HopEnv;
 
 /// `pass` takes no parameters.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Params {}
+
+impl Model for Params {
+    const NAME: &'static str = "pass";
+    const DESCRIPTION: &'static str = "relays bytes, FIN and RST unchanged: the baseline";
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        each(self, |_| Pass)
+    }
+}
 
 /// A connection through `pass`.
 #[derive(Debug, Default)]

@@ -1,6 +1,10 @@
-//! [`ModelSpec`]: the one ordered list of models, each with its parameters, as a scenario file
-//! names them. A hop is a table whose first key is `model`; its other keys are the model's
-//! parameters:
+//! The one ordered list of models ([`MODELS`]), and [`ModelSpec`]: a model with its
+//! parameters, as a scenario file names them. Each model declares itself in its own file
+//! ([`Model`](crate::registry::Model)); the list in the crate root (`lib.rs`) names each once,
+//! and the `models!` macro defined here makes the rest from it: the model's module, the
+//! [`ModelSpec`] variant, the entries of [`MODEL_NAMES`] and [`MODELS`], every dispatch.
+//!
+//! A hop is a table whose first key is `model`; its other keys are the model's parameters:
 //!
 //! ```toml
 //! [[path]]
@@ -14,54 +18,99 @@ use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
-use crate::model::{Connection, Hop, Independent};
-use crate::{
-    buffering_proxy, caching_proxy, connect_proxy, header_mangler, idle_killer, l4_balancer,
-    l7_balancer, lifetime_cap, pass, tls_intercepting_proxy, transparent_proxy,
-};
+use crate::tls_intercepting_proxy;
 
-/// Every model's name, in catalogue order.
-pub const MODEL_NAMES: &[&str] = &[
-    "pass",
-    "transparent-proxy",
-    "idle-killer",
-    "l4-balancer",
-    "l7-balancer",
-    "connect-proxy",
-    "lifetime-cap",
-    "header-mangler",
-    "tls-intercepting-proxy",
-    "buffering-proxy",
-    "caching-proxy",
-];
+/// Makes the list of models from one line per model, `Variant => module`, where
+/// `module::Params` implements [`Model`](crate::registry::Model): [`MODEL_NAMES`], [`MODELS`], the [`ModelSpec`]
+/// enum, and every dispatch from a [`ModelSpec`] to its model's declaration.
+macro_rules! models {
+    ($($variant:ident => $module:ident,)+) => {
+        $(pub mod $module;)+
 
-/// A model and its parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelSpec {
-    /// [`pass`]: the identity.
-    Pass(pass::Params),
-    /// [`transparent_proxy`]: an intercepting HTTP proxy that is not upgrade-aware.
-    TransparentProxy(transparent_proxy::Params),
-    /// [`idle_killer`]: closes connections that stay quiet too long.
-    IdleKiller(idle_killer::Params),
-    /// [`l4_balancer`]: a TCP balancer among several backends.
-    L4Balancer(l4_balancer::Params),
-    /// [`l7_balancer`]: an HTTP reverse proxy and balancer, upgrade-aware or not.
-    L7Balancer(l7_balancer::Params),
-    /// [`connect_proxy`]: an explicit proxy for clients configured to use one.
-    ConnectProxy(connect_proxy::Params),
-    /// [`lifetime_cap`]: closes connections at a maximum age.
-    LifetimeCap(lifetime_cap::Params),
-    /// [`header_mangler`]: rewrites named header fields, then tunnels.
-    HeaderMangler(header_mangler::Params),
-    /// [`tls_intercepting_proxy`]: terminates TLS with its own CA and inspects the plaintext.
-    TlsInterceptingProxy(tls_intercepting_proxy::Params),
-    /// [`buffering_proxy`]: holds response bytes toward the client.
-    BufferingProxy(buffering_proxy::Params),
-    /// [`caching_proxy`]: an HTTP cache that is not upgrade-aware and reads the bytes after a
-    /// 101 as HTTP.
-    CachingProxy(caching_proxy::Params),
+        /// Every model's name, in catalogue order.
+        pub const MODEL_NAMES: &[&str] = &[$(<crate::$module::Params as crate::registry::Model>::NAME),+];
+
+        /// Every model's declaration, in catalogue order: name, description, parameters.
+        pub static MODELS: &[crate::registry::ModelInfo] =
+            &[$(crate::registry::ModelInfo::of::<crate::$module::Params>()),+];
+
+        /// A model and its parameters.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum ModelSpec {
+            $(
+                #[doc = concat!(
+                    "[`", stringify!($module), "`](crate::", stringify!($module), "), ",
+                    "with its parameters."
+                )]
+                $variant(crate::$module::Params),
+            )+
+        }
+
+        impl ModelSpec {
+            /// The model's name as scenario files spell it.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(ModelSpec::$variant(_) => <crate::$module::Params as crate::registry::Model>::NAME,)+
+                }
+            }
+
+            /// How many upstream hosts (backends) the hop dials among; 1 for all but
+            /// balancers.
+            pub fn backends(&self) -> usize {
+                match self {
+                    $(ModelSpec::$variant(p) => crate::registry::Model::backends(p),)+
+                }
+            }
+
+            /// The hop's instance on one host, which makes its connections. Fails when the
+            /// model needs something from `env` that is missing.
+            pub fn hop(
+                &self,
+                env: &crate::spec::HopEnv,
+            ) -> Result<Box<dyn crate::model::Hop>, String> {
+                match self {
+                    $(ModelSpec::$variant(p) => crate::registry::Model::hop(p, env),)+
+                }
+            }
+
+            /// What the model keeps from one connection to the next, if anything (a cache, a
+            /// balancer's rotation): one copy of the hop must see every connection for the
+            /// model to behave as specified, so `gauntlet proxy` runs such a chain on one
+            /// worker.
+            pub fn shared_state(&self) -> Option<&'static str> {
+                match self {
+                    $(ModelSpec::$variant(_) => <crate::$module::Params as crate::registry::Model>::SHARED_STATE,)+
+                }
+            }
+
+            /// A one-line summary for transcripts: the name and the parameters that matter.
+            pub fn summary(&self) -> String {
+                match self {
+                    $(ModelSpec::$variant(p) => crate::registry::Model::summary(p),)+
+                }
+            }
+
+            /// The parameters of the model `name` (one of [`MODEL_NAMES`]), read from the
+            /// rest of its hop table.
+            fn read<'de, A: serde::de::MapAccess<'de>>(
+                name: &str,
+                rest: serde::de::value::MapAccessDeserializer<A>,
+            ) -> Result<ModelSpec, A::Error> {
+                $(
+                    if name == <crate::$module::Params as crate::registry::Model>::NAME {
+                        return <crate::$module::Params as serde::Deserialize>::deserialize(rest)
+                            .map(ModelSpec::$variant);
+                    }
+                )+
+                unreachable!("ModelName accepted `{name}` which is not in MODEL_NAMES")
+            }
+        }
+    };
 }
+
+pub(crate) use models;
+
+pub use crate::{MODEL_NAMES, MODELS, ModelSpec};
 
 /// What a hop needs from the harness beyond its parameters.
 #[derive(Debug, Clone, Default)]
@@ -70,115 +119,10 @@ pub struct HopEnv {
     pub tls: Option<tls_intercepting_proxy::Material>,
 }
 
-impl ModelSpec {
-    /// The model's name as scenario files spell it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ModelSpec::Pass(_) => "pass",
-            ModelSpec::TransparentProxy(_) => "transparent-proxy",
-            ModelSpec::IdleKiller(_) => "idle-killer",
-            ModelSpec::L4Balancer(_) => "l4-balancer",
-            ModelSpec::L7Balancer(_) => "l7-balancer",
-            ModelSpec::ConnectProxy(_) => "connect-proxy",
-            ModelSpec::LifetimeCap(_) => "lifetime-cap",
-            ModelSpec::HeaderMangler(_) => "header-mangler",
-            ModelSpec::TlsInterceptingProxy(_) => "tls-intercepting-proxy",
-            ModelSpec::BufferingProxy(_) => "buffering-proxy",
-            ModelSpec::CachingProxy(_) => "caching-proxy",
-        }
-    }
-
-    /// How many upstream hosts (backends) the hop dials among; 1 for all but balancers.
-    pub fn backends(&self) -> usize {
-        match self {
-            ModelSpec::L4Balancer(p) => p.backends,
-            ModelSpec::L7Balancer(p) => p.backends,
-            _ => 1,
-        }
-    }
-
-    /// The hop's instance on one host, which makes its connections. Fails when the model
-    /// needs something from `env` that is missing.
-    pub fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, String> {
-        Ok(match self.clone() {
-            ModelSpec::Pass(_) => each(|| Box::new(pass::Pass)),
-            ModelSpec::TransparentProxy(p) => {
-                each(move || Box::new(transparent_proxy::connection(&p)))
-            }
-            ModelSpec::IdleKiller(p) => {
-                each(move || Box::new(idle_killer::IdleKiller::new(p.clone())))
-            }
-            ModelSpec::L4Balancer(p) => Box::new(l4_balancer::L4Hop::new(&p)),
-            ModelSpec::L7Balancer(p) => Box::new(l7_balancer::L7Hop::new(&p, env.tls.clone())?),
-            ModelSpec::ConnectProxy(p) => {
-                each(move || Box::new(connect_proxy::ConnectProxy::new(p.clone())))
-            }
-            ModelSpec::LifetimeCap(p) => {
-                each(move || Box::new(lifetime_cap::LifetimeCap::new(p.clone())))
-            }
-            ModelSpec::HeaderMangler(p) => each(move || Box::new(header_mangler::connection(&p))),
-            ModelSpec::TlsInterceptingProxy(p) => {
-                let material = env.tls.clone().ok_or_else(|| {
-                    "tls-intercepting-proxy needs TLS material from the harness".to_string()
-                })?;
-                Box::new(tls_intercepting_proxy::InterceptHop::new(p, material))
-            }
-            ModelSpec::BufferingProxy(p) => {
-                each(move || Box::new(buffering_proxy::BufferingProxy::new(p.clone())))
-            }
-            ModelSpec::CachingProxy(p) => Box::new(caching_proxy::CacheHop::new(&p)),
-        })
-    }
-
-    /// What the model keeps from one connection to the next, if anything (a cache, a
-    /// balancer's rotation): one copy of the hop must see every connection for the model to
-    /// behave as specified, so `gauntlet proxy` runs such a chain on one worker.
-    pub fn shared_state(&self) -> Option<&'static str> {
-        match self {
-            ModelSpec::CachingProxy(_) => Some("its cache"),
-            ModelSpec::L4Balancer(_) | ModelSpec::L7Balancer(_) => {
-                Some("its rotation among the backends")
-            }
-            _ => None,
-        }
-    }
-
-    /// A one-line summary for transcripts: the name and the parameters that matter.
-    pub fn summary(&self) -> String {
-        match self {
-            ModelSpec::Pass(_) => "pass".to_string(),
-            ModelSpec::TransparentProxy(p) => format!(
-                "transparent-proxy behaviour={} on-garbage={} intercept-ports={:?}",
-                p.behaviour.as_str(),
-                p.on_garbage.as_str(),
-                p.intercept_ports
-            ),
-            ModelSpec::IdleKiller(p) => p.summary(),
-            ModelSpec::L4Balancer(p) => format!(
-                "l4-balancer backends={} policy={}",
-                p.backends,
-                p.policy.as_str()
-            ),
-            ModelSpec::L7Balancer(p) => p.summary(),
-            ModelSpec::ConnectProxy(p) => p.summary(),
-            ModelSpec::LifetimeCap(p) => p.summary(),
-            ModelSpec::HeaderMangler(p) => p.summary(),
-            ModelSpec::TlsInterceptingProxy(p) => p.summary(),
-            ModelSpec::BufferingProxy(p) => p.summary(),
-            ModelSpec::CachingProxy(p) => p.summary(),
-        }
-    }
-}
-
 impl<'de> Deserialize<'de> for ModelSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(SpecVisitor)
     }
-}
-
-/// A hop whose connections share nothing, each made by `make`.
-fn each(make: impl FnMut() -> Box<dyn Connection> + 'static) -> Box<dyn Hop> {
-    Box::new(Independent(make))
 }
 
 struct SpecVisitor;
@@ -208,29 +152,7 @@ impl ModelSpec {
     /// harness's scenario files also take real programs as hops); errors keep their location.
     pub fn after_model_key<'de, A: MapAccess<'de>>(mut map: A) -> Result<ModelSpec, A::Error> {
         let name = map.next_value_seed(ModelName)?;
-        let rest = MapAccessDeserializer::new(map);
-        Ok(match name {
-            "pass" => ModelSpec::Pass(pass::Params::deserialize(rest)?),
-            "transparent-proxy" => {
-                ModelSpec::TransparentProxy(transparent_proxy::Params::deserialize(rest)?)
-            }
-            "idle-killer" => ModelSpec::IdleKiller(idle_killer::Params::deserialize(rest)?),
-            "l4-balancer" => ModelSpec::L4Balancer(l4_balancer::Params::deserialize(rest)?),
-            "l7-balancer" => ModelSpec::L7Balancer(l7_balancer::Params::deserialize(rest)?),
-            "connect-proxy" => ModelSpec::ConnectProxy(connect_proxy::Params::deserialize(rest)?),
-            "lifetime-cap" => ModelSpec::LifetimeCap(lifetime_cap::Params::deserialize(rest)?),
-            "header-mangler" => {
-                ModelSpec::HeaderMangler(header_mangler::Params::deserialize(rest)?)
-            }
-            "tls-intercepting-proxy" => {
-                ModelSpec::TlsInterceptingProxy(tls_intercepting_proxy::Params::deserialize(rest)?)
-            }
-            "buffering-proxy" => {
-                ModelSpec::BufferingProxy(buffering_proxy::Params::deserialize(rest)?)
-            }
-            "caching-proxy" => ModelSpec::CachingProxy(caching_proxy::Params::deserialize(rest)?),
-            other => unreachable!("ModelName accepted `{other}` which is not in MODEL_NAMES"),
-        })
+        ModelSpec::read(name, MapAccessDeserializer::new(map))
     }
 }
 
@@ -278,13 +200,29 @@ mod tests {
             "[[path]]\nmodel = \"pass\"\n[[path]]\nmodel = \"transparent-proxy\"\nbehaviour = \"forward-then-choke\"\non-garbage = \"reset\"\n",
         )
         .unwrap();
-        assert_eq!(path[0], ModelSpec::Pass(pass::Params {}));
+        assert_eq!(path[0], ModelSpec::Pass(crate::pass::Params {}));
         let ModelSpec::TransparentProxy(p) = &path[1] else {
             panic!("{path:?}")
         };
         assert_eq!(p.behaviour, Behaviour::ForwardThenChoke);
         assert_eq!(p.on_garbage, OnGarbage::Reset);
         assert_eq!(p.intercept_ports, vec![80]);
+    }
+
+    #[test]
+    fn the_list_names_each_model_once_in_kebab_case() {
+        let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
+        assert_eq!(names, MODEL_NAMES);
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "a name given twice: {names:?}");
+        for name in names {
+            let kebab = name.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
+            assert!(kebab, "`{name}` is not kebab case");
+        }
     }
 
     #[test]
@@ -313,7 +251,7 @@ mod tests {
 pub(crate) mod heads {
     use super::*;
     use crate::http::{MAX_HEAD_BYTES, examined};
-    use crate::model::{Action, CloseHow, Cx, Event, Side};
+    use crate::model::{Action, CloseHow, Connection, Cx, Event, Side};
     use crate::testkit::{closes, notes, sent};
 
     /// Every model that reads heads, as a hop table, with the port it reads them on and the

@@ -26,6 +26,8 @@ use serde::Deserialize;
 
 use crate::model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
 use crate::pass::Pass;
+use crate::registry::Model;
+use crate::spec::HopEnv;
 use crate::transparent_proxy::{self, Behaviour};
 
 /// Parameters of `tls-intercepting-proxy`.
@@ -52,9 +54,28 @@ fn default_tls_ports() -> Vec<u16> {
     vec![443]
 }
 
-impl Params {
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
+impl Model for Params {
+    const NAME: &'static str = "tls-intercepting-proxy";
+    const DESCRIPTION: &'static str = concat!(
+        "terminates TLS on `tls-ports` with a certificate from its own (corporate) CA, runs the ",
+        "decrypted stream through an inner behaviour, and opens its own TLS session to the ",
+        "server; other ports go to the inner behaviour in the clear",
+    );
+    const PARAMETERS: &'static str = concat!(
+        "`inner`: `pass` (default), `strip`, `forward-then-choke`, `http10-upstream` (the ",
+        "`transparent-proxy` behaviours); `client-trusts-ca` (default true: a managed desktop ",
+        "with the CA installed; false: the client fails with `tls-failed`); `tls-ports` (default ",
+        "[443])",
+    );
+
+    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        let material = env.tls.clone().ok_or_else(|| {
+            "tls-intercepting-proxy needs TLS material from the harness".to_string()
+        })?;
+        Ok(Box::new(InterceptHop::new(self.clone(), material)))
+    }
+
+    fn summary(&self) -> String {
         format!(
             "tls-intercepting-proxy inner={} client-trusts-ca={} tls-ports={:?}",
             self.inner.as_str(),

@@ -23,7 +23,9 @@ use serde::Deserialize;
 use crate::http::{self, Head};
 pub use crate::http_proxy::OnGarbage;
 use crate::http_proxy::{HttpProxy, Policy, Route, Settings};
-use crate::model::Cx;
+use crate::model::{Cx, Hop};
+use crate::registry::{Model, each};
+use crate::spec::HopEnv;
 
 /// Parameters of `transparent-proxy`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -48,6 +50,29 @@ pub struct Params {
     /// ([`http::HEADER_TIMEOUT`], nginx's `client_header_timeout`).
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
+}
+
+impl Model for Params {
+    const NAME: &'static str = "transparent-proxy";
+    const DESCRIPTION: &'static str = concat!(
+        "an interception HTTP proxy that is not upgrade-aware: per `behaviour`, it strips the ",
+        "upgrade, forwards it and chokes on the first frame, or talks HTTP/1.0 upstream",
+    );
+    const PARAMETERS: &'static str =
+        "`behaviour`, `on-garbage`, `intercept-ports`, `max-head-bytes`, `header-timeout-ms`";
+
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+        each(self, connection)
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "transparent-proxy behaviour={} on-garbage={} intercept-ports={:?}",
+            self.behaviour.as_str(),
+            self.on_garbage.as_str(),
+            self.intercept_ports
+        )
+    }
 }
 
 fn default_intercept_ports() -> Vec<u16> {

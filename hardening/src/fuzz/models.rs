@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use gauntlet_proxies::l7_balancer::Upgrade;
 use gauntlet_proxies::tls_intercepting_proxy::Material;
-use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, Hop, HopEnv, ModelSpec, Side};
+use gauntlet_proxies::{
+    Action, CloseHow, Connection, Cx, Event, Hop, HopEnv, ModelInfo, ModelSpec, Side,
+};
 use proptest::prelude::*;
 
 use super::inputs::{self, show_bytes};
@@ -79,7 +81,27 @@ const BYTES: &[&str] = &[
 ];
 const BACKENDS: &[&str] = &["1", "2", "3", "5", "64", "0", "65"];
 
-/// Each model's parameters and values to try for them (TOML), mostly valid.
+/// Values of every TOML type, for a key [`keys`] gives no values for (a new parameter).
+const ANY: &[&str] = &["0", "1", "1000", "-1", "true", "\"x\"", "[80]", "[]"];
+
+/// Each of `model`'s keys (as its declaration lists them) with the values to try: those
+/// [`keys`] gives, or else [`ANY`].
+fn values(model: &str) -> Vec<(&'static str, &'static [&'static str])> {
+    let chosen = keys(model);
+    ModelInfo::get(model)
+        .map_or(&[][..], ModelInfo::keys)
+        .iter()
+        .map(|&key| {
+            chosen
+                .iter()
+                .find(|(k, _)| *k == key)
+                .copied()
+                .unwrap_or((key, ANY))
+        })
+        .collect()
+}
+
+/// Values to try (TOML), mostly valid, for the parameters of each model.
 fn keys(model: &str) -> &'static [(&'static str, &'static [&'static str])] {
     match model {
         "transparent-proxy" => &[
@@ -314,10 +336,11 @@ pub fn curated_table(model: &'static str) -> BoxedStrategy<String> {
 pub fn table(model: &'static str) -> BoxedStrategy<String> {
     let head = format!("model = \"{model}\"");
     // About two parameters a table, whatever the model's count.
-    let p = (2.5 / keys(model).len().max(1) as f64).min(0.35);
-    let picks: Vec<BoxedStrategy<Option<String>>> = keys(model)
-        .iter()
-        .map(|&(key, values)| {
+    let values = values(model);
+    let p = (2.5 / values.len().max(1) as f64).min(0.35);
+    let picks: Vec<BoxedStrategy<Option<String>>> = values
+        .into_iter()
+        .map(|(key, values)| {
             prop::option::weighted(p, prop::sample::select(values))
                 .prop_map(move |v| v.map(|v| format!("{key} = {v}")))
                 .boxed()
@@ -1082,6 +1105,16 @@ mod tests {
                 upstream: b"world".to_vec(),
             }],
             steps: steps.into_iter().map(|s| (0, s)).collect(),
+        }
+    }
+
+    #[test]
+    fn values_are_given_only_for_keys_the_models_take() {
+        for &model in gauntlet_proxies::MODEL_NAMES {
+            let known = ModelInfo::get(model).unwrap().keys();
+            for (key, _) in keys(model) {
+                assert!(known.contains(key), "{model} takes no `{key}`: {known:?}");
+            }
         }
     }
 

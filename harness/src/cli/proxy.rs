@@ -1,6 +1,49 @@
 //! `gauntlet proxy`: models on real sockets until interrupted.
 
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
+use gauntlet_proxies::MODELS;
+
 use crate::*;
+
+/// `--model`'s values: `--help` lists every registered model with its description. Any name
+/// passes here; an unknown one is refused when its hop table is read, as in a scenario file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModelNames;
+
+impl TypedValueParser for ModelNames {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            MODELS
+                .iter()
+                .map(|m| PossibleValue::new(m.name).help(m.description)),
+        ))
+    }
+}
+
+/// `--workers`' help, which names the models that keep state between connections.
+pub(crate) fn workers_help() -> String {
+    let keeping: Vec<String> = MODELS
+        .iter()
+        .filter_map(|m| m.shared_state.map(|what| format!("{} ({what})", m.name)))
+        .collect();
+    format!(
+        "Copies of the chain, one thread each, listening on the same address (the kernel \
+         spreads connections among them). Default: one per core; one for a chain with a model \
+         that keeps state between connections: {}",
+        keeping.join(", ")
+    )
+}
 
 /// `gauntlet proxy`: the models from the command line (in order, with their parameters) on
 /// the live engine until Ctrl-C or SIGTERM.
