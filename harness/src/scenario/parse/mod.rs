@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::error::locate;
 use super::raw::RawScenario;
 use super::{FORMAT, MAX_FILE_BYTES, MAX_MS, Scenario, ScenarioError};
+use text::MAX_KEY_PARTS;
 
 mod client;
 mod expect;
@@ -115,8 +116,7 @@ fn read(src: Source<'_>) -> Result<RawScenario, ScenarioError> {
                 src.text,
                 at,
                 format!(
-                    "this key has {parts} dotted parts; at most {} are allowed (TOML readers nest tables no deeper)",
-                    text::MAX_KEY_PARTS
+                    "this key has {parts} dotted parts; at most {MAX_KEY_PARTS} are allowed (TOML readers nest tables no deeper)"
                 ),
             );
         }
