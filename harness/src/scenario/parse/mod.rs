@@ -1,9 +1,10 @@
 //! Reading the text of a scenario file into TOML values that are sure not to break the reader
-//! (`text.rs`: keys nested too deep, milliseconds beyond [`MAX_MS`]), then each table in the
-//! order its checks run: here the file's own keys (`format`, `title`, `source`, `seeds`);
-//! `client.rs` the schemes, `[client]` and `[server]`; `expect.rs` `[expect]` and
-//! `[bounds]`; `workload.rs` `[client.workload]`; `path.rs` `[[path]]`, `twin` and
-//! `[[faults]]`. A file with several mistakes gets the first, in that order.
+//! (`text.rs`: keys nested too deep, milliseconds beyond [`MAX_MS`]), then validating each
+//! table with a function of its own: here the file's own keys (`format`, `title`, `source`,
+//! `seeds`); `client.rs` the schemes, `[client]` and `[server]`; `workload.rs`
+//! `[client.workload]`; `expect.rs` `[expect]` and `[bounds]`; `path.rs` `[[path]]`, `twin`
+//! and `[[faults]]`. [`parse`] calls them in a fixed order, one line each, so a file with
+//! several mistakes always gets the same first one.
 
 use std::ops::Range;
 use std::path::Path;
