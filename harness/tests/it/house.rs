@@ -1,6 +1,6 @@
-//! The house keeps its shape: the modules of `harness/src` form no dependency cycle, and
-//! `ARCHITECTURE.md` names every source file and command there is, and no source file that is
-//! gone.
+//! The house keeps its shape: the modules of `harness/src` form no dependency cycle, no source
+//! file there is longer than [`MAX_LINES`], and `ARCHITECTURE.md` names every source file and
+//! command there is, and no source file that is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -172,6 +172,45 @@ fn a_cycle_is_found_where_there_is_one() {
     assert_eq!(cycles(&with), vec![vec!["a", "b", "c"]]);
     let without = edges(&[("a", &["b"]), ("b", &["c"]), ("c", &[]), ("d", &["a"])]);
     assert!(cycles(&without).is_empty());
+}
+
+/// The most lines a source file of `harness/src` may have: past them, a file holds more than
+/// one responsibility and is split into a folder of files, one each.
+const MAX_LINES: usize = 600;
+
+/// Each of `files` (paths under `dir`) that has more than [`MAX_LINES`] lines, with its count.
+fn too_long(dir: &Path, files: &[String]) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(dir.join(f)).expect("a source file");
+            let lines = text.lines().count();
+            (lines > MAX_LINES).then(|| format!("{f} ({lines} lines)"))
+        })
+        .collect()
+}
+
+#[test]
+fn no_source_file_of_harness_src_is_longer_than_600_lines() {
+    let files = sources(&src());
+    assert!(files.len() >= 30, "found only {} files", files.len());
+    let long = too_long(&src(), &files);
+    assert!(
+        long.is_empty(),
+        "source files of harness/src over {MAX_LINES} lines: {}",
+        long.join(", ")
+    );
+}
+
+#[test]
+fn a_file_over_the_limit_is_named_with_its_count() {
+    let dir = std::env::temp_dir().join(format!("gauntlet-house-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    std::fs::write(dir.join("short.rs"), "fn a() {}\n".repeat(MAX_LINES)).expect("a file");
+    std::fs::write(dir.join("long.rs"), "fn a() {}\n".repeat(MAX_LINES + 1)).expect("a file");
+    let long = too_long(&dir, &sources(&dir));
+    std::fs::remove_dir_all(&dir).expect("removing the temporary folder");
+    assert_eq!(long, vec![format!("long.rs ({} lines)", MAX_LINES + 1)]);
 }
 
 /// `ARCHITECTURE.md`.

@@ -1,0 +1,104 @@
+//! The close handshake: the client closes with the workload's code and the server's Close
+//! must carry it back, or the server closes first with the code the scenario asked for and
+//! the client answers.
+
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::WHO;
+use super::handshake::Ws;
+use super::session::{Doing, Session};
+use crate::endpoints::connect::{Fail, fail, ms};
+use crate::verdict::outcome::Outcome;
+
+impl Session<'_> {
+    /// Closes with the workload's code and waits for the server's Close, which must carry
+    /// the same code (the reference server echoes it).
+    pub(super) async fn close(&mut self, ws: &mut Ws) -> Result<(), Fail> {
+        let code = self.plan.workload.close_code;
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "done".into(),
+        };
+        if let Err(e) = ws.close(Some(frame)).await {
+            return Err(self.broken(e, Doing::Closing));
+        }
+        self.t
+            .log(self.net.now(), WHO, format!("close {code} sent"));
+        self.close_handshake(ws, true, |got| {
+            (got != code).then(|| format!("sent close {code}, got back {got}"))
+        })
+        .await
+    }
+
+    /// Waits for the server to close first with `code` (`server-close-code`), and answers.
+    pub(super) async fn closed_by_server(&mut self, ws: &mut Ws, code: u16) -> Result<(), Fail> {
+        self.t.log(
+            self.net.now(),
+            WHO,
+            format!("awaiting the server's close {code}"),
+        );
+        self.close_handshake(ws, false, |got| {
+            (got != code).then(|| format!("expected the server's close {code}, got {got}"))
+        })
+        .await
+    }
+
+    /// Reads until the connection ends, within the reply timeout: a Close must arrive, and
+    /// `wrong` says what is wrong with its code, if anything (`corrupted`). Tungstenite
+    /// answers a Close the client did not start with the same code. `sent` says whether the
+    /// client closed first: if so, data still in flight from the server is skipped; if not,
+    /// nothing but the Close is expected after the last message.
+    async fn close_handshake(
+        &mut self,
+        ws: &mut Ws,
+        sent: bool,
+        wrong: impl Fn(u16) -> Option<String>,
+    ) -> Result<(), Fail> {
+        let deadline = self
+            .net
+            .now()
+            .saturating_add(self.plan.workload.reply_timeout);
+        let mut answered = false;
+        loop {
+            let next = tokio::select! {
+                biased;
+                m = ws.next() => m,
+                () = self.net.sleep_until(deadline) => return Err(fail(
+                    Outcome::Stalled,
+                    format!("close handshake unanswered within {}", ms(self.plan.workload.reply_timeout)),
+                )),
+            };
+            match next {
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    let replying = if sent { "" } else { ", replying" };
+                    self.t.log(
+                        self.net.now(),
+                        WHO,
+                        format!("close {code} received{replying}"),
+                    );
+                    if let Some(detail) = wrong(code) {
+                        let at = ms(self.net.now());
+                        return Err(fail(Outcome::Corrupted, format!("{detail}, at {at}")));
+                    }
+                    answered = true;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) if !sent && !answered => {
+                    return Err(self.unexpected(other, Doing::Closing));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::ConnectionClosed)) | None if answered => return Ok(()),
+                None => return Err(self.ended(Doing::Closing)),
+                // Once the close handshake is complete, how the transport ends (a TLS
+                // stream without close_notify, say) no longer matters (RFC 6455 §7.1.1).
+                Some(Err(_)) if answered => return Ok(()),
+                Some(Err(e)) => return Err(self.fail_connection(ws, e, Doing::Closing).await),
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Opening the WebSocket: the transport (`connect.rs`), then the upgrade request written by
+//! hand with a seeded key and the server's options in its query, and the answer read and
+//! checked as RFC 6455 §4.1 lists before tungstenite takes the stream over.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use gauntlet_proxies::http::{self, base64};
+use gauntlet_proxies::rng::Rng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use super::WHO;
+use crate::endpoints::connect::{
+    AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, transport,
+};
+use crate::endpoints::smuggle;
+use crate::engine::NetRef;
+use crate::scenario::{Workload, WorkloadKind};
+use crate::verdict::outcome::Outcome;
+use crate::verdict::transcript::Transcript;
+use crate::ws_config;
+
+/// Keeps the bytes of the most recent read, so a failure can say what arrived.
+pub(super) struct Tap<S> {
+    inner: S,
+    last: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            if let Ok(mut last) = self.last.lock() {
+                last.clear();
+                last.extend_from_slice(&buf.filled()[before..]);
+            }
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+pub(super) type Ws = WebSocketStream<Tap<Box<dyn AsyncIo>>>;
+
+pub(super) async fn handshake(
+    net: &NetRef,
+    plan: &Plan,
+    t: &Transcript,
+    phase: &Phase,
+    last: Arc<Mutex<Vec<u8>>>,
+) -> Result<Ws, Fail> {
+    let host = plan.host.as_str();
+    let io = transport(net, plan, t, phase).await?;
+    phase.set("upgrade", net.now());
+    let path = format!("{}{}", plan.path_prefix, request_path(&plan.workload));
+    let mut key = [0u8; 16];
+    Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
+    let key = base64(&key);
+    // The request tungstenite's client would write, byte for byte.
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    );
+    t.log(net.now(), WHO, format!("upgrade request GET {path}"));
+    let mut tap = Tap { inner: io, last };
+    let no_response = |what: String| {
+        fail(
+            Outcome::HandshakeRejected,
+            format!("no HTTP response: {what} at {}", ms(net.now())),
+        )
+    };
+    if let Err(e) = tap.write_all(request.as_bytes()).await {
+        return Err(no_response(describe_io(&e)));
+    }
+    let mut buf = Vec::new();
+    let (head, len) = loop {
+        match http::parse_response(&buf, http::MAX_HEAD_BYTES) {
+            http::Parsed::Complete(head, len) => break (head, len),
+            http::Parsed::Invalid(reason) => return Err(no_response(reason)),
+            http::Parsed::Partial => {
+                let mut chunk = [0u8; 4096];
+                match tap.read(&mut chunk).await {
+                    Ok(0) => return Err(no_response("connection closed".into())),
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) => return Err(no_response(describe_io(&e))),
+                }
+            }
+        }
+    };
+    let tail = buf.split_off(len);
+    let status = head.status().unwrap_or_default();
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    if status != 101 {
+        t.log(
+            net.now(),
+            WHO,
+            format!("upgrade answered {status} {reason}"),
+        );
+        let body = String::from_utf8_lossy(&tail)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Err(fail(
+            Outcome::HandshakeRejected,
+            format!(
+                "HTTP {status} {reason} at {}{}",
+                ms(net.now()),
+                if body.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {body}")
+                }
+            ),
+        ));
+    }
+    if let Some(what) = invalid_101(&head, &key) {
+        return Err(fail(
+            Outcome::HandshakeInvalid,
+            format!("101 not valid: {what} at {}", ms(net.now())),
+        ));
+    }
+    t.log(net.now(), WHO, format!("{status} {reason}"));
+    Ok(WebSocketStream::from_partially_read(tap, tail, Role::Client, Some(ws_config())).await)
+}
+
+/// The path the upgrade asks for: `/echo`, `/push` with what to push, or the attacker's
+/// endpoint; the server's own options (`fragment`, `close`) in the query.
+fn request_path(w: &Workload) -> String {
+    let mut query = Vec::new();
+    match w.kind {
+        WorkloadKind::Smuggle => return smuggle::ATTACKER_PATH.to_string(),
+        WorkloadKind::Echo if w.server_close_code.is_some() => {
+            query.push(format!("count={}", w.messages));
+        }
+        WorkloadKind::Echo => {}
+        WorkloadKind::Push => query.extend([
+            format!("count={}", w.messages),
+            format!("interval={}", w.interval.as_millis()),
+            format!("size={}", w.payload_bytes),
+        ]),
+    }
+    if let Some(n) = w.server_fragment_bytes {
+        query.push(format!("fragment={n}"));
+    }
+    if let Some(code) = w.server_close_code {
+        query.push(format!("close={code}"));
+    }
+    let path = if w.kind == WorkloadKind::Push {
+        "/push"
+    } else {
+        "/echo"
+    };
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_path_carries_the_servers_options() {
+        let mut w = Workload::new(WorkloadKind::Echo);
+        assert_eq!(request_path(&w), "/echo");
+        w.server_fragment_bytes = Some(10);
+        w.server_close_code = Some(4002);
+        assert_eq!(request_path(&w), "/echo?count=5&fragment=10&close=4002");
+        let mut p = Workload::new(WorkloadKind::Push);
+        p.server_close_code = Some(3000);
+        assert_eq!(
+            request_path(&p),
+            "/push?count=5&interval=100&size=32&close=3000"
+        );
+    }
+}

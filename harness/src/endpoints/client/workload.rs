@@ -1,0 +1,310 @@
+//! The workload on an open session: echo (send, wait for the same message back, measure the
+//! round trip) or push (receive the server's timestamped messages, measure one way), the idle
+//! periods, and the Ping keepalive on its fixed schedule; then the close.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::WHO;
+use super::handshake::Ws;
+use super::payload::message;
+use super::session::{Doing, Session};
+use crate::endpoints::connect::{Fail, fail, ms};
+use crate::endpoints::fragment;
+use crate::engine::NetRef;
+use crate::scenario::{Workload, WorkloadKind};
+use crate::verdict::outcome::Outcome;
+
+impl Session<'_> {
+    pub(super) async fn workload(&mut self, ws: &mut Ws) -> Result<String, Fail> {
+        let w = self.plan.workload.clone();
+        match w.kind {
+            WorkloadKind::Echo => {
+                for i in 0..w.messages {
+                    self.idle(ws, i).await?;
+                    if i > 0 {
+                        let until = self.net.now().saturating_add(w.interval);
+                        self.quiet(ws, until, Doing::Waiting).await?;
+                    }
+                    self.echo(ws, i).await?;
+                }
+                self.idle(ws, w.messages).await?;
+            }
+            WorkloadKind::Push => {
+                for i in 0..w.messages {
+                    self.receive_push(ws, i).await?;
+                }
+            }
+            // Run by `smuggle::run`, never on a tungstenite session.
+            WorkloadKind::Smuggle => {}
+        }
+        let closed = match w.server_close_code {
+            Some(code) => {
+                self.closed_by_server(ws, code).await?;
+                format!("server closed {code}")
+            }
+            None => {
+                self.close(ws).await?;
+                format!("closed {}", w.close_code)
+            }
+        };
+        let n = self.report.received;
+        let shape = shape(&w);
+        Ok(match w.kind {
+            WorkloadKind::Echo => format!("{n}/{} echoed{shape}, {closed}", w.messages),
+            WorkloadKind::Push => format!("{n}/{} pushes received{shape}, {closed}", w.messages),
+            WorkloadKind::Smuggle => format!("{n} received, {closed}"),
+        })
+    }
+
+    async fn idle(&mut self, ws: &mut Ws, after: u32) -> Result<(), Fail> {
+        for period in self
+            .plan
+            .workload
+            .idle
+            .iter()
+            .filter(|p| p.after_message == after)
+        {
+            self.t
+                .log(self.net.now(), WHO, format!("idle for {} ms", period.ms));
+            let until = self
+                .net
+                .now()
+                .saturating_add(Duration::from_millis(period.ms));
+            self.quiet(ws, until, Doing::Idle).await?;
+        }
+        Ok(())
+    }
+
+    /// The next text or binary message before `deadline`, skipping pings and pongs; `None`
+    /// when the deadline passes first. Anything else ends the workload.
+    async fn next_data(
+        &mut self,
+        ws: &mut Ws,
+        deadline: Duration,
+        doing: Doing,
+    ) -> Result<Option<Message>, Fail> {
+        loop {
+            let wake = self.keepalive_due();
+            let next = tokio::select! {
+                biased;
+                m = ws.next() => m,
+                () = self.net.sleep_until(deadline) => return Ok(None),
+                () = sleep_opt(self.net, wake) => {
+                    self.keepalive(ws, doing).await?;
+                    continue;
+                }
+            };
+            match next {
+                Some(Ok(Message::Pong(_))) => {
+                    if let Some(k) = self.keepalive.as_mut() {
+                        k.unanswered = None;
+                    }
+                    continue;
+                }
+                Some(Ok(Message::Ping(_))) => continue,
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => return Ok(Some(m)),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(self.closed_early(ws, frame, doing).await);
+                }
+                Some(Ok(other)) => return Err(self.unexpected(other, doing)),
+                Some(Err(e)) => return Err(self.fail_connection(ws, e, doing).await),
+                None => return Err(self.ended(doing)),
+            }
+        }
+    }
+
+    /// When the keepalive next needs attention: a Ping due, or an unanswered one expiring.
+    fn keepalive_due(&self) -> Option<Duration> {
+        let k = self.keepalive.as_ref()?;
+        let expiry = k
+            .unanswered
+            .map(|s| s.saturating_add(self.plan.workload.reply_timeout));
+        Some(expiry.map_or(k.next, |e| e.min(k.next)))
+    }
+
+    /// Sends the Ping that is due, or fails the run on one that went unanswered.
+    async fn keepalive(&mut self, ws: &mut Ws, doing: Doing) -> Result<(), Fail> {
+        let now = self.net.now();
+        let timeout = self.plan.workload.reply_timeout;
+        let Some(k) = self.keepalive.as_mut() else {
+            return Ok(());
+        };
+        if let Some(sent) = k.unanswered.filter(|s| s.saturating_add(timeout) <= now) {
+            return Err(fail(
+                Outcome::Stalled,
+                format!(
+                    "ping sent at {} unanswered within {}",
+                    ms(sent),
+                    ms(timeout)
+                ),
+            ));
+        }
+        if k.next <= now {
+            k.sent += 1;
+            k.next = k.next.saturating_add(k.every);
+            k.unanswered.get_or_insert(now);
+            let n = k.sent;
+            if let Err(e) = ws
+                .send(Message::Ping(n.to_be_bytes().to_vec().into()))
+                .await
+            {
+                return Err(self.broken(e, doing));
+            }
+            self.t.log(now, WHO, format!("ping #{n}"));
+        }
+        Ok(())
+    }
+
+    /// Reads until `until`, expecting nothing: anything but a ping is a failure.
+    async fn quiet(&mut self, ws: &mut Ws, until: Duration, doing: Doing) -> Result<(), Fail> {
+        match self.next_data(ws, until, doing).await? {
+            None => Ok(()),
+            Some(m) => Err(self.unexpected(m, doing)),
+        }
+    }
+
+    /// Counts a message that arrived intact, with its latency.
+    fn arrived(&mut self, latency: Duration, line: String) {
+        self.report.latencies.push(latency);
+        self.report.received += 1;
+        self.t.log(self.net.now(), WHO, line);
+    }
+
+    async fn echo(&mut self, ws: &mut Ws, i: u32) -> Result<(), Fail> {
+        let w = &self.plan.workload;
+        let message = message(self.plan.seed, i, w.payload_bytes, w.binary);
+        let (len, sent_kind) = (message.len(), kind(&message));
+        let sent_at = self.net.now();
+        let frames = match fragment::send(ws, message.clone(), w.fragment_bytes).await {
+            Ok(frames) => frames,
+            Err(e) => return Err(self.broken(e, Doing::Waiting)),
+        };
+        self.report.sent += 1;
+        let mut how = String::new();
+        if w.binary {
+            how.push_str(", binary");
+        }
+        if w.fragment_bytes.is_some() {
+            how.push_str(&format!(", in {frames} frames"));
+        }
+        self.t
+            .log(sent_at, WHO, format!("sent #{i} ({len} bytes{how})"));
+        let timeout = w.reply_timeout;
+        match self
+            .next_data(ws, sent_at.saturating_add(timeout), Doing::Waiting)
+            .await?
+        {
+            Some(echo) if echo == message => {
+                let rtt = self.net.now() - sent_at;
+                self.arrived(rtt, format!("echo #{i}, round trip {}", ms(rtt)));
+                Ok(())
+            }
+            Some(other) if kind(&other) != sent_kind => Err(fail(
+                Outcome::Corrupted,
+                format!(
+                    "echo of #{i} came back {}, sent {sent_kind}, at {}",
+                    kind(&other),
+                    ms(self.net.now())
+                ),
+            )),
+            Some(other) => Err(fail(
+                Outcome::Corrupted,
+                format!(
+                    "echo of #{i} differs: {len} bytes sent, {} received, at {}",
+                    other.len(),
+                    ms(self.net.now())
+                ),
+            )),
+            None => Err(fail(
+                Outcome::Stalled,
+                format!(
+                    "no echo of #{i} within {} (sent at {})",
+                    ms(timeout),
+                    ms(sent_at)
+                ),
+            )),
+        }
+    }
+
+    async fn receive_push(&mut self, ws: &mut Ws, i: u32) -> Result<(), Fail> {
+        let w = &self.plan.workload;
+        let (size, deadline) = (
+            w.payload_bytes,
+            self.net
+                .now()
+                .saturating_add(w.interval)
+                .saturating_add(w.reply_timeout),
+        );
+        let message = self.next_data(ws, deadline, Doing::Waiting).await?;
+        let Some(message) = message else {
+            return Err(fail(
+                Outcome::Stalled,
+                format!("push #{i} did not arrive by {}", ms(deadline)),
+            ));
+        };
+        let stamp = match &message {
+            Message::Text(text) if text.len() == size => text
+                .strip_prefix(&format!("push {i} at "))
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|us| us.parse::<u64>().ok()),
+            _ => None,
+        };
+        let Some(us) = stamp else {
+            return Err(fail(
+                Outcome::Corrupted,
+                format!(
+                    "push #{i} arrived changed ({} bytes) at {}",
+                    message.len(),
+                    ms(self.net.now())
+                ),
+            ));
+        };
+        let latency = self.net.now().saturating_sub(Duration::from_micros(us));
+        self.arrived(latency, format!("push #{i}, one way {}", ms(latency)));
+        Ok(())
+    }
+}
+
+/// Completes at `at`, or never.
+async fn sleep_opt(net: &NetRef, at: Option<Duration>) {
+    match at {
+        Some(at) => net.sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the detail adds about the messages' form: nothing for unfragmented text, else for
+/// example ` (binary, sent in frames of at most 100 bytes)`.
+fn shape(w: &Workload) -> String {
+    let mut parts = Vec::new();
+    if w.binary {
+        parts.push("binary".to_string());
+    }
+    if let Some(n) = w.fragment_bytes {
+        parts.push(format!("sent in frames of at most {n} bytes"));
+    }
+    if let Some(n) = w.server_fragment_bytes {
+        let verb = match w.kind {
+            WorkloadKind::Push => "pushed",
+            _ => "echoed",
+        };
+        parts.push(format!("{verb} in frames of at most {n} bytes"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+/// `text` or `binary`, for a data message; `other` for the rest.
+fn kind(message: &Message) -> &'static str {
+    match message {
+        Message::Text(_) => "text",
+        Message::Binary(_) => "binary",
+        _ => "other",
+    }
+}

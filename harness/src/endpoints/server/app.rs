@@ -1,0 +1,217 @@
+//! What the server does on an upgraded connection ([`App`]): `/echo` sends every message
+//! back, `/push` sends timestamped messages on a schedule, both fragmenting and closing first
+//! as their query asks; a client that breaks the protocol is failed with a Close.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::endpoints::{fragment, smuggle, violation};
+use crate::engine::NetRef;
+use crate::scenario;
+use crate::verdict::transcript::Transcript;
+
+/// What the server does on an upgraded connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum App {
+    Echo(Options),
+    Attacker,
+    Push {
+        interval: Duration,
+        size: usize,
+        options: Options,
+    },
+}
+
+/// The query parameters `/echo` and `/push` share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Options {
+    /// `count=N`: how many messages (push: to send; echo: after which `close` applies).
+    count: Option<u32>,
+    /// `fragment=N`: every message goes out in frames of at most N payload bytes.
+    fragment: Option<usize>,
+    /// `close=CODE`: the server closes first, with CODE, once `count` messages are sent.
+    close: Option<u16>,
+}
+
+impl Options {
+    /// The code to close with once `sent` messages have gone out, if it is time.
+    fn close_after(&self, sent: u32) -> Option<u16> {
+        self.close.filter(|_| self.count == Some(sent))
+    }
+}
+
+impl App {
+    pub(super) fn from_uri(uri: &hyper::Uri) -> App {
+        if uri.path() == smuggle::ATTACKER_PATH {
+            return App::Attacker;
+        }
+        let mut options = Options::default();
+        let (mut interval, mut size) = (100u64, 32usize);
+        for pair in uri.query().unwrap_or_default().split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "count" => options.count = v.parse().ok().or(options.count),
+                "interval" => interval = v.parse().unwrap_or(interval),
+                "size" => size = v.parse().unwrap_or(size),
+                "fragment" => options.fragment = v.parse().ok().filter(|n| *n > 0),
+                "close" => {
+                    options.close = v.parse().ok().filter(|c| scenario::close_code_valid(*c));
+                }
+                _ => {}
+            }
+        }
+        if uri.path() != "/push" {
+            return App::Echo(options);
+        }
+        options.count.get_or_insert(1);
+        App::Push {
+            interval: Duration::from_millis(interval),
+            size: size.clamp(1, scenario::MAX_PAYLOAD_BYTES),
+            options,
+        }
+    }
+
+    fn options(&self) -> Options {
+        match *self {
+            App::Echo(options) | App::Push { options, .. } => options,
+            App::Attacker => Options::default(),
+        }
+    }
+
+    pub(super) async fn run<S>(self, net: NetRef, mut ws: WebSocketStream<S>, t: Transcript)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let options = self.options();
+        let mut sent = 0u32;
+        if let App::Push { interval, size, .. } = self {
+            let start = net.now();
+            for i in 0..options.count.unwrap_or(1) {
+                net.sleep_until(start.saturating_add(interval.saturating_mul(i)))
+                    .await;
+                let stamp = format!("push {i} at {}", net.now().as_micros());
+                let mut text = stamp.clone();
+                text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));
+                let done = |frames: &str| format!("pushed #{i} ({size} bytes{frames})");
+                let message = Message::text(text);
+                if !send(
+                    &mut ws,
+                    message,
+                    options,
+                    (&net, &t),
+                    done,
+                    &format!("push {i}"),
+                )
+                .await
+                {
+                    return;
+                }
+                sent += 1;
+            }
+        }
+        let mut closed_first = false;
+        loop {
+            if let Some(code) = options.close_after(sent).filter(|_| !closed_first) {
+                closed_first = true;
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "the server closes".into(),
+                };
+                if let Err(e) = ws.close(Some(frame)).await {
+                    t.log(net.now(), net.host(), format!("close {code} failed: {e}"));
+                    return;
+                }
+                t.log(net.now(), net.host(), format!("close {code} sent"));
+            }
+            let Some(message) = ws.next().await else {
+                break;
+            };
+            match message {
+                Ok(Message::Close(frame)) => {
+                    let code = frame.map_or("none".to_string(), |f| u16::from(f.code).to_string());
+                    let what = if closed_first { "" } else { ", replying" };
+                    t.log(
+                        net.now(),
+                        net.host(),
+                        format!("close {code} received{what}"),
+                    );
+                }
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                    let len = m.len();
+                    if matches!(self, App::Echo(_)) {
+                        let done = |frames: &str| format!("echoed {len} bytes{frames}");
+                        if !send(&mut ws, m, options, (&net, &t), done, "echo").await {
+                            return;
+                        }
+                        sent += 1;
+                    } else {
+                        t.log(
+                            net.now(),
+                            net.host(),
+                            format!("ignored a {len}-byte message"),
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let Some(code) = violation::close_code(&e) else {
+                        t.log(net.now(), net.host(), format!("websocket error: {e}"));
+                        return;
+                    };
+                    match violation::fail(&mut ws, code).await {
+                        Ok(()) => t.log(
+                            net.now(),
+                            net.host(),
+                            format!("websocket error: {e}: close {code} sent, closing"),
+                        ),
+                        Err(sending) => t.log(
+                            net.now(),
+                            net.host(),
+                            format!("websocket error: {e}: close {code} failed: {sending}"),
+                        ),
+                    }
+                    return;
+                }
+            }
+        }
+        // End the transport politely (TLS close_notify, then FIN).
+        let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
+        t.log(net.now(), net.host(), "websocket closed");
+    }
+}
+
+/// Sends `message`, fragmented if `options` say so, and logs the line `done` makes of
+/// ` in N frames` (fragmented) or nothing, or `{name} failed` with the error. Returns whether
+/// the message went out.
+async fn send<S>(
+    ws: &mut WebSocketStream<S>,
+    message: Message,
+    options: Options,
+    (net, t): (&NetRef, &Transcript),
+    done: impl FnOnce(&str) -> String,
+    name: &str,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match fragment::send(ws, message, options.fragment).await {
+        Ok(frames) => {
+            let in_frames = match options.fragment {
+                Some(_) => format!(" in {frames} frames"),
+                None => String::new(),
+            };
+            t.log(net.now(), net.host(), done(&in_frames));
+            true
+        }
+        Err(e) => {
+            t.log(net.now(), net.host(), format!("{name} failed: {e}"));
+            false
+        }
+    }
+}

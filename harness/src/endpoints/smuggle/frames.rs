@@ -1,0 +1,131 @@
+//! WebSocket frames read by hand ([`decode`]), masked or not, for the attack's close
+//! handshake and the attacker's endpoint; frames are written by
+//! [`gauntlet_proxies::ws_frames::encode`].
+
+/// The largest frame payload read by hand.
+const MAX_FRAME_PAYLOAD: u64 = 1 << 20;
+
+/// A frame read by hand, its payload unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The opcode.
+    pub opcode: u8,
+    /// Whether it came masked.
+    pub masked: bool,
+    /// The payload, unmasked.
+    pub payload: Vec<u8>,
+}
+
+/// What reading a frame at the start of a buffer found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A frame of this many bytes.
+    Frame(Frame, usize),
+    /// More bytes are needed.
+    Partial,
+    /// Not a WebSocket frame; the reason says why.
+    Invalid(String),
+}
+
+/// Reads one frame at the start of `buf`.
+pub fn decode(buf: &[u8]) -> Decoded {
+    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
+        return Decoded::Partial;
+    };
+    if b0 & 0x70 != 0 {
+        return Decoded::Invalid(format!("reserved bits set in 0x{b0:02x}"));
+    }
+    let opcode = b0 & 0x0f;
+    if ![0x0, 0x1, 0x2, 0x8, 0x9, 0xa].contains(&opcode) {
+        return Decoded::Invalid(format!("unknown opcode 0x{opcode:x}"));
+    }
+    let masked = b1 & 0x80 != 0;
+    let (len, mut at) = match b1 & 0x7f {
+        126 => match buf.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Decoded::Partial,
+        },
+        127 => match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            Some(b) => (u64::from_be_bytes(b), 10),
+            None => return Decoded::Partial,
+        },
+        n => (u64::from(n), 2),
+    };
+    if len > MAX_FRAME_PAYLOAD {
+        return Decoded::Invalid(format!("a {len}-byte payload"));
+    }
+    let mask = if masked {
+        let Some(m) = buf
+            .get(at..at + 4)
+            .and_then(|m| <[u8; 4]>::try_from(m).ok())
+        else {
+            return Decoded::Partial;
+        };
+        at += 4;
+        Some(m)
+    } else {
+        None
+    };
+    let end = at + len as usize;
+    let Some(payload) = buf.get(at..end) else {
+        return Decoded::Partial;
+    };
+    let payload = match mask {
+        Some(m) => payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ m[i % 4])
+            .collect(),
+        None => payload.to_vec(),
+    };
+    Decoded::Frame(
+        Frame {
+            opcode,
+            masked,
+            payload,
+        },
+        end,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoints::smuggle::{encode, opcode, smuggled_request};
+
+    #[test]
+    fn frames_round_trip_masked_or_not_at_every_length_form() {
+        for len in [0, 5, 125, 126, 65_535, 65_536] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            for mask in [None, Some([1, 2, 3, 4])] {
+                let bytes = encode(opcode::BINARY, &payload, mask);
+                assert_eq!(
+                    decode(&bytes),
+                    Decoded::Frame(
+                        Frame {
+                            opcode: opcode::BINARY,
+                            masked: mask.is_some(),
+                            payload: payload.clone()
+                        },
+                        bytes.len()
+                    )
+                );
+                assert_eq!(decode(&bytes[..bytes.len() - 1]), Decoded::Partial);
+            }
+        }
+        assert!(matches!(decode(b"HTTP/1.1 200 OK"), Decoded::Invalid(_)));
+    }
+
+    #[test]
+    fn an_unmasked_smuggling_frame_spells_the_request_after_its_header_and_a_masked_one_does_not() {
+        let request = smuggled_request();
+        let plain = encode(opcode::TEXT, request.as_bytes(), None);
+        assert_eq!(&plain[2..], request.as_bytes());
+        let masked = encode(
+            opcode::TEXT,
+            request.as_bytes(),
+            Some([0x12, 0x34, 0x56, 0x78]),
+        );
+        assert!(!masked.windows(4).any(|w| w == b"GET "));
+    }
+}

@@ -1,0 +1,131 @@
+//! [`Program`]: what starts, a product from its template or any proxy program from a command
+//! line, and how: in a working directory of its own, its output captured, until its port
+//! accepts connections.
+
+use std::fs::File;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::command::CommandLine;
+use super::error::io_error;
+use super::options::free_port;
+use super::process::Supervised;
+use super::{Product, ProductError, Running, StartOptions};
+
+/// What [`Program::start`] starts: a product from its configuration template, or any proxy
+/// program from a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A product, its configuration rendered from `template` (see [`template`](super::template)).
+    Product {
+        /// The product.
+        product: Product,
+        /// Its configuration template.
+        template: PathBuf,
+    },
+    /// Any program, from a command line whose placeholders name its addresses (see
+    /// [`command`](super::command)). It runs in the harness's working directory, so a relative program path
+    /// means what it says; its working directory holds only its captured output.
+    Command(CommandLine),
+}
+
+impl Program {
+    /// Its name in directories, messages and logs: the product's name, or the command's
+    /// program file name.
+    pub fn name(&self) -> &str {
+        match self {
+            Program::Product { product, .. } => product.name(),
+            Program::Command(line) => line.name(),
+        }
+    }
+
+    /// Starts it in its own process group, with a working directory of its own (created under
+    /// `options.base_dir`) where its stdout and stderr are captured to `stdout.log` and
+    /// `stderr.log`, and probes `127.0.0.1:{{listen}}` with TCP connects until one succeeds.
+    /// If it exits first, or `options.ready_timeout` passes, it is stopped and the error
+    /// carries its logs; the working directory is kept for inspection.
+    ///
+    /// A product's template gets every placeholder [`StartOptions`] sets. A command gets the
+    /// listening port and the first upstream (it needs one), and no other option's values.
+    pub fn start(&self, options: &StartOptions) -> Result<Running, ProductError> {
+        let port = match options.listen {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        let dir = make_dir(options.base_dir.as_deref(), self.name())?;
+        let prepared = match self {
+            Program::Product { product, template } => {
+                product.prepare(template, port, &dir, options)
+            }
+            Program::Command(line) => command_for(line, port, options),
+        };
+        let mut command = match prepared {
+            Ok(command) => command,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let log = |name: &str| {
+            let path = dir.join(name);
+            File::create(&path)
+                .map_err(|e| io_error(format!("cannot create {}", path.display()), e))
+        };
+        command
+            .stdout(log("stdout.log")?)
+            .stderr(log("stderr.log")?);
+        let cleanup = (!options.keep_dir).then(|| dir.clone());
+        let process = Supervised::spawn(&mut command, cleanup).map_err(|e| {
+            let program = Path::new(command.get_program()).display().to_string();
+            io_error(format!("cannot run {program}"), e)
+        })?;
+        let mut running = Running {
+            name: self.name().to_string(),
+            process,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            dir,
+            keep_dir: options.keep_dir,
+            stop_grace: options.stop_grace,
+        };
+        running.wait_ready(options.ready_timeout)?;
+        Ok(running)
+    }
+}
+
+/// The command that runs `line` listening on `port`, sending to the first upstream (a
+/// forward proxy's command has none).
+fn command_for(
+    line: &CommandLine,
+    port: u16,
+    options: &StartOptions,
+) -> Result<Command, ProductError> {
+    let words = line
+        .render(port, options.upstreams.first().copied())
+        .map_err(ProductError::Command)?;
+    let (program, args) = words
+        .split_first()
+        .ok_or_else(|| ProductError::Command("the command line is empty".to_string()))?;
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null());
+    Ok(command)
+}
+
+/// A new directory `gauntlet-NAME-PID-N` under `base` (default: the temporary directory).
+fn make_dir(base: Option<&Path>, name: &str) -> Result<PathBuf, ProductError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    std::fs::create_dir_all(&base)
+        .map_err(|e| io_error(format!("cannot create {}", base.display()), e))?;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!("gauntlet-{name}-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error(format!("cannot create {}", dir.display()), e)),
+        }
+    }
+}

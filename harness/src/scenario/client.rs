@@ -1,0 +1,180 @@
+//! The reference client's settings (`[client]`, `[client.workload]`): the schemes it runs, the
+//! route it takes, its workload, and the close codes a scenario may ask for.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A WebSocket URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// `ws://`, plain TCP, port 80.
+    Ws,
+    /// `wss://`, TLS, port 443.
+    Wss,
+}
+
+impl Scheme {
+    /// `ws` or `wss`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    /// The default port.
+    pub fn port(self) -> u16 {
+        match self {
+            Scheme::Ws => 80,
+            Scheme::Wss => 443,
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the client's connection reaches the first hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// The client dials the server's name; the network delivers the connection to the first
+    /// hop (an interception proxy). The client cannot tell.
+    #[default]
+    Transparent,
+    /// The client dials the first hop by its own name (a reverse proxy or balancer in front
+    /// of the server), or the server when the path is empty.
+    Direct,
+    /// The client is configured to use the first hop as its proxy: it connects to the hop's
+    /// port 3128 and asks for a tunnel with `CONNECT server:port` (RFC 6455 §4.1), for ws and
+    /// wss alike; a non-2xx answer fails the connection (`connect-refused`).
+    Explicit,
+}
+
+/// What the client does once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// The client sends messages; the server echoes each; round trips are measured.
+    #[default]
+    Echo,
+    /// The server sends messages at the interval; one-way latencies are measured.
+    Push,
+    /// The cache-poisoning demonstration (Huang et al. 2011): one text frame whose payload is
+    /// an HTTP request for `http://victim/script.js`, sent to the attacker's endpoint, then a
+    /// victim's fetch of that URL over the same route. See [`crate::endpoints::smuggle`].
+    Smuggle,
+}
+
+/// A pause in the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Idle {
+    /// After this many messages have been exchanged (0: before the first).
+    pub after_message: u32,
+    /// How long nothing is sent, in milliseconds.
+    pub ms: u64,
+}
+
+/// The client's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// Echo or push.
+    pub kind: WorkloadKind,
+    /// How many messages.
+    pub messages: u32,
+    /// Time between messages.
+    pub interval: Duration,
+    /// Bytes per message.
+    pub payload_bytes: usize,
+    /// How long to wait for each expected message before calling the run stalled.
+    pub reply_timeout: Duration,
+    /// Pauses, in order of `after_message`.
+    pub idle: Vec<Idle>,
+    /// Echo: binary messages of seeded bytes that are not UTF-8, rather than text.
+    pub binary: bool,
+    /// Echo: the client sends each message fragmented, in frames of at most this many payload
+    /// bytes (at least two frames per message).
+    pub fragment_bytes: Option<usize>,
+    /// The server sends each message (echo or push) fragmented, in frames of at most this
+    /// many payload bytes (at least two frames per message).
+    pub server_fragment_bytes: Option<usize>,
+    /// The code the client closes with at the end; the server's Close reply must carry it.
+    /// 1000 unless the scenario says otherwise.
+    pub close_code: u16,
+    /// The server closes first, with this code, right after the last message; the client
+    /// must see exactly this code.
+    pub server_close_code: Option<u16>,
+}
+
+impl WorkloadKind {
+    /// The name scenario files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Echo => "echo",
+            WorkloadKind::Push => "push",
+            WorkloadKind::Smuggle => "smuggle",
+        }
+    }
+}
+
+impl Workload {
+    /// A workload of `kind` with the documented defaults: 5 messages of 32 bytes, 100 ms
+    /// apart, replies within 5 s, text, unfragmented, closed by the client with 1000.
+    pub fn new(kind: WorkloadKind) -> Self {
+        Self {
+            kind,
+            messages: 5,
+            interval: Duration::from_millis(100),
+            payload_bytes: 32,
+            reply_timeout: Duration::from_secs(5),
+            idle: Vec::new(),
+            binary: false,
+            fragment_bytes: None,
+            server_fragment_bytes: None,
+            close_code: NORMAL_CLOSE,
+            server_close_code: None,
+        }
+    }
+}
+
+/// The close code of a normal closure (RFC 6455 §7.4.1).
+pub const NORMAL_CLOSE: u16 = 1000;
+
+/// Whether `code` may be sent in a Close frame: 1000-1003 and 1007-1013 (RFC 6455 §7.4.1 and
+/// the IANA registry, as far as the reference peers accept them), 3000-4999 (§7.4.2:
+/// registered and private codes). 1004-1006 and 1015 are reserved and never sent; 1014 and
+/// 1016-2999 are not accepted by the reference server (tungstenite answers them with 1002).
+pub fn close_code_valid(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999)
+}
+
+/// The reference client's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The schemes to run, each a separate run.
+    pub schemes: Vec<Scheme>,
+    /// How the connection reaches the first hop.
+    pub route: Route,
+    /// Budget for TCP connect, TLS and upgrade together.
+    pub handshake_timeout: Duration,
+    /// The traffic.
+    pub workload: Workload,
+    /// `user:password` for an explicit proxy that answers 407.
+    pub proxy_credentials: Option<String>,
+    /// Sends a Ping this often, counted from the open (as Python `websockets` does); an
+    /// unanswered Ping is a stall. `None`: no keepalive.
+    pub ping_interval: Option<Duration>,
+    /// Masks client frames, as RFC 6455 §5.3 requires. `false` only with the `smuggle`
+    /// workload: a deliberate violation, for demonstration.
+    pub mask: bool,
+    /// Put before the request's path (`/ws` asks for `/ws/echo`), for a reverse proxy that
+    /// maps a prefix to the server, as the seed's `ProxyPass /ws/ ws://…/` does. Empty: none.
+    pub path_prefix: String,
+}

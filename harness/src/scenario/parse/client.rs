@@ -1,0 +1,144 @@
+//! The reference endpoints' tables: the schemes (read first, since `[expect]` and `[server]`
+//! are checked against them), `[client]`, whose workload `workload.rs` reads, and `[server]`.
+
+use toml::Spanned;
+
+use super::{Source, workload};
+use crate::scenario::raw::{RawClient, RawServer};
+use crate::scenario::{Client, Route, ScenarioError, Scheme, Server, WorkloadKind};
+
+/// `client.schemes`: `ws`, `wss` or both, each once.
+pub(super) fn schemes(
+    src: Source<'_>,
+    schemes: &Spanned<Vec<Scheme>>,
+) -> Result<Vec<Scheme>, ScenarioError> {
+    let span = schemes.span();
+    let schemes = schemes.get_ref();
+    if schemes.is_empty() {
+        return Err(src.fail(span, "`schemes` must list `ws`, `wss` or both"));
+    }
+    for (i, s) in schemes.iter().enumerate() {
+        if schemes[..i].contains(s) {
+            return Err(src.fail(span, format!("scheme `{s}` is listed twice")));
+        }
+    }
+    Ok(schemes.clone())
+}
+
+/// `[client]` with its workload, `schemes` already read; `path_is_empty` says whether the
+/// path has a hop to use as the explicit proxy.
+pub(super) fn client(
+    src: Source<'_>,
+    c: RawClient,
+    schemes: Vec<Scheme>,
+    path_is_empty: bool,
+) -> Result<Client, ScenarioError> {
+    // The two time budgets first: the handshake's and each reply's.
+    let handshake_timeout = src.positive(&c.handshake_timeout_ms, "handshake-timeout-ms")?;
+    let reply_timeout = src.positive(&c.workload.reply_timeout_ms, "reply-timeout-ms")?;
+    let route = route(src, c.route.as_ref(), path_is_empty)?;
+    let proxy_credentials = proxy_credentials(src, c.proxy_credentials, route)?;
+    let ping_interval = match &c.ping_interval_ms {
+        Some(v) => Some(src.positive(v, "ping-interval-ms")?),
+        None => None,
+    };
+    let smuggle = c.workload.kind == WorkloadKind::Smuggle;
+    let mask = match &c.mask {
+        Some(m) if !*m.get_ref() && !smuggle => {
+            return Err(src.fail(
+                m.span(),
+                "`mask = false` goes only with `kind = \"smuggle\"`: unmasked client frames break RFC 6455 §5.3 and serve only to demonstrate cache poisoning",
+            ));
+        }
+        Some(m) => *m.get_ref(),
+        None => true,
+    };
+    let path_prefix = path_prefix(src, c.path_prefix.as_ref())?;
+    let workload =
+        workload::workload(src, &c.workload, reply_timeout, c.ping_interval_ms.as_ref())?;
+    Ok(Client {
+        schemes,
+        route,
+        handshake_timeout,
+        workload,
+        proxy_credentials,
+        ping_interval,
+        mask,
+        path_prefix,
+    })
+}
+
+/// `route`, transparent unless given; `explicit` needs a hop to be the proxy.
+fn route(
+    src: Source<'_>,
+    route: Option<&Spanned<Route>>,
+    path_is_empty: bool,
+) -> Result<Route, ScenarioError> {
+    let chosen = route.map_or(Route::default(), |r| *r.get_ref());
+    if chosen == Route::Explicit && path_is_empty {
+        return Err(src.fail(
+            route.map_or(0..0, |r| r.span()),
+            "`route = \"explicit\"` needs a path whose first hop is the proxy",
+        ));
+    }
+    Ok(chosen)
+}
+
+/// `proxy-credentials`: `user:password`, for an explicit proxy only.
+fn proxy_credentials(
+    src: Source<'_>,
+    credentials: Option<Spanned<String>>,
+    route: Route,
+) -> Result<Option<String>, ScenarioError> {
+    match credentials {
+        Some(v) if route != Route::Explicit => {
+            Err(src.fail(v.span(), "`proxy-credentials` needs `route = \"explicit\"`"))
+        }
+        Some(v) if !v.get_ref().contains(':') => {
+            Err(src.fail(v.span(), "`proxy-credentials` must be `user:password`"))
+        }
+        v => Ok(v.map(Spanned::into_inner)),
+    }
+}
+
+/// `path-prefix`: empty unless given; a path that starts with `/` and does not end with one.
+fn path_prefix(src: Source<'_>, prefix: Option<&Spanned<String>>) -> Result<String, ScenarioError> {
+    let Some(p) = prefix else {
+        return Ok(String::new());
+    };
+    let text = p.get_ref();
+    let valid = text.starts_with('/')
+        && !text.ends_with('/')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    if !valid {
+        return Err(src.fail(
+            p.span(),
+            format!(
+                "`path-prefix` must start with `/`, not end with one, and hold only letters, digits and `/-._~`, got `{text}`"
+            ),
+        ));
+    }
+    Ok(text.clone())
+}
+
+/// `[server]`: `tls-version` pins the wss listener's TLS version, so it needs `wss`.
+pub(super) fn server(
+    src: Source<'_>,
+    server: RawServer,
+    schemes: &[Scheme],
+) -> Result<Server, ScenarioError> {
+    match server.tls_version {
+        Some(v) if !schemes.contains(&Scheme::Wss) => Err(src.fail(
+            v.span(),
+            format!(
+                "`tls-version = \"{}\"` applies to wss only, which `client.schemes` does not list",
+                v.get_ref()
+            ),
+        )),
+        v => Ok(Server {
+            tls_version: v.map(Spanned::into_inner).unwrap_or_default(),
+        }),
+    }
+}

@@ -1,0 +1,266 @@
+//! `[client.workload]`: the options each kind takes, the number and size of messages, the
+//! schedule (intervals and idle periods, within [`MAX_MS`] together), fragmentation and the
+//! close codes.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::Source;
+use crate::scenario::raw::RawWorkload;
+use crate::scenario::{
+    Idle, MAX_MESSAGES, MAX_MS, MAX_PAYLOAD_BYTES, NORMAL_CLOSE, ScenarioError, Workload,
+    WorkloadKind, close_code_valid,
+};
+
+/// `[client.workload]`, its reply timeout already read; `ping_interval` is the client's, which
+/// the `smuggle` workload refuses.
+pub(super) fn workload(
+    src: Source<'_>,
+    w: &RawWorkload,
+    reply_timeout: Duration,
+    ping_interval: Option<&Spanned<u64>>,
+) -> Result<Workload, ScenarioError> {
+    let smuggle = w.kind == WorkloadKind::Smuggle;
+    if smuggle {
+        smuggle_takes_none(src, w, ping_interval)?;
+    }
+    let messages = if smuggle { 1 } else { *w.messages.get_ref() };
+    if !(1..=MAX_MESSAGES).contains(&messages) {
+        return Err(src.fail(
+            w.messages.span(),
+            format!("`messages` must be between 1 and {MAX_MESSAGES}"),
+        ));
+    }
+    let payload_bytes = payload_bytes(src, w)?;
+    let idle = schedule(src, w, messages)?;
+    if w.kind == WorkloadKind::Push {
+        push_takes_no_client_messages(src, w)?;
+    }
+    let fragment_bytes = frame_limit(src, &w.fragment_bytes, "fragment-bytes")?;
+    let server_fragment_bytes =
+        frame_limit(src, &w.server_fragment_bytes, "server-fragment-bytes")?;
+    let (close_code, server_close_code) = close_codes(src, w, &idle, messages)?;
+    Ok(Workload {
+        kind: w.kind,
+        messages,
+        interval: Duration::from_millis(*w.interval_ms.get_ref()),
+        payload_bytes,
+        reply_timeout,
+        idle,
+        binary: w.binary.as_ref().is_some_and(|b| *b.get_ref()),
+        fragment_bytes,
+        server_fragment_bytes,
+        close_code,
+        server_close_code,
+    })
+}
+
+/// `smuggle` sends one frame and fetches a script: it takes none of the options that shape
+/// a stream of messages.
+fn smuggle_takes_none(
+    src: Source<'_>,
+    w: &RawWorkload,
+    ping_interval: Option<&Spanned<u64>>,
+) -> Result<(), ScenarioError> {
+    // A value read from the file has a span; a default has 0..0.
+    let given = |span: &Range<usize>| *span != (0..0);
+    let not_here = |name: &str| {
+        format!(
+            "`{name}` does not apply to `kind = \"smuggle\"`, which sends one frame and then fetches the victim's script"
+        )
+    };
+    for (name, span) in [
+        ("messages", w.messages.span()),
+        ("interval-ms", w.interval_ms.span()),
+        ("payload-bytes", w.payload_bytes.span()),
+    ] {
+        if given(&span) {
+            return Err(src.fail(span, not_here(name)));
+        }
+    }
+    if let Some(first) = w.idle.first() {
+        return Err(src.fail(first.span(), not_here("idle")));
+    }
+    if let Some(p) = ping_interval {
+        return Err(src.fail(p.span(), not_here("ping-interval-ms")));
+    }
+    if let Some((name, span)) = workload_options(w).into_iter().next() {
+        return Err(src.fail(span, not_here(name)));
+    }
+    Ok(())
+}
+
+/// `payload-bytes`, up to [`MAX_PAYLOAD_BYTES`]: a push message carries its send time, so it
+/// cannot be empty; an echo can.
+fn payload_bytes(src: Source<'_>, w: &RawWorkload) -> Result<usize, ScenarioError> {
+    let payload_bytes = *w.payload_bytes.get_ref();
+    let least = usize::from(w.kind == WorkloadKind::Push);
+    if !(least..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
+        return Err(src.fail(
+            w.payload_bytes.span(),
+            format!(
+                "`payload-bytes` must be between {least} and {MAX_PAYLOAD_BYTES} for `kind = \"{}\"`",
+                w.kind.as_str()
+            ),
+        ));
+    }
+    Ok(payload_bytes)
+}
+
+/// The schedule: the intervals between the `messages` and the idle periods (returned, each
+/// after a message that is sent, in order), within a year together.
+fn schedule(src: Source<'_>, w: &RawWorkload, messages: u32) -> Result<Vec<Idle>, ScenarioError> {
+    let interval_ms = *w.interval_ms.get_ref();
+    let schedule_limit = format!(
+        "a workload's intervals and idle periods together may last at most {MAX_MS} ms (365 days)"
+    );
+    let sending = u64::from(messages.saturating_sub(1)).saturating_mul(interval_ms);
+    if sending > MAX_MS {
+        return Err(src.fail(
+            w.interval_ms.span(),
+            format!(
+                "{messages} messages {interval_ms} ms apart take more than 365 days: {schedule_limit}"
+            ),
+        ));
+    }
+    let mut idle_ms = 0u64;
+    let mut idle = Vec::new();
+    for period in &w.idle {
+        let span = period.span();
+        let p = *period.get_ref();
+        if p.after_message > messages {
+            return Err(src.fail(
+                span,
+                format!(
+                    "idle after message {} but the workload sends only {messages}",
+                    p.after_message
+                ),
+            ));
+        }
+        if idle
+            .last()
+            .is_some_and(|last: &Idle| last.after_message > p.after_message)
+        {
+            return Err(src.fail(
+                span,
+                "idle periods must be listed in order of `after-message`",
+            ));
+        }
+        idle_ms = idle_ms.saturating_add(p.ms);
+        if sending.saturating_add(idle_ms) > MAX_MS {
+            return Err(src.fail(
+                span,
+                format!(
+                    "the idle periods add up to {idle_ms} ms with this one, besides {sending} ms between messages: {schedule_limit}"
+                ),
+            ));
+        }
+        idle.push(p);
+    }
+    Ok(idle)
+}
+
+/// In a push workload the client sends no messages: `binary` and `fragment-bytes` have
+/// nothing to apply to.
+fn push_takes_no_client_messages(src: Source<'_>, w: &RawWorkload) -> Result<(), ScenarioError> {
+    let client_side = workload_options(w)
+        .into_iter()
+        .find(|(name, _)| matches!(*name, "binary" | "fragment-bytes"));
+    match client_side {
+        Some((name, span)) => Err(src.fail(
+            span,
+            format!(
+                "`{name}` applies to `kind = \"echo\"` only: in a push workload the client sends no messages and the server's are text"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A fragment size (`name`), from 1 to [`MAX_PAYLOAD_BYTES`], if given.
+fn frame_limit(
+    src: Source<'_>,
+    v: &Option<Spanned<usize>>,
+    name: &str,
+) -> Result<Option<usize>, ScenarioError> {
+    match v {
+        Some(n) if !(1..=MAX_PAYLOAD_BYTES).contains(n.get_ref()) => Err(src.fail(
+            n.span(),
+            format!("`{name}` must be between 1 and {MAX_PAYLOAD_BYTES}"),
+        )),
+        v => Ok(v.as_ref().map(|n| *n.get_ref())),
+    }
+}
+
+/// A close code (`name`) a Close frame may carry, if given.
+fn close_code(
+    src: Source<'_>,
+    v: &Option<Spanned<u16>>,
+    name: &str,
+) -> Result<Option<u16>, ScenarioError> {
+    match v {
+        Some(c) if !close_code_valid(*c.get_ref()) => Err(src.fail(
+            c.span(),
+            format!(
+                "`{name} = {}` is not a code a Close frame may carry: use 1000-1003, 1007-1013 (RFC 6455 §7.4.1) or 3000-4999 (§7.4.2)",
+                c.get_ref()
+            ),
+        )),
+        v => Ok(v.as_ref().map(|c| *c.get_ref())),
+    }
+}
+
+/// `close-code` (the client closes first; 1000 unless given) or `server-close-code` (the
+/// server closes right after the last message, so no idle period may follow it), not both.
+fn close_codes(
+    src: Source<'_>,
+    w: &RawWorkload,
+    idle: &[Idle],
+    messages: u32,
+) -> Result<(u16, Option<u16>), ScenarioError> {
+    let server_close_code = close_code(src, &w.server_close_code, "server-close-code")?;
+    let client_close_code = close_code(src, &w.close_code, "close-code")?;
+    if let (Some(_), Some(server)) = (&w.close_code, &w.server_close_code) {
+        return Err(src.fail(
+            server.span(),
+            "only one side closes first: give `close-code` (the client closes) or `server-close-code` (the server closes), not both",
+        ));
+    }
+    if let Some(server) = &w.server_close_code {
+        if idle.last().is_some_and(|i| i.after_message == messages) {
+            return Err(src.fail(
+                server.span(),
+                format!(
+                    "`server-close-code` makes the server close right after message {messages}, so the idle period after it would never happen"
+                ),
+            ));
+        }
+    }
+    Ok((client_close_code.unwrap_or(NORMAL_CLOSE), server_close_code))
+}
+
+/// The options of `w` that only the echo and push workloads take, with where each is given.
+fn workload_options(w: &RawWorkload) -> Vec<(&'static str, Range<usize>)> {
+    let spans = [
+        ("binary", w.binary.as_ref().map(Spanned::span)),
+        (
+            "fragment-bytes",
+            w.fragment_bytes.as_ref().map(Spanned::span),
+        ),
+        (
+            "server-fragment-bytes",
+            w.server_fragment_bytes.as_ref().map(Spanned::span),
+        ),
+        ("close-code", w.close_code.as_ref().map(Spanned::span)),
+        (
+            "server-close-code",
+            w.server_close_code.as_ref().map(Spanned::span),
+        ),
+    ];
+    spans
+        .into_iter()
+        .filter_map(|(name, span)| Some((name, span?)))
+        .collect()
+}

@@ -1,0 +1,144 @@
+//! The tables of a scenario file as the TOML reader gives them, before validation: values keep
+//! their spans so that every check can point at what it refuses, and defaults written here
+//! have the empty span `0..0` (a value the file did not give).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Hop, Idle, Network, Route, Scheme, WorkloadKind};
+use crate::tls::TlsVersions;
+use crate::verdict::outcome::Outcome;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawScenario {
+    pub(super) format: Spanned<u32>,
+    pub(super) title: Spanned<String>,
+    pub(super) source: Spanned<String>,
+    #[serde(default)]
+    pub(super) tags: Vec<String>,
+    pub(super) seeds: Option<Spanned<Vec<u64>>>,
+    #[serde(default)]
+    pub(super) network: Network,
+    #[serde(default)]
+    pub(super) path: Vec<Spanned<Hop>>,
+    pub(super) twin: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub(super) faults: Vec<RawFault>,
+    pub(super) client: RawClient,
+    #[serde(default)]
+    pub(super) server: RawServer,
+    pub(super) expect: Spanned<RawExpect>,
+    pub(super) bounds: Option<Spanned<RawBounds>>,
+}
+
+/// `[bounds]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawBounds {
+    pub(super) latency_p50_ms: Option<u64>,
+    pub(super) latency_p90_ms: Option<u64>,
+    pub(super) latency_p99_ms: Option<u64>,
+    pub(super) latency_max_ms: Option<u64>,
+    pub(super) handshake_ms: Option<u64>,
+}
+
+/// `[client]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawClient {
+    pub(super) schemes: Spanned<Vec<Scheme>>,
+    pub(super) route: Option<Spanned<Route>>,
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub(super) handshake_timeout_ms: Spanned<u64>,
+    #[serde(default)]
+    pub(super) workload: RawWorkload,
+    pub(super) ping_interval_ms: Option<Spanned<u64>>,
+    pub(super) proxy_credentials: Option<Spanned<String>>,
+    pub(super) mask: Option<Spanned<bool>>,
+    pub(super) path_prefix: Option<Spanned<String>>,
+}
+
+fn default_handshake_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
+}
+
+/// `[client.workload]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawWorkload {
+    #[serde(default)]
+    pub(super) kind: WorkloadKind,
+    #[serde(default = "default_messages")]
+    pub(super) messages: Spanned<u32>,
+    #[serde(default = "default_interval_ms")]
+    pub(super) interval_ms: Spanned<u64>,
+    #[serde(default = "default_payload_bytes")]
+    pub(super) payload_bytes: Spanned<usize>,
+    #[serde(default = "default_reply_timeout_ms")]
+    pub(super) reply_timeout_ms: Spanned<u64>,
+    #[serde(default)]
+    pub(super) idle: Vec<Spanned<Idle>>,
+    pub(super) binary: Option<Spanned<bool>>,
+    pub(super) fragment_bytes: Option<Spanned<usize>>,
+    pub(super) server_fragment_bytes: Option<Spanned<usize>>,
+    pub(super) close_code: Option<Spanned<u16>>,
+    pub(super) server_close_code: Option<Spanned<u16>>,
+}
+
+impl Default for RawWorkload {
+    fn default() -> Self {
+        Self {
+            kind: WorkloadKind::default(),
+            messages: default_messages(),
+            interval_ms: default_interval_ms(),
+            payload_bytes: default_payload_bytes(),
+            reply_timeout_ms: default_reply_timeout_ms(),
+            idle: Vec::new(),
+            binary: None,
+            fragment_bytes: None,
+            server_fragment_bytes: None,
+            close_code: None,
+            server_close_code: None,
+        }
+    }
+}
+
+fn default_messages() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+fn default_interval_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 100)
+}
+fn default_payload_bytes() -> Spanned<usize> {
+    Spanned::new(0..0, 32)
+}
+fn default_reply_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
+}
+
+/// `[expect]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExpect {
+    pub(super) ws: Option<Outcome>,
+    pub(super) wss: Option<Outcome>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawServer {
+    pub(super) tls_version: Option<Spanned<TlsVersions>>,
+}
+
+/// One of `[[faults]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawFault {
+    pub(super) at_ms: u64,
+    pub(super) crash: Spanned<String>,
+}
