@@ -13,7 +13,7 @@
 //! - `live [--jobs N]`: the differential suite: `scenarios/live/` on the live engine (real
 //!   products) against each scenario's twin on the simulated engine.
 //! - `bench [--quick] [--runs N] [--no-criterion] [--relay-only]`: builds `gauntlet` in release, measures
-//!   whole runs on both engines (see [`bench`]), writes `target/gauntlet/bench.json`, then runs
+//!   whole runs on both engines (see [`mod@bench`]), writes `target/gauntlet/bench.json`, then runs
 //!   the criterion micro-benchmarks.
 //! - `fuzz [--release] [--cases N] [--seed S] [--case I] [TARGET...]` and `soak [--release]
 //!   [--quick] …`: build `gauntlet` and `gauntlet-hardening` and run the generated-input

@@ -1,12 +1,12 @@
 //! `cargo xtask fuzz`: generated-input campaigns, seeded and reproducible, one per target.
 //!
-//! Targets, by group (each group's default number of cases in brackets):
-//! - parsers [10,000]: `scenario` (the scenario reader and checker), `http-head` (head
+//! Targets, by group (each group's default number of cases after its name):
+//! - parsers, 10,000: `scenario` (the scenario reader and checker), `http-head` (head
 //!   parsing and `HeadReader`), `http-chunked` (`ChunkedScanner`), `ws-frames` (the frame
 //!   scanner and the harness's frame decoder);
-//! - runs [300]: `scenario-run` (accepted scenario files run on the sim engine);
-//! - models [1,000]: `model-NAME` for every model;
-//! - live [300]: `live-serve`, `live-proxy` (real processes fed hostile bytes).
+//! - runs, 300: `scenario-run` (accepted scenario files run on the sim engine);
+//! - models, 1,000: `model-NAME` for every model;
+//! - live, 300: `live-serve`, `live-proxy` (real processes fed hostile bytes).
 //!
 //! Each target prints one line, `fuzz: NAME N cases, F failures, T s (what the cases were)`;
 //! a failure prints the smallest failing input found and the command that runs that case

@@ -5,9 +5,9 @@
 //! spawn, the clock, and link faults. Code written against [`Net`] never knows which engine
 //! runs it. Engines:
 //!
-//! - [`sim`](self::sim) (the default): a stream-level network the harness owns, on tokio's
+//! - [`sim`] (the default): a stream-level network the harness owns, on tokio's
 //!   paused clock. It jumps from event to event, so idle simulated time costs nothing.
-//! - [`turmoil`](self::turmoil): turmoil 0.7's `Sim`, a tick-driven deterministic simulator,
+//! - [`turmoil`]: turmoil 0.7's `Sim`, a tick-driven deterministic simulator,
 //!   kept as an independent cross-check.
 //! - [`live`]: real TCP sockets on 127.0.0.1 and the wall clock, so the same
 //!   hosts can meet real processes (a proxy the harness did not write, a real client).

@@ -1,5 +1,5 @@
 //! The `sim` engine: every host on one thread, on tokio's paused clock, over a stream-level
-//! network the harness owns ([`net`]).
+//! network the harness owns (`net`).
 //!
 //! The clock is tokio's, paused: when no task can run, tokio moves it straight to the next
 //! timer (a read waiting for its next segment, a model's timer, the client's sleep). Idle

@@ -278,7 +278,7 @@ fn spawn_hook() -> io::Result<()> {
         .unwrap_or_else(|_| Err(io::Error::other("the signal thread ended early")))
 }
 
-/// Stops every registered process group ([`stop_all`]) and exits with `code`: how the harness
+/// Stops every registered process group (`stop_all`) and exits with `code`: how the harness
 /// ends other than by returning from `main` (a signal, or `gauntlet … | head` closing stdout)
 /// without leaving a process it started behind.
 pub fn stop_all_and_exit(code: i32) -> ! {
