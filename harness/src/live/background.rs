@@ -21,6 +21,11 @@ use crate::engine::local::panic_text;
 use crate::error::Error;
 use crate::verdict::transcript::{Entry, Transcript};
 
+/// The most lines a proxy or server started here keeps of what it logs (a few per
+/// connection): the last ones, so that one running as long as a test suite holds bounded
+/// memory; `shutdown` says how many earlier ones were dropped.
+pub(crate) const KEPT_LINES: usize = 100_000;
+
 /// How a run ended, and what its hosts logged.
 type Ended = (Result<(), String>, Vec<Entry>);
 
@@ -56,7 +61,7 @@ impl Background {
         let thread = std::thread::Builder::new()
             .name(format!("gauntlet {what}"))
             .spawn(move || {
-                let transcript = Transcript::default();
+                let transcript = Transcript::keeping_last(KEPT_LINES);
                 let stop = async move {
                     // A stop sent and a handle dropped both end the run.
                     let _ = stopped.await;

@@ -35,7 +35,8 @@ impl ProxyHandle {
     /// Returns what its hops logged (accepts, dials, FINs and resets, the models' notes such
     /// as an idle killer's expiry; [`render`](crate::verdict::transcript::render) prints
     /// them), or the fault the proxy stopped on ([`Error::Failed`]). The lines are kept in
-    /// memory while the proxy runs, a few per connection: a proxy for a test's traffic.
+    /// memory while the proxy runs, a few per connection, the last 100,000 at most (the first
+    /// line then says how many earlier ones were dropped).
     ///
     /// Dropping the handle stops the proxy too, blocking the dropping thread the moment it
     /// takes the proxy to drop its tasks.

@@ -80,8 +80,9 @@ impl ServerHandle {
     }
 
     /// Stops the server: it stops accepting, every connection is closed, and its thread is
-    /// joined. Returns what it logged (each session's messages and closes), or the fault it
-    /// stopped on ([`Error::Failed`]). Dropping the handle stops it too.
+    /// joined. Returns what it logged (each session's messages and closes; the last 100,000
+    /// lines at most, as [`ProxyHandle::shutdown`](super::ProxyHandle::shutdown) keeps), or the
+    /// fault it stopped on ([`Error::Failed`]). Dropping the handle stops it too.
     pub async fn shutdown(self) -> Result<Vec<Entry>, Error> {
         self.running.shutdown().await
     }

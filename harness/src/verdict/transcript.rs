@@ -8,6 +8,7 @@
 //! writer has caught up.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -34,14 +35,49 @@ type Label = Option<Rc<str>>;
 
 #[derive(Debug, Clone)]
 enum Keep {
-    Lines(Rc<RefCell<Vec<Entry>>>),
+    Lines(Rc<RefCell<Lines>>),
     Nothing,
     Print(Rc<Printer>),
 }
 
+/// The lines a keeping transcript holds: every line, or the last `cap` of them.
+#[derive(Debug)]
+struct Lines {
+    kept: VecDeque<Entry>,
+    cap: usize,
+    /// Lines dropped to stay within `cap`, the oldest first.
+    dropped: u64,
+}
+
+impl Lines {
+    fn new(cap: usize) -> Self {
+        Self {
+            kept: VecDeque::new(),
+            cap,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        if self.cap == 0 {
+            self.dropped += 1;
+            return;
+        }
+        if self.kept.len() == self.cap {
+            self.kept.pop_front();
+            self.dropped += 1;
+        }
+        self.kept.push_back(entry);
+    }
+}
+
 impl Default for Transcript {
+    /// A transcript that keeps every line (a run's: its time limit bounds it).
     fn default() -> Self {
-        Self(Keep::Lines(Rc::default()), None)
+        Self(
+            Keep::Lines(Rc::new(RefCell::new(Lines::new(usize::MAX)))),
+            None,
+        )
     }
 }
 
@@ -57,6 +93,13 @@ const FLUSH_STALL: Duration = Duration::from_secs(1);
 const WRITE_CHUNK: usize = 4096;
 
 impl Transcript {
+    /// A transcript that keeps the last `cap` lines (for a proxy or server that runs as long as
+    /// its user wants): [`Transcript::entries`] starts with a line saying how many earlier
+    /// lines were dropped, if any were.
+    pub fn keeping_last(cap: usize) -> Self {
+        Self(Keep::Lines(Rc::new(RefCell::new(Lines::new(cap)))), None)
+    }
+
     /// A transcript that keeps nothing (for runs whose log would cost more than the run).
     pub fn discarding() -> Self {
         Self(Keep::Nothing, None)
@@ -143,10 +186,26 @@ impl Transcript {
         }
     }
 
-    /// A copy of the lines so far.
+    /// A copy of the lines kept so far; after a line saying how many earlier ones were dropped,
+    /// if [`Transcript::keeping_last`] dropped any.
     pub fn entries(&self) -> Vec<Entry> {
         match &self.0 {
-            Keep::Lines(lines) => lines.borrow().clone(),
+            Keep::Lines(lines) => {
+                let lines = lines.borrow();
+                let mut out = Vec::with_capacity(lines.kept.len() + 1);
+                if lines.dropped > 0 {
+                    out.push(Entry {
+                        at: lines.kept.front().map_or(Duration::ZERO, |e| e.at),
+                        who: "transcript".to_string(),
+                        what: format!(
+                            "{} earlier lines dropped: the last {} are kept",
+                            lines.dropped, lines.cap
+                        ),
+                    });
+                }
+                out.extend(lines.kept.iter().cloned());
+                out
+            }
             Keep::Nothing | Keep::Print(_) => Vec::new(),
         }
     }
@@ -382,6 +441,27 @@ mod tests {
     }
 
     const WAIT: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn a_transcript_keeping_the_last_lines_drops_the_oldest_and_says_how_many() {
+        let t = Transcript::keeping_last(3);
+        for i in 0..5u64 {
+            t.log(Duration::from_millis(i), "hop1", format!("line {i}"));
+        }
+        let kept: Vec<String> = t.entries().into_iter().map(|e| e.what).collect();
+        assert_eq!(
+            kept,
+            [
+                "2 earlier lines dropped: the last 3 are kept",
+                "line 2",
+                "line 3",
+                "line 4"
+            ]
+        );
+        let all = Transcript::default();
+        all.log(Duration::ZERO, "a", "only");
+        assert_eq!(all.entries().len(), 1);
+    }
 
     impl Control {
         /// Waits until the writer is inside a write (it has taken what was queued).
