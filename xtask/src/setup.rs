@@ -8,7 +8,10 @@
 //!    start their own); otherwise the task prints the one command to run and stops.
 //! 2. The Python environment: a virtualenv at `target/gauntlet/py` with the packages pinned in
 //!    `harness/tests/python/requirements.txt`, made again whenever that file changes.
-//! 3. `cargo test --workspace` (the dev profile that `cargo xtask scenarios` builds too), with
+//! 3. The Node environment: the packages pinned in `harness/tests/node/package-lock.json`
+//!    (Socket.IO and Engine.IO, server and client), installed with `npm ci` into
+//!    `target/gauntlet/node`, again whenever the lock file changes.
+//! 4. `cargo test --workspace` (the dev profile that `cargo xtask scenarios` builds too), with
 //!    whatever follows `--` passed on to it.
 
 use std::path::{Path, PathBuf};
@@ -80,6 +83,16 @@ const NEEDS: &[Need] = &[
         package: "util-linux",
         why: "the tests that run out of descriptors",
     },
+    Need {
+        what: "node",
+        package: "nodejs",
+        why: "the Socket.IO interoperation tests",
+    },
+    Need {
+        what: "npm",
+        package: "npm",
+        why: "installing the Socket.IO interoperation tests' packages",
+    },
 ];
 
 /// Where the tests' Python environment lives, from the workspace root.
@@ -90,6 +103,13 @@ const REQUIREMENTS: &str = "harness/tests/python/requirements.txt";
 
 /// A copy of the requirements the environment was made from, inside it.
 const STAMP: &str = "gauntlet-requirements.txt";
+
+/// Where the tests' Node packages live, from the workspace root (`node_modules` inside).
+pub const NODE: &str = "target/gauntlet/node";
+
+/// The Node packages the tests use, and their pinned versions, from the workspace root.
+const PACKAGE: &str = "harness/tests/node/package.json";
+const LOCK: &str = "harness/tests/node/package-lock.json";
 
 pub fn test(root: &Path, args: &[String]) -> ExitCode {
     let passed = match args.iter().position(|a| a == "--") {
@@ -117,6 +137,11 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
     }
     step("the Python environment");
     if let Err(e) = python(root) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    step("the Node environment");
+    if let Err(e) = node(root) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -309,6 +334,37 @@ fn python(root: &Path) -> Result<(), String> {
         .args(["install", "-q", "--disable-pip-version-check", "-r"])
         .arg(&requirements))?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))
+}
+
+/// Installs the pinned Node packages with `npm ci`, unless those there were installed from
+/// the same lock file.
+fn node(root: &Path) -> Result<(), String> {
+    let dir = root.join(NODE);
+    let read = |path: &str| {
+        std::fs::read_to_string(root.join(path)).map_err(|e| format!("reading {path}: {e}"))
+    };
+    let (package, lock) = (read(PACKAGE)?, read(LOCK)?);
+    let installed = dir.join("package-lock.json");
+    let had = std::fs::read_to_string(&installed).ok();
+    if had.as_deref() == Some(lock.as_str()) && dir.join("node_modules").is_dir() {
+        println!("{NODE}: up to date with {LOCK}");
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::write(dir.join("package.json"), package)
+        .and_then(|()| std::fs::write(&installed, lock))
+        .map_err(|e| format!("writing into {}: {e}", dir.display()))?;
+    println!("npm ci in {NODE} (from {LOCK})");
+    run(Command::new("npm").current_dir(&dir).args([
+        "ci",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+    ]))
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {

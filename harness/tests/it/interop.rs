@@ -64,16 +64,7 @@ pub(crate) fn script(name: &str, args: &[&str]) -> Command {
     command
         .arg(crate::root().join("harness/tests/python").join(name))
         .args(args);
-    for var in [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-    ] {
-        command.env_remove(var);
-    }
+    crate::process::without_proxy_settings(&mut command);
     command
 }
 

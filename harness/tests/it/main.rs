@@ -28,6 +28,8 @@ mod products;
 mod proxy;
 #[cfg(feature = "cli")]
 mod serve;
+#[cfg(feature = "cli")]
+mod socketio;
 
 /// The workspace root, where `scenarios/` lives.
 pub fn root() -> std::path::PathBuf {

@@ -13,6 +13,21 @@ use std::time::Duration;
 /// The safety net on every wait.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Removes the proxy settings a child would otherwise take from the environment (a client
+/// library that honours `http_proxy` would not connect where the test says).
+pub fn without_proxy_settings(command: &mut Command) {
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        command.env_remove(var);
+    }
+}
+
 /// How a child ended.
 #[derive(Debug)]
 pub struct Exit {

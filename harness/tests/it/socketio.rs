@@ -1,0 +1,218 @@
+//! Real Socket.IO stacks through Gauntlet's intermediary models: the `socket.io` server and the
+//! `socket.io-client` client (versions pinned in `harness/tests/node/package-lock.json`), run by
+//! Node, with `gauntlet proxy` between them. What a real-time application sees when its
+//! WebSocket fails: Socket.IO connects by HTTP long-polling, probes a WebSocket and upgrades
+//! if the probe succeeds, and reconnects (1 s first delay, randomised by half) when its
+//! connection is cut.
+//!
+//! The scripts are in `harness/tests/node/`; they run with the packages `cargo xtask test`
+//! installs into `target/gauntlet/node`. Without them, every test here fails with the command
+//! that installs them. Everything binds and connects on 127.0.0.1; every child is killed by
+//! its PID when its guard is dropped; every wait has a timeout, a safety net: nothing here
+//! measures time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::process::{Exit, Process};
+use crate::proxy::Proxy;
+
+/// Where `cargo xtask test` installs the Node packages, from the workspace root.
+const NODE: &str = "target/gauntlet/node";
+
+/// Each client's time limit, in milliseconds: far above what its exchange needs, below the
+/// tests' own safety net.
+const LIMIT_MS: &str = "15000";
+
+/// The installed packages; a test fails, saying how to install them, when they are missing.
+fn modules() -> PathBuf {
+    let modules = crate::root().join(NODE).join("node_modules");
+    let ready = ["socket.io", "socket.io-client"]
+        .iter()
+        .all(|p| modules.join(p).join("package.json").is_file());
+    assert!(
+        ready,
+        "no Socket.IO packages in {}: run `cargo xtask test` (it installs them), or from the \
+         workspace root\n  mkdir -p {NODE} && cp harness/tests/node/package*.json {NODE}/ && \
+         (cd {NODE} && npm ci --ignore-scripts)\n(with Node.js and npm: `apt-get install -y \
+         nodejs npm`)",
+        modules.display()
+    );
+    modules
+}
+
+/// `node harness/tests/node/SCRIPT ARGS`, finding the installed packages, with no proxy
+/// settings from the environment.
+fn script(name: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("node");
+    command
+        .arg(crate::root().join("harness/tests/node").join(name))
+        .args(args)
+        .env("NODE_PATH", modules());
+    crate::process::without_proxy_settings(&mut command);
+    command
+}
+
+/// A running `socket.io` server that echoes `echo` events.
+struct Server {
+    process: Process,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start() -> Self {
+        let mut process = Process::start(
+            "the socket.io server",
+            &mut script("sio_server.js", &["0", "30000"]),
+        );
+        let addr = process.address("listening on ");
+        Self { process, addr }
+    }
+
+    /// Stops it: the events it printed.
+    fn events(mut self) -> Vec<Value> {
+        let exit = self.process.terminate();
+        eprintln!("socket.io server:\n{}{}", exit.stdout, exit.stderr);
+        parse(&exit)
+    }
+}
+
+/// The JSON events a script printed, one per line.
+fn parse(exit: &Exit) -> Vec<Value> {
+    exit.stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+/// Runs `socket.io-client` against `url` with `transports`, for `messages` echoes, quiet for
+/// `quiet_ms` after the first (or, with `upgrade`, until it has upgraded): its exit and its
+/// events.
+fn client(url: &str, transports: &str, messages: &str, quiet_ms: &str) -> (Exit, Vec<Value>) {
+    let args = [url, transports, messages, quiet_ms, LIMIT_MS];
+    let exit = Process::start("socket.io-client", &mut script("sio_client.js", &args)).wait();
+    eprintln!("socket.io-client {url}:\n{}{}", exit.stdout, exit.stderr);
+    let events = parse(&exit);
+    (exit, events)
+}
+
+/// The events named `name`.
+fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == name).collect()
+}
+
+/// The transports the echoes came back on, in order.
+fn echo_transports(events: &[Value]) -> Vec<String> {
+    named(events, "echo")
+        .iter()
+        .map(|e| e["transport"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The control: through a proxy that passes every byte, Socket.IO connects by polling,
+/// upgrades to a WebSocket (the client waits for it after the first echo), and the later
+/// echoes travel over it.
+#[test]
+fn through_a_pass_proxy_the_real_socket_io_client_upgrades_to_websocket() {
+    let server = Server::start();
+    let proxy = Proxy::start(&["--model", "pass"], server.addr);
+    let (exit, events) = client(
+        &format!("http://{}", proxy.addr),
+        "polling,websocket",
+        "3",
+        "upgrade",
+    );
+    let seen = server.events();
+    assert_eq!(exit.code, Some(0), "{events:?}");
+    assert_eq!(named(&events, "upgrade").len(), 1, "{events:?}");
+    assert_eq!(
+        echo_transports(&events)[1..],
+        ["websocket", "websocket"],
+        "{events:?}"
+    );
+    assert_eq!(named(&seen, "upgrade").len(), 1, "{seen:?}");
+}
+
+/// Seed 001: Comet long-polling survives the proxies that break WebSocket. A transparent proxy
+/// that strips `Upgrade` and `Connection` turns the WebSocket probe into a plain GET, which
+/// the server refuses; the client stays on polling and every message still arrives.
+#[test]
+fn through_a_transparent_proxy_that_strips_upgrade_the_real_client_stays_on_polling() {
+    let server = Server::start();
+    let proxy = Proxy::start(
+        &["--model", "transparent-proxy", "--param", "behaviour=strip"],
+        server.addr,
+    );
+    let (exit, events) = client(
+        &format!("http://{}", proxy.addr),
+        "polling,websocket",
+        "5",
+        "0",
+    );
+    let seen = server.events();
+    let (_, log) = proxy.terminate();
+    assert_eq!(exit.code, Some(0), "{events:?}");
+    assert!(named(&events, "upgrade").is_empty(), "{events:?}");
+    assert_eq!(echo_transports(&events), vec!["polling"; 5], "{events:?}");
+    assert!(named(&seen, "upgrade").is_empty(), "{seen:?}");
+    assert_eq!(named(&seen, "connection").len(), 1, "{seen:?}");
+    let probe = log
+        .lines()
+        .find(|l| l.contains("transport=websocket"))
+        .unwrap_or_else(|| panic!("no WebSocket probe went through the proxy:\n{log}"));
+    assert!(
+        probe.contains("forwarded without connection, upgrade"),
+        "{probe}"
+    );
+}
+
+/// An idle killer cuts the upgraded connection while the application is quiet; the real
+/// client notices the transport close, reconnects on its own (a new Engine.IO session), and
+/// the next message goes through.
+#[test]
+fn through_an_idle_killer_the_real_socket_io_client_reconnects_and_delivers() {
+    let server = Server::start();
+    let proxy = Proxy::start(
+        &["--model", "idle-killer", "--param", "timeout-ms=500"],
+        server.addr,
+    );
+    let (exit, events) = client(
+        &format!("http://{}", proxy.addr),
+        "polling,websocket",
+        "3",
+        "1500",
+    );
+    let seen = server.events();
+    let (_, log) = proxy.terminate();
+    assert_eq!(exit.code, Some(0), "{events:?}");
+    let order: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .filter(|e| ["connect", "echo", "disconnect", "reconnect_attempt"].contains(e))
+        .collect();
+    let first_echo = order.iter().position(|e| *e == "echo");
+    let cut = order.iter().position(|e| *e == "disconnect");
+    let again = order.iter().rposition(|e| *e == "connect");
+    assert!(
+        matches!((first_echo, cut, again), (Some(a), Some(b), Some(c)) if a < b && b < c),
+        "expected an echo, a disconnect, then a new connect: {order:?}"
+    );
+    // The cut closes the WebSocket ("transport close"), or, had the upgrade not happened yet,
+    // fails a held poll ("transport error").
+    let reason = named(&events, "disconnect")[0]["reason"].clone();
+    assert!(
+        reason == "transport close" || reason == "transport error",
+        "{events:?}"
+    );
+    assert!(
+        !named(&events, "reconnect_attempt").is_empty(),
+        "{events:?}"
+    );
+    assert_eq!(named(&events, "echo").len(), 3, "{events:?}");
+    assert_eq!(named(&seen, "connection").len(), 2, "{seen:?}");
+    assert!(log.contains("idle for 500 ms: closing"), "{log}");
+}
