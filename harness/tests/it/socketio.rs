@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
+use gauntlet::real::product::{Product, StartOptions};
 use serde_json::Value;
 
 use crate::process::{Exit, Process};
@@ -87,6 +88,16 @@ fn parse(exit: &Exit) -> Vec<Value> {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
         .collect()
+}
+
+/// Runs `socket.io-client` by long-polling only against `url`, for `messages` echoes, ending
+/// at its first disconnect or connection error: its exit and its events.
+fn polling_client(url: &str, messages: &str) -> (Exit, Vec<Value>) {
+    let args = [url, "polling", messages, "0", LIMIT_MS, "fail-fast"];
+    let exit = Process::start("socket.io-client", &mut script("sio_client.js", &args)).wait();
+    eprintln!("socket.io-client {url}:\n{}{}", exit.stdout, exit.stderr);
+    let events = parse(&exit);
+    (exit, events)
 }
 
 /// Runs `socket.io-client` against `url` with `transports`, for `messages` echoes, quiet for
@@ -215,4 +226,80 @@ fn through_an_idle_killer_the_real_socket_io_client_reconnects_and_delivers() {
     assert_eq!(named(&events, "echo").len(), 3, "{events:?}");
     assert_eq!(named(&seen, "connection").len(), 2, "{seen:?}");
     assert!(log.contains("idle for 500 ms: closing"), "{log}");
+}
+
+/// Two `socket.io` servers behind `product` started from `template` with `balance`, and a
+/// long-polling client through it: whether the client got every echo, and what each server
+/// printed.
+fn two_backends(product: Product, template: &str, balance: &str) -> (Exit, Vec<Value>, Vec<Value>) {
+    let (a, b) = (Server::start(), Server::start());
+    let options = StartOptions::new()
+        .upstream(a.addr)
+        .upstream(b.addr)
+        .value("balance", balance);
+    let path = crate::root()
+        .join("scenarios/live/templates")
+        .join(template);
+    let running = product
+        .start(&path, &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (exit, events) = polling_client(&format!("http://{}", running.addr()), "3");
+    let logs = running
+        .stop()
+        .map(|s| s.logs)
+        .unwrap_or_else(|e| e.to_string());
+    eprintln!("{product:?} ({balance}):\n{logs}");
+    let mut seen = a.events();
+    seen.extend(b.events());
+    (exit, events, seen)
+}
+
+/// The refusals the servers printed: Engine.IO's "Session ID unknown" (code 1).
+fn unknown_sessions(seen: &[Value]) -> usize {
+    named(seen, "connection_error")
+        .iter()
+        .filter(|e| e["code"] == 1 && e["message"] == "Session ID unknown")
+        .count()
+}
+
+/// Socket.IO's documentation: with several servers, "sticky-session is required" for
+/// long-polling. nginx's default round-robin sends the session's next request to the other
+/// backend, which answers 400 "Session ID unknown", and the client never connects.
+#[test]
+fn nginx_round_robin_breaks_a_long_polling_session_between_two_real_backends() {
+    let (exit, events, seen) = two_backends(Product::Nginx, "nginx-two-backends.conf", "");
+    assert_eq!(exit.code, Some(1), "{events:?}");
+    assert!(named(&events, "echo").is_empty(), "{events:?}");
+    assert!(unknown_sessions(&seen) >= 1, "{seen:?}");
+}
+
+/// The fix the documentation gives: `ip_hash` keeps one client on one backend, and every
+/// echo arrives by long-polling.
+#[test]
+fn nginx_ip_hash_keeps_a_long_polling_session_on_one_backend() {
+    let (exit, events, seen) = two_backends(Product::Nginx, "nginx-two-backends.conf", "ip_hash;");
+    assert_eq!(exit.code, Some(0), "{events:?}");
+    assert_eq!(echo_transports(&events), vec!["polling"; 3], "{events:?}");
+    assert_eq!(unknown_sessions(&seen), 0, "{seen:?}");
+    assert_eq!(named(&seen, "connection").len(), 1, "{seen:?}");
+}
+
+/// HAProxy's `balance roundrobin` breaks the session the same way.
+#[test]
+fn haproxy_roundrobin_breaks_a_long_polling_session_between_two_real_backends() {
+    let (exit, events, seen) =
+        two_backends(Product::Haproxy, "haproxy-two-backends.cfg", "roundrobin");
+    assert_eq!(exit.code, Some(1), "{events:?}");
+    assert!(named(&events, "echo").is_empty(), "{events:?}");
+    assert!(unknown_sessions(&seen) >= 1, "{seen:?}");
+}
+
+/// `balance source` keeps one client on one backend.
+#[test]
+fn haproxy_balance_source_keeps_a_long_polling_session_on_one_backend() {
+    let (exit, events, seen) = two_backends(Product::Haproxy, "haproxy-two-backends.cfg", "source");
+    assert_eq!(exit.code, Some(0), "{events:?}");
+    assert_eq!(echo_transports(&events), vec!["polling"; 3], "{events:?}");
+    assert_eq!(unknown_sessions(&seen), 0, "{seen:?}");
+    assert_eq!(named(&seen, "connection").len(), 1, "{seen:?}");
 }

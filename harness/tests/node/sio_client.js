@@ -9,11 +9,14 @@
 // once MESSAGES echoes came back unchanged, 1 otherwise (an error, or the time limit, which a
 // test sets well above what the exchange needs).
 //
-//   node sio_client.js URL TRANSPORTS MESSAGES QUIET_MS LIMIT_MS
+// With `fail-fast` last, the first disconnect or connection error ends it, with 1.
+//
+//   node sio_client.js URL TRANSPORTS MESSAGES QUIET_MS LIMIT_MS [fail-fast]
 
 const { io } = require("socket.io-client");
 
-const [url, transports, count, quiet, limit] = process.argv.slice(2);
+const [url, transports, count, quiet, limit, mode] = process.argv.slice(2);
+const failFast = mode === "fail-fast";
 const messages = Number(count);
 const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
 
@@ -61,6 +64,12 @@ socket.on("echo", (text) => {
   if (sent === 1 && Number(quiet) > 0) return setTimeout(next, Number(quiet));
   next();
 });
-socket.on("disconnect", (reason) => say({ event: "disconnect", reason }));
-socket.on("connect_error", (e) => say({ event: "connect_error", message: e.message }));
+socket.on("disconnect", (reason) => {
+  say({ event: "disconnect", reason });
+  if (failFast) finish(1, `disconnected: ${reason}`);
+});
+socket.on("connect_error", (e) => {
+  say({ event: "connect_error", message: e.message });
+  if (failFast) finish(1, `connection error: ${e.message}`);
+});
 socket.io.on("reconnect_attempt", (n) => say({ event: "reconnect_attempt", attempt: n }));

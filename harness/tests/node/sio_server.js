@@ -2,7 +2,7 @@
 // listens on 127.0.0.1 at the port given (0: any), prints `listening on 127.0.0.1:PORT` once it
 // does, answers every `echo` event with an `echo` event carrying the same text on the socket
 // it came from, and prints one JSON line per event on stdout (connection with its transport,
-// upgrade, echo, disconnect with its reason). It runs until it is sent SIGTERM, or until
+// upgrade, echo, disconnect with its reason, and each request the Engine.IO layer refuses). It runs until it is sent SIGTERM, or until
 // LIMIT_MS have passed, which a test sets well above what it needs.
 //
 //   node sio_server.js PORT LIMIT_MS
@@ -26,6 +26,10 @@ io.on("connection", (socket) => {
   });
   socket.on("disconnect", (reason) => say({ event: "disconnect", id: socket.id, reason }));
 });
+// A request the Engine.IO layer refuses (an unknown session id, say), as engine.io reports it.
+io.engine.on("connection_error", (e) =>
+  say({ event: "connection_error", code: e.code, message: e.message, url: e.req && e.req.url }),
+);
 
 const stop = () => {
   io.close();
