@@ -6,7 +6,13 @@
 //! are the harness's own failures: a model that cannot be built, a scenario file that does
 //! not read, a proxy or server that could not start or stopped on a fault.
 
-use crate::scenario::ScenarioError;
+use gauntlet_proxies::registry::HopError;
+
+use crate::real::standing::StandingError;
+use crate::run::RunError;
+use crate::scenario::{self, ScenarioError};
+use crate::tls::TlsError;
+use crate::verdict::transcript::{self, Entry};
 
 /// What went wrong at the front door.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +30,22 @@ pub enum Error {
         /// What is wrong, and what was expected.
         message: String,
     },
+    /// A model that reads but cannot run at the front door: it needs what only the harness's
+    /// runs give it (TLS material). `at` is the hop's place in the chain (`hop 2
+    /// (tls-intercepting-proxy)`).
+    #[error("{at}: {error}")]
+    Hop {
+        /// The hop in the chain.
+        at: String,
+        /// What the model needs.
+        error: HopError,
+    },
     /// A chain of models was empty: a proxy needs at least one.
     #[error("a proxy chain needs at least one model, got none")]
     EmptyChain,
     /// Scenario files that do not read or do not validate, each located (file, line,
     /// column, and the offending line).
-    #[error("{}", list(.0))]
+    #[error("{}", scenario::joined(.0))]
     Scenario(Vec<ScenarioError>),
     /// A path that holds no scenario file.
     #[error("{path}: no scenario file there (a `.toml` file is expected)")]
@@ -58,7 +74,7 @@ pub enum Error {
     },
     /// The harness could not carry out one run of a scenario (a fault of the harness, not
     /// of the network: those end in an outcome).
-    #[error("{file} ({scheme}, seed {seed}): the run failed: {message}")]
+    #[error("{file} ({scheme}, seed {seed}): the run failed: {error}")]
     Run {
         /// The scenario file.
         file: String,
@@ -67,47 +83,73 @@ pub enum Error {
         /// The run's seed.
         seed: u64,
         /// What the harness reported.
-        message: String,
+        error: Box<RunError>,
     },
     /// A live proxy or server did not start listening.
-    #[error("the {what} did not start: {message}")]
+    #[error("the {what} did not start: {fault}{}", quoted(last_lines))]
     Start {
         /// `proxy` or `server`.
         what: &'static str,
         /// Why.
-        message: String,
+        fault: Fault,
+        /// The last lines its hosts logged (at most five), which usually say what led to it.
+        last_lines: Vec<Entry>,
     },
     /// A live proxy or server stopped on a fault of its own (a host's software failed, a
     /// task panicked); reported when it is shut down.
-    #[error("the {what} stopped on a fault: {message}")]
+    #[error("the {what} stopped on a fault: {fault}{}", quoted(last_lines))]
     Failed {
         /// `proxy` or `server`.
         what: &'static str,
         /// The fault.
-        message: String,
+        fault: Fault,
+        /// The last lines its hosts logged (at most five), which usually say what led to it.
+        last_lines: Vec<Entry>,
     },
     /// TLS material could not be made (a key, a certificate, a configuration).
-    #[error("TLS: {message}")]
-    Tls {
-        /// What failed.
-        message: String,
-    },
+    #[error("TLS: {0}")]
+    Tls(TlsError),
 }
 
-/// Every error of a list, one after another.
-fn list(errors: &[ScenarioError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-impl Error {
-    /// [`Error::Tls`] from the TLS module's errors, with their causes.
-    pub(crate) fn tls(e: &anyhow::Error) -> Self {
-        Error::Tls {
-            message: format!("{e:#}"),
-        }
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Self {
+        Error::Tls(e)
     }
+}
+
+/// Why a live proxy or server did not start, or what it stopped on ([`Error::Start`],
+/// [`Error::Failed`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Its run ended on a fault: the engine refused it, a host's software failed, a worker
+    /// did not listen.
+    #[error(transparent)]
+    Run(#[from] StandingError),
+    /// Its run panicked; the panic's message.
+    #[error("it panicked: {0}")]
+    Panicked(String),
+    /// Its thread panicked outside the run; the panic's message.
+    #[error("its thread panicked: {0}")]
+    ThreadPanicked(String),
+    /// Its thread ended without saying how.
+    #[error("its thread ended without a word")]
+    Vanished,
+    /// Its run ended without a fault, but before it listened.
+    #[error("it stopped before it listened")]
+    Early,
+    /// Its thread could not be started.
+    #[error("cannot start its thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// `; its last lines:` and the lines, or nothing when there are none.
+fn quoted(lines: &[Entry]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; its last lines:\n{}",
+        transcript::render(lines).trim_end()
+    )
 }

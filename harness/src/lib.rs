@@ -83,7 +83,7 @@ pub mod testing;
 pub mod tls;
 pub mod verdict;
 
-pub use error::Error;
+pub use error::{Error, Fault};
 pub use run::file::{FileOptions, run_file, run_file_with};
 pub use verdict::outcome::Outcome;
 

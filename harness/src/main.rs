@@ -324,7 +324,7 @@ fn parse_threshold(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_tls_version(s: &str) -> Result<TlsVersions, String> {
+fn parse_tls_version(s: &str) -> Result<TlsVersions, gauntlet::tls::UnknownTlsVersion> {
     s.parse()
 }
 

@@ -40,8 +40,7 @@ pub struct TestCa {
 impl TestCa {
     /// A fresh CA whose certificate's common name is `Gauntlet test CA`.
     pub fn new() -> Result<TestCa, Error> {
-        let ca = Ca::generate_with("Gauntlet test CA", KeyKind::EcdsaP256)
-            .map_err(|e| Error::tls(&e))?;
+        let ca = Ca::generate_with("Gauntlet test CA", KeyKind::EcdsaP256)?;
         Ok(TestCa { ca })
     }
 
@@ -55,22 +54,20 @@ impl TestCa {
     /// IP addresses, such as `localhost` and `127.0.0.1`) signed by this CA, accepting TLS 1.2
     /// and 1.3, offering ALPN `http/1.1`.
     pub fn server_config(&self, names: &[&str]) -> Result<Arc<rustls::ServerConfig>, Error> {
-        self.ca
-            .server_config(&owned(names), TlsVersions::Any)
-            .map_err(|e| Error::tls(&e))
+        Ok(self.ca.server_config(&owned(names), TlsVersions::Any)?)
     }
 
     /// A rustls client configuration that trusts this CA and nothing else, offering TLS 1.3
     /// and 1.2 and ALPN `http/1.1` (for `tokio_rustls::TlsConnector`, say).
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
-        client_config(&[&self.ca]).map_err(|e| Error::tls(&e))
+        Ok(client_config(&[&self.ca])?)
     }
 
     /// A fresh certificate for `names` and its private key (ECDSA P-256, PKCS #8), both PEM,
     /// for a real program that terminates TLS (nginx's `ssl_certificate` and
     /// `ssl_certificate_key`, say).
     pub fn issue_pem(&self, names: &[&str]) -> Result<(String, String), Error> {
-        self.ca.issue_pem(&owned(names)).map_err(|e| Error::tls(&e))
+        Ok(self.ca.issue_pem(&owned(names))?)
     }
 
     /// The CA itself, for the harness's own configurations.

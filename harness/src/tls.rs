@@ -19,7 +19,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
 use rustls::SupportedProtocolVersion;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
@@ -92,13 +91,88 @@ impl std::fmt::Display for TlsVersions {
 }
 
 impl std::str::FromStr for TlsVersions {
-    type Err = String;
+    type Err = UnknownTlsVersion;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|v| v.name() == s)
-            .ok_or_else(|| format!("`{s}` is not a TLS version: expected any, 1.2 or 1.3"))
+            .ok_or_else(|| UnknownTlsVersion {
+                name: s.to_string(),
+            })
+    }
+}
+
+/// A name that is not one of [`TlsVersions`]'.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` is not a TLS version: expected any, 1.2 or 1.3")]
+pub struct UnknownTlsVersion {
+    /// The name as given.
+    pub name: String,
+}
+
+/// Why TLS material could not be made: what was being made, where it says, and the error of
+/// the library that refused. The text is the step (`signing Gauntlet test CA`) followed by
+/// the cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// rcgen could not make a key, certificate parameters or a signature.
+    #[error("{}{cause}", step(doing))]
+    Certificate {
+        /// What was being made, if said.
+        doing: Option<String>,
+        /// rcgen's error.
+        cause: rcgen::Error,
+    },
+    /// rustls refused a configuration: its versions, its certificate, a root.
+    #[error("{}{cause}", step(doing))]
+    Config {
+        /// What was being configured, if said.
+        doing: Option<String>,
+        /// rustls' error.
+        cause: rustls::Error,
+    },
+}
+
+/// `doing: `, or nothing.
+fn step(doing: &Option<String>) -> String {
+    doing.as_ref().map_or(String::new(), |d| format!("{d}: "))
+}
+
+impl From<rcgen::Error> for TlsError {
+    fn from(cause: rcgen::Error) -> Self {
+        TlsError::Certificate { doing: None, cause }
+    }
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(cause: rustls::Error) -> Self {
+        TlsError::Config { doing: None, cause }
+    }
+}
+
+/// The error of a step, said.
+trait Doing<T> {
+    /// The error, if any, as that of `doing`.
+    fn doing(self, doing: impl FnOnce() -> String) -> Result<T, TlsError>;
+}
+
+impl<T> Doing<T> for Result<T, rcgen::Error> {
+    fn doing(self, doing: impl FnOnce() -> String) -> Result<T, TlsError> {
+        self.map_err(|cause| TlsError::Certificate {
+            doing: Some(doing()),
+            cause,
+        })
+    }
+}
+
+impl<T> Doing<T> for Result<T, rustls::Error> {
+    fn doing(self, doing: impl FnOnce() -> String) -> Result<T, TlsError> {
+        self.map_err(|cause| TlsError::Config {
+            doing: Some(doing()),
+            cause,
+        })
     }
 }
 
@@ -141,22 +215,22 @@ impl std::fmt::Debug for Ca {
 
 impl Ca {
     /// A fresh Ed25519 CA whose certificate's common name is `name`.
-    pub fn generate(name: &str) -> anyhow::Result<Self> {
+    pub fn generate(name: &str) -> Result<Self, TlsError> {
         Self::generate_with(name, KeyKind::Ed25519)
     }
 
     /// A fresh CA of `kind` whose certificate's common name is `name`; the server
     /// certificates of [`Ca::server_config`] have keys of the same kind.
-    pub fn generate_with(name: &str, kind: KeyKind) -> anyhow::Result<Self> {
+    pub fn generate_with(name: &str, kind: KeyKind) -> Result<Self, TlsError> {
         let key = KeyPair::generate_for(kind.algorithm())
-            .with_context(|| format!("generating the key of {name}"))?;
+            .doing(|| format!("generating the key of {name}"))?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.serial_number = Some(SerialNumber::from(1u64));
         params.distinguished_name.push(DnType::CommonName, name);
         let root = params
             .self_signed(&key)
-            .with_context(|| format!("signing {name}"))?;
+            .doing(|| format!("signing {name}"))?;
         Ok(Self {
             root_pem: root.pem(),
             root: root.der().clone(),
@@ -177,8 +251,8 @@ impl Ca {
         &self,
         names: &[String],
         algorithm: &'static rcgen::SignatureAlgorithm,
-    ) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
-        let key = KeyPair::generate_for(algorithm).context("generating a server key")?;
+    ) -> Result<(rcgen::Certificate, KeyPair), TlsError> {
+        let key = KeyPair::generate_for(algorithm).doing(|| "generating a server key".into())?;
         let mut params = CertificateParams::new(names.to_vec())?;
         params.serial_number = Some(SerialNumber::from(2u64));
         params.distinguished_name.push(
@@ -187,7 +261,7 @@ impl Ca {
         );
         let cert = params
             .signed_by(&key, &self.issuer)
-            .with_context(|| format!("signing a server certificate with {}", self.name))?;
+            .doing(|| format!("signing a server certificate with {}", self.name))?;
         Ok((cert, key))
     }
 
@@ -195,7 +269,7 @@ impl Ca {
     /// that terminates TLS (nginx's `ssl_certificate`, for one). The key is ECDSA P-256:
     /// OpenSSL 3.0 cannot read the PKCS #8 v2 documents ring writes for Ed25519 keys, and a
     /// real program's TLS records are not part of any deterministic transcript anyway.
-    pub fn issue_pem(&self, names: &[String]) -> anyhow::Result<(String, String)> {
+    pub fn issue_pem(&self, names: &[String]) -> Result<(String, String), TlsError> {
         let (cert, key) = self.issue(names, &rcgen::PKCS_ECDSA_P256_SHA256)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
@@ -206,7 +280,7 @@ impl Ca {
         &self,
         names: &[String],
         versions: TlsVersions,
-    ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let (cert, key) = self.issue(names, self.kind.algorithm())?;
         let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
@@ -214,14 +288,14 @@ impl Ca {
             .with_protocol_versions(versions.protocol_versions())?
             .with_no_client_auth()
             .with_single_cert(chain, key)
-            .context("loading the server certificate")?;
+            .doing(|| "loading the server certificate".into())?;
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(server))
     }
 }
 
 /// A client configuration trusting exactly `cas`, offering TLS 1.3 and 1.2.
-pub fn client_config(cas: &[&Ca]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub fn client_config(cas: &[&Ca]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     client_config_for(cas, TlsVersions::Any)
 }
 
@@ -229,12 +303,12 @@ pub fn client_config(cas: &[&Ca]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
 fn client_config_for(
     cas: &[&Ca],
     versions: TlsVersions,
-) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         roots
             .add(ca.root.clone())
-            .with_context(|| format!("adding the root of {}", ca.name))?;
+            .doing(|| format!("adding the root of {}", ca.name))?;
     }
     let mut client = rustls::ClientConfig::builder_with_details(provider(), Arc::new(SimTime))
         .with_protocol_versions(versions.protocol_versions())?
@@ -256,12 +330,12 @@ pub struct Tls {
 impl Tls {
     /// A fresh Ed25519 CA and a server certificate valid for `names`, the server accepting
     /// TLS 1.2 and 1.3; returns the CA too, for configurations that trust it alongside others.
-    pub fn generate(names: &[String]) -> anyhow::Result<(Self, Ca)> {
+    pub fn generate(names: &[String]) -> Result<(Self, Ca), TlsError> {
         Self::generate_with(names, TlsVersions::Any)
     }
 
     /// As [`Tls::generate`], the server accepting `versions`.
-    pub fn generate_with(names: &[String], versions: TlsVersions) -> anyhow::Result<(Self, Ca)> {
+    pub fn generate_with(names: &[String], versions: TlsVersions) -> Result<(Self, Ca), TlsError> {
         let ca = Ca::generate("Gauntlet test CA")?;
         let tls = Self {
             client: client_config(&[&ca])?,
@@ -327,6 +401,24 @@ mod tests {
 
     fn names() -> Vec<String> {
         vec!["server".to_string()]
+    }
+
+    #[test]
+    fn errors_say_the_step_then_the_cause() {
+        let cause = rustls::Error::General("no".into());
+        let e = Err::<(), _>(cause.clone())
+            .doing(|| "loading the server certificate".into())
+            .unwrap_err();
+        assert!(matches!(&e, TlsError::Config { doing: Some(_), .. }));
+        assert_eq!(
+            e.to_string(),
+            format!("loading the server certificate: {cause}")
+        );
+        assert_eq!(TlsError::from(cause.clone()).to_string(), cause.to_string());
+        assert_eq!(
+            UnknownTlsVersion { name: "1.4".into() }.to_string(),
+            "`1.4` is not a TLS version: expected any, 1.2 or 1.3"
+        );
     }
 
     #[test]
@@ -402,7 +494,7 @@ mod tests {
         }
         assert_eq!(
             "1.1".parse::<TlsVersions>(),
-            Err("`1.1` is not a TLS version: expected any, 1.2 or 1.3".to_string())
+            Err(UnknownTlsVersion { name: "1.1".into() })
         );
     }
 }

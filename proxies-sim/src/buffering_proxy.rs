@@ -54,7 +54,7 @@ use crate::http::{
 };
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
-use crate::registry::{Model, each};
+use crate::registry::{HopError, Model, ParamError, each};
 use crate::spec::HopEnv;
 
 /// The timer id of the flush interval.
@@ -220,9 +220,9 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         let mut p = raw.preset.unwrap_or(Preset::Nginx).params();
         let kind = raw.hold.unwrap_or(match p.hold {
             Hold::Size(_) => HoldKind::Size,
@@ -232,9 +232,11 @@ impl TryFrom<RawParams> for Params {
         p.hold = match kind {
             HoldKind::Size => {
                 let bytes = match (raw.hold_bytes, p.hold) {
-                    (Some(0), _) => return Err("`hold-bytes` must be at least 1".to_string()),
-                    (Some(n), _) => usize::try_from(n)
-                        .map_err(|_| format!("`hold-bytes` {n} is too large for this machine"))?,
+                    (Some(0), _) => return Err(ParamError::Zero { key: "hold-bytes" }),
+                    (Some(n), _) => usize::try_from(n).map_err(|_| ParamError::TooLarge {
+                        key: "hold-bytes",
+                        got: n,
+                    })?,
                     (None, Hold::Size(n)) => n,
                     (None, _) => NGINX_BUFFER_BYTES,
                 };
@@ -244,17 +246,20 @@ impl TryFrom<RawParams> for Params {
             HoldKind::FirstChunk => Hold::FirstChunk,
         };
         if raw.hold_bytes.is_some() && !matches!(p.hold, Hold::Size(_)) {
-            return Err(format!(
-                "`hold-bytes` applies only with `hold = \"size\"`; this hop holds `{}`",
-                p.hold.as_str()
+            return Err(ParamError::invalid(
+                "hold-bytes",
+                format!(
+                    "`hold-bytes` applies only with `hold = \"size\"`; this hop holds `{}`",
+                    p.hold.as_str()
+                ),
             ));
         }
         match raw.flush_interval_ms {
             Some(0) => {
-                return Err(
-                    "`flush-interval-ms` must be at least 1 (leave it out for no interval)"
-                        .to_string(),
-                );
+                return Err(ParamError::invalid(
+                    "flush-interval-ms",
+                    "`flush-interval-ms` must be at least 1 (leave it out for no interval)",
+                ));
             }
             Some(ms) => p.flush_interval = Some(Duration::from_millis(ms)),
             None => {}
@@ -276,16 +281,23 @@ impl TryFrom<RawParams> for Params {
         }
         if let Some(n) = raw.max_held_bytes {
             if n == 0 {
-                return Err("`max-held-bytes` must be at least 1".to_string());
+                return Err(ParamError::Zero {
+                    key: "max-held-bytes",
+                });
             }
-            p.max_held_bytes = usize::try_from(n)
-                .map_err(|_| format!("`max-held-bytes` {n} is too large for this machine"))?;
+            p.max_held_bytes = usize::try_from(n).map_err(|_| ParamError::TooLarge {
+                key: "max-held-bytes",
+                got: n,
+            })?;
         }
         if let Hold::Size(n) = p.hold {
             if n > p.max_held_bytes {
-                return Err(format!(
-                    "`hold-bytes` ({n}) is more than `max-held-bytes` ({}): a buffer could never fill",
-                    p.max_held_bytes
+                return Err(ParamError::invalid(
+                    "hold-bytes",
+                    format!(
+                        "`hold-bytes` ({n}) is more than `max-held-bytes` ({}): a buffer could never fill",
+                        p.max_held_bytes
+                    ),
                 ));
             }
         }
@@ -307,7 +319,7 @@ impl Model for Params {
         "(default 36864)",
     );
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         each(self, |p| BufferingProxy::new(p.clone()))
     }
 

@@ -51,13 +51,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::http::{
-    self, Framing, Head, HeadReader, Item, Kind, MAX_HEAD_BYTES, MessageError, Messages, Progress,
-    StartLine,
+    self, ExchangeError, Framing, Head, HeadReader, Item, Kind, MAX_HEAD_BYTES, MessageError,
+    Messages, Progress, StartLine,
 };
 use crate::http_proxy::{MAX_HELD_BYTES, PIPELINE_DEPTH};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
-use crate::registry::Model;
+use crate::registry::{HopError, Model, ParamError};
 use crate::spec::HopEnv;
 
 /// The most entries a cache may be given.
@@ -102,14 +102,16 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         let max_entries = raw.max_entries.unwrap_or(1024);
         if !(1..=MAX_ENTRIES).contains(&max_entries) {
-            return Err(format!(
-                "`max-entries` must be between 1 and {MAX_ENTRIES}, not {max_entries}"
-            ));
+            return Err(ParamError::OutOfRange {
+                key: "max-entries",
+                max: MAX_ENTRIES,
+                got: max_entries,
+            });
         }
         Ok(Params {
             http_ports: raw.http_ports.unwrap_or_else(|| vec![80]),
@@ -133,7 +135,7 @@ impl Model for Params {
     );
     const SHARED_STATE: Option<&'static str> = Some("its cache");
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         Ok(Box::new(CacheHop::new(self)))
     }
 
@@ -473,7 +475,7 @@ impl CachingProxy {
                 Ok(Some(Item::Body(bytes))) => cx.send(Side::Upstream, bytes),
                 Ok(Some(Item::End)) => {}
                 Err(MessageError::HeadTooLong { .. }) => return self.too_long(cx, Side::Client),
-                Err(e) => return self.garbage(cx, Side::Client, &e.to_string()),
+                Err(e) => return self.garbage(cx, Side::Client, &e),
             }
         }
     }
@@ -494,13 +496,13 @@ impl CachingProxy {
                 }
                 Ok(Some(Item::End)) => {}
                 Err(MessageError::HeadTooLong { .. }) => return self.too_long(cx, Side::Upstream),
-                Err(e) => return self.garbage(cx, Side::Upstream, &e.to_string()),
+                Err(e) => return self.garbage(cx, Side::Upstream, &e),
             }
         }
     }
 
     /// Answers a request from the cache, or forwards it.
-    fn request(&mut self, cx: &mut Cx, head: Head) -> Result<(), String> {
+    fn request(&mut self, cx: &mut Cx, head: Head) -> Result<(), ExchangeError> {
         let pending = Pending::of(&head, false);
         let framing = head.framing(None)?;
         self.up.body(framing.clone());
@@ -569,11 +571,11 @@ impl CachingProxy {
     }
 
     /// Forwards a response head; switches to the upgraded mode on a 101.
-    fn response(&mut self, cx: &mut Cx, head: Head) -> Result<(), String> {
+    fn response(&mut self, cx: &mut Cx, head: Head) -> Result<(), ExchangeError> {
         let status = head.status().unwrap_or_default();
         let interim = http::interim(status);
-        let request = http::answer(&mut self.pending, status)
-            .ok_or_else(|| format!("a {status} response to no request"))?;
+        let request =
+            http::answer(&mut self.pending, status).ok_or(ExchangeError::Unanswered(status))?;
         cx.note(format!("response {}: forwarded", status_text(&head)));
         if status == 101 {
             cx.send(Side::Client, head.to_bytes());
@@ -898,7 +900,7 @@ impl CachingProxy {
     }
 
     /// Answers bytes that are not HTTP where a head is expected, and gives up.
-    fn garbage(&mut self, cx: &mut Cx, from: Side, reason: &str) {
+    fn garbage(&mut self, cx: &mut Cx, from: Side, reason: &dyn std::fmt::Display) {
         let held = match from {
             Side::Client => self.up.take(),
             Side::Upstream => self.down.take(),
@@ -1030,12 +1032,30 @@ impl Connection for CachingProxy {
     }
 }
 
+/// Why a response to a GET is not stored; its text ends the transcript's note (`not cached:
+/// ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NotStored {
+    /// A status other than 200.
+    #[error("status {0}")]
+    Status(u16),
+    /// A Cache-Control directive that forbids storing (`no-store`, `private`, `no-cache`).
+    #[error("Cache-Control: {0}")]
+    CacheControl(String),
+    /// A body longer than [`MAX_OBJECT_BYTES`], of this length.
+    #[error("{0}-byte body, more than {MAX_OBJECT_BYTES}")]
+    TooLarge(u64),
+    /// A body whose length the head does not give.
+    #[error("no Content-Length")]
+    NoLength,
+}
+
 /// Whether a response to a GET may be stored: its body length and for how many seconds it is
 /// fresh, or why not.
-fn storable(head: &Head, framing: &Framing) -> Result<(u64, Option<u64>), String> {
+fn storable(head: &Head, framing: &Framing) -> Result<(u64, Option<u64>), NotStored> {
     let status = head.status().unwrap_or_default();
     if status != 200 {
-        return Err(format!("status {status}"));
+        return Err(NotStored::Status(status));
     }
     let directives: Vec<String> = head
         .fields
@@ -1052,13 +1072,13 @@ fn storable(head: &Head, framing: &Framing) -> Result<(u64, Option<u64>), String
         .iter()
         .find(|d| ["no-store", "private", "no-cache"].contains(&d.as_str()))
     {
-        return Err(format!("Cache-Control: {d}"));
+        return Err(NotStored::CacheControl(d.clone()));
     }
     let len = match framing {
         Framing::Length(n) if *n <= MAX_OBJECT_BYTES => *n,
-        Framing::Length(n) => return Err(format!("{n}-byte body, more than {MAX_OBJECT_BYTES}")),
+        Framing::Length(n) => return Err(NotStored::TooLarge(*n)),
         Framing::None if head.has("content-length") => 0,
-        _ => return Err("no Content-Length".to_string()),
+        _ => return Err(NotStored::NoLength),
     };
     let seconds = |name: &str| {
         directives.iter().find_map(|d| {

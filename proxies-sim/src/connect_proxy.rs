@@ -22,7 +22,7 @@ use crate::http::{
 use crate::http_proxy::{HttpProxy, OnGarbage, Policy, Route, Settings};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
-use crate::registry::{Model, each};
+use crate::registry::{HopError, Model, ParamError, each};
 use crate::spec::HopEnv;
 
 /// A product's defaults.
@@ -65,9 +65,9 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         let mut p = match raw.preset.unwrap_or(Preset::Squid) {
             Preset::Squid => Params {
                 allowed_ports: Some(vec![443]),
@@ -90,7 +90,10 @@ impl TryFrom<RawParams> for Params {
         }
         if let Some(auth) = raw.auth {
             if !auth.contains(':') {
-                return Err(format!("`auth` must be `user:password`, not `{auth}`"));
+                return Err(ParamError::invalid(
+                    "auth",
+                    format!("`auth` must be `user:password`, not `{auth}`"),
+                ));
             }
             p.auth = Some(auth);
         }
@@ -113,7 +116,7 @@ impl Model for Params {
         "5)",
     );
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         each(self, |p| ConnectProxy::new(p.clone()))
     }
 

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::http::Head;
 use crate::http_proxy::{HttpProxy, OnGarbage, Policy, Route, Settings};
 use crate::model::{Cx, Hop};
-use crate::registry::{Model, each};
+use crate::registry::{HopError, Model, ParamError, each};
 use crate::spec::HopEnv;
 
 /// What a rule does to the fields it names.
@@ -96,31 +96,33 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         for (i, rule) in raw.rules.iter().enumerate() {
             let needs_value = rule.action == Edit::Set;
             if needs_value != rule.value.is_some() {
-                return Err(format!(
-                    "rule {} ({}): `value` goes with `action = \"set\"` and only with it",
-                    i + 1,
-                    rule.field
+                return Err(ParamError::invalid(
+                    "rules",
+                    format!(
+                        "rule {} ({}): `value` goes with `action = \"set\"` and only with it",
+                        i + 1,
+                        rule.field
+                    ),
                 ));
             }
             if rule.field.is_empty() || !rule.field.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(format!(
-                    "rule {}: `{}` is not a field name",
-                    i + 1,
-                    rule.field
+                return Err(ParamError::invalid(
+                    "rules",
+                    format!("rule {}: `{}` is not a field name", i + 1, rule.field),
                 ));
             }
         }
         if raw.rules.is_empty() && raw.add_via.is_none() && !raw.connection_close {
-            return Err(
-                "header-mangler needs `rules`, `add-via` or `connection-close`: it would change nothing"
-                    .to_string(),
-            );
+            return Err(ParamError::invalid(
+                "rules",
+                "header-mangler needs `rules`, `add-via` or `connection-close`: it would change nothing",
+            ));
         }
         Ok(Params {
             rules: raw.rules,
@@ -142,7 +144,7 @@ impl Model for Params {
         "`connection-close`, `http-ports` (default [80])",
     );
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         each(self, connection)
     }
 

@@ -20,7 +20,9 @@
 
 use std::collections::VecDeque;
 
-use crate::http::{self, Framing, Head, Item, Kind, MessageError, Messages, StartLine};
+use crate::http::{
+    self, ExchangeError, Framing, Head, Item, Kind, MessageError, Messages, StartLine,
+};
 use crate::model::{Connection, Cx, Event, Side};
 use crate::pass::relay;
 
@@ -279,12 +281,12 @@ impl<P: Policy> HttpProxy<P> {
                 Ok(Some(Item::Body(bytes))) => cx.send(to, bytes),
                 Ok(Some(Item::End)) => {}
                 Err(MessageError::HeadTooLong { held, .. }) => return self.too_long(cx, dir, held),
-                Err(e) => return self.garbage(cx, dir, &e.to_string()),
+                Err(e) => return self.garbage(cx, dir, &e),
             }
         }
     }
 
-    fn forward_request(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), String> {
+    fn forward_request(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), ExchangeError> {
         let Mode::Http { port } = self.mode else {
             self.up.body(Framing::None);
             return Ok(());
@@ -330,10 +332,10 @@ impl<P: Policy> HttpProxy<P> {
         }
     }
 
-    fn forward_response(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), String> {
+    fn forward_response(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), ExchangeError> {
         let status = head.status().unwrap_or_default();
-        let request = http::answer(&mut self.pending, status)
-            .ok_or_else(|| format!("a {status} response to no request"))?;
+        let request =
+            http::answer(&mut self.pending, status).ok_or(ExchangeError::Unanswered(status))?;
         let before = head.clone();
         self.policy.response(cx, &mut head, &request);
         cx.note(format!(
@@ -469,7 +471,7 @@ impl<P: Policy> HttpProxy<P> {
     }
 
     /// Answers bytes that are not HTTP and gives up on the connection.
-    fn garbage(&mut self, cx: &mut Cx, dir: Dir, reason: &str) {
+    fn garbage(&mut self, cx: &mut Cx, dir: Dir, reason: &dyn std::fmt::Display) {
         let pending = self.stream(dir).buffered();
         let who = dir.from().as_str();
         match self.settings.on_garbage {

@@ -38,7 +38,7 @@ use serde::Deserialize;
 use crate::http;
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
-use crate::registry::{Model, each};
+use crate::registry::{HopError, Model, ParamError, each};
 use crate::spec::HopEnv;
 
 /// The timer id the killer uses.
@@ -189,22 +189,22 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         let mut p = match (raw.preset, raw.timeout_ms) {
             (Some(preset), _) => preset.params(),
             (None, Some(_)) => Preset::Nginx.params(),
             (None, None) => {
-                return Err(
-                    "idle-killer needs `timeout-ms` (milliseconds) or a `preset` (nginx, aws-alb, heroku, azure-lb, aws-nlb, squid, envoy, cloudflare, haproxy-30s)"
-                        .to_string(),
-                );
+                return Err(ParamError::invalid(
+                    "timeout-ms",
+                    "idle-killer needs `timeout-ms` (milliseconds) or a `preset` (nginx, aws-alb, heroku, azure-lb, aws-nlb, squid, envoy, cloudflare, haproxy-30s)",
+                ));
             }
         };
         if let Some(ms) = raw.timeout_ms {
             if ms == 0 {
-                return Err("`timeout-ms` must be at least 1".to_string());
+                return Err(ParamError::Zero { key: "timeout-ms" });
             }
             p.timeout = Duration::from_millis(ms);
         }
@@ -231,7 +231,7 @@ impl Model for Params {
     const PARAMETERS: &'static str =
         "`preset`, `timeout-ms`, `rearm`, `close`, `close-upstream`, `http-ports`";
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         each(self, |p| IdleKiller::new(p.clone()))
     }
 

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::model::{Connection, Cx, Event, Hop};
 use crate::pass::relay;
-use crate::registry::Model;
+use crate::registry::{HopError, Model, ParamError};
 use crate::rng::fnv1a;
 use crate::spec::HopEnv;
 
@@ -72,9 +72,9 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         check_backends(raw.backends)?;
         Ok(Params {
             backends: raw.backends,
@@ -95,7 +95,7 @@ impl Model for Params {
     );
     const SHARED_STATE: Option<&'static str> = Some("its rotation among the backends");
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         Ok(Box::new(L4Hop::new(self)))
     }
 
@@ -113,13 +113,15 @@ impl Model for Params {
 }
 
 /// Checks a balancer's backend count.
-pub fn check_backends(n: usize) -> Result<(), String> {
+pub fn check_backends(n: usize) -> Result<(), ParamError> {
     if (1..=MAX_BACKENDS).contains(&n) {
         Ok(())
     } else {
-        Err(format!(
-            "`backends` must be between 1 and {MAX_BACKENDS}, not {n}"
-        ))
+        Err(ParamError::OutOfRange {
+            key: "backends",
+            max: MAX_BACKENDS,
+            got: n,
+        })
     }
 }
 
@@ -351,7 +353,10 @@ mod tests {
 
     #[test]
     fn backend_counts_are_checked() {
-        assert!(check_backends(0).is_err());
+        assert_eq!(
+            check_backends(0).unwrap_err().to_string(),
+            "`backends` must be between 1 and 64, not 0"
+        );
         assert!(check_backends(65).is_err());
         assert!(check_backends(4).is_ok());
     }

@@ -53,7 +53,7 @@ use crate::http::{self, Head};
 use crate::http_proxy::{self, HttpProxy, OnGarbage, Route, Settings};
 use crate::l4_balancer::{self, Rotation, check_backends};
 use crate::model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
-use crate::registry::Model;
+use crate::registry::{HopError, Model, ParamError};
 use crate::spec::HopEnv;
 use crate::tls_intercepting_proxy::{Interceptor, Material};
 use crate::ws_frames::{FrameScanner, close_frame};
@@ -221,23 +221,26 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         let (upgrade, timeout, tunnel, close) = match raw.preset {
             Some(p) => p.values(),
             None => (Upgrade::Tunnel, None, None, CloseHow::Fin),
         };
         let backends = raw.backends.unwrap_or(1);
         check_backends(backends)?;
-        let list = |name: &str, l: &[usize]| -> Result<Vec<usize>, String> {
+        let list = |name: &'static str, l: &[usize]| -> Result<Vec<usize>, ParamError> {
             l.iter()
                 .map(|&b| {
                     if (1..=backends).contains(&b) {
                         Ok(b - 1)
                     } else {
-                        Err(format!(
-                            "`{name}` lists backend {b}, but backends are numbered 1 to {backends}"
+                        Err(ParamError::invalid(
+                            name,
+                            format!(
+                                "`{name}` lists backend {b}, but backends are numbered 1 to {backends}"
+                            ),
                         ))
                     }
                 })
@@ -251,14 +254,17 @@ impl TryFrom<RawParams> for Params {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             if !ok {
-                return Err(format!(
-                    "`sticky-cookie` must be a cookie name (letters, digits, `_`, `-`), not `{name}`"
+                return Err(ParamError::invalid(
+                    "sticky-cookie",
+                    format!(
+                        "`sticky-cookie` must be a cookie name (letters, digits, `_`, `-`), not `{name}`"
+                    ),
                 ));
             }
         }
-        let ms = |name: &str, v: Option<u64>| -> Result<Option<Duration>, String> {
+        let ms = |key: &'static str, v: Option<u64>| -> Result<Option<Duration>, ParamError> {
             match v {
-                Some(0) => Err(format!("`{name}` must be at least 1")),
+                Some(0) => Err(ParamError::Zero { key }),
                 v => Ok(v.map(Duration::from_millis)),
             }
         };
@@ -272,10 +278,10 @@ impl TryFrom<RawParams> for Params {
                 how: how.unwrap_or(DrainHow::Close1001),
             }),
             (None, _, _) => {
-                return Err(
-                    "`drain-deadline-ms` and `drain` need `drain-at-ms`, when the deploy starts"
-                        .to_string(),
-                );
+                return Err(ParamError::invalid(
+                    "drain-at-ms",
+                    "`drain-deadline-ms` and `drain` need `drain-at-ms`, when the deploy starts",
+                ));
             }
         };
         Ok(Params {
@@ -320,7 +326,7 @@ impl Model for Params {
     );
     const SHARED_STATE: Option<&'static str> = Some("its rotation among the backends");
 
-    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         Ok(Box::new(L7Hop::new(self, env.tls.clone())?))
     }
 
@@ -385,13 +391,13 @@ pub struct L7Hop {
 impl L7Hop {
     /// A hop with these parameters; `tls` is the certificate it presents when it terminates
     /// TLS (required then).
-    pub fn new(params: &Params, tls: Option<Material>) -> Result<Self, String> {
+    pub fn new(params: &Params, tls: Option<Material>) -> Result<Self, HopError> {
         let mut params = params.clone();
         if params.terminate_tls {
             if tls.is_none() {
-                return Err(
-                    "l7-balancer with terminate-tls needs TLS material from the harness".into(),
-                );
+                return Err(HopError::NeedsTls {
+                    what: "l7-balancer with terminate-tls",
+                });
             }
             // What it decrypts, it reads as HTTP.
             for port in params.tls_ports.clone() {

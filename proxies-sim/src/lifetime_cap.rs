@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
-use crate::registry::{Model, each};
+use crate::registry::{HopError, Model, ParamError, each};
 use crate::spec::HopEnv;
 
 /// The timer id the cap uses.
@@ -65,19 +65,19 @@ struct RawParams {
 }
 
 impl TryFrom<RawParams> for Params {
-    type Error = String;
+    type Error = ParamError;
 
-    fn try_from(raw: RawParams) -> Result<Self, String> {
+    fn try_from(raw: RawParams) -> Result<Self, ParamError> {
         let max_age = match (raw.max_age_ms, raw.preset) {
-            (Some(0), _) => return Err("`max-age-ms` must be at least 1".to_string()),
+            (Some(0), _) => return Err(ParamError::Zero { key: "max-age-ms" }),
             (Some(ms), _) => Duration::from_millis(ms),
             (None, Some(Preset::GcpBackend)) => Duration::from_secs(30),
             (None, Some(Preset::FrontDoor)) => Duration::from_secs(4 * 3600),
             (None, None) => {
-                return Err(
-                    "lifetime-cap needs `max-age-ms` (milliseconds) or a `preset` (gcp-backend, front-door)"
-                        .to_string(),
-                );
+                return Err(ParamError::invalid(
+                    "max-age-ms",
+                    "lifetime-cap needs `max-age-ms` (milliseconds) or a `preset` (gcp-backend, front-door)",
+                ));
             }
         };
         Ok(Params {
@@ -96,7 +96,7 @@ impl Model for Params {
         "(default) or `reset`",
     );
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         each(self, |p| LifetimeCap::new(p.clone()))
     }
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::model::{Connection, Cx, Event, Hop, Side};
-use crate::registry::{Model, each};
+use crate::registry::{HopError, Model, each};
 use crate::spec::HopEnv;
 
 /// `pass` takes no parameters.
@@ -16,7 +16,7 @@ impl Model for Params {
     const NAME: &'static str = "pass";
     const DESCRIPTION: &'static str = "relays bytes, FIN and RST unchanged: the baseline";
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         each(self, |_| Pass)
     }
 }

@@ -17,7 +17,7 @@
 //!
 //! ```
 //! use gauntlet_proxies::pass::relay;
-//! use gauntlet_proxies::registry::{Model, each};
+//! use gauntlet_proxies::registry::{HopError, Model, each};
 //! use gauntlet_proxies::{Connection, Cx, Event, Hop, HopEnv, Side};
 //! use serde::Deserialize;
 //!
@@ -35,7 +35,7 @@
 //!         "relays opaquely; resets both sides once `bytes` bytes have passed";
 //!     const PARAMETERS: &'static str = "`bytes` (required)";
 //!
-//!     fn hop(&self, _env: &HopEnv) -> Result<Box<dyn Hop>, String> {
+//!     fn hop(&self, _env: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
 //!         // Its connections share nothing: each starts with the whole allowance.
 //!         each(self, |p| DropAfter { left: p.bytes })
 //!     }
@@ -134,7 +134,7 @@ pub trait Model: DeserializeOwned + Clone + fmt::Debug + PartialEq + Eq + 'stati
     /// The model's instance on one host, which makes its connections. `env` is what the
     /// harness gives a hop beyond its parameters; this fails when the model needs something
     /// `env` lacks. A model whose connections share nothing makes it with [`each`].
-    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, String>;
+    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, HopError>;
 
     /// A one-line summary for transcripts: the name and the parameters that matter. Default:
     /// the name alone.
@@ -150,7 +150,7 @@ pub trait Model: DeserializeOwned + Clone + fmt::Debug + PartialEq + Eq + 'stati
 
 /// The hop of a model whose connections share nothing: each connection is `make` applied to
 /// the parameters.
-pub fn each<P, C>(params: &P, make: fn(&P) -> C) -> Result<Box<dyn Hop>, String>
+pub fn each<P, C>(params: &P, make: fn(&P) -> C) -> Result<Box<dyn Hop>, HopError>
 where
     P: Clone + 'static,
     C: Connection + 'static,
@@ -159,6 +159,81 @@ where
     Ok(Box::new(Independent(move || {
         Box::new(make(&params)) as Box<dyn Connection>
     })))
+}
+
+/// Why a model's hop cannot be made ([`Model::hop`]): the model needs something from the
+/// [`HopEnv`] that the harness did not give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HopError {
+    /// The model, as configured, needs TLS material ([`HopEnv::tls`]). `what` names it, with
+    /// the setting that needs it (`l7-balancer with terminate-tls`).
+    #[error("{what} needs TLS material from the harness")]
+    NeedsTls {
+        /// The model, and the setting that makes it need the material.
+        what: &'static str,
+    },
+}
+
+/// Parameters that read but do not make sense together or alone: what a model's
+/// `TryFrom<RawParams>` refuses. The hop table's reader (serde) reports it as a custom error
+/// at the table, so its text is what a user reads; [`ParamError::key`] says which parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamError {
+    /// A count or duration that must be at least 1 was 0.
+    #[error("`{key}` must be at least 1")]
+    Zero {
+        /// The parameter.
+        key: &'static str,
+    },
+    /// A count outside `1..=max`.
+    #[error("`{key}` must be between 1 and {max}, not {got}")]
+    OutOfRange {
+        /// The parameter.
+        key: &'static str,
+        /// The largest allowed.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// A byte count larger than this machine's memory can address.
+    #[error("`{key}` {got} is too large for this machine")]
+    TooLarge {
+        /// The parameter.
+        key: &'static str,
+        /// The value given.
+        got: u64,
+    },
+    /// Any other refusal: a parameter missing without a preset, parameters that contradict
+    /// each other, a value of the wrong form. `reason` is the whole message.
+    #[error("{reason}")]
+    Invalid {
+        /// The parameter the refusal is about (the first, where it names several).
+        key: &'static str,
+        /// What is wrong, and what was expected.
+        reason: String,
+    },
+}
+
+impl ParamError {
+    /// [`ParamError::Invalid`] about `key`.
+    pub fn invalid(key: &'static str, reason: impl Into<String>) -> Self {
+        ParamError::Invalid {
+            key,
+            reason: reason.into(),
+        }
+    }
+
+    /// The parameter the error is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ParamError::Zero { key }
+            | ParamError::OutOfRange { key, .. }
+            | ParamError::TooLarge { key, .. }
+            | ParamError::Invalid { key, .. } => key,
+        }
+    }
 }
 
 /// One model as the list gives it to the programs that use it: for help texts, documentation
@@ -321,6 +396,45 @@ mod tests {
             idle.presets()
         );
         assert_eq!(info("connect-proxy").presets(), ["squid", "tinyproxy"]);
+    }
+
+    #[test]
+    fn parameter_errors_name_their_key_and_say_what_is_wrong() {
+        let cases = [
+            (
+                ParamError::Zero { key: "timeout-ms" },
+                "`timeout-ms` must be at least 1",
+            ),
+            (
+                ParamError::OutOfRange {
+                    key: "backends",
+                    max: 64,
+                    got: 65,
+                },
+                "`backends` must be between 1 and 64, not 65",
+            ),
+            (
+                ParamError::TooLarge {
+                    key: "hold-bytes",
+                    got: u64::MAX,
+                },
+                "`hold-bytes` 18446744073709551615 is too large for this machine",
+            ),
+            (
+                ParamError::invalid("auth", "`auth` is wrong"),
+                "`auth` is wrong",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+            assert!(text.contains(error.key()), "{text}");
+        }
+        let err = toml::from_str::<crate::l4_balancer::Params>("backends = 0").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`backends` must be between 1 and 64, not 0"),
+            "{err}"
+        );
     }
 
     #[test]

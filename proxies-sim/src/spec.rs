@@ -67,7 +67,7 @@ macro_rules! models {
             pub fn hop(
                 &self,
                 env: &crate::spec::HopEnv,
-            ) -> Result<Box<dyn crate::model::Hop>, String> {
+            ) -> Result<Box<dyn crate::model::Hop>, crate::registry::HopError> {
                 match self {
                     $(ModelSpec::$variant(p) => crate::registry::Model::hop(p, env),)+
                 }

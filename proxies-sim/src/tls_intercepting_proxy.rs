@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::model::{Action, CloseHow, Connection, Cx, Event, Hop, Side};
 use crate::pass::Pass;
-use crate::registry::Model;
+use crate::registry::{HopError, Model};
 use crate::spec::HopEnv;
 use crate::transparent_proxy::{self, Behaviour};
 
@@ -68,9 +68,9 @@ impl Model for Params {
         "[443])",
     );
 
-    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, String> {
-        let material = env.tls.clone().ok_or_else(|| {
-            "tls-intercepting-proxy needs TLS material from the harness".to_string()
+    fn hop(&self, env: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
+        let material = env.tls.clone().ok_or(HopError::NeedsTls {
+            what: "tls-intercepting-proxy",
         })?;
         Ok(Box::new(InterceptHop::new(self.clone(), material)))
     }

@@ -24,7 +24,7 @@ use crate::http::{self, Head};
 pub use crate::http_proxy::OnGarbage;
 use crate::http_proxy::{HttpProxy, Policy, Route, Settings};
 use crate::model::{Cx, Hop};
-use crate::registry::{Model, each};
+use crate::registry::{HopError, Model, each};
 use crate::spec::HopEnv;
 
 /// Parameters of `transparent-proxy`.
@@ -61,7 +61,7 @@ impl Model for Params {
     const PARAMETERS: &'static str =
         "`behaviour`, `on-garbage`, `intercept-ports`, `max-head-bytes`, `header-timeout-ms`";
 
-    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, String> {
+    fn hop(&self, _: &HopEnv) -> Result<Box<dyn Hop>, HopError> {
         each(self, connection)
     }
 

@@ -203,22 +203,34 @@ impl Results {
     ///
     /// The error says whether the text is not JSON at all (`not valid JSON: …`) or JSON of
     /// another shape (`not a results file: …`), with serde_json's line and column.
-    pub fn from_json(text: &str) -> Result<Self, String> {
+    pub fn from_json(text: &str) -> Result<Self, ResultsError> {
         let results: Results = serde_json::from_str(text).map_err(|e| {
             if e.is_data() {
-                format!("not a results file: {e}")
+                ResultsError::NotResults(e)
             } else {
-                format!("not valid JSON: {e}")
+                ResultsError::NotJson(e)
             }
         })?;
         if results.version != VERSION {
-            return Err(format!(
-                "results schema version {} is not supported (this build reads {VERSION})",
-                results.version
-            ));
+            return Err(ResultsError::Version(results.version));
         }
         Ok(results)
     }
+}
+
+/// Why [`Results::from_json`] cannot read a text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultsError {
+    /// The text is not JSON; serde_json's reason, with its line and column.
+    #[error("not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// JSON of another shape than results; serde_json's reason, with its line and column.
+    #[error("not a results file: {0}")]
+    NotResults(serde_json::Error),
+    /// Results of a schema version, given, that this build does not read.
+    #[error("results schema version {0} is not supported (this build reads {VERSION})")]
+    Version(u32),
 }
 
 #[cfg(test)]
@@ -306,11 +318,15 @@ mod tests {
     #[test]
     fn broken_json_and_another_shape_are_told_apart() {
         let err = Results::from_json("{\"version\": 1,\n  \"runs\": [}").unwrap_err();
+        assert!(matches!(err, ResultsError::NotJson(_)), "{err}");
+        let err = err.to_string();
         assert!(err.starts_with("not valid JSON: "), "{err}");
         assert!(err.contains("line 2 column 12"), "{err}");
-        let err = Results::from_json("").unwrap_err();
+        let err = Results::from_json("").unwrap_err().to_string();
         assert!(err.starts_with("not valid JSON: "), "{err}");
         let err = Results::from_json(r#"{"version": 1}"#).unwrap_err();
+        assert!(matches!(err, ResultsError::NotResults(_)), "{err}");
+        let err = err.to_string();
         assert!(
             err.starts_with("not a results file: missing field `runs`"),
             "{err}"
@@ -320,6 +336,10 @@ mod tests {
     #[test]
     fn an_unknown_version_is_refused() {
         let err = Results::from_json(r#"{"version": 9, "runs": []}"#).unwrap_err();
-        assert!(err.contains("version 9"), "{err}");
+        assert!(matches!(err, ResultsError::Version(9)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "results schema version 9 is not supported (this build reads 1)"
+        );
     }
 }

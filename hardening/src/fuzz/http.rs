@@ -273,7 +273,7 @@ pub fn check_chunked(c: &ChunkedCase) -> Checked {
     }
     let mut scanner = ChunkedScanner::default();
     let mut used = 0;
-    let mut pieced: Result<(usize, bool), String> = Ok((0, false));
+    let mut pieced: Result<(usize, bool), gauntlet_proxies::http::ChunkError> = Ok((0, false));
     for piece in pieces(&c.body, &c.cuts) {
         match scanner.scan(piece) {
             Ok((n, done)) => {

@@ -39,10 +39,12 @@ pub(crate) fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<E
         engine::sim::Sim.name()
     );
     let style = Style::for_stdout();
-    let show = |o: &Result<gauntlet::verdict::outcome::Outcome, String>| match o {
-        Ok(o) => o.to_string(),
-        Err(e) => format!("error ({e})"),
-    };
+    fn show(o: &Result<gauntlet::verdict::outcome::Outcome, impl std::fmt::Display>) -> String {
+        match o {
+            Ok(o) => o.to_string(),
+            Err(e) => format!("error ({e})"),
+        }
+    }
     let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
     let comparisons = gauntlet::real::differential::compare(&scenarios, jobs, |c| {
         let verdict = if c.agrees() {

@@ -62,14 +62,12 @@ pub(crate) fn proxy(
             _ => Vec::new(),
         }
     };
-    let args = gauntlet::real::proxy::group(&positioned("models"), &positioned("params"))
-        .map_err(anyhow::Error::msg)?;
+    let args = gauntlet::real::proxy::group(&positioned("models"), &positioned("params"))?;
     let models = args
         .iter()
         .map(gauntlet::real::proxy::spec)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
-    let workers = gauntlet::real::proxy::workers(&models, workers).map_err(anyhow::Error::msg)?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let workers = gauntlet::real::proxy::workers(&models, workers)?;
     let plan = gauntlet::real::proxy::Plan {
         models,
         listen,

@@ -18,6 +18,24 @@ use crate::verdict::transcript::Transcript;
 
 mod side;
 
+/// Why a model's dial goes nowhere: the error its connection's dial fails with (an
+/// [`io::Error`] of kind `NotFound` carrying it), which the model hears as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// An action handed to the dial that is not one.
+    #[error("{0:?} is not a dial")]
+    NotADial(Action),
+    /// A backend the hop does not have (numbered from 0).
+    #[error("no backend {backend}: the hop has {backends}")]
+    NoBackend {
+        /// The backend asked for.
+        backend: usize,
+        /// How many the hop has.
+        backends: usize,
+    },
+}
+
 pub use side::OUTBOX_LIMIT;
 use side::{FIRST_CHUNK, SideIo, grow, poll_read_side};
 
@@ -58,7 +76,7 @@ pub fn hop_software(
                     format!("{} up, upstream {}", spec.summary(), upstreams.join(", "))
                 },
             );
-            let hop = Rc::new(RefCell::new(spec.hop(&env).map_err(anyhow::Error::msg)?));
+            let hop = Rc::new(RefCell::new(spec.hop(&env)?));
             for port in ports {
                 let mut listener = net.listen(port).await?;
                 let (net2, hop, upstreams, t, intake) = (
@@ -166,21 +184,21 @@ impl Driven {
     /// Where a dial goes: backend `backend` of the hop's upstreams for [`Action::Dial`]; for
     /// [`Action::DialNamed`], the first backend, or the named host when the hop has none.
     /// An error says why there is nowhere to go.
-    fn destination(&self, dial: Action) -> Result<(String, u16), String> {
+    fn destination(&self, dial: Action) -> Result<(String, u16), DialError> {
         let (backend, port) = match dial {
             Action::DialNamed { host, port } if self.upstreams.is_empty() => {
                 return Ok((host, port));
             }
             Action::DialNamed { port, .. } => (0, port),
             Action::Dial { backend, port } => (backend, port),
-            other => return Err(format!("{other:?} is not a dial")),
+            other => return Err(DialError::NotADial(other)),
         };
         match self.upstreams.get(backend) {
             Some(host) => Ok((host.clone(), port)),
-            None => Err(format!(
-                "no backend {backend}: the hop has {}",
-                self.upstreams.len()
-            )),
+            None => Err(DialError::NoBackend {
+                backend,
+                backends: self.upstreams.len(),
+            }),
         }
     }
 

@@ -459,7 +459,7 @@ pub struct RunEnd {
 
 /// What went wrong inside an engine: a harness fault, never a network misbehaviour (those are
 /// outcomes).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     /// The topology has no client.
     #[error("the topology has no client")]

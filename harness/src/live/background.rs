@@ -18,7 +18,8 @@ use futures_util::future::LocalBoxFuture;
 use tokio::sync::oneshot;
 
 use crate::engine::local::panic_text;
-use crate::error::Error;
+use crate::error::{Error, Fault};
+use crate::real::standing::StandingError;
 use crate::verdict::transcript::{Entry, Transcript};
 
 /// The most lines a proxy or server started here keeps of what it logs (a few per
@@ -27,12 +28,16 @@ use crate::verdict::transcript::{Entry, Transcript};
 pub(crate) const KEPT_LINES: usize = 100_000;
 
 /// How a run ended, and what its hosts logged.
-type Ended = (Result<(), String>, Vec<Entry>);
+type Ended = (Result<(), Fault>, Vec<Entry>);
 
 /// What a standing run is given: the transcript to log to, the stop to wait for, and whom to
 /// tell its addresses once it listens.
 pub(crate) type Run<A> = Box<
-    dyn FnOnce(Transcript, LocalBoxFuture<'static, ()>, Box<dyn FnOnce(A)>) -> anyhow::Result<()>
+    dyn FnOnce(
+            Transcript,
+            LocalBoxFuture<'static, ()>,
+            Box<dyn FnOnce(A)>,
+        ) -> Result<(), StandingError>
         + Send,
 >;
 
@@ -72,15 +77,16 @@ impl Background {
                 });
                 let t = transcript.clone();
                 let result = std::panic::catch_unwind(AssertUnwindSafe(move || run(t, stop, tell)))
-                    .map_err(|panic| format!("it panicked: {}", panic_text(panic.as_ref())))
-                    .and_then(|r| r.map_err(|e| format!("{e:#}")));
+                    .map_err(|panic| Fault::Panicked(panic_text(panic.as_ref())))
+                    .and_then(|r| r.map_err(Fault::Run));
                 let mut entries = transcript.entries();
                 entries.sort_by_key(|e| e.at);
                 let _ = end.send((result, entries));
             })
             .map_err(|e| Error::Start {
                 what,
-                message: format!("cannot start its thread: {e}"),
+                fault: Fault::Thread(e),
+                last_lines: Vec::new(),
             })?;
         let mut background = Background {
             what,
@@ -92,13 +98,10 @@ impl Background {
             Ok(addrs) => Ok((addrs, background)),
             Err(_) => {
                 let (result, entries) = background.wait().await;
-                let message = match result {
-                    Err(e) => e,
-                    Ok(()) => "it stopped before it listened".to_string(),
-                };
                 Err(Error::Start {
                     what,
-                    message: with_last_lines(message, &entries),
+                    fault: result.err().unwrap_or(Fault::Early),
+                    last_lines: last_lines(entries),
                 })
             }
         }
@@ -111,9 +114,10 @@ impl Background {
         let (result, entries) = self.wait().await;
         match result {
             Ok(()) => Ok(entries),
-            Err(message) => Err(Error::Failed {
+            Err(fault) => Err(Error::Failed {
                 what,
-                message: with_last_lines(message, &entries),
+                fault,
+                last_lines: last_lines(entries),
             }),
         }
     }
@@ -130,16 +134,10 @@ impl Background {
         match (ended, joined) {
             (Some(ended), _) => ended,
             (None, Some(Err(panic))) => (
-                Err(format!(
-                    "its thread panicked: {}",
-                    panic_text(panic.as_ref())
-                )),
+                Err(Fault::ThreadPanicked(panic_text(panic.as_ref()))),
                 Vec::new(),
             ),
-            (None, _) => (
-                Err("its thread ended without a word".to_string()),
-                Vec::new(),
-            ),
+            (None, _) => (Err(Fault::Vanished), Vec::new()),
         }
     }
 }
@@ -163,15 +161,8 @@ pub(crate) fn loopback() -> SocketAddr {
 /// How many of the transcript's last lines a start or stop error quotes.
 const QUOTED: usize = 5;
 
-/// `message`, followed by the last lines the run's hosts logged, which usually say what led to
-/// the fault.
-fn with_last_lines(message: String, entries: &[Entry]) -> String {
-    let last = &entries[entries.len().saturating_sub(QUOTED)..];
-    if last.is_empty() {
-        return message;
-    }
-    format!(
-        "{message}; its last lines:\n{}",
-        crate::verdict::transcript::render(last).trim_end()
-    )
+/// The last lines the run's hosts logged, which usually say what led to the fault.
+fn last_lines(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.drain(..entries.len().saturating_sub(QUOTED));
+    entries
 }

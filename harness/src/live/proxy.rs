@@ -54,7 +54,7 @@ impl ProxyHandle {
 /// works from any async code (any tokio runtime, flavour or executor); the thread ends when
 /// the handle is shut down or dropped. Every connection the model dials goes to `upstream`.
 /// Models that need TLS material from the harness (`tls-intercepting-proxy`, an `l7-balancer`
-/// with `terminate-tls`) are refused ([`Error::Model`]).
+/// with `terminate-tls`) are refused ([`Error::Hop`]).
 pub async fn spawn(model: Model, upstream: SocketAddr) -> Result<ProxyHandle, Error> {
     spawn_chain([model], upstream).await
 }
@@ -69,10 +69,10 @@ pub async fn spawn_chain(
     let mut specs = Vec::new();
     for (i, model) in models.into_iter().enumerate() {
         let spec = model.spec()?;
-        if let Err(message) = spec.hop(&HopEnv::default()) {
-            return Err(Error::Model {
+        if let Err(error) = spec.hop(&HopEnv::default()) {
+            return Err(Error::Hop {
                 at: format!("hop {} ({})", i + 1, spec.name()),
-                message,
+                error,
             });
         }
         specs.push(spec);

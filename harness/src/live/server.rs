@@ -42,7 +42,7 @@ impl ServerOptions {
     /// (TLS 1.2 and 1.3: [`TlsVersions::Any`]). A client trusting
     /// [`TestCa::client_config`] or [`TestCa::root_pem`] accepts it.
     pub fn tls(mut self, ca: &TestCa, versions: TlsVersions) -> Result<Self, Error> {
-        let tls = Tls::signed_by(ca.ca(), loopback(), versions).map_err(|e| Error::tls(&e))?;
+        let tls = Tls::signed_by(ca.ca(), loopback(), versions)?;
         self.tls = Some(tls);
         Ok(self)
     }

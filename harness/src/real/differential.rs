@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use crate::engine;
-use crate::run::run;
 use crate::run::suite::{self, Finished, Planned};
-use crate::scenario::{self, Scenario, Scheme};
+use crate::run::{RunError, run};
+use crate::scenario::{self, Scenario, ScenarioError, Scheme};
 use crate::verdict::outcome::Outcome;
 
 /// One pair, one scheme.
@@ -21,13 +21,25 @@ pub struct Comparison {
     /// The scheme.
     pub scheme: Scheme,
     /// What the live run ended in, or why it could not run.
-    pub live_outcome: Result<Outcome, String>,
+    pub live_outcome: Result<Outcome, RunError>,
     /// The live run's detail.
     pub live_detail: String,
     /// What the live scenario expects.
     pub live_expected: Option<Outcome>,
     /// What the twin ended in on the simulated engine, or why it could not run.
-    pub twin_outcome: Result<Outcome, String>,
+    pub twin_outcome: Result<Outcome, TwinError>,
+}
+
+/// Why a twin could not run.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TwinError {
+    /// The twin's file does not read or validate.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The twin's run could not be carried out (it does not run the scheme, say).
+    #[error(transparent)]
+    Run(#[from] RunError),
 }
 
 impl Comparison {
@@ -71,13 +83,10 @@ pub fn compare(
         let s = &scenarios[p.scenario];
         let twin_path = s.twin.as_deref().unwrap_or(Path::new(""));
         let twin_outcome = match scenario::load(twin_path) {
-            Err(e) => Err(e.to_string()),
-            Ok(twin) if twin.expected(p.scheme).is_some() => {
-                run(&sim, &twin, p.scheme, twin.seeds[0])
-                    .map(|o| o.report.outcome)
-                    .map_err(|e| format!("{e:#}"))
-            }
-            Ok(twin) => Err(format!("{} does not run {}", twin.file, p.scheme)),
+            Err(e) => Err(e.into()),
+            Ok(twin) => run(&sim, &twin, p.scheme, twin.seeds[0])
+                .map(|o| o.report.outcome)
+                .map_err(TwinError::from),
         };
         let comparison = Comparison {
             live: s.file.clone(),

@@ -15,7 +15,7 @@
 //! through the tunnel, for ws and for wss (TLS runs end to end, so wss is checked too).
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gauntlet_proxies::ModelSpec;
 use gauntlet_reports::{Results, Run};
@@ -23,7 +23,7 @@ use gauntlet_reports::{Results, Run};
 use crate::real::product::command::{CommandLine, Role};
 use crate::real::product::{ProductError, Program, StartOptions};
 use crate::run::suite::{self, Finished, LIVE, Planned, Selection};
-use crate::scenario::{CommandHop, Hop, Route, Scenario, Scheme};
+use crate::scenario::{CommandHop, Hop, Route, Scenario, ScenarioError, Scheme};
 
 /// The suite `gauntlet gate` runs unless told otherwise.
 pub const DEFAULT_SUITE: &str = "scenarios/gate";
@@ -37,9 +37,55 @@ pub fn schemes(role: Role) -> &'static [Scheme] {
     }
 }
 
+/// Why a suite cannot be gated: a file that does not read, none at all, or a scenario that is
+/// not a gate scenario.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// A scenario file that does not read or validate, located.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The suite's folder holds no scenario file.
+    #[error("{}: no scenario files (*.toml) in the gate suite", dir.display())]
+    Empty {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A scenario that does not run a scheme the gate runs.
+    #[error("{file}: a gate scenario must run {scheme}")]
+    Scheme {
+        /// The scenario file.
+        file: String,
+        /// The scheme it does not run.
+        scheme: Scheme,
+    },
+    /// A scenario with other than one hop.
+    #[error(
+        "{file}: a gate scenario has exactly one hop (the `pass` the proxy replaces), \
+         this one has {hops}"
+    )]
+    Hops {
+        /// The scenario file.
+        file: String,
+        /// Its hops.
+        hops: usize,
+    },
+    /// A scenario whose one hop is not a `pass`.
+    #[error(
+        "{file}: a gate scenario's one hop is a `pass` (the proxy replaces it), this one is \
+         `{hop}`"
+    )]
+    NotPass {
+        /// The scenario file.
+        file: String,
+        /// The hop's name.
+        hop: String,
+    },
+}
+
 /// The scenarios of the suite at `dir`, each with `command` in place of its one `pass` hop, or
 /// every reason the suite cannot be gated (invalid files, files that are not gate scenarios).
-pub fn load(dir: &Path, command: &CommandLine) -> Result<Vec<Scenario>, Vec<String>> {
+pub fn load(dir: &Path, command: &CommandLine) -> Result<Vec<Scenario>, Vec<GateError>> {
     let sel = Selection {
         paths: vec![dir.to_path_buf()],
         filter: None,
@@ -48,12 +94,11 @@ pub fn load(dir: &Path, command: &CommandLine) -> Result<Vec<Scenario>, Vec<Stri
         seeds: None,
     };
     let (scenarios, _) = suite::plan(&sel)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        .map_err(|errors| errors.into_iter().map(GateError::from).collect::<Vec<_>>())?;
     if scenarios.is_empty() {
-        return Err(vec![format!(
-            "{}: no scenario files (*.toml) in the gate suite",
-            dir.display()
-        )]);
+        return Err(vec![GateError::Empty {
+            dir: dir.to_path_buf(),
+        }]);
     }
     let mut gated = Vec::new();
     let mut errors = Vec::new();
@@ -72,26 +117,27 @@ pub fn load(dir: &Path, command: &CommandLine) -> Result<Vec<Scenario>, Vec<Stri
 
 /// `scenario` with `command` in place of its one `pass` hop (and, for a forward proxy, an
 /// explicit route), or why it is not a gate scenario.
-fn with_command(mut scenario: Scenario, command: &CommandLine) -> Result<Scenario, String> {
+fn with_command(mut scenario: Scenario, command: &CommandLine) -> Result<Scenario, GateError> {
     let file = scenario.file.clone();
     for scheme in schemes(command.role()) {
         if scenario.expected(*scheme).is_none() {
-            return Err(format!("{file}: a gate scenario must run {scheme}"));
+            return Err(GateError::Scheme {
+                file,
+                scheme: *scheme,
+            });
         }
     }
     let [hop] = scenario.path.as_mut_slice() else {
-        return Err(format!(
-            "{file}: a gate scenario has exactly one hop (the `pass` the proxy replaces), \
-             this one has {}",
-            scenario.path.len()
-        ));
+        return Err(GateError::Hops {
+            file,
+            hops: scenario.path.len(),
+        });
     };
     if !matches!(hop, Hop::Model(ModelSpec::Pass(_))) {
-        return Err(format!(
-            "{file}: a gate scenario's one hop is a `pass` (the proxy replaces it), this one is \
-             `{}`",
-            hop.name()
-        ));
+        return Err(GateError::NotPass {
+            file,
+            hop: hop.name().to_string(),
+        });
     }
     *hop = Hop::Command(CommandHop {
         command: command.clone(),
@@ -213,7 +259,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let errors = load(&root.join("scenarios/gate-negative"), &command()).unwrap_err();
         assert!(
-            errors.iter().all(|e| e.contains("this one is `")),
+            errors.iter().all(|e| matches!(e, GateError::NotPass { .. })
+                && e.to_string().contains("this one is `")),
             "{errors:?}"
         );
         let errors = load(&root.join("scenarios/no-such-suite"), &command()).unwrap_err();

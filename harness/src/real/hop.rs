@@ -30,13 +30,51 @@ use futures_util::FutureExt;
 
 use crate::endpoints::client::PROXY_PORT;
 use crate::engine::{NetRef, Software};
-use crate::real::product::command::Role;
-use crate::real::product::{Program, Running, StartOptions};
+use crate::real::product::command::{CommandError, Role};
+use crate::real::product::{ProductError, Program, Running, StartOptions};
 use crate::scenario::{CommandHop, ProductHop};
 use crate::verdict::transcript::Transcript;
 
 /// How long a product waits for its upstreams to listen.
 const UPSTREAM_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a hop's real program did not start: the failure of the hop's software, which ends the
+/// run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HopStartError {
+    /// An upstream of the hop did not listen within 5 s.
+    #[error("{host}:{port} was not listening after {UPSTREAM_WAIT:?}")]
+    NotListening {
+        /// The upstream host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
+    /// A reverse proxy's command with no host after it.
+    #[error("`{command}` needs an upstream host")]
+    NoUpstream {
+        /// The command line.
+        command: String,
+    },
+    /// The program could not be found, configured or started.
+    #[error(transparent)]
+    Product(#[from] ProductError),
+    /// The command line's placeholders could not be filled.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The program's address could not be published under the hop's name.
+    #[error(transparent)]
+    Publish(#[from] std::io::Error),
+    /// The task that starts the program did not finish.
+    #[error("starting {name}: {cause}")]
+    Task {
+        /// The program's name.
+        name: String,
+        /// Why the task did not finish.
+        cause: tokio::task::JoinError,
+    },
+}
 
 /// The programs a run started, by host, kept so that their logs join the transcript when the
 /// run ends ([`Started::stop_all`]).
@@ -100,7 +138,7 @@ pub fn command_software(
 fn hosting<F, Fut>(started: Started, start: F) -> Software
 where
     F: Fn(NetRef) -> Fut + 'static,
-    Fut: Future<Output = anyhow::Result<Running>> + 'static,
+    Fut: Future<Output = Result<Running, HopStartError>> + 'static,
 {
     let start = Rc::new(start);
     Rc::new(move |net: NetRef| {
@@ -122,12 +160,11 @@ where
 }
 
 /// Starts `program` off the engine's thread (it waits for the program's port).
-async fn spawn(program: Program, options: StartOptions) -> anyhow::Result<Running> {
+async fn spawn(program: Program, options: StartOptions) -> Result<Running, HopStartError> {
     let name = program.name().to_string();
-    tokio::task::spawn_blocking(move || program.start(&options))
+    Ok(tokio::task::spawn_blocking(move || program.start(&options))
         .await
-        .map_err(|e| anyhow::anyhow!("starting {name}: {e}"))?
-        .map_err(anyhow::Error::from)
+        .map_err(|cause| HopStartError::Task { name, cause })??)
 }
 
 async fn start_command(
@@ -135,7 +172,7 @@ async fn start_command(
     hop: &CommandHop,
     upstream: Option<&str>,
     t: &Transcript,
-) -> anyhow::Result<Running> {
+) -> Result<Running, HopStartError> {
     let (options, upstream_addr, towards) = match (hop.command.role(), upstream) {
         (Role::Forward, _) => (StartOptions::new(), None, "a forward proxy".to_string()),
         (Role::Reverse, Some(host)) => {
@@ -143,7 +180,11 @@ async fn start_command(
             let towards = format!("upstream {host} ({addr})");
             (StartOptions::new().upstream(addr), Some(addr), towards)
         }
-        (Role::Reverse, None) => anyhow::bail!("`{}` needs an upstream host", hop.command),
+        (Role::Reverse, None) => {
+            return Err(HopStartError::NoUpstream {
+                command: hop.command.to_string(),
+            });
+        }
     };
     let running = spawn(Program::Command(hop.command.clone()), options).await?;
     let addr = running.addr();
@@ -152,10 +193,7 @@ async fn start_command(
         Role::Reverse => 80,
     };
     net.publish(port, addr)?;
-    let words = hop
-        .command
-        .render(addr.port(), upstream_addr)
-        .map_err(anyhow::Error::msg)?;
+    let words = hop.command.render(addr.port(), upstream_addr)?;
     t.log(
         net.now(),
         net.host(),
@@ -175,7 +213,7 @@ async fn start(
     upstreams: &[String],
     tls: &(String, String),
     t: &Transcript,
-) -> anyhow::Result<Running> {
+) -> Result<Running, HopStartError> {
     let product = hop.product;
     let mut options = StartOptions::new();
     for host in upstreams {
@@ -225,14 +263,17 @@ async fn start(
 }
 
 /// The real address of `host:port`, once it listens.
-async fn wait_for(net: &NetRef, host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+async fn wait_for(net: &NetRef, host: &str, port: u16) -> Result<SocketAddr, HopStartError> {
     let give_up = net.now() + UPSTREAM_WAIT;
     loop {
         if let Some(addr) = net.real_addr(host, port) {
             return Ok(addr);
         }
         if net.now() >= give_up {
-            anyhow::bail!("{host}:{port} was not listening after {UPSTREAM_WAIT:?}");
+            return Err(HopStartError::NotListening {
+                host: host.to_string(),
+                port,
+            });
         }
         net.sleep_until(net.now() + Duration::from_millis(5)).await;
     }

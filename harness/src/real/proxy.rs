@@ -35,7 +35,7 @@ use gauntlet_proxies::{HopEnv, ModelSpec};
 
 use crate::driver::hop_software;
 use crate::engine::{Intake, Topology};
-use crate::real::standing;
+use crate::real::standing::{self, StandingError};
 use crate::verdict::transcript::Transcript;
 
 /// The models' seed: their random choices (a balancer's rotation start, say) come from it.
@@ -43,6 +43,72 @@ const SEED: u64 = 1;
 
 /// The host that stands for the real upstream.
 pub const UPSTREAM: &str = "upstream";
+
+/// What is wrong with the models, parameters and workers `gauntlet proxy` is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArgError {
+    /// A `--param` before any `--model`.
+    #[error(
+        "`--param {param}` comes before any `--model`: a parameter applies to the model named before it"
+    )]
+    ParamFirst {
+        /// The parameter as given.
+        param: String,
+    },
+    /// A `--param` that is not `KEY=VALUE`.
+    #[error("`--param {param}` for model `{model}`: write KEY=VALUE")]
+    NotKeyValue {
+        /// The parameter as given.
+        param: String,
+        /// The model it belongs to.
+        model: String,
+    },
+    /// A `--param` whose key is empty or `model`.
+    #[error("`--param {param}` for model `{model}`: `{key}` is not a parameter name")]
+    NotAName {
+        /// The parameter as given.
+        param: String,
+        /// The model it belongs to.
+        model: String,
+        /// The key, trimmed.
+        key: String,
+    },
+    /// A key given twice for one model.
+    #[error("`--param {key}` is given twice for model `{model}`")]
+    Twice {
+        /// The key.
+        key: String,
+        /// The model.
+        model: String,
+    },
+    /// The model and its parameters do not read as a hop table: an unknown model or key, a
+    /// value of the wrong type, parameters its model refuses. `message` is the reader's.
+    #[error("model `{model}`: {message}")]
+    Model {
+        /// The model's name as given.
+        model: String,
+        /// What the reader said.
+        message: String,
+    },
+    /// `--workers 0`.
+    #[error("`--workers 0`: at least one worker runs the chain")]
+    NoWorkers,
+    /// Several workers asked for a chain with a model that keeps state between connections.
+    #[error(
+        "`--workers {asked}`: model `{model}` keeps {what} from one connection to the next, \
+         so one worker must see every connection: leave out --workers (one worker is \
+         the default for such a chain) or give --workers 1"
+    )]
+    SharedState {
+        /// The workers asked for.
+        asked: usize,
+        /// The model.
+        model: &'static str,
+        /// What it keeps ([`ModelSpec::shared_state`]).
+        what: &'static str,
+    },
+}
 
 /// One `--model` and the `--param`s that follow it, as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +125,7 @@ pub struct ModelArg {
 pub fn group(
     models: &[(usize, String)],
     params: &[(usize, String)],
-) -> Result<Vec<ModelArg>, String> {
+) -> Result<Vec<ModelArg>, ArgError> {
     let mut models: Vec<(usize, ModelArg)> = models
         .iter()
         .map(|(at, name)| {
@@ -77,9 +143,9 @@ pub fn group(
     params.sort_by_key(|(at, _)| *at);
     for (at, param) in params {
         let Some((_, model)) = models.iter_mut().rev().find(|(m, _)| m < at) else {
-            return Err(format!(
-                "`--param {param}` comes before any `--model`: a parameter applies to the model named before it"
-            ));
+            return Err(ArgError::ParamFirst {
+                param: param.clone(),
+            });
         };
         model.params.push(param.clone());
     }
@@ -95,33 +161,37 @@ fn value(text: &str) -> toml::Value {
 
 /// The model a `--model` and its parameters describe, read as a scenario's hop table is
 /// (`model = NAME` first, then the parameters), so an error names the bad parameter.
-pub fn spec(arg: &ModelArg) -> Result<ModelSpec, String> {
+pub fn spec(arg: &ModelArg) -> Result<ModelSpec, ArgError> {
     let mut table = toml::Table::new();
     table.insert("model".into(), toml::Value::String(arg.name.clone()));
     for param in &arg.params {
         let Some((key, text)) = param.split_once('=') else {
-            return Err(format!(
-                "`--param {param}` for model `{}`: write KEY=VALUE",
-                arg.name
-            ));
+            return Err(ArgError::NotKeyValue {
+                param: param.clone(),
+                model: arg.name.clone(),
+            });
         };
         let key = key.trim();
         if key.is_empty() || key == "model" {
-            return Err(format!(
-                "`--param {param}` for model `{}`: `{key}` is not a parameter name",
-                arg.name
-            ));
+            return Err(ArgError::NotAName {
+                param: param.clone(),
+                model: arg.name.clone(),
+                key: key.to_string(),
+            });
         }
         if table.insert(key.to_string(), value(text.trim())).is_some() {
-            return Err(format!(
-                "`--param {key}` is given twice for model `{}`",
-                arg.name
-            ));
+            return Err(ArgError::Twice {
+                key: key.to_string(),
+                model: arg.name.clone(),
+            });
         }
     }
     toml::Value::Table(table)
         .try_into::<ModelSpec>()
-        .map_err(|e| format!("model `{}`: {}", arg.name, e.message().trim_end()))
+        .map_err(|e| ArgError::Model {
+            model: arg.name.clone(),
+            message: e.message().trim_end().to_string(),
+        })
 }
 
 /// What `gauntlet proxy` runs.
@@ -148,17 +218,17 @@ pub struct Plan {
 /// `worker_processes auto` and HAProxy's `nbthread` default do. A chain with a model that
 /// keeps state from one connection to the next (a cache, a balancer's rotation) runs on one
 /// worker, so that one copy of it sees every connection; asking for more is an error.
-pub fn workers(models: &[ModelSpec], asked: Option<usize>) -> Result<usize, String> {
+pub fn workers(models: &[ModelSpec], asked: Option<usize>) -> Result<usize, ArgError> {
     let stateful = models
         .iter()
         .find_map(|m| m.shared_state().map(|what| (m.name(), what)));
     match (asked, stateful) {
-        (Some(0), _) => Err("`--workers 0`: at least one worker runs the chain".to_string()),
-        (Some(n), Some((model, what))) if n > 1 => Err(format!(
-            "`--workers {n}`: model `{model}` keeps {what} from one connection to the next, \
-             so one worker must see every connection: leave out --workers (one worker is \
-             the default for such a chain) or give --workers 1"
-        )),
+        (Some(0), _) => Err(ArgError::NoWorkers),
+        (Some(n), Some((model, what))) if n > 1 => Err(ArgError::SharedState {
+            asked: n,
+            model,
+            what,
+        }),
         (Some(n), _) => Ok(n),
         (None, Some(_)) => Ok(1),
         (None, None) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -235,7 +305,7 @@ pub fn run(
     transcript: Transcript,
     stop: LocalBoxFuture<'static, ()>,
     ready: impl FnOnce(SocketAddr) + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), StandingError> {
     let intakes = intakes(plan);
     let mine = plan.clone();
     let build: standing::Build = Arc::new(move |worker| {
@@ -283,7 +353,16 @@ mod tests {
             ]
         );
         let early = group(&models, &[(0, "x=1".to_string())]).unwrap_err();
-        assert!(early.contains("before any `--model`"), "{early}");
+        assert_eq!(
+            early,
+            ArgError::ParamFirst {
+                param: "x=1".into()
+            }
+        );
+        assert_eq!(
+            early.to_string(),
+            "`--param x=1` comes before any `--model`: a parameter applies to the model named before it"
+        );
     }
 
     #[test]
@@ -313,18 +392,44 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        let e = spec(&arg("transparent-proxy", &["behavior=strip"])).unwrap_err();
-        assert!(e.contains("unknown field `behavior`"), "{e}");
-        let e = spec(&arg("idle-killer", &["timeout-ms=soon"])).unwrap_err();
+        let e = |model: &str, params: &[&str]| spec(&arg(model, params)).unwrap_err().to_string();
+        let err = e("transparent-proxy", &["behavior=strip"]);
+        assert!(err.contains("unknown field `behavior`"), "{err}");
+        let err = e("idle-killer", &["timeout-ms=soon"]);
         assert!(
-            e.contains("model `idle-killer`") && e.contains("soon"),
+            err.contains("model `idle-killer`") && err.contains("soon"),
+            "{err}"
+        );
+        let err = e("pass", &["oops"]);
+        assert!(err.contains("KEY=VALUE"), "{err}");
+        let err = e("idle-killer", &["timeout-ms=1", "timeout-ms=2"]);
+        assert!(err.contains("given twice"), "{err}");
+        let err = e("transparant-proxy", &[]);
+        assert!(err.contains("unknown model"), "{err}");
+    }
+
+    #[test]
+    fn workers_are_one_for_a_stateful_chain_and_never_none() {
+        let balancer = spec(&arg("l4-balancer", &["backends=2"])).unwrap();
+        assert_eq!(workers(std::slice::from_ref(&balancer), None), Ok(1));
+        assert_eq!(workers(&[], Some(0)), Err(ArgError::NoWorkers));
+        let e = workers(&[balancer], Some(2)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ArgError::SharedState {
+                    asked: 2,
+                    model: "l4-balancer",
+                    ..
+                }
+            ),
             "{e}"
         );
-        let e = spec(&arg("pass", &["oops"])).unwrap_err();
-        assert!(e.contains("KEY=VALUE"), "{e}");
-        let e = spec(&arg("idle-killer", &["timeout-ms=1", "timeout-ms=2"])).unwrap_err();
-        assert!(e.contains("given twice"), "{e}");
-        let e = spec(&arg("transparant-proxy", &[])).unwrap_err();
-        assert!(e.contains("unknown model"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "`--workers 2`: model `l4-balancer` keeps its rotation among the backends from one connection to the next, so one worker"
+            ),
+            "{e}"
+        );
     }
 }

@@ -28,9 +28,9 @@ use futures_util::future::LocalBoxFuture;
 use crate::endpoints::server;
 use crate::endpoints::server::Limits;
 use crate::engine::{Intake, Topology};
-use crate::real::standing;
+use crate::real::standing::{self, StandingError};
 use crate::tls;
-use crate::tls::{KeyKind, TlsVersions};
+use crate::tls::{KeyKind, TlsError, TlsVersions};
 use crate::verdict::transcript::Transcript;
 
 /// The host that runs the reference server.
@@ -56,7 +56,7 @@ pub struct Tls {
 impl Tls {
     /// A fresh CA and a server certificate it signs for `localhost` and `listen`'s IP, both
     /// ECDSA P-256; the server accepts `versions`.
-    pub fn generate(listen: SocketAddr, versions: TlsVersions) -> anyhow::Result<Self> {
+    pub fn generate(listen: SocketAddr, versions: TlsVersions) -> Result<Self, TlsError> {
         let ca = tls::Ca::generate_with("gauntlet serve CA", KeyKind::EcdsaP256)?;
         Self::signed_by(&ca, listen, versions)
     }
@@ -68,7 +68,7 @@ impl Tls {
         ca: &tls::Ca,
         listen: SocketAddr,
         versions: TlsVersions,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, TlsError> {
         let names = ["localhost".to_string(), listen.ip().to_string()];
         let mut config = ca.server_config(&names, versions)?;
         // No TLS 1.3 session tickets. They arrive just after the handshake, as a client sends
@@ -138,7 +138,7 @@ pub fn run(
     transcript: Transcript,
     stop: LocalBoxFuture<'static, ()>,
     ready: impl FnOnce(Bound) + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), StandingError> {
     let intake = Intake::with_limit(plan.limits.max_connections);
     let mut listeners = vec![(SERVER.to_string(), WS_PORT)];
     if plan.tls.is_some() {

@@ -19,18 +19,84 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::engine::live::Live;
-use crate::engine::{LinkConfig, NetRef, Software, Topology};
+use crate::engine::{EngineError, LinkConfig, NetRef, Software, Topology};
 use crate::verdict::transcript::Transcript;
 
 /// How long a host may take to bind its listener.
 const BIND_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a standing run ended on a fault, or could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StandingError {
+    /// The live engine refused the topology, or a host's software (a server, a model's hop)
+    /// failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The first worker, which starts and watches the others, failed; said as the engine
+    /// says a host's software failed.
+    #[error("host software failed: {0}")]
+    Workers(WorkersError),
+}
+
+/// What failed the first worker's watch over the workers ([`StandingError::Workers`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkersError {
+    /// One of the first worker's listeners was not bound in time.
+    #[error(transparent)]
+    NotListening(NotListening),
+    /// A worker's thread could not be started.
+    #[error("starting worker {index}'s thread: {cause}")]
+    Thread {
+        /// The worker, from 0.
+        index: usize,
+        /// The operating system's error.
+        cause: std::io::Error,
+    },
+    /// Another worker ended, before it listened or while the run stood.
+    #[error("worker {index}: {end}")]
+    Worker {
+        /// The worker, from 0.
+        index: usize,
+        /// How it ended.
+        end: WorkerEnd,
+    },
+    /// A worker's thread panicked.
+    #[error("a worker's thread panicked")]
+    Panicked,
+}
+
+/// A listener not bound within 10 s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host} was not listening on its port {port} after {BIND_WAIT:?}")]
+pub struct NotListening {
+    /// The host.
+    pub host: String,
+    /// Its port in the run.
+    pub port: u16,
+}
+
+/// How a worker other than the first ended, as it tells the first.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerEnd {
+    /// Its listeners were not bound in time.
+    #[error(transparent)]
+    NotListening(NotListening),
+    /// Its run ended without a fault, before it was stopped.
+    #[error("stopped")]
+    Stopped,
+    /// Its run ended on a fault.
+    #[error(transparent)]
+    Engine(EngineError),
+}
 
 /// A live topology without a time limit and without latency (the live engine applies none):
 /// the run lasts until its client returns.
@@ -90,7 +156,7 @@ pub fn run_workers(
     build: Build,
     stop: LocalBoxFuture<'static, ()>,
     ready: impl FnOnce(&[SocketAddr]) + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), StandingError> {
     let start = Instant::now();
     let first = Worker {
         index: 0,
@@ -99,6 +165,8 @@ pub fn run_workers(
     };
     let mut topology = build(&first);
     let name = client_name.to_string();
+    let failed: std::rc::Rc<std::cell::RefCell<Option<WorkersError>>> = Default::default();
+    let failure = failed.clone();
     topology.client(
         client_name,
         Box::new(move |net| {
@@ -110,11 +178,32 @@ pub fn run_workers(
                 listeners,
                 build,
             };
-            first_client(net, others, stop, ready).boxed_local()
+            async move {
+                let result = first_client(net, others, stop, ready).await;
+                let said = result.as_ref().err().map(ToString::to_string);
+                if let Err(e) = result {
+                    *failure.borrow_mut() = Some(e);
+                }
+                said.map_or(Ok(()), |said| Err(anyhow::Error::msg(said)))
+            }
+            .boxed_local()
         }),
     );
-    Live.run_since(topology, start)?;
-    Ok(())
+    match Live.run_since(topology, start) {
+        Ok(_) => Ok(()),
+        // The run ended on the first worker's own failure: that, typed.
+        Err(EngineError::Software(said))
+            if failed
+                .borrow()
+                .as_ref()
+                .is_some_and(|e| said == e.to_string()) =>
+        {
+            Err(StandingError::Workers(
+                failed.take().expect("checked to be there"),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What the first worker needs to start the others.
@@ -129,7 +218,7 @@ struct Others {
 }
 
 /// A worker's report to the first: its listeners' addresses once bound, or why it ended.
-type Report = (usize, Result<Vec<SocketAddr>, String>);
+type Report = (usize, Result<Vec<SocketAddr>, WorkerEnd>);
 
 /// The first worker's client: see [`run_workers`].
 async fn first_client(
@@ -137,12 +226,14 @@ async fn first_client(
     others: Others,
     stop: LocalBoxFuture<'static, ()>,
     ready: impl FnOnce(&[SocketAddr]),
-) -> anyhow::Result<()> {
+) -> Result<(), WorkersError> {
     let mut stop = stop;
     if (&mut stop).now_or_never().is_some() {
         return Ok(());
     }
-    let bound = wait_bound(&net, &others.listeners).await?;
+    let bound = wait_bound(&net, &others.listeners)
+        .await
+        .map_err(WorkersError::NotListening)?;
     let (stopping, stopped) = watch::channel(false);
     let (reports, mut reported) = mpsc::unbounded_channel::<Report>();
     let mut threads = Vec::with_capacity(others.workers - 1);
@@ -161,8 +252,8 @@ async fn first_client(
         while listening < threads.len() {
             match reported.recv().await {
                 Some((_, Ok(_))) => listening += 1,
-                Some((index, Err(e))) => {
-                    result = Err(anyhow::anyhow!("worker {index}: {e}"));
+                Some((index, Err(end))) => {
+                    result = Err(WorkersError::Worker { index, end });
                     break;
                 }
                 None => break,
@@ -173,15 +264,15 @@ async fn first_client(
         ready(&bound);
         tokio::select! {
             () = &mut stop => {}
-            Some((index, Err(e))) = reported.recv() => {
-                result = Err(anyhow::anyhow!("worker {index}: {e}"));
+            Some((index, Err(end))) = reported.recv() => {
+                result = Err(WorkersError::Worker { index, end });
             }
         }
     }
     let _ = stopping.send(true);
     for thread in threads {
         if thread.join().is_err() {
-            result = result.and(Err(anyhow::anyhow!("a worker's thread panicked")));
+            result = result.and(Err(WorkersError::Panicked));
         }
     }
     result
@@ -195,7 +286,7 @@ fn start_worker(
     bound: &[SocketAddr],
     reports: &mpsc::UnboundedSender<Report>,
     stopped: &watch::Receiver<bool>,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
+) -> Result<std::thread::JoinHandle<()>, WorkersError> {
     let (build, queue, start) = (others.build.clone(), others.queue.clone(), others.start);
     let workers = others.workers;
     let (name, listeners) = (others.client_name.clone(), others.listeners.clone());
@@ -220,7 +311,7 @@ fn start_worker(
                     async move {
                         let addrs = wait_bound(&net, &listeners).await;
                         let failed = addrs.is_err();
-                        let _ = to_first.send((index, addrs.map_err(|e| format!("{e:#}"))));
+                        let _ = to_first.send((index, addrs.map_err(WorkerEnd::NotListening)));
                         if !failed {
                             let mut stopped = stopped;
                             let _ = stopped.wait_for(|stop| *stop).await;
@@ -231,13 +322,13 @@ fn start_worker(
                 }),
             );
             let end = match Live.run_since(topology, start) {
-                Ok(_) => "stopped".to_string(),
-                Err(e) => e.to_string(),
+                Ok(_) => WorkerEnd::Stopped,
+                Err(e) => WorkerEnd::Engine(e),
             };
             // Heard only if the first worker is still waiting for this one.
             let _ = reports.send((index, Err(end)));
         })
-        .with_context(|| format!("starting worker {index}'s thread"))
+        .map_err(|cause| WorkersError::Thread { index, cause })
 }
 
 /// Worker `index`'s transcript: when there are several workers, its lines name it after the
@@ -251,7 +342,10 @@ fn label(transcript: &Transcript, index: usize, workers: usize) -> Transcript {
 }
 
 /// Waits until every `(host, port)` of `listeners` listens; their bound addresses, in order.
-async fn wait_bound(net: &NetRef, listeners: &[(String, u16)]) -> anyhow::Result<Vec<SocketAddr>> {
+async fn wait_bound(
+    net: &NetRef,
+    listeners: &[(String, u16)],
+) -> Result<Vec<SocketAddr>, NotListening> {
     let give_up = net.now() + BIND_WAIT;
     let mut bound = Vec::with_capacity(listeners.len());
     for (host, port) in listeners {
@@ -260,7 +354,10 @@ async fn wait_bound(net: &NetRef, listeners: &[(String, u16)]) -> anyhow::Result
                 break addr;
             }
             if net.now() >= give_up {
-                anyhow::bail!("{host} was not listening on its port {port} after {BIND_WAIT:?}");
+                return Err(NotListening {
+                    host: host.clone(),
+                    port: *port,
+                });
             }
             net.sleep_until(net.now() + Duration::from_millis(1)).await;
         };

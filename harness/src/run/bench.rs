@@ -9,9 +9,33 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::run::run_crowd;
 use crate::run::suite::{self, Selection};
-use crate::scenario::{self, Scheme};
+use crate::run::{RunError, run_crowd};
+use crate::scenario::{self, ScenarioError, Scheme};
+
+/// Why a measurement could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// Scenario files that do not read or validate, each located.
+    #[error("{}", scenario::joined(.0))]
+    Scenarios(Vec<ScenarioError>),
+    /// The selection, on this engine, is no run at all.
+    #[error("no runs match the selection")]
+    NoRuns,
+    /// An engine name that is not one of [`crate::engine::ENGINES`].
+    #[error("no engine called {name}")]
+    UnknownEngine {
+        /// The name as given.
+        name: String,
+    },
+    /// One of the selection's runs could not be carried out.
+    #[error("a run failed to run: {0}")]
+    RunFailed(RunError),
+    /// The crowd's run could not be carried out.
+    #[error(transparent)]
+    Crowd(RunError),
+}
 
 /// What one measurement found.
 #[derive(Debug, Clone, Serialize)]
@@ -35,20 +59,11 @@ pub struct Measurement {
 }
 
 /// Runs `sel` on `engine` with `jobs` threads and measures it.
-pub fn selection(sel: &Selection, engine: &str, jobs: usize) -> anyhow::Result<Measurement> {
-    let (scenarios, planned) = suite::plan(sel).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+pub fn selection(sel: &Selection, engine: &str, jobs: usize) -> Result<Measurement, BenchError> {
+    let (scenarios, planned) = suite::plan(sel).map_err(BenchError::Scenarios)?;
     let (planned, _) = suite::runnable_on(engine, &scenarios, planned);
     if planned.is_empty() {
-        anyhow::bail!("no runs match the selection");
+        return Err(BenchError::NoRuns);
     }
     let (finished, wall) = timed(|| suite::execute(engine, &scenarios, &planned, jobs, |_, _| {}));
     let mut m = Measurement {
@@ -68,7 +83,7 @@ pub fn selection(sel: &Selection, engine: &str, jobs: usize) -> anyhow::Result<M
                 m.received += out.report.received;
                 m.sim_ms = m.sim_ms.max(out.sim_end.as_millis() as u64);
             }
-            Err(e) => anyhow::bail!("a run failed to run: {e}"),
+            Err(e) => return Err(BenchError::RunFailed(e.clone())),
         }
     }
     Ok(m)
@@ -76,14 +91,15 @@ pub fn selection(sel: &Selection, engine: &str, jobs: usize) -> anyhow::Result<M
 
 /// Runs the scenario in `file` with `clients` copies of its client at once (its first scheme,
 /// seed 1) on `engine` and measures it.
-pub fn crowd(file: &Path, engine: &str, clients: usize) -> anyhow::Result<Measurement> {
-    let s = scenario::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn crowd(file: &Path, engine: &str, clients: usize) -> Result<Measurement, BenchError> {
+    let s = scenario::load(file).map_err(|e| BenchError::Scenarios(vec![e]))?;
     let scheme = s.client.schemes.first().copied().unwrap_or(Scheme::Ws);
     let expected = s.expected(scheme);
-    let e = crate::engine::by_name(engine)
-        .ok_or_else(|| anyhow::anyhow!("no engine called {engine}"))?;
+    let e = crate::engine::by_name(engine).ok_or_else(|| BenchError::UnknownEngine {
+        name: engine.to_string(),
+    })?;
     let (out, wall) = timed(|| run_crowd(e.as_ref(), &s, scheme, 1, clients));
-    let out = out?;
+    let out = out.map_err(BenchError::Crowd)?;
     Ok(Measurement {
         engine: engine.to_string(),
         runs: 1,

@@ -137,11 +137,11 @@ pub fn run_file_with(
         .iter()
         .zip(finished)
         .map(|(p, f)| {
-            f.output.map_err(|message| Error::Run {
+            f.output.map_err(|error| Error::Run {
                 file: scenario.file.clone(),
                 scheme: p.scheme.to_string(),
                 seed: p.seed,
-                message,
+                error: Box::new(error),
             })
         })
         .collect()

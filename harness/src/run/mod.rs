@@ -19,11 +19,11 @@ use gauntlet_reports::Latency;
 use crate::driver::hop_software;
 use crate::endpoints::client::{self, Plan, ProxyPlan, Report};
 use crate::endpoints::server;
-use crate::engine::{Engine, EventLog, Intake, LinkConfig, NetRef, Topology};
+use crate::engine::{Engine, EngineError, EventLog, Intake, LinkConfig, NetRef, Topology};
 use crate::real::hop::{self, Started};
 use crate::real::product::command::Role;
 use crate::scenario::{Hop, Route, Scenario, Scheme, host_names};
-use crate::tls::{Ca, Tls, TlsVersions, client_config};
+use crate::tls::{Ca, Tls, TlsError, TlsVersions, client_config};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::{self, Entry, Transcript};
 
@@ -72,6 +72,66 @@ impl RunOutput {
     }
 }
 
+/// Why the harness could not carry out a run: a fault of the harness or of the scenario's
+/// setup, never of the network (a misbehaving network ends in an outcome).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The scenario does not run this scheme (it expects nothing for it).
+    #[error("{file} does not run {scheme}")]
+    Scheme {
+        /// The scenario file.
+        file: String,
+        /// The scheme asked for.
+        scheme: Scheme,
+    },
+    /// An engine name that is not one of [`crate::engine::ENGINES`].
+    #[error("unknown engine `{name}`: expected one of {}", crate::engine::ENGINES.join(", "))]
+    UnknownEngine {
+        /// The name as given.
+        name: String,
+    },
+    /// The run's TLS material could not be made.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A hop that a real program stands for cannot stand where it is.
+    #[error("{file}: hop {hop} is {why}")]
+    Placement {
+        /// The scenario file.
+        file: String,
+        /// The hop's place in the path, from 1.
+        hop: usize,
+        /// Why it cannot stand there.
+        why: Placement,
+    },
+    /// The engine refused the topology or ended the run on a fault (a host's software
+    /// failed, the time limit passed).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The client's software ended without leaving its report.
+    #[error("the client finished without a report")]
+    NoReport,
+}
+
+/// Why a command hop cannot stand where a scenario puts it ([`RunError::Placement`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Placement {
+    /// A forward proxy's command anywhere but first on an explicit route.
+    #[error(
+        "a forward proxy's command, which must be the first hop of a client with route = \"explicit\""
+    )]
+    ForwardNotFirst,
+    /// A reverse proxy's command in a wss run.
+    #[error(
+        "a command, which carries ws only (a command's one {{upstream}} cannot name the server's ws and wss ports both)"
+    )]
+    CommandOnWss,
+    /// A reverse proxy's command before several backends.
+    #[error("a command, which has one upstream")]
+    CommandUpstreams,
+}
+
 /// The TLS side of interception and offload: each `tls-intercepting-proxy` hop gets its own
 /// corporate CA and a certificate for every name (as does each `l7-balancer` that terminates
 /// TLS, from a "public" CA every client trusts); the client trusts the run's CA and each corporate CA whose
@@ -85,7 +145,7 @@ fn interception(
     names: &[String],
     run_ca: &Ca,
     tls: &Tls,
-) -> anyhow::Result<(std::sync::Arc<rustls::ClientConfig>, Vec<HopEnv>)> {
+) -> Result<(std::sync::Arc<rustls::ClientConfig>, Vec<HopEnv>), TlsError> {
     let mut cas = Vec::new();
     for (i, hop) in path.iter().enumerate() {
         match hop.model() {
@@ -127,7 +187,7 @@ fn build(
     seed: u64,
     t: &Transcript,
     started: &Started,
-) -> anyhow::Result<(Topology, Plan)> {
+) -> Result<(Topology, Plan), RunError> {
     let (hops, servers) = host_names(&scenario.path);
     let mut names = hops.clone();
     names.extend(servers.iter().cloned());
@@ -155,6 +215,11 @@ fn build(
         );
     }
     for (i, hop) in scenario.path.iter().enumerate() {
+        let placement = |why| RunError::Placement {
+            file: scenario.file.clone(),
+            hop: i + 1,
+            why,
+        };
         let upstreams = match hops.get(i + 1) {
             Some(next) => vec![next.clone()],
             None => servers.clone(),
@@ -171,12 +236,7 @@ fn build(
             }
             Hop::Command(c) if c.command.role() == Role::Forward => {
                 if (i, scenario.client.route) != (0, Route::Explicit) {
-                    anyhow::bail!(
-                        "{}: hop {} is a forward proxy's command, which must be the first hop \
-                         of a client with route = \"explicit\"",
-                        scenario.file,
-                        i + 1
-                    );
+                    return Err(placement(Placement::ForwardNotFirst));
                 }
                 topology.host(
                     &hops[i],
@@ -184,19 +244,12 @@ fn build(
                 );
                 continue;
             }
-            Hop::Command(_) if scheme == Scheme::Wss => anyhow::bail!(
-                "{}: hop {} is a command, which carries ws only (a command's one {{upstream}} \
-                 cannot name the server's ws and wss ports both)",
-                scenario.file,
-                i + 1
-            ),
+            Hop::Command(_) if scheme == Scheme::Wss => {
+                return Err(placement(Placement::CommandOnWss));
+            }
             Hop::Command(c) => {
                 let [upstream] = upstreams.as_slice() else {
-                    anyhow::bail!(
-                        "{}: hop {} is a command, which has one upstream",
-                        scenario.file,
-                        i + 1
-                    );
+                    return Err(placement(Placement::CommandUpstreams));
                 };
                 topology.host(
                     &hops[i],
@@ -263,10 +316,11 @@ pub fn run(
     scenario: &Scenario,
     scheme: Scheme,
     seed: u64,
-) -> anyhow::Result<RunOutput> {
-    let expected = scenario
-        .expected(scheme)
-        .ok_or_else(|| anyhow::anyhow!("{} does not run {scheme}", scenario.file))?;
+) -> Result<RunOutput, RunError> {
+    let expected = scenario.expected(scheme).ok_or_else(|| RunError::Scheme {
+        file: scenario.file.clone(),
+        scheme,
+    })?;
     let t = Transcript::default();
     let started = Started::default();
     let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;
@@ -287,10 +341,7 @@ pub fn run(
     let at = end.as_ref().map_or(Duration::ZERO, |e| e.at);
     started.stop_all(&t, at);
     let end = end?;
-    let mut report = slot
-        .borrow_mut()
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("the client finished without a report"))?;
+    let mut report = slot.borrow_mut().take().ok_or(RunError::NoReport)?;
     let latency = crate::verdict::metrics::latency(&report.latencies);
     crate::verdict::metrics::apply_bounds(&scenario.bounds, latency.as_ref(), &mut report);
     if report.outcome == Outcome::Degraded {
@@ -339,7 +390,7 @@ pub fn run_crowd(
     scheme: Scheme,
     seed: u64,
     clients: usize,
-) -> anyhow::Result<CrowdOutput> {
+) -> Result<CrowdOutput, RunError> {
     let t = Transcript::discarding();
     let started = Started::default();
     let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use gauntlet_reports::{Handshake, Results, Run};
 
 use crate::engine;
-use crate::run::{RunOutput, run};
+use crate::run::{RunError, RunOutput, run};
 use crate::scenario::{self, Hop, Scenario, ScenarioError, Scheme};
 use crate::verdict::outcome::Outcome;
 
@@ -130,7 +130,7 @@ pub fn plan(sel: &Selection) -> Result<(Vec<Scenario>, Vec<Planned>), Vec<Scenar
 #[derive(Debug)]
 pub struct Finished {
     /// What the run produced, or why the harness could not run it.
-    pub output: Result<RunOutput, String>,
+    pub output: Result<RunOutput, RunError>,
     /// Wall-clock milliseconds.
     pub wall_ms: u64,
 }
@@ -146,10 +146,9 @@ pub fn execute(
     mut each: impl FnMut(usize, &Finished),
 ) -> Vec<Finished> {
     if engine::by_name(engine_name).is_none() {
-        let why = format!(
-            "unknown engine `{engine_name}`: expected one of {}",
-            engine::ENGINES.join(", ")
-        );
+        let why = RunError::UnknownEngine {
+            name: engine_name.to_string(),
+        };
         return (0..planned.len())
             .map(|i| {
                 let f = Finished {
@@ -179,8 +178,7 @@ pub fn execute(
                     // Wall time is measured for the report only; nothing simulated reads it.
                     #[allow(clippy::disallowed_methods)]
                     let started = std::time::Instant::now();
-                    let output = run(engine.as_ref(), &scenarios[p.scenario], p.scheme, p.seed)
-                        .map_err(|e| format!("{e:#}"));
+                    let output = run(engine.as_ref(), &scenarios[p.scenario], p.scheme, p.seed);
                     let wall_ms = started.elapsed().as_millis() as u64;
                     if tx.send((i, Finished { output, wall_ms })).is_err() {
                         return;
@@ -275,7 +273,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             expected,
             outcome: "harness-error".into(),
             pass: false,
-            detail: e.clone(),
+            detail: e.to_string(),
             sim_ms: 0,
             wall_ms: f.wall_ms,
             handshake_ms: None,

@@ -40,6 +40,15 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+/// Every error of a list, one after another, a line apart.
+pub(crate) fn joined(errors: &[ScenarioError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A [`ScenarioError`] at byte offset `at` of `text`.
 pub(crate) fn locate(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
     let at = at.min(text.len());

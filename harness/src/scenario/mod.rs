@@ -29,7 +29,7 @@ pub use error::ScenarioError;
 pub use hop::{CommandHop, Hop, ProductHop, host_names};
 pub use parse::{load, parse};
 
-pub(crate) use error::locate;
+pub(crate) use error::{joined, locate};
 pub(crate) use parse::millisecond_beyond_limit;
 
 /// The format version this build reads.

@@ -77,19 +77,29 @@ impl fmt::Display for Outcome {
     }
 }
 
-impl FromStr for Outcome {
-    type Err = String;
+/// A name that is not one of the outcomes' ([`Outcome::as_str`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown outcome `{name}`, expected one of {}", expected())]
+pub struct UnknownOutcome {
+    /// The name as given.
+    pub name: String,
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+/// Every outcome's name, in order, comma-separated.
+fn expected() -> String {
+    let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+    names.join(", ")
+}
+
+impl FromStr for Outcome {
+    type Err = UnknownOutcome;
+
+    fn from_str(s: &str) -> Result<Self, UnknownOutcome> {
         Outcome::ALL
             .into_iter()
             .find(|o| o.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
-                format!(
-                    "unknown outcome `{s}`, expected one of {}",
-                    names.join(", ")
-                )
+            .ok_or_else(|| UnknownOutcome {
+                name: s.to_string(),
             })
     }
 }
@@ -103,6 +113,13 @@ mod tests {
         for o in Outcome::ALL {
             assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
         }
-        assert!("lost".parse::<Outcome>().is_err());
+        let err = "lost".parse::<Outcome>().unwrap_err();
+        assert_eq!(err.name, "lost");
+        assert!(
+            err.to_string().starts_with(
+                "unknown outcome `lost`, expected one of delivered, handshake-rejected, "
+            ),
+            "{err}"
+        );
     }
 }

@@ -15,6 +15,7 @@ use gauntlet::scenario::Scheme;
 use gauntlet::testing::TestCa;
 use gauntlet::tls::TlsVersions;
 use gauntlet::{Error, FileOptions, Outcome};
+use gauntlet_proxies::registry::HopError;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -210,10 +211,17 @@ async fn models_the_front_door_cannot_run_are_errors_that_name_the_hop() {
         panic!("an interceptor without TLS material started");
     };
     assert!(
-        matches!(&e, Error::Model { at, .. } if at == "hop 2 (tls-intercepting-proxy)"),
+        matches!(
+            &e,
+            Error::Hop { at, error: HopError::NeedsTls { what: "tls-intercepting-proxy" } }
+                if at == "hop 2 (tls-intercepting-proxy)"
+        ),
         "{e:?}"
     );
-    assert!(e.to_string().contains("TLS material"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "hop 2 (tls-intercepting-proxy): tls-intercepting-proxy needs TLS material from the harness"
+    );
     let Err(e) = live::spawn_chain(Vec::new(), upstream).await else {
         panic!("an empty chain started");
     };

@@ -1,6 +1,7 @@
 //! The house keeps its shape: the modules of `harness/src` form no dependency cycle, no source
-//! file there is longer than [`MAX_LINES`], and `ARCHITECTURE.md` names every source file and
-//! command there is, and no source file that is gone.
+//! file there is longer than [`MAX_LINES`], `ARCHITECTURE.md` names every source file and
+//! command there is, and no source file that is gone, and no library code says its errors
+//! in a bare `String`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -301,4 +302,244 @@ fn architecture_names_every_command() {
         missing.is_empty(),
         "ARCHITECTURE.md names no `gauntlet <command>` for {missing:?} (of {commands:?})"
     );
+}
+
+/// The library's sources: `harness/src` but the command line (`main.rs`, `cli/`), and the
+/// sources of `proxies-sim` and `reports`, as paths from the workspace's root.
+fn library_sources() -> Vec<String> {
+    let root = crate::root();
+    let mut files = Vec::new();
+    for krate in ["harness", "proxies-sim", "reports"] {
+        for f in sources(&root.join(krate).join("src")) {
+            if krate == "harness" && (f == "main.rs" || f.starts_with("cli/")) {
+                continue;
+            }
+            files.push(format!("{krate}/src/{f}"));
+        }
+    }
+    files
+}
+
+/// `line` without what its string and character literals hold, so that braces and text
+/// inside them count for nothing (a lifetime's quote is left as it is).
+fn without_literals(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                out.push_str("\"\"");
+            }
+            '\'' => {
+                let rest: String = chars.clone().take(3).collect();
+                let literal = rest.starts_with('\\') || rest.chars().nth(1) == Some('\'');
+                if literal {
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '\\' => {
+                                chars.next();
+                            }
+                            '\'' => break,
+                            _ => {}
+                        }
+                    }
+                    out.push_str("' '");
+                } else {
+                    out.push(c);
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => break,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The lines of `text` that a library build compiles, numbered from 1: without comments,
+/// and without each item marked `#[cfg(test)]` (a test module, a test-only function or
+/// statement). String and character literals are emptied.
+fn compiled_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    let mut depth = 0usize;
+    let mut opened = false;
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        let line = without_literals(raw);
+        if !skipping && line.trim() == "#[cfg(test)]" {
+            (skipping, depth, opened) = (true, 0, false);
+            continue;
+        }
+        if skipping {
+            if line.trim_start().starts_with("#[") && !opened {
+                continue;
+            }
+            for c in line.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            let ended = if opened {
+                depth == 0
+            } else {
+                line.trim_end().ends_with(';')
+            };
+            if ended {
+                skipping = false;
+            }
+            continue;
+        }
+        out.push((i + 1, line));
+    }
+    out
+}
+
+/// The lines of `text` where its compiled code says an error is a `String`: a
+/// `Result<…, String>` (its last type argument `String`, however deeply the others nest and
+/// over however many lines), or an `Err` or `Error` associated type that is `String`.
+fn string_error_lines(text: &str) -> Vec<usize> {
+    let lines = compiled_lines(text);
+    let mut code = String::new();
+    let mut starts = Vec::with_capacity(lines.len());
+    for (n, line) in &lines {
+        starts.push((code.len(), *n));
+        code.push_str(line);
+        code.push('\n');
+    }
+    let line_at = |at: usize| {
+        let i = starts.partition_point(|(start, _)| *start <= at);
+        starts[i.saturating_sub(1)].1
+    };
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("type Err") {
+        let after = code[at + "type Err".len()..].trim_start_matches("or");
+        let after = after.trim_start();
+        if let Some(ty) = after.strip_prefix('=') {
+            if ty.trim_start().starts_with("String;") {
+                found.push(line_at(at));
+            }
+        }
+    }
+    for (at, _) in code.match_indices("Result<") {
+        let args = &code[at + "Result<".len()..];
+        let mut depth = 0usize;
+        let mut last = 0;
+        for (i, c) in args.char_indices() {
+            match c {
+                '<' | '(' | '[' => depth += 1,
+                '>' if depth == 0 => {
+                    let error = args[last..i].trim().trim_end_matches(',').trim();
+                    if last > 0 && matches!(error, "String" | "std::string::String") {
+                        found.push(line_at(at));
+                    }
+                    break;
+                }
+                '>' | ')' | ']' => depth = depth.saturating_sub(1),
+                ',' if depth == 0 && !args[i + 1..].trim_start().starts_with('>') => {
+                    last = i + 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+/// Each place in `files` (paths under `root`) whose compiled code says an error is a
+/// `String`, as `file:line: the line`.
+fn string_errors(root: &Path, files: &[String]) -> Vec<String> {
+    files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(root.join(f)).expect("a source file");
+            string_errors_in(f, &text)
+        })
+        .collect()
+}
+
+/// Each place in `text`, the file `file`, whose compiled code says an error is a `String`, as
+/// `file:line: the line`.
+fn string_errors_in(file: &str, text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    string_error_lines(text)
+        .into_iter()
+        .map(|n| format!("{file}:{n}: {}", lines[n - 1].trim()))
+        .collect()
+}
+
+#[test]
+fn library_errors_are_types_not_strings() {
+    let files = library_sources();
+    assert!(files.len() >= 60, "found only {} files", files.len());
+    let found = string_errors(&crate::root(), &files);
+    assert!(
+        found.is_empty(),
+        "library code whose errors are a String (give it an error type, with thiserror):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn a_string_error_is_found_where_there_is_one() {
+    let text = r#"//! `fn doc() -> Result<(), String>` in a doc comment is prose.
+/// Nor here: Result<u8, String>.
+pub fn a() -> Result<u8, String> {
+    Ok(1)
+}
+pub fn fine() -> Result<Option<String>, Oops> {
+    let s = "Result<u8, String>";
+    Ok(None)
+}
+pub fn nested() -> Result<Vec<(u8, String)>, String> {
+    todo!()
+}
+impl FromStr for X {
+    type Err = String;
+}
+#[cfg(test)]
+fn helper() -> Result<(), String> {
+    Ok(())
+}
+#[cfg(test)]
+mod tests {
+    fn parse() -> Result<(), String> {
+        let brace = '{';
+        Ok(())
+    }
+}
+pub fn after() -> Result<
+    u8,
+    String,
+> {
+    Ok(1)
+}
+pub fn last() -> std::result::Result<(), std::string::String> {
+    Ok(())
+}
+"#;
+    let found = string_errors_in("a.rs", text);
+    let lines: Vec<&str> = found
+        .iter()
+        .map(|f| f.split(':').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(lines, ["3", "10", "14", "27", "33"], "{found:#?}");
+    assert!(found[0].starts_with("a.rs:3: pub fn a() -> Result<u8, String>"));
 }

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Head, Parsed, examine, parse_request, parse_response};
+use super::{FramingError, Head, Parsed, examine, parse_request, parse_response};
 
 /// Which kind of head a [`HeadReader`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,10 +204,31 @@ enum ChunkState {
     Done,
 }
 
+/// Why bytes are not chunked coding (RFC 9112 §7.1): what [`ChunkedScanner::scan`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    /// A chunk size larger than 64 bits hold.
+    #[error("chunk size overflows")]
+    SizeOverflows,
+    /// A byte that is neither a hexadecimal digit nor the start of an extension or the line's
+    /// end, where a chunk size is read.
+    #[error("unexpected byte 0x{0:02x} in a chunk size")]
+    SizeByte(u8),
+    /// A chunk size line whose CR is not followed by LF.
+    #[error("chunk size line not ended by CRLF")]
+    SizeLineEnd,
+    /// A chunk's data not followed by CRLF.
+    #[error("chunk data not followed by CRLF")]
+    DataEnd,
+    /// A trailer line whose CR is not followed by LF.
+    #[error("trailer line not ended by CRLF")]
+    TrailerLineEnd,
+}
+
 impl ChunkedScanner {
     /// Consumes body bytes from `buf`: returns how many belong to the body, and whether the
     /// body ended within them. An error means the bytes are not chunked coding.
-    pub fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool), String> {
+    pub fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool), ChunkError> {
         let mut i = 0;
         while i < buf.len() {
             if self.state == ChunkState::Done {
@@ -222,11 +243,11 @@ impl ChunkedScanner {
                             .size
                             .checked_mul(16)
                             .and_then(|s| s.checked_add(digit))
-                            .ok_or("chunk size overflows")?;
+                            .ok_or(ChunkError::SizeOverflows)?;
                     }
                     b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
                     b'\r' => self.state = ChunkState::SizeLf,
-                    _ => return Err(format!("unexpected byte 0x{b:02x} in a chunk size")),
+                    _ => return Err(ChunkError::SizeByte(b)),
                 },
                 ChunkState::Extension => {
                     if b == b'\r' {
@@ -235,7 +256,7 @@ impl ChunkedScanner {
                 }
                 ChunkState::SizeLf => {
                     if b != b'\n' {
-                        return Err("chunk size line not ended by CRLF".into());
+                        return Err(ChunkError::SizeLineEnd);
                     }
                     self.state = if self.size == 0 {
                         self.line = 0;
@@ -255,13 +276,13 @@ impl ChunkedScanner {
                 }
                 ChunkState::DataCr => {
                     if b != b'\r' {
-                        return Err("chunk data not followed by CRLF".into());
+                        return Err(ChunkError::DataEnd);
                     }
                     self.state = ChunkState::DataLf;
                 }
                 ChunkState::DataLf => {
                     if b != b'\n' {
-                        return Err("chunk data not followed by CRLF".into());
+                        return Err(ChunkError::DataEnd);
                     }
                     self.state = ChunkState::Size;
                 }
@@ -274,7 +295,7 @@ impl ChunkedScanner {
                 }
                 ChunkState::TrailerLf => {
                     if b != b'\n' {
-                        return Err("trailer line not ended by CRLF".into());
+                        return Err(ChunkError::TrailerLineEnd);
                     }
                     if self.line == 0 {
                         self.state = ChunkState::Done;
@@ -322,13 +343,14 @@ pub enum MessageError {
         held: usize,
     },
     /// A chunked body whose coding is broken; what is wrong.
-    Chunked(String),
+    Chunked(ChunkError),
 }
 
 impl std::fmt::Display for MessageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            MessageError::NotHttp(reason) | MessageError::Chunked(reason) => f.write_str(reason),
+            MessageError::NotHttp(reason) => f.write_str(reason),
+            MessageError::Chunked(e) => e.fmt(f),
             MessageError::HeadTooLong { max, held } => write!(
                 f,
                 "head longer than {max} bytes ({held} bytes without its end)"
@@ -524,6 +546,19 @@ pub fn answer<T: Clone>(pending: &mut VecDeque<T>, status: u16) -> Option<T> {
     }
 }
 
+/// Why a model that read a head cannot go on with the exchange it belongs to: its body
+/// cannot be delimited, or it is a response when no request awaits one. Either is bytes that
+/// are not HTTP the model can follow, handled as such (noted, answered 400 or 502, closed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeError {
+    /// The head's body cannot be delimited.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    /// A response, with this status, when no request awaits an answer.
+    #[error("a {0} response to no request")]
+    Unanswered(u16),
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -549,7 +584,7 @@ mod tests {
     #[test]
     fn framing_follows_rfc_9112_section_6_3() {
         let chunked = || Ok(Framing::Chunked(ChunkedScanner::default()));
-        let cases: &[(&str, Option<&str>, Result<Framing, String>)] = &[
+        let cases: &[(&str, Option<&str>, Result<Framing, FramingError>)] = &[
             // 1: a response to HEAD, any 1xx, 204 or 304 ends at its head.
             (
                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
@@ -613,12 +648,12 @@ mod tests {
             (
                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
                 None,
-                Err("conflicting Content-Length fields".into()),
+                Err(FramingError::ConflictingLengths),
             ),
             (
                 "HTTP/1.1 200 OK\r\nContent-Length: five\r\n\r\n",
                 None,
-                Err("Content-Length `five` is not a number".into()),
+                Err(FramingError::LengthNotNumber("five".into())),
             ),
             // 6: a valid length.
             (
@@ -645,11 +680,11 @@ mod tests {
                 "{text:?} to {method:?}"
             );
         }
-        let requests: &[(&str, Result<Framing, String>)] = &[
+        let requests: &[(&str, Result<Framing, FramingError>)] = &[
             // 4: a request whose last coding is not chunked cannot be read (400).
             (
                 "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-                Err("request body transfer coding `gzip` is not chunked".into()),
+                Err(FramingError::RequestCoding("gzip".into())),
             ),
             (
                 "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -664,6 +699,25 @@ mod tests {
         ];
         for (text, expected) in requests {
             assert_eq!(&request(text).framing(None), expected, "{text:?}");
+        }
+        // What each says, as the transcript notes and error pages write it.
+        let said = [
+            (
+                FramingError::ConflictingLengths,
+                "conflicting Content-Length fields",
+            ),
+            (FramingError::LengthNotAscii, "Content-Length is not ASCII"),
+            (
+                FramingError::LengthNotNumber("five".into()),
+                "Content-Length `five` is not a number",
+            ),
+            (
+                FramingError::RequestCoding("gzip".into()),
+                "request body transfer coding `gzip` is not chunked",
+            ),
+        ];
+        for (error, text) in said {
+            assert_eq!(error.to_string(), text);
         }
     }
 
@@ -817,12 +871,9 @@ HTTP/1.1 200 OK\r\n\r\nto the close HTTP/1.1 200 OK\r\n\r\n";
             panic!()
         };
         m.body(head.framing(None).unwrap());
-        assert_eq!(
-            m.read(),
-            Err(MessageError::Chunked(
-                "unexpected byte 0x7a in a chunk size".into()
-            ))
-        );
+        let err = m.read().unwrap_err();
+        assert_eq!(err, MessageError::Chunked(ChunkError::SizeByte(b'z')));
+        assert_eq!(err.to_string(), "unexpected byte 0x7a in a chunk size");
         assert_eq!(m.take(), b"3\r\nabc\r\nzz\r\n");
 
         let mut m = Messages::new(Kind::Request, 32);
@@ -843,6 +894,10 @@ HTTP/1.1 200 OK\r\n\r\nto the close HTTP/1.1 200 OK\r\n\r\n";
         assert_eq!(answer(&mut pending, 101), Some("b"));
         assert_eq!(answer(&mut pending, 404), Some("c"));
         assert_eq!(answer(&mut pending, 200), None);
+        assert_eq!(
+            ExchangeError::Unanswered(200).to_string(),
+            "a 200 response to no request"
+        );
         assert!(interim(100) && interim(199) && !interim(101) && !interim(200));
     }
 }

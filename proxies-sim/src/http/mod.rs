@@ -7,8 +7,8 @@ use std::fmt;
 pub mod message;
 
 pub use message::{
-    ChunkedScanner, Framing, HeadReader, Item, Kind, MessageError, Messages, Progress, answer,
-    interim,
+    ChunkError, ChunkedScanner, ExchangeError, Framing, HeadReader, Item, Kind, MessageError,
+    Messages, Progress, answer, interim,
 };
 
 /// The most header fields a head may carry.
@@ -326,7 +326,7 @@ impl Head {
     /// `request_method` is the method of the request a response answers: a response to HEAD
     /// has no body, and a 2xx to CONNECT turns the connection into a tunnel, read as one body
     /// that ends at the close.
-    pub fn framing(&self, request_method: Option<&str>) -> Result<Framing, String> {
+    pub fn framing(&self, request_method: Option<&str>) -> Result<Framing, FramingError> {
         if let Some(status) = self.status() {
             let method = |name: &str| request_method.is_some_and(|m| m.eq_ignore_ascii_case(name));
             if (100..200).contains(&status) || status == 204 || status == 304 || method("HEAD") {
@@ -343,9 +343,7 @@ impl Head {
             } else if self.status().is_some() {
                 Ok(Framing::UntilClose)
             } else {
-                Err(format!(
-                    "request body transfer coding `{last}` is not chunked"
-                ))
+                Err(FramingError::RequestCoding(last.clone()))
             };
         }
         let lengths: Vec<&[u8]> = self
@@ -356,13 +354,13 @@ impl Head {
             .collect();
         if let Some(first) = lengths.first() {
             if lengths.iter().any(|l| l != first) {
-                return Err("conflicting Content-Length fields".into());
+                return Err(FramingError::ConflictingLengths);
             }
-            let text = std::str::from_utf8(first).map_err(|_| "Content-Length is not ASCII")?;
+            let text = std::str::from_utf8(first).map_err(|_| FramingError::LengthNotAscii)?;
             let n: u64 = text
                 .trim()
                 .parse()
-                .map_err(|_| format!("Content-Length `{}` is not a number", text.trim()))?;
+                .map_err(|_| FramingError::LengthNotNumber(text.trim().to_string()))?;
             return Ok(if n == 0 {
                 Framing::None
             } else {
@@ -375,6 +373,25 @@ impl Head {
             Framing::None
         })
     }
+}
+
+/// Why a head's body cannot be delimited ([`Head::framing`]): a request whose body no
+/// product could find the end of, or lengths that disagree or do not read. A model answers a
+/// request 400 and a response 502, and notes this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    /// A request whose last transfer coding, named, is not `chunked` (RFC 9112 §6.3 rule 4).
+    #[error("request body transfer coding `{0}` is not chunked")]
+    RequestCoding(String),
+    /// Content-Length fields with different values (rule 5).
+    #[error("conflicting Content-Length fields")]
+    ConflictingLengths,
+    /// A Content-Length value that is not ASCII.
+    #[error("Content-Length is not ASCII")]
+    LengthNotAscii,
+    /// A Content-Length value, as sent (trimmed), that is not a number.
+    #[error("Content-Length `{0}` is not a number")]
+    LengthNotNumber(String),
 }
 
 impl fmt::Display for Head {

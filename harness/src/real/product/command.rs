@@ -29,6 +29,71 @@ use std::net::{Ipv4Addr, SocketAddr};
 /// The placeholders a command line may use, in the order the error messages list them.
 pub const PLACEHOLDERS: [&str; 4] = ["listen", "listen_port", "upstream", "upstream_port"];
 
+/// What is wrong with a command line: its words do not split, its placeholders are unknown
+/// or not the ones its role needs, or it cannot be filled in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// A quote opened and never closed.
+    #[error("unterminated {quote} quote in `{text}`")]
+    Unterminated {
+        /// The quote: `'` or `"`.
+        quote: char,
+        /// The command line.
+        text: String,
+    },
+    /// A `\` with nothing after it.
+    #[error("`{text}` ends with a lone `\\`")]
+    LoneBackslash {
+        /// The command line.
+        text: String,
+    },
+    /// No words at all.
+    #[error("the command line is empty")]
+    Empty,
+    /// A `{name}` that is not one of [`PLACEHOLDERS`].
+    #[error("unknown placeholder `{{{name}}}` in `{text}` (known: {})", known())]
+    UnknownPlaceholder {
+        /// The name between the braces.
+        name: String,
+        /// The command line.
+        text: String,
+    },
+    /// A reverse proxy's command without a listening address or an upstream.
+    #[error(
+        "the command must contain `{{listen}}` (or `{{listen_port}}`) and `{{upstream}}` \
+         (or `{{upstream_port}}`) for the addresses the harness gives it, got `{text}`"
+    )]
+    ReverseAddresses {
+        /// The command line.
+        text: String,
+    },
+    /// A forward proxy's command without a listening address.
+    #[error(
+        "a forward proxy's command must contain `{{listen}}` (or `{{listen_port}}`) for \
+         the address the harness gives it, got `{text}`"
+    )]
+    ForwardListen {
+        /// The command line.
+        text: String,
+    },
+    /// A forward proxy's command naming an upstream.
+    #[error(
+        "a forward proxy's command has no `{{upstream}}` or `{{upstream_port}}`: each \
+         client names its destination in its CONNECT; remove it from `{text}`"
+    )]
+    ForwardUpstream {
+        /// The command line.
+        text: String,
+    },
+    /// A reverse proxy's command rendered without an upstream address.
+    #[error("`{text}` needs an upstream for `{{upstream}}`")]
+    NoUpstream {
+        /// The command line.
+        text: String,
+    },
+}
+
 /// What kind of proxy a command starts, which decides the placeholders it needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Role {
@@ -50,25 +115,25 @@ pub struct CommandLine {
 impl CommandLine {
     /// Splits `text` into words and checks its placeholders for a reverse proxy (see the
     /// module's documentation), or says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CommandError> {
         Self::parse_as(text, Role::Reverse)
     }
 
     /// Splits `text` into words and checks its placeholders for a proxy of `role`, or says
     /// what is wrong with it.
-    pub fn parse_as(text: &str, role: Role) -> Result<Self, String> {
+    pub fn parse_as(text: &str, role: Role) -> Result<Self, CommandError> {
         let words = split(text)?;
         if words.is_empty() {
-            return Err("the command line is empty".to_string());
+            return Err(CommandError::Empty);
         }
         let mut used = Vec::new();
         for word in &words {
             for name in placeholders(word) {
                 if !PLACEHOLDERS.contains(&name) {
-                    return Err(format!(
-                        "unknown placeholder `{{{name}}}` in `{text}` (known: {})",
-                        known()
-                    ));
+                    return Err(CommandError::UnknownPlaceholder {
+                        name: name.to_string(),
+                        text: text.to_string(),
+                    });
                 }
                 used.push(name);
             }
@@ -79,18 +144,15 @@ impl CommandLine {
             has(["upstream", "upstream_port"]),
         );
         match role {
-            Role::Reverse if !listens || !sends => Err(format!(
-                "the command must contain `{{listen}}` (or `{{listen_port}}`) and `{{upstream}}` \
-                 (or `{{upstream_port}}`) for the addresses the harness gives it, got `{text}`"
-            )),
-            Role::Forward if !listens => Err(format!(
-                "a forward proxy's command must contain `{{listen}}` (or `{{listen_port}}`) for \
-                 the address the harness gives it, got `{text}`"
-            )),
-            Role::Forward if sends => Err(format!(
-                "a forward proxy's command has no `{{upstream}}` or `{{upstream_port}}`: each \
-                 client names its destination in its CONNECT; remove it from `{text}`"
-            )),
+            Role::Reverse if !listens || !sends => Err(CommandError::ReverseAddresses {
+                text: text.to_string(),
+            }),
+            Role::Forward if !listens => Err(CommandError::ForwardListen {
+                text: text.to_string(),
+            }),
+            Role::Forward if sends => Err(CommandError::ForwardUpstream {
+                text: text.to_string(),
+            }),
             _ => Ok(CommandLine {
                 text: text.to_string(),
                 words,
@@ -123,10 +185,16 @@ impl CommandLine {
     /// The words with the placeholders filled for a program listening on 127.0.0.1:`listen`
     /// and sending to `upstream`, or an error if the command needs an upstream (a reverse
     /// proxy's) and has none.
-    pub fn render(&self, listen: u16, upstream: Option<SocketAddr>) -> Result<Vec<String>, String> {
+    pub fn render(
+        &self,
+        listen: u16,
+        upstream: Option<SocketAddr>,
+    ) -> Result<Vec<String>, CommandError> {
         let upstream = match (self.role, upstream) {
             (Role::Reverse, None) => {
-                return Err(format!("`{self}` needs an upstream for `{{upstream}}`"));
+                return Err(CommandError::NoUpstream {
+                    text: self.text.clone(),
+                });
             }
             (Role::Reverse, Some(addr)) => Some(addr),
             // A forward proxy's command has no upstream placeholder to fill.
@@ -176,7 +244,7 @@ fn placeholders(word: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Splits a command line into words (see the module's documentation).
-fn split(text: &str) -> Result<Vec<String>, String> {
+fn split(text: &str) -> Result<Vec<String>, CommandError> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut chars = text.chars();
@@ -213,7 +281,11 @@ fn split(text: &str) -> Result<Vec<String>, String> {
             }
             '\\' => match chars.next() {
                 Some(c) => word.get_or_insert_with(String::new).push(c),
-                None => return Err(format!("`{text}` ends with a lone `\\`")),
+                None => {
+                    return Err(CommandError::LoneBackslash {
+                        text: text.to_string(),
+                    });
+                }
             },
             c => word.get_or_insert_with(String::new).push(c),
         }
@@ -222,8 +294,11 @@ fn split(text: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-fn unterminated(quote: char, text: &str) -> String {
-    format!("unterminated {quote} quote in `{text}`")
+fn unterminated(quote: char, text: &str) -> CommandError {
+    CommandError::Unterminated {
+        quote,
+        text: text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -235,13 +310,20 @@ mod tests {
         let words = split(r#"a  'b c' "d \"e\" \\ \n" f\ g '' h"#).unwrap();
         assert_eq!(words, ["a", "b c", r#"d "e" \ \n"#, "f g", "", "h"]);
         assert_eq!(split("   ").unwrap(), Vec::<String>::new());
-        assert!(split("a 'b").unwrap_err().contains("unterminated ' quote"));
+        assert_eq!(
+            split("a 'b").unwrap_err().to_string(),
+            "unterminated ' quote in `a 'b`"
+        );
         assert!(
             split("a \"b")
                 .unwrap_err()
+                .to_string()
                 .contains("unterminated \" quote")
         );
-        assert!(split("a \\").unwrap_err().contains("lone `\\`"));
+        assert_eq!(
+            split("a \\").unwrap_err().to_string(),
+            "`a \\` ends with a lone `\\`"
+        );
     }
 
     #[test]
@@ -268,19 +350,29 @@ mod tests {
 
     #[test]
     fn a_command_must_say_where_to_listen_and_where_to_send() {
-        let err = CommandLine::parse("my-proxy --port 8080").unwrap_err();
+        let err = CommandLine::parse("my-proxy --port 8080")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("must contain `{listen}`"), "{err}");
-        let err = CommandLine::parse("my-proxy {listen}").unwrap_err();
+        let err = CommandLine::parse("my-proxy {listen}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`{upstream}`"), "{err}");
         assert!(CommandLine::parse("p {listen_port} {upstream_port}").is_ok());
         let err = CommandLine::parse("p {listen} {upstrem}").unwrap_err();
-        assert!(err.starts_with("unknown placeholder `{upstrem}`"), "{err}");
-        assert!(CommandLine::parse("").unwrap_err().contains("empty"));
+        assert_eq!(
+            err.to_string(),
+            "unknown placeholder `{upstrem}` in `p {listen} {upstrem}` (known: {listen}, {listen_port}, {upstream}, {upstream_port})"
+        );
+        assert_eq!(CommandLine::parse(""), Err(CommandError::Empty));
         let err = CommandLine::parse("p {listen} {upstream}")
             .unwrap()
             .render(1, None)
             .unwrap_err();
-        assert!(err.contains("needs an upstream"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "`p {listen} {upstream}` needs an upstream for `{upstream}`"
+        );
     }
 
     #[test]
@@ -293,14 +385,20 @@ mod tests {
             line.render(3128, upstream).unwrap(),
             ["fwd", "--port", "3128"]
         );
-        let err = CommandLine::parse_as("fwd {listen} {upstream}", Role::Forward).unwrap_err();
+        let err = CommandLine::parse_as("fwd {listen} {upstream}", Role::Forward)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("no `{upstream}`") && err.contains("CONNECT"),
             "{err}"
         );
-        let err = CommandLine::parse_as("fwd {upstream_port}", Role::Forward).unwrap_err();
+        let err = CommandLine::parse_as("fwd {upstream_port}", Role::Forward)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("must contain `{listen}`"), "{err}");
-        let err = CommandLine::parse_as("fwd {listen} {upstrem}", Role::Forward).unwrap_err();
+        let err = CommandLine::parse_as("fwd {listen} {upstrem}", Role::Forward)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("unknown placeholder"), "{err}");
         assert_eq!(
             CommandLine::parse("p {listen} {upstream}").unwrap().role(),

@@ -8,6 +8,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::Product;
+use super::command::CommandError;
 
 /// Why a product could not be found, configured, started or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -28,14 +29,14 @@ pub enum ProductError {
         detail: String,
     },
     /// A template that cannot be rendered.
-    #[error("{}:{line}: {message}", file.display())]
+    #[error("{}:{line}: {error}", file.display())]
     Template {
         /// The template file.
         file: PathBuf,
         /// The line, from 1.
         line: usize,
         /// What is wrong there.
-        message: String,
+        error: TemplateError,
     },
     /// A caller's value under a name the harness sets itself.
     #[error(
@@ -51,8 +52,8 @@ pub enum ProductError {
         source: io::Error,
     },
     /// A command line that cannot be started as given.
-    #[error("{0}")]
-    Command(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
     /// The program exited before accepting connections.
     #[error("{program} exited ({status}) before listening on {addr}; its logs, in {}:\n{logs}", dir.display())]
     Exited {
@@ -80,6 +81,32 @@ pub enum ProductError {
         dir: PathBuf,
         /// Its logs.
         logs: String,
+    },
+}
+
+/// What is wrong with a line of a configuration template ([`ProductError::Template`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// `{{` with no `}}` after it on the line.
+    #[error("`{{{{` without a closing `}}}}` in `{line}`")]
+    Unclosed {
+        /// The line, without its end.
+        line: String,
+    },
+    /// Braces around something that is not a name.
+    #[error("`{{{{{inner}}}}}` is not a placeholder: names are ASCII letters, digits and `_`")]
+    NotAName {
+        /// What stands between the braces.
+        inner: String,
+    },
+    /// A placeholder with no value.
+    #[error("unknown placeholder `{{{{{name}}}}}` (known: {})", known.join(", "))]
+    Unknown {
+        /// The placeholder's name.
+        name: String,
+        /// The names that have values.
+        known: Vec<String>,
     },
 }
 

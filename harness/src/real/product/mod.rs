@@ -48,7 +48,7 @@ use std::str::FromStr;
 
 use error::io_error;
 
-pub use error::ProductError;
+pub use error::{ProductError, TemplateError};
 pub use options::StartOptions;
 pub use process::{is_alive, stop_all_and_exit};
 pub use program::Program;

@@ -11,7 +11,7 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
@@ -21,7 +21,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 static REGISTRY: Mutex<BTreeMap<i32, Option<PathBuf>>> = Mutex::new(BTreeMap::new());
 
 /// The signal hook, installed once, or why it could not be.
-static HOOK: OnceLock<Result<(), String>> = OnceLock::new();
+static HOOK: OnceLock<Result<(), Arc<io::Error>>> = OnceLock::new();
 
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(10);
@@ -231,7 +231,7 @@ fn parse_stat(stat: &str) -> Option<(char, i32)> {
 /// registered process group, and exits with 128 + the signal's number. Handling these signals
 /// replaces their default action, which is why the thread exits the process itself.
 fn install_hook() -> io::Result<()> {
-    HOOK.get_or_init(|| spawn_hook().map_err(|e| e.to_string()))
+    HOOK.get_or_init(|| spawn_hook().map_err(Arc::new))
         .clone()
         .map_err(|e| io::Error::other(format!("cannot install the Ctrl-C hook: {e}")))
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::command::CommandLine;
+use super::command::{CommandError, CommandLine};
 use super::error::io_error;
 use super::options::free_port;
 use super::process::Supervised;
@@ -102,12 +102,8 @@ fn command_for(
     port: u16,
     options: &StartOptions,
 ) -> Result<Command, ProductError> {
-    let words = line
-        .render(port, options.upstreams.first().copied())
-        .map_err(ProductError::Command)?;
-    let (program, args) = words
-        .split_first()
-        .ok_or_else(|| ProductError::Command("the command line is empty".to_string()))?;
+    let words = line.render(port, options.upstreams.first().copied())?;
+    let (program, args) = words.split_first().ok_or(CommandError::Empty)?;
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::null());
     Ok(command)

@@ -7,10 +7,11 @@
 //! placeholder must have a value; values nobody uses are fine (callers pass the same set to
 //! several templates).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::ProductError;
+use super::error::TemplateError;
 
 /// Replaces every `{{name}}` in `text` with `values[name]`. `origin` names the template in
 /// errors, which give its line and the placeholder at fault.
@@ -21,47 +22,79 @@ pub fn render(
 ) -> Result<String, ProductError> {
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
-        let rendered = render_line(line, values).map_err(|message| ProductError::Template {
+        let rendered = render_line(line, values).map_err(|error| ProductError::Template {
             file: origin.to_path_buf(),
             line: index + 1,
-            message,
+            error,
         })?;
         out.push_str(&rendered);
     }
     Ok(out)
 }
 
+/// The names of the placeholders `text` uses, each once (lines that are not well formed
+/// name none: [`render`] says what is wrong with them).
+pub fn placeholders(text: &str) -> BTreeSet<String> {
+    text.split_inclusive('\n')
+        .filter_map(|line| pieces(line).ok())
+        .flatten()
+        .filter_map(|piece| match piece {
+            Piece::Name(name) => Some(name.to_string()),
+            Piece::Text(_) => None,
+        })
+        .collect()
+}
+
 /// One line, or what is wrong with it.
-fn render_line(line: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+fn render_line(line: &str, values: &BTreeMap<String, String>) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(line.len());
+    for piece in pieces(line)? {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Name(name) => match values.get(name) {
+                Some(value) => out.push_str(value),
+                None => {
+                    return Err(TemplateError::Unknown {
+                        name: name.to_string(),
+                        known: values.keys().cloned().collect(),
+                    });
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// A piece of a template's line.
+enum Piece<'a> {
+    /// Text, as it stands.
+    Text(&'a str),
+    /// A placeholder's name.
+    Name(&'a str),
+}
+
+/// `line` as text and placeholders, or what is wrong with it.
+fn pieces(line: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
+    let mut out = Vec::new();
     let mut rest = line;
     while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
+        out.push(Piece::Text(&rest[..open]));
         let after = &rest[open + 2..];
         let Some(close) = after.find("}}") else {
-            return Err(format!(
-                "`{{{{` without a closing `}}}}` in `{}`",
-                line.trim_end()
-            ));
+            return Err(TemplateError::Unclosed {
+                line: line.trim_end().to_string(),
+            });
         };
         let name = after[..close].trim();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "`{{{{{}}}}}` is not a placeholder: names are ASCII letters, digits and `_`",
-                &after[..close]
-            ));
+            return Err(TemplateError::NotAName {
+                inner: after[..close].to_string(),
+            });
         }
-        let Some(value) = values.get(name) else {
-            let known: Vec<&str> = values.keys().map(String::as_str).collect();
-            return Err(format!(
-                "unknown placeholder `{{{{{name}}}}}` (known: {})",
-                known.join(", ")
-            ));
-        };
-        out.push_str(value);
+        out.push(Piece::Name(name));
         rest = &after[close + 2..];
     }
-    out.push_str(rest);
+    out.push(Piece::Text(rest));
     Ok(out)
 }
 
@@ -106,6 +139,12 @@ mod tests {
         assert!(err("x {{listen\n").starts_with("t.conf:1: `{{` without a closing `}}`"));
         assert!(err("{{a-b}}").contains("`{{a-b}}` is not a placeholder"));
         assert!(err("{{}}").contains("is not a placeholder"));
+    }
+
+    #[test]
+    fn the_placeholders_a_template_uses_are_listed_once() {
+        let names = placeholders("a {{listen}} {{ listen }}\n{{x_1}}\n{{y}} {{bad\n{ single }\n");
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["listen", "x_1"]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `[[path]]`, its hops in order (only the last may balance among several backends; a
-//! product's template resolved against the scenario's folder), `twin`, and `[[faults]]`,
-//! which crash servers of that path.
+//! product's template resolved against the scenario's folder, each of its `values` a
+//! placeholder there), `twin`, and `[[faults]]`, which crash servers of that path.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::Source;
+use crate::real::product::template;
 use crate::scenario::raw::RawFault;
 use crate::scenario::{Fault, Hop, ScenarioError, host_names};
 
@@ -42,6 +43,22 @@ pub(super) fn hops(src: Source<'_>, path: Vec<Spanned<Hop>>) -> Result<Vec<Hop>,
                     span,
                     format!("template `{}` is not a file", p.template.display()),
                 ));
+            }
+            // A value no placeholder takes would be ignored: a misspelt name.
+            if !p.values.is_empty() {
+                let text = std::fs::read_to_string(&p.template).unwrap_or_default();
+                let used = template::placeholders(&text);
+                if let Some(name) = p.values.keys().find(|n| !used.contains(*n)) {
+                    let names: Vec<&str> = used.iter().map(String::as_str).collect();
+                    return Err(src.fail(
+                        span,
+                        format!(
+                            "`values.{name}`: template `{}` has no placeholder `{{{{{name}}}}}` (its placeholders: {})",
+                            p.template.display(),
+                            names.join(", ")
+                        ),
+                    ));
+                }
             }
         }
         hops.push(hop);
