@@ -254,11 +254,13 @@ enum Command {
         /// Where to listen, e.g. 127.0.0.1:8080 (port 0: any free port, printed on stdout).
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
-        /// Where to send each connection, e.g. 127.0.0.1:9000. Without it, a forward proxy
+        /// Where to send each connection, e.g. 127.0.0.1:9000. Given once per backend, it
+        /// gives a balancer that is the last model (`l4-balancer`, `l7-balancer` with
+        /// `backends=N`) a real server per backend, in order. Without it, a forward proxy
         /// (connect-proxy) dials the loopback address each CONNECT names, and a model that
         /// dials its backend fails the connection (it has none).
         #[arg(long, value_name = "ADDR")]
-        upstream: Option<SocketAddr>,
+        upstream: Vec<SocketAddr>,
         /// The port the models see connections arrive on (and dial upstream): models that
         /// read HTTP only on some ports decide by it (80: plain HTTP; 443: TLS, which they
         /// relay opaquely).

@@ -13,6 +13,16 @@
 //!   an empty list means every backend. Within the list, `balance` picks (as `l4-balancer`).
 //! - `sticky-cookie`: the response carries `Set-Cookie: NAME=sN`; a later request carrying it
 //!   goes back to backend N (HAProxy `cookie NAME insert`).
+//! - `sticky`: `none` (the default, as real balancers default: nginx's upstream balancing is
+//!   round-robin unless `ip_hash` or `hash` is set, nginx.org/en/docs/http/
+//!   ngx_http_upstream_module.html; HAProxy's `balance roundrobin` without a `cookie` line;
+//!   an AWS ALB target group's `stickiness.enabled` is false by default), `source-ip` (every
+//!   connection from one client address to one backend: nginx `ip_hash`, HAProxy `balance
+//!   source`; the same as `balance = "source-hash"`) or `cookie` (`sticky-cookie`, named
+//!   `SERVERID` unless it is given, as in HAProxy's documentation's `cookie SERVERID insert`).
+//!   Without stickiness, successive connections of one long-polling session reach different
+//!   backends, which do not know the session (Socket.IO's documentation: "sticky-session is
+//!   required").
 //! - `timeout-ms`: closes a connection quiet that long before the upgrade (HAProxy `timeout
 //!   client`/`server`, nginx `proxy_read_timeout`); with a request unanswered it answers 504
 //!   first. `timeout-tunnel-ms` replaces it once tunnelling (HAProxy `timeout tunnel`); unset,
@@ -178,6 +188,8 @@ pub struct Params {
     pub web_backends: Vec<usize>,
     /// The name of the stickiness cookie, if any.
     pub sticky_cookie: Option<String>,
+    /// How one client is kept on one backend, if it is. Default none.
+    pub sticky: Sticky,
     /// Idle limit before the upgrade (and after, unless `timeout_tunnel`).
     pub timeout: Option<Duration>,
     /// Idle limit once tunnelling.
@@ -209,6 +221,7 @@ struct RawParams {
     #[serde(default)]
     web_backends: Vec<usize>,
     sticky_cookie: Option<String>,
+    sticky: Option<Sticky>,
     timeout_ms: Option<u64>,
     timeout_tunnel_ms: Option<u64>,
     close_backend: Option<CloseHow>,
@@ -262,6 +275,8 @@ impl TryFrom<RawParams> for Params {
                 ));
             }
         }
+        let (sticky, balance, sticky_cookie) =
+            sticky(raw.sticky, raw.balance, raw.sticky_cookie)?;
         let ms = |key: &'static str, v: Option<u64>| -> Result<Option<Duration>, ParamError> {
             match v {
                 Some(0) => Err(ParamError::Zero { key }),
@@ -287,11 +302,12 @@ impl TryFrom<RawParams> for Params {
         Ok(Params {
             preset: raw.preset,
             backends,
-            balance: raw.balance,
+            balance,
             upgrade: raw.upgrade.unwrap_or(upgrade),
             ws_backends,
             web_backends,
-            sticky_cookie: raw.sticky_cookie,
+            sticky_cookie,
+            sticky,
             timeout,
             timeout_tunnel,
             close_backend: raw.close_backend.unwrap_or(close),
@@ -300,6 +316,64 @@ impl TryFrom<RawParams> for Params {
             terminate_tls: raw.terminate_tls.unwrap_or(true),
             tls_ports: raw.tls_ports.unwrap_or_else(|| vec![443]),
         })
+    }
+}
+
+/// How a balancer keeps one client on one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sticky {
+    /// Not at all: each connection is balanced on its own.
+    None,
+    /// By the client's address (`balance = "source-hash"`).
+    SourceIp,
+    /// By a cookie the balancer sets (`sticky-cookie`).
+    Cookie,
+}
+
+/// The cookie `sticky = "cookie"` sets when `sticky-cookie` names none.
+pub const DEFAULT_STICKY_COOKIE: &str = "SERVERID";
+
+/// Reconciles `sticky` with the `balance` and `sticky-cookie` it stands for: the stickiness,
+/// the balance and the cookie, or why they contradict each other.
+fn sticky(
+    asked: Option<Sticky>,
+    balance: l4_balancer::Policy,
+    cookie: Option<String>,
+) -> Result<(Sticky, l4_balancer::Policy, Option<String>), ParamError> {
+    use l4_balancer::Policy::{RoundRobin, SourceHash};
+    let contradiction = |why: &str| Err(ParamError::invalid("sticky", why.to_string()));
+    match (asked, balance, cookie) {
+        (None, SourceHash, None) => Ok((Sticky::SourceIp, SourceHash, None)),
+        (None, balance, None) => Ok((Sticky::None, balance, None)),
+        (None | Some(Sticky::Cookie), balance, Some(name)) => {
+            Ok((Sticky::Cookie, balance, Some(name)))
+        }
+        (Some(Sticky::Cookie), balance, None) => Ok((
+            Sticky::Cookie,
+            balance,
+            Some(DEFAULT_STICKY_COOKIE.to_string()),
+        )),
+        (Some(Sticky::None), _, Some(_)) => {
+            contradiction("`sticky = \"none\"` contradicts `sticky-cookie`")
+        }
+        (Some(Sticky::None), SourceHash, None) => contradiction(
+            "`sticky = \"none\"` contradicts `balance = \"source-hash\"`, which keeps a client on one backend",
+        ),
+        (Some(Sticky::None), balance, None) => Ok((Sticky::None, balance, None)),
+        (Some(Sticky::SourceIp), _, Some(_)) => contradiction(
+            "`sticky = \"source-ip\"` contradicts `sticky-cookie`: choose one way to keep a client on a backend",
+        ),
+        (Some(Sticky::SourceIp), RoundRobin | SourceHash, None) => {
+            Ok((Sticky::SourceIp, SourceHash, None))
+        }
+        (Some(Sticky::SourceIp), other, None) => Err(ParamError::invalid(
+            "sticky",
+            format!(
+                "`sticky = \"source-ip\"` balances by the client's address, which contradicts `balance = \"{}\"`",
+                other.as_str()
+            ),
+        )),
     }
 }
 
@@ -315,7 +389,9 @@ impl Model for Params {
         "`preset` (table below), `backends` (default 1), `balance` (as `l4-balancer`'s `policy`), ",
         "`upgrade`: `tunnel` (default), `strip`, `http10`; `ws-backends`, `web-backends` (1-based ",
         "lists: upgrade requests, with `Connection: upgrade` and `Upgrade: websocket`, go to the ",
-        "first, others to the second, like the seed's HAProxy ACLs); `sticky-cookie` (name; ",
+        "first, others to the second, like the seed's HAProxy ACLs); `sticky`: `none` (default), ",
+        "`source-ip` (as `balance = \"source-hash\"`: nginx `ip_hash`, HAProxy `balance source`), ",
+        "`cookie`; `sticky-cookie` (name, default `SERVERID` with `sticky = \"cookie\"`; ",
         "`Set-Cookie: NAME=sN`); `timeout-ms`, `timeout-tunnel-ms` (HAProxy `timeout tunnel`; ",
         "unset, `timeout-ms` applies to tunnels too); `close-backend` (`fin`/`reset` on timeout; ",
         "the client gets a FIN; 504 first if a request is unanswered); `drain-at-ms`, ",
@@ -963,6 +1039,43 @@ mod tests {
         assert_eq!(dials(&open(&mut h, bad_cookie).2), vec![1]);
     }
 
+    /// Without stickiness (the default), a client's successive connections go round the
+    /// backends, as a long-polling session's requests do; `sticky = "source-ip"` keeps them
+    /// on one, whichever it is; `sticky = "cookie"` sets the cookie HAProxy's documentation
+    /// names, `SERVERID`.
+    #[test]
+    fn stickiness_keeps_a_clients_connections_on_one_backend_and_none_spreads_them() {
+        let connections = |src: &str| -> Vec<usize> {
+            let mut h = hop(src);
+            (0..4).flat_map(|_| dials(&open(&mut h, WEB).2)).collect()
+        };
+        assert_eq!(connections("backends = 2
+"), [0, 1, 0, 1]);
+        assert_eq!(connections("backends = 2
+sticky = \"none\"\n"), [0, 1, 0, 1]);
+        let sticky = connections("backends = 2
+sticky = \"source-ip\"\n");
+        assert_eq!(sticky.len(), 4);
+        assert!(sticky.iter().all(|&b| b == sticky[0]), "{sticky:?}");
+        let p = params("backends = 2
+sticky = \"source-ip\"\n");
+        assert_eq!(
+            (p.sticky, p.balance),
+            (Sticky::SourceIp, l4_balancer::Policy::SourceHash)
+        );
+        let p = params("backends = 2
+sticky = \"cookie\"\n");
+        assert_eq!(
+            (p.sticky, p.sticky_cookie.as_deref()),
+            (Sticky::Cookie, Some(DEFAULT_STICKY_COOKIE))
+        );
+        let p = params("backends = 2
+sticky-cookie = \"SRV\"\n");
+        assert_eq!(p.sticky, Sticky::Cookie);
+        assert_eq!(params("backends = 2
+").sticky, Sticky::None);
+    }
+
     #[test]
     fn the_tunnel_timeout_replaces_the_http_timeout_and_haproxy_resets_the_backend() {
         let mut h = hop("preset = \"haproxy\"\ntimeout-tunnel-ms = 5000\n");
@@ -1100,6 +1213,19 @@ mod tests {
                 .contains("`ws-backends` lists backend 3, but backends are numbered 1 to 2")
         );
         assert!(err("sticky-cookie = \"a b\"").contains("`sticky-cookie` must be a cookie name"));
+        assert!(
+            err("sticky = \"none\"\nsticky-cookie = \"SRV\"")
+                .contains("`sticky = \"none\"` contradicts `sticky-cookie`")
+        );
+        assert!(
+            err("sticky = \"source-ip\"\nbalance = \"least-connections\"")
+                .contains("contradicts `balance = \"least-connections\"`")
+        );
+        assert!(
+            err("sticky = \"source-ip\"\nsticky-cookie = \"SRV\"")
+                .contains("contradicts `sticky-cookie`")
+        );
+        assert!(err("sticky = \"ip\"").contains("unknown variant `ip`"));
         assert!(err("timeout-ms = 0").contains("`timeout-ms` must be at least 1"));
         assert!(err("drain = \"cut\"").contains("need `drain-at-ms`"));
         assert!(err("upgrade = \"maybe\"").contains("unknown variant `maybe`"));

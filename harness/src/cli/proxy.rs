@@ -50,7 +50,7 @@ pub(crate) fn workers_help() -> String {
 pub(crate) fn proxy(
     matches: Option<&ArgMatches>,
     listen: SocketAddr,
-    upstream: Option<SocketAddr>,
+    upstreams: Vec<SocketAddr>,
     model_port: u16,
     max_connections: usize,
     workers: Option<usize>,
@@ -68,10 +68,11 @@ pub(crate) fn proxy(
         .map(gauntlet::real::proxy::spec)
         .collect::<Result<Vec<_>, _>>()?;
     let workers = gauntlet::real::proxy::workers(&models, workers)?;
+    gauntlet::real::proxy::check_upstreams(&models, &upstreams)?;
     let plan = gauntlet::real::proxy::Plan {
         models,
         listen,
-        upstream,
+        upstreams: upstreams.clone(),
         model_port,
         max_connections,
         workers,
@@ -87,10 +88,15 @@ pub(crate) fn proxy(
             if announce {
                 say(&mut std::io::stdout(), &format!("listening on {addr}"));
             }
-            let upstream = upstream.map_or_else(
-                || "none (CONNECT names each destination)".to_string(),
-                |u| u.to_string(),
-            );
+            let upstream = match upstreams.as_slice() {
+                [] => "none (CONNECT names each destination)".to_string(),
+                [one] => one.to_string(),
+                each => each
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
             log.say(&format!(
                 "listening on {addr}, upstream {upstream}, {}",
                 plural(workers, "worker")

@@ -83,7 +83,7 @@ pub async fn spawn_chain(
     let plan = Plan {
         models: specs,
         listen: loopback(),
-        upstream: Some(upstream),
+        upstreams: vec![upstream],
         model_port: MODEL_PORT,
         max_connections: proxy::default_max_connections(),
         workers: 1,

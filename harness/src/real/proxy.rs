@@ -6,7 +6,9 @@
 //! through [`hop_software`], and a host named `upstream` stands for the real
 //! upstream. `hop1` publishes the listening address for its port, so its listener binds
 //! there; `upstream` publishes the upstream address for every port, so whatever port a model
-//! dials reaches it. Every backend of a balancer is the next hop (or the upstream). The
+//! dials reaches it. Every backend of a balancer is the next hop (or the upstream), unless the
+//! balancer is the last model and is given one upstream per backend: then hosts `upstream1`
+//! … `upstreamN` stand for them, backend N reaching upstream N ([`check_upstreams`]). The
 //! run's client is the caller's: it learns the bound address and waits for the interruption.
 //!
 //! It runs as [`Plan::workers`] copies of that run, one thread each, all listening on the one
@@ -94,6 +96,20 @@ pub enum ArgError {
     /// `--workers 0`.
     #[error("`--workers 0`: at least one worker runs the chain")]
     NoWorkers,
+    /// Several `--upstream`s for a last hop with another number of backends.
+    #[error(
+        "`--upstream` is given {given} times, but the last model, `{model}`, dials {backends} \
+         backend{s}: give one upstream for all its backends, or one per backend",
+        s = if *backends == 1 { "" } else { "s" }
+    )]
+    Upstreams {
+        /// How many `--upstream`s.
+        given: usize,
+        /// The last model.
+        model: &'static str,
+        /// Its backends.
+        backends: usize,
+    },
     /// Several workers asked for a chain with a model that keeps state between connections.
     #[error(
         "`--workers {asked}`: model `{model}` keeps {what} from one connection to the next, \
@@ -201,9 +217,10 @@ pub struct Plan {
     pub models: Vec<ModelSpec>,
     /// Where the first hop listens (port 0: an ephemeral port).
     pub listen: SocketAddr,
-    /// Where the last hop's connections go; `None`: to the destination each client names
-    /// (a forward proxy).
-    pub upstream: Option<SocketAddr>,
+    /// Where the last hop's connections go: one address for all its backends, or one per
+    /// backend of a balancer (in order); none: to the destination each client names (a
+    /// forward proxy). See [`check_upstreams`].
+    pub upstreams: Vec<SocketAddr>,
     /// The port the models see connections arrive on.
     pub model_port: u16,
     /// The most client connections open at once, all workers together: beyond it, the
@@ -232,6 +249,32 @@ pub fn workers(models: &[ModelSpec], asked: Option<usize>) -> Result<usize, ArgE
         (Some(n), _) => Ok(n),
         (None, Some(_)) => Ok(1),
         (None, None) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// Checks `upstreams` against the last of `models`: one upstream (or none) serves any chain;
+/// more must be one per backend of the last model (a balancer's `backends`), each backend
+/// reaching its own.
+pub fn check_upstreams(models: &[ModelSpec], upstreams: &[SocketAddr]) -> Result<(), ArgError> {
+    match models.last() {
+        Some(last) if upstreams.len() > 1 && upstreams.len() != last.backends() => {
+            Err(ArgError::Upstreams {
+                given: upstreams.len(),
+                model: last.name(),
+                backends: last.backends(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The host names that stand for the upstreams: [`UPSTREAM`] for one, `upstream1` …
+/// `upstreamN` for one per backend.
+fn upstream_hosts(upstreams: &[SocketAddr]) -> Vec<String> {
+    match upstreams.len() {
+        0 => Vec::new(),
+        1 => vec![UPSTREAM.to_string()],
+        n => (1..=n).map(|i| format!("{UPSTREAM}{i}")).collect(),
     }
 }
 
@@ -268,16 +311,18 @@ pub fn intakes(plan: &Plan) -> Vec<Intake> {
 pub fn topology(plan: &Plan, intakes: &[Intake], transcript: &Transcript) -> Topology {
     let mut topology = standing::topology();
     let names: Vec<String> = (1..=plan.models.len()).map(|i| format!("hop{i}")).collect();
+    let upstreams = upstream_hosts(&plan.upstreams);
     for (i, spec) in plan.models.iter().enumerate() {
-        let next = match names.get(i + 1) {
-            Some(next) => Some(next.as_str()),
-            None => plan.upstream.map(|_| UPSTREAM),
+        let backends: Vec<String> = match (names.get(i + 1), upstreams.as_slice()) {
+            (Some(next), _) => vec![next.clone(); spec.backends()],
+            (None, []) => Vec::new(),
+            (None, [one]) => vec![one.clone(); spec.backends()],
+            (None, each) => each.to_vec(),
         };
-        let backends = next.map_or(0, |_| spec.backends());
         let hop = hop_software(
             Rc::new(spec.clone()),
             HopEnv::default(),
-            vec![next.unwrap_or_default().to_string(); backends],
+            backends,
             vec![plan.model_port],
             SEED ^ ((i as u64 + 1) << 32),
             transcript.clone(),
@@ -290,8 +335,8 @@ pub fn topology(plan: &Plan, intakes: &[Intake], transcript: &Transcript) -> Top
         };
         topology.host(&names[i], software);
     }
-    if let Some(upstream) = plan.upstream {
-        topology.host(UPSTREAM, standing::published(0, upstream, None));
+    for (name, &addr) in upstreams.iter().zip(&plan.upstreams) {
+        topology.host(name, standing::published(0, addr, None));
     }
     topology
 }
@@ -430,6 +475,36 @@ mod tests {
                 "`--workers 2`: model `l4-balancer` keeps its rotation among the backends from one connection to the next, so one worker"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn several_upstreams_are_one_per_backend_of_the_last_model() {
+        let addrs: Vec<SocketAddr> = (1..=3)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 9000 + i)))
+            .collect();
+        let balancer = spec(&arg("l7-balancer", &["backends=2", "terminate-tls=false"])).unwrap();
+        let pass = spec(&arg("pass", &[])).unwrap();
+        assert_eq!(
+            check_upstreams(std::slice::from_ref(&balancer), &addrs[..2]),
+            Ok(())
+        );
+        assert_eq!(
+            check_upstreams(std::slice::from_ref(&balancer), &addrs[..1]),
+            Ok(())
+        );
+        assert_eq!(check_upstreams(std::slice::from_ref(&pass), &[]), Ok(()));
+        let e = check_upstreams(&[balancer, pass], &addrs[..2]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`--upstream` is given 2 times, but the last model, `pass`, dials 1 backend: give one upstream for all its backends, or one per backend"
+        );
+        let three = spec(&arg("l4-balancer", &["backends=3"])).unwrap();
+        assert!(check_upstreams(&[three], &addrs[..2]).is_err());
+        assert_eq!(upstream_hosts(&addrs[..1]), ["upstream"]);
+        assert_eq!(
+            upstream_hosts(&addrs),
+            ["upstream1", "upstream2", "upstream3"]
         );
     }
 }

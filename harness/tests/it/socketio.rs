@@ -303,3 +303,52 @@ fn haproxy_balance_source_keeps_a_long_polling_session_on_one_backend() {
     assert_eq!(unknown_sessions(&seen), 0, "{seen:?}");
     assert_eq!(named(&seen, "connection").len(), 1, "{seen:?}");
 }
+
+/// Gauntlet's own `l7-balancer` with two real `socket.io` backends (one `--upstream` each)
+/// and a long-polling client through it: whether the client got every echo, and what each
+/// server printed.
+fn through_the_model(sticky: &str) -> (Exit, Vec<Value>, Vec<Value>) {
+    let (a, b) = (Server::start(), Server::start());
+    let second = b.addr.to_string();
+    let proxy = Proxy::start(
+        &[
+            "--model",
+            "l7-balancer",
+            "--param",
+            "backends=2",
+            "--param",
+            "terminate-tls=false",
+            "--param",
+            &format!("sticky={sticky}"),
+            "--upstream",
+            &second,
+        ],
+        a.addr,
+    );
+    let (exit, events) = polling_client(&format!("http://{}", proxy.addr), "3");
+    let (_, log) = proxy.terminate();
+    eprintln!("gauntlet proxy (sticky={sticky}):\n{log}");
+    let mut seen = a.events();
+    seen.extend(b.events());
+    (exit, events, seen)
+}
+
+/// The model agrees with nginx and HAProxy: without stickiness (its default, as theirs),
+/// the session's next connection reaches the other real backend, which does not know it.
+#[test]
+fn the_l7_balancer_model_without_stickiness_breaks_a_real_long_polling_session() {
+    let (exit, events, seen) = through_the_model("none");
+    assert_eq!(exit.code, Some(1), "{events:?}");
+    assert!(named(&events, "echo").is_empty(), "{events:?}");
+    assert!(unknown_sessions(&seen) >= 1, "{seen:?}");
+}
+
+/// `sticky = "source-ip"` keeps the client on one real backend, as `ip_hash` does.
+#[test]
+fn the_l7_balancer_model_sticky_by_source_ip_keeps_a_real_long_polling_session_whole() {
+    let (exit, events, seen) = through_the_model("source-ip");
+    assert_eq!(exit.code, Some(0), "{events:?}");
+    assert_eq!(echo_transports(&events), vec!["polling"; 3], "{events:?}");
+    assert_eq!(unknown_sessions(&seen), 0, "{seen:?}");
+    assert_eq!(named(&seen, "connection").len(), 1, "{seen:?}");
+}

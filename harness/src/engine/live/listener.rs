@@ -84,11 +84,17 @@ impl Listener for LiveListener {
         async move {
             loop {
                 let (inner, from) = self.inner.accept().await?;
-                let peer = lock(&self.world).sources.get(&from).cloned();
-                let link = peer.as_ref().map(|p| pair(&self.host, p));
-                let peer = peer.unwrap_or_else(|| from.to_string());
-                lock(&self.world)
-                    .record(&self.host, format_args!("accept {} from {peer}", self.port));
+                let named = lock(&self.world).sources.get(&from).cloned();
+                let link = named.as_ref().map(|p| pair(&self.host, p));
+                let shown = named.clone().unwrap_or_else(|| from.to_string());
+                lock(&self.world).record(
+                    &self.host,
+                    format_args!("accept {} from {shown}", self.port),
+                );
+                // A host of the run is its name; a client from outside it is its address
+                // without the port, as a balancer's source hash takes it (nginx `ip_hash`,
+                // HAProxy `balance source`): one client, one backend.
+                let peer = named.unwrap_or_else(|| from.ip().to_string());
                 let gate = Gate::new(&self.world, link);
                 match LiveStream::new(inner, &self.host, peer, gate, None) {
                     Ok(stream) => return Ok(Box::new(stream) as Stream),
