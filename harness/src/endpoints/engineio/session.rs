@@ -43,8 +43,12 @@ pub(super) enum Upgrade {
     None,
     /// A WebSocket has come, and has not sent `2probe` yet.
     Attached,
-    /// `3probe` has gone out: a held GET is answered with a noop so the client stops polling.
+    /// `3probe` has gone out: a GET held now or next is answered with a noop, so that the
+    /// client stops polling.
     Probed,
+    /// That noop has gone out: a GET waits for packets (engine.io sends such noops every
+    /// 100 ms; one is enough for a client that pauses polling as it must).
+    Paused,
     /// `5` has come: packets go out on the WebSocket.
     Done,
 }
@@ -138,7 +142,8 @@ impl State {
     }
 
     /// What a held GET is answered with now, if anything: the close or noop of a closed
-    /// session, the packets queued, or a noop once a WebSocket has answered the probe.
+    /// session, the packets queued, or a noop once a WebSocket has answered the probe (once)
+    /// or taken the session over.
     pub(super) fn take_poll(&mut self) -> Option<Vec<Packet>> {
         if let Some(closed) = &self.closed {
             return Some(vec![Packet::bare(closed.poll_answer)]);
@@ -146,8 +151,12 @@ impl State {
         if !self.outbox.is_empty() {
             return Some(self.drain(MAX_POLL_PACKETS));
         }
-        matches!(self.upgrade, Upgrade::Probed | Upgrade::Done)
-            .then(|| vec![Packet::bare(PacketType::Noop)])
+        match self.upgrade {
+            Upgrade::Probed => self.upgrade = Upgrade::Paused,
+            Upgrade::Done => {}
+            Upgrade::None | Upgrade::Attached | Upgrade::Paused => return None,
+        }
+        Some(vec![Packet::bare(PacketType::Noop)])
     }
 
     /// What the WebSocket carrying the session sends now, if anything.
@@ -372,13 +381,16 @@ mod tests {
     }
 
     #[test]
-    fn once_probed_a_held_poll_gets_a_noop_unless_packets_wait() {
+    fn once_probed_a_held_poll_gets_one_noop_unless_packets_wait() {
         let mut s = state();
         s.upgrade = Upgrade::Attached;
         assert_eq!(s.take_poll(), None);
         s.upgrade = Upgrade::Probed;
         s.queue(Packet::message("a"), 1000).expect("room");
         assert_eq!(s.take_poll(), Some(vec![Packet::message("a")]));
+        assert_eq!(s.take_poll(), Some(vec![Packet::bare(PacketType::Noop)]));
+        assert_eq!(s.take_poll(), None, "one noop only");
+        s.upgrade = Upgrade::Done;
         assert_eq!(s.take_poll(), Some(vec![Packet::bare(PacketType::Noop)]));
     }
 

@@ -402,3 +402,49 @@ fn the_same_seed_gives_the_same_transcript() {
     assert!(first.contains("closed: ping timeout"), "{first}");
     assert_eq!(first, once());
 }
+
+#[test]
+fn a_websocket_message_over_max_payload_is_closed_with_1009() {
+    let log = run(
+        Options {
+            max_payload: 100,
+            ..Options::default()
+        },
+        client(|net| async move {
+            let mut ws = websocket(&net, &target("websocket", None)).await?;
+            ws.next().await.transpose()?;
+            ws.send(Message::text(format!("4{}", "x".repeat(100))))
+                .await?;
+            let Some(Ok(Message::Close(Some(frame)))) = ws.next().await else {
+                anyhow::bail!("no Close");
+            };
+            assert_eq!(u16::from(frame.code), 1009);
+            Ok(())
+        }),
+    );
+    logged(&log, &["close 1009 sent"]);
+}
+
+#[test]
+fn a_client_that_never_polls_is_closed_at_the_buffer_limit() {
+    let log = run(
+        Options {
+            max_buffered: 1000,
+            ..Options::default()
+        },
+        client(|net| async move {
+            let (mut http, _, session) = polling_session(&net).await?;
+            let message = format!("4{}", "x".repeat(400));
+            for _ in 0..3 {
+                assert_eq!(http.post(&session, message.as_bytes()).await?.text(), "ok");
+            }
+            let gone = http.get(&session).await?;
+            assert_eq!(gone.error().error_code(), Some(ErrorCode::SessionIdUnknown));
+            Ok(())
+        }),
+    );
+    logged(
+        &log,
+        &["bytes of packets waiting for the client, over the 1000 the server holds"],
+    );
+}
