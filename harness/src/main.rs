@@ -275,9 +275,10 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024), help = cli::proxy::workers_help())]
         workers: Option<u64>,
     },
-    /// Run the reference server (`/echo`, `/push` and their query options) on real sockets
-    /// until interrupted (Ctrl-C or SIGTERM), logging each request and what it does to
-    /// stderr, for WebSocket clients written elsewhere.
+    /// Run the reference server (`/echo`, `/push` and their query options; Engine.IO v4 on
+    /// `/engine.io/` and `/socket.io/`) on real sockets until interrupted (Ctrl-C or
+    /// SIGTERM), logging each request and what it does to stderr, for WebSocket and
+    /// Engine.IO clients written elsewhere.
     ///
     /// When `--listen` has port 0, stdout has `listening on ADDRESS`; when `--tls-listen`
     /// has port 0, `listening (tls) on ADDRESS` follows. wss uses a certificate from a CA
@@ -285,7 +286,7 @@ enum Command {
     /// speaks TLS 1.2 and 1.3 unless `--tls-version` pins one.
     ///
     /// A connection that has not sent a whole request head (TLS handshake included) within
-    /// `--header-timeout-ms` of its accept or of its previous request is closed, and a
+    /// `--header-timeout-ms` of its accept or of its previous answer is closed, and a
     /// connection beyond `--max-connections` is closed as soon as it is accepted; the defaults
     /// are nginx's as Debian ships it (client_header_timeout 60s, worker_connections 768).
     ///
@@ -316,6 +317,8 @@ enum Command {
         /// kernel spreads connections among them). Default: one per core.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         workers: Option<u64>,
+        #[command(flatten)]
+        engineio: cli::serve::EngineIoArgs,
     },
 }
 
@@ -441,6 +444,7 @@ fn main() -> ExitCode {
             header_timeout_ms,
             max_connections,
             workers,
+            engineio,
         } => serve(
             listen,
             tls_listen.zip(ca_out),
@@ -451,6 +455,7 @@ fn main() -> ExitCode {
                 max_connections: (max_connections > 0).then_some(max_connections),
             },
             cores(workers),
+            engineio.options(),
         ),
     };
     match result {

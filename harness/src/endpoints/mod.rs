@@ -5,8 +5,10 @@
 //!   [`Outcome`](crate::verdict::outcome::Outcome).
 //! - [`connect`]: what the client's workloads share: the plan, the report, and the transport
 //!   to the server (TCP, a CONNECT tunnel, TLS).
-//! - [`server`]: the reference server (`/echo`, `/push`, and the attacker endpoint of the
-//!   cache-poisoning demonstration).
+//! - [`server`]: the reference server (`/echo`, `/push`, the attacker endpoint of the
+//!   cache-poisoning demonstration, and Engine.IO).
+//! - [`engineio`]: Engine.IO v4 (the layer under Socket.IO): its codec, and the server's
+//!   sessions over HTTP long-polling and WebSocket, on `/engine.io/` and `/socket.io/`.
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
 //! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
@@ -16,6 +18,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod engineio;
 pub mod fragment;
 pub mod server;
 pub mod smuggle;

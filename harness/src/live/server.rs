@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use super::background::{Background, loopback};
+use crate::endpoints::engineio;
 use crate::endpoints::server::Limits;
 use crate::error::Error;
 use crate::real::serve::{self, Bound, Plan, Tls};
@@ -18,6 +19,7 @@ use crate::verdict::transcript::Entry;
 pub struct ServerOptions {
     tls: Option<Tls>,
     limits: Limits,
+    engineio: engineio::Options,
 }
 
 impl Default for ServerOptions {
@@ -34,6 +36,7 @@ impl ServerOptions {
         Self {
             tls: None,
             limits: Limits::SERVE,
+            engineio: engineio::Options::default(),
         }
     }
 
@@ -53,6 +56,13 @@ impl ServerOptions {
         self.limits = limits;
         self
     }
+
+    /// The Engine.IO settings of `/engine.io/` and `/socket.io/` (by default engine.io's:
+    /// a ping every 25 s, 20 s for its pong, payloads of 1,000,000 bytes).
+    pub fn engineio(mut self, options: engineio::Options) -> Self {
+        self.engineio = options;
+        self
+    }
 }
 
 /// The reference WebSocket server running on loopback, on a thread of its own. Stop it with
@@ -62,6 +72,8 @@ impl ServerOptions {
 /// (`?count=N&interval=MS&size=B`); `/attacker` is the cache-poisoning demonstration's; every
 /// other path, `/echo` for one, echoes each text or binary message back as it came. Each
 /// takes `close=CODE` with `count=N` (close first after N messages) and `fragment=N`.
+/// `/engine.io/` and `/socket.io/` speak Engine.IO v4 (see
+/// [`endpoints::engineio`](crate::endpoints::engineio)).
 #[derive(Debug)]
 pub struct ServerHandle {
     bound: Bound,
@@ -103,6 +115,7 @@ pub async fn spawn_server_with(options: ServerOptions) -> Result<ServerHandle, E
         tls: options.tls,
         limits: options.limits,
         workers: 1,
+        engineio: options.engineio,
     };
     let (bound, running) = Background::start(
         "server",

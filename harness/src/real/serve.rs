@@ -6,7 +6,8 @@
 //! (ws) and, when TLS is asked for, the TLS listening address for port 443 (wss), so its
 //! listeners bind there. The run's client is the caller's: it learns the bound addresses and
 //! waits for the interruption ([`run`]). It runs as [`Plan::workers`] copies, one thread
-//! each, on the same addresses (see [`standing::run_workers`]), sharing one [`Intake`].
+//! each, on the same addresses (see [`standing::run_workers`]), sharing one [`Intake`] and one
+//! [`EngineIo`] (an Engine.IO client's requests reach any worker).
 //!
 //! The server holds connections within [`server::Limits`] (by default [`Limits::SERVE`],
 //! nginx's as Debian ships it): a client that does not finish its request head in time is
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use futures_util::future::LocalBoxFuture;
 
+use crate::endpoints::engineio::{self, EngineIo};
 use crate::endpoints::server;
 use crate::endpoints::server::Limits;
 use crate::engine::{Intake, Topology};
@@ -98,6 +100,8 @@ pub struct Plan {
     pub limits: Limits,
     /// How many copies of the server run, one thread each, on the same addresses.
     pub workers: usize,
+    /// The Engine.IO settings (the sessions are shared by every worker).
+    pub engineio: engineio::Options,
 }
 
 /// Where the server listens, once bound.
@@ -110,8 +114,13 @@ pub struct Bound {
 }
 
 /// The live topology for `plan`: the server, logging to `transcript` and holding
-/// connections in `intake`; the caller adds the client (see [`run`]).
-pub fn topology(plan: &Plan, intake: &Intake, transcript: &Transcript) -> Topology {
+/// connections in `intake` and Engine.IO sessions in `engineio`; the caller adds the client
+/// (see [`run`]).
+pub fn topology(
+    plan: &Plan,
+    (intake, engineio): (&Intake, &EngineIo),
+    transcript: &Transcript,
+) -> Topology {
     let mut topology = standing::topology();
     let config = plan.tls.as_ref().map(|t| t.config.clone());
     let mut software = server::software_sharing(
@@ -120,6 +129,7 @@ pub fn topology(plan: &Plan, intake: &Intake, transcript: &Transcript) -> Topolo
         None,
         plan.limits.header_timeout,
         intake.clone(),
+        engineio.clone(),
     );
     if let Some(tls) = &plan.tls {
         software = standing::published(WSS_PORT, tls.listen, Some(software));
@@ -140,6 +150,9 @@ pub fn run(
     ready: impl FnOnce(Bound) + 'static,
 ) -> Result<(), StandingError> {
     let intake = Intake::with_limit(plan.limits.max_connections);
+    // One table of sessions for every worker: a client's polls may reach any of them. Keyed
+    // with the process id, so that a session id from an earlier run of the server is unknown.
+    let engineio = EngineIo::with_key(plan.engineio, u64::from(std::process::id()));
     let mut listeners = vec![(SERVER.to_string(), WS_PORT)];
     if plan.tls.is_some() {
         listeners.push((SERVER.to_string(), WSS_PORT));
@@ -155,7 +168,7 @@ pub fn run(
                 tls.listen = wss;
             }
         }
-        topology(&plan, &intake, &worker.transcript)
+        topology(&plan, (&intake, &engineio), &worker.transcript)
     });
     standing::run_workers(
         plan.workers,

@@ -37,19 +37,20 @@ const VENV: &str = "target/gauntlet/py";
 /// How many text messages, and as many binary ones, each Python client echoes.
 const MESSAGES: &str = "5";
 
-/// The Python interpreter with both stacks installed; a test fails, saying how to install
+/// The Python interpreter with every stack installed; a test fails, saying how to install
 /// them, when there is none.
 pub(crate) fn python() -> PathBuf {
     let python = std::env::var_os(PYTHON_VAR)
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::root().join(VENV).join("bin/python"));
     let mut probe = Command::new(&python);
-    probe.args(["-c", "import websockets, websocket"]);
+    probe.args(["-c", "import websockets, websocket, engineio, requests"]);
     let ready =
         python.exists() && Process::start("the Python probe", &mut probe).wait().code == Some(0);
     assert!(
         ready,
-        "no Python with websockets and websocket-client at {}: from the workspace root, run\n  \
+        "no Python with websockets, websocket-client, python-engineio and requests at {}: from \
+         the workspace root, run\n  \
          python3 -m venv {VENV} && {VENV}/bin/pip install -r harness/tests/python/requirements.txt\n\
          (on Debian, `apt-get install -y python3-venv` first), or set {PYTHON_VAR} to an \
          interpreter that has them",
@@ -142,8 +143,15 @@ impl Serve {
     /// `gauntlet serve` on an ephemeral port, with wss too (its CA written into `tls_dir`)
     /// when given a folder.
     pub(crate) fn start(tls_dir: Option<&Path>) -> Self {
+        Self::start_with(tls_dir, &[])
+    }
+
+    /// [`Serve::start`] with more flags.
+    pub(crate) fn start_with(tls_dir: Option<&Path>, flags: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
-        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags);
         let ca = tls_dir.map(|dir| dir.join("ca.pem"));
         if let Some(ca) = &ca {
             command

@@ -17,6 +17,8 @@ mod cli;
 #[cfg(feature = "cli")]
 mod conformance;
 #[cfg(feature = "cli")]
+mod engineio;
+#[cfg(feature = "cli")]
 mod gate;
 #[cfg(feature = "cli")]
 mod interop;

@@ -1,5 +1,6 @@
 //! One connection's HTTP/1.1, served by hyper with upgrades, and the answer to each request:
-//! the victim's script, a refusal, or a 101 whose upgraded connection runs an [`App`].
+//! on an Engine.IO path ([`engineio::PATHS`]), what [`engineio`] answers; elsewhere the
+//! victim's script, a refusal, or a 101 whose upgraded connection runs an [`App`].
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -7,11 +8,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,27 +24,39 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::app::App;
 use super::handshake::{Refusal, header_text, refusal};
+use crate::endpoints::engineio::{self, EngineIo};
 use crate::endpoints::smuggle;
 use crate::engine::{Held, NetRef};
 use crate::verdict::transcript::Transcript;
 use crate::ws_config;
 
+/// Serves one connection's requests. `last_head`, when there is a header timeout, is `None`
+/// while a request is being answered (an Engine.IO poll may be held for a while) and the time
+/// its answer was ready otherwise.
 pub(super) async fn serve_http<S>(
     net: NetRef,
     io: S,
     transcript: Transcript,
     held: Rc<Held>,
-    last_head: Option<Rc<Cell<Duration>>>,
+    last_head: Option<Rc<Cell<Option<Duration>>>>,
+    engineio: EngineIo,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (n, t) = (net.clone(), transcript.clone());
     let service = service_fn(move |req| {
         if let Some(last_head) = &last_head {
-            last_head.set(n.now());
+            last_head.set(None);
         }
-        let (n, t, held) = (n.clone(), t.clone(), held.clone());
-        async move { Ok::<_, Infallible>(respond(n, t, req, held)) }
+        let (n, t, held, last_head) = (n.clone(), t.clone(), held.clone(), last_head.clone());
+        let engineio = engineio.clone();
+        async move {
+            let response = respond(n.clone(), t, req, held, engineio).await;
+            if let Some(last_head) = &last_head {
+                last_head.set(Some(n.now()));
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let result = http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
@@ -69,12 +84,14 @@ fn text_response(
     response
 }
 
-/// The answer to `req`; an upgraded connection's session holds `held` until it ends.
-fn respond(
+/// The answer to `req`, logged with the request; an upgraded connection's session holds
+/// `held` until it ends.
+async fn respond(
     net: NetRef,
     transcript: Transcript,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     held: Rc<Held>,
+    engineio: EngineIo,
 ) -> Response<Full<Bytes>> {
     let headers = req.headers();
     let line = format!(
@@ -85,64 +102,133 @@ fn respond(
         header_text(headers, "upgrade"),
         header_text(headers, "connection"),
     );
-    let response = if !headers.contains_key("upgrade")
-        && req.method() == hyper::Method::GET
-        && req.uri().path() == smuggle::VICTIM_PATH
-    {
-        text_response(
-            StatusCode::OK,
-            smuggle::ORIGIN_BODY,
-            &[
-                ("content-type", "application/javascript"),
-                ("cache-control", smuggle::ORIGIN_CACHE_CONTROL),
-            ],
-        )
-    } else if let Some(Refusal(status, body, extra)) = refusal(&req) {
-        text_response(status, body, extra)
+    let response = if engineio::handles(req.uri().path()) {
+        let cx = engineio::Cx {
+            net: net.clone(),
+            transcript: transcript.clone(),
+            engine: engineio,
+        };
+        engine_io(cx, req, held).await
     } else {
-        let key = headers
-            .get("sec-websocket-key")
-            .map(HeaderValue::as_bytes)
-            .unwrap_or_default();
-        let accept = derive_accept_key(key);
-        let app = App::from_uri(req.uri());
-        let upgrade = hyper::upgrade::on(&mut req);
-        let (n, t) = (net.clone(), transcript.clone());
-        net.spawn(
-            async move {
-                let _held = held;
-                match upgrade.await {
-                    Ok(upgraded) if app == App::Attacker => {
-                        smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t).await;
-                    }
-                    Ok(upgraded) => {
-                        let ws = WebSocketStream::from_raw_socket(
-                            TokioIo::new(upgraded),
-                            Role::Server,
-                            Some(ws_config()),
-                        )
-                        .await;
-                        app.run(n, ws, t).await;
-                    }
-                    Err(e) => t.log(n.now(), n.host(), format!("upgrade failed: {e}")),
-                }
-            }
-            .boxed_local(),
-        );
-        let mut response = Response::new(Full::new(Bytes::new()));
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let h = response.headers_mut();
-        h.insert("upgrade", HeaderValue::from_static("websocket"));
-        h.insert("connection", HeaderValue::from_static("Upgrade"));
-        if let Ok(v) = HeaderValue::from_str(&accept) {
-            h.insert("sec-websocket-accept", v);
-        }
-        response
+        websocket(&net, &transcript, req, held)
     };
     transcript.log(
         net.now(),
         net.host(),
         format!("{line} -> {}", response.status()),
     );
+    response
+}
+
+/// The answer to a request on an Engine.IO path: a polling request's, or, for a WebSocket
+/// handshake that RFC 6455 and engine.io both accept, a 101 whose connection carries a session.
+/// engine.io refuses a WebSocket handshake with 400 and the error's message alone.
+async fn engine_io(
+    cx: engineio::Cx,
+    req: Request<Incoming>,
+    held: Rc<Held>,
+) -> Response<Full<Bytes>> {
+    if !req.headers().contains_key("upgrade") {
+        return engineio::polling(&cx, req).await;
+    }
+    if let Some(Refusal(status, body, extra)) = refusal(&req) {
+        return text_response(status, body, extra);
+    }
+    let query = req.uri().query().unwrap_or_default();
+    match engineio::websocket_plan(&cx, req.method(), query) {
+        Err(refused) => text_response(
+            StatusCode::BAD_REQUEST,
+            &refused.message,
+            &[("content-type", "text/html"), ("connection", "close")],
+        ),
+        Ok(plan) => {
+            let config = engineio::websocket_config(cx.engine.options());
+            let (net, transcript) = (cx.net.clone(), cx.transcript.clone());
+            upgrade((&net, &transcript), req, held, move |upgraded| {
+                async move {
+                    let io = TokioIo::new(upgraded);
+                    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    engineio::run_websocket(cx, plan, ws).await;
+                }
+                .boxed_local()
+            })
+        }
+    }
+}
+
+/// The answer to a request elsewhere: the victim's script, a refusal, or a 101 whose upgraded
+/// connection runs an [`App`].
+fn websocket(
+    net: &NetRef,
+    transcript: &Transcript,
+    req: Request<Incoming>,
+    held: Rc<Held>,
+) -> Response<Full<Bytes>> {
+    if !req.headers().contains_key("upgrade")
+        && req.method() == hyper::Method::GET
+        && req.uri().path() == smuggle::VICTIM_PATH
+    {
+        return text_response(
+            StatusCode::OK,
+            smuggle::ORIGIN_BODY,
+            &[
+                ("content-type", "application/javascript"),
+                ("cache-control", smuggle::ORIGIN_CACHE_CONTROL),
+            ],
+        );
+    }
+    if let Some(Refusal(status, body, extra)) = refusal(&req) {
+        return text_response(status, body, extra);
+    }
+    let app = App::from_uri(req.uri());
+    let (n, t) = (net.clone(), transcript.clone());
+    upgrade((net, transcript), req, held, move |upgraded| {
+        async move {
+            if app == App::Attacker {
+                smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t).await;
+                return;
+            }
+            let io = TokioIo::new(upgraded);
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
+            app.run(n, ws, t).await;
+        }
+        .boxed_local()
+    })
+}
+
+/// The 101 accepting `req`'s opening handshake; once hyper has handed the connection over,
+/// `then` runs on it, holding `held`.
+fn upgrade(
+    (net, transcript): (&NetRef, &Transcript),
+    mut req: Request<Incoming>,
+    held: Rc<Held>,
+    then: impl FnOnce(Upgraded) -> LocalBoxFuture<'static, ()> + 'static,
+) -> Response<Full<Bytes>> {
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    let accept = derive_accept_key(key);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let (n, t) = (net.clone(), transcript.clone());
+    net.spawn(
+        async move {
+            let _held = held;
+            match upgrade.await {
+                Ok(upgraded) => then(upgraded).await,
+                Err(e) => t.log(n.now(), n.host(), format!("upgrade failed: {e}")),
+            }
+        }
+        .boxed_local(),
+    );
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert("upgrade", HeaderValue::from_static("websocket"));
+    h.insert("connection", HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert("sec-websocket-accept", v);
+    }
     response
 }

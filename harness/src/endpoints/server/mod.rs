@@ -15,6 +15,11 @@
 //!   read by hand, masked or not; a frame carrying an HTTP request is answered with a
 //!   raw HTTP response holding the attacker's script.
 //!
+//! - `/engine.io/` and `/socket.io/`: Engine.IO v4 ([`engineio`]), by HTTP long-polling
+//!   and WebSocket, with the upgrade from one to the other; every message is echoed (or, with
+//!   `app=push`, messages are pushed). Its sessions are an [`EngineIo`] that copies of the
+//!   server on other threads share.
+//!
 //! A request that is not a valid opening handshake (RFC 6455 §4.2.1) gets a real answer
 //! (`refusal`): 426 with `Upgrade: websocket` for a request without `Upgrade` (a plain GET),
 //! 405 for a method other than GET, 426 with `Sec-WebSocket-Version: 13` for a missing or other
@@ -27,7 +32,9 @@
 //! [`ACCEPT_BACKOFF`]: the server keeps serving. Facing real clients (`gauntlet serve`), the
 //! server also has [`Limits`]: a time for each request head to arrive, and a maximum number of
 //! connections held at once. Both run on the engine's clock ([`crate::engine::Net::now`]), so
-//! a simulated run stays deterministic; the simulated runs' server has none.
+//! a simulated run stays deterministic; the simulated runs' server has none. The time for a
+//! request head runs from the accept or from the previous answer, and stops while a request
+//! is being answered (an Engine.IO poll is held until the server has something to send).
 //!
 //! This file holds the server's software and its accept loop (the limits, a failed accept);
 //! `crash.rs` the crash that resets every connection; `http.rs` hyper's connection and the
@@ -41,6 +48,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use crate::endpoints::engineio::{self, EngineIo};
 use crate::engine::ACCEPT_BACKOFF;
 use crate::engine::{Held, Intake, Listener, NetRef, Software};
 use crate::verdict::transcript::Transcript;
@@ -56,7 +64,7 @@ mod http;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// How long a connection has to deliver a complete request head, from its accept (a TLS
-    /// handshake included) or from its previous request; it is closed when the time is up.
+    /// handshake included) or from its previous answer; it is closed when the time is up.
     pub header_timeout: Option<Duration>,
     /// How many connections the server holds at once, WebSocket sessions included; a
     /// connection accepted beyond them is closed at once.
@@ -81,7 +89,8 @@ impl Limits {
 
 /// The reference server as a host's software: ws on port 80, and, given a TLS
 /// configuration, wss on port 443. With `crash`, at that simulated time every connection it
-/// holds is reset and it stops listening, as a crashed backend does. No [`Limits`].
+/// holds is reset and it stops listening, as a crashed backend does. No [`Limits`]; Engine.IO
+/// with engine.io's defaults ([`engineio::Options::default`]).
 pub fn software(
     transcript: Transcript,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -98,23 +107,34 @@ pub fn software_with(
     limits: Limits,
 ) -> Software {
     let intake = Intake::with_limit(limits.max_connections);
-    software_sharing(transcript, tls, crash, limits.header_timeout, intake)
+    let engineio = EngineIo::new(engineio::Options::default());
+    software_sharing(
+        transcript,
+        tls,
+        crash,
+        limits.header_timeout,
+        intake,
+        engineio,
+    )
 }
 
 /// The server with `header_timeout` ([`Limits::header_timeout`]), holding its connections in
-/// `intake`, which copies of the server on other threads share (`gauntlet serve`'s workers),
-/// with the connection limit (see [`Intake::with_limit`]).
+/// `intake` and its Engine.IO sessions in `engineio`, which copies of the server on other
+/// threads share (`gauntlet serve`'s workers), with the connection limit (see
+/// [`Intake::with_limit`]).
 pub fn software_sharing(
     transcript: Transcript,
     tls: Option<Arc<rustls::ServerConfig>>,
     crash: Option<Duration>,
     header_timeout: Option<Duration>,
     intake: Intake,
+    engineio: EngineIo,
 ) -> Software {
     std::rc::Rc::new(move |net: NetRef| {
         let transcript = transcript.clone();
         let tls = tls.clone();
         let intake = intake.clone();
+        let engineio = engineio.clone();
         async move {
             let server = Server {
                 net: net.clone(),
@@ -122,6 +142,7 @@ pub fn software_sharing(
                 crash: Crash::new(crash),
                 header_timeout,
                 intake,
+                engineio,
             };
             let plain = net.listen(80).await?;
             if let Some(tls) = tls {
@@ -161,6 +182,8 @@ struct Server {
     header_timeout: Option<Duration>,
     /// Connections held now, and the limit.
     intake: Intake,
+    /// The Engine.IO sessions.
+    engineio: EngineIo,
 }
 
 impl Server {
@@ -224,7 +247,7 @@ impl Server {
                     .boxed_local(),
                 Some(limit) => {
                     let server = self.clone();
-                    let last_head = Rc::new(Cell::new(self.net.now()));
+                    let last_head = Rc::new(Cell::new(Some(self.net.now())));
                     let connection = server.clone().connection(
                         stream,
                         tls.clone(),
@@ -251,32 +274,40 @@ impl Server {
     }
 
     /// One accepted connection: the TLS handshake (for wss), then HTTP. `last_head`, when
-    /// there is a header timeout, is set to the time of each request head.
+    /// there is a header timeout, is `None` while a request is answered, and the time its
+    /// answer was ready after (see [`serve_http`]).
     async fn connection(
         self,
         stream: Killable,
         tls: Option<Arc<rustls::ServerConfig>>,
         held: Rc<Held>,
-        last_head: Option<Rc<Cell<Duration>>>,
+        last_head: Option<Rc<Cell<Option<Duration>>>>,
     ) {
-        let (n, t) = (self.net.clone(), self.transcript.clone());
+        let (n, t, e) = (
+            self.net.clone(),
+            self.transcript.clone(),
+            self.engineio.clone(),
+        );
         match tls {
-            None => serve_http(n, stream, t, held, last_head).await,
+            None => serve_http(n, stream, t, held, last_head, e).await,
             Some(config) => match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                Ok(tls_stream) => serve_http(n, tls_stream, t, held, last_head).await,
+                Ok(tls_stream) => serve_http(n, tls_stream, t, held, last_head, e).await,
                 Err(e) => self.log(format!("tls handshake failed: {e}")),
             },
         }
     }
 }
 
-/// Completes once `limit` has passed since `last_head` without a new request head.
-async fn head_deadline(net: &NetRef, last_head: &Cell<Duration>, limit: Duration) {
+/// Completes once `limit` has passed since `last_head` without a new request head. While a
+/// request is being answered (`None`: an Engine.IO poll is held until the server has
+/// something to send), the connection is not idle and the time does not run.
+async fn head_deadline(net: &NetRef, last_head: &Cell<Option<Duration>>, limit: Duration) {
     loop {
-        let deadline = last_head.get() + limit;
-        if net.now() >= deadline {
-            return;
+        let now = net.now();
+        match last_head.get() {
+            Some(idle_since) if now >= idle_since.saturating_add(limit) => return,
+            Some(idle_since) => net.sleep_until(idle_since.saturating_add(limit)).await,
+            None => net.sleep_until(now.saturating_add(limit)).await,
         }
-        net.sleep_until(deadline).await;
     }
 }
