@@ -1,6 +1,7 @@
 //! Real Socket.IO stacks through Gauntlet's intermediary models: the `socket.io` server and the
 //! `socket.io-client` client (versions pinned in `harness/tests/node/package-lock.json`), run by
-//! Node, with `gauntlet proxy` between them. What a real-time application sees when its
+//! Node, with `gauntlet proxy` between them; and the `engine.io-client` under socket.io-client
+//! against Gauntlet's reference server (`gauntlet serve`). What a real-time application sees when its
 //! WebSocket fails: Socket.IO connects by HTTP long-polling, probes a WebSocket and upgrades
 //! if the probe succeeds, and reconnects (1 s first delay, randomised by half) when its
 //! connection is cut.
@@ -351,4 +352,56 @@ fn the_l7_balancer_model_sticky_by_source_ip_keeps_a_real_long_polling_session_w
     assert_eq!(echo_transports(&events), vec!["polling"; 3], "{events:?}");
     assert_eq!(unknown_sessions(&seen), 0, "{seen:?}");
     assert_eq!(named(&seen, "connection").len(), 1, "{seen:?}");
+}
+
+/// Runs `engine.io-client` against `url` with `transports`, for `messages` echoes: its exit
+/// and its events.
+fn engine_io_client(url: &str, transports: &str, messages: &str) -> (Exit, Vec<Value>) {
+    let args = [url, transports, messages, LIMIT_MS, "/engine.io/"];
+    let exit = Process::start("engine.io-client", &mut script("eio_client.js", &args)).wait();
+    eprintln!(
+        "engine.io-client {url} ({transports}):\n{}{}",
+        exit.stdout, exit.stderr
+    );
+    let events = parse(&exit);
+    (exit, events)
+}
+
+/// The transports the messages came back on, in order.
+fn message_transports(events: &[Value]) -> Vec<String> {
+    named(events, "message")
+        .iter()
+        .map(|e| e["transport"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The real Engine.IO client (the one under socket.io-client) against Gauntlet's reference
+/// server: by long-polling alone, by WebSocket alone, and by polling then the upgrade, every
+/// message comes back, and the server logs each session's transport and upgrade.
+#[test]
+fn the_real_engine_io_client_talks_to_gauntlet_serve_by_polling_websocket_and_the_upgrade() {
+    let serve = crate::interop::Serve::start(None);
+    let url = format!("http://{}", serve.ws);
+    let (polling, events) = engine_io_client(&url, "polling", "4");
+    assert_eq!(polling.code, Some(0), "{events:?}");
+    assert_eq!(message_transports(&events), vec!["polling"; 4]);
+    let (websocket, events) = engine_io_client(&url, "websocket", "4");
+    assert_eq!(websocket.code, Some(0), "{events:?}");
+    assert_eq!(message_transports(&events), vec!["websocket"; 4]);
+    let (upgraded, events) = engine_io_client(&url, "polling,websocket", "4");
+    assert_eq!(upgraded.code, Some(0), "{events:?}");
+    assert_eq!(named(&events, "upgrade").len(), 1, "{events:?}");
+    assert_eq!(
+        message_transports(&events)[1..],
+        ["websocket"; 3],
+        "{events:?}"
+    );
+    let log = serve.stop();
+    let opened = log.lines().filter(|l| l.contains(" opened over ")).count();
+    assert!(opened >= 3, "{log}");
+    let upgrades = log
+        .lines()
+        .filter(|l| l.contains(" upgraded to websocket"))
+        .count();
+    assert_eq!(upgrades, 1, "{log}");
 }
