@@ -54,7 +54,7 @@ use crate::http::{
     self, ExchangeError, Framing, Head, HeadReader, Item, Kind, MAX_HEAD_BYTES, MessageError,
     Messages, Progress, StartLine,
 };
-use crate::http_proxy::{MAX_HELD_BYTES, PIPELINE_DEPTH};
+use crate::http_proxy::{Ends, MAX_HELD_BYTES, PIPELINE_DEPTH};
 use crate::model::{Connection, Cx, Event, Hop, Side};
 use crate::pass::relay;
 use crate::registry::{HopError, Model, ParamError};
@@ -398,12 +398,8 @@ pub struct CachingProxy {
     /// Read the heads at the start of `scan_up` and `scan_down`.
     scan_up_reader: HeadReader,
     scan_down_reader: HeadReader,
-    /// The client sent FIN: it will send no more requests.
-    client_fin: bool,
-    /// The upstream was sent FIN (or would have been, had it been dialed).
-    upstream_fin: bool,
-    /// The upstream sent FIN (and the client was sent one then).
-    upstream_eof: bool,
+    /// Which ends have closed.
+    ends: Ends,
     /// The header timer runs: no request head has come yet ([`http::HEADER_TIMEOUT`]).
     awaiting_head: bool,
 }
@@ -427,9 +423,7 @@ impl CachingProxy {
             skipped_up: 0,
             scan_up_reader: HeadReader::new(Kind::Request),
             scan_down_reader: HeadReader::new(Kind::Response),
-            client_fin: false,
-            upstream_fin: false,
-            upstream_eof: false,
+            ends: Ends::default(),
             awaiting_head: false,
         }
     }
@@ -590,10 +584,7 @@ impl CachingProxy {
             let up = self.up.take();
             cx.send(Side::Upstream, up.clone());
             self.scan(cx, Side::Client, &up);
-            if self.client_fin && !self.upstream_fin {
-                self.upstream_fin = true;
-                cx.fin(Side::Upstream);
-            }
+            self.ends.tunnel(cx);
             return Ok(());
         }
         if !interim {
@@ -806,10 +797,7 @@ impl CachingProxy {
     }
 
     fn close_both(&mut self, cx: &mut Cx) {
-        cx.fin(Side::Client);
-        if self.dialed && !self.upstream_fin {
-            cx.fin(Side::Upstream);
-        }
+        self.ends.close_both(cx, self.dialed);
         self.give_up(cx);
     }
 
@@ -848,33 +836,15 @@ impl CachingProxy {
     /// incomplete message), the upstream gets a FIN; once the last response has been relayed,
     /// so does the client, and the connection is done.
     fn settle(&mut self, cx: &mut Cx) {
-        if !self.client_fin || self.mode != Mode::Http {
+        if self.mode != Mode::Http {
             return;
         }
-        if !self.upstream_fin {
-            if self.waiting() && self.up.buffered() > 0 && !self.upstream_eof {
-                return;
-            }
-            let left = self.up.buffered();
-            if left > 0 {
-                cx.note(if self.upstream_eof {
-                    format!("discarded {left} bytes from client not forwarded: the upstream closed")
-                } else {
-                    format!("client closed with {left} bytes of an incomplete message: discarded")
-                });
-                self.up.clear();
-            }
-            self.upstream_fin = true;
-            if self.dialed {
-                cx.fin(Side::Upstream);
-            }
-        }
-        if self.upstream_eof {
-            // The client was sent its FIN when the upstream's came.
-            self.give_up(cx);
-        } else if self.pending.is_empty() && self.down.idle() {
-            cx.note("client closed and every answer is relayed: closing");
-            cx.fin(Side::Client);
+        let held = self.waiting();
+        let answered = self.pending.is_empty() && self.down.idle();
+        if self
+            .ends
+            .settle(cx, &mut self.up, held, answered, self.dialed)
+        {
             self.give_up(cx);
         }
     }
@@ -932,7 +902,7 @@ impl CachingProxy {
         }
         self.abandon_store(cx);
         cx.fin(Side::Client);
-        self.upstream_eof = true;
+        self.ends.upstream_eof = true;
         self.settle(cx);
     }
 }
@@ -988,7 +958,7 @@ impl Connection for CachingProxy {
                 self.settle(cx);
             }
             (Mode::Http, Event::Fin { from: Side::Client }) => {
-                self.client_fin = true;
+                self.ends.client_fin = true;
                 self.settle(cx);
             }
             (

@@ -160,12 +160,8 @@ pub struct HttpProxy<P> {
     down: Messages,
     /// Forwarded requests not yet answered, oldest first (at most [`PIPELINE_DEPTH`]).
     pending: VecDeque<Head>,
-    /// The client sent FIN: it will send no more requests.
-    client_fin: bool,
-    /// The upstream was sent FIN (or would have been, had it been dialed).
-    upstream_fin: bool,
-    /// The upstream sent FIN (and the client was sent one then).
-    upstream_eof: bool,
+    /// Which ends have closed.
+    ends: Ends,
     /// The header timer runs: no request head has come yet.
     awaiting_head: bool,
 }
@@ -182,9 +178,7 @@ impl<P: Policy> HttpProxy<P> {
             up: Messages::new(Kind::Request, max_head),
             down: Messages::new(Kind::Response, max_head),
             pending: VecDeque::new(),
-            client_fin: false,
-            upstream_fin: false,
-            upstream_eof: false,
+            ends: Ends::default(),
             awaiting_head: false,
         }
     }
@@ -351,10 +345,7 @@ impl<P: Policy> HttpProxy<P> {
                 self.mode = Mode::Tunnel;
                 let early = self.up.take();
                 cx.send(Side::Upstream, early);
-                if self.client_fin && !self.upstream_fin {
-                    self.upstream_fin = true;
-                    cx.fin(Side::Upstream);
-                }
+                self.ends.tunnel(cx);
                 return Ok(());
             }
             cx.note("101 forwarded; not upgrade-aware: reading what follows as HTTP messages");
@@ -366,10 +357,7 @@ impl<P: Policy> HttpProxy<P> {
     }
 
     fn close_both(&mut self, cx: &mut Cx) {
-        cx.fin(Side::Client);
-        if self.dialed.is_some() && !self.upstream_fin {
-            cx.fin(Side::Upstream);
-        }
+        self.ends.close_both(cx, self.dialed.is_some());
         self.give_up(cx);
     }
 
@@ -437,35 +425,15 @@ impl<P: Policy> HttpProxy<P> {
     /// so does the client, and the connection is done (as nginx, HAProxy and Squid close a
     /// connection whose client has closed once its last answer is sent).
     fn settle(&mut self, cx: &mut Cx) {
-        if !self.client_fin || !matches!(self.mode, Mode::Http { .. }) {
+        if !matches!(self.mode, Mode::Http { .. }) {
             return;
         }
-        if !self.upstream_fin {
-            let waiting =
-                self.up.between() && self.up.buffered() > 0 && self.pending.len() >= PIPELINE_DEPTH;
-            if waiting && !self.upstream_eof {
-                return;
-            }
-            let left = self.up.buffered();
-            if left > 0 {
-                cx.note(if self.upstream_eof {
-                    format!("discarded {left} bytes from client not forwarded: the upstream closed")
-                } else {
-                    format!("client closed with {left} bytes of an incomplete message: discarded")
-                });
-                self.up.clear();
-            }
-            self.upstream_fin = true;
-            if self.dialed.is_some() {
-                cx.fin(Side::Upstream);
-            }
-        }
-        if self.upstream_eof {
-            // The client was sent its FIN when the upstream's came.
-            self.give_up(cx);
-        } else if self.pending.is_empty() && self.down.idle() {
-            cx.note("client closed and every answer is relayed: closing");
-            cx.fin(Side::Client);
+        let held = self.up.between() && self.pending.len() >= PIPELINE_DEPTH;
+        let answered = self.pending.is_empty() && self.down.idle();
+        if self
+            .ends
+            .settle(cx, &mut self.up, held, answered, self.dialed.is_some())
+        {
             self.give_up(cx);
         }
     }
@@ -499,6 +467,83 @@ impl<P: Policy> HttpProxy<P> {
                 }
                 self.give_up(cx);
             }
+        }
+    }
+}
+
+/// Which ends of a proxied HTTP connection have closed, and what follows from the client's
+/// FIN: shared by [`HttpProxy`] and `caching-proxy`, which read HTTP the same way.
+#[derive(Debug, Default)]
+pub(crate) struct Ends {
+    /// The client sent FIN: it will send no more requests.
+    pub(crate) client_fin: bool,
+    /// The upstream was sent FIN (or would have been, had it been dialed).
+    pub(crate) upstream_fin: bool,
+    /// The upstream sent FIN (and the client was sent one then).
+    pub(crate) upstream_eof: bool,
+}
+
+impl Ends {
+    /// After the client's FIN: once every byte it sent is forwarded (or discarded as an
+    /// incomplete message), the upstream gets a FIN; once the last response has been relayed,
+    /// so does the client (as nginx, HAProxy and Squid close a connection whose client has
+    /// closed once its last answer is sent). `up` holds the client's bytes not forwarded,
+    /// `held` says they wait unread for an answer, `answered` that every request is answered
+    /// and relayed, `dialed` that there is an upstream to FIN. True: the connection is done,
+    /// and the caller gives up on it.
+    pub(crate) fn settle(
+        &mut self,
+        cx: &mut Cx,
+        up: &mut Messages,
+        held: bool,
+        answered: bool,
+        dialed: bool,
+    ) -> bool {
+        if !self.client_fin {
+            return false;
+        }
+        if !self.upstream_fin {
+            if held && up.buffered() > 0 && !self.upstream_eof {
+                return false;
+            }
+            let left = up.buffered();
+            if left > 0 {
+                cx.note(if self.upstream_eof {
+                    format!("discarded {left} bytes from client not forwarded: the upstream closed")
+                } else {
+                    format!("client closed with {left} bytes of an incomplete message: discarded")
+                });
+                up.clear();
+            }
+            self.upstream_fin = true;
+            if dialed {
+                cx.fin(Side::Upstream);
+            }
+        }
+        if self.upstream_eof {
+            // The client was sent its FIN when the upstream's came.
+            return true;
+        }
+        if answered {
+            cx.note("client closed and every answer is relayed: closing");
+            cx.fin(Side::Client);
+        }
+        answered
+    }
+
+    /// Closes both sides with FIN, the upstream only if it was dialed and has not had one.
+    pub(crate) fn close_both(&self, cx: &mut Cx, dialed: bool) {
+        cx.fin(Side::Client);
+        if dialed && !self.upstream_fin {
+            cx.fin(Side::Upstream);
+        }
+    }
+
+    /// The connection became a tunnel: a FIN the client sent before goes to the upstream now.
+    pub(crate) fn tunnel(&mut self, cx: &mut Cx) {
+        if self.client_fin && !self.upstream_fin {
+            self.upstream_fin = true;
+            cx.fin(Side::Upstream);
         }
     }
 }
@@ -607,7 +652,7 @@ impl<P: Policy> Connection for HttpProxy<P> {
                 self.settle(cx);
             }
             (Mode::Http { .. }, Event::Fin { from: Side::Client }) => {
-                self.client_fin = true;
+                self.ends.client_fin = true;
                 self.settle(cx);
             }
             (
@@ -624,7 +669,7 @@ impl<P: Policy> Connection for HttpProxy<P> {
                     self.down.clear();
                 }
                 cx.fin(Side::Client);
-                self.upstream_eof = true;
+                self.ends.upstream_eof = true;
                 self.settle(cx);
             }
             (Mode::Http { .. }, Event::Reset { from }) => {
