@@ -91,13 +91,12 @@ fn assert_logged(log: &str, lines: &[&str]) {
 #[test]
 fn python_engineio_client_echoes_over_polling_across_heartbeats() {
     let (sid, log) = python_client("polling", "polling", "polling");
-    assert_logged(
-        &log,
-        &[
-            &format!("engine.io {sid} echoes a binary message"),
-            &format!("engine.io {sid} closed: the client's close packet"),
-        ],
-    );
+    // Not the close packet: python-engineio's writer sends a batch only while the client is
+    // still connected, so a `disconnect()` that comes while a POST is in flight leaves the
+    // close packet unsent (its `_write_loop` checks `state == 'connected'` before each
+    // batch). The close packet over polling is tested on the simulated network, and over a
+    // WebSocket below and by hand.
+    assert_logged(&log, &[&format!("engine.io {sid} echoes a binary message")]);
     assert!(!log.contains("upgraded"), "{log}");
 }
 
