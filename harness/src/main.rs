@@ -210,28 +210,7 @@ enum Command {
     /// --junit gate.xml
     /// Example: gauntlet gate --forward --proxy-cmd './my-forward-proxy --listen {listen}'
     #[command(verbatim_doc_comment)]
-    Gate {
-        /// The proxy's command line, with {listen} and {upstream} ({listen} only with
-        /// --forward).
-        #[arg(long, value_name = "CMD")]
-        proxy_cmd: String,
-        /// The proxy is a forward proxy, reached by CONNECT: every behaviour runs with the
-        /// proxy as the client's explicit proxy, for ws and wss.
-        #[arg(long)]
-        forward: bool,
-        /// The gate suite: scenario files with one `pass` hop each, which the proxy replaces.
-        #[arg(long, value_name = "DIR", default_value = gauntlet::real::gate::DEFAULT_SUITE)]
-        suite: PathBuf,
-        /// Write a JUnit report here: a testcase per behaviour, failures named by title.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Behaviours run at a time (each with its own proxy process).
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
-        jobs: u64,
-        /// Print every behaviour's transcript (failed behaviours always print theirs).
-        #[arg(long)]
-        transcript: bool,
-    },
+    Gate(cli::gate::GateArgs),
     /// Run models as a real proxy on real sockets until interrupted (Ctrl-C or SIGTERM),
     /// logging each connection and what the models do to stderr.
     ///
@@ -375,25 +354,7 @@ fn main() -> ExitCode {
             jobs,
         } => bench(paths, &engine, seeds, clients, cores(jobs)),
         Command::Differential { paths, jobs } => differential(paths, jobs as usize),
-        Command::Gate {
-            proxy_cmd,
-            forward,
-            suite,
-            junit,
-            jobs,
-            transcript,
-        } => gate(
-            &proxy_cmd,
-            if forward {
-                Role::Forward
-            } else {
-                Role::Reverse
-            },
-            &suite,
-            junit.as_deref(),
-            jobs as usize,
-            transcript,
-        ),
+        Command::Gate(args) => gate(&args),
         Command::Report {
             results,
             out,

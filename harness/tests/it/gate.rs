@@ -47,8 +47,13 @@ impl Ran {
 
 /// Runs `gauntlet gate ARGS` from the workspace root.
 fn gate(args: &[&str]) -> Ran {
+    gate_in(&crate::root(), args)
+}
+
+/// Runs `gauntlet gate ARGS` from `dir`.
+fn gate_in(dir: &std::path::Path, args: &[&str]) -> Ran {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-        .current_dir(crate::root())
+        .current_dir(dir)
         .arg("gate")
         .args(args)
         .stdin(Stdio::null())
@@ -179,15 +184,9 @@ fn junit_cases(junit: &PathBuf) -> Vec<Case> {
         .collect()
 }
 
-/// How many behaviours the gate suite has.
+/// How many behaviours the built-in gate suite has.
 fn behaviours() -> usize {
-    std::fs::read_dir(crate::root().join("scenarios/gate"))
-        .expect("the gate suite")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
-        })
-        .count()
+    gauntlet::real::gate::BUILT_IN.len()
 }
 
 /// The gate's output says `what`.
@@ -207,7 +206,7 @@ fn assert_none_survive(ran: &Ran) {
 #[test]
 fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
     let cmd = proxy_cmd("--model pass");
-    let (ran, junit) = gate_reporting("pass", &["--proxy-cmd", &cmd, "--transcript"]);
+    let (ran, junit) = gate_reporting("pass", &["--proxy-cmd", &cmd, "--transcript", "--quick"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text);
     let cases = testcases(&junit);
     assert!(cases.len() >= 10, "{cases:?}");
@@ -219,6 +218,13 @@ fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
         ran.text
     );
     assert!(ran.text.contains("pass  upgrade "), "{}", ran.text);
+    // The server saw the client's offer and the client its choice.
+    assert_says(
+        &ran,
+        "subprotocols offered: chat, superchat; chose superchat",
+    );
+    assert_says(&ran, "101 Switching Protocols, subprotocol superchat");
+    assert_says(&ran, "100 sessions open at once, each with its own echoes");
     // One proxy per behaviour, and the first start.
     assert_eq!(ran.pids().len(), cases.len() + 1, "{}", ran.text);
     assert_none_survive(&ran);
@@ -227,7 +233,7 @@ fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
 #[test]
 fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behaviours() {
     let cmd = proxy_cmd("--model transparent-proxy --param behaviour=strip");
-    let (ran, junit) = gate_reporting("strip", &["--proxy-cmd", &cmd]);
+    let (ran, junit) = gate_reporting("strip", &["--proxy-cmd", &cmd, "--quick"]);
     assert_eq!(ran.code, Some(1), "{}", ran.text);
     let cases = testcases(&junit);
     let failed: Vec<&(String, Option<String>)> =
@@ -263,7 +269,7 @@ fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behavi
 #[test]
 fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss() {
     let cmd = forward_cmd("tinyproxy");
-    let args = ["--forward", "--proxy-cmd", &cmd, "--transcript"];
+    let args = ["--forward", "--proxy-cmd", &cmd, "--transcript", "--quick"];
     let (ran, junit) = gate_reporting("forward-tinyproxy", &args);
     assert_eq!(ran.code, Some(0), "{}", ran.text);
     let cases = junit_cases(&junit);
@@ -288,7 +294,10 @@ fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss(
 #[test]
 fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_names_each_behaviour() {
     let cmd = forward_cmd("squid");
-    let (ran, junit) = gate_reporting("forward-squid", &["--forward", "--proxy-cmd", &cmd]);
+    let (ran, junit) = gate_reporting(
+        "forward-squid",
+        &["--forward", "--proxy-cmd", &cmd, "--quick"],
+    );
     assert_eq!(ran.code, Some(1), "{}", ran.text);
     let cases = junit_cases(&junit);
     assert_eq!(cases.len(), 2 * behaviours(), "{}", ran.text);
@@ -302,7 +311,7 @@ fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_name
             "{message}"
         );
         assert!(
-            detail.starts_with("proxy answered 403 Forbidden to CONNECT 127.0.0.1:"),
+            detail.contains("proxy answered 403 Forbidden to CONNECT 127.0.0.1:"),
             "{detail}"
         );
     }
@@ -350,4 +359,119 @@ fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit
         assert_eq!(ran.code, Some(2), "{args:?}: {}", ran.text);
         assert!(ran.text.contains(says), "{args:?}: {}", ran.text);
     }
+}
+
+/// The behaviours that failed, by file stem, from the JUnit report at `junit`.
+fn failed_behaviours(junit: &PathBuf) -> Vec<String> {
+    junit_cases(junit)
+        .into_iter()
+        .filter(|c| c.failure.is_some())
+        .map(|c| c.file)
+        .collect()
+}
+
+#[test]
+fn a_proxy_that_closes_tunnels_quiet_for_5_s_fails_a_quiet_period_of_8_s_and_only_that() {
+    let cmd = proxy_cmd("--model idle-killer --param timeout-ms=5000");
+    let (ran, junit) = gate_reporting("idle-5s", &["--proxy-cmd", &cmd, "--quiet-s", "8"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    assert_eq!(
+        failed_behaviours(&junit),
+        ["scenarios/gate/quiet-tunnel.toml"],
+        "{}",
+        ran.text
+    );
+    assert_says(&ran, "quiet period 8 s");
+    assert_says(&ran, "FAIL  quiet-tunnel ");
+    assert_says(&ran, "idle-closed");
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_quick_run_misses_that_proxy_and_says_it_cannot_catch_longer_limits() {
+    let cmd = proxy_cmd("--model idle-killer --param timeout-ms=5000");
+    let (ran, junit) = gate_reporting("idle-5s-quick", &["--proxy-cmd", &cmd, "--quick"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    assert!(failed_behaviours(&junit).is_empty(), "{}", ran.text);
+    assert_says(
+        &ran,
+        "quick run: the quiet period is 3 s, so an idle limit longer than 3 s goes unseen",
+    );
+}
+
+#[test]
+fn a_proxy_that_serves_one_connection_at_a_time_fails_the_concurrent_sessions_and_only_that() {
+    // `--max-connections 1` queues the others in the listen queue: one tunnel at a time.
+    let cmd = proxy_cmd("--model pass --max-connections 1");
+    let (ran, junit) = gate_reporting("one-at-a-time", &["--proxy-cmd", &cmd, "--quick"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    assert_eq!(
+        failed_behaviours(&junit),
+        ["scenarios/gate/concurrent-sessions.toml"],
+        "{}",
+        ran.text
+    );
+    assert_says(&ran, "FAIL  concurrent-sessions ");
+    // The first session opens and waits for the others; the rest wait for it, and time out.
+    assert_says(
+        &ran,
+        "1 of 100 opened; sessions: 1 delivered, 99 handshake-timeout",
+    );
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_proxy_that_drops_the_subprotocol_offer_fails_the_subprotocol_behaviour_and_only_that() {
+    let cmd = proxy_cmd(
+        "--model header-mangler --param 'rules=[{ field = \"Sec-WebSocket-Protocol\", action = \"drop\" }]'",
+    );
+    let (ran, junit) = gate_reporting("no-subprotocol", &["--proxy-cmd", &cmd, "--quick"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let failed: Vec<Case> = junit_cases(&junit)
+        .into_iter()
+        .filter(|c| c.failure.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", ran.text);
+    assert_eq!(failed[0].file, "scenarios/gate/subprotocol.toml");
+    let (message, detail) = failed[0].failure.clone().unwrap_or_default();
+    assert!(message.ends_with("got handshake-invalid"), "{message}");
+    assert!(
+        detail.contains("no `Sec-WebSocket-Protocol`, though the client offered `chat, superchat`"),
+        "{detail}"
+    );
+    // The server's side of it: no offer arrived, so it chose nothing.
+    assert!(!ran.text.contains("subprotocols offered"), "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn the_built_in_suite_runs_from_a_folder_outside_the_checkout() {
+    let dir = std::env::temp_dir().join(format!("gauntlet-gate-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let junit = junit_path("outside");
+    let junit_arg = junit.display().to_string();
+    let cmd = proxy_cmd("--model pass");
+    let ran = gate_in(
+        &dir,
+        &["--proxy-cmd", &cmd, "--quick", "--junit", &junit_arg],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    assert_says(&ran, "from the built-in suite (scenarios/gate)");
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), behaviours(), "{}", ran.text);
+    assert!(cases.iter().all(|c| c.failure.is_none()), "{}", ran.text);
+    // A folder given with --suite is still read, relative to where the gate runs.
+    let ran = gate_in(
+        &std::env::temp_dir(),
+        &[
+            "--proxy-cmd",
+            &cmd,
+            "--quick",
+            "--suite",
+            "no-such-suite-here",
+        ],
+    );
+    assert_eq!(ran.code, Some(2), "{}", ran.text);
+    assert_says(&ran, "no-such-suite-here is not a gate suite");
 }

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::app::App;
-use super::handshake::{Refusal, header_text, refusal};
+use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::smuggle;
 use crate::engine::{Held, NetRef};
 use crate::verdict::transcript::Transcript;
@@ -106,6 +106,7 @@ fn respond(
             .unwrap_or_default();
         let accept = derive_accept_key(key);
         let app = App::from_uri(req.uri());
+        let protocol = subprotocol(headers);
         let upgrade = hyper::upgrade::on(&mut req);
         let (n, t) = (net.clone(), transcript.clone());
         net.spawn(
@@ -136,6 +137,10 @@ fn respond(
         h.insert("connection", HeaderValue::from_static("Upgrade"));
         if let Ok(v) = HeaderValue::from_str(&accept) {
             h.insert("sec-websocket-accept", v);
+        }
+        if let Some((value, offered)) = protocol {
+            h.insert("sec-websocket-protocol", value);
+            transcript.log(net.now(), net.host(), offered);
         }
         response
     };

@@ -15,18 +15,51 @@
 //! through the tunnel, for ws and for wss (TLS runs end to end, so wss is checked too).
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use gauntlet_proxies::ModelSpec;
 use gauntlet_reports::{Results, Run};
 
 use crate::real::product::command::{CommandLine, Role};
 use crate::real::product::{ProductError, Program, StartOptions};
-use crate::run::suite::{self, Finished, LIVE, Planned, Selection};
+use crate::run::suite::{self as run_suite, Finished, LIVE, Planned, Selection};
 use crate::scenario::{CommandHop, Hop, Route, Scenario, ScenarioError, Scheme};
 
-/// The suite `gauntlet gate` runs unless told otherwise.
-pub const DEFAULT_SUITE: &str = "scenarios/gate";
+mod suite;
+
+pub use suite::{BUILT_IN, SUITE_DIR, Suite};
+
+/// How long the gate keeps a tunnel quiet unless told otherwise: longer than the 60 s idle
+/// timeouts of nginx (`proxy_read_timeout`) and AWS ALB, so that a proxy with either is caught.
+pub const DEFAULT_QUIET: Duration = Duration::from_secs(75);
+
+/// The quiet period of a quick run (`gauntlet gate --quick`), for fast local iteration: it
+/// catches a timeout meant for HTTP requests, not an idle limit longer than it.
+pub const QUICK_QUIET: Duration = Duration::from_secs(3);
+
+/// The tag of a behaviour whose idle periods are the gate's quiet period ([`set_quiet`]).
+pub const QUIET_TAG: &str = "quiet-period";
+
+/// Sets every idle period of each behaviour tagged [`QUIET_TAG`] to `quiet`, and says so in
+/// its title (`… (quiet for 75 s)`), so that a report names the period that was checked.
+pub fn set_quiet(scenarios: &mut [Scenario], quiet: Duration) {
+    let ms = u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX);
+    for s in scenarios
+        .iter_mut()
+        .filter(|s| s.tags.iter().any(|t| t == QUIET_TAG))
+    {
+        for idle in &mut s.client.workload.idle {
+            idle.ms = ms;
+        }
+        s.title = format!("{} (quiet for {})", s.title, seconds(quiet));
+    }
+}
+
+/// `75 s`, `2.5 s`.
+pub fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
 
 /// The schemes the gate runs for a proxy of `role`: ws for a reverse proxy, ws and wss for a
 /// forward proxy.
@@ -83,33 +116,40 @@ pub enum GateError {
     },
 }
 
-/// The scenarios of the suite at `dir`, each with `command` in place of its one `pass` hop, or
-/// every reason the suite cannot be gated (invalid files, files that are not gate scenarios).
-pub fn load(dir: &Path, command: &CommandLine) -> Result<Vec<Scenario>, Vec<GateError>> {
-    let sel = Selection {
-        paths: vec![dir.to_path_buf()],
-        filter: None,
-        scheme: None,
-        seed: None,
-        seeds: None,
-    };
-    let (scenarios, _) = suite::plan(&sel)
-        .map_err(|errors| errors.into_iter().map(GateError::from).collect::<Vec<_>>())?;
-    if scenarios.is_empty() {
-        return Err(vec![GateError::Empty {
-            dir: dir.to_path_buf(),
-        }]);
+/// The scenarios of `suite`, each with `command` in place of its one `pass` hop, or every
+/// reason the suite cannot be gated (invalid files, files that are not gate scenarios).
+pub fn load(suite: &Suite, command: &CommandLine) -> Result<Vec<Scenario>, Vec<GateError>> {
+    let scenarios = match suite {
+        Suite::BuiltIn => suite::built_in(),
+        Suite::Dir(dir) => {
+            let sel = Selection {
+                paths: vec![dir.clone()],
+                filter: None,
+                scheme: None,
+                seed: None,
+                seeds: None,
+            };
+            run_suite::plan(&sel).map(|(scenarios, _)| scenarios)
+        }
     }
-    let mut gated = Vec::new();
-    let mut errors = Vec::new();
-    for scenario in scenarios {
-        match with_command(scenario, command) {
-            Ok(s) => gated.push(s),
+    .map_err(|errors| errors.into_iter().map(GateError::from).collect::<Vec<_>>())?;
+    if let (true, Suite::Dir(dir)) = (scenarios.is_empty(), suite) {
+        return Err(vec![GateError::Empty { dir: dir.clone() }]);
+    }
+    every_or_errors(scenarios.into_iter().map(|s| with_command(s, command)))
+}
+
+/// Every value of `results`, or every error among them.
+fn every_or_errors<T, E>(results: impl Iterator<Item = Result<T, E>>) -> Result<Vec<T>, Vec<E>> {
+    let (mut values, mut errors) = (Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok(v) => values.push(v),
             Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
-        Ok(gated)
+        Ok(values)
     } else {
         Err(errors)
     }
@@ -211,9 +251,9 @@ pub fn run(
         })
         .collect();
     let mut results = Results::new(LIVE);
-    suite::execute(LIVE, scenarios, &planned, jobs, |i, f| {
+    run_suite::execute(LIVE, scenarios, &planned, jobs, |i, f| {
         let s = &scenarios[planned[i].scenario];
-        let mut entry = suite::result_entry(s, &planned[i], f);
+        let mut entry = run_suite::result_entry(s, &planned[i], f);
         entry.title = s.title.clone();
         each(s, &entry, f);
         results.runs.push(entry);
@@ -224,6 +264,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn command() -> CommandLine {
         CommandLine::parse("my-proxy {listen} {upstream}").unwrap()
@@ -231,8 +272,7 @@ mod tests {
 
     #[test]
     fn the_gate_suite_gets_the_command_in_place_of_its_pass_hops() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let scenarios = load(&root.join(DEFAULT_SUITE), &command()).unwrap();
+        let scenarios = load(&Suite::BuiltIn, &command()).unwrap();
         assert!(scenarios.len() >= 10, "{}", scenarios.len());
         for s in &scenarios {
             assert!(matches!(s.path.as_slice(), [Hop::Command(_)]), "{}", s.file);
@@ -241,29 +281,29 @@ mod tests {
 
     #[test]
     fn a_forward_proxy_is_every_behaviours_explicit_proxy_for_ws_and_wss() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let forward = CommandLine::parse_as("fwd --listen {listen}", Role::Forward).unwrap();
-        let scenarios = load(&root.join(DEFAULT_SUITE), &forward).unwrap();
+        let scenarios = load(&Suite::BuiltIn, &forward).unwrap();
         for s in &scenarios {
             assert_eq!(s.client.route, Route::Explicit, "{}", s.file);
             assert!(matches!(s.path.as_slice(), [Hop::Command(_)]), "{}", s.file);
         }
         assert_eq!(schemes(Role::Forward), [Scheme::Ws, Scheme::Wss]);
         assert_eq!(schemes(Role::Reverse), [Scheme::Ws]);
-        let reverse = load(&root.join(DEFAULT_SUITE), &command()).unwrap();
+        let reverse = load(&Suite::BuiltIn, &command()).unwrap();
         assert!(reverse.iter().all(|s| s.client.route == Route::Direct));
     }
 
     #[test]
     fn a_suite_that_is_not_a_gate_suite_is_refused_file_by_file() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let errors = load(&root.join("scenarios/gate-negative"), &command()).unwrap_err();
+        let dir = |d: &str| Suite::Dir(root.join(d));
+        let errors = load(&dir("scenarios/gate-negative"), &command()).unwrap_err();
         assert!(
             errors.iter().all(|e| matches!(e, GateError::NotPass { .. })
                 && e.to_string().contains("this one is `")),
             "{errors:?}"
         );
-        let errors = load(&root.join("scenarios/no-such-suite"), &command()).unwrap_err();
+        let errors = load(&dir("scenarios/no-such-suite"), &command()).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
     }
 }
