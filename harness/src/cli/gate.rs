@@ -1,8 +1,12 @@
 //! `gauntlet gate`: the gate suite through the user's own proxy.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gauntlet::real::gate::{self as g, DEFAULT_QUIET, QUICK_QUIET};
+use gauntlet::real::gate::{self as g, DEFAULT_QUIET, Proxy, QUICK_QUIET};
+use gauntlet::real::product::Product;
+use gauntlet::real::product::command::CommandLine;
+use gauntlet_reports::Results;
 
 use crate::*;
 
@@ -11,26 +15,49 @@ const MAX_QUIET_S: u64 = 86_400;
 
 /// `gauntlet gate`'s flags.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("proxy").required(true).args(["proxy_cmd", "product"])))]
 pub(crate) struct GateArgs {
     /// The proxy's command line, with {listen} and {upstream} ({listen} only with
     /// --forward).
-    #[arg(long, value_name = "CMD")]
-    proxy_cmd: String,
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["template", "values"])]
+    proxy_cmd: Option<String>,
     /// The proxy is a forward proxy, reached by CONNECT: every behaviour runs with the
     /// proxy as the client's explicit proxy, for ws and wss.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "product")]
     forward: bool,
+    /// Gate a real product instead of a command: nginx, haproxy, apache (or apache2, httpd),
+    /// squid or tinyproxy, started for each behaviour from its built-in WebSocket
+    /// configuration (or --template), ws and wss.
+    #[arg(long, value_name = "NAME", value_parser = parse_product)]
+    product: Option<Product>,
+    /// The product's configuration template instead of its built-in one ({{listen}},
+    /// {{upstream}}, {{dir}} and the rest filled in: see the README).
+    #[arg(long, value_name = "FILE", requires = "product")]
+    template: Option<PathBuf>,
+    /// A value for a placeholder of the product's template (KEY=VALUE; may repeat), over
+    /// the built-in template's own (nginx's read_timeout=3600s, HAProxy's
+    /// tunnel_timeout=3600s).
+    #[arg(long = "value", value_name = "KEY=VALUE", requires = "product", value_parser = parse_value)]
+    values: Vec<(String, String)>,
     /// Another gate suite than the one built in (scenarios/gate): a folder of scenario
     /// files with one `pass` hop each, which the proxy replaces.
     #[arg(long, value_name = "DIR")]
     suite: Option<PathBuf>,
-    /// Write a JUnit report here: a testcase per behaviour, failures named by title.
+    /// Write a JUnit report here: a testcase per behaviour and scheme, named by the
+    /// behaviour's title, with its time, its reason and its transcript excerpt.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Write the results as JSON here (the shape of results.json).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a Markdown summary here, for a pull-request comment.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
     /// Behaviours run at a time (each with its own proxy process).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
-    /// Print every behaviour's transcript (failed behaviours always print theirs).
+    /// Print every behaviour's whole transcript (a failed behaviour prints an excerpt
+    /// otherwise).
     #[arg(long)]
     transcript: bool,
     /// How long the quiet-tunnel behaviours keep the tunnel silent, in seconds (1 to 86400).
@@ -44,6 +71,19 @@ pub(crate) struct GateArgs {
     quick: bool,
 }
 
+/// `--product`'s value.
+fn parse_product(name: &str) -> Result<Product, String> {
+    name.parse::<Product>().map_err(|e| e.to_string())
+}
+
+/// `--value`'s `KEY=VALUE`.
+fn parse_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
 impl GateArgs {
     /// The quiet period, and whether it is a quick run's.
     fn quiet(&self) -> (Duration, bool) {
@@ -52,6 +92,33 @@ impl GateArgs {
             (false, Some(s)) => (Duration::from_secs(s), false),
             (false, None) => (DEFAULT_QUIET, false),
         }
+    }
+
+    /// The proxy under test, as the flags name it.
+    fn proxy(&self) -> anyhow::Result<Proxy> {
+        let Some(product) = self.product else {
+            let role = if self.forward {
+                Role::Forward
+            } else {
+                Role::Reverse
+            };
+            let line = self.proxy_cmd.as_deref().unwrap_or_default();
+            let command = CommandLine::parse_as(line, role)
+                .map_err(|e| anyhow::anyhow!("--proxy-cmd: {e}"))?;
+            return Ok(Proxy::Command(command));
+        };
+        let values: BTreeMap<String, String> = self.values.iter().cloned().collect();
+        let gate = match &self.template {
+            Some(file) => {
+                if let Err(e) = std::fs::metadata(file) {
+                    anyhow::bail!("--template {}: cannot read it: {e}", file.display());
+                }
+                g::ProductGate::from_file(product, file, values)
+            }
+            None => g::ProductGate::built_in(product, values, &std::env::temp_dir())
+                .map_err(|e| anyhow::anyhow!("--product {product}: {e}"))?,
+        };
+        Ok(Proxy::Product(gate))
     }
 }
 
@@ -70,21 +137,14 @@ fn quiet_note(quiet: Duration, quick: bool) -> String {
     }
 }
 
-/// `gauntlet gate`: the gate suite through the proxy `--proxy-cmd` starts, one behaviour per
-/// line.
+/// `gauntlet gate`: the gate suite through the proxy `--proxy-cmd` starts (or `--product`),
+/// one behaviour per line.
 pub(crate) fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
-    let role = if args.forward {
-        Role::Forward
-    } else {
-        Role::Reverse
-    };
+    let proxy = args.proxy()?;
     let suite = args.suite.clone().map_or(g::Suite::BuiltIn, g::Suite::Dir);
-    let (junit, jobs, show_transcript) =
-        (args.junit.as_deref(), args.jobs as usize, args.transcript);
-    let command = gauntlet::real::product::command::CommandLine::parse_as(&args.proxy_cmd, role)
-        .map_err(|e| anyhow::anyhow!("--proxy-cmd: {e}"))?;
-    let schemes = g::schemes(role);
-    let mut scenarios = match g::load(&suite, &command) {
+    let (jobs, show_transcript) = (args.jobs as usize, args.transcript);
+    let schemes = g::schemes(&proxy);
+    let mut scenarios = match g::load(&suite, &proxy) {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {
@@ -96,24 +156,27 @@ pub(crate) fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
     let (quiet, quick) = args.quiet();
     g::set_quiet(&mut scenarios, quiet);
     let first =
-        g::preflight(&command).map_err(|e| anyhow::anyhow!("the proxy did not start: {e}"))?;
-    let (kind, how) = match role {
+        g::preflight(&proxy).map_err(|e| anyhow::anyhow!("the proxy did not start: {e}"))?;
+    let (kind, how) = match proxy.role() {
         Role::Reverse => ("reverse proxy", "in front of the server"),
         Role::Forward => ("forward proxy", "reached by CONNECT"),
     };
+    let schemes_text = schemes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ");
     outln!(
-        "gating `{command}` as a {kind} {how} (it starts: pid {} listened on {}) with {} from {}, {} on live, {jobs} at a time",
+        "gating {proxy} as a {kind} {how} (it starts: pid {} listened on {}) with {} from {suite}, {schemes_text} on live, {jobs} at a time",
         first.pid,
         first.addr,
         plural(scenarios.len(), "behaviour"),
-        suite,
-        schemes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" and ")
     );
-    outln!("{}", quiet_note(quiet, quick));
+    let notes = vec![
+        format!("gated {proxy} as a {kind} {how}, {schemes_text}, with {suite}"),
+        quiet_note(quiet, quick),
+    ];
+    outln!("{}", notes[1]);
     let style = Style::for_stdout();
     let name = |s: &scenario::Scenario| {
         Path::new(&s.file)
@@ -121,7 +184,8 @@ pub(crate) fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
             .map_or_else(|| s.file.clone(), |n| n.to_string_lossy().into_owned())
     };
     let width = scenarios.iter().map(|s| name(s).len()).max().unwrap_or(0);
-    let results = g::run(&scenarios, schemes, jobs, |s, entry, finished| {
+    let product = proxy.product();
+    let mut results = g::run(&scenarios, schemes, jobs, |s, entry, finished| {
         let verdict = if entry.pass {
             style.paint("32", "pass")
         } else {
@@ -137,19 +201,28 @@ pub(crate) fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
         if !entry.pass {
             outln!("      {}: expected {}", s.title, entry.expected);
         }
-        if show_transcript || !entry.pass {
-            if let Ok(out) = &finished.output {
+        match (&finished.output, show_transcript) {
+            (Ok(out), true) => {
                 for line in out.rendered().lines() {
                     outln!("      {line}");
                 }
             }
+            _ if !entry.pass => {
+                for line in &entry.excerpt {
+                    outln!("      {line}");
+                }
+                if let (Some(product), false) = (product, entry.product_log.is_empty()) {
+                    outln!("      {product}'s log lines:");
+                    for line in &entry.product_log {
+                        outln!("        {line}");
+                    }
+                }
+            }
+            _ => {}
         }
     });
-    if let Some(path) = junit {
-        gauntlet::files::write_file(path, &gauntlet_reports::junit(&results))
-            .with_context(|| format!("writing {}", path.display()))?;
-        outln!("junit: {}", path.display());
-    }
+    results.notes = notes;
+    write_reports(args, &results)?;
     let (passed, failed) = results.tally();
     let errors = results
         .runs
@@ -161,6 +234,9 @@ pub(crate) fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
         "{}",
         style.paint(if failed == 0 { "32" } else { "31;1" }, &summary)
     );
+    if quick {
+        outln!("{}", results.notes[1]);
+    }
     if errors > 0 {
         anyhow::bail!(
             "{} could not run (see above): the proxy did not start every time",
@@ -172,4 +248,24 @@ pub(crate) fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A report rendered from the results.
+type Render = fn(&Results) -> String;
+
+/// Writes the reports the flags ask for: JUnit, JSON, Markdown.
+fn write_reports(args: &GateArgs, results: &Results) -> anyhow::Result<()> {
+    let reports: [(&Option<PathBuf>, &str, Render); 3] = [
+        (&args.junit, "junit", gauntlet_reports::gate_junit),
+        (&args.json, "json", Results::to_json),
+        (&args.markdown, "markdown", gauntlet_reports::gate_markdown),
+    ];
+    for (path, what, render) in reports {
+        if let Some(path) = path {
+            gauntlet::files::write_file(path, &render(results))
+                .with_context(|| format!("writing {}", path.display()))?;
+            outln!("{what}: {}", path.display());
+        }
+    }
+    Ok(())
 }

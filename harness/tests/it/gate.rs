@@ -156,10 +156,14 @@ fn testcases(junit: &PathBuf) -> Vec<(String, Option<String>)> {
 struct Case {
     /// The behaviour's file.
     file: String,
-    /// The scheme and seed (`wss seed 1`).
+    /// The behaviour's title and scheme (`the upgrade passes … [wss]`).
     name: String,
-    /// The failure's message and its text (the run's detail), if it failed.
+    /// Its wall time in seconds.
+    time: f64,
+    /// The failure's message (the one-line reason) and its text, if it failed.
     failure: Option<(String, String)>,
+    /// Its `<system-out>`: a failure's transcript excerpt, a pass's outcome and detail.
+    out: String,
 }
 
 /// Every testcase of the JUnit report at `junit`.
@@ -171,6 +175,10 @@ fn junit_cases(junit: &PathBuf) -> Vec<Case> {
         .map(|case| Case {
             file: case.attribute("classname").unwrap_or("").to_string(),
             name: case.attribute("name").unwrap_or("").to_string(),
+            time: case
+                .attribute("time")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(-1.0),
             failure: case
                 .children()
                 .find(|c| c.has_tag_name("failure"))
@@ -180,6 +188,12 @@ fn junit_cases(junit: &PathBuf) -> Vec<Case> {
                         f.text().unwrap_or("").to_string(),
                     )
                 }),
+            out: case
+                .children()
+                .find(|c| c.has_tag_name("system-out"))
+                .and_then(|c| c.text())
+                .unwrap_or("")
+                .to_string(),
         })
         .collect()
 }
@@ -244,9 +258,33 @@ fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behavi
         .expect("the upgrade behaviour is reported");
     let message = upgrade.1.as_deref().expect("the upgrade behaviour failed");
     assert!(
-        message.starts_with("Gate: the upgrade passes")
-            && message.ends_with("expected delivered, got handshake-rejected"),
+        message.starts_with("handshake-rejected: HTTP 426 Upgrade Required at "),
         "{message}"
+    );
+    // The testcase is named by the behaviour's title, timed, and carries the excerpt.
+    let case = junit_cases(&junit)
+        .into_iter()
+        .find(|c| c.file == "scenarios/gate/upgrade.toml")
+        .expect("the upgrade's testcase");
+    assert_eq!(
+        case.name,
+        "the upgrade passes and a small echo comes back, ws and wss [ws]"
+    );
+    assert!(case.time >= 0.0, "{}", case.time);
+    let (_, text) = case.failure.expect("a failure");
+    assert!(
+        text.starts_with("expected delivered, got handshake-rejected"),
+        "{text}"
+    );
+    assert!(
+        case.out.contains("client  upgrade request GET /echo"),
+        "{}",
+        case.out
+    );
+    assert!(
+        case.out.contains("outcome handshake-rejected: HTTP 426"),
+        "{}",
+        case.out
     );
     assert!(
         ran.text.contains(&format!(
@@ -277,7 +315,7 @@ fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss(
     for scheme in ["ws", "wss"] {
         let runs = cases
             .iter()
-            .filter(|c| c.name.starts_with(&format!("{scheme} ")))
+            .filter(|c| c.name.ends_with(&format!(" [{scheme}]")))
             .count();
         assert_eq!(runs, behaviours(), "{scheme}: {}", ran.text);
     }
@@ -303,22 +341,19 @@ fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_name
     assert_eq!(cases.len(), 2 * behaviours(), "{}", ran.text);
     // The server's ports are ephemeral, never 443: every CONNECT is refused.
     for case in &cases {
-        let (message, detail) = case.failure.as_ref().unwrap_or_else(|| {
+        let (message, _) = case.failure.as_ref().unwrap_or_else(|| {
             panic!("{} {} passed: {}", case.file, case.name, ran.text);
         });
         assert!(
-            message.starts_with("Gate: ") && message.ends_with("got connect-refused"),
+            message.starts_with("connect-refused: ")
+                && message.contains("proxy answered 403 Forbidden to CONNECT 127.0.0.1:"),
             "{message}"
-        );
-        assert!(
-            detail.contains("proxy answered 403 Forbidden to CONNECT 127.0.0.1:"),
-            "{detail}"
         );
     }
     assert!(
         cases
             .iter()
-            .any(|c| c.file == "scenarios/gate/upgrade.toml" && c.name == "wss seed 1"),
+            .any(|c| c.file == "scenarios/gate/upgrade.toml" && c.name.ends_with(" [wss]")),
         "the upgrade's wss run is reported"
     );
     assert_says(&ran, &format!("0 passed, {} failed", cases.len()));
@@ -330,7 +365,7 @@ fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_name
 #[test]
 fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit_2() {
     let exits = proxy_cmd("--model no-such-model");
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["--proxy-cmd", "my-proxy --port 8080"],
             "must contain `{listen}`",
@@ -352,6 +387,34 @@ fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit
                 "scenarios/gate-negative",
             ],
             "is not a gate suite",
+        ),
+        (
+            &[
+                "--proxy-cmd",
+                "p {listen} {upstream}",
+                "--quick",
+                "--quiet-s",
+                "5",
+            ],
+            "'--quick' cannot be used with '--quiet-s <N>'",
+        ),
+        (
+            &["--proxy-cmd", "p {listen} {upstream}", "--quiet-s", "0"],
+            "invalid value '0' for '--quiet-s <N>'",
+        ),
+        (&["--product", "nginxx"], "unknown product `nginxx`"),
+        (
+            &["--product", "nginx", "--template", "no/such/template.conf"],
+            "--template no/such/template.conf: cannot read it",
+        ),
+        (
+            &[
+                "--proxy-cmd",
+                "p {listen} {upstream}",
+                "--template",
+                "t.conf",
+            ],
+            "'--proxy-cmd <CMD>' cannot be used with '--template <FILE>'",
         ),
     ];
     for (args, says) in cases {
@@ -433,11 +496,10 @@ fn a_proxy_that_drops_the_subprotocol_offer_fails_the_subprotocol_behaviour_and_
         .collect();
     assert_eq!(failed.len(), 1, "{}", ran.text);
     assert_eq!(failed[0].file, "scenarios/gate/subprotocol.toml");
-    let (message, detail) = failed[0].failure.clone().unwrap_or_default();
-    assert!(message.ends_with("got handshake-invalid"), "{message}");
+    let (message, _) = failed[0].failure.clone().unwrap_or_default();
     assert!(
-        detail.contains("no `Sec-WebSocket-Protocol`, though the client offered `chat, superchat`"),
-        "{detail}"
+        message.starts_with("handshake-invalid: 101 not valid: no `Sec-WebSocket-Protocol`, though the client offered `chat, superchat`"),
+        "{message}"
     );
     // The server's side of it: no offer arrived, so it chose nothing.
     assert!(!ran.text.contains("subprotocols offered"), "{}", ran.text);
@@ -474,4 +536,141 @@ fn the_built_in_suite_runs_from_a_folder_outside_the_checkout() {
     );
     assert_eq!(ran.code, Some(2), "{}", ran.text);
     assert_says(&ran, "no-such-suite-here is not a gate suite");
+}
+
+#[test]
+fn the_gate_writes_its_results_as_json_and_a_markdown_summary() {
+    let cmd = proxy_cmd("--model transparent-proxy --param behaviour=strip");
+    let dir = crate::root().join("target/gauntlet/gate-tests");
+    let json = dir.join(format!("strip-{}.json", std::process::id()));
+    let markdown = dir.join(format!("strip-{}.md", std::process::id()));
+    let (j, m) = (json.display().to_string(), markdown.display().to_string());
+    let (ran, _) = gate_reporting(
+        "strip-reports",
+        &[
+            "--proxy-cmd",
+            &cmd,
+            "--quick",
+            "--json",
+            &j,
+            "--markdown",
+            &m,
+        ],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let text = std::fs::read_to_string(&json).expect("the gate wrote its JSON");
+    let results = gauntlet_reports::Results::from_json(&text).expect("results");
+    assert_eq!(results.runs.len(), behaviours());
+    assert!(
+        results.notes.iter().any(|n| n.starts_with("quick run: ")),
+        "{:?}",
+        results.notes
+    );
+    let upgrade = results
+        .runs
+        .iter()
+        .find(|r| r.scenario == "scenarios/gate/upgrade.toml")
+        .expect("the upgrade's run");
+    assert!(!upgrade.pass && upgrade.title.starts_with("Gate: the upgrade passes"));
+    assert!(
+        upgrade
+            .excerpt
+            .iter()
+            .any(|l| l.contains("outcome handshake-rejected"))
+    );
+    let summary = std::fs::read_to_string(&markdown).expect("the gate wrote its summary");
+    let (passed, failed) = results.tally();
+    assert!(
+        summary.starts_with(&format!(
+            "## gauntlet gate: {passed} passed, {failed} failed\n"
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("- quick run: the quiet period is 3 s"),
+        "{summary}"
+    );
+    assert!(
+        summary
+            .contains("### ❌ the upgrade passes and a small echo comes back, ws and wss \\[ws\\]"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("<details><summary>transcript excerpt"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn nginx_with_its_websocket_configuration_passes_every_behaviour_ws_and_wss() {
+    let (ran, junit) = gate_reporting("nginx", &["--product", "nginx", "--quick", "--transcript"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    assert_says(
+        &ran,
+        "gating nginx from the built-in nginx-with-upgrade-lines.conf as a reverse proxy",
+    );
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 2 * behaviours(), "{}", ran.text);
+    assert!(cases.iter().all(|c| c.failure.is_none()), "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn nginx_without_the_upgrade_lines_fails_the_upgrade_with_its_own_log_lines_attached() {
+    let template = crate::root().join("scenarios/live/templates/nginx-without-upgrade-lines.conf");
+    let t = template.display().to_string();
+    let json = crate::root().join(format!(
+        "target/gauntlet/gate-tests/nginx-bare-{}.json",
+        std::process::id()
+    ));
+    let j = json.display().to_string();
+    let (ran, junit) = gate_reporting(
+        "nginx-bare",
+        &[
+            "--product",
+            "nginx",
+            "--template",
+            &t,
+            "--quick",
+            "--json",
+            &j,
+        ],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let upgrade: Vec<Case> = junit_cases(&junit)
+        .into_iter()
+        .filter(|c| c.file == "scenarios/gate/upgrade.toml")
+        .collect();
+    assert_eq!(upgrade.len(), 2, "ws and wss: {}", ran.text);
+    for case in upgrade {
+        let (message, text) = case.failure.expect("the upgrade failed");
+        assert!(
+            message.starts_with("handshake-rejected: HTTP 426"),
+            "{message}"
+        );
+        // nginx's access log: the request it took, and the backend's 426 it passed on.
+        assert!(
+            text.contains("the product's log lines:\n==> access.log <=="),
+            "{text}"
+        );
+        assert!(text.contains("\"GET /echo HTTP/1.1\" 426"), "{text}");
+    }
+    assert_says(&ran, "nginx's log lines:");
+    // The server saw what nginx sent it: HTTP/1.0 without Upgrade.
+    assert_says(
+        &ran,
+        "request GET /echo HTTP/1.0, Upgrade: -, Connection: close",
+    );
+    let results = gauntlet_reports::Results::from_json(
+        &std::fs::read_to_string(&json).expect("the gate wrote its JSON"),
+    )
+    .expect("results");
+    assert!(
+        results
+            .runs
+            .iter()
+            .all(|r| r.product_log.iter().any(|l| l == "==> access.log <==")),
+        "every run keeps nginx's access log"
+    );
+    assert_none_survive(&ran);
 }

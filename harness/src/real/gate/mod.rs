@@ -22,13 +22,63 @@ use gauntlet_proxies::ModelSpec;
 use gauntlet_reports::{Results, Run};
 
 use crate::real::product::command::{CommandLine, Role};
-use crate::real::product::{ProductError, Program, StartOptions};
+use crate::real::product::{Product, ProductError, Program, StartOptions};
 use crate::run::suite::{self as run_suite, Finished, LIVE, Planned, Selection};
 use crate::scenario::{CommandHop, Hop, Route, Scenario, ScenarioError, Scheme};
+use crate::tls::{Ca, TlsError};
 
+mod product;
+mod report;
 mod suite;
 
+pub use product::{BuiltIn, ProductGate, built_in};
+pub use report::{EXCERPT_LINES, excerpt};
 pub use suite::{BUILT_IN, SUITE_DIR, Suite};
+
+/// The proxy under test: a program started from a command line, or a real product from a
+/// template.
+#[derive(Debug)]
+pub enum Proxy {
+    /// `--proxy-cmd`, a reverse proxy's or (`--forward`) a forward proxy's.
+    Command(CommandLine),
+    /// `--product`.
+    Product(ProductGate),
+}
+
+impl Proxy {
+    /// A reverse proxy, in front of the server, or a forward one, reached by CONNECT.
+    pub fn role(&self) -> Role {
+        match self {
+            Proxy::Command(c) => c.role(),
+            Proxy::Product(p) => p.role(),
+        }
+    }
+
+    /// The hop that stands for the proxy in place of every behaviour's `pass`.
+    fn hop(&self) -> Hop {
+        match self {
+            Proxy::Command(c) => Hop::Command(CommandHop { command: c.clone() }),
+            Proxy::Product(p) => p.hop(),
+        }
+    }
+
+    /// The product's name, for a product.
+    pub fn product(&self) -> Option<Product> {
+        match self {
+            Proxy::Command(_) => None,
+            Proxy::Product(p) => Some(p.product),
+        }
+    }
+}
+
+impl std::fmt::Display for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proxy::Command(c) => write!(f, "`{c}`"),
+            Proxy::Product(p) => write!(f, "{} from {}", p.product, p.template_name),
+        }
+    }
+}
 
 /// How long the gate keeps a tunnel quiet unless told otherwise: longer than the 60 s idle
 /// timeouts of nginx (`proxy_read_timeout`) and AWS ALB, so that a proxy with either is caught.
@@ -61,12 +111,14 @@ pub fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
-/// The schemes the gate runs for a proxy of `role`: ws for a reverse proxy, ws and wss for a
-/// forward proxy.
-pub fn schemes(role: Role) -> &'static [Scheme] {
-    match role {
-        Role::Reverse => &[Scheme::Ws],
-        Role::Forward => &[Scheme::Ws, Scheme::Wss],
+/// The schemes the gate runs through `proxy`: ws for a reverse proxy's command (its one
+/// `{upstream}` is the server's plain port), ws and wss for a forward proxy (TLS runs end to end
+/// through the tunnel) and for a product (the reverse ones terminate TLS with a certificate
+/// from the run's CA).
+pub fn schemes(proxy: &Proxy) -> &'static [Scheme] {
+    match (proxy, proxy.role()) {
+        (Proxy::Command(_), Role::Reverse) => &[Scheme::Ws],
+        _ => &[Scheme::Ws, Scheme::Wss],
     }
 }
 
@@ -116,9 +168,9 @@ pub enum GateError {
     },
 }
 
-/// The scenarios of `suite`, each with `command` in place of its one `pass` hop, or every
-/// reason the suite cannot be gated (invalid files, files that are not gate scenarios).
-pub fn load(suite: &Suite, command: &CommandLine) -> Result<Vec<Scenario>, Vec<GateError>> {
+/// The scenarios of `suite`, each with `proxy` in place of its one `pass` hop, or every reason
+/// the suite cannot be gated (invalid files, files that are not gate scenarios).
+pub fn load(suite: &Suite, proxy: &Proxy) -> Result<Vec<Scenario>, Vec<GateError>> {
     let scenarios = match suite {
         Suite::BuiltIn => suite::built_in(),
         Suite::Dir(dir) => {
@@ -136,7 +188,7 @@ pub fn load(suite: &Suite, command: &CommandLine) -> Result<Vec<Scenario>, Vec<G
     if let (true, Suite::Dir(dir)) = (scenarios.is_empty(), suite) {
         return Err(vec![GateError::Empty { dir: dir.clone() }]);
     }
-    every_or_errors(scenarios.into_iter().map(|s| with_command(s, command)))
+    every_or_errors(scenarios.into_iter().map(|s| with_proxy(s, proxy)))
 }
 
 /// Every value of `results`, or every error among them.
@@ -155,11 +207,12 @@ fn every_or_errors<T, E>(results: impl Iterator<Item = Result<T, E>>) -> Result<
     }
 }
 
-/// `scenario` with `command` in place of its one `pass` hop (and, for a forward proxy, an
-/// explicit route), or why it is not a gate scenario.
-fn with_command(mut scenario: Scenario, command: &CommandLine) -> Result<Scenario, GateError> {
+/// `scenario` with `proxy` in place of its one `pass` hop (for a forward proxy, with an
+/// explicit route; for a product's built-in template, with its path prefix), or why it is not
+/// a gate scenario.
+fn with_proxy(mut scenario: Scenario, proxy: &Proxy) -> Result<Scenario, GateError> {
     let file = scenario.file.clone();
-    for scheme in schemes(command.role()) {
+    for scheme in schemes(proxy) {
         if scenario.expected(*scheme).is_none() {
             return Err(GateError::Scheme {
                 file,
@@ -179,11 +232,12 @@ fn with_command(mut scenario: Scenario, command: &CommandLine) -> Result<Scenari
             hop: hop.name().to_string(),
         });
     }
-    *hop = Hop::Command(CommandHop {
-        command: command.clone(),
-    });
-    if command.role() == Role::Forward {
+    *hop = proxy.hop();
+    if proxy.role() == Role::Forward {
         scenario.client.route = Route::Explicit;
+    }
+    if let Proxy::Product(p) = proxy {
+        scenario.client.path_prefix = format!("{}{}", p.path_prefix, scenario.client.path_prefix);
     }
     Ok(scenario)
 }
@@ -197,19 +251,52 @@ pub struct Preflight {
     pub addr: std::net::SocketAddr,
 }
 
-/// Starts `command` once, with a listener of our own (that answers nothing) as its upstream
+/// Why the proxy could not be started once before the suite.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The program or product did not start (with its output).
+    #[error(transparent)]
+    Program(#[from] ProductError),
+    /// A certificate for a product's TLS listener could not be made.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Starts `proxy` once, with a listener of our own (that answers nothing) as its upstream
 /// (a forward proxy has none), waits for its port to accept, and stops it: a proxy that will
-/// not start is one error, with its output, rather than one per behaviour.
-pub fn preflight(command: &CommandLine) -> Result<Preflight, ProductError> {
+/// not start is one error, with its output, rather than one per behaviour. A product is
+/// given what a run gives it: a TLS listener with a certificate (a reverse proxy's), and the
+/// server's ports (the silent listener's).
+pub fn preflight(proxy: &Proxy) -> Result<Preflight, StartError> {
     // A listener that answers nothing, open until the proxy stops.
-    let upstream = match command.role() {
-        Role::Reverse => Some(silent_upstream()?),
-        Role::Forward => None,
+    let upstream = silent_upstream()?;
+    let mut options = StartOptions::new();
+    if proxy.role() == Role::Reverse {
+        options = options.upstream(upstream.0);
+    }
+    let program = match proxy {
+        Proxy::Command(c) => Program::Command(c.clone()),
+        Proxy::Product(p) => {
+            let port = upstream.0.port().to_string();
+            options = options
+                .value("server_ws_port", port.clone())
+                .value("server_wss_port", port);
+            for (name, value) in &p.values {
+                options = options.value(name.as_str(), value.as_str());
+            }
+            if p.role() == Role::Reverse {
+                let ca = Ca::generate("Gauntlet gate's first start")?;
+                let (cert, key) = ca.issue_pem(&["localhost".to_string()])?;
+                options = options.tls(&cert, &key)?;
+            }
+            Program::Product {
+                product: p.product,
+                template: p.template.clone(),
+            }
+        }
     };
-    let options = upstream
-        .iter()
-        .fold(StartOptions::new(), |o, (addr, _)| o.upstream(*addr));
-    let running = Program::Command(command.clone()).start(&options)?;
+    let running = program.start(&options)?;
     let seen = Preflight {
         pid: running.pid(),
         addr: running.addr(),
@@ -230,8 +317,9 @@ fn silent_upstream() -> Result<(std::net::SocketAddr, TcpListener), ProductError
 
 /// Runs every behaviour of `scenarios` (from [`load`]) on the live engine for each of
 /// `schemes` (see [`schemes`]), `jobs` at a time, with each scenario's first seed. `each`
-/// sees each run in order, as it ends, with its results entry (titled) and the run itself
-/// (its transcript). Returns the results.
+/// sees each run in order, as it ends, with its results entry (titled; a failed run's with
+/// its transcript excerpt, and behind a product with the product's log lines) and the run
+/// itself (its transcript). Returns the results.
 pub fn run(
     scenarios: &[Scenario],
     schemes: &[Scheme],
@@ -255,6 +343,17 @@ pub fn run(
         let s = &scenarios[planned[i].scenario];
         let mut entry = run_suite::result_entry(s, &planned[i], f);
         entry.title = s.title.clone();
+        if let Ok(out) = &f.output {
+            let product = match s.path.first() {
+                Some(Hop::Product(p)) => Some(p.product.name()),
+                _ => None,
+            };
+            let (lines, product_log) = excerpt(&out.transcript, product);
+            if !entry.pass {
+                entry.excerpt = lines;
+            }
+            entry.product_log = product_log;
+        }
         each(s, &entry, f);
         results.runs.push(entry);
     });
@@ -264,10 +363,11 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use std::path::Path;
 
-    fn command() -> CommandLine {
-        CommandLine::parse("my-proxy {listen} {upstream}").unwrap()
+    fn command() -> Proxy {
+        Proxy::Command(CommandLine::parse("my-proxy {listen} {upstream}").unwrap())
     }
 
     #[test]
@@ -281,16 +381,34 @@ mod tests {
 
     #[test]
     fn a_forward_proxy_is_every_behaviours_explicit_proxy_for_ws_and_wss() {
-        let forward = CommandLine::parse_as("fwd --listen {listen}", Role::Forward).unwrap();
+        let forward =
+            Proxy::Command(CommandLine::parse_as("fwd --listen {listen}", Role::Forward).unwrap());
         let scenarios = load(&Suite::BuiltIn, &forward).unwrap();
         for s in &scenarios {
             assert_eq!(s.client.route, Route::Explicit, "{}", s.file);
             assert!(matches!(s.path.as_slice(), [Hop::Command(_)]), "{}", s.file);
         }
-        assert_eq!(schemes(Role::Forward), [Scheme::Ws, Scheme::Wss]);
-        assert_eq!(schemes(Role::Reverse), [Scheme::Ws]);
+        assert_eq!(schemes(&forward), [Scheme::Ws, Scheme::Wss]);
+        assert_eq!(schemes(&command()), [Scheme::Ws]);
         let reverse = load(&Suite::BuiltIn, &command()).unwrap();
         assert!(reverse.iter().all(|s| s.client.route == Route::Direct));
+    }
+
+    #[test]
+    fn a_product_stands_in_every_behaviour_for_ws_and_wss_with_its_path_prefix() {
+        let base = std::env::temp_dir();
+        let apache = ProductGate::built_in(Product::Apache, BTreeMap::new(), &base).unwrap();
+        let apache = Proxy::Product(apache);
+        assert_eq!(schemes(&apache), [Scheme::Ws, Scheme::Wss]);
+        for s in load(&Suite::BuiltIn, &apache).unwrap() {
+            assert!(matches!(s.path.as_slice(), [Hop::Product(_)]), "{}", s.file);
+            assert_eq!(s.client.path_prefix, "/ws", "{}", s.file);
+            assert_eq!(s.client.route, Route::Direct, "{}", s.file);
+        }
+        let squid = ProductGate::built_in(Product::Squid, BTreeMap::new(), &base).unwrap();
+        for s in load(&Suite::BuiltIn, &Proxy::Product(squid)).unwrap() {
+            assert_eq!(s.client.route, Route::Explicit, "{}", s.file);
+        }
     }
 
     #[test]
