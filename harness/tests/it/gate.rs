@@ -254,7 +254,7 @@ fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behavi
         cases.iter().filter(|(_, f)| f.is_some()).collect();
     let upgrade = cases
         .iter()
-        .find(|(file, _)| file == "scenarios/gate/upgrade.toml")
+        .find(|(file, _)| file == "scenarios/gate/handshake/upgrade.toml")
         .expect("the upgrade behaviour is reported");
     let message = upgrade.1.as_deref().expect("the upgrade behaviour failed");
     assert!(
@@ -264,7 +264,7 @@ fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behavi
     // The testcase is named by the behaviour's title, timed, and carries the excerpt.
     let case = junit_cases(&junit)
         .into_iter()
-        .find(|c| c.file == "scenarios/gate/upgrade.toml")
+        .find(|c| c.file == "scenarios/gate/handshake/upgrade.toml")
         .expect("the upgrade's testcase");
     assert_eq!(
         case.name,
@@ -353,7 +353,7 @@ fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_name
     assert!(
         cases
             .iter()
-            .any(|c| c.file == "scenarios/gate/upgrade.toml" && c.name.ends_with(" [wss]")),
+            .any(|c| c.file == "scenarios/gate/handshake/upgrade.toml" && c.name.ends_with(" [wss]")),
         "the upgrade's wss run is reported"
     );
     assert_says(&ran, &format!("0 passed, {} failed", cases.len()));
@@ -424,7 +424,17 @@ fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit
     }
 }
 
-/// The behaviours that failed, by file stem, from the JUnit report at `junit`.
+/// The built-in behaviours of a folder of the suite (`concurrency`), as reports name them.
+fn in_folder(folder: &str) -> Vec<String> {
+    let prefix = format!("scenarios/gate/{folder}/");
+    gauntlet::real::gate::BUILT_IN
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// The behaviours that failed, by file, from the JUnit report at `junit`.
 fn failed_behaviours(junit: &PathBuf) -> Vec<String> {
     junit_cases(junit)
         .into_iter()
@@ -438,9 +448,15 @@ fn a_proxy_that_closes_tunnels_quiet_for_5_s_fails_a_quiet_period_of_8_s_and_onl
     let cmd = proxy_cmd("--model idle-killer --param timeout-ms=5000");
     let (ran, junit) = gate_reporting("idle-5s", &["--proxy-cmd", &cmd, "--quiet-s", "8"]);
     assert_eq!(ran.code, Some(1), "{}", ran.text);
+    // Every behaviour that goes quiet for the quiet period, but the one whose Pings keep
+    // the tunnel busy (traffic either way re-arms the idle killer).
     assert_eq!(
         failed_behaviours(&junit),
-        ["scenarios/gate/quiet-tunnel.toml"],
+        [
+            "scenarios/gate/lifecycle/a-burst-then-silence-then-close.toml",
+            "scenarios/gate/timing/quiet-before-the-first-message.toml",
+            "scenarios/gate/timing/quiet-tunnel.toml",
+        ],
         "{}",
         ran.text
     );
@@ -463,14 +479,14 @@ fn a_quick_run_misses_that_proxy_and_says_it_cannot_catch_longer_limits() {
 }
 
 #[test]
-fn a_proxy_that_serves_one_connection_at_a_time_fails_the_concurrent_sessions_and_only_that() {
+fn a_proxy_that_serves_one_connection_at_a_time_fails_the_concurrency_behaviours_and_only_those() {
     // `--max-connections 1` queues the others in the listen queue: one tunnel at a time.
     let cmd = proxy_cmd("--model pass --max-connections 1");
     let (ran, junit) = gate_reporting("one-at-a-time", &["--proxy-cmd", &cmd, "--quick"]);
     assert_eq!(ran.code, Some(1), "{}", ran.text);
     assert_eq!(
         failed_behaviours(&junit),
-        ["scenarios/gate/concurrent-sessions.toml"],
+        in_folder("concurrency"),
         "{}",
         ran.text
     );
@@ -484,7 +500,7 @@ fn a_proxy_that_serves_one_connection_at_a_time_fails_the_concurrent_sessions_an
 }
 
 #[test]
-fn a_proxy_that_drops_the_subprotocol_offer_fails_the_subprotocol_behaviour_and_only_that() {
+fn a_proxy_that_drops_the_subprotocol_offer_fails_the_negotiation_behaviours_and_only_those() {
     let cmd = proxy_cmd(
         "--model header-mangler --param 'rules=[{ field = \"Sec-WebSocket-Protocol\", action = \"drop\" }]'",
     );
@@ -494,9 +510,13 @@ fn a_proxy_that_drops_the_subprotocol_offer_fails_the_subprotocol_behaviour_and_
         .into_iter()
         .filter(|c| c.failure.is_some())
         .collect();
-    assert_eq!(failed.len(), 1, "{}", ran.text);
-    assert_eq!(failed[0].file, "scenarios/gate/subprotocol.toml");
-    let (message, _) = failed[0].failure.clone().unwrap_or_default();
+    let files: Vec<String> = failed.iter().map(|c| c.file.clone()).collect();
+    assert_eq!(files, in_folder("negotiation"), "{}", ran.text);
+    let subprotocol = failed
+        .iter()
+        .find(|c| c.file == "scenarios/gate/negotiation/subprotocol.toml")
+        .expect("the subprotocol behaviour failed");
+    let (message, _) = subprotocol.failure.clone().unwrap_or_default();
     assert!(
         message.starts_with("handshake-invalid: 101 not valid: no `Sec-WebSocket-Protocol`, though the client offered `chat, superchat`"),
         "{message}"
@@ -569,7 +589,7 @@ fn the_gate_writes_its_results_as_json_and_a_markdown_summary() {
     let upgrade = results
         .runs
         .iter()
-        .find(|r| r.scenario == "scenarios/gate/upgrade.toml")
+        .find(|r| r.scenario == "scenarios/gate/handshake/upgrade.toml")
         .expect("the upgrade's run");
     assert!(!upgrade.pass && upgrade.title.starts_with("Gate: the upgrade passes"));
     assert!(
@@ -639,7 +659,7 @@ fn nginx_without_the_upgrade_lines_fails_the_upgrade_with_its_own_log_lines_atta
     assert_eq!(ran.code, Some(1), "{}", ran.text);
     let upgrade: Vec<Case> = junit_cases(&junit)
         .into_iter()
-        .filter(|c| c.file == "scenarios/gate/upgrade.toml")
+        .filter(|c| c.file == "scenarios/gate/handshake/upgrade.toml")
         .collect();
     assert_eq!(upgrade.len(), 2, "ws and wss: {}", ran.text);
     for case in upgrade {
