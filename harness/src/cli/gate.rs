@@ -118,6 +118,19 @@ impl GateArgs {
             None => g::ProductGate::built_in(product, values, &std::env::temp_dir())
                 .map_err(|e| anyhow::anyhow!("--product {product}: {e}"))?,
         };
+        // A value no placeholder takes would be ignored: a misspelt name.
+        let text = std::fs::read_to_string(&gate.template)
+            .with_context(|| format!("reading {}", gate.template.display()))?;
+        let used = gauntlet::real::product::template::placeholders(&text);
+        for (name, _) in &self.values {
+            if !used.contains(name) {
+                anyhow::bail!(
+                    "--value {name}: {} has no placeholder `{{{{{name}}}}}` (its placeholders: {})",
+                    gate.template_name,
+                    used.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
         Ok(Proxy::Product(gate))
     }
 }

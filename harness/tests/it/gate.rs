@@ -365,7 +365,7 @@ fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_name
 #[test]
 fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit_2() {
     let exits = proxy_cmd("--model no-such-model");
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (
             &["--proxy-cmd", "my-proxy --port 8080"],
             "must contain `{listen}`",
@@ -403,6 +403,14 @@ fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit
             "invalid value '0' for '--quiet-s <N>'",
         ),
         (&["--product", "nginxx"], "unknown product `nginxx`"),
+        (
+            &["--product", "nginx", "--value", "read_timout=5s"],
+            "--value read_timout: the built-in nginx-with-upgrade-lines.conf has no placeholder `{{read_timout}}`",
+        ),
+        (
+            &["--product", "nginx", "--value", "novalue"],
+            "expected KEY=VALUE, got `novalue`",
+        ),
         (
             &["--product", "nginx", "--template", "no/such/template.conf"],
             "--template no/such/template.conf: cannot read it",
