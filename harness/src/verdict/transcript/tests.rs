@@ -1,4 +1,4 @@
-//! The transcript's tests: kept lines, printing through the queue, dropped lines counted.
+//! The transcript's tests: keeping, printing through a gated sink, dropping and flushing.
 
 use super::*;
 use std::sync::mpsc;
