@@ -451,7 +451,7 @@ fn failed_behaviours(junit: &PathBuf) -> Vec<String> {
 }
 
 #[test]
-fn a_proxy_that_closes_tunnels_quiet_for_5_s_fails_a_quiet_period_of_8_s_and_only_that() {
+fn a_proxy_that_closes_tunnels_quiet_for_5_s_fails_the_quiet_behaviours_of_8_s_and_only_those() {
     let cmd = proxy_cmd("--model idle-killer --param timeout-ms=5000");
     let (ran, junit) = gate_reporting("idle-5s", &["--proxy-cmd", &cmd, "--quiet-s", "8"]);
     assert_eq!(ran.code, Some(1), "{}", ran.text);
