@@ -337,6 +337,7 @@ fn plan(i: u64, messages: u32, tls: &Arc<rustls::ClientConfig>) -> Plan {
         proxy: None,
         mask: true,
         path_prefix: String::new(),
+        subprotocols: Vec::new(),
     }
 }
 

@@ -190,11 +190,12 @@ enum Command {
         threshold_ms: f64,
     },
     /// The CI gate for your own proxy: start it from a command line in front of a WebSocket
-    /// server, once per behaviour of the gate suite (scenarios/gate: the upgrade, frame
-    /// length boundaries, fragmentation, a quiet tunnel, close codes, server push), run each
-    /// behaviour through it on real sockets (ws; ws and wss with --forward), print pass or
-    /// FAIL per behaviour and `N passed, M failed`. Exit 1 if any behaviour failed, 2 if the
-    /// proxy would not start.
+    /// server, once per behaviour of the gate suite (built in, from scenarios/gate: the
+    /// upgrade, frame length boundaries, fragmentation, a quiet tunnel of 75 s, 100 sessions
+    /// at once, a subprotocol offer, close codes, server push), run each behaviour through it
+    /// on real sockets (ws; ws and wss with --forward or --product), print pass or FAIL per
+    /// behaviour and `N passed, M failed`. Exit 1 if any behaviour failed, 2 if the proxy
+    /// would not start.
     ///
     /// In the command, {listen} is the address to listen on (127.0.0.1:PORT, or
     /// {listen_port} for the port alone) and {upstream} the server's (127.0.0.1:PORT, or
@@ -206,32 +207,16 @@ enum Command {
     /// behaviour through the tunnel, for ws and for wss (TLS end to end). Its command has
     /// {listen} only: no {upstream}, since each CONNECT names the destination.
     ///
+    /// With --product NAME (nginx, haproxy, apache, squid, tinyproxy), the proxy is that real
+    /// product, started for each behaviour from its built-in WebSocket configuration (or
+    /// --template FILE), its error and access log lines attached to each failed check.
+    ///
     /// Example: gauntlet gate --proxy-cmd './my-proxy --listen {listen} --upstream {upstream}'
-    /// --junit gate.xml
+    /// --junit gate.xml --markdown gate.md
     /// Example: gauntlet gate --forward --proxy-cmd './my-forward-proxy --listen {listen}'
+    /// Example: gauntlet gate --product nginx --quick
     #[command(verbatim_doc_comment)]
-    Gate {
-        /// The proxy's command line, with {listen} and {upstream} ({listen} only with
-        /// --forward).
-        #[arg(long, value_name = "CMD")]
-        proxy_cmd: String,
-        /// The proxy is a forward proxy, reached by CONNECT: every behaviour runs with the
-        /// proxy as the client's explicit proxy, for ws and wss.
-        #[arg(long)]
-        forward: bool,
-        /// The gate suite: scenario files with one `pass` hop each, which the proxy replaces.
-        #[arg(long, value_name = "DIR", default_value = gauntlet::real::gate::DEFAULT_SUITE)]
-        suite: PathBuf,
-        /// Write a JUnit report here: a testcase per behaviour, failures named by title.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Behaviours run at a time (each with its own proxy process).
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
-        jobs: u64,
-        /// Print every behaviour's transcript (failed behaviours always print theirs).
-        #[arg(long)]
-        transcript: bool,
-    },
+    Gate(cli::gate::GateArgs),
     /// Run models as a real proxy on real sockets until interrupted (Ctrl-C or SIGTERM),
     /// logging each connection and what the models do to stderr.
     ///
@@ -380,25 +365,7 @@ fn main() -> ExitCode {
             jobs,
         } => bench(paths, &engine, seeds, clients, cores(jobs)),
         Command::Differential { paths, jobs } => differential(paths, jobs as usize),
-        Command::Gate {
-            proxy_cmd,
-            forward,
-            suite,
-            junit,
-            jobs,
-            transcript,
-        } => gate(
-            &proxy_cmd,
-            if forward {
-                Role::Forward
-            } else {
-                Role::Reverse
-            },
-            &suite,
-            junit.as_deref(),
-            jobs as usize,
-            transcript,
-        ),
+        Command::Gate(args) => gate(&args),
         Command::Report {
             results,
             out,

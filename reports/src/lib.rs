@@ -17,6 +17,9 @@
 //!   CI gate.
 //! - `markdown.rs`: [`markdown`], a summary, the traversal matrix and a latency table.
 //! - `junit.rs`: [`junit`], one testcase per run for CI dashboards.
+//! - `gate.rs`: `gauntlet gate`'s reports: [`gate_junit`] (a testcase per behaviour and
+//!   scheme, named by its title, with its time, its reason and its transcript excerpt) and
+//!   [`gate_markdown`] (a summary for a pull-request comment).
 //! - `html.rs`: [`html`], one self-contained page (inline style and SVG, no script, nothing
 //!   fetched) with the charts and tables that say the same without them.
 //! - `svg.rs`: the HTML report's four charts, drawn from [`aggregate`]'s results.
@@ -34,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod aggregate;
 pub mod diff;
+mod gate;
 mod html;
 mod junit;
 mod markdown;
@@ -42,6 +46,7 @@ mod text;
 pub mod traversal;
 
 pub use diff::{Diff, DiffOptions, diff};
+pub use gate::{gate_junit, gate_markdown};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
@@ -60,6 +65,10 @@ pub struct Results {
     pub engine: String,
     /// One entry per scenario × scheme × seed, in the order they were listed.
     pub runs: Vec<Run>,
+    /// What a reader must know about the whole set, one line each (`gauntlet gate`: what it
+    /// gated, and what a quick run cannot catch). Empty when the writer had nothing to say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One run: a scenario, a scheme and a seed.
@@ -138,6 +147,14 @@ pub struct Run {
     /// were in all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples_ms: Vec<f64>,
+    /// The lines of the run's transcript a reader of a failure needs first (`gauntlet gate`
+    /// keeps them for failed runs); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excerpt: Vec<String>,
+    /// The lines a real product in the path wrote to its own error and access logs during the
+    /// run (`gauntlet gate --product` keeps them for failed runs); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub product_log: Vec<String>,
 }
 
 /// Latency percentiles in simulated milliseconds.
@@ -183,6 +200,7 @@ impl Results {
             version: VERSION,
             engine: engine.to_string(),
             runs: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -273,7 +291,10 @@ mod tests {
             }),
             time_to_failure_ms: None,
             samples_ms: vec![10.0, 9.5, 14.0, 10.0, 12.5],
+            excerpt: vec!["   10.000 ms  client  upgrade request GET /echo".into()],
+            product_log: vec!["==> access.log <==".into()],
         });
+        r.notes = vec!["a note".into()];
         assert_eq!(Results::from_json(&r.to_json()).unwrap(), r);
         assert_eq!(r.tally(), (1, 0));
     }

@@ -316,6 +316,7 @@ mod tests {
                 run(strip, "wss", 1, "delivered"),
                 run(strip, "wss", 2, "dropped"),
             ],
+            notes: Vec::new(),
         };
         let text = traversal(&results, "cargo xtask report");
         let row = text

@@ -4,6 +4,7 @@
 //! reports ([`Report`]), and the transport (TCP, directly or through an explicit proxy's
 //! CONNECT tunnel, then TLS for wss), with the phase it is in and the failures that end it.
 
+use crate::endpoints::subprotocol;
 use crate::engine::NetRef;
 use crate::scenario::{Scheme, Workload};
 use crate::verdict::outcome::Outcome;
@@ -42,6 +43,10 @@ pub struct Plan {
     pub mask: bool,
     /// Put before the request's path (`/ws`: `/ws/echo`); empty for none.
     pub path_prefix: String,
+    /// The subprotocols offered in `Sec-WebSocket-Protocol`, in order; empty for none. The
+    /// 101 must name the one the reference server picks from them
+    /// ([`subprotocol::choose`]).
+    pub subprotocols: Vec<String>,
 }
 
 /// The explicit proxy the client is configured with.
@@ -201,13 +206,14 @@ pub(crate) async fn transport(
     })
 }
 
-/// What is wrong with a 101 answering an upgrade that sent `key` and asked for no extension
-/// and no subprotocol, if anything: RFC 6455 §4.1 lists what makes the client _Fail the
-/// WebSocket Connection_: an `Upgrade` other than `websocket` (one token, any case), no
-/// `upgrade` token in `Connection`, a `Sec-WebSocket-Accept` other than the key's (§4.2.2),
-/// and an extension or a subprotocol it did not ask for. A 101 is HTTP/1.1 (RFC 9110 §15.2:
+/// What is wrong with a 101 answering an upgrade that sent `key`, asked for no extension and
+/// offered the subprotocols `offered`, if anything: RFC 6455 §4.1 lists what makes the client
+/// _Fail the WebSocket Connection_: an `Upgrade` other than `websocket` (one token, any case),
+/// no `upgrade` token in `Connection`, a `Sec-WebSocket-Accept` other than the key's (§4.2.2),
+/// and an extension or a subprotocol it did not ask for; and, after an offer, a 101 that
+/// names no subprotocol or another than the reference server's pick. A 101 is HTTP/1.1 (RFC 9110 §15.2:
 /// HTTP/1.0 has no 1xx).
-pub(crate) fn invalid_101(head: &http::Head, key: &str) -> Option<String> {
+pub(crate) fn invalid_101(head: &http::Head, key: &str, offered: &[String]) -> Option<String> {
     let values = |name: &str| -> Vec<String> {
         head.fields
             .iter()
@@ -235,12 +241,49 @@ pub(crate) fn invalid_101(head: &http::Head, key: &str) -> Option<String> {
         format!("a wrong `Sec-WebSocket-Accept` (`{}`)", accept.join(", "))
     } else if let Some(e) = extensions.iter().find(|e| !e.is_empty()) {
         format!("an extension the client did not ask for (`{e}`)")
-    } else if let Some(p) = protocol.first() {
-        format!("a subprotocol the client did not ask for (`{p}`)")
     } else {
-        return None;
+        return subprotocol_wrong(&protocol, offered);
     };
     Some(wrong)
+}
+
+/// What is wrong with the subprotocol a 101 names (`protocol`, its `Sec-WebSocket-Protocol`
+/// values), the client having offered `offered`, or `None`. RFC 6455 §4.1 fails a 101 naming
+/// one the client did not offer; a 101 naming none after an offer is valid to the RFC but
+/// fails in browsers (Chromium: "Sent non-empty 'Sec-WebSocket-Protocol' header but no
+/// response was received"), and the client knows the reference server's pick, so a pick made
+/// from an offer changed on the way shows too.
+fn subprotocol_wrong(protocol: &[String], offered: &[String]) -> Option<String> {
+    let offer = offered.join(", ");
+    let named = protocol.join(", ");
+    if protocol.is_empty() {
+        return (!offered.is_empty()).then(|| {
+            format!(
+                "no `Sec-WebSocket-Protocol`, though the client offered `{offer}` (the offer \
+                 did not reach the server, or its answer did not come back)"
+            )
+        });
+    }
+    if offered.is_empty() {
+        return Some(format!(
+            "a subprotocol the client did not ask for (`{named}`)"
+        ));
+    }
+    if protocol.len() > 1 || named.contains(',') {
+        return Some(format!("more than one subprotocol (`{named}`)"));
+    }
+    if !offered.contains(&named) {
+        return Some(format!(
+            "a subprotocol the client did not offer (`{named}`; it offered `{offer}`)"
+        ));
+    }
+    let pick = subprotocol::choose(offered).unwrap_or_default();
+    (named != pick).then(|| {
+        format!(
+            "subprotocol `{named}`, where the server picks `{pick}` from the offer `{offer}`: \
+             the offer reached it changed"
+        )
+    })
 }
 
 /// An I/O error in a few words.

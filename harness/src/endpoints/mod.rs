@@ -13,6 +13,8 @@
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
 //! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
 //!   `server-fragment-bytes`).
+//! - [`subprotocol`]: what the client offers in `Sec-WebSocket-Protocol` and which the server
+//!   picks.
 //! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
 //!   1007 or 1009), for the client and the server alike.
 
@@ -22,4 +24,5 @@ pub mod engineio;
 pub mod fragment;
 pub mod server;
 pub mod smuggle;
+pub mod subprotocol;
 pub mod violation;

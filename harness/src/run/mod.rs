@@ -306,6 +306,7 @@ fn build(
         proxy,
         mask: scenario.client.mask,
         path_prefix: scenario.client.path_prefix.clone(),
+        subprotocols: scenario.client.subprotocols.clone(),
     };
     Ok((topology, plan))
 }
@@ -326,11 +327,16 @@ pub fn run(
     let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());
+    let sessions = scenario.client.sessions as usize;
     topology.client(
         "client",
         Box::new(move |net: NetRef| {
             async move {
-                let report = client::run(net, plan, ct).await;
+                let report = if sessions > 1 {
+                    client::run_sessions(net, plan, sessions, ct).await
+                } else {
+                    client::run(net, plan, ct).await
+                };
                 *out.borrow_mut() = Some(report);
                 Ok(())
             }

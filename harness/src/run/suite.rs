@@ -265,6 +265,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
                 .take(crate::verdict::metrics::SAMPLES_KEPT)
                 .map(|l| to_ms(*l))
                 .collect(),
+            ..Run::default()
         },
         Err(e) => Run {
             scenario: s.file.clone(),

@@ -177,4 +177,11 @@ pub struct Client {
     /// Put before the request's path (`/ws` asks for `/ws/echo`), for a reverse proxy that
     /// maps a prefix to the server, as the seed's `ProxyPass /ws/ ws://…/` does. Empty: none.
     pub path_prefix: String,
+    /// How many sessions the client opens at once (1: one), each with its own seed, every
+    /// one open before any starts its workload; the run is delivered only if each is.
+    pub sessions: u32,
+    /// The subprotocols the client offers in `Sec-WebSocket-Protocol` (RFC 6455 §4.1), in
+    /// order; empty: none. The reference server picks the last one offered, and the client
+    /// requires the 101 to name it.
+    pub subprotocols: Vec<String>,
 }

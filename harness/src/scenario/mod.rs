@@ -49,6 +49,12 @@ pub const MAX_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 /// The largest scenario file read: 4 MiB, hundreds of times the largest in the catalogue.
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
+/// The most concurrent sessions a scenario's client opens (`[client] sessions`).
+pub const MAX_SESSIONS: u32 = 10_000;
+
+/// The most subprotocols a scenario's client offers (`[client] subprotocols`).
+pub const MAX_SUBPROTOCOLS: usize = 32;
+
 /// The reference server's settings (`[server]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Server {

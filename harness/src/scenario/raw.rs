@@ -60,6 +60,8 @@ pub(super) struct RawClient {
     pub(super) proxy_credentials: Option<Spanned<String>>,
     pub(super) mask: Option<Spanned<bool>>,
     pub(super) path_prefix: Option<Spanned<String>>,
+    pub(super) sessions: Option<Spanned<u32>>,
+    pub(super) subprotocols: Option<Spanned<Vec<String>>>,
 }
 
 fn default_handshake_timeout_ms() -> Spanned<u64> {

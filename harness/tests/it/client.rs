@@ -203,6 +203,7 @@ fn run_on(
         proxy: None,
         mask: true,
         path_prefix: String::new(),
+        subprotocols: Vec::new(),
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();

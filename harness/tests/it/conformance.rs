@@ -1396,6 +1396,7 @@ fn run_client(case: &ClientCase) -> (Report, Heard, String) {
         proxy: None,
         mask: true,
         path_prefix: String::new(),
+        subprotocols: Vec::new(),
     };
     let transcript = Transcript::default();
     let report: Rc<RefCell<Option<Report>>> = Rc::default();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use gauntlet::real::product::is_alive;
 
-/// The safety net on the gate's run (the suite's quiet tunnel alone idles 3 s).
-const PATIENCE: Duration = Duration::from_secs(120);
+/// The safety net on the gate's run (a quick run of the suite takes well under a minute).
+const PATIENCE: Duration = Duration::from_secs(300);
 
 /// A running `gauntlet gate`, killed by its PID when dropped.
 struct Gate(Child);
@@ -47,8 +47,13 @@ impl Ran {
 
 /// Runs `gauntlet gate ARGS` from the workspace root.
 fn gate(args: &[&str]) -> Ran {
+    gate_in(&crate::root(), args)
+}
+
+/// Runs `gauntlet gate ARGS` from `dir`.
+fn gate_in(dir: &std::path::Path, args: &[&str]) -> Ran {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-        .current_dir(crate::root())
+        .current_dir(dir)
         .arg("gate")
         .args(args)
         .stdin(Stdio::null())
@@ -151,10 +156,14 @@ fn testcases(junit: &PathBuf) -> Vec<(String, Option<String>)> {
 struct Case {
     /// The behaviour's file.
     file: String,
-    /// The scheme and seed (`wss seed 1`).
+    /// The behaviour's title and scheme (`the upgrade passes … [wss]`).
     name: String,
-    /// The failure's message and its text (the run's detail), if it failed.
+    /// Its wall time in seconds.
+    time: f64,
+    /// The failure's message (the one-line reason) and its text, if it failed.
     failure: Option<(String, String)>,
+    /// Its `<system-out>`: a failure's transcript excerpt, a pass's outcome and detail.
+    out: String,
 }
 
 /// Every testcase of the JUnit report at `junit`.
@@ -166,6 +175,10 @@ fn junit_cases(junit: &PathBuf) -> Vec<Case> {
         .map(|case| Case {
             file: case.attribute("classname").unwrap_or("").to_string(),
             name: case.attribute("name").unwrap_or("").to_string(),
+            time: case
+                .attribute("time")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(-1.0),
             failure: case
                 .children()
                 .find(|c| c.has_tag_name("failure"))
@@ -175,19 +188,19 @@ fn junit_cases(junit: &PathBuf) -> Vec<Case> {
                         f.text().unwrap_or("").to_string(),
                     )
                 }),
+            out: case
+                .children()
+                .find(|c| c.has_tag_name("system-out"))
+                .and_then(|c| c.text())
+                .unwrap_or("")
+                .to_string(),
         })
         .collect()
 }
 
-/// How many behaviours the gate suite has.
+/// How many behaviours the built-in gate suite has.
 fn behaviours() -> usize {
-    std::fs::read_dir(crate::root().join("scenarios/gate"))
-        .expect("the gate suite")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
-        })
-        .count()
+    gauntlet::real::gate::BUILT_IN.len()
 }
 
 /// The gate's output says `what`.
@@ -207,7 +220,7 @@ fn assert_none_survive(ran: &Ran) {
 #[test]
 fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
     let cmd = proxy_cmd("--model pass");
-    let (ran, junit) = gate_reporting("pass", &["--proxy-cmd", &cmd, "--transcript"]);
+    let (ran, junit) = gate_reporting("pass", &["--proxy-cmd", &cmd, "--transcript", "--quick"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text);
     let cases = testcases(&junit);
     assert!(cases.len() >= 10, "{cases:?}");
@@ -219,6 +232,13 @@ fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
         ran.text
     );
     assert!(ran.text.contains("pass  upgrade "), "{}", ran.text);
+    // The server saw the client's offer and the client its choice.
+    assert_says(
+        &ran,
+        "subprotocols offered: chat, superchat; chose superchat",
+    );
+    assert_says(&ran, "101 Switching Protocols, subprotocol superchat");
+    assert_says(&ran, "100 sessions open at once, each with its own echoes");
     // One proxy per behaviour, and the first start.
     assert_eq!(ran.pids().len(), cases.len() + 1, "{}", ran.text);
     assert_none_survive(&ran);
@@ -227,20 +247,44 @@ fn a_pass_through_proxy_passes_every_behaviour_and_leaves_no_process_behind() {
 #[test]
 fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behaviours() {
     let cmd = proxy_cmd("--model transparent-proxy --param behaviour=strip");
-    let (ran, junit) = gate_reporting("strip", &["--proxy-cmd", &cmd]);
+    let (ran, junit) = gate_reporting("strip", &["--proxy-cmd", &cmd, "--quick"]);
     assert_eq!(ran.code, Some(1), "{}", ran.text);
     let cases = testcases(&junit);
     let failed: Vec<&(String, Option<String>)> =
         cases.iter().filter(|(_, f)| f.is_some()).collect();
     let upgrade = cases
         .iter()
-        .find(|(file, _)| file == "scenarios/gate/upgrade.toml")
+        .find(|(file, _)| file == "scenarios/gate/handshake/upgrade.toml")
         .expect("the upgrade behaviour is reported");
     let message = upgrade.1.as_deref().expect("the upgrade behaviour failed");
     assert!(
-        message.starts_with("Gate: the upgrade passes")
-            && message.ends_with("expected delivered, got handshake-rejected"),
+        message.starts_with("handshake-rejected: HTTP 426 Upgrade Required at "),
         "{message}"
+    );
+    // The testcase is named by the behaviour's title, timed, and carries the excerpt.
+    let case = junit_cases(&junit)
+        .into_iter()
+        .find(|c| c.file == "scenarios/gate/handshake/upgrade.toml")
+        .expect("the upgrade's testcase");
+    assert_eq!(
+        case.name,
+        "the upgrade passes and a small echo comes back, ws and wss [ws]"
+    );
+    assert!(case.time >= 0.0, "{}", case.time);
+    let (_, text) = case.failure.expect("a failure");
+    assert!(
+        text.starts_with("expected delivered, got handshake-rejected"),
+        "{text}"
+    );
+    assert!(
+        case.out.contains("client  upgrade request GET /echo"),
+        "{}",
+        case.out
+    );
+    assert!(
+        case.out.contains("outcome handshake-rejected: HTTP 426"),
+        "{}",
+        case.out
     );
     assert!(
         ran.text.contains(&format!(
@@ -263,7 +307,7 @@ fn a_stripping_proxy_fails_the_gate_and_the_junit_report_names_the_failed_behavi
 #[test]
 fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss() {
     let cmd = forward_cmd("tinyproxy");
-    let args = ["--forward", "--proxy-cmd", &cmd, "--transcript"];
+    let args = ["--forward", "--proxy-cmd", &cmd, "--transcript", "--quick"];
     let (ran, junit) = gate_reporting("forward-tinyproxy", &args);
     assert_eq!(ran.code, Some(0), "{}", ran.text);
     let cases = junit_cases(&junit);
@@ -271,7 +315,7 @@ fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss(
     for scheme in ["ws", "wss"] {
         let runs = cases
             .iter()
-            .filter(|c| c.name.starts_with(&format!("{scheme} ")))
+            .filter(|c| c.name.ends_with(&format!(" [{scheme}]")))
             .count();
         assert_eq!(runs, behaviours(), "{scheme}: {}", ran.text);
     }
@@ -288,28 +332,28 @@ fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss(
 #[test]
 fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_names_each_behaviour() {
     let cmd = forward_cmd("squid");
-    let (ran, junit) = gate_reporting("forward-squid", &["--forward", "--proxy-cmd", &cmd]);
+    let (ran, junit) = gate_reporting(
+        "forward-squid",
+        &["--forward", "--proxy-cmd", &cmd, "--quick"],
+    );
     assert_eq!(ran.code, Some(1), "{}", ran.text);
     let cases = junit_cases(&junit);
     assert_eq!(cases.len(), 2 * behaviours(), "{}", ran.text);
     // The server's ports are ephemeral, never 443: every CONNECT is refused.
     for case in &cases {
-        let (message, detail) = case.failure.as_ref().unwrap_or_else(|| {
+        let (message, _) = case.failure.as_ref().unwrap_or_else(|| {
             panic!("{} {} passed: {}", case.file, case.name, ran.text);
         });
         assert!(
-            message.starts_with("Gate: ") && message.ends_with("got connect-refused"),
+            message.starts_with("connect-refused: ")
+                && message.contains("proxy answered 403 Forbidden to CONNECT 127.0.0.1:"),
             "{message}"
-        );
-        assert!(
-            detail.starts_with("proxy answered 403 Forbidden to CONNECT 127.0.0.1:"),
-            "{detail}"
         );
     }
     assert!(
-        cases
-            .iter()
-            .any(|c| c.file == "scenarios/gate/upgrade.toml" && c.name == "wss seed 1"),
+        cases.iter().any(
+            |c| c.file == "scenarios/gate/handshake/upgrade.toml" && c.name.ends_with(" [wss]")
+        ),
         "the upgrade's wss run is reported"
     );
     assert_says(&ran, &format!("0 passed, {} failed", cases.len()));
@@ -321,7 +365,7 @@ fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_name
 #[test]
 fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit_2() {
     let exits = proxy_cmd("--model no-such-model");
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 12] = [
         (
             &["--proxy-cmd", "my-proxy --port 8080"],
             "must contain `{listen}`",
@@ -344,10 +388,316 @@ fn a_bad_command_a_proxy_that_will_not_start_and_a_suite_that_is_not_a_gate_exit
             ],
             "is not a gate suite",
         ),
+        (
+            &[
+                "--proxy-cmd",
+                "p {listen} {upstream}",
+                "--quick",
+                "--quiet-s",
+                "5",
+            ],
+            "'--quick' cannot be used with '--quiet-s <N>'",
+        ),
+        (
+            &["--proxy-cmd", "p {listen} {upstream}", "--quiet-s", "0"],
+            "invalid value '0' for '--quiet-s <N>'",
+        ),
+        (&["--product", "nginxx"], "unknown product `nginxx`"),
+        (
+            &["--product", "nginx", "--value", "read_timout=5s"],
+            "--value read_timout: the built-in nginx-with-upgrade-lines.conf has no placeholder `{{read_timout}}`",
+        ),
+        (
+            &["--product", "nginx", "--value", "novalue"],
+            "expected KEY=VALUE, got `novalue`",
+        ),
+        (
+            &["--product", "nginx", "--template", "no/such/template.conf"],
+            "--template no/such/template.conf: cannot read it",
+        ),
+        (
+            &[
+                "--proxy-cmd",
+                "p {listen} {upstream}",
+                "--template",
+                "t.conf",
+            ],
+            "'--proxy-cmd <CMD>' cannot be used with '--template <FILE>'",
+        ),
     ];
     for (args, says) in cases {
         let ran = gate(args);
         assert_eq!(ran.code, Some(2), "{args:?}: {}", ran.text);
         assert!(ran.text.contains(says), "{args:?}: {}", ran.text);
     }
+}
+
+/// The built-in behaviours whose file `keep` keeps (by name and text), as reports name them.
+fn behaviours_where(keep: impl Fn(&str, &str) -> bool) -> Vec<String> {
+    gauntlet::real::gate::BUILT_IN
+        .iter()
+        .filter(|(name, text)| keep(name, text))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// The behaviours that failed, by file, from the JUnit report at `junit`.
+fn failed_behaviours(junit: &PathBuf) -> Vec<String> {
+    junit_cases(junit)
+        .into_iter()
+        .filter(|c| c.failure.is_some())
+        .map(|c| c.file)
+        .collect()
+}
+
+#[test]
+fn a_proxy_that_closes_tunnels_quiet_for_5_s_fails_the_quiet_behaviours_of_8_s_and_only_those() {
+    let cmd = proxy_cmd("--model idle-killer --param timeout-ms=5000");
+    let (ran, junit) = gate_reporting("idle-5s", &["--proxy-cmd", &cmd, "--quiet-s", "8"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    // Every behaviour that goes quiet for the quiet period, but those whose Pings keep the
+    // tunnel busy (traffic either way re-arms the idle killer).
+    let quiet = behaviours_where(|_, text| {
+        text.contains("\"quiet-period\"") && !text.contains("ping-interval-ms")
+    });
+    assert!(quiet.len() >= 3, "{quiet:?}");
+    assert!(quiet.contains(&"scenarios/gate/timing/quiet-tunnel.toml".to_string()));
+    assert_eq!(failed_behaviours(&junit), quiet, "{}", ran.text);
+    assert_says(&ran, "quiet period 8 s");
+    assert_says(&ran, "FAIL  quiet-tunnel ");
+    assert_says(&ran, "idle-closed");
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_quick_run_misses_that_proxy_and_says_it_cannot_catch_longer_limits() {
+    let cmd = proxy_cmd("--model idle-killer --param timeout-ms=5000");
+    let (ran, junit) = gate_reporting("idle-5s-quick", &["--proxy-cmd", &cmd, "--quick"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    assert!(failed_behaviours(&junit).is_empty(), "{}", ran.text);
+    assert_says(
+        &ran,
+        "quick run: the quiet period is 3 s, so an idle limit longer than 3 s goes unseen",
+    );
+}
+
+#[test]
+fn a_proxy_that_serves_one_connection_at_a_time_fails_the_concurrency_behaviours_and_only_those() {
+    // `--max-connections 1` queues the others in the listen queue: one tunnel at a time.
+    let cmd = proxy_cmd("--model pass --max-connections 1");
+    let (ran, junit) = gate_reporting("one-at-a-time", &["--proxy-cmd", &cmd, "--quick"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    // Exactly the behaviours with many sessions: the concurrency folder.
+    let many = behaviours_where(|_, text| text.contains("\nsessions = "));
+    assert_eq!(
+        many,
+        behaviours_where(|name, _| name.starts_with("scenarios/gate/concurrency/"))
+    );
+    assert_eq!(failed_behaviours(&junit), many, "{}", ran.text);
+    assert_says(&ran, "FAIL  concurrent-sessions ");
+    // The first session opens and waits for the others; the rest wait for it, and time out.
+    assert_says(
+        &ran,
+        "1 of 100 opened; sessions: 1 delivered, 99 handshake-timeout",
+    );
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_proxy_that_drops_the_subprotocol_offer_fails_the_negotiation_behaviours_and_only_those() {
+    let cmd = proxy_cmd(
+        "--model header-mangler --param 'rules=[{ field = \"Sec-WebSocket-Protocol\", action = \"drop\" }]'",
+    );
+    let (ran, junit) = gate_reporting("no-subprotocol", &["--proxy-cmd", &cmd, "--quick"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let failed: Vec<Case> = junit_cases(&junit)
+        .into_iter()
+        .filter(|c| c.failure.is_some())
+        .collect();
+    let files: Vec<String> = failed.iter().map(|c| c.file.clone()).collect();
+    // Exactly the behaviours that offer subprotocols.
+    let offering = behaviours_where(|_, text| text.contains("\nsubprotocols = "));
+    assert!(offering.len() >= 4, "{offering:?}");
+    assert_eq!(files, offering, "{}", ran.text);
+    let subprotocol = failed
+        .iter()
+        .find(|c| c.file == "scenarios/gate/negotiation/subprotocol.toml")
+        .expect("the subprotocol behaviour failed");
+    let (message, _) = subprotocol.failure.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("handshake-invalid: 101 not valid: no `Sec-WebSocket-Protocol`, though the client offered `chat, superchat`"),
+        "{message}"
+    );
+    // The server's side of it: no offer arrived, so it chose nothing.
+    assert!(!ran.text.contains("subprotocols offered"), "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn the_built_in_suite_runs_from_a_folder_outside_the_checkout() {
+    let dir = std::env::temp_dir().join(format!("gauntlet-gate-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let junit = junit_path("outside");
+    let junit_arg = junit.display().to_string();
+    let cmd = proxy_cmd("--model pass");
+    let ran = gate_in(
+        &dir,
+        &["--proxy-cmd", &cmd, "--quick", "--junit", &junit_arg],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    assert_says(&ran, "from the built-in suite (scenarios/gate)");
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), behaviours(), "{}", ran.text);
+    assert!(cases.iter().all(|c| c.failure.is_none()), "{}", ran.text);
+    // A folder given with --suite is still read, relative to where the gate runs.
+    let ran = gate_in(
+        &std::env::temp_dir(),
+        &[
+            "--proxy-cmd",
+            &cmd,
+            "--quick",
+            "--suite",
+            "no-such-suite-here",
+        ],
+    );
+    assert_eq!(ran.code, Some(2), "{}", ran.text);
+    assert_says(&ran, "no-such-suite-here is not a gate suite");
+}
+
+#[test]
+fn the_gate_writes_its_results_as_json_and_a_markdown_summary() {
+    let cmd = proxy_cmd("--model transparent-proxy --param behaviour=strip");
+    let dir = crate::root().join("target/gauntlet/gate-tests");
+    let json = dir.join(format!("strip-{}.json", std::process::id()));
+    let markdown = dir.join(format!("strip-{}.md", std::process::id()));
+    let (j, m) = (json.display().to_string(), markdown.display().to_string());
+    let (ran, _) = gate_reporting(
+        "strip-reports",
+        &[
+            "--proxy-cmd",
+            &cmd,
+            "--quick",
+            "--json",
+            &j,
+            "--markdown",
+            &m,
+        ],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let text = std::fs::read_to_string(&json).expect("the gate wrote its JSON");
+    let results = gauntlet_reports::Results::from_json(&text).expect("results");
+    assert_eq!(results.runs.len(), behaviours());
+    assert!(
+        results.notes.iter().any(|n| n.starts_with("quick run: ")),
+        "{:?}",
+        results.notes
+    );
+    let upgrade = results
+        .runs
+        .iter()
+        .find(|r| r.scenario == "scenarios/gate/handshake/upgrade.toml")
+        .expect("the upgrade's run");
+    assert!(!upgrade.pass && upgrade.title.starts_with("Gate: the upgrade passes"));
+    assert!(
+        upgrade
+            .excerpt
+            .iter()
+            .any(|l| l.contains("outcome handshake-rejected"))
+    );
+    let summary = std::fs::read_to_string(&markdown).expect("the gate wrote its summary");
+    let (passed, failed) = results.tally();
+    assert!(
+        summary.starts_with(&format!(
+            "## gauntlet gate: {passed} passed, {failed} failed\n"
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("- quick run: the quiet period is 3 s"),
+        "{summary}"
+    );
+    assert!(
+        summary
+            .contains("### ❌ the upgrade passes and a small echo comes back, ws and wss \\[ws\\]"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("<details><summary>transcript excerpt"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn nginx_with_its_websocket_configuration_passes_every_behaviour_ws_and_wss() {
+    let (ran, junit) = gate_reporting("nginx", &["--product", "nginx", "--quick", "--transcript"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    assert_says(
+        &ran,
+        "gating nginx from the built-in nginx-with-upgrade-lines.conf as a reverse proxy",
+    );
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 2 * behaviours(), "{}", ran.text);
+    assert!(cases.iter().all(|c| c.failure.is_none()), "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn nginx_without_the_upgrade_lines_fails_the_upgrade_with_its_own_log_lines_attached() {
+    let template = crate::root().join("scenarios/live/templates/nginx-without-upgrade-lines.conf");
+    let t = template.display().to_string();
+    let json = crate::root().join(format!(
+        "target/gauntlet/gate-tests/nginx-bare-{}.json",
+        std::process::id()
+    ));
+    let j = json.display().to_string();
+    let (ran, junit) = gate_reporting(
+        "nginx-bare",
+        &[
+            "--product",
+            "nginx",
+            "--template",
+            &t,
+            "--quick",
+            "--json",
+            &j,
+        ],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let upgrade: Vec<Case> = junit_cases(&junit)
+        .into_iter()
+        .filter(|c| c.file == "scenarios/gate/handshake/upgrade.toml")
+        .collect();
+    assert_eq!(upgrade.len(), 2, "ws and wss: {}", ran.text);
+    for case in upgrade {
+        let (message, text) = case.failure.expect("the upgrade failed");
+        assert!(
+            message.starts_with("handshake-rejected: HTTP 426"),
+            "{message}"
+        );
+        // nginx's access log: the request it took, and the backend's 426 it passed on.
+        assert!(
+            text.contains("the product's log lines:\n==> access.log <=="),
+            "{text}"
+        );
+        assert!(text.contains("\"GET /echo HTTP/1.1\" 426"), "{text}");
+    }
+    assert_says(&ran, "nginx's log lines:");
+    // The server saw what nginx sent it: HTTP/1.0 without Upgrade.
+    assert_says(
+        &ran,
+        "request GET /echo HTTP/1.0, Upgrade: -, Connection: close",
+    );
+    let results = gauntlet_reports::Results::from_json(
+        &std::fs::read_to_string(&json).expect("the gate wrote its JSON"),
+    )
+    .expect("results");
+    assert!(
+        results
+            .runs
+            .iter()
+            .all(|r| r.product_log.iter().any(|l| l == "==> access.log <==")),
+        "every run keeps nginx's access log"
+    );
+    assert_none_survive(&ran);
 }

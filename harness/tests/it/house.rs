@@ -250,6 +250,10 @@ fn every_source_file_architecture_names_exists() {
     let crates = ["harness", "proxies-sim", "reports", "hardening", "xtask"];
     let mut all: BTreeSet<String> = BTreeSet::new();
     for krate in crates {
+        // A build script stands beside its crate's folders.
+        if root.join(krate).join("build.rs").is_file() {
+            all.insert(format!("{krate}/build.rs"));
+        }
         for dir in ["src", "tests", "benches"] {
             let base = root.join(krate).join(dir);
             if base.is_dir() {
@@ -285,7 +289,7 @@ fn architecture_names_every_command() {
     let commands: Vec<String> = body
         .lines()
         .filter_map(|l| {
-            let name = l.strip_prefix("    ")?.split([' ', ',', '{']).next()?;
+            let name = l.strip_prefix("    ")?.split([' ', ',', '{', '(']).next()?;
             name.chars()
                 .next()
                 .is_some_and(char::is_uppercase)

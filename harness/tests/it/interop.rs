@@ -291,6 +291,7 @@ fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String
         proxy: None,
         mask: s.client.mask,
         path_prefix: s.client.path_prefix.clone(),
+        subprotocols: Vec::new(),
     };
     let mut topology = Topology::new(
         LinkConfig::new(Duration::ZERO, Duration::ZERO),

@@ -17,7 +17,7 @@ use super::WHO;
 use crate::endpoints::connect::{
     AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, transport,
 };
-use crate::endpoints::smuggle;
+use crate::endpoints::{smuggle, subprotocol};
 use crate::engine::NetRef;
 use crate::scenario::{Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
@@ -80,11 +80,28 @@ pub(super) async fn handshake(
     let mut key = [0u8; 16];
     Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
     let key = base64(&key);
-    // The request tungstenite's client would write, byte for byte.
+    // The request tungstenite's client would write, byte for byte, and the offer if any.
+    let offer = if plan.subprotocols.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Sec-WebSocket-Protocol: {}\r\n",
+            plan.subprotocols.join(", ")
+        )
+    };
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n{offer}\r\n"
     );
-    t.log(net.now(), WHO, format!("upgrade request GET {path}"));
+    let offering = if plan.subprotocols.is_empty() {
+        String::new()
+    } else {
+        format!(", offering {}", plan.subprotocols.join(", "))
+    };
+    t.log(
+        net.now(),
+        WHO,
+        format!("upgrade request GET {path}{offering}"),
+    );
     let mut tap = Tap { inner: io, last };
     let no_response = |what: String| {
         fail(
@@ -140,13 +157,19 @@ pub(super) async fn handshake(
             ),
         ));
     }
-    if let Some(what) = invalid_101(&head, &key) {
+    if let Some(what) = invalid_101(&head, &key, &plan.subprotocols) {
         return Err(fail(
             Outcome::HandshakeInvalid,
             format!("101 not valid: {what} at {}", ms(net.now())),
         ));
     }
-    t.log(net.now(), WHO, format!("{status} {reason}"));
+    let chosen = head
+        .fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(subprotocol::FIELD))
+        .map(|(_, v)| format!(", subprotocol {}", String::from_utf8_lossy(v).trim()))
+        .unwrap_or_default();
+    t.log(net.now(), WHO, format!("{status} {reason}{chosen}"));
     Ok(WebSocketStream::from_partially_read(tap, tail, Role::Client, Some(ws_config())).await)
 }
 

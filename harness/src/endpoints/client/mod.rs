@@ -9,7 +9,8 @@
 //! This file runs a plan to its report; `handshake.rs` opens the WebSocket (the upgrade
 //! request and the 101 checked by hand); `session.rs` holds an open session and how each
 //! failure is classified; `workload.rs` the echo and push workloads and the Ping keepalive;
-//! `close.rs` the close handshake; `payload.rs` the seeded messages.
+//! `close.rs` the close handshake; `payload.rs` the seeded messages; `sessions.rs` many
+//! sessions at once (`[client] sessions`), each open before any starts its workload.
 
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -24,11 +25,14 @@ use crate::verdict::transcript::Transcript;
 use handshake::handshake;
 pub use payload::{binary_payload, message, payload};
 use session::{Keepalive, Session};
+use sessions::Gathering;
+pub use sessions::run_sessions;
 
 mod close;
 mod handshake;
 mod payload;
 mod session;
+mod sessions;
 mod workload;
 
 /// The name the client logs under.
@@ -36,6 +40,12 @@ const WHO: &str = "client";
 
 /// Runs the plan to its outcome. Never fails: everything the network does is an outcome.
 pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
+    run_in(net, plan, t, None).await
+}
+
+/// [`run`], one of a [`Gathering`] of sessions when given one: once open, the session waits
+/// for every other to open or fail before its workload.
+async fn run_in(net: NetRef, plan: Plan, t: Transcript, gathering: Option<&Gathering>) -> Report {
     let mut report = Report {
         outcome: Outcome::Delivered,
         detail: String::new(),
@@ -63,9 +73,15 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
     };
     let done = handshake.is_ok().then(|| net.now());
     report.phases = phase.phases(done);
+    if let Some(gathering) = gathering {
+        gathering.arrive(handshake.is_ok());
+        if handshake.is_ok() {
+            gathering.everyone().await;
+        }
+    }
     let result = match handshake {
         Ok(mut ws) => {
-            report.handshake = Some(net.now() - start);
+            report.handshake = done.map(|at| at - start);
             let mut session = Session {
                 net: &net,
                 plan: &plan,

@@ -66,7 +66,8 @@ impl App {
                 _ => {}
             }
         }
-        if uri.path() != "/push" {
+        // `/push`, or `/push` under a prefix a reverse proxy passed on (`/rooms/1/push`).
+        if !uri.path().ends_with("/push") {
             return App::Echo(options);
         }
         options.count.get_or_insert(1);

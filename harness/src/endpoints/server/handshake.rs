@@ -6,6 +6,8 @@ use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 
+use crate::endpoints::subprotocol;
+
 /// A request the server does not upgrade: the status, the body's line, extra fields.
 pub(super) struct Refusal(
     pub(super) StatusCode,
@@ -92,6 +94,23 @@ pub(super) fn refusal(req: &Request<Incoming>) -> Option<Refusal> {
         );
     }
     None
+}
+
+/// The subprotocol the 101 names, the server's pick among those `headers` offer
+/// ([`subprotocol::choose`]), with the transcript's line saying what was offered; `None`
+/// when nothing was.
+pub(super) fn subprotocol(headers: &HeaderMap) -> Option<(HeaderValue, String)> {
+    let values = headers
+        .get_all(subprotocol::FIELD)
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default());
+    let offer = subprotocol::offered(values);
+    let pick = subprotocol::choose(&offer)?;
+    let value = HeaderValue::from_str(pick).ok()?;
+    Some((
+        value,
+        format!("subprotocols offered: {}; chose {pick}", offer.join(", ")),
+    ))
 }
 
 fn has_token(headers: &HeaderMap, name: &str, token: &str) -> bool {

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::app::App;
-use super::handshake::{Refusal, header_text, refusal};
+use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
 use crate::endpoints::smuggle;
 use crate::engine::{Held, NetRef};
@@ -181,8 +181,9 @@ fn websocket(
         return text_response(status, body, extra);
     }
     let app = App::from_uri(req.uri());
+    let protocol = subprotocol(req.headers());
     let (n, t) = (net.clone(), transcript.clone());
-    upgrade((net, transcript), req, held, move |upgraded| {
+    let mut response = upgrade((net, transcript), req, held, move |upgraded| {
         async move {
             if app == App::Attacker {
                 smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t).await;
@@ -193,7 +194,14 @@ fn websocket(
             app.run(n, ws, t).await;
         }
         .boxed_local()
-    })
+    });
+    if let Some((value, offered)) = protocol {
+        response
+            .headers_mut()
+            .insert("sec-websocket-protocol", value);
+        transcript.log(net.now(), net.host(), offered);
+    }
+    response
 }
 
 /// The 101 accepting `req`'s opening handshake; once hyper has handed the connection over,

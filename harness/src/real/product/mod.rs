@@ -29,8 +29,10 @@
 //! started; `program.rs` the [`Program`] that starts, a product or a command line;
 //! `options.rs` the [`StartOptions`] a start takes; `running.rs` the [`Running`] program,
 //! its readiness and its stop; `error.rs` [`ProductError`]; `process.rs` the process
-//! lifecycle; `template.rs` and `command.rs` the two kinds of configuration.
+//! lifecycle; `template.rs` and `command.rs` the two kinds of configuration; `builtin.rs`
+//! the templates built into the binary.
 
+pub mod builtin;
 pub mod command;
 mod error;
 mod options;

@@ -5,7 +5,9 @@ use toml::Spanned;
 
 use super::{Source, workload};
 use crate::scenario::raw::{RawClient, RawServer};
-use crate::scenario::{Client, Route, ScenarioError, Scheme, Server, WorkloadKind};
+use crate::scenario::{
+    Client, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server, WorkloadKind,
+};
 
 /// `client.schemes`: `ws`, `wss` or both, each once.
 pub(super) fn schemes(
@@ -54,6 +56,8 @@ pub(super) fn client(
         None => true,
     };
     let path_prefix = path_prefix(src, c.path_prefix.as_ref())?;
+    let sessions = sessions(src, c.sessions.as_ref(), smuggle)?;
+    let subprotocols = subprotocols(src, c.subprotocols.as_ref(), smuggle)?;
     let workload =
         workload::workload(src, &c.workload, reply_timeout, c.ping_interval_ms.as_ref())?;
     Ok(Client {
@@ -65,7 +69,80 @@ pub(super) fn client(
         ping_interval,
         mask,
         path_prefix,
+        sessions,
+        subprotocols,
     })
+}
+
+/// `sessions`: 1 unless given; 1 to [`MAX_SESSIONS`], and not with the `smuggle` workload.
+fn sessions(
+    src: Source<'_>,
+    sessions: Option<&Spanned<u32>>,
+    smuggle: bool,
+) -> Result<u32, ScenarioError> {
+    let Some(n) = sessions else {
+        return Ok(1);
+    };
+    let count = *n.get_ref();
+    if !(1..=MAX_SESSIONS).contains(&count) {
+        return Err(src.fail(
+            n.span(),
+            format!("`sessions` must be 1 to {MAX_SESSIONS}, got {count}"),
+        ));
+    }
+    if smuggle && count > 1 {
+        return Err(src.fail(
+            n.span(),
+            "`sessions` goes with `echo` and `push`: the `smuggle` workload is one attack",
+        ));
+    }
+    Ok(count)
+}
+
+/// `subprotocols`: none unless given; each a token (RFC 9110 §5.6.2, as RFC 6455 §4.1 asks),
+/// each once, at most [`MAX_SUBPROTOCOLS`], and not with the `smuggle` workload.
+fn subprotocols(
+    src: Source<'_>,
+    list: Option<&Spanned<Vec<String>>>,
+    smuggle: bool,
+) -> Result<Vec<String>, ScenarioError> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let (span, names) = (list.span(), list.get_ref());
+    if smuggle {
+        return Err(src.fail(
+            span,
+            "`subprotocols` goes with `echo` and `push`: the `smuggle` workload writes its own upgrade",
+        ));
+    }
+    if names.is_empty() || names.len() > MAX_SUBPROTOCOLS {
+        return Err(src.fail(
+            span,
+            format!(
+                "`subprotocols` must list 1 to {MAX_SUBPROTOCOLS} names, got {}",
+                names.len()
+            ),
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(tchar) {
+            return Err(src.fail(
+                span,
+                format!(
+                    "subprotocol `{name}` is not a token (letters, digits and !#$%&'*+-.^_`|~, RFC 6455 §4.1)"
+                ),
+            ));
+        }
+        if names[..i].contains(name) {
+            return Err(src.fail(
+                span,
+                format!("subprotocol `{name}` is listed twice (RFC 6455 §4.1: each once)"),
+            ));
+        }
+    }
+    Ok(names.clone())
 }
 
 /// `route`, transparent unless given; `explicit` needs a hop to be the proxy.
