@@ -402,7 +402,14 @@ mod tests {
         assert_eq!(schemes(&apache), [Scheme::Ws, Scheme::Wss]);
         for s in load(&Suite::BuiltIn, &apache).unwrap() {
             assert!(matches!(s.path.as_slice(), [Hop::Product(_)]), "{}", s.file);
-            assert_eq!(s.client.path_prefix, "/ws", "{}", s.file);
+            // Apache's template maps `/ws/` to the server: its prefix comes before the
+            // behaviour's own (a deep path keeps the rest of it).
+            assert!(
+                s.client.path_prefix == "/ws" || s.client.path_prefix.starts_with("/ws/"),
+                "{}: {}",
+                s.file,
+                s.client.path_prefix
+            );
             assert_eq!(s.client.route, Route::Direct, "{}", s.file);
         }
         let squid = ProductGate::built_in(Product::Squid, BTreeMap::new(), &base).unwrap();
