@@ -19,6 +19,7 @@ use gauntlet_reports::Latency;
 use crate::driver::hop_software;
 use crate::endpoints::client::{self, Plan, ProxyPlan, Report};
 use crate::endpoints::server;
+use crate::endpoints::strategy;
 use crate::engine::{Engine, EngineError, EventLog, Intake, LinkConfig, NetRef, Topology};
 use crate::real::hop::{self, Started};
 use crate::real::product::command::Role;
@@ -326,11 +327,15 @@ pub fn run(
     let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());
+    let strategy = scenario.strategy.clone();
     topology.client(
         "client",
         Box::new(move |net: NetRef| {
             async move {
-                let report = client::run(net, plan, ct).await;
+                let report = match &strategy {
+                    None => client::run(net, plan, ct).await,
+                    Some(s) => strategy::run(net, plan, s, ct).await,
+                };
                 *out.borrow_mut() = Some(report);
                 Ok(())
             }

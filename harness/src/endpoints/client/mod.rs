@@ -14,19 +14,19 @@
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+pub use crate::endpoints::connect::{Attempt, PROXY_PORT, Phases, Plan, ProxyPlan, Report, Trail};
 use crate::endpoints::connect::{Fail, Phase, fail, ms};
-pub use crate::endpoints::connect::{PROXY_PORT, Phases, Plan, ProxyPlan, Report};
 use crate::endpoints::smuggle;
 use crate::engine::NetRef;
 use crate::scenario::WorkloadKind;
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use handshake::handshake;
-pub use payload::{binary_payload, message, payload};
+pub use payload::{binary_payload, message, payload, push_stamp};
 use session::{Keepalive, Session};
 
 mod close;
-mod handshake;
+pub(crate) mod handshake;
 mod payload;
 mod session;
 mod workload;
@@ -36,15 +36,7 @@ const WHO: &str = "client";
 
 /// Runs the plan to its outcome. Never fails: everything the network does is an outcome.
 pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
-    let mut report = Report {
-        outcome: Outcome::Delivered,
-        detail: String::new(),
-        handshake: None,
-        phases: Phases::default(),
-        latencies: Vec::new(),
-        sent: 0,
-        received: 0,
-    };
+    let mut report = Report::new();
     let start = net.now();
     if plan.workload.kind == WorkloadKind::Smuggle {
         let result = smuggle::run(&net, &plan, &t, &mut report, start).await;

@@ -114,10 +114,33 @@ where
     }
 }
 
+/// Why a polling session's upgrade did not happen; the text goes to the transcript.
+#[derive(Debug, thiserror::Error)]
+enum NoUpgrade {
+    /// The session closed meanwhile.
+    #[error("the session closed")]
+    Closed,
+    /// No `5` within the upgrade timeout.
+    #[error("no upgrade packet within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// A message that is not a packet.
+    #[error("parse error: {0}")]
+    Parse(DecodeError),
+    /// `3probe` could not be sent.
+    #[error("sending 3probe: {0}")]
+    Send(WsError),
+    /// The WebSocket ended: how.
+    #[error("{0}")]
+    Ended(String),
+    /// A packet other than `2probe` or `5`.
+    #[error("a {0} packet before the upgrade")]
+    Unexpected(Packet),
+}
+
 /// The upgrade of a polling session: `2probe` is answered `3probe` (from then on a held GET
 /// gets a noop), and `5` moves the session onto the WebSocket. Anything else, the session
 /// ending or the upgrade timeout leaves the session on polling.
-async fn probe<S>(cx: &Cx, session: &Session, ws: &mut WebSocketStream<S>) -> Result<(), String>
+async fn probe<S>(cx: &Cx, session: &Session, ws: &mut WebSocketStream<S>) -> Result<(), NoUpgrade>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -127,23 +150,21 @@ where
         let next = tokio::select! {
             biased;
             () = session.wait_until(|s| s.closed.is_some().then_some(())) => {
-                return Err("the session closed".into());
+                return Err(NoUpgrade::Closed);
             }
             () = cx.net.sleep_until(deadline) => {
-                return Err(format!("no upgrade packet within {} ms", timeout.as_millis()));
+                return Err(NoUpgrade::Timeout(timeout));
             }
             next = ws.next() => next,
         };
         let packet = match incoming(ws, next).await {
-            Incoming::Packet(packet) => packet.map_err(|e| format!("parse error: {e}"))?,
+            Incoming::Packet(packet) => packet.map_err(NoUpgrade::Parse)?,
             Incoming::Other => continue,
-            Incoming::Ended(why) => return Err(why),
+            Incoming::Ended(why) => return Err(NoUpgrade::Ended(why)),
         };
         if packet.is(PacketType::Ping, "probe") {
             let pong = Packet::Text(PacketType::Pong, "probe".into());
-            ws.send(message(pong))
-                .await
-                .map_err(|e| format!("sending 3probe: {e}"))?;
+            ws.send(message(pong)).await.map_err(NoUpgrade::Send)?;
             session.update(|s| s.upgrade = Upgrade::Probed);
             cx.log(format!(
                 "engine.io {}: probe answered on a websocket",
@@ -159,12 +180,12 @@ where
                 open
             });
             if !moved {
-                return Err("the session closed".into());
+                return Err(NoUpgrade::Closed);
             }
             cx.log(format!("engine.io {} upgraded to websocket", session.sid));
             return Ok(());
         } else {
-            return Err(format!("a {packet} packet before the upgrade"));
+            return Err(NoUpgrade::Unexpected(packet));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! WebSocket, echoes both ways, the upgrade, the heartbeat, and every refusal, each checked
 //! against what engine.io answers; and the same transcript from the same seed.
 
-mod http;
+pub(super) mod http;
 
 use std::time::Duration;
 
