@@ -3,6 +3,7 @@
 //! [`Options::upgrade_timeout`](super::Options::upgrade_timeout)), then every packet of the
 //! session as one message each way until it ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -138,9 +139,14 @@ enum NoUpgrade {
 }
 
 /// The upgrade of a polling session: `2probe` is answered `3probe` (from then on a held GET
-/// gets a noop), and `5` moves the session onto the WebSocket. Anything else, the session
+/// gets a noop, and another every 100 ms: `tasks::upgrade_checks`), and `5` moves the session
+/// onto the WebSocket. Anything else, the session
 /// ending or the upgrade timeout leaves the session on polling.
-async fn probe<S>(cx: &Cx, session: &Session, ws: &mut WebSocketStream<S>) -> Result<(), NoUpgrade>
+async fn probe<S>(
+    cx: &Cx,
+    session: &Arc<Session>,
+    ws: &mut WebSocketStream<S>,
+) -> Result<(), NoUpgrade>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -170,6 +176,7 @@ where
                 "engine.io {}: probe answered on a websocket",
                 session.sid
             ));
+            tasks::upgrade_checks(cx, session.clone());
         } else if packet.is(PacketType::Upgrade, "") {
             let moved = session.update(|s| {
                 let open = s.closed.is_none();
