@@ -26,7 +26,7 @@ use futures_util::FutureExt;
 use gauntlet::engine::{self, ENGINES, Engine as _};
 use gauntlet::real::product::command::Role;
 use gauntlet::run::suite::{self, Selection};
-use gauntlet::scenario::{self, Scheme};
+use gauntlet::scenario::{self, Scheme, StrategyKind};
 use gauntlet::tls::TlsVersions;
 use gauntlet_reports::{DiffOptions, Results};
 
@@ -62,7 +62,7 @@ use cli::differential::differential;
 use cli::gate::gate;
 use cli::proxy::proxy;
 use cli::report::report;
-use cli::run::run;
+use cli::run::{Shown, run};
 use cli::serve::{serve, serve_default_header_timeout_ms, serve_default_max_connections};
 
 /// The most seeds per scenario (`--seeds`) and clients in a crowd (`--clients`): far more than
@@ -98,6 +98,10 @@ enum Command {
         /// Only this scheme.
         #[arg(long, value_parser = parse_scheme)]
         scheme: Option<Scheme>,
+        /// Only runs of this client strategy (ws, wss, ws-then-wss, polling-then-upgrade,
+        /// websocket-then-polling); `ws` and `wss` keep scheme runs too.
+        #[arg(long, value_parser = parse_strategy)]
+        strategy: Option<StrategyKind>,
         /// Run only this seed.
         #[arg(long, conflicts_with = "seeds")]
         seed: Option<u64>,
@@ -318,6 +322,16 @@ fn parse_tls_version(s: &str) -> Result<TlsVersions, gauntlet::tls::UnknownTlsVe
     s.parse()
 }
 
+fn parse_strategy(s: &str) -> Result<StrategyKind, String> {
+    StrategyKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = StrategyKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("`{s}` is not a strategy: use {}", names.join(", "))
+        })
+}
+
 fn parse_scheme(s: &str) -> Result<Scheme, String> {
     match s {
         "ws" => Ok(Scheme::Ws),
@@ -335,6 +349,7 @@ fn main() -> ExitCode {
             paths,
             filter,
             scheme,
+            strategy,
             seed,
             seeds,
             engine,
@@ -355,7 +370,12 @@ fn main() -> ExitCode {
                 seed,
                 seeds,
             };
-            run(&sel, &engine, cores(jobs), results, transcript, &invoked_as)
+            let shown = Shown {
+                results,
+                transcript,
+                invoked_as,
+            };
+            run(&sel, strategy, &engine, cores(jobs), &shown)
         }
         Command::Bench {
             paths,

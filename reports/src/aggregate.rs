@@ -22,6 +22,10 @@ use crate::{Latency, Results, Run};
 /// The outcome that counts as a success in delivery rates.
 pub const DELIVERED: &str = "delivered";
 
+/// A client strategy's run that delivered everything on a fallback transport: a success in
+/// delivery rates too.
+pub const FELL_BACK: &str = "fell-back";
+
 /// The kind shown for runs whose writer did not record one.
 pub const UNSPECIFIED_KIND: &str = "unspecified";
 
@@ -300,7 +304,7 @@ pub struct Rate {
     pub scheme: String,
     /// Runs of this kind with this scheme.
     pub runs: usize,
-    /// Of those, runs whose outcome was `delivered`.
+    /// Of those, runs whose outcome was `delivered` (or, for a client strategy, `fell-back`).
     pub delivered: usize,
     /// Of those, runs that passed (got the outcome their scenario expects).
     pub passed: usize,
@@ -309,8 +313,8 @@ pub struct Rate {
 impl Rate {
     /// The success rate, `delivered / runs`, in 0..=1; `None` without runs.
     ///
-    /// Success means the WebSocket carried the workload within its bounds: only `delivered`
-    /// counts (`degraded` missed a latency bound). A scenario that expects a failure still
+    /// Success means the WebSocket (or a strategy's fallback) carried the workload within its
+    /// bounds: only `delivered` and `fell-back` count (`degraded` missed a latency bound). A scenario that expects a failure still
     /// counts as a failure here: this measures the intermediary, not the scenario file.
     pub fn success(&self) -> Option<f64> {
         (self.runs > 0).then(|| self.delivered as f64 / self.runs as f64)
@@ -353,7 +357,7 @@ pub fn kinds(results: &Results) -> Vec<KindRates> {
             .find(|r| r.scheme == run.scheme)
             .expect("schemes() lists every scheme the runs use");
         rate.runs += 1;
-        rate.delivered += usize::from(run.outcome == DELIVERED);
+        rate.delivered += usize::from(run.outcome == DELIVERED || run.outcome == FELL_BACK);
         rate.passed += usize::from(run.pass);
     }
     by_kind
@@ -588,6 +592,33 @@ mod tests {
         assert_eq!(t.rates[1].success(), Some(0.5));
         assert_eq!(k[0].rates[1].runs, 0);
         assert_eq!(k[0].rates[1].success(), None);
+    }
+
+    #[test]
+    fn a_strategy_that_fell_back_counts_as_delivered_in_its_own_column() {
+        let mut r = Results::new("sim");
+        let mut fell = run(
+            "s.toml",
+            "polling-then-upgrade",
+            1,
+            "fell-back",
+            "fell-back",
+        );
+        fell.kind = "transparent-proxy".into();
+        let mut lost = run("s.toml", "polling-then-upgrade", 2, "dropped", "fell-back");
+        lost.kind = "transparent-proxy".into();
+        r.runs = vec![fell, lost];
+        let k = kinds(&r);
+        assert_eq!(schemes(&r), ["ws", "wss", "polling-then-upgrade"]);
+        assert_eq!(
+            k[0].rates[2],
+            Rate {
+                scheme: "polling-then-upgrade".into(),
+                runs: 2,
+                delivered: 1,
+                passed: 1
+            }
+        );
     }
 
     #[test]

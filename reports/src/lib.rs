@@ -155,6 +155,36 @@ pub struct Run {
     /// run (`gauntlet gate --product` keeps them for failed runs); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub product_log: Vec<String>,
+    /// For a run of a client strategy (then `scheme` holds the strategy's name): the transport
+    /// the run ended on (`ws`, `wss`, `polling`, `websocket`). Empty for a run of a scheme.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub transport: String,
+    /// For a run of a client strategy: every transport it tried, in the order each began.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// For a run of a client strategy: simulated time from the start of the run to the first
+    /// message that arrived intact; absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_message_ms: Option<f64>,
+    /// For a run of a client strategy: the messages of its workload that never arrived
+    /// (`received` says how many did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+}
+
+/// One attempt of a client strategy: a transport tried, when, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// `ws`, `wss`, `polling` or `websocket` (an Engine.IO session's WebSocket, or the probe
+    /// of its upgrade).
+    pub transport: String,
+    /// When it began, simulated milliseconds from the start of the run.
+    pub at_ms: f64,
+    /// How it ended: an outcome (`delivered`, `handshake-rejected`, …), or `upgraded` for a
+    /// polling session that moved onto a WebSocket.
+    pub result: String,
+    /// What was seen, in one line.
+    pub detail: String,
 }
 
 /// Latency percentiles in simulated milliseconds.
@@ -293,6 +323,23 @@ mod tests {
             samples_ms: vec![10.0, 9.5, 14.0, 10.0, 12.5],
             excerpt: vec!["   10.000 ms  client  upgrade request GET /echo".into()],
             product_log: vec!["==> access.log <==".into()],
+            transport: "polling".into(),
+            attempts: vec![
+                Attempt {
+                    transport: "polling".into(),
+                    at_ms: 0.0,
+                    result: "delivered".into(),
+                    detail: "5/5 echoed, closed".into(),
+                },
+                Attempt {
+                    transport: "websocket".into(),
+                    at_ms: 20.0,
+                    result: "handshake-rejected".into(),
+                    detail: "probe: HTTP 400 Bad Request at 30.0 ms".into(),
+                },
+            ],
+            first_message_ms: Some(30.0),
+            lost: Some(0),
         });
         r.notes = vec!["a note".into()];
         assert_eq!(Results::from_json(&r.to_json()).unwrap(), r);
@@ -331,6 +378,10 @@ mod tests {
             "latency",
             "time_to_failure_ms",
             "samples_ms",
+            "transport",
+            "attempts",
+            "first_message_ms",
+            "lost",
         ] {
             assert!(!json.contains(field), "{field} in {json}");
         }

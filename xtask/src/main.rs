@@ -4,8 +4,8 @@
 //! Tasks:
 //! - `test [-- CARGO-TEST-ARGS]`: installs or names what the tests need (system programs, the
 //!   pinned Python environment), then runs `cargo test --workspace` (see [`setup`]).
-//! - `scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--engine E] [--transcript]`:
-//!   runs every scenario file × scheme × seed, writes `target/gauntlet/results.json`, and
+//! - `scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--strategy NAME] [--engine E]
+//!   [--transcript]`: runs every scenario file × scheme (or strategy) × seed, writes `target/gauntlet/results.json`, and
 //!   exits non-zero if any run missed its expectation.
 //! - `report [--check]`: runs the catalogue, writes `target/gauntlet/report.{md,html,xml,json}`
 //!   and regenerates `reports/TRAVERSAL.md` (with `--check`: fails if the committed one is
@@ -40,9 +40,11 @@ tasks:
       --workspace`, with the arguments after `--`. Exit status: cargo test's; 2 if the set-up
       failed.
 
-  scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--engine NAME] [--jobs N] [--transcript]
-      Run every scenario under scenarios/ (or those whose path contains FILTER), print a line
-      per run and `N passed, M failed`, write target/gauntlet/results.json. Exit 1 if a run
+  scenarios [FILTER] [--seed N] [--seeds N] [--scheme ws|wss] [--strategy NAME] [--engine NAME]
+            [--jobs N] [--transcript]
+      Run every scenario under scenarios/ (or those whose path contains FILTER), each scheme or
+      client strategy (--strategy keeps one: ws, wss, ws-then-wss, polling-then-upgrade,
+      websocket-then-polling), print a line per run and `N passed, M failed`, write target/gauntlet/results.json. Exit 1 if a run
       missed its expectation, 2 on an invalid scenario file or bad flags.
 
   report [--check]
@@ -164,13 +166,15 @@ fn scenarios(root: &Path, args: &[String]) -> ExitCode {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--seed" | "--seeds" | "--scheme" | "--engine" | "--jobs" => match it.next() {
-                Some(value) => forward.extend([arg.clone(), value.clone()]),
-                None => {
-                    eprintln!("error: {arg} needs a value\n\n{USAGE}");
-                    return ExitCode::from(2);
+            "--seed" | "--seeds" | "--scheme" | "--strategy" | "--engine" | "--jobs" => {
+                match it.next() {
+                    Some(value) => forward.extend([arg.clone(), value.clone()]),
+                    None => {
+                        eprintln!("error: {arg} needs a value\n\n{USAGE}");
+                        return ExitCode::from(2);
+                    }
                 }
-            },
+            }
             "--transcript" => forward.push(arg.clone()),
             "-h" | "--help" => {
                 println!("{USAGE}");

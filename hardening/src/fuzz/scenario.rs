@@ -5,7 +5,8 @@
 //! `scenario` holds `scenario::parse` and `scenario::load` to: no panic; a file refused is
 //! refused at a place in it (line and column within the text, the excerpt its line) with a
 //! message; `load` of the file written to disk says what `parse` of its text says; a file
-//! accepted answers `time_limit` and `expected` for each of its schemes.
+//! accepted answers `time_limit` and `expected` for each of its schemes (each of its strategies'
+//! cases).
 //!
 //! `scenario-run` runs, on the `sim` engine, every generated file `check` accepts whose runs
 //! are cheap (a bounded number of messages, bytes and keepalive pings, no real program as a
@@ -35,8 +36,24 @@ const OUTCOMES: &[&str] = &[
     "\"idle-closed\"",
     "\"stalled\"",
     "\"degraded\"",
+    "\"fell-back\"",
     "\"corrupted\"",
     "\"nope\"",
+];
+
+/// What a mild file runs: its `[client]` line, and the keys `[expect]` needs.
+const RUNS: &[(&str, &[&str])] = &[
+    ("schemes = [\"ws\"]", &["ws"]),
+    ("schemes = [\"wss\"]", &["wss"]),
+    ("schemes = [\"ws\", \"wss\"]", &["ws", "wss"]),
+    (
+        "strategies = [\"ws-then-wss\", \"polling-then-upgrade\"]",
+        &["ws-then-wss", "polling-then-upgrade"],
+    ),
+    (
+        "strategies = [\"ws\", \"websocket-then-polling\"]",
+        &["ws", "websocket-then-polling"],
+    ),
 ];
 
 /// A `key = value` line, `value` drawn from `values`, present with probability `p`.
@@ -211,6 +228,17 @@ fn grammar(wild: bool) -> BoxedStrategy<String> {
                 &["\"transparent\"", "\"direct\"", "\"explicit\""]
             },
         ),
+        line(
+            if wild { 0.05 } else { 0.0 },
+            "strategies",
+            &[
+                "[\"ws\", \"polling-then-upgrade\"]",
+                "[\"websocket-then-polling\"]",
+                "[]",
+                "[\"ws-then-wss\", \"ws-then-wss\"]",
+                "[\"long-polling\"]",
+            ],
+        ),
         line(p, "handshake-timeout-ms", ms(wild)),
         line(
             p / 2.0,
@@ -305,37 +333,32 @@ fn grammar(wild: bool) -> BoxedStrategy<String> {
             format!("[client.workload]\n{body}")
         }
     });
-    // Mild files list schemes and give each an outcome; wild ones may not agree.
-    let outcomes: &'static [&'static str] = if wild { OUTCOMES } else { &OUTCOMES[..11] };
+    // Mild files list schemes or strategies and give each an outcome; wild ones may not agree.
+    let outcomes: &'static [&'static str] = if wild { OUTCOMES } else { &OUTCOMES[..12] };
     let expect = if wild {
         (
             Just(String::new()),
-            lines(vec![line(0.9, "ws", OUTCOMES), line(0.9, "wss", OUTCOMES)]),
+            lines(vec![
+                line(0.9, "ws", OUTCOMES),
+                line(0.9, "wss", OUTCOMES),
+                line(0.05, "polling-then-upgrade", OUTCOMES),
+                line(0.05, "websocket-then-polling", OUTCOMES),
+            ]),
         )
             .boxed()
     } else {
         (
-            prop::sample::select(&[(true, false), (false, true), (true, true)]),
+            prop::sample::select(RUNS),
             prop::sample::select(outcomes),
             prop::sample::select(outcomes),
         )
-            .prop_map(|((ws, wss), a, b)| {
-                let names: Vec<&str> = [("\"ws\"", ws), ("\"wss\"", wss)]
+            .prop_map(|((listed, keys), a, b)| {
+                let expect: Vec<String> = keys
                     .iter()
-                    .filter(|x| x.1)
-                    .map(|x| x.0)
+                    .zip([a, b])
+                    .map(|(key, outcome)| format!("{key} = {outcome}"))
                     .collect();
-                let mut expect = Vec::new();
-                if ws {
-                    expect.push(format!("ws = {a}"));
-                }
-                if wss {
-                    expect.push(format!("wss = {b}"));
-                }
-                (
-                    format!("schemes = [{}]", names.join(", ")),
-                    expect.join("\n"),
-                )
+                (listed.to_string(), expect.join("\n"))
             })
             .boxed()
     };
@@ -562,10 +585,13 @@ pub fn check_parse(c: &ScenarioCase, scratch: &Path) -> Checked {
             }
         }
         Ok(s) => {
-            let _ = s.time_limit();
-            for scheme in &s.client.schemes {
-                if s.expected(*scheme).is_none() {
-                    return Err(format!("no expected outcome for {scheme}, which it runs"));
+            for case in s.cases() {
+                let _ = case.time_limit();
+                for &scheme in &case.client.schemes {
+                    if case.expected(scheme).is_none() {
+                        let name = case.case_name(scheme);
+                        return Err(format!("no expected outcome for {name}, which it runs"));
+                    }
                 }
             }
             Ok("accepted")
@@ -596,6 +622,13 @@ fn cheap(s: &Scenario) -> Result<(), &'static str> {
         if limit.as_millis() / every.as_millis().max(1) > 20_000 {
             return Err("too many pings");
         }
+    }
+    // An Engine.IO session hears the server's ping every `pingInterval` while it lasts.
+    let heartbeat = gauntlet::endpoints::engineio::Options::default().ping_interval;
+    if s.client.strategies.iter().any(|st| st.kind.engineio())
+        && limit.as_millis() / heartbeat.as_millis().max(1) > 20_000
+    {
+        return Err("too many Engine.IO heartbeats");
     }
     for hop in &s.path {
         if let Some(ModelSpec::BufferingProxy(p)) = hop.model() {
@@ -630,12 +663,19 @@ pub fn check_run(c: &ScenarioCase, engine: &dyn Engine) -> Checked {
     }
     let seed = s.seeds[0];
     let mut first = None;
-    for &scheme in &s.client.schemes {
-        let out = gauntlet::run::run(engine, &s, scheme, seed)
-            .map_err(|e| format!("{scheme} seed {seed}: the run failed: {e:#}"))?;
-        first.get_or_insert(out);
+    // A file of strategies runs a scenario per strategy.
+    for case in s.cases() {
+        for &scheme in &case.client.schemes {
+            let out = gauntlet::run::run(engine, &case, scheme, seed).map_err(|e| {
+                let name = case.case_name(scheme);
+                format!("{name} seed {seed}: the run failed: {e:#}")
+            })?;
+            if first.is_none() {
+                first = Some((case.clone(), out));
+            }
+        }
     }
-    if let Some(a) = first {
+    if let Some((s, a)) = first {
         let b = gauntlet::run::run(engine, &s, a.scheme, seed)
             .map_err(|e| format!("{} seed {seed}, again: the run failed: {e:#}", a.scheme))?;
         let (ta, tb) = (a.rendered(), b.rendered());

@@ -2,15 +2,27 @@
 
 use crate::*;
 
+/// Where a suite's output goes: the results file, whether every transcript is printed, and the
+/// command named in reproduction hints.
+pub(crate) struct Shown {
+    pub(crate) results: Option<PathBuf>,
+    pub(crate) transcript: bool,
+    pub(crate) invoked_as: String,
+}
+
 pub(crate) fn run(
     sel: &Selection,
+    strategy: Option<StrategyKind>,
     engine: &str,
     jobs: usize,
-    results_path: Option<PathBuf>,
-    show_transcript: bool,
-    invoked_as: &str,
+    shown: &Shown,
 ) -> anyhow::Result<ExitCode> {
-    let (scenarios, planned) = match suite::plan(sel) {
+    let (results_path, show_transcript, invoked_as) = (
+        shown.results.clone(),
+        shown.transcript,
+        shown.invoked_as.as_str(),
+    );
+    let (scenarios, mut planned) = match suite::plan(sel) {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
@@ -22,6 +34,9 @@ pub(crate) fn run(
             );
         }
     };
+    if let Some(only) = strategy {
+        planned.retain(|p| scenarios[p.scenario].case_name(p.scheme) == only.as_str());
+    }
     let (planned, live_only) = suite::runnable_on(engine, &scenarios, planned);
     if planned.is_empty() && live_only > 0 {
         anyhow::bail!(
@@ -29,7 +44,7 @@ pub(crate) fn run(
         );
     }
     if planned.is_empty() {
-        anyhow::bail!("no runs match: check the paths and --filter / --scheme");
+        anyhow::bail!("no runs match: check the paths and --filter / --scheme / --strategy");
     }
     if live_only > 0 {
         outln!(
@@ -39,6 +54,14 @@ pub(crate) fn run(
     }
     let style = Style::for_stdout();
     let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
+    let case_width = planned
+        .iter()
+        .map(|p| scenarios[p.scenario].case_name(p.scheme).len())
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let files: std::collections::BTreeSet<&str> =
+        scenarios.iter().map(|s| s.file.as_str()).collect();
     let expected_width = planned
         .iter()
         .filter_map(|p| scenarios[p.scenario].expected(p.scheme))
@@ -48,7 +71,7 @@ pub(crate) fn run(
     outln!(
         "running {} of {} on {engine} ({jobs} at a time)",
         plural(planned.len(), "run"),
-        plural(scenarios.len(), "scenario")
+        plural(files.len(), "scenario")
     );
     let mut failures = Vec::new();
     let mut results = Results::new(engine);
@@ -66,7 +89,7 @@ pub(crate) fn run(
             };
             let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
             outln!(
-                "{:<width$}  {:<3}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms",
+                "{:<width$}  {:<case_width$}  seed {:<3}  expected {:<expected_width$}  got {:<18}  {verdict}  hs {:>7} ms  rtt p50 {:>7} ms{}",
                 entry.scenario,
                 entry.scheme,
                 entry.seed,
@@ -74,6 +97,7 @@ pub(crate) fn run(
                 entry.outcome,
                 fmt_ms(entry.handshake_ms),
                 fmt_ms(entry.rtt_median_ms),
+                strategy_columns(&entry),
             );
             if show_transcript || !entry.pass {
                 outln!("    detail: {}", entry.detail);
@@ -86,8 +110,9 @@ pub(crate) fn run(
                 }
             }
             if !entry.pass {
+                let only = if s.strategy.is_some() { "--strategy" } else { "--scheme" };
                 failures.push(format!(
-                    "{invoked_as} {} --scheme {} --seed {} --transcript",
+                    "{invoked_as} {} {only} {} --seed {} --transcript",
                     entry.scenario, entry.scheme, entry.seed
                 ));
             }
@@ -121,6 +146,28 @@ pub(crate) fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What a run of a strategy adds to its line: the transport it ended on and each attempt, the
+/// time to the first message, and the messages delivered and lost. Nothing for a scheme's run.
+fn strategy_columns(entry: &gauntlet_reports::Run) -> String {
+    let Some(lost) = entry.lost else {
+        return String::new();
+    };
+    let attempts: Vec<String> = entry
+        .attempts
+        .iter()
+        .map(|a| format!("{} {}", a.transport, a.result))
+        .collect();
+    let first = entry
+        .first_message_ms
+        .map_or("-".to_string(), |v| format!("{v:.1}"));
+    format!(
+        "  via {} ({})  first message {first} ms  {} delivered, {lost} lost",
+        entry.transport,
+        attempts.join(" → "),
+        entry.received
+    )
 }
 
 /// The progress bar of a suite run: drawn on stderr, only when stderr is a terminal and only

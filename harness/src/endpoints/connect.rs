@@ -49,6 +49,33 @@ pub struct Plan {
     pub subprotocols: Vec<String>,
 }
 
+impl Plan {
+    /// A plan for `host` on `scheme` with `workload` and `seed`, trusting `tls`, and otherwise
+    /// the scenario format's defaults: a 5 s handshake, no keepalive, no proxy, masked frames,
+    /// no path prefix.
+    pub fn new(
+        scheme: Scheme,
+        host: impl Into<String>,
+        workload: Workload,
+        seed: u64,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Self {
+        Self {
+            scheme,
+            host: host.into(),
+            handshake_timeout: Duration::from_secs(5),
+            workload,
+            seed,
+            tls,
+            ping_interval: None,
+            proxy: None,
+            mask: true,
+            path_prefix: String::new(),
+            subprotocols: Vec::new(),
+        }
+    }
+}
+
 /// The explicit proxy the client is configured with.
 #[derive(Debug, Clone)]
 pub struct ProxyPlan {
@@ -87,6 +114,59 @@ pub struct Report {
     pub sent: u64,
     /// Messages received intact (smuggle: 1 when the victim fetch got the origin's script).
     pub received: u64,
+    /// When the first message arrived intact, in simulated time since the run began.
+    pub first_message: Option<Duration>,
+    /// For a run of a strategy: its attempts and the transport it ended on; `None` for a
+    /// run of a scheme.
+    pub strategy: Option<Trail>,
+}
+
+impl Report {
+    /// A report of nothing yet: `delivered` until something fails.
+    pub fn new() -> Self {
+        Self {
+            outcome: Outcome::Delivered,
+            detail: String::new(),
+            handshake: None,
+            phases: Phases::default(),
+            latencies: Vec::new(),
+            sent: 0,
+            received: 0,
+            first_message: None,
+            strategy: None,
+        }
+    }
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a strategy's run went ([`crate::endpoints::strategy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trail {
+    /// The transport the run ended on: `ws`, `wss`, `polling` or `websocket`.
+    pub transport: &'static str,
+    /// Every attempt, in the order each began.
+    pub attempts: Vec<Attempt>,
+    /// How many messages the workload meant to exchange: those not received are lost.
+    pub messages: u64,
+}
+
+/// One attempt of a strategy: a transport tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// `ws`, `wss`, `polling` or `websocket`.
+    pub transport: &'static str,
+    /// When it began, in simulated time since the run began.
+    pub began: Duration,
+    /// How it ended: an outcome's name; `upgraded` for a polling session that moved onto a
+    /// WebSocket; `unfinished` for a probe still under way when its session ended.
+    pub result: String,
+    /// What was seen, in one line.
+    pub detail: String,
 }
 
 /// How long each phase of a handshake took; a phase that did not happen or did not finish is
@@ -146,6 +226,7 @@ impl Phase {
 
 /// A failure, before it becomes a report.
 /// Why a client's run ended before it was done: its outcome and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fail {
     pub(crate) outcome: Outcome,
     pub(crate) detail: String,
@@ -156,6 +237,18 @@ pub(crate) fn fail(outcome: Outcome, detail: impl Into<String>) -> Fail {
         outcome,
         detail: detail.into(),
     }
+}
+
+/// The echo of message `i`, sent at `sent_at`, did not come back within `timeout`: `stalled`.
+pub(crate) fn no_echo(i: u32, timeout: Duration, sent_at: Duration) -> Fail {
+    fail(
+        Outcome::Stalled,
+        format!(
+            "no echo of #{i} within {} (sent at {})",
+            ms(timeout),
+            ms(sent_at)
+        ),
+    )
 }
 
 pub(crate) fn ms(d: Duration) -> String {

@@ -7,8 +7,11 @@
 //!   to the server (TCP, a CONNECT tunnel, TLS).
 //! - [`server`]: the reference server (`/echo`, `/push`, the attacker endpoint of the
 //!   cache-poisoning demonstration, and Engine.IO).
-//! - [`engineio`]: Engine.IO v4 (the layer under Socket.IO): its codec, and the server's
-//!   sessions over HTTP long-polling and WebSocket, on `/engine.io/` and `/socket.io/`.
+//! - [`engineio`]: Engine.IO v4 (the layer under Socket.IO): its codec, the server's sessions
+//!   over HTTP long-polling and WebSocket on `/engine.io/` and `/socket.io/`, and a client.
+//! - [`strategy`]: client strategies: the workload through one transport, then another
+//!   (`ws-then-wss`), or through Engine.IO's long-polling and WebSocket (Socket.IO's
+//!   strategies), each attempt reported.
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
 //! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
@@ -24,5 +27,6 @@ pub mod engineio;
 pub mod fragment;
 pub mod server;
 pub mod smuggle;
+pub mod strategy;
 pub mod subprotocol;
 pub mod violation;

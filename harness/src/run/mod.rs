@@ -19,6 +19,7 @@ use gauntlet_reports::Latency;
 use crate::driver::hop_software;
 use crate::endpoints::client::{self, Plan, ProxyPlan, Report};
 use crate::endpoints::server;
+use crate::endpoints::strategy;
 use crate::engine::{Engine, EngineError, EventLog, Intake, LinkConfig, NetRef, Topology};
 use crate::real::hop::{self, Started};
 use crate::real::product::command::Role;
@@ -328,14 +329,15 @@ pub fn run(
     let slot: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, ct) = (slot.clone(), t.clone());
     let sessions = scenario.client.sessions as usize;
+    let strategy = scenario.strategy.clone();
     topology.client(
         "client",
         Box::new(move |net: NetRef| {
             async move {
-                let report = if sessions > 1 {
-                    client::run_sessions(net, plan, sessions, ct).await
-                } else {
-                    client::run(net, plan, ct).await
+                let report = match &strategy {
+                    Some(s) => strategy::run(net, plan, s, ct).await,
+                    None if sessions > 1 => client::run_sessions(net, plan, sessions, ct).await,
+                    None => client::run(net, plan, ct).await,
                 };
                 *out.borrow_mut() = Some(report);
                 Ok(())

@@ -1,5 +1,6 @@
-//! Suites: find scenario files, expand them into runs (scenario × scheme × seed), run them
-//! across threads, print a line per run in a stable order, and gather the results.
+//! Suites: find scenario files, expand them into runs (scenario × scheme × seed, a file of
+//! strategies being a scenario per strategy), run them across threads, print a line per run in
+//! a stable order, and gather the results.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,7 +69,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Loads the selected scenario files and plans their runs. Every invalid file is reported.
+/// Loads the selected scenario files and plans their runs. Every invalid file is reported. A
+/// file that lists `strategies` gives one scenario per strategy ([`Scenario::cases`]), in the
+/// list's order.
 pub fn plan(sel: &Selection) -> Result<(Vec<Scenario>, Vec<Planned>), Vec<ScenarioError>> {
     let files = find_files(&sel.paths).map_err(|e| {
         vec![ScenarioError {
@@ -96,7 +99,8 @@ pub fn plan(sel: &Selection) -> Result<(Vec<Scenario>, Vec<Planned>), Vec<Scenar
             continue;
         }
         match scenario::load(&f) {
-            Ok(s) => scenarios.push(s),
+            // A file of strategies is a scenario per strategy.
+            Ok(s) => scenarios.extend(s.cases()),
             Err(e) => errors.push(e),
         }
     }
@@ -226,10 +230,15 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
         .expected(p.scheme)
         .map(|o| o.to_string())
         .unwrap_or_default();
+    let trail = f
+        .output
+        .as_ref()
+        .ok()
+        .and_then(|o| o.report.strategy.as_ref());
     match &f.output {
         Ok(out) => Run {
             scenario: s.file.clone(),
-            scheme: p.scheme.to_string(),
+            scheme: s.case_name(p.scheme).to_string(),
             seed: p.seed,
             expected,
             outcome: out.report.outcome.to_string(),
@@ -255,7 +264,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             latency: out.latency,
             time_to_failure_ms: (!matches!(
                 out.report.outcome,
-                Outcome::Delivered | Outcome::Degraded
+                Outcome::Delivered | Outcome::Degraded | Outcome::FellBack
             ))
             .then(|| to_ms(out.sim_end)),
             samples_ms: out
@@ -265,11 +274,25 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
                 .take(crate::verdict::metrics::SAMPLES_KEPT)
                 .map(|l| to_ms(*l))
                 .collect(),
+            transport: trail.map_or("", |t| t.transport).to_string(),
+            attempts: trail.map_or_else(Vec::new, |t| {
+                t.attempts
+                    .iter()
+                    .map(|a| gauntlet_reports::Attempt {
+                        transport: a.transport.to_string(),
+                        at_ms: to_ms(a.began),
+                        result: a.result.clone(),
+                        detail: a.detail.clone(),
+                    })
+                    .collect()
+            }),
+            first_message_ms: trail.and(out.report.first_message).map(to_ms),
+            lost: trail.map(|t| t.messages.saturating_sub(out.report.received)),
             ..Run::default()
         },
         Err(e) => Run {
             scenario: s.file.clone(),
-            scheme: p.scheme.to_string(),
+            scheme: s.case_name(p.scheme).to_string(),
             seed: p.seed,
             expected,
             outcome: "harness-error".into(),

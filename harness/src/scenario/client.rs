@@ -1,10 +1,13 @@
-//! The reference client's settings (`[client]`, `[client.workload]`): the schemes it runs, the
-//! route it takes, its workload, and the close codes a scenario may ask for.
+//! The reference client's settings (`[client]`, `[client.workload]`): the schemes (or the
+//! strategies, `strategy.rs`) it runs, the route it takes, its workload, and the close codes a
+//! scenario may ask for.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use super::Strategy;
 
 /// A WebSocket URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -158,8 +161,13 @@ pub fn close_code_valid(code: u16) -> bool {
 /// The reference client's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
-    /// The schemes to run, each a separate run.
+    /// The schemes to run, each a separate run. In a scenario read from a file that lists
+    /// `strategies`, empty; in each of its [`cases`](super::Scenario::cases), the scheme of the
+    /// case's strategy.
     pub schemes: Vec<Scheme>,
+    /// The strategies to run, each a separate run (`strategies`), in the file's order; empty
+    /// when the file lists `schemes`.
+    pub strategies: Vec<Strategy>,
     /// How the connection reaches the first hop.
     pub route: Route,
     /// Budget for TCP connect, TLS and upgrade together.

@@ -4,7 +4,7 @@
 //!
 //! This file holds [`Scenario`] itself, the tables that are a few plain values (`[network]`,
 //! `[server]`, `[[faults]]`, `[bounds]`) and the limits on its numbers. The client's settings
-//! are in `client.rs`, the path's hops in `hop.rs`, the tables as the TOML reader gives them
+//! are in `client.rs`, its strategies in `strategy.rs`, the path's hops in `hop.rs`, the tables as the TOML reader gives them
 //! in `raw.rs`, their validation, one function per table, in `parse/`, and the error in
 //! `error.rs`.
 
@@ -21,6 +21,7 @@ mod error;
 mod hop;
 mod parse;
 mod raw;
+mod strategy;
 
 pub use client::{
     Client, Idle, NORMAL_CLOSE, Route, Scheme, Workload, WorkloadKind, close_code_valid,
@@ -28,6 +29,7 @@ pub use client::{
 pub use error::ScenarioError;
 pub use hop::{CommandHop, Hop, ProductHop, host_names};
 pub use parse::{load, parse};
+pub use strategy::{EngineIoParams, Strategy, StrategyKind};
 
 pub(crate) use error::{joined, locate};
 pub(crate) use parse::millisecond_beyond_limit;
@@ -125,6 +127,12 @@ pub struct Scenario {
     pub server: Server,
     /// The expected outcome per scheme, in the order of `client.schemes`.
     pub expect: Vec<(Scheme, Outcome)>,
+    /// The expected outcome per strategy, in the order of `client.strategies`; empty when the
+    /// file lists `schemes`.
+    pub expect_strategies: Vec<(StrategyKind, Outcome)>,
+    /// The strategy this scenario runs: `None` as read from a file; each of its
+    /// [`cases`](Scenario::cases) runs one of `client.strategies`, if it lists any.
+    pub strategy: Option<Strategy>,
     /// Latency bounds: a run that would be `delivered` but breaks one is `degraded`.
     pub bounds: Bounds,
 }
@@ -146,6 +154,41 @@ pub struct Bounds {
 }
 
 impl Scenario {
+    /// What the file's runs are, each a scenario run for its schemes: the scenario itself when
+    /// it lists `schemes`; when it lists `strategies`, one scenario per strategy, whose
+    /// `strategy` is it, whose only scheme is the strategy's (its first attempt's) and whose
+    /// expectation is the strategy's.
+    pub fn cases(&self) -> Vec<Scenario> {
+        if self.client.strategies.is_empty() {
+            return vec![self.clone()];
+        }
+        self.client
+            .strategies
+            .iter()
+            .map(|strategy| {
+                let mut case = self.clone();
+                let scheme = strategy.kind.scheme();
+                case.client.schemes = vec![scheme];
+                case.expect = self
+                    .expect_strategies
+                    .iter()
+                    .filter(|(k, _)| *k == strategy.kind)
+                    .map(|(_, o)| (scheme, *o))
+                    .collect();
+                case.strategy = Some(strategy.clone());
+                case
+            })
+            .collect()
+    }
+
+    /// The name a run of this scenario with `scheme` goes by in results and reports: the
+    /// strategy's when it runs one, else the scheme's.
+    pub fn case_name(&self, scheme: Scheme) -> &'static str {
+        self.strategy
+            .as_ref()
+            .map_or(scheme.as_str(), |s| s.kind.as_str())
+    }
+
     /// The expected outcome for `scheme`, if it is run.
     pub fn expected(&self, scheme: Scheme) -> Option<Outcome> {
         self.expect
@@ -174,7 +217,7 @@ impl Scenario {
             sum.saturating_add(Duration::from_millis(i.ms))
         });
         let per_message = w.interval.saturating_add(w.reply_timeout);
-        [
+        let one = [
             self.client.handshake_timeout,
             per_message.saturating_mul(w.messages),
             idle,
@@ -182,6 +225,14 @@ impl Scenario {
             Duration::from_secs(10),
         ]
         .into_iter()
-        .fold(Duration::ZERO, Duration::saturating_add)
+        .fold(Duration::ZERO, Duration::saturating_add);
+        // A strategy may make a second attempt, each waiting up to its own timeouts.
+        match &self.strategy {
+            None => one,
+            Some(s) if s.kind.engineio() => one
+                .saturating_mul(2)
+                .saturating_add(s.engineio.longest_attempt().saturating_mul(2)),
+            Some(_) => one.saturating_mul(2),
+        }
     }
 }

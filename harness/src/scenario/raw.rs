@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Hop, Idle, Network, Route, Scheme, WorkloadKind};
+use super::{Hop, Idle, Network, Route, Scheme, StrategyKind, WorkloadKind};
 use crate::tls::TlsVersions;
 use crate::verdict::outcome::Outcome;
 
@@ -28,7 +28,7 @@ pub(super) struct RawScenario {
     pub(super) twin: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
-    pub(super) client: RawClient,
+    pub(super) client: Spanned<RawClient>,
     #[serde(default)]
     pub(super) server: RawServer,
     pub(super) expect: Spanned<RawExpect>,
@@ -50,7 +50,10 @@ pub(super) struct RawBounds {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawClient {
-    pub(super) schemes: Spanned<Vec<Scheme>>,
+    pub(super) schemes: Option<Spanned<Vec<Scheme>>>,
+    pub(super) strategies: Option<Spanned<Vec<StrategyKind>>>,
+    pub(super) polling_then_upgrade: Option<Spanned<RawPollingThenUpgrade>>,
+    pub(super) websocket_then_polling: Option<Spanned<RawWebsocketThenPolling>>,
     pub(super) route: Option<Spanned<Route>>,
     #[serde(default = "default_handshake_timeout_ms")]
     pub(super) handshake_timeout_ms: Spanned<u64>,
@@ -62,6 +65,27 @@ pub(super) struct RawClient {
     pub(super) path_prefix: Option<Spanned<String>>,
     pub(super) sessions: Option<Spanned<u32>>,
     pub(super) subprotocols: Option<Spanned<Vec<String>>>,
+}
+
+/// `[client.polling-then-upgrade]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawPollingThenUpgrade {
+    pub(super) timeout_ms: Option<Spanned<u64>>,
+    pub(super) upgrade: Option<bool>,
+    pub(super) probe_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `[client.websocket-then-polling]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawWebsocketThenPolling {
+    pub(super) timeout_ms: Option<Spanned<u64>>,
+    pub(super) upgrade: Option<bool>,
+    pub(super) probe_timeout_ms: Option<Spanned<u64>>,
+    pub(super) reconnection_delay_ms: Option<Spanned<u64>>,
+    pub(super) reconnection_delay_max_ms: Option<Spanned<u64>>,
+    pub(super) randomization_factor: Option<Spanned<f64>>,
 }
 
 fn default_handshake_timeout_ms() -> Spanned<u64> {
@@ -124,10 +148,26 @@ fn default_reply_timeout_ms() -> Spanned<u64> {
 
 /// `[expect]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawExpect {
     pub(super) ws: Option<Outcome>,
     pub(super) wss: Option<Outcome>,
+    pub(super) ws_then_wss: Option<Outcome>,
+    pub(super) polling_then_upgrade: Option<Outcome>,
+    pub(super) websocket_then_polling: Option<Outcome>,
+}
+
+impl RawExpect {
+    /// The outcome given for strategy `kind` (for `ws` and `wss`, the scheme's).
+    pub(super) fn strategy(&self, kind: StrategyKind) -> Option<Outcome> {
+        match kind {
+            StrategyKind::Ws => self.ws,
+            StrategyKind::Wss => self.wss,
+            StrategyKind::WsThenWss => self.ws_then_wss,
+            StrategyKind::PollingThenUpgrade => self.polling_then_upgrade,
+            StrategyKind::WebsocketThenPolling => self.websocket_then_polling,
+        }
+    }
 }
 
 /// `[server]`.

@@ -93,6 +93,7 @@ mod tests {
                 .collect(),
             sent: latencies_ms.len() as u64,
             received: latencies_ms.len() as u64,
+            ..Report::new()
         }
     }
 

@@ -32,6 +32,10 @@ pub enum Outcome {
     Stalled,
     /// Delivered, but a latency bound failed.
     Degraded,
+    /// A strategy's run delivered every message, on a transport other than the one it
+    /// prefers: it fell back (`ws-then-wss` on wss, an Engine.IO session left on polling).
+    /// The detail names the transport finally used.
+    FellBack,
     /// Bytes arrived changed: a wrong echo, or data that is not a WebSocket frame (the client
     /// fails the connection with a Close 1002, 1007 or 1009).
     Corrupted,
@@ -39,7 +43,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in the order above.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Delivered,
         Outcome::HandshakeRejected,
         Outcome::HandshakeInvalid,
@@ -50,6 +54,7 @@ impl Outcome {
         Outcome::IdleClosed,
         Outcome::Stalled,
         Outcome::Degraded,
+        Outcome::FellBack,
         Outcome::Corrupted,
     ];
 
@@ -66,6 +71,7 @@ impl Outcome {
             Outcome::IdleClosed => "idle-closed",
             Outcome::Stalled => "stalled",
             Outcome::Degraded => "degraded",
+            Outcome::FellBack => "fell-back",
             Outcome::Corrupted => "corrupted",
         }
     }

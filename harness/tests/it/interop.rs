@@ -21,7 +21,7 @@ use gauntlet::endpoints::client::{self, Report};
 use gauntlet::engine::live::Live;
 use gauntlet::engine::{Engine, LinkConfig, NetRef, Topology};
 use gauntlet::real::product::{Product, StartOptions};
-use gauntlet::scenario::{self, Scheme};
+use gauntlet::scenario::{self, Scheme, Strategy, Workload, WorkloadKind};
 use gauntlet::verdict::outcome::Outcome;
 use gauntlet::verdict::transcript::Transcript;
 
@@ -275,11 +275,22 @@ fn a_python_client_through_a_stripping_transparent_proxy_gets_a_non_101_status()
 /// Runs the reference client, with `direct.toml`'s plan (ws, seed 1) and `binary` messages
 /// or not, on the live engine against a server outside the run at `server`.
 fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String) {
+    let mut workload = Workload::new(WorkloadKind::Echo);
+    workload.binary = binary;
+    client_against(server, workload, None)
+}
+
+/// Runs the reference client with `direct.toml`'s plan (ws, seed 1) and `workload`, as
+/// `strategy` says (or as a scheme's run), on the live engine against a server outside the
+/// run at `server`: its report and transcript.
+pub fn client_against(
+    server: SocketAddr,
+    workload: Workload,
+    strategy: Option<&Strategy>,
+) -> (Report, String) {
     let s = scenario::load(&crate::root().join("scenarios/baseline/direct.toml"))
         .expect("a valid scenario");
     let (tls, _) = gauntlet::tls::Tls::generate(&["server".to_string()]).expect("TLS material");
-    let mut workload = s.client.workload.clone();
-    workload.binary = binary;
     let plan = client::Plan {
         scheme: Scheme::Ws,
         host: "server".to_string(),
@@ -293,11 +304,14 @@ fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String
         path_prefix: s.client.path_prefix.clone(),
         subprotocols: Vec::new(),
     };
+    let mut case = s.clone();
+    case.client.workload = plan.workload.clone();
+    case.strategy = strategy.cloned();
     let mut topology = Topology::new(
         LinkConfig::new(Duration::ZERO, Duration::ZERO),
-        s.time_limit(),
+        case.time_limit(),
     );
-    // The Python server stands for host `server`, whatever port the client dials.
+    // The server outside the run stands for host `server`, whatever port the client dials.
     topology.host(
         "server",
         gauntlet::real::standing::published(0, server, None),
@@ -305,11 +319,15 @@ fn reference_client_against(server: SocketAddr, binary: bool) -> (Report, String
     let transcript = Transcript::default();
     let report: Rc<RefCell<Option<Report>>> = Rc::default();
     let (out, t) = (report.clone(), transcript.clone());
+    let strategy = strategy.cloned();
     topology.client(
         "client",
         Box::new(move |net: NetRef| {
             async move {
-                *out.borrow_mut() = Some(client::run(net, plan, t).await);
+                *out.borrow_mut() = Some(match &strategy {
+                    None => client::run(net, plan, t).await,
+                    Some(st) => gauntlet::endpoints::strategy::run(net, plan, st, t).await,
+                });
                 Ok(())
             }
             .boxed_local()

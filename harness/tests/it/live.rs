@@ -77,6 +77,34 @@ fn quick_catalogue_scenarios_meet_their_expectations_live() {
     }
 }
 
+/// The client strategies on real sockets: every request of a long-polling session on a
+/// connection of its own, the probe's WebSocket beside them, and the upgrade, through a
+/// stripping proxy, `pass` and a balancer with and without stickiness.
+#[test]
+fn client_strategies_meet_their_expectations_live() {
+    for file in [
+        "scenarios/strategies/pass-upgrades.toml",
+        "scenarios/strategies/stripping-proxy-long-polling-survives.toml",
+        "scenarios/strategies/ws-then-wss-through-stripping-proxy.toml",
+        "scenarios/strategies/websocket-then-polling-through-stripping-proxy.toml",
+        "scenarios/strategies/l7-balancer-round-robin-breaks-long-polling.toml",
+        "scenarios/strategies/l7-balancer-source-ip-keeps-long-polling.toml",
+    ] {
+        let s = scenario::load(&crate::root().join(file)).expect("a valid scenario");
+        for case in s.cases() {
+            let scheme = case.client.schemes[0];
+            let out = gauntlet::run::run(&Live, &case, scheme, 1).expect("the run completes");
+            let name = case.case_name(scheme);
+            assert!(
+                out.pass(),
+                "{file} {name}: {}\n{}",
+                out.report.detail,
+                out.rendered()
+            );
+        }
+    }
+}
+
 fn topology() -> Topology {
     Topology::new(
         LinkConfig::new(Duration::from_millis(5), Duration::ZERO),

@@ -21,7 +21,7 @@ mod engineio;
 #[cfg(feature = "cli")]
 mod gate;
 #[cfg(feature = "cli")]
-mod interop;
+pub mod interop;
 #[cfg(feature = "cli")]
 mod process;
 #[cfg(feature = "cli")]

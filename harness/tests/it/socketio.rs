@@ -4,7 +4,9 @@
 //! against Gauntlet's reference server (`gauntlet serve`). What a real-time application sees when its
 //! WebSocket fails: Socket.IO connects by HTTP long-polling, probes a WebSocket and upgrades
 //! if the probe succeeds, and reconnects (1 s first delay, randomised by half) when its
-//! connection is cut.
+//! connection is cut. And Gauntlet's own Engine.IO client (the Engine.IO strategies' client,
+//! on the live engine) against the real `engine.io` server: by polling, after the upgrade, and
+//! on a WebSocket from the start.
 //!
 //! The scripts are in `harness/tests/node/`; they run with the packages `cargo xtask test`
 //! installs into `target/gauntlet/node`. Without them, every test here fails with the command
@@ -16,7 +18,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
+use std::time::Duration;
+
+use gauntlet::endpoints::client::Trail;
 use gauntlet::real::product::{Product, StartOptions};
+use gauntlet::scenario::{Idle, Strategy, StrategyKind, Workload, WorkloadKind};
+use gauntlet::verdict::outcome::Outcome;
 use serde_json::Value;
 
 use crate::process::{Exit, Process};
@@ -58,26 +65,42 @@ fn script(name: &str, args: &[&str]) -> Command {
     command
 }
 
-/// A running `socket.io` server that echoes `echo` events.
+/// A running server: `socket.io` (echoing `echo` events) or `engine.io` (echoing messages).
 struct Server {
     process: Process,
     addr: SocketAddr,
+    what: &'static str,
 }
 
 impl Server {
     fn start() -> Self {
-        let mut process = Process::start(
-            "the socket.io server",
-            &mut script("sio_server.js", &["0", "30000"]),
-        );
+        Self::script("the socket.io server", "sio_server.js", &["0", "30000"])
+    }
+
+    /// A running `engine.io` server (Engine.IO alone, no Socket.IO) that sends every message
+    /// back, pinging every 300 ms and waiting 200 ms for the pong.
+    fn engine_io() -> Self {
+        Self::script(
+            "the engine.io server",
+            "eio_server.js",
+            &["0", "300", "200", "30000"],
+        )
+    }
+
+    fn script(what: &'static str, name: &str, args: &[&str]) -> Self {
+        let mut process = Process::start(what, &mut script(name, args));
         let addr = process.address("listening on ");
-        Self { process, addr }
+        Self {
+            process,
+            addr,
+            what,
+        }
     }
 
     /// Stops it: the events it printed.
     fn events(mut self) -> Vec<Value> {
         let exit = self.process.terminate();
-        eprintln!("socket.io server:\n{}{}", exit.stdout, exit.stderr);
+        eprintln!("{}:\n{}{}", self.what, exit.stdout, exit.stderr);
         parse(&exit)
     }
 }
@@ -367,9 +390,51 @@ fn engine_io_client(url: &str, transports: &str, messages: &str) -> (Exit, Vec<V
     (exit, events)
 }
 
-/// The transports the messages came back on, in order.
-fn message_transports(events: &[Value]) -> Vec<String> {
-    named(events, "message")
+/// Gauntlet's Engine.IO client with `kind` (and `upgrade`) against the real `engine.io`
+/// server: 5 echoes 200 ms apart (text or `binary`), quiet for 700 ms after the third, longer
+/// than the server's ping interval and timeout together, so that the session lives only if
+/// every ping is answered. Requires every echo back and no session closed for want of a pong;
+/// gives the run's trail and transcript, and what the server printed.
+fn engineio_client(kind: StrategyKind, upgrade: bool, binary: bool) -> (Trail, String, Vec<Value>) {
+    let server = Server::engine_io();
+    let mut workload = Workload::new(WorkloadKind::Echo);
+    workload.interval = Duration::from_millis(200);
+    workload.binary = binary;
+    workload.idle = vec![Idle {
+        after_message: 3,
+        ms: 700,
+    }];
+    let mut strategy = Strategy::new(kind);
+    strategy.engineio.upgrade = upgrade;
+    let (report, transcript) =
+        crate::interop::client_against(server.addr, workload, Some(&strategy));
+    eprintln!("{transcript}");
+    let seen = server.events();
+    let shown = format!("{kind} binary {binary}: {}", report.detail);
+    assert_eq!(report.outcome, Outcome::Delivered, "{shown}\n{transcript}");
+    assert_eq!((report.sent, report.received), (5, 5), "{shown}");
+    assert!(
+        named(&seen, "message")
+            .iter()
+            .all(|m| m["binary"] == binary),
+        "{seen:?}"
+    );
+    assert!(
+        named(&seen, "close")
+            .iter()
+            .all(|c| c["reason"] != "ping timeout"),
+        "{seen:?}"
+    );
+    (
+        report.strategy.expect("a strategy's trail"),
+        transcript,
+        seen,
+    )
+}
+
+/// The transports the server saw each message on, in order.
+fn message_transports(seen: &[Value]) -> Vec<String> {
+    named(seen, "message")
         .iter()
         .map(|e| e["transport"].as_str().unwrap_or_default().to_string())
         .collect()
@@ -404,4 +469,63 @@ fn the_real_engine_io_client_talks_to_gauntlet_serve_by_polling_websocket_and_th
         .filter(|l| l.contains(" upgraded to websocket"))
         .count();
     assert_eq!(upgrades, 1, "{log}");
+}
+
+/// The transport the server saw the session open on.
+fn opened_on(seen: &[Value]) -> String {
+    named(seen, "connection")[0]["transport"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Socket.IO's default way in, against the real server: the session opens by polling, the
+/// probe is answered, and the session moves onto the WebSocket; the first message goes by
+/// POST, the later ones on the WebSocket, and pings are answered across a quiet period longer
+/// than the server's ping interval and timeout together.
+#[test]
+fn gauntlets_engine_io_client_polls_then_upgrades_against_the_real_engine_io_server() {
+    for binary in [false, true] {
+        let (trail, _, seen) = engineio_client(StrategyKind::PollingThenUpgrade, true, binary);
+        assert_eq!(trail.transport, "websocket");
+        let results: Vec<(&str, &str)> = trail
+            .attempts
+            .iter()
+            .map(|a| (a.transport, a.result.as_str()))
+            .collect();
+        assert_eq!(
+            results,
+            [("polling", "upgraded"), ("websocket", "delivered")]
+        );
+        assert_eq!(opened_on(&seen), "polling", "{seen:?}");
+        assert_eq!(named(&seen, "upgrade").len(), 1, "{seen:?}");
+        let over = message_transports(&seen);
+        assert_eq!(
+            (over[0].as_str(), over[4].as_str()),
+            ("polling", "websocket"),
+            "{seen:?}"
+        );
+    }
+}
+
+/// With `upgrade = false` the session stays on HTTP long-polling: every message goes by POST
+/// and comes back on a held GET, and the pongs go by POST too, or the quiet period would end
+/// the session.
+#[test]
+fn gauntlets_engine_io_client_long_polls_against_the_real_engine_io_server() {
+    let (trail, transcript, seen) = engineio_client(StrategyKind::PollingThenUpgrade, false, false);
+    assert_eq!(trail.transport, "polling");
+    assert!(named(&seen, "upgrade").is_empty(), "{seen:?}");
+    assert_eq!(message_transports(&seen), vec!["polling"; 5], "{seen:?}");
+    assert!(transcript.contains(": pong"), "{transcript}");
+}
+
+/// Socket.IO with `transports: ["websocket", "polling"]` against the real server: the session
+/// opens on a WebSocket (its open packet the first message), with no fallback needed.
+#[test]
+fn gauntlets_engine_io_client_opens_on_a_websocket_against_the_real_engine_io_server() {
+    let (trail, _, seen) = engineio_client(StrategyKind::WebsocketThenPolling, true, false);
+    assert_eq!((trail.transport, trail.attempts.len()), ("websocket", 1));
+    assert_eq!(opened_on(&seen), "websocket", "{seen:?}");
+    assert_eq!(message_transports(&seen), vec!["websocket"; 5], "{seen:?}");
 }

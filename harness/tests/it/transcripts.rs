@@ -1,5 +1,6 @@
-//! Every scenario's transcript, for each scheme with the scenario's first seed, as an insta
-//! snapshot: a change in behaviour shows up as a reviewable diff (`cargo insta review`).
+//! Every scenario's transcript, for each scheme (or strategy) with the scenario's first seed,
+//! as an insta snapshot: a change in behaviour shows up as a reviewable diff (`cargo insta
+//! review`).
 
 use gauntlet::engine::sim::Sim;
 use gauntlet::run::run;
@@ -15,28 +16,32 @@ fn scenario_transcripts_match_their_snapshots() {
             // Real programs run on the live engine only; its tests cover them.
             return;
         }
-        for &scheme in &s.client.schemes {
-            let out =
-                run(&Sim, &s, scheme, s.seeds[0]).unwrap_or_else(|e| panic!("{}: {e:#}", s.file));
-            assert!(
-                out.pass(),
-                "{} {scheme} seed {}: expected {}, got {}: {}",
-                s.file,
-                out.seed,
-                out.expected,
-                out.report.outcome,
-                out.report.detail
-            );
-            let text = format!(
-                "{}\n{scheme} seed {}: expected {}, got {}: {}\n\n{}",
-                s.title,
-                out.seed,
-                out.expected,
-                out.report.outcome,
-                out.report.detail,
-                out.rendered()
-            );
-            insta::assert_snapshot!(scheme.as_str(), text);
+        // A file of strategies is a scenario per strategy, each snapshot named after it.
+        for case in s.cases() {
+            for &scheme in &case.client.schemes {
+                let name = case.case_name(scheme);
+                let out = run(&Sim, &case, scheme, case.seeds[0])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", case.file));
+                assert!(
+                    out.pass(),
+                    "{} {name} seed {}: expected {}, got {}: {}",
+                    case.file,
+                    out.seed,
+                    out.expected,
+                    out.report.outcome,
+                    out.report.detail
+                );
+                let text = format!(
+                    "{}\n{name} seed {}: expected {}, got {}: {}\n\n{}",
+                    case.title,
+                    out.seed,
+                    out.expected,
+                    out.report.outcome,
+                    out.report.detail,
+                    out.rendered()
+                );
+                insta::assert_snapshot!(name, text);
+            }
         }
     });
 }

@@ -1,6 +1,7 @@
 //! Opening the WebSocket: the transport (`connect.rs`), then the upgrade request written by
 //! hand with a seeded key and the server's options in its query, and the answer read and
-//! checked as RFC 6455 §4.1 lists before tungstenite takes the stream over.
+//! checked as RFC 6455 §4.1 lists before tungstenite takes the stream over. [`open`] does it
+//! for any target and key: the Engine.IO client opens its WebSockets with it too.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ use crate::verdict::transcript::Transcript;
 use crate::ws_config;
 
 /// Keeps the bytes of the most recent read, so a failure can say what arrived.
-pub(super) struct Tap<S> {
+pub(crate) struct Tap<S> {
     inner: S,
     last: Arc<Mutex<Vec<u8>>>,
 }
@@ -64,8 +65,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
     }
 }
 
-pub(super) type Ws = WebSocketStream<Tap<Box<dyn AsyncIo>>>;
+/// A WebSocket the client opened.
+pub(crate) type Ws = WebSocketStream<Tap<Box<dyn AsyncIo>>>;
 
+/// Opens the workload's WebSocket: its path, with the key the seed gives.
 pub(super) async fn handshake(
     net: &NetRef,
     plan: &Plan,
@@ -73,13 +76,28 @@ pub(super) async fn handshake(
     phase: &Phase,
     last: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Ws, Fail> {
-    let host = plan.host.as_str();
-    let io = transport(net, plan, t, phase).await?;
-    phase.set("upgrade", net.now());
     let path = format!("{}{}", plan.path_prefix, request_path(&plan.workload));
     let mut key = [0u8; 16];
     Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
-    let key = base64(&key);
+    open(net, plan, &path, &base64(&key), t, phase, last).await
+}
+
+/// Opens a WebSocket to `path` (with its query) on the plan's server, sending `key`: the
+/// transport, the upgrade request, the answer checked. A refusal is `handshake-rejected` (the
+/// status and the first line of the body in the detail), a 101 the client must refuse
+/// `handshake-invalid`; the transport's failures keep their own outcomes.
+pub(crate) async fn open(
+    net: &NetRef,
+    plan: &Plan,
+    path: &str,
+    key: &str,
+    t: &Transcript,
+    phase: &Phase,
+    last: Arc<Mutex<Vec<u8>>>,
+) -> Result<Ws, Fail> {
+    let host = plan.host.as_str();
+    let io = transport(net, plan, t, phase).await?;
+    phase.set("upgrade", net.now());
     // The request tungstenite's client would write, byte for byte, and the offer if any.
     let offer = if plan.subprotocols.is_empty() {
         String::new()
@@ -157,7 +175,7 @@ pub(super) async fn handshake(
             ),
         ));
     }
-    if let Some(what) = invalid_101(&head, &key, &plan.subprotocols) {
+    if let Some(what) = invalid_101(&head, key, &plan.subprotocols) {
         return Err(fail(
             Outcome::HandshakeInvalid,
             format!("101 not valid: {what} at {}", ms(net.now())),

@@ -15,21 +15,21 @@
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+pub use crate::endpoints::connect::{Attempt, PROXY_PORT, Phases, Plan, ProxyPlan, Report, Trail};
 use crate::endpoints::connect::{Fail, Phase, fail, ms};
-pub use crate::endpoints::connect::{PROXY_PORT, Phases, Plan, ProxyPlan, Report};
 use crate::endpoints::smuggle;
 use crate::engine::NetRef;
 use crate::scenario::WorkloadKind;
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use handshake::handshake;
-pub use payload::{binary_payload, message, payload};
+pub use payload::{binary_payload, message, payload, push_stamp};
 use session::{Keepalive, Session};
 use sessions::Gathering;
 pub use sessions::run_sessions;
 
 mod close;
-mod handshake;
+pub(crate) mod handshake;
 mod payload;
 mod session;
 mod sessions;
@@ -46,15 +46,7 @@ pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
 /// [`run`], one of a [`Gathering`] of sessions when given one: once open, the session waits
 /// for every other to open or fail before its workload.
 async fn run_in(net: NetRef, plan: Plan, t: Transcript, gathering: Option<&Gathering>) -> Report {
-    let mut report = Report {
-        outcome: Outcome::Delivered,
-        detail: String::new(),
-        handshake: None,
-        phases: Phases::default(),
-        latencies: Vec::new(),
-        sent: 0,
-        received: 0,
-    };
+    let mut report = Report::new();
     let start = net.now();
     if plan.workload.kind == WorkloadKind::Smuggle {
         let result = smuggle::run(&net, &plan, &t, &mut report, start).await;

@@ -38,6 +38,17 @@ pub fn payload(seed: u64, i: u32, len: usize) -> String {
     text
 }
 
+/// The send time, in microseconds of simulated time, that push `i` of `size` bytes carries, if
+/// `text` is that push: `push <i> at <µs>` padded with dots, as the server writes it.
+pub fn push_stamp(text: &str, i: u32, size: usize) -> Option<u64> {
+    if text.len() != size {
+        return None;
+    }
+    text.strip_prefix(&format!("push {i} at "))
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|us| us.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

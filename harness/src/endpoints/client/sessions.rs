@@ -135,6 +135,8 @@ fn combine(reports: &[Report], opened: usize) -> Report {
         latencies: reports.iter().flat_map(|r| r.latencies.clone()).collect(),
         sent: reports.iter().map(|r| r.sent).sum(),
         received: reports.iter().map(|r| r.received).sum(),
+        first_message: reports.iter().filter_map(|r| r.first_message).min(),
+        strategy: None,
     }
 }
 
@@ -153,6 +155,7 @@ mod tests {
             latencies: vec![Duration::from_millis(1)],
             sent: 3,
             received: 3,
+            ..Report::new()
         }
     }
 

@@ -9,9 +9,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::WHO;
 use super::handshake::Ws;
-use super::payload::message;
+use super::payload::{message, push_stamp};
 use super::session::{Doing, Session};
-use crate::endpoints::connect::{Fail, fail, ms};
+use crate::endpoints::connect::{Fail, fail, ms, no_echo};
 use crate::endpoints::fragment;
 use crate::engine::NetRef;
 use crate::scenario::{Workload, WorkloadKind};
@@ -169,6 +169,7 @@ impl Session<'_> {
     /// Counts a message that arrived intact, with its latency.
     fn arrived(&mut self, latency: Duration, line: String) {
         self.report.latencies.push(latency);
+        self.report.first_message.get_or_insert(self.net.now());
         self.report.received += 1;
         self.t.log(self.net.now(), WHO, line);
     }
@@ -218,14 +219,7 @@ impl Session<'_> {
                     ms(self.net.now())
                 ),
             )),
-            None => Err(fail(
-                Outcome::Stalled,
-                format!(
-                    "no echo of #{i} within {} (sent at {})",
-                    ms(timeout),
-                    ms(sent_at)
-                ),
-            )),
+            None => Err(no_echo(i, timeout, sent_at)),
         }
     }
 
@@ -246,10 +240,7 @@ impl Session<'_> {
             ));
         };
         let stamp = match &message {
-            Message::Text(text) if text.len() == size => text
-                .strip_prefix(&format!("push {i} at "))
-                .and_then(|rest| rest.split('.').next())
-                .and_then(|us| us.parse::<u64>().ok()),
+            Message::Text(text) => push_stamp(text, i, size),
             _ => None,
         };
         let Some(us) = stamp else {

@@ -20,11 +20,15 @@
 //! opened it, on that worker's [`Net`](crate::engine::Net) clock; the others only queue
 //! packets and wake it.
 //!
-//! Its files: `packet.rs` the codec (a client can use it too); `session.rs` a session's
+//! [`client`] is the other side: an Engine.IO client (polling, the WebSocket, the upgrade,
+//! the heartbeat), as engine.io-client speaks it.
+//!
+//! Its files: `packet.rs` the codec (the client uses it too); `session.rs` a session's
 //! state and what each event does to it; `request.rs` reading a request's query and checking
 //! it as engine.io does; `polling.rs` the GETs and POSTs; `websocket.rs` a WebSocket session
 //! and the upgrade; `tasks.rs` the heartbeat and the push.
 
+pub mod client;
 pub mod packet;
 mod polling;
 mod request;

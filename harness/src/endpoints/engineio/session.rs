@@ -46,8 +46,8 @@ pub(super) enum Upgrade {
     /// `3probe` has gone out: a GET held now or next is answered with a noop, so that the
     /// client stops polling.
     Probed,
-    /// That noop has gone out: a GET waits for packets (engine.io sends such noops every
-    /// 100 ms; one is enough for a client that pauses polling as it must).
+    /// That noop has gone out: a GET waits for packets, or for the next upgrade check
+    /// (`tasks::upgrade_checks`, every 100 ms as engine.io's), which makes it `Probed` again.
     Paused,
     /// `5` has come: packets go out on the WebSocket.
     Done,

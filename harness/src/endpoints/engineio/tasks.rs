@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use super::Cx;
 use super::packet::{Handshake, Packet, PacketType};
 use super::request::Refused;
-use super::session::{App, Session, Transport};
+use super::session::{App, Session, Transport, Upgrade};
 
 /// Opens a session on `transport` running `app`: its open packet queued, its heartbeat (and
 /// push) started. Refused when the server holds its most sessions already.
@@ -63,6 +63,40 @@ pub(super) fn open(cx: &Cx, transport: Transport, app: App) -> Result<Arc<Sessio
             .spawn(push(c, s, count, interval, size).boxed_local());
     }
     Ok(session)
+}
+
+/// How often, while an upgrade is under way, a GET held for the session is answered with a
+/// noop: engine.io's `checkIntervalTimer` (`_maybeUpgrade`, "writing a noop packet to polling
+/// for fast upgrade"), every 100 ms.
+const UPGRADE_CHECK: Duration = Duration::from_millis(100);
+
+/// Starts the upgrade's checks on the worker that answered the probe: every [`UPGRADE_CHECK`]
+/// from `3probe` until `5` comes, the upgrade fails or the session closes, a GET held for the
+/// session is let go with a noop, so that a client that polled again before it saw `3probe`
+/// (its poll's noop arriving first) can pause polling and complete the upgrade.
+pub(super) fn upgrade_checks(cx: &Cx, session: Arc<Session>) {
+    let c = cx.clone();
+    cx.net.spawn(upgrade_check(c, session).boxed_local());
+}
+
+async fn upgrade_check(cx: Cx, session: Arc<Session>) {
+    loop {
+        let at = cx.net.now().saturating_add(UPGRADE_CHECK);
+        let over = session
+            .wait_until_or(&cx, at, |s| {
+                let over = s.closed.is_some() || matches!(s.upgrade, Upgrade::None | Upgrade::Done);
+                over.then_some(())
+            })
+            .await;
+        if over.is_some() {
+            return;
+        }
+        session.update(|s| {
+            if s.polling && s.upgrade == Upgrade::Paused {
+                s.upgrade = Upgrade::Probed;
+            }
+        });
+    }
 }
 
 /// What the heartbeat saw while it waited.

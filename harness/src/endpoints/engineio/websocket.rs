@@ -3,6 +3,7 @@
 //! [`Options::upgrade_timeout`](super::Options::upgrade_timeout)), then every packet of the
 //! session as one message each way until it ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -114,33 +115,38 @@ where
     }
 }
 
-/// Why a probe did not upgrade its session: the session stays on polling.
+/// Why a polling session's upgrade did not happen; the text goes to the transcript.
 #[derive(Debug, thiserror::Error)]
 enum NoUpgrade {
     /// The session closed meanwhile.
     #[error("the session closed")]
     Closed,
-    /// No `5` came in time.
+    /// No `5` within the upgrade timeout.
     #[error("no upgrade packet within {} ms", .0.as_millis())]
     Timeout(Duration),
     /// A message that is not a packet.
     #[error("parse error: {0}")]
     Parse(DecodeError),
-    /// The WebSocket ended, or failed.
-    #[error("{0}")]
-    Ended(String),
     /// `3probe` could not be sent.
     #[error("sending 3probe: {0}")]
     Send(WsError),
-    /// A packet other than the probe's.
+    /// The WebSocket ended: how.
+    #[error("{0}")]
+    Ended(String),
+    /// A packet other than `2probe` or `5`.
     #[error("a {0} packet before the upgrade")]
     Unexpected(Packet),
 }
 
 /// The upgrade of a polling session: `2probe` is answered `3probe` (from then on a held GET
-/// gets a noop), and `5` moves the session onto the WebSocket. Anything else, the session
+/// gets a noop, and another every 100 ms: `tasks::upgrade_checks`), and `5` moves the session
+/// onto the WebSocket. Anything else, the session
 /// ending or the upgrade timeout leaves the session on polling.
-async fn probe<S>(cx: &Cx, session: &Session, ws: &mut WebSocketStream<S>) -> Result<(), NoUpgrade>
+async fn probe<S>(
+    cx: &Cx,
+    session: &Arc<Session>,
+    ws: &mut WebSocketStream<S>,
+) -> Result<(), NoUpgrade>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -151,6 +157,9 @@ where
             biased;
             () = session.wait_until(|s| s.closed.is_some().then_some(())) => {
                 return Err(NoUpgrade::Closed);
+            }
+            () = cx.net.sleep_until(deadline) => {
+                return Err(NoUpgrade::Timeout(timeout));
             }
             () = cx.net.sleep_until(deadline) => return Err(NoUpgrade::Timeout(timeout)),
             next = ws.next() => next,
@@ -168,6 +177,7 @@ where
                 "engine.io {}: probe answered on a websocket",
                 session.sid
             ));
+            tasks::upgrade_checks(cx, session.clone());
         } else if packet.is(PacketType::Upgrade, "") {
             let moved = session.update(|s| {
                 let open = s.closed.is_none();

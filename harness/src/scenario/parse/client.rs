@@ -3,10 +3,11 @@
 
 use toml::Spanned;
 
-use super::{Source, workload};
+use super::{Source, strategy, workload};
 use crate::scenario::raw::{RawClient, RawServer};
 use crate::scenario::{
-    Client, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server, WorkloadKind,
+    Client, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server, StrategyKind,
+    WorkloadKind,
 };
 
 /// `client.schemes`: `ws`, `wss` or both, each once.
@@ -14,27 +15,46 @@ pub(super) fn schemes(
     src: Source<'_>,
     schemes: &Spanned<Vec<Scheme>>,
 ) -> Result<Vec<Scheme>, ScenarioError> {
-    let span = schemes.span();
-    let schemes = schemes.get_ref();
-    if schemes.is_empty() {
-        return Err(src.fail(span, "`schemes` must list `ws`, `wss` or both"));
-    }
-    for (i, s) in schemes.iter().enumerate() {
-        if schemes[..i].contains(s) {
-            return Err(src.fail(span, format!("scheme `{s}` is listed twice")));
-        }
-    }
-    Ok(schemes.clone())
+    each_once(
+        src,
+        schemes,
+        "`schemes` must list `ws`, `wss` or both",
+        "scheme",
+    )
 }
 
-/// `[client]` with its workload, `schemes` already read; `path_is_empty` says whether the
-/// path has a hop to use as the explicit proxy.
+/// The items of `list`, which must hold at least one (else `empty` is the error) and none
+/// twice (`noun` names one in the error).
+pub(super) fn each_once<T: Clone + PartialEq + std::fmt::Display>(
+    src: Source<'_>,
+    list: &Spanned<Vec<T>>,
+    empty: &str,
+    noun: &str,
+) -> Result<Vec<T>, ScenarioError> {
+    let span = list.span();
+    let items = list.get_ref();
+    if items.is_empty() {
+        return Err(src.fail(span, empty));
+    }
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].contains(item) {
+            return Err(src.fail(span, format!("{noun} `{item}` is listed twice")));
+        }
+    }
+    Ok(items.clone())
+}
+
+/// `[client]` with its workload, `schemes` (or the strategies' `kinds`) already read;
+/// `path_is_empty` says whether the path has a hop to use as the explicit proxy.
 pub(super) fn client(
     src: Source<'_>,
-    c: RawClient,
+    c: Spanned<RawClient>,
     schemes: Vec<Scheme>,
+    kinds: &[StrategyKind],
     path_is_empty: bool,
 ) -> Result<Client, ScenarioError> {
+    strategy::engineio_keys(src, &c, kinds)?;
+    let c = c.into_inner();
     // The two time budgets first: the handshake's and each reply's.
     let handshake_timeout = src.positive(&c.handshake_timeout_ms, "handshake-timeout-ms")?;
     let reply_timeout = src.positive(&c.workload.reply_timeout_ms, "reply-timeout-ms")?;
@@ -60,8 +80,11 @@ pub(super) fn client(
     let subprotocols = subprotocols(src, c.subprotocols.as_ref(), smuggle)?;
     let workload =
         workload::workload(src, &c.workload, reply_timeout, c.ping_interval_ms.as_ref())?;
+    let strategies =
+        strategy::strategies(src, kinds, c.polling_then_upgrade, c.websocket_then_polling)?;
     Ok(Client {
         schemes,
+        strategies,
         route,
         handshake_timeout,
         workload,
@@ -200,17 +223,24 @@ fn path_prefix(src: Source<'_>, prefix: Option<&Spanned<String>>) -> Result<Stri
     Ok(text.clone())
 }
 
-/// `[server]`: `tls-version` pins the wss listener's TLS version, so it needs `wss`.
+/// `[server]`: `tls-version` pins the wss listener's TLS version, so it needs `wss` among the
+/// schemes, or a strategy whose attempts use it.
 pub(super) fn server(
     src: Source<'_>,
     server: RawServer,
     schemes: &[Scheme],
+    kinds: &[StrategyKind],
 ) -> Result<Server, ScenarioError> {
+    let uses = if kinds.is_empty() {
+        "which `client.schemes` does not list"
+    } else {
+        "which no strategy of `client.strategies` uses"
+    };
     match server.tls_version {
-        Some(v) if !schemes.contains(&Scheme::Wss) => Err(src.fail(
+        Some(v) if !strategy::schemes_used(schemes, kinds).contains(&Scheme::Wss) => Err(src.fail(
             v.span(),
             format!(
-                "`tls-version = \"{}\"` applies to wss only, which `client.schemes` does not list",
+                "`tls-version = \"{}\"` applies to wss only, {uses}",
                 v.get_ref()
             ),
         )),

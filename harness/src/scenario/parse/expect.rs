@@ -1,5 +1,5 @@
-//! What a run is expected to end in: `[expect]`, an outcome for each scheme the client runs,
-//! and `[bounds]`, the latencies past which a delivered run is `degraded`.
+//! What a run is expected to end in: `[expect]`, an outcome for each scheme (or strategy) the
+//! client runs, and `[bounds]`, the latencies past which a delivered run is `degraded`.
 
 use std::time::Duration;
 
@@ -7,45 +7,58 @@ use toml::Spanned;
 
 use super::Source;
 use crate::scenario::raw::{RawBounds, RawExpect};
-use crate::scenario::{Bounds, ScenarioError, Scheme};
+use crate::scenario::{Bounds, ScenarioError, Scheme, StrategyKind};
 use crate::verdict::outcome::Outcome;
 
-/// `[expect]`: an outcome for every scheme in `schemes` and for no other, in their order.
+/// `[expect]`: an outcome for every scheme in `schemes` and for no other, in their order; or,
+/// when the client lists `strategies`, for every one of them and no other.
 pub(super) fn expect(
     src: Source<'_>,
     expect: Spanned<RawExpect>,
     schemes: &[Scheme],
-) -> Result<Vec<(Scheme, Outcome)>, ScenarioError> {
+    strategies: &[StrategyKind],
+) -> Result<Expected, ScenarioError> {
     let span = expect.span();
     let raw = expect.into_inner();
-    let mut expect = Vec::new();
-    for scheme in [Scheme::Ws, Scheme::Wss] {
-        let outcome = match scheme {
-            Scheme::Ws => raw.ws,
-            Scheme::Wss => raw.wss,
-        };
-        match (schemes.contains(&scheme), outcome) {
-            (true, Some(o)) => expect.push((scheme, o)),
+    let (listed, list): (Vec<StrategyKind>, &str) = if strategies.is_empty() {
+        let kinds = schemes.iter().map(|s| match s {
+            Scheme::Ws => StrategyKind::Ws,
+            Scheme::Wss => StrategyKind::Wss,
+        });
+        (kinds.collect(), "client.schemes")
+    } else {
+        (strategies.to_vec(), "client.strategies")
+    };
+    let mut given = Vec::new();
+    for kind in StrategyKind::ALL {
+        match (listed.contains(&kind), raw.strategy(kind)) {
+            (true, Some(o)) => given.push((kind, o)),
             (true, None) => {
                 return Err(src.fail(
                     span,
-                    format!("`expect` has no outcome for `{scheme}`, which `client.schemes` lists"),
+                    format!("`expect` has no outcome for `{kind}`, which `{list}` lists"),
                 ));
             }
             (false, Some(_)) => {
                 return Err(src.fail(
                     span,
-                    format!(
-                        "`expect` gives an outcome for `{scheme}`, which `client.schemes` does not list"
-                    ),
+                    format!("`expect` gives an outcome for `{kind}`, which `{list}` does not list"),
                 ));
             }
             (false, None) => {}
         }
     }
-    expect.sort_by_key(|(s, _)| schemes.iter().position(|x| x == s));
-    Ok(expect)
+    given.sort_by_key(|(k, _)| listed.iter().position(|x| x == k));
+    if strategies.is_empty() {
+        let by_scheme = given.into_iter().map(|(k, o)| (k.scheme(), o)).collect();
+        Ok((by_scheme, Vec::new()))
+    } else {
+        Ok((Vec::new(), given))
+    }
 }
+
+/// The outcomes `[expect]` gives: per scheme, or per strategy.
+type Expected = (Vec<(Scheme, Outcome)>, Vec<(StrategyKind, Outcome)>);
 
 /// `[bounds]`: none unless given; a table given sets at least one.
 pub(super) fn bounds(

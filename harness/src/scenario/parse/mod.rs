@@ -1,7 +1,8 @@
 //! Reading the text of a scenario file into TOML values that are sure not to break the reader
 //! (`text.rs`: keys nested too deep, milliseconds beyond [`MAX_MS`]), then validating each
 //! table with a function of its own: here the file's own keys (`format`, `title`, `source`,
-//! `seeds`); `client.rs` the schemes, `[client]` and `[server]`; `workload.rs`
+//! `seeds`); `strategy.rs` the schemes or strategies and the strategies' parameters;
+//! `client.rs` the schemes, `[client]` and `[server]`; `workload.rs`
 //! `[client.workload]`; `expect.rs` `[expect]` and `[bounds]`; `path.rs` `[[path]]`, `twin`
 //! and `[[faults]]`. [`parse`] calls them in a fixed order, one line each, so a file with
 //! several mistakes always gets the same first one.
@@ -22,6 +23,7 @@ pub(crate) use text::millisecond_beyond_limit;
 mod client;
 mod expect;
 mod path;
+mod strategy;
 mod text;
 mod workload;
 
@@ -83,14 +85,14 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let raw = read(src)?;
     header(src, &raw)?;
     let seeds = seeds(src, raw.seeds)?;
-    let schemes = client::schemes(src, &raw.client.schemes)?;
-    let expect = expect::expect(src, raw.expect, &schemes)?;
+    let (schemes, kinds) = strategy::listed(src, &raw.client)?;
+    let (expect, expect_strategies) = expect::expect(src, raw.expect, &schemes, &kinds)?;
     let path_is_empty = raw.path.is_empty();
-    let client = client::client(src, raw.client, schemes, path_is_empty)?;
+    let client = client::client(src, raw.client, schemes, &kinds, path_is_empty)?;
     let path = path::hops(src, raw.path)?;
     let twin = path::twin(src, raw.twin)?;
     let faults = path::faults(src, raw.faults, &path)?;
-    let server = client::server(src, raw.server, &client.schemes)?;
+    let server = client::server(src, raw.server, &client.schemes, &kinds)?;
     let bounds = expect::bounds(src, raw.bounds)?;
     Ok(Scenario {
         file: file.to_string(),
@@ -105,6 +107,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         client,
         server,
         expect,
+        expect_strategies,
+        strategy: None,
         bounds,
     })
 }

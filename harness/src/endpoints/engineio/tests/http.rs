@@ -18,7 +18,7 @@ use crate::verdict::transcript::{self, Transcript};
 
 /// Runs the reference server with `options` and `client` on the simulated network with
 /// seed 1, 1 ms apart; gives the server's transcript.
-pub(super) fn run(
+pub(in crate::endpoints::engineio) fn run(
     options: Options,
     client: impl FnOnce(NetRef) -> LocalBoxFuture<'static, anyhow::Result<()>> + 'static,
 ) -> String {
@@ -190,7 +190,7 @@ pub(super) async fn websocket(
 }
 
 /// `f(net)` boxed, as a client's software.
-pub(super) fn client<F>(
+pub(in crate::endpoints::engineio) fn client<F>(
     f: impl FnOnce(NetRef) -> F + 'static,
 ) -> impl FnOnce(NetRef) -> LocalBoxFuture<'static, anyhow::Result<()>>
 where

@@ -2,7 +2,7 @@
 //! WebSocket, echoes both ways, the upgrade, the heartbeat, and every refusal, each checked
 //! against what engine.io answers; and the same transcript from the same seed.
 
-mod http;
+pub(super) mod http;
 
 use std::time::Duration;
 
@@ -202,6 +202,39 @@ fn an_upgrade_probes_ends_the_held_poll_with_a_noop_and_moves_the_session() {
             "upgraded to websocket",
             "closed: the client's close packet",
         ],
+    );
+}
+
+/// A client that polled again after the noop, before it saw `3probe` (on a real network the
+/// noop may come first), gets another noop within 100 ms, as engine.io's upgrade checks give
+/// it, rather than waiting for the next ping; and a GET after the upgrade is refused.
+#[test]
+fn a_poll_made_again_during_the_upgrade_is_let_go_within_100_ms() {
+    run(
+        Options::default(),
+        client(|net| async move {
+            let (mut polls, open, session) = polling_session(&net).await?;
+            let mut ws = websocket(&net, &target("websocket", Some(&open.sid))).await?;
+            ws.send(Message::text("2probe")).await?;
+            let (first, pong) = tokio::join!(polls.get(&session), ws.next());
+            assert_eq!(first?.packets(), vec![bare(PacketType::Noop)]);
+            assert_eq!(pong.transpose()?, Some(Message::text("3probe")));
+            let asked = net.now();
+            let again = polls.get(&session).await?;
+            assert_eq!(again.packets(), vec![bare(PacketType::Noop)]);
+            assert!(
+                net.now() - asked <= Duration::from_millis(102),
+                "{:?}",
+                net.now() - asked
+            );
+            ws.send(Message::text("5")).await?;
+            ws.send(Message::text("4upgraded")).await?;
+            assert_eq!(
+                ws.next().await.transpose()?,
+                Some(Message::text("4upgraded"))
+            );
+            Ok(())
+        }),
     );
 }
 

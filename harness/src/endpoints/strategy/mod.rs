@@ -1,0 +1,142 @@
+//! Client strategies: what a real-time application does when its WebSocket fails, each a way
+//! of running the scenario's workload through one or more transports in turn
+//! ([`crate::scenario::StrategyKind`]).
+//!
+//! - `ws`, `wss`: the reference client ([`client::run`]) on one scheme.
+//! - `ws-then-wss`: `ws`, then, if it failed before its first message arrived, `wss` at once.
+//! - `polling-then-upgrade`, `websocket-then-polling`: the Engine.IO client (`engineio.rs`).
+//!
+//! Every run of a strategy reports its [`Trail`]: each attempt (the transport, when it began,
+//! how it ended) and the transport the run ended on. A run that delivered every message on a
+//! transport other than the one its strategy prefers (`ws` for `ws-then-wss`, the WebSocket
+//! for the Engine.IO strategies that upgrade or start there) is `fell-back`, its detail naming
+//! that transport and what failed before.
+
+mod engineio;
+
+use engineio::Open;
+
+use crate::endpoints::client;
+use crate::endpoints::connect::{Attempt, Plan, Report, Trail};
+use crate::engine::NetRef;
+use crate::scenario::{Scheme, Strategy, StrategyKind};
+use crate::verdict::outcome::Outcome;
+use crate::verdict::transcript::Transcript;
+
+/// The name the client logs under.
+const WHO: &str = "client";
+
+/// Runs the plan's workload as `strategy` does, to its report. Never fails: everything the
+/// network does is an outcome.
+pub async fn run(net: NetRef, plan: Plan, strategy: &Strategy, t: Transcript) -> Report {
+    let messages = u64::from(plan.workload.messages);
+    let (mut report, attempts, transport) = match strategy.kind {
+        StrategyKind::Ws | StrategyKind::Wss => {
+            let scheme = strategy.kind.scheme();
+            let (report, attempt) = websocket(&net, plan, scheme, &t).await;
+            (report, vec![attempt], scheme.as_str())
+        }
+        StrategyKind::WsThenWss => ws_then_wss(&net, plan, &t).await,
+        StrategyKind::PollingThenUpgrade => {
+            engineio::run(&net, plan, &strategy.engineio, &t, Open::Polling).await
+        }
+        StrategyKind::WebsocketThenPolling => {
+            engineio::run(&net, plan, &strategy.engineio, &t, Open::WebSocket).await
+        }
+    };
+    let preferred = preferred(strategy);
+    if report.outcome == Outcome::Delivered && transport != preferred {
+        report.outcome = Outcome::FellBack;
+        t.log(
+            net.now(),
+            WHO,
+            format!("outcome fell-back: every message over {transport}, not {preferred}"),
+        );
+    }
+    if matches!(report.outcome, Outcome::Delivered | Outcome::FellBack) {
+        report.detail = format!("{} over {transport}{}", report.detail, failed(&attempts));
+    }
+    report.strategy = Some(Trail {
+        transport,
+        attempts,
+        messages,
+    });
+    report
+}
+
+/// The result of a polling attempt whose session moved onto a WebSocket.
+const UPGRADED: &str = "upgraded";
+
+/// The result of a probe still under way when its session ended.
+const UNFINISHED: &str = "unfinished";
+
+/// The transport a strategy means to end on: anything else is a fallback.
+fn preferred(strategy: &Strategy) -> &'static str {
+    match strategy.kind {
+        StrategyKind::Ws | StrategyKind::WsThenWss => "ws",
+        StrategyKind::Wss => "wss",
+        StrategyKind::PollingThenUpgrade if !strategy.engineio.upgrade => "polling",
+        StrategyKind::PollingThenUpgrade | StrategyKind::WebsocketThenPolling => "websocket",
+    }
+}
+
+/// `; after ws handshake-rejected (HTTP 426 …)`: the attempts that failed, for a detail.
+fn failed(attempts: &[Attempt]) -> String {
+    let failures: Vec<String> = attempts
+        .iter()
+        .filter(|a| a.result != UPGRADED && a.result != Outcome::Delivered.as_str())
+        .map(|a| format!("{} {} ({})", a.transport, a.result, a.detail))
+        .collect();
+    if failures.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", failures.join("; "))
+    }
+}
+
+/// The reference client on `scheme`: its report, and the attempt it was.
+async fn websocket(
+    net: &NetRef,
+    mut plan: Plan,
+    scheme: Scheme,
+    t: &Transcript,
+) -> (Report, Attempt) {
+    let began = net.now();
+    plan.scheme = scheme;
+    let report = client::run(net.clone(), plan, t.clone()).await;
+    let attempt = Attempt {
+        transport: scheme.as_str(),
+        began,
+        result: report.outcome.to_string(),
+        detail: report.detail.clone(),
+    };
+    (report, attempt)
+}
+
+/// What a strategy's attempts came to: the last attempt's report (with what the others sent),
+/// every attempt, and the transport the run ended on.
+type Attempted = (Report, Vec<Attempt>, &'static str);
+
+/// `ws`; if it failed before its first message arrived, `wss`.
+async fn ws_then_wss(net: &NetRef, plan: Plan, t: &Transcript) -> Attempted {
+    let (first, attempt) = websocket(net, plan.clone(), Scheme::Ws, t).await;
+    let mut attempts = vec![attempt];
+    if first.outcome == Outcome::Delivered || first.received > 0 {
+        return (first, attempts, "ws");
+    }
+    t.log(
+        net.now(),
+        WHO,
+        format!(
+            "ws failed before its first message ({}): falling back to wss",
+            first.outcome
+        ),
+    );
+    let (mut second, attempt) = websocket(net, plan, Scheme::Wss, t).await;
+    attempts.push(attempt);
+    second.sent += first.sent;
+    (second, attempts, "wss")
+}
+
+#[cfg(test)]
+mod tests;

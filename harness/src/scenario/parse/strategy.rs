@@ -1,0 +1,206 @@
+//! What the client runs: `schemes` or `strategies` (one of them), each strategy's parameters
+//! (`[client.polling-then-upgrade]`, `[client.websocket-then-polling]`), and the `[client]`
+//! keys an Engine.IO strategy cannot honour.
+
+use toml::Spanned;
+
+use super::Source;
+use crate::scenario::raw::{RawClient, RawPollingThenUpgrade, RawWebsocketThenPolling};
+use crate::scenario::{EngineIoParams, ScenarioError, Scheme, Strategy, StrategyKind};
+use crate::scenario::{WorkloadKind, raw::RawWorkload};
+
+/// `client.schemes` or `client.strategies`, exactly one, each listing something and nothing
+/// twice: the schemes (none for strategies) and the strategies (none for schemes).
+pub(super) fn listed(
+    src: Source<'_>,
+    client: &Spanned<RawClient>,
+) -> Result<(Vec<Scheme>, Vec<StrategyKind>), ScenarioError> {
+    let c = client.get_ref();
+    match (&c.schemes, &c.strategies) {
+        (Some(schemes), None) => Ok((super::client::schemes(src, schemes)?, Vec::new())),
+        (None, Some(strategies)) => {
+            let empty = "`strategies` must list at least one strategy";
+            let kinds = super::client::each_once(src, strategies, empty, "strategy")?;
+            Ok((Vec::new(), kinds))
+        }
+        (Some(_), Some(strategies)) => Err(src.fail(
+            strategies.span(),
+            "give `schemes` or `strategies`, not both (`strategies` may list `ws` and `wss`)",
+        )),
+        (None, None) => Err(src.fail(
+            client.span(),
+            "`[client]` needs `schemes` (ws, wss) or `strategies` (ws, wss, ws-then-wss, polling-then-upgrade, websocket-then-polling)",
+        )),
+    }
+}
+
+/// Each listed strategy with its parameters, in the list's order. A parameter table for a
+/// strategy the list does not name is an error.
+pub(super) fn strategies(
+    src: Source<'_>,
+    kinds: &[StrategyKind],
+    polling: Option<Spanned<RawPollingThenUpgrade>>,
+    websocket: Option<Spanned<RawWebsocketThenPolling>>,
+) -> Result<Vec<Strategy>, ScenarioError> {
+    let unlisted = |kind: StrategyKind, span: std::ops::Range<usize>| {
+        src.fail(
+            span,
+            format!("`[client.{kind}]` sets the parameters of `{kind}`, which `client.strategies` does not list"),
+        )
+    };
+    let mut polling_params = EngineIoParams::default();
+    if let Some(p) = polling {
+        if !kinds.contains(&StrategyKind::PollingThenUpgrade) {
+            return Err(unlisted(StrategyKind::PollingThenUpgrade, p.span()));
+        }
+        let p = p.into_inner();
+        common(
+            src,
+            &mut polling_params,
+            p.timeout_ms.as_ref(),
+            p.upgrade,
+            p.probe_timeout_ms.as_ref(),
+        )?;
+    }
+    let mut websocket_params = EngineIoParams::default();
+    if let Some(w) = websocket {
+        if !kinds.contains(&StrategyKind::WebsocketThenPolling) {
+            return Err(unlisted(StrategyKind::WebsocketThenPolling, w.span()));
+        }
+        let w = w.into_inner();
+        let params = &mut websocket_params;
+        common(
+            src,
+            params,
+            w.timeout_ms.as_ref(),
+            w.upgrade,
+            w.probe_timeout_ms.as_ref(),
+        )?;
+        if let Some(v) = &w.reconnection_delay_ms {
+            params.reconnection_delay = src.positive(v, "reconnection-delay-ms")?;
+        }
+        if let Some(v) = &w.reconnection_delay_max_ms {
+            params.reconnection_delay_max = src.positive(v, "reconnection-delay-max-ms")?;
+        }
+        if params.reconnection_delay_max < params.reconnection_delay {
+            let at = w
+                .reconnection_delay_max_ms
+                .as_ref()
+                .or(w.reconnection_delay_ms.as_ref())
+                .map_or(0..0, Spanned::span);
+            return Err(src.fail(
+                at,
+                format!(
+                    "`reconnection-delay-max-ms` ({} ms) must be at least `reconnection-delay-ms` ({} ms)",
+                    params.reconnection_delay_max.as_millis(),
+                    params.reconnection_delay.as_millis()
+                ),
+            ));
+        }
+        if let Some(f) = &w.randomization_factor {
+            let v = *f.get_ref();
+            if !(0.0..=1.0).contains(&v) {
+                return Err(src.fail(
+                    f.span(),
+                    format!("`randomization-factor` must be between 0 and 1, got {v}"),
+                ));
+            }
+            params.randomization_thousandths = (v * 1000.0).round() as u32;
+        }
+    }
+    Ok(kinds
+        .iter()
+        .map(|&kind| Strategy {
+            kind,
+            engineio: match kind {
+                StrategyKind::PollingThenUpgrade => polling_params,
+                StrategyKind::WebsocketThenPolling => websocket_params,
+                _ => EngineIoParams::default(),
+            },
+        })
+        .collect())
+}
+
+/// The keys both Engine.IO strategies take.
+fn common(
+    src: Source<'_>,
+    params: &mut EngineIoParams,
+    timeout_ms: Option<&Spanned<u64>>,
+    upgrade: Option<bool>,
+    probe_timeout_ms: Option<&Spanned<u64>>,
+) -> Result<(), ScenarioError> {
+    if let Some(v) = timeout_ms {
+        params.timeout = src.positive(v, "timeout-ms")?;
+    }
+    if let Some(u) = upgrade {
+        params.upgrade = u;
+    }
+    if let Some(v) = probe_timeout_ms {
+        params.probe_timeout = Some(src.positive(v, "probe-timeout-ms")?);
+    }
+    Ok(())
+}
+
+/// The `[client]` and workload keys an Engine.IO strategy cannot honour, refused where they
+/// are written when `kinds` lists one: Engine.IO carries whole messages (no fragments of the
+/// client's choosing), closes without a code, and has its own heartbeat; and the
+/// cache-poisoning demonstration is WebSocket frames written by hand.
+pub(super) fn engineio_keys(
+    src: Source<'_>,
+    client: &Spanned<RawClient>,
+    kinds: &[StrategyKind],
+) -> Result<(), ScenarioError> {
+    let Some(kind) = kinds.iter().find(|k| k.engineio()) else {
+        return Ok(());
+    };
+    let c = client.get_ref();
+    let w: &RawWorkload = &c.workload;
+    let refused = |key: &str, span: std::ops::Range<usize>, why: &str| {
+        src.fail(
+            span,
+            format!("`{key}` does not apply to strategy `{kind}`: {why}"),
+        )
+    };
+    if let Some(v) = &c.ping_interval_ms {
+        return Err(refused(
+            "ping-interval-ms",
+            v.span(),
+            "Engine.IO has its own heartbeat (the server's pings)",
+        ));
+    }
+    let fragments = "Engine.IO sends each message whole";
+    if let Some(v) = &w.fragment_bytes {
+        return Err(refused("fragment-bytes", v.span(), fragments));
+    }
+    if let Some(v) = &w.server_fragment_bytes {
+        return Err(refused("server-fragment-bytes", v.span(), fragments));
+    }
+    let codes = "an Engine.IO session closes with a close packet, without a code";
+    if let Some(v) = &w.close_code {
+        return Err(refused("close-code", v.span(), codes));
+    }
+    if let Some(v) = &w.server_close_code {
+        return Err(refused("server-close-code", v.span(), codes));
+    }
+    if w.kind == WorkloadKind::Smuggle {
+        let at = c.strategies.as_ref().map_or(0..0, Spanned::span);
+        return Err(src.fail(
+            at,
+            format!("strategy `{kind}` carries echo and push workloads, not `kind = \"smuggle\"`"),
+        ));
+    }
+    Ok(())
+}
+
+/// The schemes the client's runs use: its schemes, or those of its strategies' attempts.
+pub(super) fn schemes_used(schemes: &[Scheme], kinds: &[StrategyKind]) -> Vec<Scheme> {
+    let mut used: Vec<Scheme> = schemes.to_vec();
+    for k in kinds {
+        for s in k.schemes() {
+            if !used.contains(s) {
+                used.push(*s);
+            }
+        }
+    }
+    used
+}
