@@ -144,16 +144,25 @@ fn common(
 /// The `[client]` and workload keys an Engine.IO strategy cannot honour, refused where they
 /// are written when `kinds` lists one: Engine.IO carries whole messages (no fragments of the
 /// client's choosing), closes without a code, and has its own heartbeat; and the
-/// cache-poisoning demonstration is WebSocket frames written by hand.
+/// cache-poisoning demonstration is WebSocket frames written by hand. `sessions` is refused
+/// with any strategy: a strategy's run is one application's session.
 pub(super) fn engineio_keys(
     src: Source<'_>,
     client: &Spanned<RawClient>,
     kinds: &[StrategyKind],
 ) -> Result<(), ScenarioError> {
+    let c = client.get_ref();
+    if let (Some(kind), Some(v)) = (kinds.first(), &c.sessions) {
+        return Err(src.fail(
+            v.span(),
+            format!(
+                "`sessions` does not apply to strategy `{kind}`: a strategy's run is one application's session"
+            ),
+        ));
+    }
     let Some(kind) = kinds.iter().find(|k| k.engineio()) else {
         return Ok(());
     };
-    let c = client.get_ref();
     let w: &RawWorkload = &c.workload;
     let refused = |key: &str, span: std::ops::Range<usize>, why: &str| {
         src.fail(
@@ -169,6 +178,13 @@ pub(super) fn engineio_keys(
         ));
     }
     let fragments = "Engine.IO sends each message whole";
+    if let Some(v) = &c.subprotocols {
+        return Err(refused(
+            "subprotocols",
+            v.span(),
+            "Engine.IO's WebSocket offers no subprotocol",
+        ));
+    }
     if let Some(v) = &w.fragment_bytes {
         return Err(refused("fragment-bytes", v.span(), fragments));
     }
