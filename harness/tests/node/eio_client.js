@@ -10,29 +10,22 @@
 //   node eio_client.js http://127.0.0.1:8080 polling,websocket 5 20000 /engine.io/
 
 const { Socket } = require("engine.io-client");
+const { say, ending } = require("./report.js");
 
 const [url, transports, count, limit, path] = process.argv.slice(2);
 const messages = Number(count);
-const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
 
+const upgrading = transports.split(",").length > 1;
 const socket = new Socket(url, {
   transports: transports.split(","),
   path: path || "/engine.io/",
-  upgrade: transports.split(",").length > 1,
+  upgrade: upgrading,
 });
 
-const upgrading = transports.split(",").length > 1;
 let sent = 0;
 let waiting = false;
 let upgraded = false;
-let done = false;
-const finish = (code, why) => {
-  if (done) return;
-  done = true;
-  say({ event: "end", code, why });
-  socket.close();
-  process.exit(code);
-};
+const finish = ending(socket);
 const next = () => {
   sent += 1;
   waiting = true;

@@ -10,9 +10,9 @@
 
 const http = require("http");
 const engine = require("engine.io");
+const { say } = require("./report.js");
 
 const [port, pingInterval, pingTimeout, limit] = process.argv.slice(2);
-const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
 
 const server = http.createServer();
 const eio = engine.attach(server, {

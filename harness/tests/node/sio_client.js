@@ -14,11 +14,11 @@
 //   node sio_client.js URL TRANSPORTS MESSAGES QUIET_MS LIMIT_MS [fail-fast]
 
 const { io } = require("socket.io-client");
+const { say, ending } = require("./report.js");
 
 const [url, transports, count, quiet, limit, mode] = process.argv.slice(2);
 const failFast = mode === "fail-fast";
 const messages = Number(count);
-const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
 
 const socket = io(url, { transports: transports.split(",") });
 const engine = () => socket.io.engine;
@@ -26,14 +26,7 @@ const engine = () => socket.io.engine;
 let sent = 0;
 let waiting = false;
 let upgraded = false;
-let done = false;
-const finish = (code, why) => {
-  if (done) return;
-  done = true;
-  say({ event: "end", code, why });
-  socket.close();
-  process.exit(code);
-};
+const finish = ending(socket);
 const next = () => {
   if (waiting || sent === messages || !socket.connected) return;
   sent += 1;

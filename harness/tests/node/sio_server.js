@@ -9,9 +9,9 @@
 
 const http = require("http");
 const { Server } = require("socket.io");
+const { say } = require("./report.js");
 
 const [port, limit] = process.argv.slice(2);
-const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
 
 const server = http.createServer();
 const io = new Server(server);
