@@ -8,8 +8,9 @@
 //! - [`registry`]: what each model declares about itself ([`Model`]: name, description,
 //!   parameters, how its hop is made) and what the list tells its users ([`ModelInfo`]); its
 //!   docs show how a model is added.
-//! - [`spec`]: the one ordered list of models ([`MODELS`]) and [`ModelSpec`], a model with its
-//!   parameters, as read from a scenario file (`model = "..."` followed by the parameters).
+//! - [`spec`]: the `models!` macro that makes, from the one ordered list of models at the end
+//!   of this file, [`MODELS`] and [`ModelSpec`] (a model with its parameters, as read from a
+//!   scenario file: `model = "..."` followed by the parameters).
 //! - [`http`]: HTTP/1.1 head parsing (httparse), hop-by-hop field handling (RFC 9110 §7.6.1)
 //!   and where a body ends; [`http::message`], the one message layer every model that reads
 //!   HTTP stands on ([`http::Messages`]: a direction read as heads, body pieces and ends).
