@@ -338,6 +338,8 @@ fn plan(i: u64, messages: u32, tls: &Arc<rustls::ClientConfig>) -> Plan {
         mask: true,
         path_prefix: String::new(),
         subprotocols: Vec::new(),
+        wire: Default::default(),
+        browser: Default::default(),
     }
 }
 

@@ -60,6 +60,7 @@ use cli::check::check;
 use cli::diff::diff;
 use cli::differential::differential;
 use cli::gate::gate;
+use cli::overhead::{Outputs, overhead};
 use cli::proxy::proxy;
 use cli::report::report;
 use cli::run::{Shown, run};
@@ -163,6 +164,28 @@ enum Command {
         check: bool,
         /// How to name the command that regenerates the traversal page.
         #[arg(long, hide = true, default_value = "gauntlet report")]
+        invoked_as: String,
+    },
+    /// Measure what each transport (ws, wss, Engine.IO long-polling) puts on the wire per
+    /// message, by message size and by message rate, with Chromium's request heads, on the
+    /// simulated engine; print bytes per message and write the page, chart and measurements
+    /// asked for. `cargo xtask report` writes reports/OVERHEAD.md and reports/overhead.svg.
+    Overhead {
+        /// Write the Markdown page (the tables, the seed's claim beside the measurement) here.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+        /// Write the chart (SVG: bytes per message by payload size) here.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Write the measurements as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Instead of writing the page and the chart, compare them with the files at
+        /// --markdown and --svg and exit 1 if either is stale.
+        #[arg(long)]
+        check: bool,
+        /// How to name the command that regenerates the page.
+        #[arg(long, hide = true, default_value = "gauntlet overhead")]
         invoked_as: String,
     },
     /// The differential suite: run each scenario that names a twin on the live engine (real
@@ -385,6 +408,19 @@ fn main() -> ExitCode {
             jobs,
         } => bench(paths, &engine, seeds, clients, cores(jobs)),
         Command::Differential { paths, jobs } => differential(paths, jobs as usize),
+        Command::Overhead {
+            markdown,
+            svg,
+            json,
+            check,
+            invoked_as,
+        } => overhead(&Outputs {
+            markdown: markdown.as_deref(),
+            svg: svg.as_deref(),
+            json: json.as_deref(),
+            check,
+            invoked_as: &invoked_as,
+        }),
         Command::Gate(args) => gate(&args),
         Command::Report {
             results,

@@ -26,6 +26,9 @@
 //! - [`mod@traversal`]: `reports/TRAVERSAL.md`, the seed article's decision tree with each
 //!   branch measured by a catalogue scenario ([`traversal::BRANCHES`]), ws versus wss success
 //!   per intermediary kind, and the matrix.
+//! - [`mod@overhead`]: `reports/OVERHEAD.md` and its chart: bytes on the wire and latency
+//!   per message for each transport ([`Overhead`], measured by `gauntlet overhead`), beside
+//!   the seed article's "1000:1".
 //! - `text.rs`: what the renderers share: XML/HTML escaping, millisecond formatting, short
 //!   scenario labels.
 //!
@@ -41,6 +44,7 @@ mod gate;
 mod html;
 mod junit;
 mod markdown;
+pub mod overhead;
 mod svg;
 mod text;
 pub mod traversal;
@@ -50,6 +54,7 @@ pub use gate::{gate_junit, gate_markdown};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
+pub use overhead::{Overhead, overhead_markdown, overhead_svg};
 pub use traversal::traversal;
 
 /// The schema version this crate writes.
@@ -170,6 +175,47 @@ pub struct Run {
     /// (`received` says how many did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// What the client's connections carried, against the application bytes delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<Wire>,
+}
+
+/// Bytes on the wire of a run: the TCP payload of every connection its client made (HTTP
+/// heads, CONNECT exchanges, TLS records, frame headers, Engine.IO packets; not IP or TCP
+/// headers), each direction, beside the application's payload bytes that arrived intact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wire {
+    /// Client to server, on the wire.
+    pub up: u64,
+    /// Server to client, on the wire.
+    pub down: u64,
+    /// Client to server, the payloads of the messages that arrived (an echo's return proves
+    /// its message arrived).
+    pub app_up: u64,
+    /// Server to client, the payloads of the messages that arrived.
+    pub app_down: u64,
+}
+
+impl Wire {
+    /// Bytes on the wire per application byte delivered, client to server; `None` when none
+    /// was delivered.
+    pub fn up_ratio(&self) -> Option<f64> {
+        ratio(self.up, self.app_up)
+    }
+
+    /// Bytes on the wire per application byte delivered, server to client.
+    pub fn down_ratio(&self) -> Option<f64> {
+        ratio(self.down, self.app_down)
+    }
+
+    /// Bytes on the wire, both directions, per application byte delivered either way.
+    pub fn total_ratio(&self) -> Option<f64> {
+        ratio(self.up + self.down, self.app_up + self.app_down)
+    }
+}
+
+fn ratio(wire: u64, app: u64) -> Option<f64> {
+    (app > 0).then(|| wire as f64 / app as f64)
 }
 
 /// One attempt of a client strategy: a transport tried, when, and how it ended.
@@ -340,6 +386,12 @@ mod tests {
             ],
             first_message_ms: Some(30.0),
             lost: Some(0),
+            wire: Some(Wire {
+                up: 1200,
+                down: 900,
+                app_up: 160,
+                app_down: 160,
+            }),
         });
         r.notes = vec!["a note".into()];
         assert_eq!(Results::from_json(&r.to_json()).unwrap(), r);

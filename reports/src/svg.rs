@@ -23,11 +23,11 @@ const PASS_STROKE: &str = "#31a354";
 const FAIL_FILL: &str = "#fcbba1";
 const FAIL_STROKE: &str = "#cb181d";
 const NONE_FILL: &str = "#f0f0f0";
-const GRID: &str = "#dddddd";
-const MUTED: &str = "#666666";
+pub(crate) const GRID: &str = "#dddddd";
+pub(crate) const MUTED: &str = "#666666";
 
 /// Okabe and Ito's colour-blind-safe palette, without black and yellow.
-const PALETTE: [&str; 6] = [
+pub(crate) const PALETTE: [&str; 6] = [
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9",
 ];
 
@@ -35,7 +35,7 @@ const PALETTE: [&str; 6] = [
 pub(crate) const CDF_SERIES: usize = 6;
 
 /// A coordinate: one decimal, without a trailing `.0`.
-fn c(v: f64) -> String {
+pub(crate) fn c(v: f64) -> String {
     let s = format!("{v:.1}");
     match s.strip_suffix(".0") {
         Some("-0") => "0".to_string(),
@@ -48,7 +48,7 @@ fn text_width(chars: usize) -> f64 {
     chars as f64 * CHAR_W
 }
 
-fn open(out: &mut String, width: f64, height: f64, title: &str) {
+pub(crate) fn open(out: &mut String, width: f64, height: f64, title: &str) {
     let (w, h) = (c(width.ceil()), c(height.ceil()));
     let _ = write!(
         out,
@@ -57,12 +57,12 @@ fn open(out: &mut String, width: f64, height: f64, title: &str) {
     );
 }
 
-fn close(out: &mut String) {
+pub(crate) fn close(out: &mut String) {
     out.push_str("</svg>\n");
 }
 
 /// Text at (x, y): `anchor` is `start`, `middle` or `end`.
-fn label(out: &mut String, x: f64, y: f64, anchor: &str, fill: &str, s: &str) {
+pub(crate) fn label(out: &mut String, x: f64, y: f64, anchor: &str, fill: &str, s: &str) {
     let _ = writeln!(
         out,
         "<text x=\"{}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"{fill}\">{}</text>",

@@ -168,6 +168,10 @@ pub fn traversal(results: &Results, command: &str) -> String {
         count(results.runs.len(), "run", "runs"),
         count(matrix.rows.len(), "scenario", "scenarios"),
     );
+    out.push_str(
+        "\nWhat each transport costs once it gets through (bytes on the wire and latency per \
+         message, the article's \"1000:1\" measured) is in [OVERHEAD.md](OVERHEAD.md).\n",
+    );
 
     out.push_str("\n## The decision tree, measured\n\n");
     out.push_str(

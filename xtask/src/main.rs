@@ -8,8 +8,8 @@
 //!   [--transcript]`: runs every scenario file × scheme (or strategy) × seed, writes `target/gauntlet/results.json`, and
 //!   exits non-zero if any run missed its expectation.
 //! - `report [--check]`: runs the catalogue, writes `target/gauntlet/report.{md,html,xml,json}`
-//!   and regenerates `reports/TRAVERSAL.md` (with `--check`: fails if the committed one is
-//!   stale instead of writing it).
+//!   and regenerates `reports/TRAVERSAL.md`, `reports/OVERHEAD.md` and `reports/overhead.svg`
+//!   (with `--check`: fails if a committed one is stale instead of writing it).
 //! - `live [--jobs N]`: the differential suite: `scenarios/live/` on the live engine (real
 //!   products) against each scenario's twin on the simulated engine.
 //! - `bench [--quick] [--runs N] [--no-criterion] [--relay-only]`: builds `gauntlet` in release, measures
@@ -50,7 +50,9 @@ tasks:
   report [--check]
       Run the catalogue on the default engine, then write target/gauntlet/report.md,
       report.html (self-contained, with charts), report.xml (JUnit) and report.json, and
-      regenerate reports/TRAVERSAL.md. --check: leave TRAVERSAL.md alone and exit 1 if it is
+      regenerate reports/TRAVERSAL.md, then measure each transport's bytes on the wire and
+      latency per message (gauntlet overhead) into reports/OVERHEAD.md and
+      reports/overhead.svg. --check: leave the committed pages alone and exit 1 if one is
       stale (CI runs this). Exit 1 also if a run missed its expectation (the reports are
       written all the same).
 
@@ -209,6 +211,10 @@ fn scenarios(root: &Path, args: &[String]) -> ExitCode {
 /// Where `scenarios` and `report` write the catalogue's results.
 const RESULTS: &str = "target/gauntlet/results.json";
 
+/// The committed overhead page and its chart `report` regenerates.
+const OVERHEAD: &str = "reports/OVERHEAD.md";
+const OVERHEAD_SVG: &str = "reports/overhead.svg";
+
 /// The committed traversal page `report` regenerates.
 const TRAVERSAL: &str = "reports/TRAVERSAL.md";
 
@@ -296,5 +302,13 @@ fn report(root: &Path, args: &[String]) -> ExitCode {
         cmd.arg("--check");
     }
     let rendered = run(&mut cmd);
-    ExitCode::from(rendered.max(suite))
+    let mut cmd = Command::new(&gauntlet);
+    cmd.current_dir(root)
+        .args(["overhead", "--markdown", OVERHEAD, "--svg", OVERHEAD_SVG])
+        .args(["--invoked-as", "cargo xtask report"]);
+    if check {
+        cmd.arg("--check");
+    }
+    let overhead = run(&mut cmd);
+    ExitCode::from(rendered.max(suite).max(overhead))
 }

@@ -6,6 +6,7 @@ pub(crate) mod check;
 pub(crate) mod diff;
 pub(crate) mod differential;
 pub(crate) mod gate;
+pub(crate) mod overhead;
 pub(crate) mod proxy;
 pub(crate) mod report;
 pub(crate) mod run;

@@ -33,34 +33,47 @@ pub(crate) fn report(
         outln!("wrote {}", traversal_path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let committed =
-        match gauntlet::files::read_file(traversal_path, MAX_RESULTS_BYTES, "a traversal page") {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                errln!(
-                    "error: {} does not exist: run `{invoked_as}` and commit it",
-                    traversal_path.display()
-                );
-                return Ok(ExitCode::from(1));
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("reading {}", traversal_path.display()));
-            }
-        };
-    match first_difference(&committed, &fresh) {
+    let current = is_current(traversal_path, &fresh, invoked_as, "a traversal page")?;
+    Ok(if current {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Whether the committed file at `path` (`what` it is, for errors) holds `fresh`; says which
+/// line differs first, and the command that regenerates it (`invoked_as`), when it does not.
+pub(crate) fn is_current(
+    path: &Path,
+    fresh: &str,
+    invoked_as: &str,
+    what: &str,
+) -> anyhow::Result<bool> {
+    let committed = match gauntlet::files::read_file(path, MAX_RESULTS_BYTES, what) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            errln!(
+                "error: {} does not exist: run `{invoked_as}` and commit it",
+                path.display()
+            );
+            return Ok(false);
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    match first_difference(&committed, fresh) {
         None => {
-            outln!("{} is current", traversal_path.display());
-            Ok(ExitCode::SUCCESS)
+            outln!("{} is current", path.display());
+            Ok(true)
         }
         Some((line, old, new)) => {
             errln!(
                 "error: {} is stale: run `{invoked_as}` and commit it",
-                traversal_path.display()
+                path.display()
             );
             errln!("  first difference, line {line}:");
             errln!("  - {}", old.unwrap_or("(end of file)"));
             errln!("  + {}", new.unwrap_or("(end of file)"));
-            Ok(ExitCode::from(1))
+            Ok(false)
         }
     }
 }

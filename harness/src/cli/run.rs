@@ -149,7 +149,8 @@ pub(crate) fn run(
 }
 
 /// What a run of a strategy adds to its line: the transport it ended on and each attempt, the
-/// time to the first message, and the messages delivered and lost. Nothing for a scheme's run.
+/// time to the first message, the messages delivered and lost, and the bytes on the wire each
+/// way with what they came to per application byte delivered. Nothing for a scheme's run.
 fn strategy_columns(entry: &gauntlet_reports::Run) -> String {
     let Some(lost) = entry.lost else {
         return String::new();
@@ -162,8 +163,18 @@ fn strategy_columns(entry: &gauntlet_reports::Run) -> String {
     let first = entry
         .first_message_ms
         .map_or("-".to_string(), |v| format!("{v:.1}"));
+    let wire = entry.wire.map_or(String::new(), |w| {
+        let per = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
+        format!(
+            "  wire ↑{} B ↓{} B ({} ↑, {} ↓ per app byte)",
+            w.up,
+            w.down,
+            per(w.up_ratio()),
+            per(w.down_ratio())
+        )
+    });
     format!(
-        "  via {} ({})  first message {first} ms  {} delivered, {lost} lost",
+        "  via {} ({})  first message {first} ms  {} delivered, {lost} lost{wire}",
         entry.transport,
         attempts.join(" → "),
         entry.received
@@ -183,7 +194,7 @@ impl Progress {
     /// How long a suite runs before the bar appears.
     const DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
-    fn start(runs: usize) -> Self {
+    pub(crate) fn start(runs: usize) -> Self {
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(runs as u64),
             indicatif::ProgressDrawTarget::hidden(),
@@ -216,11 +227,11 @@ impl Progress {
         }
     }
 
-    fn advance(&self) {
+    pub(crate) fn advance(&self) {
         self.bar.inc(1);
     }
 
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         drop(self.done.take());
         if let Some(shower) = self.shower.take() {
             let _ = shower.join();

@@ -4,7 +4,9 @@
 //! reports ([`Report`]), and the transport (TCP, directly or through an explicit proxy's
 //! CONNECT tunnel, then TLS for wss), with the phase it is in and the failures that end it.
 
+use crate::endpoints::browser::Browser;
 use crate::endpoints::subprotocol;
+use crate::endpoints::wire::{Wire, WireBytes};
 use crate::engine::NetRef;
 use crate::scenario::{Scheme, Workload};
 use crate::verdict::outcome::Outcome;
@@ -18,6 +20,16 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// The name the client logs under.
 const WHO: &str = "client";
+
+/// The origin of the page a browser's requests come from: `http://host` for ws, `https://host`
+/// for wss.
+pub(crate) fn origin(plan: &Plan) -> String {
+    let scheme = match plan.scheme {
+        Scheme::Ws => "http",
+        Scheme::Wss => "https",
+    };
+    format!("{scheme}://{}", plan.host)
+}
 
 /// What the client is to do in one run.
 #[derive(Debug, Clone)]
@@ -47,6 +59,10 @@ pub struct Plan {
     /// 101 must name the one the reference server picks from them
     /// ([`subprotocol::choose`]).
     pub subprotocols: Vec<String>,
+    /// Counts the bytes every connection of the run carries (clones share the counts).
+    pub wire: Wire,
+    /// Whose request heads the client writes (and whether it keeps HTTP connections open).
+    pub browser: Browser,
 }
 
 impl Plan {
@@ -72,6 +88,8 @@ impl Plan {
             mask: true,
             path_prefix: String::new(),
             subprotocols: Vec::new(),
+            wire: Wire::default(),
+            browser: Browser::Minimal,
         }
     }
 }
@@ -119,6 +137,9 @@ pub struct Report {
     /// For a run of a strategy: its attempts and the transport it ended on; `None` for a
     /// run of a scheme.
     pub strategy: Option<Trail>,
+    /// Bytes the run's client connections carried, each direction (filled in when the run
+    /// ends).
+    pub wire: WireBytes,
 }
 
 impl Report {
@@ -134,6 +155,7 @@ impl Report {
             received: 0,
             first_message: None,
             strategy: None,
+            wire: WireBytes::default(),
         }
     }
 }
@@ -271,8 +293,8 @@ pub(crate) async fn transport(
     let port = plan.scheme.port();
     let host = plan.host.as_str();
     let tcp = match &plan.proxy {
-        None => tcp_connect(net, t, host, port).await?,
-        Some(proxy) => tunnel(net, t, proxy, host, port, phase).await?,
+        None => tcp_connect(net, t, &plan.wire, host, port).await?,
+        Some(proxy) => tunnel(net, t, &plan.wire, proxy, host, port, phase).await?,
     };
     Ok(match plan.scheme {
         Scheme::Ws => Box::new(tcp),
@@ -388,9 +410,11 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
+/// A TCP connection to `host:port`, its bytes counted in `wire`.
 async fn tcp_connect(
     net: &NetRef,
     t: &Transcript,
+    wire: &Wire,
     host: &str,
     port: u16,
 ) -> Result<crate::engine::Stream, Fail> {
@@ -402,7 +426,7 @@ async fn tcp_connect(
         )
     })?;
     t.log(net.now(), WHO, "tcp connected");
-    Ok(tcp)
+    Ok(wire.count(tcp))
 }
 
 /// Asks the explicit proxy for a tunnel to `host:port` (RFC 6455 §4.1), retrying once with
@@ -410,6 +434,7 @@ async fn tcp_connect(
 async fn tunnel(
     net: &NetRef,
     t: &Transcript,
+    wire: &Wire,
     proxy: &ProxyPlan,
     host: &str,
     port: u16,
@@ -418,7 +443,7 @@ async fn tunnel(
     let mut authorization: Option<String> = None;
     loop {
         phase.set("tcp connect", net.now());
-        let mut tcp = tcp_connect(net, t, &proxy.host, proxy.port).await?;
+        let mut tcp = tcp_connect(net, t, wire, &proxy.host, proxy.port).await?;
         phase.set("connect", net.now());
         let target = match net.real_addr(host, port) {
             Some(addr) if proxy.real_target => addr.to_string(),

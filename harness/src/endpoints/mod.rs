@@ -1,6 +1,7 @@
 //! The reference endpoints: the WebSocket client that decides a run's outcome and the server
 //! it talks to, with what they share.
 //!
+//! - [`browser`]: request heads as Chromium writes them, for measuring what headers cost.
 //! - [`client`]: the reference client. It runs the scenario's workload and decides the run's
 //!   [`Outcome`](crate::verdict::outcome::Outcome).
 //! - [`connect`]: what the client's workloads share: the plan, the report, and the transport
@@ -20,7 +21,9 @@
 //!   picks.
 //! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
 //!   1007 or 1009), for the client and the server alike.
+//! - [`wire`]: bytes on the wire, each direction, over every connection a run's client makes.
 
+pub mod browser;
 pub mod client;
 pub mod connect;
 pub mod engineio;
@@ -30,3 +33,4 @@ pub mod smuggle;
 pub mod strategy;
 pub mod subprotocol;
 pub mod violation;
+pub mod wire;

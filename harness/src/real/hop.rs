@@ -83,20 +83,36 @@ pub struct Started(Rc<RefCell<Vec<(String, Running)>>>);
 
 impl Started {
     /// Stops every program, in the order they started, and logs what each wrote to its own
-    /// logs (a command: its stdout and stderr) under its host's name at `at`.
-    pub fn stop_all(&self, t: &Transcript, at: Duration) {
+    /// logs (a command: its stdout and stderr) under its host's name at `at`. Returns the
+    /// programs that no longer listened where they had (they exited, or closed a listener),
+    /// each with its exit status and logs: nothing in a run stops a real program but this
+    /// stop, so a program gone before it is a fault of the run, whatever the client saw.
+    pub fn stop_all(&self, t: &Transcript, at: Duration) -> Vec<String> {
         let started = std::mem::take(&mut *self.0.borrow_mut());
+        let mut gone = Vec::new();
         for (host, running) in started {
             let name = running.name().to_string();
+            let pid = running.pid();
+            let listening = running.still_listening();
             match running.stop() {
                 Ok(stopped) => {
                     for line in stopped.logs.lines().filter(|l| !l.trim().is_empty()) {
                         t.log(at, &host, format!("{name} log: {line}"));
                     }
+                    if !listening {
+                        let what = format!("{name} (pid {pid}) on {host} stopped listening");
+                        t.log(at, &host, format!("{what} during the run"));
+                        gone.push(format!(
+                            "{what} during the run (its exit status, after the harness's \
+                             stop: {}); its logs:\n{}",
+                            stopped.status, stopped.logs
+                        ));
+                    }
                 }
                 Err(e) => t.log(at, &host, format!("{name} did not stop cleanly: {e}")),
             }
         }
+        gone
     }
 }
 
@@ -233,7 +249,6 @@ async fn start(
     if reverse {
         options = options.tls(&tls.0, &tls.1)?;
     }
-    let tls_port = options.tls_port();
     let program = Program::Product {
         product,
         template: hop.template.clone(),
@@ -242,8 +257,8 @@ async fn start(
     let addr = running.addr();
     if reverse {
         net.publish(80, addr)?;
-        if let Some(port) = tls_port {
-            net.publish(443, SocketAddr::from((addr.ip(), port)))?;
+        if let Some(tls) = running.tls_addr() {
+            net.publish(443, tls)?;
         }
     } else {
         net.publish(PROXY_PORT, addr)?;
@@ -254,7 +269,9 @@ async fn start(
         format!(
             "{product} up (pid {}) on {addr}{} from {}, upstream {}",
             running.pid(),
-            tls_port.map_or(String::new(), |p| format!(" and TLS on {p}")),
+            running
+                .tls_addr()
+                .map_or(String::new(), |a| format!(" and TLS on {}", a.port())),
             hop.template.display(),
             upstreams.join(", ")
         ),

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod file;
+pub mod overhead;
 pub mod suite;
 
 use std::cell::RefCell;
@@ -20,6 +21,7 @@ use crate::driver::hop_software;
 use crate::endpoints::client::{self, Plan, ProxyPlan, Report};
 use crate::endpoints::server;
 use crate::endpoints::strategy;
+use crate::endpoints::wire::Wire;
 use crate::engine::{Engine, EngineError, EventLog, Intake, LinkConfig, NetRef, Topology};
 use crate::real::hop::{self, Started};
 use crate::real::product::command::Role;
@@ -112,6 +114,11 @@ pub enum RunError {
     /// The client's software ended without leaving its report.
     #[error("the client finished without a report")]
     NoReport,
+    /// A real program in the path stopped listening during the run (it exited, or closed a
+    /// listener): what the client saw after it went says nothing of the path the scenario
+    /// describes. Recorded as outcome [`PROGRAM_EXITED`](suite::PROGRAM_EXITED).
+    #[error("{0}")]
+    ProgramExited(String),
 }
 
 /// Why a command hop cannot stand where a scenario puts it ([`RunError::Placement`]).
@@ -308,6 +315,8 @@ fn build(
         mask: scenario.client.mask,
         path_prefix: scenario.client.path_prefix.clone(),
         subprotocols: scenario.client.subprotocols.clone(),
+        wire: Wire::default(),
+        browser: scenario.client.browser,
     };
     Ok((topology, plan))
 }
@@ -330,6 +339,7 @@ pub fn run(
     let (out, ct) = (slot.clone(), t.clone());
     let sessions = scenario.client.sessions as usize;
     let strategy = scenario.strategy.clone();
+    let wire = plan.wire.clone();
     topology.client(
         "client",
         Box::new(move |net: NetRef| {
@@ -347,9 +357,13 @@ pub fn run(
     );
     let end = engine.run(topology, seed);
     let at = end.as_ref().map_or(Duration::ZERO, |e| e.at);
-    started.stop_all(&t, at);
+    let gone = started.stop_all(&t, at);
     let end = end?;
+    if let Some(first) = gone.into_iter().next() {
+        return Err(RunError::ProgramExited(first));
+    }
     let mut report = slot.borrow_mut().take().ok_or(RunError::NoReport)?;
+    report.wire = wire.bytes();
     let latency = crate::verdict::metrics::latency(&report.latencies);
     crate::verdict::metrics::apply_bounds(&scenario.bounds, latency.as_ref(), &mut report);
     if report.outcome == Outcome::Degraded {

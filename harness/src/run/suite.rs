@@ -224,6 +224,11 @@ pub fn runnable_on(
     (kept, skipped)
 }
 
+/// The outcome recorded for a run whose real program exited by itself during the run
+/// ([`RunError::ProgramExited`]): not one of the
+/// client's outcomes, and a failure, not a harness error.
+pub const PROGRAM_EXITED: &str = "program-exited";
+
 /// The results-file entry for a run.
 pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
     let expected = s
@@ -288,6 +293,7 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             }),
             first_message_ms: trail.and(out.report.first_message).map(to_ms),
             lost: trail.map(|t| t.messages.saturating_sub(out.report.received)),
+            wire: wire(&s.client.workload, &out.report),
             ..Run::default()
         },
         Err(e) => Run {
@@ -295,7 +301,12 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             scheme: s.case_name(p.scheme).to_string(),
             seed: p.seed,
             expected,
-            outcome: "harness-error".into(),
+            outcome: match e {
+                // The path failed, not the harness: a proxy under test that crashed fails its
+                // behaviour like any other fault.
+                RunError::ProgramExited(_) => PROGRAM_EXITED.into(),
+                _ => "harness-error".into(),
+            },
             pass: false,
             detail: e.to_string(),
             sim_ms: 0,
@@ -308,6 +319,28 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             ..Run::default()
         },
     }
+}
+
+/// The run's bytes on the wire beside the payload bytes its workload delivered: an echo's
+/// payload each way for every echo that came back, a push's one way. `None` for the
+/// cache-poisoning demonstration (its bytes are an attack, not a workload).
+fn wire(
+    workload: &crate::scenario::Workload,
+    report: &crate::endpoints::connect::Report,
+) -> Option<gauntlet_reports::Wire> {
+    use crate::scenario::WorkloadKind;
+    let delivered = report.received * workload.payload_bytes as u64;
+    let (app_up, app_down) = match workload.kind {
+        WorkloadKind::Echo => (delivered, delivered),
+        WorkloadKind::Push => (0, delivered),
+        WorkloadKind::Smuggle => return None,
+    };
+    Some(gauntlet_reports::Wire {
+        up: report.wire.up,
+        down: report.wire.down,
+        app_up,
+        app_down,
+    })
 }
 
 fn to_ms(d: std::time::Duration) -> f64 {

@@ -192,4 +192,19 @@ pub struct Client {
     /// order; empty: none. The reference server picks the last one offered, and the client
     /// requires the 101 to name it.
     pub subprotocols: Vec<String>,
+    /// Whose request heads the client writes (`[client] browser`).
+    pub browser: Browser,
+}
+
+/// Whose request heads the client writes (`[client] browser`); the heads themselves are in
+/// [`crate::endpoints::browser`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Browser {
+    /// The reference client's: the fields the protocol needs and nothing else, a new
+    /// connection for every polling request.
+    #[default]
+    Minimal,
+    /// Chromium 156 on Linux: its header set, field by field, and persistent connections.
+    Chromium,
 }

@@ -24,7 +24,7 @@ mod raw;
 mod strategy;
 
 pub use client::{
-    Client, Idle, NORMAL_CLOSE, Route, Scheme, Workload, WorkloadKind, close_code_valid,
+    Browser, Client, Idle, NORMAL_CLOSE, Route, Scheme, Workload, WorkloadKind, close_code_valid,
 };
 pub use error::ScenarioError;
 pub use hop::{CommandHop, Hop, ProductHop, host_names};

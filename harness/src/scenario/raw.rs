@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Hop, Idle, Network, Route, Scheme, StrategyKind, WorkloadKind};
+use super::{Browser, Hop, Idle, Network, Route, Scheme, StrategyKind, WorkloadKind};
 use crate::tls::TlsVersions;
 use crate::verdict::outcome::Outcome;
 
@@ -65,6 +65,8 @@ pub(super) struct RawClient {
     pub(super) path_prefix: Option<Spanned<String>>,
     pub(super) sessions: Option<Spanned<u32>>,
     pub(super) subprotocols: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub(super) browser: Browser,
 }
 
 /// `[client.polling-then-upgrade]`.

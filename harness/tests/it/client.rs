@@ -204,6 +204,8 @@ fn run_on(
         mask: true,
         path_prefix: String::new(),
         subprotocols: Vec::new(),
+        wire: Default::default(),
+        browser: Default::default(),
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();

@@ -1397,6 +1397,8 @@ fn run_client(case: &ClientCase) -> (Report, Heard, String) {
         mask: true,
         path_prefix: String::new(),
         subprotocols: Vec::new(),
+        wire: Default::default(),
+        browser: Default::default(),
     };
     let transcript = Transcript::default();
     let report: Rc<RefCell<Option<Report>>> = Rc::default();

@@ -223,11 +223,11 @@ fn websocket_client_echoes_through_nginx_with_upgrade_lines_to_gauntlet_serve() 
         .value("read_timeout", "3600s")
         .tls(&cert, &key)
         .expect("a free port");
-    let tls_port = options.tls_port().expect("a TLS port");
     let template = crate::root().join("scenarios/live/templates/nginx-with-upgrade-lines.conf");
     let nginx = Product::Nginx
         .start(&template, &options)
         .unwrap_or_else(|e| panic!("{e}"));
+    let tls_port = nginx.tls_addr().expect("a TLS listener").port();
     let urls = [
         (format!("ws://{}/echo", nginx.addr()), None),
         (
@@ -303,6 +303,8 @@ pub fn client_against(
         mask: s.client.mask,
         path_prefix: s.client.path_prefix.clone(),
         subprotocols: Vec::new(),
+        wire: Default::default(),
+        browser: Default::default(),
     };
     let mut case = s.clone();
     case.client.workload = plan.workload.clone();

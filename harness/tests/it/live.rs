@@ -597,3 +597,50 @@ fn a_closed_listener_keeps_its_address_and_refuses_connections() {
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
     assert!(refused, "connecting to a closed listener was not refused");
 }
+
+/// A real program in the path that exits by itself during a run fails the run with its exit
+/// status and output (`RunError::ProgramExited`), never with a client outcome such as
+/// connect-refused that would blame the path the scenario describes.
+#[cfg(feature = "cli")]
+#[test]
+fn a_hop_program_that_exits_during_the_run_fails_the_run_with_its_status_and_output() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("program-exits");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Listens, accepts the readiness probe and then the client's connection, and exits.
+    let script = dir.join("exits.py");
+    std::fs::write(
+        &script,
+        "import socket, sys\n\
+         s = socket.socket()\n\
+         s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+         s.listen()\n\
+         s.accept()\n\
+         s.accept()\n\
+         print('leaving with the client connected', flush=True)\n\
+         sys.exit(3)\n",
+    )
+    .unwrap();
+    let file = dir.join("exits.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "format = 1\ntitle = \"A proxy that exits\"\nsource = \"test\"\n\n[[path]]\n\
+             command = \"{} {} {{listen_port}} {{upstream}}\"\n\n[client]\nschemes = [\"ws\"]\n\
+             route = \"direct\"\n\n[expect]\nws = \"delivered\"\n",
+            crate::interop::python().display(),
+            script.display()
+        ),
+    )
+    .unwrap();
+    let s = scenario::load(&file).expect("a valid scenario");
+    let err = gauntlet::run::run(&Live, &s, Scheme::Ws, 1).expect_err("the program exited");
+    let text = err.to_string();
+    assert!(
+        matches!(err, gauntlet::run::RunError::ProgramExited(_)),
+        "{err:?}"
+    );
+    assert!(text.contains("stopped listening during the run"), "{text}");
+    assert!(text.contains("exit status: 3"), "{text}");
+    assert!(text.contains("leaving with the client connected"), "{text}");
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the `gauntlet` crate, in one binary.
 
 mod bad_scenarios;
+mod browser_heads;
 mod client;
 mod determinism;
 mod engine;

@@ -377,6 +377,36 @@ async fn apache_wstunnel_passes_the_upgrade_and_echoes() {
     assert_eq!(request_line(&head), "GET /echo HTTP/1.1", "{head}");
 }
 
+/// The TLS port chosen for Apache is taken by another listener before Apache starts: Apache
+/// binds its plain port, fails on the TLS one ("Address already in use") and exits within
+/// milliseconds. A start that called it ready when the plain port accepted handed out a
+/// product that was gone; this one sees that the port's listener is not Apache's, lets
+/// Apache exit, and starts it again on ports chosen again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_whose_tls_port_was_taken_starts_again_on_other_ports() {
+    let upstream = Upstream::start().await;
+    let options = with_tls(StartOptions::new().upstream(upstream.addr));
+    let taken = options.tls_port().expect("a TLS port");
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", taken)).expect("the TLS port");
+    let apache = Product::Apache
+        .start(&template("apache-wstunnel.conf"), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tls = apache.tls_addr().expect("a TLS listener");
+    assert_ne!(
+        tls.port(),
+        taken,
+        "Apache cannot listen where another socket does"
+    );
+    assert_eq!(
+        std::net::TcpStream::connect(apache.addr())
+            .map(|_| ())
+            .map_err(|e| e.kind()),
+        Ok(())
+    );
+    assert_echoed(Some(echo_through(apache.addr(), "/ws/echo").await));
+    drop(squatter);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_proxypass_http_strips_upgrade() {
     let trial = Trial::reverse(Product::Apache, "apache-proxypass-http.conf", &[]).await;

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::WHO;
 use crate::endpoints::connect::{
-    AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, transport,
+    AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, origin, transport,
 };
 use crate::endpoints::{smuggle, subprotocol};
 use crate::engine::NetRef;
@@ -98,7 +98,6 @@ pub(crate) async fn open(
     let host = plan.host.as_str();
     let io = transport(net, plan, t, phase).await?;
     phase.set("upgrade", net.now());
-    // The request tungstenite's client would write, byte for byte, and the offer if any.
     let offer = if plan.subprotocols.is_empty() {
         String::new()
     } else {
@@ -107,9 +106,9 @@ pub(crate) async fn open(
             plan.subprotocols.join(", ")
         )
     };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n{offer}\r\n"
-    );
+    let request = plan
+        .browser
+        .websocket(path, host, &origin(plan), key, &offer);
     let offering = if plan.subprotocols.is_empty() {
         String::new()
     } else {

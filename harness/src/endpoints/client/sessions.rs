@@ -137,6 +137,8 @@ fn combine(reports: &[Report], opened: usize) -> Report {
         received: reports.iter().map(|r| r.received).sum(),
         first_message: reports.iter().filter_map(|r| r.first_message).min(),
         strategy: None,
+        // The sessions share the plan's counts; the run reads them when it ends.
+        wire: Default::default(),
     }
 }
 

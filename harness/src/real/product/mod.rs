@@ -35,6 +35,7 @@
 pub mod builtin;
 pub mod command;
 mod error;
+mod listeners;
 mod options;
 mod process;
 mod program;
@@ -53,7 +54,7 @@ use error::io_error;
 pub use error::{ProductError, TemplateError};
 pub use options::StartOptions;
 pub use process::{is_alive, stop_all_and_exit};
-pub use program::Program;
+pub use program::{PORT_CHOICES, Program};
 pub use running::{Running, Stopped};
 
 /// The user Debian's Squid switches to when started as root (`--with-default-user=proxy`):
@@ -229,14 +230,15 @@ impl Product {
         .start(options)
     }
 
-    /// Renders `template` into `dir` for a product on `port`, and its command.
+    /// Renders `template` into `dir` for a product on `port`: its command, and whether the
+    /// template listens on `tls_listen`.
     fn prepare(
         self,
         template: &Path,
         port: u16,
         dir: &Path,
         options: &StartOptions,
-    ) -> Result<Command, ProductError> {
+    ) -> Result<(Command, bool), ProductError> {
         let binary = self.binary()?;
         let text = std::fs::read_to_string(template)
             .map_err(|e| io_error(format!("cannot read template {}", template.display()), e))?;
@@ -252,7 +254,8 @@ impl Product {
         std::fs::write(&config, rendered)
             .map_err(|e| io_error(format!("cannot write {}", config.display()), e))?;
         self.prepare_dir(dir)?;
-        Ok(self.command(&binary, &config, dir))
+        let tls = template::placeholders(&text).contains("tls_listen");
+        Ok((self.command(&binary, &config, dir), tls))
     }
 
     /// Makes `dir` usable by the product. Squid started as root switches to `proxy`, which

@@ -36,6 +36,8 @@ pub struct StartOptions {
     /// Keep the working directory after a stop (it is always kept when start fails, and
     /// when the product is dropped while panicking).
     pub keep_dir: bool,
+    /// Whether [`StartOptions::tls`] chose `tls_listen`, so a start may choose it again.
+    tls_chosen: bool,
 }
 
 impl Default for StartOptions {
@@ -49,6 +51,7 @@ impl Default for StartOptions {
             ready_timeout: Duration::from_secs(10),
             stop_grace: Duration::from_secs(10),
             keep_dir: false,
+            tls_chosen: false,
         }
     }
 }
@@ -87,8 +90,13 @@ impl StartOptions {
     /// A TLS listener's placeholders, for templates that terminate TLS: `tls_listen` (a free
     /// port on 127.0.0.1), and the PEM files `cert`, `key` and `cert_and_key` (both in one
     /// file, as HAProxy's `crt` takes them).
-    pub fn tls(self, cert_pem: &str, key_pem: &str) -> Result<Self, ProductError> {
+    ///
+    /// A start that finds a chosen port taken by another process by the time the program
+    /// binds it chooses again ([`Program::start`](super::Program::start)): the port the
+    /// program listens on for TLS is [`Running::tls_addr`](super::Running::tls_addr)'s.
+    pub fn tls(mut self, cert_pem: &str, key_pem: &str) -> Result<Self, ProductError> {
         let port = free_port()?;
+        self.tls_chosen = true;
         Ok(self
             .value("tls_listen", port.to_string())
             .file("cert", "tls-cert.pem", cert_pem)
@@ -100,9 +108,20 @@ impl StartOptions {
             ))
     }
 
-    /// The port `tls` chose, if it was called.
+    /// The port `tls` chose, if it was called (a start may have had to choose another:
+    /// [`Running::tls_addr`](super::Running::tls_addr) is where the program listens).
     pub fn tls_port(&self) -> Option<u16> {
         self.values.get("tls_listen").and_then(|p| p.parse().ok())
+    }
+
+    /// Chooses the ports the start chose again (`{{listen}}` unless given, `tls_listen` if
+    /// [`StartOptions::tls`] chose it), after one of them was taken.
+    pub(super) fn choose_ports_again(&mut self) -> Result<(), ProductError> {
+        if self.tls_chosen {
+            self.values
+                .insert("tls_listen".into(), free_port()?.to_string());
+        }
+        Ok(())
     }
 
     /// Listens on this port instead of a free one.

@@ -44,26 +44,51 @@ impl Program {
 
     /// Starts it in its own process group, with a working directory of its own (created under
     /// `options.base_dir`) where its stdout and stderr are captured to `stdout.log` and
-    /// `stderr.log`, and probes `127.0.0.1:{{listen}}` with TCP connects until one succeeds.
-    /// If it exits first, or `options.ready_timeout` passes, it is stopped and the error
-    /// carries its logs; the working directory is kept for inspection.
+    /// `stderr.log`, and waits until it listens on `127.0.0.1:{{listen}}` (and on
+    /// `tls_listen`, if set): until each port accepts a TCP connect and the socket listening
+    /// there is the program's own (one of its process group holds it). If it exits first, or
+    /// `options.ready_timeout` passes, it is stopped and the error carries its logs; the
+    /// working directory is kept for inspection.
+    ///
+    /// Ports the start chose (`{{listen}}` unless `options.listen` fixes it, `tls_listen` if
+    /// [`StartOptions::tls`] chose it) were free a moment before the program binds them;
+    /// another process can take one in that moment. A program that exits saying "Address
+    /// already in use" is started again on ports chosen again, at most
+    /// [`PORT_CHOICES`] times in all.
     ///
     /// A product's template gets every placeholder [`StartOptions`] sets. A command gets the
     /// listening port and the first upstream (it needs one), and no other option's values.
     pub fn start(&self, options: &StartOptions) -> Result<Running, ProductError> {
-        let port = match options.listen {
-            Some(port) => port,
-            None => free_port()?,
-        };
+        let mut options = options.clone();
+        let mut choice = 1;
+        loop {
+            let port = match options.listen {
+                Some(port) => port,
+                None => free_port()?,
+            };
+            match self.start_on(port, &options) {
+                Err(ProductError::Exited { ref logs, .. })
+                    if choice < PORT_CHOICES && logs.contains(ADDRESS_IN_USE) =>
+                {
+                    choice += 1;
+                    options.choose_ports_again()?;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    /// [`Program::start`] on `port`, once.
+    fn start_on(&self, port: u16, options: &StartOptions) -> Result<Running, ProductError> {
         let dir = make_dir(options.base_dir.as_deref(), self.name())?;
         let prepared = match self {
             Program::Product { product, template } => {
                 product.prepare(template, port, &dir, options)
             }
-            Program::Command(line) => command_for(line, port, options),
+            Program::Command(line) => command_for(line, port, options).map(|c| (c, false)),
         };
-        let mut command = match prepared {
-            Ok(command) => command,
+        let (mut command, tls) = match prepared {
+            Ok(prepared) => prepared,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
@@ -86,6 +111,7 @@ impl Program {
             name: self.name().to_string(),
             process,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            tls_port: options.tls_port().filter(|_| tls),
             dir,
             keep_dir: options.keep_dir,
             stop_grace: options.stop_grace,
@@ -94,6 +120,13 @@ impl Program {
         Ok(running)
     }
 }
+
+/// How many times [`Program::start`] chooses ports for one start.
+pub const PORT_CHOICES: usize = 3;
+
+/// What a program that could not bind its port says (`strerror(EADDRINUSE)`, in nginx's,
+/// HAProxy's, Apache's, Squid's and tinyproxy's messages alike).
+const ADDRESS_IN_USE: &str = "Address already in use";
 
 /// The command that runs `line` listening on `port`, sending to the first upstream (a
 /// forward proxy's command has none).

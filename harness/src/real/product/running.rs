@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::ProductError;
 use super::error::io_error;
+use super::listeners;
 use super::process::{Deadline, Supervised};
 
 /// How often the readiness probe tries to connect.
@@ -20,6 +21,8 @@ pub struct Running {
     pub(super) name: String,
     pub(super) process: Supervised,
     pub(super) addr: SocketAddr,
+    /// The `tls_listen` port, for a product started with one.
+    pub(super) tls_port: Option<u16>,
     pub(super) dir: PathBuf,
     pub(super) keep_dir: bool,
     pub(super) stop_grace: Duration,
@@ -47,6 +50,21 @@ impl Running {
     /// Where it listens: 127.0.0.1 and the `{{listen}}` port.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where it listens for TLS: 127.0.0.1 and the `tls_listen` port, for a product started
+    /// with [`StartOptions::tls`](super::StartOptions::tls).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_port
+            .map(|port| SocketAddr::from((self.addr.ip(), port)))
+    }
+
+    /// Whether it still listens on every port it listened on when it started (a socket of
+    /// its process group listens there): false once it has exited or closed a listener.
+    pub fn still_listening(&self) -> bool {
+        let group = self.process.group();
+        self.ports()
+            .all(|port| listeners::held_by(&group, &listeners::listening_inodes(port)))
     }
 
     /// Its main process's id.
@@ -96,7 +114,9 @@ impl Running {
         })
     }
 
-    /// Probes the port until it accepts, the process exits, or `timeout` passes.
+    /// Probes its ports until each accepts a connection and is the program's own (a socket of
+    /// its process group listens there), the process exits, or `timeout` passes. A port that
+    /// accepts for another process is not ready: the program will fail to bind it and exit.
     pub(super) fn wait_ready(&mut self, timeout: Duration) -> Result<(), ProductError> {
         let deadline = Deadline::after(timeout);
         loop {
@@ -111,7 +131,7 @@ impl Running {
                     logs: stopped.logs,
                 });
             }
-            if TcpStream::connect_timeout(&self.addr, PROBE_INTERVAL * 5).is_ok() {
+            if self.listening() && !self.process.exited() {
                 return Ok(());
             }
             if deadline.passed() {
@@ -127,6 +147,23 @@ impl Running {
             }
             std::thread::sleep(PROBE_INTERVAL);
         }
+    }
+}
+
+impl Running {
+    /// The ports it listens on: `{{listen}}`, and `tls_listen` if its template uses it.
+    fn ports(&self) -> impl Iterator<Item = u16> + use<> {
+        std::iter::once(self.addr.port()).chain(self.tls_port)
+    }
+
+    /// Whether every port it is to listen on accepts a connection, on a socket of its own.
+    fn listening(&self) -> bool {
+        let group = self.process.group();
+        self.ports().all(|port| {
+            let addr = SocketAddr::from((self.addr.ip(), port));
+            TcpStream::connect_timeout(&addr, PROBE_INTERVAL * 5).is_ok()
+                && listeners::held_by(&group, &listeners::listening_inodes(port))
+        })
     }
 }
 

@@ -94,6 +94,7 @@ pub(super) fn client(
         path_prefix,
         sessions,
         subprotocols,
+        browser: c.browser,
     })
 }
 

@@ -92,11 +92,20 @@ fn smuggle_takes_none(
     Ok(())
 }
 
-/// `payload-bytes`, up to [`MAX_PAYLOAD_BYTES`]: a push message carries its send time, so it
-/// cannot be empty; an echo can.
+/// The shortest push message: `push ` and an index of up to 10 digits, ` at ` and a send time
+/// of up to 13 digits of microseconds (more than a hundred days).
+pub const MIN_PUSH_BYTES: usize = 32;
+
+/// `payload-bytes`, up to [`MAX_PAYLOAD_BYTES`]: a push message carries its index and send
+/// time as text, padded to the size (`push 12 at 3000000....`), so it needs
+/// [`MIN_PUSH_BYTES`]; an echo can be empty.
 fn payload_bytes(src: Source<'_>, w: &RawWorkload) -> Result<usize, ScenarioError> {
     let payload_bytes = *w.payload_bytes.get_ref();
-    let least = usize::from(w.kind == WorkloadKind::Push);
+    let least = if w.kind == WorkloadKind::Push {
+        MIN_PUSH_BYTES
+    } else {
+        0
+    };
     if !(least..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
         return Err(src.fail(
             w.payload_bytes.span(),

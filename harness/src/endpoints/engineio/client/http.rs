@@ -1,6 +1,8 @@
-//! One HTTP/1.1 exchange of the polling transport, on a connection of its own. engine.io-client
-//! under Node makes each request with `xmlhttprequest-ssl` and `agent: false`, so each one is a
-//! new connection with `Connection: close`; so does this client. The connection is the plan's
+//! One HTTP/1.1 exchange of the polling transport. engine.io-client under Node makes each
+//! request with `xmlhttprequest-ssl` and `agent: false`, so each one is a new connection with
+//! `Connection: close`; so does this client, unless its plan's browser keeps connections alive
+//! (Chromium: the idle connections of earlier exchanges carry the next ones). The head is the
+//! browser's ([`crate::endpoints::browser`]). The connection is the plan's
 //! transport (TCP, an explicit proxy's tunnel, TLS), the request is written by hand, and the
 //! answer is read with the models' head parser, its body by `Content-Length`, chunked coding
 //! or the close.
@@ -9,7 +11,7 @@ use gauntlet_proxies::http::{self, Framing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Cx;
-use crate::endpoints::connect::{AsyncIo, Fail, Phase, describe_io, transport};
+use crate::endpoints::connect::{AsyncIo, Fail, Phase, describe_io, origin, transport};
 
 /// The most body bytes an answer may carry: 64 MiB, far above what an Engine.IO server sends
 /// in one answer (16 packets of at most `maxPayload` bytes, 1 MB by default, in base64).
@@ -53,54 +55,134 @@ pub(super) enum Unanswered {
     Broken(String),
 }
 
-/// `method target` with `body` (a `text/plain` payload when not empty), and its answer.
+/// `method target` with `body` (a `text/plain` payload when not empty), and its answer. The
+/// plan's browser writes the head; one that keeps connections alive sends the request on an
+/// idle connection of an earlier exchange when there is one, and sends it again once on a
+/// new connection if that one turns out closed before any answer came (RFC 9112 §9.3.1: the
+/// server may close an idle connection at any time), as Chromium does.
 pub(super) async fn exchange(
     cx: &Cx,
     method: &str,
     target: &str,
     body: &[u8],
 ) -> Result<Reply, Unanswered> {
+    let browser = cx.plan.browser;
+    let head = browser.xhr(
+        method,
+        target,
+        &cx.plan.host,
+        &origin(&cx.plan),
+        (method == "POST").then_some(body.len()),
+    );
+    if browser.keeps_alive() {
+        let idle = cx.idle.borrow_mut().pop();
+        if let Some(mut io) = idle {
+            cx.log(format!("{method} on a kept-alive connection"));
+            match send(&mut io, &head, body, method).await {
+                Ok((reply, reusable)) => {
+                    if reusable {
+                        cx.idle.borrow_mut().push(io);
+                    }
+                    return Ok(reply);
+                }
+                Err(Sent::BeforeAnswer(why)) => {
+                    cx.log(format!(
+                        "the kept-alive connection was gone ({why}): again on a new one"
+                    ));
+                }
+                Err(Sent::Broken(why)) => return Err(Unanswered::Broken(why)),
+            }
+        }
+    }
     let phase = Phase::new(cx.net.now());
     let mut io = transport(&cx.net, &cx.plan, &cx.t, &phase)
         .await
         .map_err(Unanswered::Connect)?;
-    let mut head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nConnection: close\r\n",
-        cx.plan.host
-    );
-    if method == "POST" {
-        head.push_str(&format!(
-            "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+    match send(&mut io, &head, body, method).await {
+        Ok((reply, reusable)) => {
+            if reusable && browser.keeps_alive() {
+                cx.idle.borrow_mut().push(io);
+            }
+            Ok(reply)
+        }
+        Err(Sent::BeforeAnswer(why) | Sent::Broken(why)) => Err(Unanswered::Broken(why)),
     }
-    head.push_str("\r\n");
-    let broken = |e: std::io::Error| Unanswered::Broken(describe_io(&e));
-    io.write_all(head.as_bytes()).await.map_err(broken)?;
-    io.write_all(body).await.map_err(broken)?;
-    io.flush().await.map_err(broken)?;
-    read_reply(&mut io, method).await
+}
+
+/// How an answer broke off, in a few words.
+#[derive(Debug)]
+struct Broken(String);
+
+impl From<String> for Broken {
+    fn from(why: String) -> Self {
+        Broken(why)
+    }
+}
+
+/// How an exchange on a connection failed.
+enum Sent {
+    /// Before a byte of the answer came: the request may go again on another connection.
+    BeforeAnswer(String),
+    /// Later.
+    Broken(String),
+}
+
+/// Writes `head` and `body` on `io` and reads the answer: the answer, and whether the
+/// connection can carry another exchange.
+async fn send(
+    io: &mut Box<dyn AsyncIo>,
+    head: &str,
+    body: &[u8],
+    method: &str,
+) -> Result<(Reply, bool), Sent> {
+    let before = |e: std::io::Error| Sent::BeforeAnswer(describe_io(&e));
+    io.write_all(head.as_bytes()).await.map_err(before)?;
+    io.write_all(body).await.map_err(before)?;
+    io.flush().await.map_err(before)?;
+    read_reply(io, method).await
 }
 
 /// Reads the answer to a `method` request from `io`.
-async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<Reply, Unanswered> {
+async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<(Reply, bool), Sent> {
     let mut buf = Vec::new();
     let (head, len) = loop {
         match http::parse_response(&buf, http::MAX_HEAD_BYTES) {
             http::Parsed::Complete(head, len) => break (head, len),
             http::Parsed::Invalid(reason) => {
-                return Err(Unanswered::Broken(format!(
+                return Err(Sent::Broken(format!(
                     "an answer that is not HTTP ({reason})"
                 )));
             }
             http::Parsed::Partial => {
-                if !fill(io, &mut buf).await? {
-                    return Err(Unanswered::Broken("connection closed".into()));
+                let before_answer = buf.is_empty();
+                let more = fill(io, &mut buf).await;
+                match more {
+                    Ok(true) => {}
+                    Ok(false) if before_answer => {
+                        return Err(Sent::BeforeAnswer("connection closed".into()));
+                    }
+                    Err(why) if before_answer => return Err(Sent::BeforeAnswer(why.0)),
+                    Ok(false) => return Err(Sent::Broken("connection closed".into())),
+                    Err(why) => return Err(Sent::Broken(why.0)),
                 }
             }
         }
     };
-    let mut rest = buf.split_off(len);
+    let rest = buf.split_off(len);
+    read_body(io, method, &head, rest)
+        .await
+        .map_err(|why| Sent::Broken(why.0))
+}
+
+/// Reads the body of the answer whose `head` was read from `io`, `rest` holding what came
+/// after the head: the answer, and whether the connection can carry another exchange (a
+/// body framed by its length or chunked, no `Connection: close`, nothing after it).
+async fn read_body(
+    io: &mut Box<dyn AsyncIo>,
+    method: &str,
+    head: &http::Head,
+    mut rest: Vec<u8>,
+) -> Result<(Reply, bool), Broken> {
     let status = head.status().unwrap_or_default();
     let reason = match &head.start {
         http::StartLine::Response { reason, .. } => reason.clone(),
@@ -108,67 +190,70 @@ async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<Reply, Un
     };
     let framing = head
         .framing(Some(method))
-        .map_err(|e| Unanswered::Broken(format!("an answer whose body cannot be read ({e})")))?;
-    let body = match framing {
-        Framing::None => Vec::new(),
+        .map_err(|e| format!("an answer whose body cannot be read ({e})"))?;
+    let (body, after) = match framing {
+        Framing::None => (Vec::new(), rest.len()),
         Framing::Length(n) => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
             if n > MAX_BODY {
-                return Err(Unanswered::Broken(format!("a body of {n} bytes")));
+                return Err(format!("a body of {n} bytes").into());
             }
             while rest.len() < n {
                 if !fill(io, &mut rest).await? {
-                    return Err(Unanswered::Broken(format!(
+                    return Err(format!(
                         "connection closed after {} of {n} body bytes",
                         rest.len()
-                    )));
+                    )
+                    .into());
                 }
             }
+            let after = rest.len() - n;
             rest.truncate(n);
-            rest
+            (rest, after)
         }
         Framing::Chunked(mut scanner) => {
             let mut scanned = 0;
             loop {
-                let (used, ended) = scanner.scan(&rest[scanned..]).map_err(|e| {
-                    Unanswered::Broken(format!("a chunked body that is not chunked coding ({e})"))
-                })?;
+                let (used, ended) = scanner
+                    .scan(&rest[scanned..])
+                    .map_err(|e| format!("a chunked body that is not chunked coding ({e})"))?;
                 scanned += used;
                 if ended {
                     break;
                 }
                 if !fill(io, &mut rest).await? {
-                    return Err(Unanswered::Broken(
-                        "connection closed in a chunked body".into(),
-                    ));
+                    return Err(Broken("connection closed in a chunked body".into()));
                 }
             }
-            dechunk(&rest[..scanned])
+            (dechunk(&rest[..scanned]), rest.len() - scanned)
         }
         Framing::UntilClose => {
             while fill(io, &mut rest).await? {}
-            rest
+            // The close ended the body: nothing more can come on this connection.
+            (rest, 1)
         }
     };
-    Ok(Reply {
-        status,
-        reason,
-        body,
-    })
+    let reusable = after == 0 && !head.connection_has("close");
+    Ok((
+        Reply {
+            status,
+            reason,
+            body,
+        },
+        reusable,
+    ))
 }
 
 /// Reads more of the answer into `buf`: `false` at its end. More than [`MAX_BODY`] is a broken
 /// answer.
-async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Unanswered> {
+async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Broken> {
     let mut chunk = [0u8; 8192];
     let n = io
         .read(&mut chunk)
         .await
-        .map_err(|e| Unanswered::Broken(describe_io(&e)))?;
+        .map_err(|e| Broken(describe_io(&e)))?;
     if buf.len() + n > MAX_BODY + http::MAX_HEAD_BYTES {
-        return Err(Unanswered::Broken(format!(
-            "an answer of more than {MAX_BODY} bytes"
-        )));
+        return Err(format!("an answer of more than {MAX_BODY} bytes").into());
     }
     buf.extend_from_slice(&chunk[..n]);
     Ok(n > 0)

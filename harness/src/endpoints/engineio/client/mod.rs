@@ -24,7 +24,7 @@ mod polling;
 mod session;
 mod websocket;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub(crate) use session::{ProbeEnd, Probed, Session};
 
 use gauntlet_proxies::rng::Rng;
 
-use crate::endpoints::connect::Plan;
+use crate::endpoints::connect::{AsyncIo, Plan};
 use crate::engine::NetRef;
 use crate::verdict::transcript::Transcript;
 
@@ -78,6 +78,8 @@ pub(crate) struct Cx {
     options: Rc<Options>,
     /// Requests made so far: each one's cache-buster and WebSocket key comes from its number.
     made: Rc<Cell<u64>>,
+    /// Connections kept alive after an exchange, for the next ones (a browser's).
+    idle: Rc<RefCell<Vec<Box<dyn AsyncIo>>>>,
 }
 
 impl Cx {
@@ -89,6 +91,7 @@ impl Cx {
             t,
             options: Rc::new(options),
             made: Rc::new(Cell::new(0)),
+            idle: Rc::default(),
         }
     }
 

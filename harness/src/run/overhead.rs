@@ -1,0 +1,216 @@
+//! `gauntlet overhead`: bytes on the wire and latency per message for each transport, the
+//! seed article's "1000:1" measured ([`measure`]), rendered by
+//! [`gauntlet_reports::overhead`].
+//!
+//! Every cell is a scenario written here and run on the simulated engine twice, with
+//! [`MESSAGES`]`.0` and [`MESSAGES`]`.1` messages: what one more message costs is the
+//! difference of the two runs' bytes over the difference of their messages, so the
+//! handshakes, the open and the close (the same in both) drop out.
+
+use gauntlet_reports::overhead::{Cell, Overhead, Sweep};
+
+use crate::engine::sim::Sim;
+use crate::run::{RunError, run};
+use crate::scenario::{self, ScenarioError};
+use crate::verdict::outcome::Outcome;
+
+/// The transports compared: the name in the tables, and the strategy (with its table) that
+/// carries the workload on it.
+pub const TRANSPORTS: [(&str, &str); 3] = [
+    ("ws", "strategies = [\"ws\"]"),
+    ("wss", "strategies = [\"wss\"]"),
+    (
+        "long-polling",
+        "strategies = [\"polling-then-upgrade\"]\n\n[client.polling-then-upgrade]\nupgrade = false",
+    ),
+];
+
+/// Payload sizes of the size sweep (echoes at one a second), from a 2-byte message to
+/// engine.io's default message limit's order (64 KiB).
+pub const SIZES: [u64; 6] = [2, 32, 256, 1024, 16 * 1024, 64 * 1024];
+
+/// Message rates of the rate sweep, per second, and the payload of its pushes (the
+/// shortest a push can be: it carries its index and send time).
+pub const RATES: [f64; 4] = [0.1, 1.0, 10.0, 100.0];
+const RATE_PAYLOAD: u64 = 32;
+
+/// The messages of the short and the long run of every cell.
+pub const MESSAGES: (u64, u64) = (10, 110);
+
+/// The one-way latency of every link, in milliseconds: a broadband path of 50 ms round trip.
+pub const LINK_MS: u64 = 25;
+
+/// Why the measurement could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OverheadError {
+    /// A cell's scenario did not parse (a fault of this module, named with the text).
+    #[error("the scenario of {cell} does not parse: {error}")]
+    Scenario {
+        /// The cell.
+        cell: String,
+        /// What the parser said.
+        error: ScenarioError,
+    },
+    /// A run could not be carried out.
+    #[error("{cell}: {error}")]
+    Run {
+        /// The cell.
+        cell: String,
+        /// Why.
+        error: RunError,
+    },
+}
+
+/// How many cells [`measure`] measures.
+pub fn cells() -> usize {
+    (SIZES.len() + RATES.len()) * TRANSPORTS.len()
+}
+
+/// Runs every cell, calling `progress(done, total)` after each; the measurements, in sweep,
+/// size or rate, then transport order.
+pub fn measure(mut progress: impl FnMut(usize, usize)) -> Result<Overhead, OverheadError> {
+    let mut plan: Vec<(Sweep, &str, &str, u64, f64)> = Vec::new();
+    for size in SIZES {
+        for (name, strategy) in TRANSPORTS {
+            plan.push((Sweep::Size, name, strategy, size, 1.0));
+        }
+    }
+    for rate in RATES {
+        for (name, strategy) in TRANSPORTS {
+            plan.push((Sweep::Rate, name, strategy, RATE_PAYLOAD, rate));
+        }
+    }
+    let mut cells = Vec::new();
+    for (i, &(sweep, name, strategy, payload, rate)) in plan.iter().enumerate() {
+        cells.push(cell(sweep, name, strategy, payload, rate)?);
+        progress(i + 1, plan.len());
+    }
+    Ok(Overhead {
+        browser: "Chromium 156".into(),
+        link_ms: LINK_MS as f64,
+        messages: MESSAGES,
+        cells,
+    })
+}
+
+/// One cell: the short and the long run.
+fn cell(
+    sweep: Sweep,
+    transport: &str,
+    strategy: &str,
+    payload: u64,
+    rate: f64,
+) -> Result<Cell, OverheadError> {
+    let name = format!("{transport}, {payload} B at {rate}/s");
+    let (short, long) = MESSAGES;
+    let short_run = once(&name, sweep, strategy, payload, rate, short)?;
+    let long_run = once(&name, sweep, strategy, payload, rate, long)?;
+    let more = (long - short) as f64;
+    let up = (long_run.report.wire.up as f64 - short_run.report.wire.up as f64) / more;
+    let down = (long_run.report.wire.down as f64 - short_run.report.wire.down as f64) / more;
+    let total = (long_run.report.wire.up + long_run.report.wire.down) as f64;
+    let delivered = [&short_run, &long_run]
+        .iter()
+        .all(|r| matches!(r.report.outcome, Outcome::Delivered | Outcome::FellBack));
+    Ok(Cell {
+        sweep,
+        transport: transport.to_string(),
+        payload_bytes: payload,
+        rate_per_s: rate,
+        outcome: if delivered {
+            Outcome::Delivered.to_string()
+        } else {
+            long_run.report.outcome.to_string()
+        },
+        up_per_message: up,
+        down_per_message: down,
+        setup_bytes: total - (up + down) * long as f64,
+        latency: long_run.latency,
+    })
+}
+
+/// One run of a cell with `messages` messages.
+fn once(
+    name: &str,
+    sweep: Sweep,
+    strategy: &str,
+    payload: u64,
+    rate: f64,
+    messages: u64,
+) -> Result<crate::run::RunOutput, OverheadError> {
+    let text = scenario_text(sweep, strategy, payload, rate, messages);
+    let parsed = scenario::parse(&format!("overhead: {name}"), &text).map_err(|error| {
+        OverheadError::Scenario {
+            cell: name.to_string(),
+            error,
+        }
+    })?;
+    let case = parsed.cases().remove(0);
+    let scheme = case.client.schemes[0];
+    run(&Sim, &case, scheme, 1).map_err(|error| OverheadError::Run {
+        cell: name.to_string(),
+        error,
+    })
+}
+
+/// The scenario of a cell: a direct path, the browser's heads, the sweep's workload.
+fn scenario_text(sweep: Sweep, strategy: &str, payload: u64, rate: f64, messages: u64) -> String {
+    let kind = match sweep {
+        Sweep::Size => "echo",
+        Sweep::Rate => "push",
+    };
+    let interval_ms = (1000.0 / rate).round() as u64;
+    format!(
+        "format = 1\n\
+         title = \"overhead\"\n\
+         source = \"gauntlet overhead\"\n\n\
+         [network]\n\
+         latency-ms = {LINK_MS}\n\n\
+         [client]\n\
+         browser = \"chromium\"\n\
+         {strategy}\n\n\
+         [client.workload]\n\
+         kind = \"{kind}\"\n\
+         messages = {messages}\n\
+         interval-ms = {interval_ms}\n\
+         payload-bytes = {payload}\n\
+         reply-timeout-ms = 30000\n\n\
+         [expect]\n\
+         {} = \"delivered\"\n",
+        strategy_name(strategy)
+    )
+}
+
+/// The strategy a transport's text names.
+fn strategy_name(strategy: &str) -> &str {
+    strategy.split('"').nth(1).unwrap_or("ws")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cell_scenario_parses() {
+        for sweep in [Sweep::Size, Sweep::Rate] {
+            for (name, strategy) in TRANSPORTS {
+                let text = scenario_text(sweep, strategy, 64, 0.1, MESSAGES.1);
+                if let Err(e) = scenario::parse(name, &text) {
+                    panic!("{e}\n{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_websocket_message_costs_its_frame_and_a_poll_costs_its_heads() {
+        let ws = cell(Sweep::Size, "ws", TRANSPORTS[0].1, 2, 1.0).unwrap();
+        // A 2-byte text frame: 2 bytes of header and a 4-byte mask from the client, 2 bytes
+        // of header from the server, the payload each way.
+        assert_eq!((ws.up_per_message, ws.down_per_message), (8.0, 4.0));
+        let polling = cell(Sweep::Size, "long-polling", TRANSPORTS[2].1, 2, 1.0).unwrap();
+        assert_eq!(polling.outcome, "delivered");
+        assert!(polling.up_per_message > 500.0, "{polling:?}");
+    }
+}
