@@ -46,6 +46,16 @@ pub(crate) fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<E
         }
     }
     let width = scenarios.iter().map(|s| s.file.len()).max().unwrap_or(0);
+    let case_width = scenarios
+        .iter()
+        .flat_map(|s| {
+            s.client
+                .schemes
+                .iter()
+                .map(|&scheme| s.case_name(scheme).len())
+        })
+        .max()
+        .unwrap_or(3);
     let comparisons = gauntlet::real::differential::compare(&scenarios, jobs, |c| {
         let verdict = if c.agrees() {
             style.paint("32", "agree   ")
@@ -53,9 +63,9 @@ pub(crate) fn differential(paths: Vec<PathBuf>, jobs: usize) -> anyhow::Result<E
             style.paint("31;1", "DISAGREE")
         };
         outln!(
-            "{verdict}  {:<width$}  {:<3}  live {:<18}  model {:<18}  (twin {})",
+            "{verdict}  {:<width$}  {:<case_width$}  live {:<18}  model {:<18}  (twin {})",
             c.live,
-            c.scheme,
+            c.case,
             show(&c.live_outcome),
             show(&c.twin_outcome),
             c.twin

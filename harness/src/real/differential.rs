@@ -1,6 +1,6 @@
 //! The differential suite: each live scenario (a real product as a hop) against its twin (the
 //! same situation with the product's model, on the simulated engine). A pair agrees for a
-//! scheme when both end in the same outcome. What a model predicts is worth what its real twin
+//! scheme, or a client strategy, when both end in the same outcome. What a model predicts is worth what its real twin
 //! confirms.
 
 use std::path::Path;
@@ -20,6 +20,8 @@ pub struct Comparison {
     pub twin: String,
     /// The scheme.
     pub scheme: Scheme,
+    /// The run's name: the scheme's, or the client strategy's when the pair runs one.
+    pub case: &'static str,
     /// What the live run ended in, or why it could not run.
     pub live_outcome: Result<Outcome, RunError>,
     /// The live run's detail.
@@ -40,6 +42,14 @@ pub enum TwinError {
     /// The twin's run could not be carried out (it does not run the scheme, say).
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The live scenario runs a client strategy its twin does not list.
+    #[error("{twin} does not run strategy {strategy}")]
+    Strategy {
+        /// The twin's file.
+        twin: String,
+        /// The strategy.
+        strategy: &'static str,
+    },
 }
 
 impl Comparison {
@@ -82,16 +92,19 @@ pub fn compare(
         let p = &planned[i];
         let s = &scenarios[p.scenario];
         let twin_path = s.twin.as_deref().unwrap_or(Path::new(""));
-        let twin_outcome = match scenario::load(twin_path) {
-            Err(e) => Err(e.into()),
-            Ok(twin) => run(&sim, &twin, p.scheme, twin.seeds[0])
-                .map(|o| o.report.outcome)
-                .map_err(TwinError::from),
-        };
+        let twin_outcome = scenario::load(twin_path)
+            .map_err(TwinError::from)
+            .and_then(|twin| same_case(twin, s))
+            .and_then(|twin| {
+                run(&sim, &twin, p.scheme, twin.seeds[0])
+                    .map(|o| o.report.outcome)
+                    .map_err(TwinError::from)
+            });
         let comparison = Comparison {
             live: s.file.clone(),
             twin: twin_path.display().to_string(),
             scheme: p.scheme,
+            case: s.case_name(p.scheme),
             live_outcome: f
                 .output
                 .as_ref()
@@ -109,4 +122,20 @@ pub fn compare(
         out.push(comparison);
     });
     out
+}
+
+/// The case of `twin` that runs what `live` runs: the same client strategy, or the twin
+/// itself for a run of schemes.
+fn same_case(twin: Scenario, live: &Scenario) -> Result<Scenario, TwinError> {
+    let Some(strategy) = &live.strategy else {
+        return Ok(twin);
+    };
+    let file = twin.file.clone();
+    twin.cases()
+        .into_iter()
+        .find(|c| c.strategy.as_ref().map(|t| t.kind) == Some(strategy.kind))
+        .ok_or(TwinError::Strategy {
+            twin: file,
+            strategy: strategy.kind.as_str(),
+        })
 }

@@ -410,13 +410,14 @@ fn every_command_ends_quietly_when_stdout_is_closed() {
     let results = results_file(&dir, "results.json", "delivered", 20.0);
     let out = dir.join("out");
     let out = out.to_str().unwrap();
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 7] = [
         &["check", "scenarios"],
         &["run", "scenarios/baseline/direct.toml"],
         &["bench", "scenarios/baseline/direct.toml"],
         &["report", &results, "--out", out],
         &["diff", &results, &results],
         &["differential", "scenarios/live"],
+        &["overhead"],
     ];
     for args in commands {
         // A stream whose other end is closed: every write fails with EPIPE.
