@@ -8,8 +8,9 @@
 use gauntlet_proxies::http::{self, Framing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::Cx;
-use crate::endpoints::connect::{AsyncIo, Fail, Phase, describe_io, transport};
+use crate::endpoints::connect::{AsyncIo, Fail, Phase, Plan, describe_io, transport};
+use crate::engine::NetRef;
+use crate::verdict::transcript::Transcript;
 
 /// The most body bytes an answer may carry: 64 MiB, far above what an Engine.IO server sends
 /// in one answer (16 packets of at most `maxPayload` bytes, 1 MB by default, in base64).
@@ -17,19 +18,19 @@ const MAX_BODY: usize = 64 << 20;
 
 /// An answer.
 #[derive(Debug, Clone)]
-pub(super) struct Reply {
+pub(crate) struct Reply {
     /// The status code.
-    pub(super) status: u16,
+    pub(crate) status: u16,
     /// The reason phrase as sent.
-    pub(super) reason: String,
+    pub(crate) reason: String,
     /// The body, decoded from chunked coding if it was chunked.
-    pub(super) body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
     /// `HTTP 400 Bad Request: {"code":1,…}`: the status line and the body's first line, for a
     /// detail.
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let body = crate::endpoints::connect::printable_up_to(&self.body, 80);
         let reason = if self.reason.is_empty() {
             String::new()
@@ -46,31 +47,49 @@ impl Reply {
 
 /// Why an exchange brought no answer.
 #[derive(Debug)]
-pub(super) enum Unanswered {
+pub(crate) enum Unanswered {
     /// No connection: refused, a proxy's refusal of CONNECT, TLS; the failure says which.
     Connect(Fail),
     /// The connection was made and ended, or broke, before a whole answer came: how.
     Broken(String),
 }
 
-/// `method target` with `body` (a `text/plain` payload when not empty), and its answer.
-pub(super) async fn exchange(
-    cx: &Cx,
+/// Where a request goes: the network, the plan's way to the server, the transcript.
+pub(crate) type Way<'a> = (&'a NetRef, &'a Plan, &'a Transcript);
+
+/// The `Content-Type` of the Engine.IO client's POSTs, as engine.io-client sends them.
+pub(super) const TEXT_PLAIN: &str = "text/plain;charset=UTF-8";
+
+/// `method target` with `body` (a payload of `content_type` for a POST), and its answer.
+pub(crate) async fn exchange(
+    way: Way<'_>,
     method: &str,
     target: &str,
-    body: &[u8],
+    (body, content_type): (&[u8], &str),
 ) -> Result<Reply, Unanswered> {
-    let phase = Phase::new(cx.net.now());
-    let mut io = transport(&cx.net, &cx.plan, &cx.t, &phase)
+    let (mut io, head, rest) = request(way, method, target, (body, content_type)).await?;
+    read_reply(&mut io, method, head, rest).await
+}
+
+/// Sends `method target` (with `body` of `content_type` for a POST) on a connection of its
+/// own, and reads the answer's head: the connection, the head, and the bytes read after it.
+pub(crate) async fn request(
+    (net, plan, t): Way<'_>,
+    method: &str,
+    target: &str,
+    (body, content_type): (&[u8], &str),
+) -> Result<(Box<dyn AsyncIo>, http::Head, Vec<u8>), Unanswered> {
+    let phase = Phase::new(net.now());
+    let mut io = transport(net, plan, t, &phase)
         .await
         .map_err(Unanswered::Connect)?;
     let mut head = format!(
         "{method} {target} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nConnection: close\r\n",
-        cx.plan.host
+        plan.host
     );
     if method == "POST" {
         head.push_str(&format!(
-            "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }
@@ -79,11 +98,6 @@ pub(super) async fn exchange(
     io.write_all(head.as_bytes()).await.map_err(broken)?;
     io.write_all(body).await.map_err(broken)?;
     io.flush().await.map_err(broken)?;
-    read_reply(&mut io, method).await
-}
-
-/// Reads the answer to a `method` request from `io`.
-async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<Reply, Unanswered> {
     let mut buf = Vec::new();
     let (head, len) = loop {
         match http::parse_response(&buf, http::MAX_HEAD_BYTES) {
@@ -94,18 +108,34 @@ async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<Reply, Un
                 )));
             }
             http::Parsed::Partial => {
-                if !fill(io, &mut buf).await? {
+                if !fill(&mut io, &mut buf).await? {
                     return Err(Unanswered::Broken("connection closed".into()));
                 }
             }
         }
     };
-    let mut rest = buf.split_off(len);
-    let status = head.status().unwrap_or_default();
+    let rest = buf.split_off(len);
+    Ok((io, head, rest))
+}
+
+/// The status code and reason phrase of a response head.
+pub(crate) fn status(head: &http::Head) -> (u16, String) {
     let reason = match &head.start {
         http::StartLine::Response { reason, .. } => reason.clone(),
         http::StartLine::Request { .. } => String::new(),
     };
+    (head.status().unwrap_or_default(), reason)
+}
+
+/// Reads the body of the answer to a `method` request whose `head` was read, `rest` its
+/// first bytes, from `io`.
+async fn read_reply(
+    io: &mut Box<dyn AsyncIo>,
+    method: &str,
+    head: http::Head,
+    mut rest: Vec<u8>,
+) -> Result<Reply, Unanswered> {
+    let (status, reason) = status(&head);
     let framing = head
         .framing(Some(method))
         .map_err(|e| Unanswered::Broken(format!("an answer whose body cannot be read ({e})")))?;
@@ -128,12 +158,17 @@ async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<Reply, Un
             rest
         }
         Framing::Chunked(mut scanner) => {
-            let mut scanned = 0;
+            let mut data = Vec::new();
             loop {
-                let (used, ended) = scanner.scan(&rest[scanned..]).map_err(|e| {
+                let (used, ended) = scanner.decode(&rest, &mut data).map_err(|e| {
                     Unanswered::Broken(format!("a chunked body that is not chunked coding ({e})"))
                 })?;
-                scanned += used;
+                rest.drain(..used);
+                if data.len() > MAX_BODY {
+                    return Err(Unanswered::Broken(format!(
+                        "an answer of more than {MAX_BODY} bytes"
+                    )));
+                }
                 if ended {
                     break;
                 }
@@ -143,7 +178,7 @@ async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<Reply, Un
                     ));
                 }
             }
-            dechunk(&rest[..scanned])
+            data
         }
         Framing::UntilClose => {
             while fill(io, &mut rest).await? {}
@@ -159,7 +194,7 @@ async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<Reply, Un
 
 /// Reads more of the answer into `buf`: `false` at its end. More than [`MAX_BODY`] is a broken
 /// answer.
-async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Unanswered> {
+pub(crate) async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Unanswered> {
     let mut chunk = [0u8; 8192];
     let n = io
         .read(&mut chunk)
@@ -174,33 +209,9 @@ async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Unan
     Ok(n > 0)
 }
 
-/// The data of a chunked body that [`http::ChunkedScanner`] found whole: each chunk's size
-/// line (extensions passed over), its data and its CRLF, up to the last chunk.
-fn dechunk(mut coded: &[u8]) -> Vec<u8> {
-    let mut data = Vec::new();
-    while let Some(end) = coded.windows(2).position(|w| w == b"\r\n") {
-        let line = String::from_utf8_lossy(&coded[..end]);
-        let digits = line.split([';', ' ', '\t']).next().unwrap_or_default();
-        let size = usize::from_str_radix(digits, 16).unwrap_or(0);
-        coded = &coded[end + 2..];
-        if size == 0 || coded.len() < size {
-            break;
-        }
-        data.extend_from_slice(&coded[..size]);
-        coded = coded.get(size + 2..).unwrap_or_default();
-    }
-    data
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_chunked_body_comes_back_whole() {
-        assert_eq!(dechunk(b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
-        assert_eq!(dechunk(b"0\r\n\r\n"), b"");
-    }
 
     #[test]
     fn a_reply_is_described_by_its_status_and_first_body_line() {

@@ -19,7 +19,7 @@
 //! WebSocket's Close). Everything the session does goes to the transcript; its randomness (the
 //! polling requests' cache-buster `t`, the WebSocket keys) comes from the run's seed.
 
-mod http;
+pub(crate) mod http;
 mod polling;
 mod session;
 mod websocket;
@@ -94,6 +94,11 @@ impl Cx {
 
     fn log(&self, what: impl Into<String>) {
         self.t.log(self.net.now(), WHO, what);
+    }
+
+    /// Where its requests go.
+    fn way(&self) -> http::Way<'_> {
+        (&self.net, &self.plan, &self.t)
     }
 
     /// The next request's number, and a generator seeded with it.
