@@ -232,4 +232,4 @@ impl Cx {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
