@@ -115,7 +115,7 @@ impl Stream {
     /// The next event, or `None` if none has come by `deadline`.
     async fn next(&mut self, net: &NetRef, deadline: Duration) -> Result<Option<Received>, Cut> {
         loop {
-            if let Some(event) = self.events.next() {
+            if let Some(event) = self.events.take() {
                 return Ok(Some(Received::read(event)?));
             }
             if self.ended {

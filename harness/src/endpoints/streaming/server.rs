@@ -1,5 +1,5 @@
 //! The reference server's side of HTTP streaming: the streams open now ([`Streams`]), and the
-//! answer to each request on a streaming path ([`answer`]): a GET opens a stream (a held `200`
+//! answer to each request on a streaming path (`answer`): a GET opens a stream (a held `200`
 //! whose body is events), a POST puts a message on one, a DELETE ends one.
 
 use std::collections::BTreeMap;

@@ -62,7 +62,7 @@ pub enum SseError {
 }
 
 /// Reads an event stream as its bytes arrive, cut anywhere: [`Reader::push`] them, then
-/// [`Reader::next`] the events they completed. It holds at most one unfinished line and one
+/// [`Reader::take`] the events they completed. It holds at most one unfinished line and one
 /// unfinished event's data, each bounded by [`Reader::new`]'s `max`; a peer that sends more
 /// without a line end, or an event with more data, is an error.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ impl Reader {
         }
     }
 
-    /// Reads `bytes`, the stream's next; the events they complete wait for [`Reader::next`].
+    /// Reads `bytes`, the stream's next; the events they complete wait for [`Reader::take`].
     pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), SseError> {
         if !self.started {
             const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -181,7 +181,7 @@ impl Reader {
     }
 
     /// The next complete event, if one is.
-    pub fn next(&mut self) -> Option<Event> {
+    pub fn take(&mut self) -> Option<Event> {
         self.ready.pop_front()
     }
 }
@@ -195,7 +195,7 @@ mod tests {
         let mut out = Vec::new();
         for p in pieces {
             r.push(p)?;
-            while let Some(e) = r.next() {
+            while let Some(e) = r.take() {
                 out.push(e);
             }
         }
@@ -273,7 +273,7 @@ mod tests {
     /// however its bytes come: the reader holds no more.
     #[test]
     fn a_line_or_an_event_beyond_the_bound_is_an_error() {
-        let long = vec![b'x'; 100];
+        let long = [b'x'; 100];
         assert_eq!(
             read_all(&[&long[..60], &long[60..]], 64),
             Err(SseError::LineTooLong { max: 64 })

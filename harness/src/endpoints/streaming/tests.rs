@@ -40,7 +40,7 @@ async fn events(
         let mut data = Vec::new();
         let (_, ended) = scanner.decode(&rest, &mut data)?;
         reader.push(&data)?;
-        while let Some(e) = reader.next() {
+        while let Some(e) = reader.take() {
             got.push(Received::read(e)?);
         }
         if ended || got.len() >= n {
