@@ -121,6 +121,14 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The idle periods after message `after`, in milliseconds, in order.
+    pub fn idle_after(&self, after: u32) -> Vec<u64> {
+        (self.idle.iter())
+            .filter(|p| p.after_message == after)
+            .map(|p| p.ms)
+            .collect()
+    }
+
     /// How long to wait for expected message `i`.
     pub fn reply_timeout_for(&self, i: u32) -> Duration {
         match self.first_reply_timeout {
