@@ -100,7 +100,8 @@ enum Command {
         #[arg(long, value_parser = parse_scheme)]
         scheme: Option<Scheme>,
         /// Only runs of this client strategy (ws, wss, ws-then-wss, polling-then-upgrade,
-        /// websocket-then-polling); `ws` and `wss` keep scheme runs too.
+        /// websocket-then-polling, streaming, wss-then-streaming, detect-then-wss); `ws` and
+        /// `wss` keep scheme runs too.
         #[arg(long, value_parser = parse_strategy)]
         strategy: Option<StrategyKind>,
         /// Run only this seed.
@@ -166,10 +167,10 @@ enum Command {
         #[arg(long, hide = true, default_value = "gauntlet report")]
         invoked_as: String,
     },
-    /// Measure what each transport (ws, wss, Engine.IO long-polling) puts on the wire per
-    /// message, by message size and by message rate, with Chromium's request heads, on the
-    /// simulated engine; print bytes per message and write the page, chart and measurements
-    /// asked for. `cargo xtask report` writes reports/OVERHEAD.md and reports/overhead.svg.
+    /// Measure what each transport (ws, wss, Engine.IO long-polling, HTTP streaming) puts on
+    /// the wire per message, by message size and by message rate, with Chromium's request
+    /// heads, on the simulated engine; print bytes per message and write the page, chart and
+    /// measurements asked for. `cargo xtask report` writes reports/OVERHEAD.md and reports/overhead.svg.
     Overhead {
         /// Write the Markdown page (the tables, the seed's claim beside the measurement) here.
         #[arg(long, value_name = "FILE")]

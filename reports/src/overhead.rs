@@ -150,7 +150,9 @@ pub fn overhead_markdown(o: &Overhead, invoked_as: &str) -> String {
          alive between requests as the browser keeps them.\n\
          - `ws` and `wss` are WebSockets (RFC 6455: 2 to 14 bytes of frame header, a 4-byte \
          mask on the client's frames); `long-polling` is Engine.IO v4 polling (Socket.IO's \
-         fallback) with engine.io's defaults (a ping every 25 s), never upgraded.\n\
+         fallback) with engine.io's defaults (a ping every 25 s), never upgraded; \
+         `streaming` is a response held open (Server-Sent Events, chunked), each message \
+         from the client a POST of its own (the Kaazing-style fallback).\n\
          - Bytes are the TCP payload of every connection the client made, each way: HTTP \
          heads, TLS records, frame headers, Engine.IO packets; IP and TCP headers are not \
          counted. Bytes per message are the difference between a run of {long} messages and \

@@ -24,38 +24,38 @@ const ACCEPT_TAIL: &str =
 
 impl Browser {
     /// The head of an HTTP request of an `XMLHttpRequest` from a page at `origin`
-    /// (`http://host`): `method target`, `Host: host`, and, for a POST, its `text/plain` body's
-    /// length. Ends with the blank line.
+    /// (`http://host`): `method target`, `Host: host`, and, for a POST, its body's length and
+    /// `Content-Type`. Ends with the blank line.
     pub fn xhr(
         self,
         method: &str,
         target: &str,
         host: &str,
         origin: &str,
-        body: Option<usize>,
+        body: Option<(usize, &str)>,
     ) -> String {
         let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
         match self {
             Browser::Minimal => {
                 head.push_str("Accept: */*\r\nConnection: close\r\n");
-                if let Some(n) = body {
+                if let Some((n, content_type)) = body {
                     let _ = write!(
                         head,
-                        "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {n}\r\n"
+                        "Content-Type: {content_type}\r\nContent-Length: {n}\r\n"
                     );
                 }
             }
             Browser::Chromium => {
                 head.push_str("Connection: keep-alive\r\n");
-                if let Some(n) = body {
+                if let Some((n, _)) = body {
                     let _ = write!(head, "Content-Length: {n}\r\n");
                 }
                 let _ = write!(
                     head,
                     "sec-ch-ua-platform: \"Linux\"\r\nUser-Agent: {USER_AGENT}\r\nsec-ch-ua: {SEC_CH_UA}\r\n"
                 );
-                if body.is_some() {
-                    head.push_str("Content-Type: text/plain;charset=UTF-8\r\n");
+                if let Some((_, content_type)) = body {
+                    let _ = write!(head, "Content-Type: {content_type}\r\n");
                 }
                 head.push_str("sec-ch-ua-mobile: ?0\r\nAccept: */*\r\n");
                 if body.is_some() {
@@ -119,7 +119,7 @@ mod tests {
             "/socket.io/?EIO=4&transport=polling&t=PQx1a2c&sid=abc",
             host,
             origin,
-            Some(6),
+            Some((6, "text/plain;charset=UTF-8")),
         );
         assert_eq!(post.len() + headless, 631, "{post}");
         let ws = Browser::Chromium.websocket(
@@ -137,7 +137,7 @@ mod tests {
         for browser in [Browser::Minimal, Browser::Chromium] {
             for head in [
                 browser.xhr("GET", "/a", "h", "http://h", None),
-                browser.xhr("POST", "/a", "h", "http://h", Some(3)),
+                browser.xhr("POST", "/a", "h", "http://h", Some((3, "text/plain"))),
                 browser.websocket("/a", "h", "http://h", "k", "Sec-WebSocket-Protocol: x\r\n"),
             ] {
                 match gauntlet_proxies::http::parse_request(head.as_bytes(), 8192) {

@@ -13,6 +13,9 @@
 //! - [`strategy`]: client strategies: the workload through one transport, then another
 //!   (`ws-then-wss`), or through Engine.IO's long-polling and WebSocket (Socket.IO's
 //!   strategies), each attempt reported.
+//! - [`streaming`]: HTTP streaming, Server-Sent Events on a held response with messages
+//!   sent by POST: the reference server's `/stream` and a client (`streaming`,
+//!   `wss-then-streaming`).
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
 //! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
@@ -31,6 +34,7 @@ pub mod fragment;
 pub mod server;
 pub mod smuggle;
 pub mod strategy;
+pub mod streaming;
 pub mod subprotocol;
 pub mod violation;
 pub mod wire;

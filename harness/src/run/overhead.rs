@@ -15,14 +15,16 @@ use crate::scenario::{self, ScenarioError};
 use crate::verdict::outcome::Outcome;
 
 /// The transports compared: the name in the tables, and the strategy (with its table) that
-/// carries the workload on it.
-pub const TRANSPORTS: [(&str, &str); 3] = [
+/// carries the workload on it. `streaming` is Server-Sent Events held open, messages to the
+/// server by POST (`crate::endpoints::streaming`).
+pub const TRANSPORTS: [(&str, &str); 4] = [
     ("ws", "strategies = [\"ws\"]"),
     ("wss", "strategies = [\"wss\"]"),
     (
         "long-polling",
         "strategies = [\"polling-then-upgrade\"]\n\n[client.polling-then-upgrade]\nupgrade = false",
     ),
+    ("streaming", "strategies = [\"streaming\"]"),
 ];
 
 /// Payload sizes of the size sweep (echoes at one a second), from a 2-byte message to

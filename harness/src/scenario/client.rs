@@ -98,6 +98,10 @@ pub struct Workload {
     pub payload_bytes: usize,
     /// How long to wait for each expected message before calling the run stalled.
     pub reply_timeout: Duration,
+    /// How long to wait for the first expected message, if not `reply_timeout`: shorter, for
+    /// a strategy that takes a first message that does not come as a sign of an uncooperative
+    /// intermediary (`detect-then-wss`'s `detect-timeout-ms`).
+    pub first_reply_timeout: Option<Duration>,
     /// Pauses, in order of `after_message`.
     pub idle: Vec<Idle>,
     /// Echo: binary messages of seeded bytes that are not UTF-8, rather than text.
@@ -114,6 +118,24 @@ pub struct Workload {
     /// The server closes first, with this code, right after the last message; the client
     /// must see exactly this code.
     pub server_close_code: Option<u16>,
+}
+
+impl Workload {
+    /// The idle periods after message `after`, in milliseconds, in order.
+    pub fn idle_after(&self, after: u32) -> Vec<u64> {
+        (self.idle.iter())
+            .filter(|p| p.after_message == after)
+            .map(|p| p.ms)
+            .collect()
+    }
+
+    /// How long to wait for expected message `i`.
+    pub fn reply_timeout_for(&self, i: u32) -> Duration {
+        match self.first_reply_timeout {
+            Some(first) if i == 0 => first,
+            _ => self.reply_timeout,
+        }
+    }
 }
 
 impl WorkloadKind {
@@ -137,6 +159,7 @@ impl Workload {
             interval: Duration::from_millis(100),
             payload_bytes: 32,
             reply_timeout: Duration::from_secs(5),
+            first_reply_timeout: None,
             idle: Vec::new(),
             binary: false,
             fragment_bytes: None,

@@ -29,7 +29,7 @@ pub use client::{
 pub use error::ScenarioError;
 pub use hop::{CommandHop, Hop, ProductHop, host_names};
 pub use parse::{load, parse};
-pub use strategy::{EngineIoParams, Strategy, StrategyKind};
+pub use strategy::{DEFAULT_DETECT_TIMEOUT, EngineIoParams, Strategy, StrategyKind};
 
 pub(crate) use error::{joined, locate};
 pub(crate) use parse::millisecond_beyond_limit;

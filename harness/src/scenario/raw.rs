@@ -54,6 +54,7 @@ pub(super) struct RawClient {
     pub(super) strategies: Option<Spanned<Vec<StrategyKind>>>,
     pub(super) polling_then_upgrade: Option<Spanned<RawPollingThenUpgrade>>,
     pub(super) websocket_then_polling: Option<Spanned<RawWebsocketThenPolling>>,
+    pub(super) detect_then_wss: Option<Spanned<RawDetectThenWss>>,
     pub(super) route: Option<Spanned<Route>>,
     #[serde(default = "default_handshake_timeout_ms")]
     pub(super) handshake_timeout_ms: Spanned<u64>,
@@ -76,6 +77,13 @@ pub(super) struct RawPollingThenUpgrade {
     pub(super) timeout_ms: Option<Spanned<u64>>,
     pub(super) upgrade: Option<bool>,
     pub(super) probe_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `[client.detect-then-wss]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawDetectThenWss {
+    pub(super) detect_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// `[client.websocket-then-polling]`.
@@ -157,6 +165,9 @@ pub(super) struct RawExpect {
     pub(super) ws_then_wss: Option<Outcome>,
     pub(super) polling_then_upgrade: Option<Outcome>,
     pub(super) websocket_then_polling: Option<Outcome>,
+    pub(super) streaming: Option<Outcome>,
+    pub(super) wss_then_streaming: Option<Outcome>,
+    pub(super) detect_then_wss: Option<Outcome>,
 }
 
 impl RawExpect {
@@ -168,6 +179,9 @@ impl RawExpect {
             StrategyKind::WsThenWss => self.ws_then_wss,
             StrategyKind::PollingThenUpgrade => self.polling_then_upgrade,
             StrategyKind::WebsocketThenPolling => self.websocket_then_polling,
+            StrategyKind::Streaming => self.streaming,
+            StrategyKind::WssThenStreaming => self.wss_then_streaming,
+            StrategyKind::DetectThenWss => self.detect_then_wss,
         }
     }
 }

@@ -31,16 +31,31 @@ pub enum StrategyKind {
     /// polling, as Socket.IO's documentation tells an application to on `connect_error`
     /// (`socket.io.opts.transports = ["polling", "websocket"]`).
     WebsocketThenPolling,
+    /// HTTP streaming on port 80: Server-Sent Events on a held response, messages by POST
+    /// (the reference server's `/stream`).
+    Streaming,
+    /// Kaazing's fallback, seed 001: a WebSocket over TLS; if it fails before its first
+    /// message is delivered, HTTP streaming over TLS on port 443 ("如果中间代理服务器被检测到,
+    /// 那么下行 HTTP 信息流就会使用一个高度优化的加密流式连接").
+    WssThenStreaming,
+    /// `ws` whose first message must come within `detect-timeout-ms` of being due: a failed
+    /// handshake, or a first message that stalls, marks an uncooperative intermediary, and
+    /// the client goes to `wss` at once (seed 001's "dynamically upgrade to WebSocket Secure
+    /// when an uncooperative proxy is detected", the detection explicit and short).
+    DetectThenWss,
 }
 
 impl StrategyKind {
     /// Every strategy, in the order the documentation lists them.
-    pub const ALL: [StrategyKind; 5] = [
+    pub const ALL: [StrategyKind; 8] = [
         StrategyKind::Ws,
         StrategyKind::Wss,
         StrategyKind::WsThenWss,
         StrategyKind::PollingThenUpgrade,
         StrategyKind::WebsocketThenPolling,
+        StrategyKind::Streaming,
+        StrategyKind::WssThenStreaming,
+        StrategyKind::DetectThenWss,
     ];
 
     /// The name scenario files and results use.
@@ -51,22 +66,26 @@ impl StrategyKind {
             StrategyKind::WsThenWss => "ws-then-wss",
             StrategyKind::PollingThenUpgrade => "polling-then-upgrade",
             StrategyKind::WebsocketThenPolling => "websocket-then-polling",
+            StrategyKind::Streaming => "streaming",
+            StrategyKind::WssThenStreaming => "wss-then-streaming",
+            StrategyKind::DetectThenWss => "detect-then-wss",
         }
     }
 
     /// The scheme of the strategy's first attempt, which keys its run inside the harness.
     pub fn scheme(self) -> Scheme {
         match self {
-            StrategyKind::Wss => Scheme::Wss,
+            StrategyKind::Wss | StrategyKind::WssThenStreaming => Scheme::Wss,
             _ => Scheme::Ws,
         }
     }
 
-    /// The schemes its attempts may use (`ws-then-wss`: both).
+    /// The schemes (ports, TLS) its attempts may use (`ws-then-wss`: both; HTTP streaming
+    /// over TLS is `wss`'s).
     pub fn schemes(self) -> &'static [Scheme] {
         match self {
-            StrategyKind::Wss => &[Scheme::Wss],
-            StrategyKind::WsThenWss => &[Scheme::Ws, Scheme::Wss],
+            StrategyKind::Wss | StrategyKind::WssThenStreaming => &[Scheme::Wss],
+            StrategyKind::WsThenWss | StrategyKind::DetectThenWss => &[Scheme::Ws, Scheme::Wss],
             _ => &[Scheme::Ws],
         }
     }
@@ -76,6 +95,16 @@ impl StrategyKind {
         matches!(
             self,
             StrategyKind::PollingThenUpgrade | StrategyKind::WebsocketThenPolling
+        )
+    }
+}
+
+impl StrategyKind {
+    /// Whether an attempt of it may be HTTP streaming (to `/stream`).
+    pub fn streams(self) -> bool {
+        matches!(
+            self,
+            StrategyKind::Streaming | StrategyKind::WssThenStreaming
         )
     }
 }
@@ -94,7 +123,16 @@ pub struct Strategy {
     /// The Engine.IO client's settings (`polling-then-upgrade`, `websocket-then-polling`;
     /// the defaults, unused, for the others).
     pub engineio: EngineIoParams,
+    /// How long `detect-then-wss` waits for the first message on ws (the default, unused,
+    /// for the others).
+    pub detect_timeout: Duration,
 }
+
+/// `detect-then-wss`'s default `detect-timeout-ms`: sockjs-client's deadline for a transport
+/// to deliver its first frame (`_transportTimeout`), `max(timeout, rto × roundTrips)` with
+/// `timeout` 0 by default, the WebSocket transport's `roundTrips` 2 and `countRTO(rtt)` = 300 ms
+/// + RTT up to an RTT of 100 ms (4 × RTT beyond): 800 ms at a 100 ms round trip.
+pub const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_millis(800);
 
 impl Strategy {
     /// `kind` with its defaults.
@@ -102,6 +140,7 @@ impl Strategy {
         Self {
             kind,
             engineio: EngineIoParams::default(),
+            detect_timeout: DEFAULT_DETECT_TIMEOUT,
         }
     }
 }

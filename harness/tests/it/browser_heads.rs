@@ -71,7 +71,13 @@ fn chromium_heads_are_the_ones_chromium_sends() {
     compare(
         "XHR POST",
         &post,
-        &ours.xhr("POST", "/t", host, origin, Some(6)),
+        &ours.xhr(
+            "POST",
+            "/t",
+            host,
+            origin,
+            Some((6, "text/plain;charset=UTF-8")),
+        ),
     );
     compare(
         "WebSocket handshake",

@@ -89,6 +89,10 @@ fn client_strategies_meet_their_expectations_live() {
         "scenarios/strategies/websocket-then-polling-through-stripping-proxy.toml",
         "scenarios/strategies/l7-balancer-round-robin-breaks-long-polling.toml",
         "scenarios/strategies/l7-balancer-source-ip-keeps-long-polling.toml",
+        "scenarios/strategies/pass-streams.toml",
+        "scenarios/strategies/streaming-pushes-through-a-stripping-proxy.toml",
+        "scenarios/strategies/wss-then-streaming-through-intercepting-proxy.toml",
+        "scenarios/strategies/detect-then-wss-through-stripping-proxy.toml",
     ] {
         let s = scenario::load(&crate::root().join(file)).expect("a valid scenario");
         for case in s.cases() {

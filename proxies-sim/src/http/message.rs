@@ -229,6 +229,21 @@ impl ChunkedScanner {
     /// Consumes body bytes from `buf`: returns how many belong to the body, and whether the
     /// body ended within them. An error means the bytes are not chunked coding.
     pub fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool), ChunkError> {
+        self.walk(buf, |_| {})
+    }
+
+    /// As [`ChunkedScanner::scan`], appending the chunks' data (the body decoded) to `data`:
+    /// what a client reading a chunked body piece by piece as it arrives needs.
+    pub fn decode(&mut self, buf: &[u8], data: &mut Vec<u8>) -> Result<(usize, bool), ChunkError> {
+        self.walk(buf, |d| data.extend_from_slice(d))
+    }
+
+    /// Reads `buf` as chunked coding, handing each run of chunk data to `on_data`.
+    fn walk(
+        &mut self,
+        buf: &[u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<(usize, bool), ChunkError> {
         let mut i = 0;
         while i < buf.len() {
             if self.state == ChunkState::Done {
@@ -266,7 +281,10 @@ impl ChunkedScanner {
                     };
                 }
                 ChunkState::Data => {
-                    let take = (self.size as usize).min(buf.len() - i);
+                    let take = usize::try_from(self.size)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len() - i);
+                    on_data(&buf[i..i + take]);
                     self.size -= take as u64;
                     i += take;
                     if self.size == 0 {
@@ -899,5 +917,19 @@ HTTP/1.1 200 OK\r\n\r\nto the close HTTP/1.1 200 OK\r\n\r\n";
             "a 200 response to no request"
         );
         assert!(interim(100) && interim(199) && !interim(101) && !interim(200));
+    }
+
+    #[test]
+    fn decode_gives_the_chunks_data_however_the_body_is_cut() {
+        let coded = b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\nrest";
+        for cut in 0..=coded.len() {
+            let (mut scanner, mut data) = (ChunkedScanner::default(), Vec::new());
+            let (a, done_a) = scanner.decode(&coded[..cut], &mut data).unwrap();
+            assert_eq!(a, cut.min(coded.len() - 4));
+            let (b, done_b) = scanner.decode(&coded[a..], &mut data).unwrap();
+            assert_eq!(a + b, coded.len() - 4, "cut at {cut}");
+            assert!(done_b || done_a);
+            assert_eq!(data, b"abcde", "cut at {cut}");
+        }
     }
 }

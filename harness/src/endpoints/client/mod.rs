@@ -23,7 +23,7 @@ use crate::scenario::WorkloadKind;
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use handshake::handshake;
-pub use payload::{binary_payload, message, payload, push_stamp};
+pub use payload::{binary_payload, message, payload, push_stamp, push_text};
 use session::{Keepalive, Session};
 use sessions::Gathering;
 pub use sessions::run_sessions;

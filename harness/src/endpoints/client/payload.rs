@@ -38,6 +38,15 @@ pub fn payload(seed: u64, i: u32, len: usize) -> String {
     text
 }
 
+/// Push `i` of `size` bytes sent at `at` (simulated time since the run began): `push <i> at
+/// <µs>` padded with dots, as the server writes every push (WebSocket, Engine.IO, HTTP
+/// streaming) and [`push_stamp`] reads it.
+pub fn push_text(i: u32, at: std::time::Duration, size: usize) -> String {
+    let mut text = format!("push {i} at {}", at.as_micros());
+    text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));
+    text
+}
+
 /// The send time, in microseconds of simulated time, that push `i` of `size` bytes carries, if
 /// `text` is that push: `push <i> at <µs>` padded with dots, as the server writes it.
 pub fn push_stamp(text: &str, i: u32, size: usize) -> Option<u64> {

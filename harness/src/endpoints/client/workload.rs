@@ -193,7 +193,7 @@ impl Session<'_> {
         }
         self.t
             .log(sent_at, WHO, format!("sent #{i} ({len} bytes{how})"));
-        let timeout = w.reply_timeout;
+        let timeout = w.reply_timeout_for(i);
         match self
             .next_data(ws, sent_at.saturating_add(timeout), Doing::Waiting)
             .await?
@@ -227,10 +227,14 @@ impl Session<'_> {
         let w = &self.plan.workload;
         let (size, deadline) = (
             w.payload_bytes,
-            self.net
-                .now()
-                .saturating_add(w.interval)
-                .saturating_add(w.reply_timeout),
+            match w.first_reply_timeout {
+                Some(first) if i == 0 => self.net.now().saturating_add(first),
+                _ => self
+                    .net
+                    .now()
+                    .saturating_add(w.interval)
+                    .saturating_add(w.reply_timeout),
+            },
         );
         let message = self.next_data(ws, deadline, Doing::Waiting).await?;
         let Some(message) = message else {

@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use gauntlet_proxies::rng::{Rng, fnv1a};
 
+use crate::endpoints::streaming::Streams;
 use crate::engine::NetRef;
 use crate::verdict::transcript::Transcript;
 pub(crate) use polling::answer as polling;
@@ -117,6 +118,8 @@ struct Shared {
     /// Session ids made so far.
     made: AtomicU64,
     sessions: Mutex<BTreeMap<String, Arc<Session>>>,
+    /// The server's HTTP streams, whose ids are made as the sessions' are.
+    streams: Streams,
 }
 
 impl EngineIo {
@@ -132,12 +135,29 @@ impl EngineIo {
             key,
             made: AtomicU64::new(0),
             sessions: Mutex::new(BTreeMap::new()),
+            streams: Streams::default(),
         }))
     }
 
     /// The settings.
     pub fn options(&self) -> &Options {
         &self.0.options
+    }
+
+    /// The server's HTTP streams (`/stream`), which its connections and workers share as
+    /// they share the sessions.
+    pub fn streams(&self) -> &Streams {
+        &self.0.streams
+    }
+
+    /// Id number `n` of those made on `host` for `what` (0 for sessions; streams have their
+    /// own): 20 characters of URL-safe base64 from 15 bytes, as engine.io's `base64id` makes
+    /// them, from the key, so a simulated run gives the same ids for the same seed.
+    pub fn id(&self, host: &str, what: u64, n: u64) -> String {
+        let mut bytes = [0u8; 15];
+        let key = self.0.key ^ fnv1a(host.as_bytes()) ^ what.rotate_left(32);
+        Rng::derive(key, n).fill(&mut bytes);
+        data_encoding::BASE64URL_NOPAD.encode(&bytes)
     }
 
     /// How many sessions are open.
@@ -176,9 +196,7 @@ impl EngineIo {
         }
         loop {
             let n = self.0.made.fetch_add(1, Ordering::Relaxed);
-            let mut bytes = [0u8; 15];
-            Rng::derive(self.0.key ^ fnv1a(host.as_bytes()), n).fill(&mut bytes);
-            let sid = data_encoding::BASE64URL_NOPAD.encode(&bytes);
+            let sid = self.id(host, 0, n);
             if let std::collections::btree_map::Entry::Vacant(place) = table.entry(sid) {
                 let sid = place.key().clone();
                 let session = Arc::new(Session::new(sid, transport, app));
@@ -214,4 +232,4 @@ impl Cx {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -13,6 +13,7 @@ use super::Cx;
 use super::packet::{Handshake, Packet, PacketType};
 use super::request::Refused;
 use super::session::{App, Session, Transport, Upgrade};
+use crate::endpoints::client::push_text;
 
 /// Opens a session on `transport` running `app`: its open packet queued, its heartbeat (and
 /// push) started. Refused when the server holds its most sessions already.
@@ -155,8 +156,7 @@ async fn push(cx: Cx, session: Arc<Session>, count: u32, interval: Duration, siz
         if closed.is_some() {
             return;
         }
-        let mut text = format!("push {i} at {}", cx.net.now().as_micros());
-        text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));
+        let text = push_text(i, cx.net.now(), size);
         session.send(&cx, Packet::message(text));
         cx.log(format!(
             "engine.io {} pushed #{i} ({size} bytes)",

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::endpoints::client::push_text;
 use crate::endpoints::{fragment, smuggle, violation};
 use crate::engine::NetRef;
 use crate::scenario;
@@ -96,9 +97,7 @@ impl App {
             for i in 0..options.count.unwrap_or(1) {
                 net.sleep_until(start.saturating_add(interval.saturating_mul(i)))
                     .await;
-                let stamp = format!("push {i} at {}", net.now().as_micros());
-                let mut text = stamp.clone();
-                text.extend(std::iter::repeat_n('.', size.saturating_sub(text.len())));
+                let text = push_text(i, net.now(), size);
                 let done = |frames: &str| format!("pushed #{i} ({size} bytes{frames})");
                 let message = Message::text(text);
                 if !send(

@@ -1,6 +1,7 @@
 //! One connection's HTTP/1.1, served by hyper with upgrades, and the answer to each request:
 //! on an Engine.IO path ([`engineio::PATHS`]), what [`engineio`] answers; elsewhere the
-//! victim's script, a refusal, or a 101 whose upgraded connection runs an [`App`].
+//! victim's script, a refusal, or a 101 whose upgraded connection runs an [`App`]; on a
+//! streaming path without an upgrade ([`streaming::handles`]), what [`streaming`] answers.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
@@ -25,10 +26,13 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::app::App;
 use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
-use crate::endpoints::smuggle;
+use crate::endpoints::{smuggle, streaming};
 use crate::engine::{Held, NetRef};
 use crate::verdict::transcript::Transcript;
 use crate::ws_config;
+
+/// What stream ids are made for, beside Engine.IO's sessions ([`EngineIo::id`]).
+const STREAM_IDS: u64 = 0x7374_7265_616d;
 
 /// Serves one connection's requests. `last_head`, when there is a header timeout, is `None`
 /// while a request is being answered (an Engine.IO poll may be held for a while) and the time
@@ -92,7 +96,7 @@ async fn respond(
     req: Request<Incoming>,
     held: Rc<Held>,
     engineio: EngineIo,
-) -> Response<Full<Bytes>> {
+) -> Response<streaming::Body> {
     let headers = req.headers();
     let line = format!(
         "request {} {} {:?}, Upgrade: {}, Connection: {}",
@@ -102,15 +106,26 @@ async fn respond(
         header_text(headers, "upgrade"),
         header_text(headers, "connection"),
     );
-    let response = if engineio::handles(req.uri().path()) {
+    let path = req.uri().path();
+    let response = if engineio::handles(path) {
         let cx = engineio::Cx {
             net: net.clone(),
             transcript: transcript.clone(),
             engine: engineio,
         };
-        engine_io(cx, req, held).await
+        engine_io(cx, req, held).await.map(BodyExt::boxed_unsync)
+    } else if streaming::handles(path) && !req.headers().contains_key("upgrade") {
+        let host = net.host().to_string();
+        let id = |n| engineio.id(&host, STREAM_IDS, n);
+        let cx = streaming::server::Cx {
+            net: &net,
+            transcript: &transcript,
+            streams: engineio.streams(),
+            id: &id,
+        };
+        streaming::server::answer(&cx, req).await
     } else {
-        websocket(&net, &transcript, req, held)
+        websocket(&net, &transcript, req, held).map(BodyExt::boxed_unsync)
     };
     transcript.log(
         net.now(),

@@ -279,14 +279,7 @@ impl Work<'_> {
 
     /// The idle periods after message `after`: nothing sent, the heartbeat answered.
     async fn idle(&mut self, after: u32) -> Result<(), Fail> {
-        let periods: Vec<u64> = self
-            .plan
-            .workload
-            .idle
-            .iter()
-            .filter(|p| p.after_message == after)
-            .map(|p| p.ms)
-            .collect();
+        let periods = self.plan.workload.idle_after(after);
         for period in periods {
             self.t
                 .log(self.net.now(), WHO, format!("idle for {period} ms"));

@@ -1,5 +1,6 @@
 //! Strategies through models on the simulated network: when `ws-then-wss` falls back and when
-//! it does not, the reconnection delay of `websocket-then-polling`, and how a trail reads.
+//! it does not, the reconnection delay of `websocket-then-polling`, how a trail reads,
+//! `detect-then-wss` falling back sooner than `ws-then-wss`, and `wss-then-streaming`.
 
 use std::time::Duration;
 
@@ -133,4 +134,96 @@ fn without_the_upgrade_polling_is_no_fallback() {
     );
     assert_eq!(results(&out), [("polling", "delivered".to_string())]);
     assert_eq!(out.report.received, 5);
+}
+
+/// A proxy that passes the 101 and holds the first frame (an antivirus holding a response's
+/// first chunk): `detect-then-wss` takes the stall for an uncooperative proxy after
+/// `detect-timeout-ms` and goes to `wss`; `ws-then-wss` goes too, after `reply-timeout-ms`.
+#[test]
+fn detect_then_wss_falls_back_sooner_than_ws_then_wss() {
+    let path = "[[path]]\nmodel = \"buffering-proxy\"\npreset = \"antivirus-hold-first\"\n";
+    let wss_began = |kind| {
+        let out = strategy_run(path, "messages = 2", kind, "fell-back", 1);
+        assert_eq!(
+            out.report.outcome,
+            Outcome::FellBack,
+            "{}",
+            out.report.detail
+        );
+        assert_eq!(
+            results(&out),
+            [
+                ("ws", "stalled".to_string()),
+                ("wss", "delivered".to_string())
+            ]
+        );
+        out.report.strategy.as_ref().expect("a trail").attempts[1].began
+    };
+    let detected = wss_began(StrategyKind::DetectThenWss);
+    let waited = wss_began(StrategyKind::WsThenWss);
+    // The first echo is sent once the 101 is in (30 ms), then 800 ms or 5000 ms.
+    assert!(detected < Duration::from_millis(1000), "{detected:?}");
+    assert!(waited >= Duration::from_millis(5000), "{waited:?}");
+}
+
+/// `[client.detect-then-wss] detect-timeout-ms` sets the first message's deadline, and only
+/// its: the second may take `reply-timeout-ms`.
+#[test]
+fn the_detect_timeout_is_the_first_messages_only() {
+    let text = "format = 1\ntitle = \"t\"\nsource = \"s\"\n[client]\nstrategies = [\"detect-then-wss\"]\n\n[client.detect-then-wss]\ndetect-timeout-ms = 1500\n\n[expect]\ndetect-then-wss = \"delivered\"\n";
+    let scenario = parse("t.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    let case = scenario.cases().remove(0);
+    let strategy = case.strategy.as_ref().expect("a strategy");
+    assert_eq!(strategy.detect_timeout, Duration::from_millis(1500));
+    let mut w = case.client.workload.clone();
+    w.first_reply_timeout = Some(strategy.detect_timeout);
+    assert_eq!(w.reply_timeout_for(0), Duration::from_millis(1500));
+    assert_eq!(w.reply_timeout_for(1), w.reply_timeout);
+    let out = run(&Sim, &case, case.client.schemes[0], 1).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.report.outcome,
+        Outcome::Delivered,
+        "{}",
+        out.report.detail
+    );
+    let unlisted = text
+        .replace(
+            "strategies = [\"detect-then-wss\"]",
+            "strategies = [\"ws\"]",
+        )
+        .replace("detect-then-wss = \"delivered\"", "ws = \"delivered\"");
+    let err = parse("t.toml", &unlisted).expect_err("a table for an unlisted strategy");
+    assert!(
+        err.to_string().contains("`[client.detect-then-wss]`"),
+        "{err}"
+    );
+}
+
+/// `wss-then-streaming` through an interceptor that strips the upgrade: wss is refused, the
+/// stream over TLS delivers, and the run is `fell-back` over `https-streaming`.
+#[test]
+fn wss_then_streaming_falls_back_to_https_streaming() {
+    let path = "[[path]]\nmodel = \"tls-intercepting-proxy\"\ninner = \"strip\"\n";
+    let kind = StrategyKind::WssThenStreaming;
+    let out = strategy_run(path, "messages = 3", kind, "fell-back", 1);
+    assert_eq!(
+        out.report.outcome,
+        Outcome::FellBack,
+        "{}",
+        out.report.detail
+    );
+    assert_eq!(
+        results(&out),
+        [
+            ("wss", "handshake-rejected".to_string()),
+            ("https-streaming", "delivered".to_string())
+        ]
+    );
+    assert!(
+        out.report
+            .detail
+            .contains("over https-streaming; wss handshake-rejected"),
+        "{}",
+        out.report.detail
+    );
 }

@@ -80,8 +80,13 @@ pub(super) fn client(
     let subprotocols = subprotocols(src, c.subprotocols.as_ref(), smuggle)?;
     let workload =
         workload::workload(src, &c.workload, reply_timeout, c.ping_interval_ms.as_ref())?;
-    let strategies =
-        strategy::strategies(src, kinds, c.polling_then_upgrade, c.websocket_then_polling)?;
+    let strategies = strategy::strategies(
+        src,
+        kinds,
+        c.polling_then_upgrade,
+        c.websocket_then_polling,
+        c.detect_then_wss,
+    )?;
     Ok(Client {
         schemes,
         strategies,

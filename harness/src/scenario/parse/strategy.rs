@@ -1,12 +1,17 @@
 //! What the client runs: `schemes` or `strategies` (one of them), each strategy's parameters
-//! (`[client.polling-then-upgrade]`, `[client.websocket-then-polling]`), and the `[client]`
-//! keys an Engine.IO strategy cannot honour.
+//! (`[client.polling-then-upgrade]`, `[client.websocket-then-polling]`,
+//! `[client.detect-then-wss]`), and the `[client]` keys an Engine.IO or streaming strategy
+//! cannot honour.
 
 use toml::Spanned;
 
 use super::Source;
-use crate::scenario::raw::{RawClient, RawPollingThenUpgrade, RawWebsocketThenPolling};
-use crate::scenario::{EngineIoParams, ScenarioError, Scheme, Strategy, StrategyKind};
+use crate::scenario::raw::{
+    RawClient, RawDetectThenWss, RawPollingThenUpgrade, RawWebsocketThenPolling,
+};
+use crate::scenario::{
+    DEFAULT_DETECT_TIMEOUT, EngineIoParams, ScenarioError, Scheme, Strategy, StrategyKind,
+};
 use crate::scenario::{WorkloadKind, raw::RawWorkload};
 
 /// `client.schemes` or `client.strategies`, exactly one, each listing something and nothing
@@ -29,7 +34,7 @@ pub(super) fn listed(
         )),
         (None, None) => Err(src.fail(
             client.span(),
-            "`[client]` needs `schemes` (ws, wss) or `strategies` (ws, wss, ws-then-wss, polling-then-upgrade, websocket-then-polling)",
+            "`[client]` needs `schemes` (ws, wss) or `strategies` (ws, wss, ws-then-wss, polling-then-upgrade, websocket-then-polling, streaming, wss-then-streaming, detect-then-wss)",
         )),
     }
 }
@@ -41,6 +46,7 @@ pub(super) fn strategies(
     kinds: &[StrategyKind],
     polling: Option<Spanned<RawPollingThenUpgrade>>,
     websocket: Option<Spanned<RawWebsocketThenPolling>>,
+    detect: Option<Spanned<RawDetectThenWss>>,
 ) -> Result<Vec<Strategy>, ScenarioError> {
     let unlisted = |kind: StrategyKind, span: std::ops::Range<usize>| {
         src.fail(
@@ -108,10 +114,20 @@ pub(super) fn strategies(
             params.randomization_thousandths = (v * 1000.0).round() as u32;
         }
     }
+    let mut detect_timeout = DEFAULT_DETECT_TIMEOUT;
+    if let Some(d) = detect {
+        if !kinds.contains(&StrategyKind::DetectThenWss) {
+            return Err(unlisted(StrategyKind::DetectThenWss, d.span()));
+        }
+        if let Some(v) = &d.into_inner().detect_timeout_ms {
+            detect_timeout = src.positive(v, "detect-timeout-ms")?;
+        }
+    }
     Ok(kinds
         .iter()
         .map(|&kind| Strategy {
             kind,
+            detect_timeout,
             engineio: match kind {
                 StrategyKind::PollingThenUpgrade => polling_params,
                 StrategyKind::WebsocketThenPolling => websocket_params,
@@ -141,10 +157,11 @@ fn common(
     Ok(())
 }
 
-/// The `[client]` and workload keys an Engine.IO strategy cannot honour, refused where they
-/// are written when `kinds` lists one: Engine.IO carries whole messages (no fragments of the
-/// client's choosing), closes without a code, and has its own heartbeat; and the
-/// cache-poisoning demonstration is WebSocket frames written by hand. `sessions` is refused
+/// The `[client]` and workload keys an Engine.IO or streaming strategy cannot honour, refused
+/// where they are written when `kinds` lists one: Engine.IO and HTTP streaming carry whole
+/// messages (no fragments of the client's choosing), close without a code, and have no Ping
+/// (Engine.IO has its own heartbeat); and the cache-poisoning demonstration is WebSocket
+/// frames written by hand. `sessions` is refused
 /// with any strategy: a strategy's run is one application's session.
 pub(super) fn engineio_keys(
     src: Source<'_>,
@@ -160,9 +177,10 @@ pub(super) fn engineio_keys(
             ),
         ));
     }
-    let Some(kind) = kinds.iter().find(|k| k.engineio()) else {
+    let Some(kind) = kinds.iter().find(|k| k.engineio() || k.streams()) else {
         return Ok(());
     };
+    let engineio = kind.engineio();
     let w: &RawWorkload = &c.workload;
     let refused = |key: &str, span: std::ops::Range<usize>, why: &str| {
         src.fail(
@@ -174,16 +192,28 @@ pub(super) fn engineio_keys(
         return Err(refused(
             "ping-interval-ms",
             v.span(),
-            "Engine.IO has its own heartbeat (the server's pings)",
+            if engineio {
+                "Engine.IO has its own heartbeat (the server's pings)"
+            } else {
+                "HTTP streaming has no ping"
+            },
         ));
     }
-    let fragments = "Engine.IO sends each message whole";
-    if let Some(v) = &c.subprotocols {
-        return Err(refused(
-            "subprotocols",
-            v.span(),
+    let (fragments, protocols, codes) = if engineio {
+        (
+            "Engine.IO sends each message whole",
             "Engine.IO's WebSocket offers no subprotocol",
-        ));
+            "an Engine.IO session closes with a close packet, without a code",
+        )
+    } else {
+        (
+            "HTTP streaming sends each message whole",
+            "HTTP streaming has no subprotocol",
+            "a stream closes with its `close` event, without a code",
+        )
+    };
+    if let Some(v) = &c.subprotocols {
+        return Err(refused("subprotocols", v.span(), protocols));
     }
     if let Some(v) = &w.fragment_bytes {
         return Err(refused("fragment-bytes", v.span(), fragments));
@@ -191,7 +221,6 @@ pub(super) fn engineio_keys(
     if let Some(v) = &w.server_fragment_bytes {
         return Err(refused("server-fragment-bytes", v.span(), fragments));
     }
-    let codes = "an Engine.IO session closes with a close packet, without a code";
     if let Some(v) = &w.close_code {
         return Err(refused("close-code", v.span(), codes));
     }

@@ -48,6 +48,7 @@ pub(super) fn workload(
         interval: Duration::from_millis(*w.interval_ms.get_ref()),
         payload_bytes,
         reply_timeout,
+        first_reply_timeout: None,
         idle,
         binary: w.binary.as_ref().is_some_and(|b| *b.get_ref()),
         fragment_bytes,

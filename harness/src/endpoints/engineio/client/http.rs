@@ -1,17 +1,22 @@
-//! One HTTP/1.1 exchange of the polling transport. engine.io-client under Node makes each
-//! request with `xmlhttprequest-ssl` and `agent: false`, so each one is a new connection with
+//! One HTTP/1.1 exchange of the polling transport (and of the streaming client's POSTs and
+//! the opening of its stream). engine.io-client under Node makes each request with
+//! `xmlhttprequest-ssl` and `agent: false`, so each one is a new connection with
 //! `Connection: close`; so does this client, unless its plan's browser keeps connections alive
-//! (Chromium: the idle connections of earlier exchanges carry the next ones). The head is the
-//! browser's ([`crate::endpoints::browser`]). The connection is the plan's
-//! transport (TCP, an explicit proxy's tunnel, TLS), the request is written by hand, and the
-//! answer is read with the models' head parser, its body by `Content-Length`, chunked coding
-//! or the close.
+//! (Chromium: the idle connections of an Engine.IO session's earlier exchanges carry its next
+//! ones). The head is the browser's ([`crate::endpoints::browser`]). The connection is the
+//! plan's transport (TCP, an explicit proxy's tunnel, TLS), the request is written by hand,
+//! and the answer is read with the models' head parser, its body by `Content-Length`, chunked
+//! coding or the close.
+
+use std::cell::RefCell;
 
 use gauntlet_proxies::http::{self, Framing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Cx;
-use crate::endpoints::connect::{AsyncIo, Fail, Phase, describe_io, origin, transport};
+use crate::endpoints::connect::{AsyncIo, Fail, Phase, Plan, describe_io, origin, transport};
+use crate::engine::NetRef;
+use crate::verdict::transcript::Transcript;
 
 /// The most body bytes an answer may carry: 64 MiB, far above what an Engine.IO server sends
 /// in one answer (16 packets of at most `maxPayload` bytes, 1 MB by default, in base64).
@@ -19,19 +24,19 @@ const MAX_BODY: usize = 64 << 20;
 
 /// An answer.
 #[derive(Debug, Clone)]
-pub(super) struct Reply {
+pub(crate) struct Reply {
     /// The status code.
-    pub(super) status: u16,
+    pub(crate) status: u16,
     /// The reason phrase as sent.
-    pub(super) reason: String,
+    pub(crate) reason: String,
     /// The body, decoded from chunked coding if it was chunked.
-    pub(super) body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
     /// `HTTP 400 Bad Request: {"code":1,…}`: the status line and the body's first line, for a
     /// detail.
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let body = crate::endpoints::connect::printable_up_to(&self.body, 80);
         let reason = if self.reason.is_empty() {
             String::new()
@@ -48,59 +53,76 @@ impl Reply {
 
 /// Why an exchange brought no answer.
 #[derive(Debug)]
-pub(super) enum Unanswered {
+pub(crate) enum Unanswered {
     /// No connection: refused, a proxy's refusal of CONNECT, TLS; the failure says which.
     Connect(Fail),
     /// The connection was made and ended, or broke, before a whole answer came: how.
     Broken(String),
 }
 
-/// `method target` with `body` (a `text/plain` payload when not empty), and its answer. The
-/// plan's browser writes the head; one that keeps connections alive sends the request on an
-/// idle connection of an earlier exchange when there is one, and sends it again once on a
-/// new connection if that one turns out closed before any answer came (RFC 9112 §9.3.1: the
-/// server may close an idle connection at any time), as Chromium does.
-pub(super) async fn exchange(
+/// Where a request goes: the network, the plan's way to the server, the transcript.
+pub(crate) type Way<'a> = (&'a NetRef, &'a Plan, &'a Transcript);
+
+/// Connections kept alive after an exchange, for the next ones.
+pub(super) type Idle = RefCell<Vec<Box<dyn AsyncIo>>>;
+
+/// The `Content-Type` of the Engine.IO client's POSTs, as engine.io-client sends them.
+pub(super) const TEXT_PLAIN: &str = "text/plain;charset=UTF-8";
+
+/// `method target` with `body` (a payload of `content_type` for a POST) on a connection of
+/// its own, and its answer.
+pub(crate) async fn exchange(
+    way: Way<'_>,
+    method: &str,
+    target: &str,
+    body: (&[u8], &str),
+) -> Result<Reply, Unanswered> {
+    let head = head(way.1, method, target, body);
+    let mut io = connect(way).await?;
+    match send(&mut io, &head, body.0, method).await {
+        Ok((reply, _)) => Ok(reply),
+        Err(Sent::BeforeAnswer(why) | Sent::Broken(why)) => Err(Unanswered::Broken(why)),
+    }
+}
+
+/// An Engine.IO session's exchange: as [`exchange`], but when the plan's browser keeps
+/// connections alive, the request goes on an idle connection of an earlier exchange when
+/// there is one, and again once on a new connection if that one turns out closed before any
+/// answer came (RFC 9112 §9.3.1: the server may close an idle connection at any time), as
+/// Chromium does; a connection that can carry another exchange is kept.
+pub(super) async fn exchange_kept(
     cx: &Cx,
     method: &str,
     target: &str,
-    body: &[u8],
+    body: (&[u8], &str),
 ) -> Result<Reply, Unanswered> {
-    let browser = cx.plan.browser;
-    let head = browser.xhr(
-        method,
-        target,
-        &cx.plan.host,
-        &origin(&cx.plan),
-        (method == "POST").then_some(body.len()),
-    );
-    if browser.keeps_alive() {
-        let idle = cx.idle.borrow_mut().pop();
-        if let Some(mut io) = idle {
-            cx.log(format!("{method} on a kept-alive connection"));
-            match send(&mut io, &head, body, method).await {
-                Ok((reply, reusable)) => {
-                    if reusable {
-                        cx.idle.borrow_mut().push(io);
-                    }
-                    return Ok(reply);
+    let way = cx.way();
+    if !way.1.browser.keeps_alive() {
+        return exchange(way, method, target, body).await;
+    }
+    let head = head(way.1, method, target, body);
+    let idle = cx.idle.borrow_mut().pop();
+    if let Some(mut io) = idle {
+        cx.log(format!("{method} on a kept-alive connection"));
+        match send(&mut io, &head, body.0, method).await {
+            Ok((reply, reusable)) => {
+                if reusable {
+                    cx.idle.borrow_mut().push(io);
                 }
-                Err(Sent::BeforeAnswer(why)) => {
-                    cx.log(format!(
-                        "the kept-alive connection was gone ({why}): again on a new one"
-                    ));
-                }
-                Err(Sent::Broken(why)) => return Err(Unanswered::Broken(why)),
+                return Ok(reply);
             }
+            Err(Sent::BeforeAnswer(why)) => {
+                cx.log(format!(
+                    "the kept-alive connection was gone ({why}): again on a new one"
+                ));
+            }
+            Err(Sent::Broken(why)) => return Err(Unanswered::Broken(why)),
         }
     }
-    let phase = Phase::new(cx.net.now());
-    let mut io = transport(&cx.net, &cx.plan, &cx.t, &phase)
-        .await
-        .map_err(Unanswered::Connect)?;
-    match send(&mut io, &head, body, method).await {
+    let mut io = connect(way).await?;
+    match send(&mut io, &head, body.0, method).await {
         Ok((reply, reusable)) => {
-            if reusable && browser.keeps_alive() {
+            if reusable {
                 cx.idle.borrow_mut().push(io);
             }
             Ok(reply)
@@ -109,14 +131,43 @@ pub(super) async fn exchange(
     }
 }
 
-/// How an answer broke off, in a few words.
-#[derive(Debug)]
-struct Broken(String);
-
-impl From<String> for Broken {
-    fn from(why: String) -> Self {
-        Broken(why)
+/// Sends `method target` (with `body` of `content_type` for a POST) on a connection of its
+/// own, and reads the answer's head: the connection, the head, and the bytes read after it.
+pub(crate) async fn request(
+    way: Way<'_>,
+    method: &str,
+    target: &str,
+    body: (&[u8], &str),
+) -> Result<(Box<dyn AsyncIo>, http::Head, Vec<u8>), Unanswered> {
+    let head = head(way.1, method, target, body);
+    let mut io = connect(way).await?;
+    let broken = |e: std::io::Error| Unanswered::Broken(describe_io(&e));
+    io.write_all(head.as_bytes()).await.map_err(broken)?;
+    io.write_all(body.0).await.map_err(broken)?;
+    io.flush().await.map_err(broken)?;
+    match read_head(&mut io).await {
+        Ok((head, rest)) => Ok((io, head, rest)),
+        Err(Sent::BeforeAnswer(why) | Sent::Broken(why)) => Err(Unanswered::Broken(why)),
     }
+}
+
+/// The request head the plan's browser writes: a POST says its body's length and type.
+fn head(plan: &Plan, method: &str, target: &str, (body, content_type): (&[u8], &str)) -> String {
+    plan.browser.xhr(
+        method,
+        target,
+        &plan.host,
+        &origin(plan),
+        (method == "POST").then_some((body.len(), content_type)),
+    )
+}
+
+/// A new connection to the server, as the plan reaches it.
+async fn connect((net, plan, t): Way<'_>) -> Result<Box<dyn AsyncIo>, Unanswered> {
+    let phase = Phase::new(net.now());
+    transport(net, plan, t, &phase)
+        .await
+        .map_err(Unanswered::Connect)
 }
 
 /// How an exchange on a connection failed.
@@ -139,15 +190,22 @@ async fn send(
     io.write_all(head.as_bytes()).await.map_err(before)?;
     io.write_all(body).await.map_err(before)?;
     io.flush().await.map_err(before)?;
-    read_reply(io, method).await
+    let (head, rest) = read_head(io).await?;
+    read_reply(io, method, head, rest)
+        .await
+        .map_err(|e| match e {
+            Unanswered::Broken(why) | Unanswered::Connect(Fail { detail: why, .. }) => {
+                Sent::Broken(why)
+            }
+        })
 }
 
-/// Reads the answer to a `method` request from `io`.
-async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<(Reply, bool), Sent> {
+/// Reads an answer's head from `io`: the head, and the bytes read after it.
+async fn read_head(io: &mut Box<dyn AsyncIo>) -> Result<(http::Head, Vec<u8>), Sent> {
     let mut buf = Vec::new();
-    let (head, len) = loop {
+    loop {
         match http::parse_response(&buf, http::MAX_HEAD_BYTES) {
-            http::Parsed::Complete(head, len) => break (head, len),
+            http::Parsed::Complete(head, len) => return Ok((head, buf.split_off(len))),
             http::Parsed::Invalid(reason) => {
                 return Err(Sent::Broken(format!(
                     "an answer that is not HTTP ({reason})"
@@ -161,50 +219,57 @@ async fn read_reply(io: &mut Box<dyn AsyncIo>, method: &str) -> Result<(Reply, b
                     Ok(false) if before_answer => {
                         return Err(Sent::BeforeAnswer("connection closed".into()));
                     }
-                    Err(why) if before_answer => return Err(Sent::BeforeAnswer(why.0)),
                     Ok(false) => return Err(Sent::Broken("connection closed".into())),
-                    Err(why) => return Err(Sent::Broken(why.0)),
+                    Err(
+                        Unanswered::Broken(why) | Unanswered::Connect(Fail { detail: why, .. }),
+                    ) => {
+                        return Err(if before_answer {
+                            Sent::BeforeAnswer(why)
+                        } else {
+                            Sent::Broken(why)
+                        });
+                    }
                 }
             }
         }
-    };
-    let rest = buf.split_off(len);
-    read_body(io, method, &head, rest)
-        .await
-        .map_err(|why| Sent::Broken(why.0))
+    }
 }
 
-/// Reads the body of the answer whose `head` was read from `io`, `rest` holding what came
-/// after the head: the answer, and whether the connection can carry another exchange (a
-/// body framed by its length or chunked, no `Connection: close`, nothing after it).
-async fn read_body(
-    io: &mut Box<dyn AsyncIo>,
-    method: &str,
-    head: &http::Head,
-    mut rest: Vec<u8>,
-) -> Result<(Reply, bool), Broken> {
-    let status = head.status().unwrap_or_default();
+/// The status code and reason phrase of a response head.
+pub(crate) fn status(head: &http::Head) -> (u16, String) {
     let reason = match &head.start {
         http::StartLine::Response { reason, .. } => reason.clone(),
         http::StartLine::Request { .. } => String::new(),
     };
+    (head.status().unwrap_or_default(), reason)
+}
+
+/// Reads the body of the answer to a `method` request whose `head` was read, `rest` its
+/// first bytes, from `io`: the answer, and whether the connection can carry another exchange
+/// (a body framed by its length or chunked, no `Connection: close`, nothing after it).
+async fn read_reply(
+    io: &mut Box<dyn AsyncIo>,
+    method: &str,
+    head: http::Head,
+    mut rest: Vec<u8>,
+) -> Result<(Reply, bool), Unanswered> {
+    let (status, reason) = status(&head);
     let framing = head
         .framing(Some(method))
-        .map_err(|e| format!("an answer whose body cannot be read ({e})"))?;
+        .map_err(|e| Unanswered::Broken(format!("an answer whose body cannot be read ({e})")))?;
     let (body, after) = match framing {
         Framing::None => (Vec::new(), rest.len()),
         Framing::Length(n) => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
             if n > MAX_BODY {
-                return Err(format!("a body of {n} bytes").into());
+                return Err(Unanswered::Broken(format!("a body of {n} bytes")));
             }
             while rest.len() < n {
                 if !fill(io, &mut rest).await? {
-                    return Err(format!(
+                    return Err(Unanswered::Broken(format!(
                         "connection closed after {} of {n} body bytes",
                         rest.len()
-                    )
-                    .into());
+                    )));
                 }
             }
             let after = rest.len() - n;
@@ -212,20 +277,27 @@ async fn read_body(
             (rest, after)
         }
         Framing::Chunked(mut scanner) => {
-            let mut scanned = 0;
+            let mut data = Vec::new();
             loop {
-                let (used, ended) = scanner
-                    .scan(&rest[scanned..])
-                    .map_err(|e| format!("a chunked body that is not chunked coding ({e})"))?;
-                scanned += used;
+                let (used, ended) = scanner.decode(&rest, &mut data).map_err(|e| {
+                    Unanswered::Broken(format!("a chunked body that is not chunked coding ({e})"))
+                })?;
+                rest.drain(..used);
+                if data.len() > MAX_BODY {
+                    return Err(Unanswered::Broken(format!(
+                        "an answer of more than {MAX_BODY} bytes"
+                    )));
+                }
                 if ended {
                     break;
                 }
                 if !fill(io, &mut rest).await? {
-                    return Err(Broken("connection closed in a chunked body".into()));
+                    return Err(Unanswered::Broken(
+                        "connection closed in a chunked body".into(),
+                    ));
                 }
             }
-            (dechunk(&rest[..scanned]), rest.len() - scanned)
+            (data, rest.len())
         }
         Framing::UntilClose => {
             while fill(io, &mut rest).await? {}
@@ -246,46 +318,24 @@ async fn read_body(
 
 /// Reads more of the answer into `buf`: `false` at its end. More than [`MAX_BODY`] is a broken
 /// answer.
-async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Broken> {
+pub(crate) async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Unanswered> {
     let mut chunk = [0u8; 8192];
     let n = io
         .read(&mut chunk)
         .await
-        .map_err(|e| Broken(describe_io(&e)))?;
+        .map_err(|e| Unanswered::Broken(describe_io(&e)))?;
     if buf.len() + n > MAX_BODY + http::MAX_HEAD_BYTES {
-        return Err(format!("an answer of more than {MAX_BODY} bytes").into());
+        return Err(Unanswered::Broken(format!(
+            "an answer of more than {MAX_BODY} bytes"
+        )));
     }
     buf.extend_from_slice(&chunk[..n]);
     Ok(n > 0)
 }
 
-/// The data of a chunked body that [`http::ChunkedScanner`] found whole: each chunk's size
-/// line (extensions passed over), its data and its CRLF, up to the last chunk.
-fn dechunk(mut coded: &[u8]) -> Vec<u8> {
-    let mut data = Vec::new();
-    while let Some(end) = coded.windows(2).position(|w| w == b"\r\n") {
-        let line = String::from_utf8_lossy(&coded[..end]);
-        let digits = line.split([';', ' ', '\t']).next().unwrap_or_default();
-        let size = usize::from_str_radix(digits, 16).unwrap_or(0);
-        coded = &coded[end + 2..];
-        if size == 0 || coded.len() < size {
-            break;
-        }
-        data.extend_from_slice(&coded[..size]);
-        coded = coded.get(size + 2..).unwrap_or_default();
-    }
-    data
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_chunked_body_comes_back_whole() {
-        assert_eq!(dechunk(b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
-        assert_eq!(dechunk(b"0\r\n\r\n"), b"");
-    }
 
     #[test]
     fn a_reply_is_described_by_its_status_and_first_body_line() {

@@ -19,12 +19,12 @@
 //! WebSocket's Close). Everything the session does goes to the transcript; its randomness (the
 //! polling requests' cache-buster `t`, the WebSocket keys) comes from the run's seed.
 
-mod http;
+pub(crate) mod http;
 mod polling;
 mod session;
 mod websocket;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub(crate) use session::{ProbeEnd, Probed, Session};
 
 use gauntlet_proxies::rng::Rng;
 
-use crate::endpoints::connect::{AsyncIo, Plan};
+use crate::endpoints::connect::Plan;
 use crate::engine::NetRef;
 use crate::verdict::transcript::Transcript;
 
@@ -79,7 +79,7 @@ pub(crate) struct Cx {
     /// Requests made so far: each one's cache-buster and WebSocket key comes from its number.
     made: Rc<Cell<u64>>,
     /// Connections kept alive after an exchange, for the next ones (a browser's).
-    idle: Rc<RefCell<Vec<Box<dyn AsyncIo>>>>,
+    idle: Rc<http::Idle>,
 }
 
 impl Cx {
@@ -97,6 +97,11 @@ impl Cx {
 
     fn log(&self, what: impl Into<String>) {
         self.t.log(self.net.now(), WHO, what);
+    }
+
+    /// Where its requests go.
+    fn way(&self) -> http::Way<'_> {
+        (&self.net, &self.plan, &self.t)
     }
 
     /// The next request's number, and a generator seeded with it.

@@ -6,7 +6,7 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 
 use super::Cx;
-use super::http::{Reply, Unanswered, exchange};
+use super::http::{Reply, TEXT_PLAIN, Unanswered, exchange_kept};
 use crate::endpoints::connect::{Fail, fail, ms};
 use crate::endpoints::engineio::packet::{
     DecodeError, Handshake, Packet, decode_payload, encode_payload,
@@ -27,7 +27,7 @@ pub(super) async fn open(cx: &Cx) -> Result<(Handshake, Vec<Packet>), Fail> {
             format!("{what} at {}", ms(cx.net.now())),
         )
     };
-    let reply = match exchange(cx, "GET", &target, &[]).await {
+    let reply = match exchange_kept(cx, "GET", &target, (&[], TEXT_PLAIN)).await {
         Ok(reply) => reply,
         Err(Unanswered::Connect(f)) => return Err(f),
         Err(Unanswered::Broken(why)) => {
@@ -72,7 +72,7 @@ pub(super) fn poll(cx: &Cx, sid: &str) -> Pending {
     let (cx, target) = (cx.clone(), cx.target("polling", Some(sid)));
     async move {
         cx.log(format!("engine.io poll: GET {target}"));
-        exchange(&cx, "GET", &target, &[]).await
+        exchange_kept(&cx, "GET", &target, (&[], TEXT_PLAIN)).await
     }
     .boxed_local()
 }
@@ -88,7 +88,7 @@ pub(super) fn post(cx: &Cx, sid: &str, packets: &[Packet]) -> Pending {
             "engine.io send by POST {target}: {}",
             what.join(", ")
         ));
-        exchange(&cx, "POST", &target, body.as_bytes()).await
+        exchange_kept(&cx, "POST", &target, (body.as_bytes(), TEXT_PLAIN)).await
     }
     .boxed_local()
 }

@@ -18,7 +18,7 @@ use crate::verdict::transcript::{self, Transcript};
 
 /// Runs the reference server with `options` and `client` on the simulated network with
 /// seed 1, 1 ms apart; gives the server's transcript.
-pub(in crate::endpoints::engineio) fn run(
+pub(crate) fn run(
     options: Options,
     client: impl FnOnce(NetRef) -> LocalBoxFuture<'static, anyhow::Result<()>> + 'static,
 ) -> String {

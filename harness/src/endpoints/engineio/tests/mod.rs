@@ -2,7 +2,7 @@
 //! WebSocket, echoes both ways, the upgrade, the heartbeat, and every refusal, each checked
 //! against what engine.io answers; and the same transcript from the same seed.
 
-pub(super) mod http;
+pub(crate) mod http;
 
 use std::time::Duration;
 
