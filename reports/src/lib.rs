@@ -175,6 +175,10 @@ pub struct Run {
     /// (`received` says how many did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// For a run of a client strategy with `[client.reconnect]`: how many times it
+    /// reconnected after a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<u32>,
     /// What the client's connections carried, against the application bytes delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<Wire>,
@@ -386,6 +390,7 @@ mod tests {
             ],
             first_message_ms: Some(30.0),
             lost: Some(0),
+            reconnects: Some(2),
             wire: Some(Wire {
                 up: 1200,
                 down: 900,

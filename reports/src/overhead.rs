@@ -25,6 +25,30 @@ pub struct Overhead {
     pub messages: (u64, u64),
     /// Every cell, sweep by sweep, transport by transport.
     pub cells: Vec<Cell>,
+    /// The reconnect storms: with socket.io-client's jitter, and without.
+    #[serde(default)]
+    pub storms: Vec<Storm>,
+}
+
+/// Many clients cut at once, reconnecting: how fast the reconnections hit the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Storm {
+    /// The clients, all connected at once and cut together.
+    pub clients: u64,
+    /// Their backoff's `randomizationFactor`.
+    pub randomization: f64,
+    /// How many ended `reconnected`.
+    pub reconnected: u64,
+    /// Connections begun after the first of each client.
+    pub reconnections: u64,
+    /// The most reconnections begun within one window, as a rate per second.
+    pub peak_per_s: f64,
+    /// The window, in milliseconds.
+    pub window_ms: f64,
+    /// When the first and the last reconnection began, in milliseconds of simulated time.
+    pub first_ms: f64,
+    /// See `first_ms`.
+    pub last_ms: f64,
 }
 
 /// Which sweep a cell belongs to.
@@ -166,7 +190,52 @@ pub fn overhead_markdown(o: &Overhead, invoked_as: &str) -> String {
     size_table(&mut out, o);
     rate_table(&mut out, o);
     claim(&mut out, o);
+    storms(&mut out, o);
     out
+}
+
+/// The reconnect storm: a row per jitter.
+fn storms(out: &mut String, o: &Overhead) {
+    let Some(first) = o.storms.first() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## The reconnect storm\n\n\
+         {} WebSocket clients connect at once through a 30 s connection lifetime (GCP's \
+         backend service timeout, `lifetime-cap` preset `gcp-backend`), which cuts them all \
+         together; each reconnects with socket.io-client's backoff (`reconnectionDelay` \
+         1000 ms) and its `randomizationFactor`. The peak is the most reconnections begun \
+         in one {} window, as a rate.\n\n\
+         | randomization | reconnected | reconnections | peak rate | spread over |\n\
+         |---:|---:|---:|---:|---:|",
+        first.clients,
+        msec(first.window_ms)
+    );
+    for s in &o.storms {
+        let _ = writeln!(
+            out,
+            "| {} | {} of {} | {} | {}/s | {} |",
+            c(s.randomization),
+            s.reconnected,
+            s.clients,
+            s.reconnections,
+            c(s.peak_per_s.round()),
+            msec(s.last_ms - s.first_ms)
+        );
+    }
+    if let (Some(with), Some(without)) = (
+        o.storms.iter().find(|s| s.randomization > 0.0),
+        o.storms.iter().find(|s| s.randomization == 0.0),
+    ) {
+        let _ = writeln!(
+            out,
+            "\nWithout jitter every client comes back in the same instant; socket.io-client's \
+             default jitter spreads them over {} and cuts the peak {}.\n",
+            msec(with.last_ms - with.first_ms),
+            times(without.peak_per_s / with.peak_per_s.max(1.0))
+        );
+    }
 }
 
 /// The setup bytes of each transport, from the size sweep's 32-byte cells: `ws 1234 B, …`.
@@ -518,6 +587,7 @@ mod tests {
             browser: "Chromium 156".into(),
             link_ms: 25.0,
             messages: (10, 110),
+            storms: vec![],
             cells: vec![
                 cell(Sweep::Size, "ws", 2, 1.0, 8.0, 4.0),
                 cell(Sweep::Size, "long-polling", 2, 1.0, 700.0, 500.0),

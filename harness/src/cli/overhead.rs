@@ -19,6 +19,11 @@ pub(crate) struct Outputs<'a> {
 }
 
 pub(crate) fn overhead(out: &Outputs<'_>) -> anyhow::Result<ExitCode> {
+    outln!(
+        "measuring {} cells on the simulated engine (the reconnect storms are {} clients each)",
+        overhead::cells(),
+        overhead::STORM_CLIENTS
+    );
     let progress = crate::cli::run::Progress::start(overhead::cells());
     let measured = overhead::measure(|_, _| progress.advance())?;
     progress.finish();

@@ -173,8 +173,11 @@ fn strategy_columns(entry: &gauntlet_reports::Run) -> String {
             per(w.down_ratio())
         )
     });
+    let reconnects = entry
+        .reconnects
+        .map_or(String::new(), |n| format!(", {n} reconnects"));
     format!(
-        "  via {} ({})  first message {first} ms  {} delivered, {lost} lost{wire}",
+        "  via {} ({})  first message {first} ms  {} delivered, {lost} lost{reconnects}{wire}",
         entry.transport,
         attempts.join(" → "),
         entry.received

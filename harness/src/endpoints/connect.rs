@@ -175,6 +175,8 @@ pub struct Trail {
     pub attempts: Vec<Attempt>,
     /// How many messages the workload meant to exchange: those not received are lost.
     pub messages: u64,
+    /// How many times the client reconnected after a failure (`[client.reconnect]`).
+    pub reconnects: u32,
 }
 
 /// One attempt of a strategy: a transport tried.

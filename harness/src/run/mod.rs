@@ -402,10 +402,13 @@ pub struct CrowdOutput {
     pub sim_end: Duration,
     /// The engine's log of every socket operation in the run.
     pub events: EventLog,
+    /// Every client's report, in the order the clients were made.
+    pub reports: Vec<Report>,
 }
 
 /// Runs `scenario` for `scheme` with `clients` copies of its client at once, each with its
-/// own seed drawn from `seed`. Nothing is logged: a crowd's transcript would be its own cost.
+/// own seed drawn from `seed`, as its strategy says if it runs one (a strategy's case, from
+/// [`Scenario::cases`]). Nothing is logged: a crowd's transcript would be its own cost.
 pub fn run_crowd(
     engine: &dyn Engine,
     scenario: &Scenario,
@@ -418,6 +421,7 @@ pub fn run_crowd(
     let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;
     let reports: Rc<RefCell<Vec<Report>>> = Rc::default();
     let out = reports.clone();
+    let strategy = scenario.strategy.clone();
     topology.client(
         "client",
         Box::new(move |net: NetRef| {
@@ -425,7 +429,14 @@ pub fn run_crowd(
                 let runs = (0..clients).map(|i| {
                     let mut plan = plan.clone();
                     plan.seed = Rng::derive(seed, i as u64).next_u64();
-                    client::run(net.clone(), plan, t.clone())
+                    let (net, t) = (net.clone(), t.clone());
+                    let strategy = strategy.clone();
+                    async move {
+                        match &strategy {
+                            Some(s) => strategy::run(net, plan, s, t).await,
+                            None => client::run(net, plan, t).await,
+                        }
+                    }
                 });
                 *out.borrow_mut() = futures_util::future::join_all(runs).await;
                 Ok(())
@@ -446,5 +457,6 @@ pub fn run_crowd(
         received: reports.iter().map(|r| r.received).sum(),
         sim_end: end.at,
         events: end.events,
+        reports,
     })
 }

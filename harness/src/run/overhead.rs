@@ -7,10 +7,12 @@
 //! difference of the two runs' bytes over the difference of their messages, so the
 //! handshakes, the open and the close (the same in both) drop out.
 
-use gauntlet_reports::overhead::{Cell, Overhead, Sweep};
+use std::time::Duration;
+
+use gauntlet_reports::overhead::{Cell, Overhead, Storm, Sweep};
 
 use crate::engine::sim::Sim;
-use crate::run::{RunError, run};
+use crate::run::{RunError, run, run_crowd};
 use crate::scenario::{self, ScenarioError};
 use crate::verdict::outcome::Outcome;
 
@@ -64,10 +66,19 @@ pub enum OverheadError {
     },
 }
 
-/// How many cells [`measure`] measures.
+/// How many cells [`measure`] measures (the reconnect storms count one each).
 pub fn cells() -> usize {
-    (SIZES.len() + RATES.len()) * TRANSPORTS.len()
+    (SIZES.len() + RATES.len()) * TRANSPORTS.len() + STORM_JITTER.len()
 }
+
+/// The clients of the reconnect storm, all cut at once.
+pub const STORM_CLIENTS: usize = 10_000;
+
+/// The storm's `randomization-factor`s: socket.io-client's default, and none.
+pub const STORM_JITTER: [f64; 2] = [0.5, 0.0];
+
+/// The windows the storm's connection rate is counted in.
+pub const STORM_WINDOW: Duration = Duration::from_millis(100);
 
 /// Runs every cell, calling `progress(done, total)` after each; the measurements, in sweep,
 /// size or rate, then transport order.
@@ -88,11 +99,76 @@ pub fn measure(mut progress: impl FnMut(usize, usize)) -> Result<Overhead, Overh
         cells.push(cell(sweep, name, strategy, payload, rate)?);
         progress(i + 1, plan.len());
     }
+    let mut storms = Vec::new();
+    for jitter in STORM_JITTER {
+        storms.push(storm(jitter, STORM_CLIENTS)?);
+        progress(plan.len() + storms.len(), plan.len() + STORM_JITTER.len());
+    }
     Ok(Overhead {
         browser: "Chromium 156".into(),
         link_ms: LINK_MS as f64,
         messages: MESSAGES,
         cells,
+        storms,
+    })
+}
+
+/// The reconnect storm: `clients` WebSocket clients connect at once through a
+/// 30 s lifetime cap (GCP's backend service timeout), which cuts them all together; each
+/// reconnects with socket.io-client's backoff at `jitter`. The peak is the most connections
+/// begun in one [`STORM_WINDOW`] after the cut, as a rate.
+fn storm(jitter: f64, clients: usize) -> Result<Storm, OverheadError> {
+    let name = format!("the reconnect storm at randomization {jitter}");
+    let text = format!(
+        "format = 1\ntitle = \"storm\"\nsource = \"gauntlet overhead\"\n\n\
+         [network]\nlatency-ms = {LINK_MS}\n\n\
+         [[path]]\nmodel = \"lifetime-cap\"\npreset = \"gcp-backend\"\n\n\
+         [client]\nstrategies = [\"ws\"]\n\n\
+         [client.reconnect]\nrandomization-factor = {jitter}\n\n\
+         [client.workload]\nmessages = 2\ninterval-ms = 40000\n\n\
+         [expect]\nws = \"reconnected\"\n"
+    );
+    let parsed = scenario::parse(&format!("overhead: {name}"), &text).map_err(|error| {
+        OverheadError::Scenario {
+            cell: name.clone(),
+            error,
+        }
+    })?;
+    let case = parsed.cases().remove(0);
+    let out = run_crowd(&Sim, &case, case.client.schemes[0], 1, clients)
+        .map_err(|error| OverheadError::Run { cell: name, error })?;
+    // Every attempt after a client's first is a reconnection.
+    let mut began: Vec<Duration> = out
+        .reports
+        .iter()
+        .filter_map(|r| r.strategy.as_ref())
+        .flat_map(|t| t.attempts.iter().skip(1).map(|a| a.began))
+        .collect();
+    began.sort();
+    let window = STORM_WINDOW.as_nanos();
+    let mut peak = 0usize;
+    let mut start = 0usize;
+    for end in 0..began.len() {
+        while began[end] - began[start] >= STORM_WINDOW {
+            start += 1;
+        }
+        peak = peak.max(end - start + 1);
+    }
+    let reconnected = out
+        .outcomes
+        .get(&Outcome::Reconnected)
+        .copied()
+        .unwrap_or(0);
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    Ok(Storm {
+        clients: clients as u64,
+        randomization: jitter,
+        reconnected: reconnected as u64,
+        reconnections: began.len() as u64,
+        peak_per_s: peak as f64 * 1e9 / window as f64,
+        window_ms: STORM_WINDOW.as_secs_f64() * 1000.0,
+        first_ms: ms(began.first()),
+        last_ms: ms(began.last()),
     })
 }
 
@@ -203,6 +279,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn jitter_spreads_a_storm_that_without_it_comes_back_in_one_instant() {
+        let flat = storm(0.0, 200).unwrap();
+        assert_eq!((flat.reconnected, flat.reconnections), (200, 200));
+        assert_eq!(flat.last_ms, flat.first_ms);
+        assert_eq!(flat.peak_per_s, 2000.0, "all 200 in one 100 ms window");
+        let spread = storm(0.5, 200).unwrap();
+        assert_eq!(spread.reconnected, 200);
+        assert!(spread.last_ms - spread.first_ms > 500.0, "{spread:?}");
+        assert!(spread.peak_per_s < flat.peak_per_s / 3.0, "{spread:?}");
     }
 
     #[test]

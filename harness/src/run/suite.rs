@@ -269,7 +269,11 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             latency: out.latency,
             time_to_failure_ms: (!matches!(
                 out.report.outcome,
-                Outcome::Delivered | Outcome::Degraded | Outcome::FellBack
+                Outcome::Delivered
+                    | Outcome::Degraded
+                    | Outcome::FellBack
+                    | Outcome::Reconnected
+                    | Outcome::Partial
             ))
             .then(|| to_ms(out.sim_end)),
             samples_ms: out
@@ -293,6 +297,12 @@ pub fn result_entry(s: &Scenario, p: &Planned, f: &Finished) -> Run {
             }),
             first_message_ms: trail.and(out.report.first_message).map(to_ms),
             lost: trail.map(|t| t.messages.saturating_sub(out.report.received)),
+            reconnects: s
+                .strategy
+                .as_ref()
+                .and_then(|st| st.reconnect)
+                .and(trail)
+                .map(|t| t.reconnects),
             wire: wire(&s.client.workload, &out.report),
             ..Run::default()
         },

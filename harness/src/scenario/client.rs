@@ -92,6 +92,10 @@ pub struct Workload {
     pub kind: WorkloadKind,
     /// How many messages.
     pub messages: u32,
+    /// The first message this connection carries: 0, unless a session cut short resumes on
+    /// a new connection (`[client.reconnect]`), which carries the rest, from this one. A push
+    /// asks the server to start there (`from=N`).
+    pub from: u32,
     /// Time between messages.
     pub interval: Duration,
     /// Bytes per message.
@@ -136,6 +140,20 @@ impl Workload {
             _ => self.reply_timeout,
         }
     }
+
+    /// The messages this connection carries: from [`Workload::from`] to the last.
+    pub fn range(&self) -> std::ops::Range<u32> {
+        self.from.min(self.messages)..self.messages
+    }
+
+    /// `&from=N` for a push's query when this connection starts past the first message.
+    pub fn from_query(&self) -> String {
+        if self.from > 0 {
+            format!("&from={}", self.from)
+        } else {
+            String::new()
+        }
+    }
 }
 
 impl WorkloadKind {
@@ -156,6 +174,7 @@ impl Workload {
         Self {
             kind,
             messages: 5,
+            from: 0,
             interval: Duration::from_millis(100),
             payload_bytes: 32,
             reply_timeout: Duration::from_secs(5),

@@ -21,6 +21,7 @@ mod error;
 mod hop;
 mod parse;
 mod raw;
+mod reconnect;
 mod strategy;
 
 pub use client::{
@@ -29,6 +30,7 @@ pub use client::{
 pub use error::ScenarioError;
 pub use hop::{CommandHop, Hop, ProductHop, host_names};
 pub use parse::{load, parse};
+pub use reconnect::{Reconnect, WhileDisconnected};
 pub use strategy::{DEFAULT_DETECT_TIMEOUT, EngineIoParams, Strategy, StrategyKind};
 
 pub(crate) use error::{joined, locate};
@@ -226,7 +228,26 @@ impl Scenario {
         ]
         .into_iter()
         .fold(Duration::ZERO, Duration::saturating_add);
-        // A strategy may make a second attempt, each waiting up to its own timeouts.
+        // A strategy may make a second attempt, each waiting up to its own timeouts; with
+        // reconnection, as many more as it may make: each message may be carried by a
+        // connection of its own, after up to `attempts` that carry none.
+        if let Some(r) = self.strategy.as_ref().and_then(|s| s.reconnect) {
+            let attempt = self
+                .client
+                .handshake_timeout
+                .saturating_add(w.reply_timeout.saturating_mul(2))
+                .saturating_add(r.delay_max)
+                .saturating_add(
+                    self.strategy
+                        .as_ref()
+                        .map_or(Duration::ZERO, |s| s.engineio.longest_attempt()),
+                );
+            return one.saturating_mul(2).saturating_add(
+                attempt
+                    .saturating_mul(r.attempts.saturating_add(1))
+                    .saturating_mul(w.messages.saturating_add(1)),
+            );
+        }
         match &self.strategy {
             None => one,
             Some(s) if s.kind.engineio() => one

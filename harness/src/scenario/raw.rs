@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Browser, Hop, Idle, Network, Route, Scheme, StrategyKind, WorkloadKind};
+use super::{
+    Browser, Hop, Idle, Network, Route, Scheme, StrategyKind, WhileDisconnected, WorkloadKind,
+};
 use crate::tls::TlsVersions;
 use crate::verdict::outcome::Outcome;
 
@@ -55,6 +57,7 @@ pub(super) struct RawClient {
     pub(super) polling_then_upgrade: Option<Spanned<RawPollingThenUpgrade>>,
     pub(super) websocket_then_polling: Option<Spanned<RawWebsocketThenPolling>>,
     pub(super) detect_then_wss: Option<Spanned<RawDetectThenWss>>,
+    pub(super) reconnect: Option<Spanned<RawReconnect>>,
     pub(super) route: Option<Spanned<Route>>,
     #[serde(default = "default_handshake_timeout_ms")]
     pub(super) handshake_timeout_ms: Spanned<u64>,
@@ -77,6 +80,17 @@ pub(super) struct RawPollingThenUpgrade {
     pub(super) timeout_ms: Option<Spanned<u64>>,
     pub(super) upgrade: Option<bool>,
     pub(super) probe_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `[client.reconnect]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawReconnect {
+    pub(super) attempts: Option<Spanned<u32>>,
+    pub(super) delay_ms: Option<Spanned<u64>>,
+    pub(super) delay_max_ms: Option<Spanned<u64>>,
+    pub(super) randomization_factor: Option<Spanned<f64>>,
+    pub(super) while_disconnected: Option<WhileDisconnected>,
 }
 
 /// `[client.detect-then-wss]`.

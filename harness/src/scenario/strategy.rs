@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Scheme;
+use super::{Reconnect, Scheme};
 
 /// A strategy's name, as scenario files spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -126,6 +126,8 @@ pub struct Strategy {
     /// How long `detect-then-wss` waits for the first message on ws (the default, unused,
     /// for the others).
     pub detect_timeout: Duration,
+    /// Reconnecting after a cut (`[client.reconnect]`); `None`: a cut ends the run.
+    pub reconnect: Option<Reconnect>,
 }
 
 /// `detect-then-wss`'s default `detect-timeout-ms`: sockjs-client's deadline for a transport
@@ -141,6 +143,7 @@ impl Strategy {
             kind,
             engineio: EngineIoParams::default(),
             detect_timeout: DEFAULT_DETECT_TIMEOUT,
+            reconnect: None,
         }
     }
 }
@@ -190,16 +193,13 @@ impl EngineIoParams {
     /// [0, 1): `reconnection_delay × 2^attempt`, less or more (by the draw's first decimal
     /// digit being even or odd) `⌊rand × factor × that⌋`, at most `reconnection_delay_max`.
     pub fn backoff(&self, attempt: u32, rand: f64) -> Duration {
-        let base = self.reconnection_delay.as_millis() as f64 * 2f64.powi(attempt as i32);
-        let factor = f64::from(self.randomization_thousandths) / 1000.0;
-        let deviation = (rand * factor * base).floor();
-        let ms = if ((rand * 10.0).floor() as u64) & 1 == 0 {
-            base - deviation
-        } else {
-            base + deviation
-        };
-        let max = self.reconnection_delay_max.as_millis() as f64;
-        Duration::from_millis(ms.clamp(0.0, max) as u64)
+        super::reconnect::backoff(
+            self.reconnection_delay,
+            self.reconnection_delay_max,
+            self.randomization_thousandths,
+            attempt,
+            rand,
+        )
     }
 
     /// The longest an attempt can take before it opens or fails, plus the delay after it:

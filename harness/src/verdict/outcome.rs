@@ -39,11 +39,18 @@ pub enum Outcome {
     /// Bytes arrived changed: a wrong echo, or data that is not a WebSocket frame (the client
     /// fails the connection with a Close 1002, 1007 or 1009).
     Corrupted,
+    /// A strategy's run with `[client.reconnect]` whose session was cut, and that reconnected
+    /// and delivered every message. The detail says how many times and over what.
+    Reconnected,
+    /// A strategy's run with `[client.reconnect]` that reconnected and carried the workload
+    /// to its end, but lost the messages due while it was disconnected
+    /// (`while-disconnected = "drop"`). The detail says how many.
+    Partial,
 }
 
 impl Outcome {
     /// Every outcome, in the order above.
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Delivered,
         Outcome::HandshakeRejected,
         Outcome::HandshakeInvalid,
@@ -56,6 +63,8 @@ impl Outcome {
         Outcome::Degraded,
         Outcome::FellBack,
         Outcome::Corrupted,
+        Outcome::Reconnected,
+        Outcome::Partial,
     ];
 
     /// The kebab-case name.
@@ -73,6 +82,8 @@ impl Outcome {
             Outcome::Degraded => "degraded",
             Outcome::FellBack => "fell-back",
             Outcome::Corrupted => "corrupted",
+            Outcome::Reconnected => "reconnected",
+            Outcome::Partial => "partial",
         }
     }
 }

@@ -200,11 +200,16 @@ fn request_path(w: &Workload) -> String {
             query.push(format!("count={}", w.messages));
         }
         WorkloadKind::Echo => {}
-        WorkloadKind::Push => query.extend([
-            format!("count={}", w.messages),
-            format!("interval={}", w.interval.as_millis()),
-            format!("size={}", w.payload_bytes),
-        ]),
+        WorkloadKind::Push => {
+            query.extend([
+                format!("count={}", w.messages),
+                format!("interval={}", w.interval.as_millis()),
+                format!("size={}", w.payload_bytes),
+            ]);
+            if w.from > 0 {
+                query.push(format!("from={}", w.from));
+            }
+        }
     }
     if let Some(n) = w.server_fragment_bytes {
         query.push(format!("fragment={n}"));

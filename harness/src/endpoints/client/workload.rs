@@ -22,9 +22,9 @@ impl Session<'_> {
         let w = self.plan.workload.clone();
         match w.kind {
             WorkloadKind::Echo => {
-                for i in 0..w.messages {
+                for i in w.range() {
                     self.idle(ws, i).await?;
-                    if i > 0 {
+                    if i > w.from {
                         let until = self.net.now().saturating_add(w.interval);
                         self.quiet(ws, until, Doing::Waiting).await?;
                     }
@@ -33,7 +33,7 @@ impl Session<'_> {
                 self.idle(ws, w.messages).await?;
             }
             WorkloadKind::Push => {
-                for i in 0..w.messages {
+                for i in w.range() {
                     self.receive_push(ws, i).await?;
                 }
             }

@@ -17,6 +17,7 @@ pub(super) struct Query<'a> {
     sid: Option<&'a str>,
     app: Option<&'a str>,
     count: Option<&'a str>,
+    from: Option<&'a str>,
     interval: Option<&'a str>,
     size: Option<&'a str>,
 }
@@ -34,6 +35,7 @@ impl<'a> Query<'a> {
                 "sid" => &mut q.sid,
                 "app" => &mut q.app,
                 "count" => &mut q.count,
+                "from" => &mut q.from,
                 "interval" => &mut q.interval,
                 "size" => &mut q.size,
                 _ => continue,
@@ -62,6 +64,7 @@ impl<'a> Query<'a> {
             |v: Option<&str>, default: u64| v.and_then(|v| v.parse().ok()).unwrap_or(default);
         App::Push {
             count: u32::try_from(number(self.count, 1)).unwrap_or(u32::MAX),
+            from: u32::try_from(number(self.from, 0)).unwrap_or(u32::MAX),
             interval: Duration::from_millis(number(self.interval, 100).max(1)),
             size: usize::try_from(number(self.size, 32))
                 .unwrap_or(usize::MAX)
@@ -297,6 +300,7 @@ mod tests {
             q.app(1000),
             App::Push {
                 count: 3,
+                from: 0,
                 interval: Duration::from_millis(1),
                 size: 1000
             }

@@ -58,9 +58,11 @@ pub(super) enum Upgrade {
 pub(super) enum App {
     /// Sends every message back as it came.
     Echo,
-    /// Sends `count` messages of `size` bytes, `interval` apart, and ignores the client's.
+    /// Sends messages `from` to `count - 1` of `size` bytes, `interval` apart, and ignores
+    /// the client's.
     Push {
         count: u32,
+        from: u32,
         interval: Duration,
         size: usize,
     },

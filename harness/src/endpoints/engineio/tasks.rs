@@ -41,6 +41,7 @@ pub(super) fn open(cx: &Cx, transport: Transport, app: App) -> Result<Arc<Sessio
             count,
             interval,
             size,
+            ..
         } => format!(
             "push {count} messages of {size} bytes every {} ms",
             interval.as_millis()
@@ -55,13 +56,14 @@ pub(super) fn open(cx: &Cx, transport: Transport, app: App) -> Result<Arc<Sessio
     cx.net.spawn(heartbeat(c, s).boxed_local());
     if let App::Push {
         count,
+        from,
         interval,
         size,
     } = app
     {
         let (c, s) = (cx.clone(), session.clone());
         cx.net
-            .spawn(push(c, s, count, interval, size).boxed_local());
+            .spawn(push(c, s, from..count, interval, size).boxed_local());
     }
     Ok(session)
 }
@@ -144,12 +146,19 @@ async fn heartbeat(cx: Cx, session: Arc<Session>) {
     }
 }
 
-/// Sends `count` messages of `size` bytes, `interval` apart from the open, each carrying its
-/// send time (`push <i> at <µs>`, as `/push` writes them).
-async fn push(cx: Cx, session: Arc<Session>, count: u32, interval: Duration, size: usize) {
+/// Sends the messages `which` of `size` bytes, `interval` apart from the open, each carrying
+/// its index and send time (`push <i> at <µs>`, as `/push` writes them).
+async fn push(
+    cx: Cx,
+    session: Arc<Session>,
+    which: std::ops::Range<u32>,
+    interval: Duration,
+    size: usize,
+) {
     let start = cx.net.now();
-    for i in 0..count {
-        let at = start.saturating_add(interval.saturating_mul(i));
+    let first = which.start;
+    for i in which {
+        let at = start.saturating_add(interval.saturating_mul(i - first));
         let closed = session
             .wait_until_or(&cx, at, |s| s.closed.is_some().then_some(()))
             .await;

@@ -23,6 +23,8 @@ pub(super) enum App {
     Echo(Options),
     Attacker,
     Push {
+        /// The first push's index (`from=N`, default 0): a reconnected client's resumption.
+        from: u32,
         interval: Duration,
         size: usize,
         options: Options,
@@ -53,13 +55,14 @@ impl App {
             return App::Attacker;
         }
         let mut options = Options::default();
-        let (mut interval, mut size) = (100u64, 32usize);
+        let (mut interval, mut size, mut from) = (100u64, 32usize, 0u32);
         for pair in uri.query().unwrap_or_default().split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
                 "count" => options.count = v.parse().ok().or(options.count),
                 "interval" => interval = v.parse().unwrap_or(interval),
                 "size" => size = v.parse().unwrap_or(size),
+                "from" => from = v.parse().unwrap_or(from),
                 "fragment" => options.fragment = v.parse().ok().filter(|n| *n > 0),
                 "close" => {
                     options.close = v.parse().ok().filter(|c| scenario::close_code_valid(*c));
@@ -73,6 +76,7 @@ impl App {
         }
         options.count.get_or_insert(1);
         App::Push {
+            from,
             interval: Duration::from_millis(interval),
             size: size.clamp(1, scenario::MAX_PAYLOAD_BYTES),
             options,
@@ -92,10 +96,16 @@ impl App {
     {
         let options = self.options();
         let mut sent = 0u32;
-        if let App::Push { interval, size, .. } = self {
+        if let App::Push {
+            from,
+            interval,
+            size,
+            ..
+        } = self
+        {
             let start = net.now();
-            for i in 0..options.count.unwrap_or(1) {
-                net.sleep_until(start.saturating_add(interval.saturating_mul(i)))
+            for i in from..options.count.unwrap_or(1) {
+                net.sleep_until(start.saturating_add(interval.saturating_mul(i - from)))
                     .await;
                 let text = push_text(i, net.now(), size);
                 let done = |frames: &str| format!("pushed #{i} ({size} bytes{frames})");

@@ -102,10 +102,11 @@ fn client(net: &NetRef, plan: Plan, params: &EngineIoParams, t: &Transcript) -> 
     let mut options = Options::new(format!("{}/engine.io/", plan.path_prefix));
     if w.kind == WorkloadKind::Push {
         options.query = format!(
-            "app=push&count={}&interval={}&size={}",
+            "app=push&count={}&interval={}&size={}{}",
             w.messages,
             w.interval.as_millis(),
-            w.payload_bytes
+            w.payload_bytes,
+            w.from_query()
         );
     }
     options.upgrade = params.upgrade;
@@ -254,9 +255,9 @@ impl Work<'_> {
         let n = |r: &Report| r.received;
         match w.kind {
             WorkloadKind::Echo => {
-                for i in 0..w.messages {
+                for i in w.range() {
                     self.idle(i).await?;
-                    if i > 0 {
+                    if i > w.from {
                         self.quiet(self.net.now().saturating_add(w.interval), false)
                             .await?;
                     }
@@ -267,7 +268,7 @@ impl Work<'_> {
                 Ok(format!("{}/{} echoed{binary}", n(self.report), w.messages))
             }
             WorkloadKind::Push => {
-                for i in 0..w.messages {
+                for i in w.range() {
                     self.push(i).await?;
                 }
                 Ok(format!("{}/{} pushes received", n(self.report), w.messages))

@@ -19,6 +19,7 @@
 //! that transport and what failed before.
 
 mod engineio;
+mod reconnect;
 
 use engineio::Open;
 
@@ -32,9 +33,20 @@ use crate::verdict::transcript::Transcript;
 /// The name the client logs under.
 const WHO: &str = "client";
 
-/// Runs the plan's workload as `strategy` does, to its report. Never fails: everything the
-/// network does is an outcome.
+/// Runs the plan's workload as `strategy` does, to its report, reconnecting after a cut if
+/// the strategy says so (`reconnect.rs`). Never fails: everything the network does is an
+/// outcome.
 pub async fn run(net: NetRef, plan: Plan, strategy: &Strategy, t: Transcript) -> Report {
+    match &strategy.reconnect {
+        Some(r) => reconnect::run(&net, plan, strategy, r, &t).await,
+        None => once(&net, plan, strategy, &t).await,
+    }
+}
+
+/// One go of the strategy: the plan's workload, from its first message due, through the
+/// strategy's transports, to its report.
+async fn once(net: &NetRef, plan: Plan, strategy: &Strategy, t: &Transcript) -> Report {
+    let (net, t) = (net.clone(), t.clone());
     let messages = u64::from(plan.workload.messages);
     let (mut report, attempts, transport) = match strategy.kind {
         StrategyKind::Ws | StrategyKind::Wss => {
@@ -72,6 +84,7 @@ pub async fn run(net: NetRef, plan: Plan, strategy: &Strategy, t: Transcript) ->
         transport,
         attempts,
         messages,
+        reconnects: 0,
     });
     report
 }

@@ -176,10 +176,11 @@ fn target(plan: &Plan) -> String {
     let path = format!("{}{PATH}", plan.path_prefix);
     match w.kind {
         WorkloadKind::Push => format!(
-            "{path}?app=push&count={}&interval={}&size={}",
+            "{path}?app=push&count={}&interval={}&size={}{}",
             w.messages,
             w.interval.as_millis(),
-            w.payload_bytes
+            w.payload_bytes,
+            w.from_query()
         ),
         _ => path,
     }
@@ -322,9 +323,9 @@ impl Work<'_> {
         let w = self.plan.workload.clone();
         match w.kind {
             WorkloadKind::Echo => {
-                for i in 0..w.messages {
+                for i in w.range() {
                     self.idle(i).await?;
-                    if i > 0 {
+                    if i > w.from {
                         self.quiet(self.net.now().saturating_add(w.interval), false)
                             .await?;
                     }
@@ -333,7 +334,7 @@ impl Work<'_> {
                 self.idle(w.messages).await?;
             }
             WorkloadKind::Push => {
-                for i in 0..w.messages {
+                for i in w.range() {
                     self.push(i).await?;
                 }
             }

@@ -60,14 +60,14 @@ pub fn handles(path: &str) -> bool {
 pub(crate) struct Query {
     /// `sid=`: the stream a POST or DELETE is for.
     pub(crate) sid: Option<String>,
-    /// `app=push` with `count`, `interval`, `size`.
-    pub(crate) push: Option<(u32, Duration, usize)>,
+    /// `app=push` with `from` (default 0) to `count`, `interval`, `size`.
+    pub(crate) push: Option<(std::ops::Range<u32>, Duration, usize)>,
 }
 
 impl Query {
     pub(crate) fn parse(query: &str) -> Self {
         let (mut sid, mut push) = (None, false);
-        let (mut count, mut interval, mut size) = (1u32, 100u64, 32usize);
+        let (mut count, mut interval, mut size, mut from) = (1u32, 100u64, 32usize, 0u32);
         for pair in query.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
@@ -76,13 +76,14 @@ impl Query {
                 "count" => count = v.parse().unwrap_or(count),
                 "interval" => interval = v.parse().unwrap_or(interval),
                 "size" => size = v.parse().unwrap_or(size),
+                "from" => from = v.parse().unwrap_or(from),
                 _ => {}
             }
         }
         let size = size.clamp(1, MAX_PAYLOAD_BYTES);
         Self {
             sid,
-            push: push.then_some((count, Duration::from_millis(interval), size)),
+            push: push.then_some((from..count, Duration::from_millis(interval), size)),
         }
     }
 }

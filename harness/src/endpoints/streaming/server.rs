@@ -178,20 +178,21 @@ fn open(cx: &Cx<'_>, query: &Query) -> Response<Body> {
         return whole(StatusCode::SERVICE_UNAVAILABLE, "text/plain", String::new());
     };
     let tx = cx.streams.sender(&sid);
-    let app = match query.push {
-        Some((count, interval, size)) => {
+    let app = match &query.push {
+        Some((which, interval, size)) => {
             format!(
-                "push {count} messages of {size} bytes every {} ms",
+                "push {} messages of {size} bytes every {} ms",
+                which.len(),
                 interval.as_millis()
             )
         }
         None => "echo".to_string(),
     };
     cx.log(format!("stream {sid} opened ({app})"));
-    if let (Some(tx), Some((count, interval, size))) = (tx.clone(), query.push) {
+    if let (Some(tx), Some((which, interval, size))) = (tx.clone(), query.push.clone()) {
         let net = cx.net.clone();
         cx.net
-            .spawn(push(net, tx, count, interval, size).boxed_local());
+            .spawn(push(net, tx, which, interval, size).boxed_local());
     }
     if let Some(tx) = tx {
         // Room for the first of the channel's events: it was just made.
@@ -213,11 +214,18 @@ fn open(cx: &Cx<'_>, query: &Query) -> Response<Body> {
     response
 }
 
-/// `count` pushes of `size` bytes, `interval` apart from now, until the stream is gone.
-async fn push(net: NetRef, tx: mpsc::Sender<Out>, count: u32, interval: Duration, size: usize) {
+/// Pushes `which` of `size` bytes, `interval` apart from now, until the stream is gone.
+async fn push(
+    net: NetRef,
+    tx: mpsc::Sender<Out>,
+    which: std::ops::Range<u32>,
+    interval: Duration,
+    size: usize,
+) {
     let start = net.now();
-    for i in 0..count {
-        net.sleep_until(start.saturating_add(interval.saturating_mul(i)))
+    let first = which.start;
+    for i in which {
+        net.sleep_until(start.saturating_add(interval.saturating_mul(i - first)))
             .await;
         let text = push_text(i, net.now(), size);
         let event = encode::message(text.as_bytes(), false);

@@ -3,7 +3,7 @@
 
 use toml::Spanned;
 
-use super::{Source, strategy, workload};
+use super::{Source, reconnect, strategy, workload};
 use crate::scenario::raw::{RawClient, RawServer};
 use crate::scenario::{
     Client, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server, StrategyKind,
@@ -80,13 +80,17 @@ pub(super) fn client(
     let subprotocols = subprotocols(src, c.subprotocols.as_ref(), smuggle)?;
     let workload =
         workload::workload(src, &c.workload, reply_timeout, c.ping_interval_ms.as_ref())?;
-    let strategies = strategy::strategies(
+    let reconnect = reconnect::reconnect(src, c.reconnect, !kinds.is_empty())?;
+    let mut strategies = strategy::strategies(
         src,
         kinds,
         c.polling_then_upgrade,
         c.websocket_then_polling,
         c.detect_then_wss,
     )?;
+    for s in &mut strategies {
+        s.reconnect = reconnect;
+    }
     Ok(Client {
         schemes,
         strategies,

@@ -23,6 +23,7 @@ pub(crate) use text::millisecond_beyond_limit;
 mod client;
 mod expect;
 mod path;
+mod reconnect;
 mod strategy;
 mod text;
 mod workload;

@@ -128,6 +128,7 @@ pub(super) fn strategies(
         .map(|&kind| Strategy {
             kind,
             detect_timeout,
+            reconnect: None,
             engineio: match kind {
                 StrategyKind::PollingThenUpgrade => polling_params,
                 StrategyKind::WebsocketThenPolling => websocket_params,

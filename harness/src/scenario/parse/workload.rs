@@ -45,6 +45,7 @@ pub(super) fn workload(
     Ok(Workload {
         kind: w.kind,
         messages,
+        from: 0,
         interval: Duration::from_millis(*w.interval_ms.get_ref()),
         payload_bytes,
         reply_timeout,

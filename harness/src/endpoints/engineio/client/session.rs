@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::Cx;
@@ -470,9 +471,13 @@ fn heartbeat(h: &Handshake) -> Duration {
 }
 
 /// A WebSocket carrying the session that broke: bytes that are not frames are `corrupted`,
-/// the rest `dropped`.
+/// the rest `dropped`, a connection that ended without a Close among them (RFC 6455 §7.1.5:
+/// 1006, abnormal closure).
 fn broken(cx: &Cx, e: &WsError) -> Fail {
     match e {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            gone(cx, "carrying the session", e)
+        }
         WsError::Protocol(_) | WsError::Utf8(_) | WsError::Capacity(_) => fail(
             Outcome::Corrupted,
             format!(
