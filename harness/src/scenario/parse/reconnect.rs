@@ -1,6 +1,8 @@
 //! `[client.reconnect]`: reconnecting after a session is cut, for every listed strategy
 //! ([`crate::scenario::Reconnect`]).
 
+use std::time::Duration;
+
 use toml::Spanned;
 
 use super::Source;
@@ -38,39 +40,56 @@ pub(super) fn reconnect(
         }
         r.attempts = n;
     }
-    if let Some(v) = &raw.delay_ms {
-        r.delay = src.positive(v, "delay-ms")?;
-    }
-    if let Some(v) = &raw.delay_max_ms {
-        r.delay_max = src.positive(v, "delay-max-ms")?;
-    }
-    if r.delay_max < r.delay {
-        let at = raw
-            .delay_max_ms
-            .as_ref()
-            .or(raw.delay_ms.as_ref())
-            .map_or(0..0, Spanned::span);
-        return Err(src.fail(
-            at,
-            format!(
-                "`delay-max-ms` ({} ms) must be at least `delay-ms` ({} ms)",
-                r.delay_max.as_millis(),
-                r.delay.as_millis()
-            ),
-        ));
-    }
-    if let Some(f) = &raw.randomization_factor {
-        let v = *f.get_ref();
-        if !(0.0..=1.0).contains(&v) {
-            return Err(src.fail(
-                f.span(),
-                format!("`randomization-factor` must be between 0 and 1, got {v}"),
-            ));
-        }
-        r.randomization_thousandths = (v * 1000.0).round() as u32;
-    }
+    (r.delay, r.delay_max, r.randomization_thousandths) = backoff(
+        src,
+        (&raw.delay_ms, "delay-ms"),
+        (&raw.delay_max_ms, "delay-max-ms"),
+        &raw.randomization_factor,
+        (r.delay, r.delay_max, r.randomization_thousandths),
+    )?;
     if let Some(w) = raw.while_disconnected {
         r.while_disconnected = w;
     }
     Ok(Some(r))
+}
+
+/// A backoff's keys over `defaults` (delay, its maximum, randomisation in thousandths): each
+/// given delay positive, the maximum at least the delay, the factor between 0 and 1. The
+/// delay keys are named as the table names them.
+pub(super) fn backoff(
+    src: Source<'_>,
+    (delay, delay_key): (&Option<Spanned<u64>>, &str),
+    (max, max_key): (&Option<Spanned<u64>>, &str),
+    factor: &Option<Spanned<f64>>,
+    defaults: (Duration, Duration, u32),
+) -> Result<(Duration, Duration, u32), ScenarioError> {
+    let (mut d, mut m, mut f) = defaults;
+    if let Some(v) = delay {
+        d = src.positive(v, delay_key)?;
+    }
+    if let Some(v) = max {
+        m = src.positive(v, max_key)?;
+    }
+    if m < d {
+        let at = max.as_ref().or(delay.as_ref()).map_or(0..0, Spanned::span);
+        return Err(src.fail(
+            at,
+            format!(
+                "`{max_key}` ({} ms) must be at least `{delay_key}` ({} ms)",
+                m.as_millis(),
+                d.as_millis()
+            ),
+        ));
+    }
+    if let Some(v) = factor {
+        let x = *v.get_ref();
+        if !(0.0..=1.0).contains(&x) {
+            return Err(src.fail(
+                v.span(),
+                format!("`randomization-factor` must be between 0 and 1, got {x}"),
+            ));
+        }
+        f = (x * 1000.0).round() as u32;
+    }
+    Ok((d, m, f))
 }

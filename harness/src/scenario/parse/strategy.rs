@@ -82,37 +82,21 @@ pub(super) fn strategies(
             w.upgrade,
             w.probe_timeout_ms.as_ref(),
         )?;
-        if let Some(v) = &w.reconnection_delay_ms {
-            params.reconnection_delay = src.positive(v, "reconnection-delay-ms")?;
-        }
-        if let Some(v) = &w.reconnection_delay_max_ms {
-            params.reconnection_delay_max = src.positive(v, "reconnection-delay-max-ms")?;
-        }
-        if params.reconnection_delay_max < params.reconnection_delay {
-            let at = w
-                .reconnection_delay_max_ms
-                .as_ref()
-                .or(w.reconnection_delay_ms.as_ref())
-                .map_or(0..0, Spanned::span);
-            return Err(src.fail(
-                at,
-                format!(
-                    "`reconnection-delay-max-ms` ({} ms) must be at least `reconnection-delay-ms` ({} ms)",
-                    params.reconnection_delay_max.as_millis(),
-                    params.reconnection_delay.as_millis()
-                ),
-            ));
-        }
-        if let Some(f) = &w.randomization_factor {
-            let v = *f.get_ref();
-            if !(0.0..=1.0).contains(&v) {
-                return Err(src.fail(
-                    f.span(),
-                    format!("`randomization-factor` must be between 0 and 1, got {v}"),
-                ));
-            }
-            params.randomization_thousandths = (v * 1000.0).round() as u32;
-        }
+        (
+            params.reconnection_delay,
+            params.reconnection_delay_max,
+            params.randomization_thousandths,
+        ) = super::reconnect::backoff(
+            src,
+            (&w.reconnection_delay_ms, "reconnection-delay-ms"),
+            (&w.reconnection_delay_max_ms, "reconnection-delay-max-ms"),
+            &w.randomization_factor,
+            (
+                params.reconnection_delay,
+                params.reconnection_delay_max,
+                params.randomization_thousandths,
+            ),
+        )?;
     }
     let mut detect_timeout = DEFAULT_DETECT_TIMEOUT;
     if let Some(d) = detect {
