@@ -100,8 +100,8 @@ enum Command {
         #[arg(long, value_parser = parse_scheme)]
         scheme: Option<Scheme>,
         /// Only runs of this client strategy (ws, wss, ws-then-wss, polling-then-upgrade,
-        /// websocket-then-polling, streaming, wss-then-streaming, detect-then-wss); `ws` and
-        /// `wss` keep scheme runs too.
+        /// websocket-then-polling, streaming, wss-then-streaming, detect-then-wss, redirect);
+        /// `ws` and `wss` keep scheme runs too.
         #[arg(long, value_parser = parse_strategy)]
         strategy: Option<StrategyKind>,
         /// Run only this seed.

@@ -182,6 +182,7 @@ pub(super) struct RawExpect {
     pub(super) streaming: Option<Outcome>,
     pub(super) wss_then_streaming: Option<Outcome>,
     pub(super) detect_then_wss: Option<Outcome>,
+    pub(super) redirect: Option<Outcome>,
 }
 
 impl RawExpect {
@@ -196,6 +197,7 @@ impl RawExpect {
             StrategyKind::Streaming => self.streaming,
             StrategyKind::WssThenStreaming => self.wss_then_streaming,
             StrategyKind::DetectThenWss => self.detect_then_wss,
+            StrategyKind::Redirect => self.redirect,
         }
     }
 }

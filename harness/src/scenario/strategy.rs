@@ -43,11 +43,17 @@ pub enum StrategyKind {
     /// the client goes to `wss` at once (seed 001's "dynamically upgrade to WebSocket Secure
     /// when an uncooperative proxy is detected", the detection explicit and short).
     DetectThenWss,
+    /// The balancer-aware gateway, seed 001: the client asks the gateway, through the
+    /// balancer, which instance serves it (`GET /instance`, answered with the instance's
+    /// host name), then connects to that instance directly, the balancer out of the path
+    /// ("该网关实例就可以将浏览器转接,直接连接到该活动的网关实例"). With `[client.reconnect]`, a
+    /// cut sends it through the balancer again ("客户端会自动重连到负载均衡路由器").
+    Redirect,
 }
 
 impl StrategyKind {
     /// Every strategy, in the order the documentation lists them.
-    pub const ALL: [StrategyKind; 8] = [
+    pub const ALL: [StrategyKind; 9] = [
         StrategyKind::Ws,
         StrategyKind::Wss,
         StrategyKind::WsThenWss,
@@ -56,6 +62,7 @@ impl StrategyKind {
         StrategyKind::Streaming,
         StrategyKind::WssThenStreaming,
         StrategyKind::DetectThenWss,
+        StrategyKind::Redirect,
     ];
 
     /// The name scenario files and results use.
@@ -69,6 +76,7 @@ impl StrategyKind {
             StrategyKind::Streaming => "streaming",
             StrategyKind::WssThenStreaming => "wss-then-streaming",
             StrategyKind::DetectThenWss => "detect-then-wss",
+            StrategyKind::Redirect => "redirect",
         }
     }
 

@@ -93,6 +93,8 @@ fn client_strategies_meet_their_expectations_live() {
         "scenarios/strategies/streaming-pushes-through-a-stripping-proxy.toml",
         "scenarios/strategies/wss-then-streaming-through-intercepting-proxy.toml",
         "scenarios/strategies/detect-then-wss-through-stripping-proxy.toml",
+        "scenarios/strategies/redirect-connects-past-a-balancer-that-strips-the-upgrade.toml",
+        "scenarios/strategies/reconnect-gives-up-after-its-attempts.toml",
     ] {
         let s = scenario::load(&crate::root().join(file)).expect("a valid scenario");
         for case in s.cases() {

@@ -192,6 +192,12 @@ fn websocket(
             ],
         );
     }
+    if !req.headers().contains_key("upgrade")
+        && req.method() == hyper::Method::GET
+        && req.uri().path().ends_with(super::INSTANCE_PATH)
+    {
+        return text_response(StatusCode::OK, net.host(), &[("cache-control", "no-store")]);
+    }
     if let Some(Refusal(status, body, extra)) = refusal(&req) {
         return text_response(status, body, extra);
     }

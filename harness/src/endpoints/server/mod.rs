@@ -26,7 +26,9 @@
 //! version, and 400 for the rest (a key that is not base64 of 16 bytes, a key or version sent
 //! twice, HTTP/1.0, no `Connection: upgrade`, not exactly one `Host`). One plain GET is
 //! served: `/script.js`, the victim origin's script in the cache-poisoning demonstration (200,
-//! `Cache-Control: max-age=3600`), whatever the `Host`.
+//! `Cache-Control: max-age=3600`), whatever the `Host`; and one more, `…/instance`, the
+//! gateway's answer to the `redirect` strategy: 200, `text/plain`, the server's own host
+//! name (`server2`), `Cache-Control: no-store`.
 //!
 //! A failed accept (out of file descriptors, say) is logged and retried after
 //! [`ACCEPT_BACKOFF`]: the server keeps serving. Facing real clients (`gauntlet serve`), the
@@ -54,6 +56,10 @@ use crate::engine::{Held, Intake, Listener, NetRef, Software};
 use crate::verdict::transcript::Transcript;
 use crash::{Crash, Killable};
 use http::serve_http;
+
+/// The path (after any prefix) at which the server names itself: the `redirect` strategy's
+/// gateway lookup.
+pub const INSTANCE_PATH: &str = "/instance";
 
 mod app;
 mod crash;

@@ -10,6 +10,8 @@
 //!   streaming over TLS on port 443 (Kaazing's fallback, seed 001).
 //! - `detect-then-wss`: `ws` whose first message is due within `detect-timeout-ms`; a failed
 //!   handshake or a first message that does not come in time, then `wss` at once.
+//! - `redirect`: the instance asked for through the balancer, then `ws` to it directly
+//!   (`redirect.rs`).
 //!
 //! Every run of a strategy reports its [`Trail`]: each attempt (the transport, when it began,
 //! how it ended) and the transport the run ended on. A run that delivered every message on a
@@ -20,6 +22,7 @@
 
 mod engineio;
 mod reconnect;
+mod redirect;
 
 use engineio::Open;
 
@@ -67,6 +70,7 @@ async fn once(net: &NetRef, plan: Plan, strategy: &Strategy, t: &Transcript) -> 
         }
         StrategyKind::WssThenStreaming => wss_then_streaming(&net, plan, &t).await,
         StrategyKind::DetectThenWss => detect_then_wss(&net, plan, strategy, &t).await,
+        StrategyKind::Redirect => redirect::run(&net, plan, &t).await,
     };
     let preferred = preferred(strategy);
     if report.outcome == Outcome::Delivered && transport != preferred {
@@ -98,7 +102,10 @@ const UNFINISHED: &str = "unfinished";
 /// The transport a strategy means to end on: anything else is a fallback.
 fn preferred(strategy: &Strategy) -> &'static str {
     match strategy.kind {
-        StrategyKind::Ws | StrategyKind::WsThenWss | StrategyKind::DetectThenWss => "ws",
+        StrategyKind::Ws
+        | StrategyKind::WsThenWss
+        | StrategyKind::DetectThenWss
+        | StrategyKind::Redirect => "ws",
         StrategyKind::Wss | StrategyKind::WssThenStreaming => "wss",
         StrategyKind::Streaming => attempt_transport(Scheme::Ws),
         StrategyKind::PollingThenUpgrade if !strategy.engineio.upgrade => "polling",

@@ -34,7 +34,7 @@ pub(super) fn listed(
         )),
         (None, None) => Err(src.fail(
             client.span(),
-            "`[client]` needs `schemes` (ws, wss) or `strategies` (ws, wss, ws-then-wss, polling-then-upgrade, websocket-then-polling, streaming, wss-then-streaming, detect-then-wss)",
+            "`[client]` needs `schemes` (ws, wss) or `strategies` (ws, wss, ws-then-wss, polling-then-upgrade, websocket-then-polling, streaming, wss-then-streaming, detect-then-wss, redirect)",
         )),
     }
 }
