@@ -30,7 +30,7 @@ use futures_util::FutureExt;
 
 use crate::endpoints::client::PROXY_PORT;
 use crate::engine::{NetRef, Software};
-use crate::real::product::command::{CommandError, Role};
+use crate::real::product::command::{CommandError, CommandLine, Role};
 use crate::real::product::{ProductError, Program, Running, StartOptions};
 use crate::scenario::{CommandHop, ProductHop};
 use crate::verdict::transcript::Transcript;
@@ -172,6 +172,32 @@ where
             Ok(())
         }
         .boxed_local()
+    })
+}
+
+/// The software of a server host that is a real server program (`[server] command`): started
+/// at once with `{listen}` only, published as the host's port 80, kept in `started` until
+/// the run ends.
+pub fn server_software(command: CommandLine, started: Started, t: Transcript) -> Software {
+    hosting(started, move |net| {
+        let (command, t) = (command.clone(), t.clone());
+        async move {
+            let running = spawn(Program::Command(command.clone()), StartOptions::new()).await?;
+            let addr = running.addr();
+            net.publish(80, addr)?;
+            let words = command.render(addr.port(), None)?;
+            t.log(
+                net.now(),
+                net.host(),
+                format!(
+                    "{} up (pid {}) on {addr} as the server: {}",
+                    running.name(),
+                    running.pid(),
+                    words.join(" ")
+                ),
+            );
+            Ok(running)
+        }
     })
 }
 

@@ -217,10 +217,11 @@ fn build(
             .filter(|f| &f.crash == name)
             .map(|f| f.at)
             .min();
-        topology.host(
-            name,
-            server::software(t.clone(), Some(tls.server.clone()), crash),
-        );
+        let software = match &scenario.server.command {
+            Some(command) => hop::server_software(command.clone(), started.clone(), t.clone()),
+            None => server::software(t.clone(), Some(tls.server.clone()), crash),
+        };
+        topology.host(name, software);
     }
     for (i, hop) in scenario.path.iter().enumerate() {
         let placement = |why| RunError::Placement {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::real::product::command::CommandLine;
 use crate::tls::TlsVersions;
 use crate::verdict::outcome::Outcome;
 
@@ -60,10 +61,14 @@ pub const MAX_SESSIONS: u32 = 10_000;
 pub const MAX_SUBPROTOCOLS: usize = 32;
 
 /// The reference server's settings (`[server]`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Server {
     /// The TLS versions its wss listener accepts (`tls-version`): both unless pinned.
     pub tls_version: TlsVersions,
+    /// A real server program instead of the reference server (`command`, live engine only):
+    /// every server host starts one, listening where `{listen}` says, published as its
+    /// port 80.
+    pub command: Option<CommandLine>,
 }
 
 /// Latency on every link of the simulated network.

@@ -207,6 +207,7 @@ impl RawExpect {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawServer {
     pub(super) tls_version: Option<Spanned<TlsVersions>>,
+    pub(super) command: Option<Spanned<String>>,
 }
 
 /// One of `[[faults]]`.

@@ -4,6 +4,7 @@
 use toml::Spanned;
 
 use super::{Source, reconnect, strategy, workload};
+use crate::real::product::command::{CommandError, CommandLine, Role};
 use crate::scenario::raw::{RawClient, RawServer};
 use crate::scenario::{
     Client, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server, StrategyKind,
@@ -246,8 +247,32 @@ pub(super) fn server(
     } else {
         "which no strategy of `client.strategies` uses"
     };
+    let wss = strategy::schemes_used(schemes, kinds).contains(&Scheme::Wss);
+    let command = match &server.command {
+        None => None,
+        Some(text) if wss => {
+            return Err(src.fail(
+                text.span(),
+                "a server `command` listens on one plain port: it serves ws only, and a scheme or strategy here uses wss",
+            ));
+        }
+        Some(text) => Some(
+            CommandLine::parse_as(text.get_ref(), Role::Forward).map_err(|e| {
+                let why = match e {
+                    CommandError::ForwardListen { .. } => {
+                        "must say where to listen, with `{listen}` or `{listen_port}`".to_string()
+                    }
+                    CommandError::ForwardUpstream { .. } => {
+                        "is the server: it has no `{upstream}` or `{upstream_port}`".to_string()
+                    }
+                    other => format!("is not one: {other}"),
+                };
+                src.fail(text.span(), format!("a server `command` {why}"))
+            })?,
+        ),
+    };
     match server.tls_version {
-        Some(v) if !strategy::schemes_used(schemes, kinds).contains(&Scheme::Wss) => Err(src.fail(
+        Some(v) if !wss => Err(src.fail(
             v.span(),
             format!(
                 "`tls-version = \"{}\"` applies to wss only, {uses}",
@@ -256,6 +281,7 @@ pub(super) fn server(
         )),
         v => Ok(Server {
             tls_version: v.map(Spanned::into_inner).unwrap_or_default(),
+            command,
         }),
     }
 }
