@@ -92,6 +92,27 @@ pub struct Params {
     pub http_ports: Vec<u16>,
     /// The most entries the cache holds; the oldest is evicted to make room.
     pub max_entries: usize,
+    /// What of the target the key holds.
+    pub cache_key: CacheKey,
+    /// Store responses whatever their `Cache-Control` says, for the whole run: nginx's
+    /// `proxy_ignore_headers Cache-Control Expires` with a `proxy_cache_valid 200` time, a
+    /// configuration that caches what the origin forbids (ngx_http_proxy_module).
+    pub ignore_cache_control: bool,
+}
+
+/// What of a request's target the cache key holds (`cache-key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheKey {
+    /// The whole target, query included: nginx's default `proxy_cache_key`,
+    /// `$scheme$proxy_host$request_uri` (ngx_http_proxy_module), and RFC 9111 §2's primary
+    /// cache key, the target URI.
+    #[default]
+    Target,
+    /// The path alone, the query dropped: a `proxy_cache_key` written with `$uri` instead of
+    /// `$request_uri` (`$uri` has no arguments), a known misconfiguration: every request to
+    /// one path, whatever its query, gets the first one's answer.
+    Path,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +120,8 @@ pub struct Params {
 struct RawParams {
     http_ports: Option<Vec<u16>>,
     max_entries: Option<usize>,
+    cache_key: Option<CacheKey>,
+    ignore_cache_control: Option<bool>,
 }
 
 impl TryFrom<RawParams> for Params {
@@ -116,6 +139,8 @@ impl TryFrom<RawParams> for Params {
         Ok(Params {
             http_ports: raw.http_ports.unwrap_or_else(|| vec![80]),
             max_entries,
+            cache_key: raw.cache_key.unwrap_or_default(),
+            ignore_cache_control: raw.ignore_cache_control.unwrap_or(false),
         })
     }
 }
@@ -131,7 +156,10 @@ impl Model for Params {
     );
     const PARAMETERS: &'static str = concat!(
         "`http-ports` (default [80]; others relayed opaquely), `max-entries` (1 to 65536, default ",
-        "1024; the oldest is evicted)",
+        "1024; the oldest is evicted), `cache-key`: `target` (default: the query included, as ",
+        "nginx's `$request_uri`) or `path` (the query dropped: a key written with `$uri`, a ",
+        "misconfiguration), `ignore-cache-control` (default false; true stores what ",
+        "`Cache-Control` forbids, for the whole run, as nginx's `proxy_ignore_headers`)",
     );
     const SHARED_STATE: Option<&'static str> = Some("its cache");
 
@@ -140,8 +168,17 @@ impl Model for Params {
     }
 
     fn summary(&self) -> String {
+        let key = match self.cache_key {
+            CacheKey::Target => "",
+            CacheKey::Path => " cache-key=path",
+        };
+        let ignore = if self.ignore_cache_control {
+            " ignore-cache-control"
+        } else {
+            ""
+        };
         format!(
-            "caching-proxy http-ports={:?} max-entries={}",
+            "caching-proxy http-ports={:?} max-entries={}{key}{ignore}",
             self.http_ports, self.max_entries
         )
     }
@@ -345,11 +382,17 @@ struct Pending {
 }
 
 impl Pending {
-    fn of(head: &Head, smuggled: bool) -> Self {
+    fn of(head: &Head, smuggled: bool, cache_key: CacheKey) -> Self {
+        let key = Key::of(head).map(|mut k| {
+            if cache_key == CacheKey::Path {
+                k.target.truncate(k.target.find('?').unwrap_or(k.target.len()));
+            }
+            k
+        });
         Pending {
             line: http::first_line(&head.to_bytes()),
             method: head.method().unwrap_or_default().to_string(),
-            key: Key::of(head),
+            key,
             upgrade: head.has("upgrade") && head.connection_has("upgrade"),
             smuggled,
         }
@@ -497,7 +540,7 @@ impl CachingProxy {
 
     /// Answers a request from the cache, or forwards it.
     fn request(&mut self, cx: &mut Cx, head: Head) -> Result<(), ExchangeError> {
-        let pending = Pending::of(&head, false);
+        let pending = Pending::of(&head, false, self.params.cache_key);
         let framing = head.framing(None)?;
         self.up.body(framing.clone());
         let lookup = match (&pending.key, pending.is_get()) {
@@ -610,7 +653,7 @@ impl CachingProxy {
         } else {
             ""
         };
-        match storable(head, framing) {
+        match storable(head, framing, self.params.ignore_cache_control) {
             Ok((left, max_age)) => {
                 self.storing = Some(Storing {
                     key,
@@ -698,7 +741,7 @@ impl CachingProxy {
                     self.scan_up.drain(..len);
                     self.scan_up_reader.reset();
                     self.skipped_up = 0;
-                    let pending = Pending::of(&head, true);
+                    let pending = Pending::of(&head, true, self.params.cache_key);
                     let host = head
                         .get("host")
                         .map(|h| format!(", Host: {}", String::from_utf8_lossy(h)))
@@ -1022,7 +1065,11 @@ enum NotStored {
 
 /// Whether a response to a GET may be stored: its body length and for how many seconds it is
 /// fresh, or why not.
-fn storable(head: &Head, framing: &Framing) -> Result<(u64, Option<u64>), NotStored> {
+fn storable(
+    head: &Head,
+    framing: &Framing,
+    ignore_cache_control: bool,
+) -> Result<(u64, Option<u64>), NotStored> {
     let status = head.status().unwrap_or_default();
     if status != 200 {
         return Err(NotStored::Status(status));
@@ -1037,6 +1084,7 @@ fn storable(head: &Head, framing: &Framing) -> Result<(u64, Option<u64>), NotSto
                 .map(|d| d.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()
         })
+        .filter(|_| !ignore_cache_control)
         .collect();
     if let Some(d) = directives
         .iter()
@@ -1093,6 +1141,8 @@ mod tests {
         Params {
             http_ports: vec![80],
             max_entries,
+            cache_key: CacheKey::Target,
+            ignore_cache_control: false,
         }
     }
 
@@ -1502,9 +1552,43 @@ mod tests {
         let raw = |n| RawParams {
             http_ports: None,
             max_entries: Some(n),
+            cache_key: None,
+            ignore_cache_control: None,
         };
         assert!(Params::try_from(raw(0)).is_err());
         assert!(Params::try_from(raw(MAX_ENTRIES + 1)).is_err());
-        assert_eq!(Params::try_from(raw(3)).unwrap().http_ports, vec![80]);
+        let p = Params::try_from(raw(3)).unwrap();
+        assert_eq!(p.http_ports, vec![80]);
+        assert_eq!((p.cache_key, p.ignore_cache_control), (CacheKey::Target, false));
+    }
+
+    /// The misconfigured cache: the query left out of the key, and `no-store` ignored, so a
+    /// second request to the path with another query gets the first one's answer.
+    #[test]
+    fn a_path_key_that_ignores_cache_control_serves_another_querys_answer() {
+        let head = |target: &str| match http::parse_request(
+            format!("GET {target} HTTP/1.1\r\nHost: server\r\n\r\n").as_bytes(),
+            8192,
+        ) {
+            http::Parsed::Complete(h, _) => h,
+            other => panic!("{other:?}"),
+        };
+        let a = Pending::of(&head("/engine.io/?t=a"), false, CacheKey::Path);
+        let b = Pending::of(&head("/engine.io/?t=b"), false, CacheKey::Path);
+        assert_eq!(a.key, b.key);
+        assert_eq!(a.key.unwrap().target, "/engine.io/");
+        let c = Pending::of(&head("/engine.io/?t=a"), false, CacheKey::Target);
+        let d = Pending::of(&head("/engine.io/?t=b"), false, CacheKey::Target);
+        assert_ne!(c.key, d.key);
+        let answer = match http::parse_response(
+            b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\n\r\nok",
+            8192,
+        ) {
+            http::Parsed::Complete(h, _) => h,
+            other => panic!("{other:?}"),
+        };
+        let framing = Framing::Length(2);
+        assert!(storable(&answer, &framing, false).is_err());
+        assert_eq!(storable(&answer, &framing, true).unwrap(), (2, None));
     }
 }

@@ -215,7 +215,7 @@ pub fn runnable_on(
     if engine == LIVE {
         return (planned, 0);
     }
-    let real = |s: &Scenario| s.path.iter().any(Hop::is_real) || s.server.command.is_some();
+    let real = Scenario::needs_live;
     let skipped = scenarios.iter().filter(|s| real(s)).count();
     let kept = planned
         .into_iter()

@@ -204,6 +204,12 @@ impl Scenario {
             .map(|(_, o)| *o)
     }
 
+    /// Whether only the live engine can run it: a real program stands for a hop or for the
+    /// server.
+    pub fn needs_live(&self) -> bool {
+        self.path.iter().any(Hop::is_real) || self.server.command.is_some()
+    }
+
     /// The longest a run can last in simulated time, given every timeout in the workload:
     /// the engine's backstop.
     pub fn time_limit(&self) -> Duration {

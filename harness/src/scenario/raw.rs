@@ -80,6 +80,7 @@ pub(super) struct RawPollingThenUpgrade {
     pub(super) timeout_ms: Option<Spanned<u64>>,
     pub(super) upgrade: Option<bool>,
     pub(super) probe_timeout_ms: Option<Spanned<u64>>,
+    pub(super) secure: Option<bool>,
 }
 
 /// `[client.reconnect]`.
@@ -107,6 +108,7 @@ pub(super) struct RawWebsocketThenPolling {
     pub(super) timeout_ms: Option<Spanned<u64>>,
     pub(super) upgrade: Option<bool>,
     pub(super) probe_timeout_ms: Option<Spanned<u64>>,
+    pub(super) secure: Option<bool>,
     pub(super) reconnection_delay_ms: Option<Spanned<u64>>,
     pub(super) reconnection_delay_max_ms: Option<Spanned<u64>>,
     pub(super) randomization_factor: Option<Spanned<f64>>,

@@ -180,6 +180,9 @@ pub struct EngineIoParams {
     /// How far the delay is drawn from it, either way, in thousandths: `randomizationFactor`,
     /// 0.5 (500). The draw comes from the run's seed.
     pub randomization_thousandths: u32,
+    /// Over TLS (port 443: polling over https, the WebSocket over wss): engine.io-client's
+    /// `secure`, which follows the page's own scheme; false, a page served over http.
+    pub secure: bool,
 }
 
 impl Default for EngineIoParams {
@@ -191,6 +194,7 @@ impl Default for EngineIoParams {
             reconnection_delay: Duration::from_millis(1000),
             reconnection_delay_max: Duration::from_millis(5000),
             randomization_thousandths: 500,
+            secure: false,
         }
     }
 }

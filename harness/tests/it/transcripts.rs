@@ -12,7 +12,7 @@ fn scenario_transcripts_match_their_snapshots() {
     insta::glob!("../../../scenarios", "**/*.toml", |path| {
         let relative = path.strip_prefix(&root).unwrap_or(path);
         let s = scenario::load(relative).unwrap_or_else(|e| panic!("{e}"));
-        if s.path.iter().any(scenario::Hop::is_real) {
+        if s.needs_live() {
             // Real programs run on the live engine only; its tests cover them.
             return;
         }

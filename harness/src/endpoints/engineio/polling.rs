@@ -170,6 +170,9 @@ fn refusal(refused: &Refused) -> Response<Full<Bytes>> {
     text(status, "application/json", refused.json())
 }
 
+/// An answer with `Cache-Control: no-store`, as engine.io 6.6 marks every polling answer (its
+/// `cache-control: no-store`, seen from the pinned engine.io on a handshake GET), so that no
+/// cache that honours it serves a poll.
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;

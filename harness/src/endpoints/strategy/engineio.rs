@@ -124,6 +124,10 @@ pub(super) async fn run(
     t: &Transcript,
     first: Open,
 ) -> Attempted {
+    let mut plan = plan;
+    if params.secure {
+        plan.scheme = crate::scenario::Scheme::Wss;
+    }
     let cx = client(net, plan.clone(), params, t);
     let mut report = Report::new();
     let began = net.now();

@@ -67,6 +67,7 @@ pub(super) fn strategies(
             p.upgrade,
             p.probe_timeout_ms.as_ref(),
         )?;
+        polling_params.secure = p.secure.unwrap_or(false);
     }
     let mut websocket_params = EngineIoParams::default();
     if let Some(w) = websocket {
@@ -82,6 +83,7 @@ pub(super) fn strategies(
             w.upgrade,
             w.probe_timeout_ms.as_ref(),
         )?;
+        params.secure = w.secure.unwrap_or(false);
         (
             params.reconnection_delay,
             params.reconnection_delay_max,
