@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::real::product::command::Role;
-use crate::real::product::{Product, ProductError, builtin};
+use crate::real::product::{Product, ProductError, builtin, template};
 use crate::scenario::{Hop, ProductHop};
 
 /// A product's built-in gate configuration: the template and the values of its own
@@ -49,6 +49,14 @@ pub fn built_in(product: Product) -> BuiltIn {
         // is refused, as Squid refuses it).
         Product::Squid => ("squid-connect-port.conf", &[], ""),
         Product::Tinyproxy => ("tinyproxy-connect.conf", &[], ""),
+        // Each product's documented WebSocket configuration (each template cites it).
+        Product::Caddy => ("caddy-reverse-proxy.caddyfile", &[], ""),
+        Product::Lighttpd => ("lighttpd-upgrade-enable.conf", &[], ""),
+        Product::H2o => ("h2o-websocket-on.conf", &[], ""),
+        Product::Varnish => ("varnish-pipe-websocket.vcl", &[], ""),
+        Product::Trafficserver => ("trafficserver-ws-remap.conf", &[], ""),
+        Product::NodeHttpProxy => ("node-http-proxy-ws.js", &[], ""),
+        Product::Mitmproxy => ("mitmproxy-reverse.yaml", &[], ""),
     };
     BuiltIn {
         template,
@@ -70,6 +78,9 @@ pub struct ProductGate {
     pub values: BTreeMap<String, String>,
     /// Put before every request's path (`/ws`), or empty.
     pub path_prefix: String,
+    /// Whether the template listens for TLS (`{{tls_listen}}`): a reverse proxy's wss is
+    /// gated only then.
+    pub tls: bool,
     /// The folder a built-in template was written to, removed when this is dropped.
     scratch: Option<PathBuf>,
 }
@@ -93,6 +104,7 @@ impl ProductGate {
         all.extend(values);
         Ok(Self {
             product,
+            tls: listens_for_tls(&template),
             template,
             template_name: format!("the built-in {}", b.template),
             values: all,
@@ -105,6 +117,7 @@ impl ProductGate {
     pub fn from_file(product: Product, file: &Path, values: BTreeMap<String, String>) -> Self {
         Self {
             product,
+            tls: listens_for_tls(file),
             template: file.to_path_buf(),
             template_name: file.display().to_string(),
             values,
@@ -131,6 +144,13 @@ impl ProductGate {
             backends: 1,
         })
     }
+}
+
+/// Whether the template `file` has a `{{tls_listen}}` (one that cannot be read has none: its
+/// start says why).
+fn listens_for_tls(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .is_ok_and(|text| template::placeholders(&text).contains("tls_listen"))
 }
 
 impl Drop for ProductGate {

@@ -33,9 +33,11 @@
 //! the templates built into the binary.
 
 pub mod builtin;
+mod bundle;
 pub mod command;
 mod error;
 mod listeners;
+mod locate;
 mod options;
 mod process;
 mod program;
@@ -61,6 +63,9 @@ pub use running::{Running, Stopped};
 /// its working directory must be writable by that user.
 const SQUID_USER: &str = "proxy";
 
+/// The user H2O switches to when started as root without a `user` directive.
+const H2O_USER: &str = "nobody";
+
 /// A real intermediary Gauntlet can start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Product {
@@ -74,67 +79,229 @@ pub enum Product {
     Squid,
     /// tinyproxy, a small forward (explicit) proxy.
     Tinyproxy,
+    /// Caddy, a reverse proxy (`reverse_proxy`).
+    Caddy,
+    /// lighttpd with mod_proxy (`proxy.server`).
+    Lighttpd,
+    /// H2O, a reverse proxy (`proxy.reverse.url`).
+    H2o,
+    /// Varnish Cache, a caching reverse proxy (VCL).
+    Varnish,
+    /// Apache Traffic Server, a caching reverse proxy (`remap.config`).
+    Trafficserver,
+    /// node-http-proxy (npm `http-proxy`) in a Node.js script.
+    NodeHttpProxy,
+    /// mitmproxy's `mitmdump`, a reverse or forward proxy.
+    Mitmproxy,
+}
+
+/// Where a product comes from, for the message that says how to install it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A Debian package.
+    Debian(&'static str),
+    /// The Node package under `target/gauntlet/node` (`cargo xtask test` installs it with
+    /// `npm ci` from `harness/tests/node/package-lock.json`), run by Debian's `nodejs`.
+    Npm(&'static str),
+    /// The Python package in its own virtualenv under `target/gauntlet` (`cargo xtask test`
+    /// makes it from `harness/tests/python/`).
+    Pip(&'static str),
+}
+
+/// What each product is: its names, where it comes from, its configuration file, its role.
+struct Info {
+    name: &'static str,
+    binary: &'static str,
+    var: &'static str,
+    source: Source,
+    config: &'static str,
+    reverse: bool,
+}
+
+const fn info(product: Product) -> Info {
+    let (name, binary, var, source, config, reverse) = match product {
+        Product::Nginx => (
+            "nginx",
+            "nginx",
+            "GAUNTLET_NGINX",
+            Source::Debian("nginx"),
+            "nginx.conf",
+            true,
+        ),
+        Product::Haproxy => (
+            "haproxy",
+            "haproxy",
+            "GAUNTLET_HAPROXY",
+            Source::Debian("haproxy"),
+            "haproxy.cfg",
+            true,
+        ),
+        Product::Apache => (
+            "apache",
+            "apache2",
+            "GAUNTLET_APACHE",
+            Source::Debian("apache2"),
+            "httpd.conf",
+            true,
+        ),
+        Product::Squid => (
+            "squid",
+            "squid",
+            "GAUNTLET_SQUID",
+            Source::Debian("squid"),
+            "squid.conf",
+            false,
+        ),
+        Product::Tinyproxy => (
+            "tinyproxy",
+            "tinyproxy",
+            "GAUNTLET_TINYPROXY",
+            Source::Debian("tinyproxy"),
+            "tinyproxy.conf",
+            false,
+        ),
+        Product::Caddy => (
+            "caddy",
+            "caddy",
+            "GAUNTLET_CADDY",
+            Source::Debian("caddy"),
+            "Caddyfile",
+            true,
+        ),
+        Product::Lighttpd => (
+            "lighttpd",
+            "lighttpd",
+            "GAUNTLET_LIGHTTPD",
+            Source::Debian("lighttpd"),
+            "lighttpd.conf",
+            true,
+        ),
+        Product::H2o => (
+            "h2o",
+            "h2o",
+            "GAUNTLET_H2O",
+            Source::Debian("h2o"),
+            "h2o.conf",
+            true,
+        ),
+        Product::Varnish => (
+            "varnish",
+            "varnishd",
+            "GAUNTLET_VARNISH",
+            Source::Debian("varnish"),
+            "default.vcl",
+            true,
+        ),
+        Product::Trafficserver => (
+            "trafficserver",
+            "traffic_server",
+            "GAUNTLET_TRAFFICSERVER",
+            Source::Debian("trafficserver"),
+            "trafficserver.conf",
+            true,
+        ),
+        Product::NodeHttpProxy => (
+            "node-http-proxy",
+            "node",
+            "GAUNTLET_NODE",
+            Source::Npm("http-proxy"),
+            "proxy.js",
+            true,
+        ),
+        Product::Mitmproxy => (
+            "mitmproxy",
+            "mitmdump",
+            "GAUNTLET_MITMPROXY",
+            Source::Pip("mitmproxy"),
+            "config.yaml",
+            true,
+        ),
+    };
+    Info {
+        name,
+        binary,
+        var,
+        source,
+        config,
+        reverse,
+    }
 }
 
 impl Product {
     /// Whether the product is a reverse proxy (in front of servers) rather than a forward
     /// proxy (for clients that name it as theirs).
     pub fn is_reverse(self) -> bool {
-        matches!(self, Product::Nginx | Product::Haproxy | Product::Apache)
+        info(self).reverse
     }
 
     /// Every product, in a fixed order.
-    pub const ALL: [Product; 5] = [
+    pub const ALL: [Product; 12] = [
         Product::Nginx,
         Product::Haproxy,
         Product::Apache,
         Product::Squid,
         Product::Tinyproxy,
+        Product::Caddy,
+        Product::Lighttpd,
+        Product::H2o,
+        Product::Varnish,
+        Product::Trafficserver,
+        Product::NodeHttpProxy,
+        Product::Mitmproxy,
     ];
 
-    /// Its name in files and messages: `nginx`, `haproxy`, `apache`, `squid`, `tinyproxy`.
+    /// Its name in files and messages: `nginx`, `haproxy`, `apache`, `squid`, `tinyproxy`,
+    /// `caddy`, `lighttpd`, `h2o`, `varnish`, `trafficserver`, `node-http-proxy`,
+    /// `mitmproxy`.
     pub fn name(self) -> &'static str {
-        match self {
-            Product::Nginx => "nginx",
-            Product::Haproxy => "haproxy",
-            Product::Apache => "apache",
-            Product::Squid => "squid",
-            Product::Tinyproxy => "tinyproxy",
+        info(self).name
+    }
+
+    /// The Debian package that installs it (for node-http-proxy, Node.js's: the `http-proxy`
+    /// module itself comes from npm; for mitmproxy, Python's `venv`: mitmproxy itself comes
+    /// from PyPI).
+    pub fn package(self) -> &'static str {
+        match info(self).source {
+            Source::Debian(package) => package,
+            Source::Npm(_) => "nodejs",
+            Source::Pip(_) => "python3-venv",
         }
     }
 
-    /// The Debian package that installs it.
-    pub fn package(self) -> &'static str {
-        match self {
-            Product::Apache => "apache2",
-            other => other.name(),
+    /// What to run to install it.
+    pub fn install_hint(self) -> String {
+        match info(self).source {
+            Source::Debian(package) => format!("apt-get install -y {package}"),
+            Source::Npm(module) => format!(
+                "cargo xtask test (it installs `{module}` into {} with npm ci, from {}; \
+                 Node.js is apt-get install -y nodejs npm)",
+                locate::NODE_DIR,
+                locate::NODE_LOCK
+            ),
+            Source::Pip(package) => format!(
+                "cargo xtask test (it makes the virtualenv {} with `{package}` from {})",
+                locate::MITMPROXY_VENV,
+                locate::MITMPROXY_REQUIREMENTS
+            ),
         }
     }
 
     /// The file name of its binary.
     pub fn binary_name(self) -> &'static str {
-        match self {
-            Product::Apache => "apache2",
-            other => other.name(),
-        }
+        info(self).binary
     }
 
     /// The environment variable that, when set, names its binary instead of the search:
-    /// `GAUNTLET_NGINX`, `GAUNTLET_HAPROXY`, `GAUNTLET_APACHE`, `GAUNTLET_SQUID`,
-    /// `GAUNTLET_TINYPROXY`.
+    /// `GAUNTLET_` and the name in capitals (`GAUNTLET_NGINX`, `GAUNTLET_TRAFFICSERVER`),
+    /// `GAUNTLET_NODE` for node-http-proxy's `node`.
     pub fn override_var(self) -> &'static str {
-        match self {
-            Product::Nginx => "GAUNTLET_NGINX",
-            Product::Haproxy => "GAUNTLET_HAPROXY",
-            Product::Apache => "GAUNTLET_APACHE",
-            Product::Squid => "GAUNTLET_SQUID",
-            Product::Tinyproxy => "GAUNTLET_TINYPROXY",
-        }
+        info(self).var
     }
 
     /// Its binary: the file [`Product::override_var`] names if that is set, else the first
     /// executable [`Product::binary_name`] on `PATH`, then in `/usr/sbin` and `/usr/bin`
-    /// (Debian puts daemons in `/usr/sbin`, often not on a user's `PATH`).
+    /// (Debian puts daemons in `/usr/sbin`, often not on a user's `PATH`), then, for
+    /// mitmproxy, in its virtualenv under `target/gauntlet`.
     pub fn binary(self) -> Result<PathBuf, ProductError> {
         self.locate(
             std::env::var_os(self.override_var()).as_deref(),
@@ -156,8 +323,13 @@ impl Product {
                 )))
             };
         }
+        let extra = match info(self).source {
+            Source::Pip(_) => locate::workspace_dirs(locate::MITMPROXY_BIN),
+            _ => Vec::new(),
+        };
         std::env::split_paths(path.unwrap_or_default())
             .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+            .chain(extra)
             .map(|dir| dir.join(self.binary_name()))
             .find(|candidate| is_executable(candidate))
             .ok_or_else(|| {
@@ -171,23 +343,17 @@ impl Product {
     fn not_installed(self, detail: String) -> ProductError {
         ProductError::NotInstalled {
             product: self,
-            package: self.package(),
+            install: self.install_hint(),
             detail,
         }
     }
 
     /// The file name its rendered configuration gets in the working directory.
     pub fn config_file_name(self) -> &'static str {
-        match self {
-            Product::Nginx => "nginx.conf",
-            Product::Haproxy => "haproxy.cfg",
-            Product::Apache => "httpd.conf",
-            Product::Squid => "squid.conf",
-            Product::Tinyproxy => "tinyproxy.conf",
-        }
+        info(self).config
     }
 
-    /// The command that runs it in the foreground with `config`, in `dir`:
+    /// The command that runs it in the foreground with `config`, in `dir`, on `port`:
     ///
     /// - nginx: `nginx -p DIR -c CONFIG -e DIR/error.log -g 'daemon off;'` (so templates
     ///   must not say `daemon`; `-e` keeps nginx from opening its packaged error log first);
@@ -195,8 +361,20 @@ impl Product {
     /// - Apache: `apache2 -DFOREGROUND -f CONFIG` (the template is self-contained: no
     ///   `APACHE_*` variables, explicit `LoadModule` lines);
     /// - Squid: `squid -N -f CONFIG`;
-    /// - tinyproxy: `tinyproxy -d -c CONFIG`.
-    pub fn command(self, binary: &Path, config: &Path, dir: &Path) -> Command {
+    /// - tinyproxy: `tinyproxy -d -c CONFIG`;
+    /// - Caddy: `caddy run --config CONFIG --adapter caddyfile`, with `HOME` and the XDG
+    ///   folders in DIR (Caddy keeps its data there);
+    /// - lighttpd: `lighttpd -D -f CONFIG`;
+    /// - H2O: `h2o -c CONFIG`;
+    /// - Varnish: `varnishd -F -n DIR -a 127.0.0.1:PORT -f CONFIG -s malloc,64m` (the VCL
+    ///   cannot say where to listen), with `-j none` when started as root (no jail: the
+    ///   worker runs as root and can use DIR);
+    /// - Traffic Server: `traffic_server` with `TS_RUNROOT` the `runroot.yaml` that
+    ///   [`bundle`] writes from the template (its configuration files under DIR);
+    /// - node-http-proxy: `node CONFIG`, with `NODE_PATH` the `node_modules` under
+    ///   `target/gauntlet/node` that holds `http-proxy`;
+    /// - mitmproxy: `mitmdump --set confdir=DIR` (it reads CONFIG, `config.yaml`, there).
+    pub fn command(self, binary: &Path, config: &Path, dir: &Path, port: u16) -> Command {
         let mut command = Command::new(binary);
         match self {
             Product::Nginx => command
@@ -211,9 +389,100 @@ impl Product {
             Product::Apache => command.arg("-DFOREGROUND").arg("-f").arg(config),
             Product::Squid => command.arg("-N").arg("-f").arg(config),
             Product::Tinyproxy => command.arg("-d").arg("-c").arg(config),
+            Product::Caddy => command
+                .args(["run", "--config"])
+                .arg(config)
+                .args(["--adapter", "caddyfile"])
+                .env("HOME", dir)
+                .env("XDG_DATA_HOME", dir.join("data"))
+                .env("XDG_CONFIG_HOME", dir.join("config")),
+            Product::Lighttpd => command.arg("-D").arg("-f").arg(config),
+            Product::H2o => command.arg("-c").arg(config),
+            Product::Varnish => {
+                command
+                    .arg("-F")
+                    .arg("-n")
+                    .arg(dir)
+                    .arg("-a")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg("-f")
+                    .arg(config)
+                    .args(["-s", "malloc,64m"]);
+                if rustix::process::geteuid().is_root() {
+                    command.args(["-j", "none"]);
+                }
+                &mut command
+            }
+            Product::Trafficserver => command.env("TS_RUNROOT", dir.join("runroot.yaml")),
+            Product::NodeHttpProxy => {
+                command.arg(config);
+                if let Some(modules) = locate::node_modules() {
+                    command.env("NODE_PATH", modules);
+                }
+                &mut command
+            }
+            Product::Mitmproxy => command
+                .arg("--set")
+                .arg(format!("confdir={}", dir.display())),
         };
         command.current_dir(dir).stdin(Stdio::null());
         command
+    }
+
+    /// The command that prints its version ([`Product::version`]).
+    fn version_command(self) -> Result<Command, ProductError> {
+        let binary = self.binary()?;
+        let mut command = Command::new(&binary);
+        match self {
+            Product::Caddy => command.arg("version"),
+            Product::H2o | Product::Mitmproxy => command.arg("--version"),
+            Product::Varnish | Product::Trafficserver => command.arg("-V"),
+            Product::NodeHttpProxy => {
+                if let Some(modules) = locate::node_modules() {
+                    command.env("NODE_PATH", modules);
+                }
+                command.args([
+                    "-e",
+                    "console.log(`http-proxy ${require('http-proxy/package.json').version} on Node.js ${process.version}`)",
+                ])
+            }
+            _ => command.arg("-v"),
+        };
+        command.stdin(Stdio::null());
+        Ok(command)
+    }
+
+    /// Its version as it reports it (`nginx -v`, `caddy version`, `varnishd -V`, …): the
+    /// first line it prints that names a version.
+    pub fn version(self) -> Result<String, ProductError> {
+        let mut command = self.version_command()?;
+        let out = command
+            .output()
+            .map_err(|e| io_error(format!("cannot run {command:?}"), e))?;
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| {
+                l.chars().any(|c| c.is_ascii_digit()) && !l.starts_with("traffic_server: using")
+            })
+            .unwrap_or("");
+        if out.status.success() && !line.is_empty() {
+            Ok(line.to_string())
+        } else {
+            Err(io_error(
+                format!(
+                    "{command:?} printed no version ({}): {}",
+                    out.status,
+                    text.trim()
+                ),
+                io::Error::other("no version"),
+            ))
+        }
     }
 
     /// Starts it: renders `template` with `options` into a new working directory, runs
@@ -240,6 +509,14 @@ impl Product {
         options: &StartOptions,
     ) -> Result<(Command, bool), ProductError> {
         let binary = self.binary()?;
+        if let Source::Npm(module) = info(self).source {
+            if locate::node_modules().is_none() {
+                return Err(self.not_installed(format!(
+                    "no `{module}` in {}/node_modules here or above, nor in $GAUNTLET_NODE_MODULES",
+                    locate::NODE_DIR
+                )));
+            }
+        }
         let text = std::fs::read_to_string(template)
             .map_err(|e| io_error(format!("cannot read template {}", template.display()), e))?;
         let rendered = options
@@ -251,22 +528,31 @@ impl Product {
                 .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
         }
         let config = dir.join(self.config_file_name());
+        if self == Product::Trafficserver {
+            bundle::write(&rendered, template, dir)?;
+        }
         std::fs::write(&config, rendered)
             .map_err(|e| io_error(format!("cannot write {}", config.display()), e))?;
         self.prepare_dir(dir)?;
         let tls = template::placeholders(&text).contains("tls_listen");
-        Ok((self.command(&binary, &config, dir), tls))
+        Ok((self.command(&binary, &config, dir, port), tls))
     }
 
-    /// Makes `dir` usable by the product. Squid started as root switches to `proxy`, which
-    /// must be able to write its logs and pid file there, so the directory is given to it.
+    /// Makes `dir` usable by the product. Squid started as root switches to `proxy`, and H2O
+    /// to `nobody`, which must be able to write their logs and pid file there, so the
+    /// directory is given to that user.
     fn prepare_dir(self, dir: &Path) -> Result<(), ProductError> {
-        if self != Product::Squid || !rustix::process::geteuid().is_root() {
+        let user = match self {
+            Product::Squid => SQUID_USER,
+            Product::H2o => H2O_USER,
+            _ => return Ok(()),
+        };
+        if !rustix::process::geteuid().is_root() {
             return Ok(());
         }
-        let (uid, gid) = passwd_ids(SQUID_USER)?;
+        let (uid, gid) = passwd_ids(user)?;
         std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-            .map_err(|e| io_error(format!("cannot give {} to {SQUID_USER}", dir.display()), e))
+            .map_err(|e| io_error(format!("cannot give {} to {user}", dir.display()), e))
     }
 }
 
@@ -279,16 +565,20 @@ impl fmt::Display for Product {
 impl FromStr for Product {
     type Err = ProductError;
 
-    /// `nginx`, `haproxy`, `apache` (or `httpd`, `apache2`), `squid`, `tinyproxy`.
+    /// A product's [`Product::name`], or another spelling of it: `httpd` and `apache2` for
+    /// Apache, `ats` and `traffic_server` for Traffic Server, `http-proxy` for
+    /// node-http-proxy, `mitmdump` for mitmproxy.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "nginx" => Ok(Product::Nginx),
-            "haproxy" => Ok(Product::Haproxy),
-            "apache" | "httpd" | "apache2" => Ok(Product::Apache),
-            "squid" => Ok(Product::Squid),
-            "tinyproxy" => Ok(Product::Tinyproxy),
-            other => Err(ProductError::Unknown(other.to_string())),
-        }
+        let alias = match name {
+            "httpd" | "apache2" => Some(Product::Apache),
+            "ats" | "traffic_server" | "traffic-server" => Some(Product::Trafficserver),
+            "http-proxy" => Some(Product::NodeHttpProxy),
+            "mitmdump" => Some(Product::Mitmproxy),
+            _ => None,
+        };
+        alias
+            .or_else(|| Product::ALL.into_iter().find(|p| p.name() == name))
+            .ok_or_else(|| ProductError::Unknown(name.to_string()))
     }
 }
 
@@ -314,7 +604,7 @@ fn passwd_ids(user: &str) -> Result<(u32, u32), ProductError> {
         })
         .ok_or_else(|| {
             io_error(
-                format!("squid started as root runs as `{user}`, which /etc/passwd lacks"),
+                format!("started as root, the product runs as `{user}`, which /etc/passwd lacks"),
                 io::Error::from(io::ErrorKind::NotFound),
             )
         })
@@ -331,8 +621,9 @@ mod tests {
             assert_eq!(product.to_string(), product.name());
         }
         assert_eq!("httpd".parse::<Product>().unwrap(), Product::Apache);
-        let err = "varnish".parse::<Product>().unwrap_err().to_string();
-        assert!(err.starts_with("unknown product `varnish`"), "{err}");
+        assert_eq!("ats".parse::<Product>().unwrap(), Product::Trafficserver);
+        let err = "pound".parse::<Product>().unwrap_err().to_string();
+        assert!(err.starts_with("unknown product `pound`"), "{err}");
     }
 
     #[test]
