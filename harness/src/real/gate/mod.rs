@@ -31,7 +31,7 @@ mod product;
 mod report;
 mod suite;
 
-pub use product::{BuiltIn, ProductGate, built_in};
+pub use product::{BuiltIn, CONFIGURATIONS, Configuration, ProductGate, built_in};
 pub use report::{EXCERPT_LINES, excerpt};
 pub use suite::{BUILT_IN, SUITE_DIR, Suite};
 
