@@ -1,4 +1,5 @@
-//! Real proxies (nginx, HAProxy, Apache httpd, Squid, tinyproxy) started on loopback from a
+//! Real proxies (nginx, HAProxy, Apache httpd, Squid, tinyproxy, Caddy, lighttpd, H2O,
+//! Varnish, Traffic Server, node-http-proxy, mitmproxy) started on loopback from a
 //! configuration template, for tests that compare a model with the product it stands for, and
 //! any proxy program started from a command line, for `gauntlet gate`.
 //!
@@ -30,12 +31,15 @@
 //! `options.rs` the [`StartOptions`] a start takes; `running.rs` the [`Running`] program,
 //! its readiness and its stop; `error.rs` [`ProductError`]; `process.rs` the process
 //! lifecycle; `template.rs` and `command.rs` the two kinds of configuration; `builtin.rs`
-//! the templates built into the binary.
+//! the templates built into the binary; `invoke.rs` each product's command lines;
+//! `locate.rs` where the products that are not Debian packages are; `bundle.rs` a template
+//! that is several files.
 
 pub mod builtin;
 mod bundle;
 pub mod command;
 mod error;
+mod invoke;
 mod listeners;
 mod locate;
 mod options;
@@ -48,7 +52,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::str::FromStr;
 
 use error::io_error;
@@ -351,138 +355,6 @@ impl Product {
     /// The file name its rendered configuration gets in the working directory.
     pub fn config_file_name(self) -> &'static str {
         info(self).config
-    }
-
-    /// The command that runs it in the foreground with `config`, in `dir`, on `port`:
-    ///
-    /// - nginx: `nginx -p DIR -c CONFIG -e DIR/error.log -g 'daemon off;'` (so templates
-    ///   must not say `daemon`; `-e` keeps nginx from opening its packaged error log first);
-    /// - HAProxy: `haproxy -db -f CONFIG`;
-    /// - Apache: `apache2 -DFOREGROUND -f CONFIG` (the template is self-contained: no
-    ///   `APACHE_*` variables, explicit `LoadModule` lines);
-    /// - Squid: `squid -N -f CONFIG`;
-    /// - tinyproxy: `tinyproxy -d -c CONFIG`;
-    /// - Caddy: `caddy run --config CONFIG --adapter caddyfile`, with `HOME` and the XDG
-    ///   folders in DIR (Caddy keeps its data there);
-    /// - lighttpd: `lighttpd -D -f CONFIG`;
-    /// - H2O: `h2o -c CONFIG`;
-    /// - Varnish: `varnishd -F -n DIR -a 127.0.0.1:PORT -f CONFIG -s malloc,64m` (the VCL
-    ///   cannot say where to listen), with `-j none` when started as root (no jail: the
-    ///   worker runs as root and can use DIR);
-    /// - Traffic Server: `traffic_server` with `TS_RUNROOT` the `runroot.yaml` that
-    ///   [`bundle`] writes from the template (its configuration files under DIR);
-    /// - node-http-proxy: `node CONFIG`, with `NODE_PATH` the `node_modules` under
-    ///   `target/gauntlet/node` that holds `http-proxy`;
-    /// - mitmproxy: `mitmdump --set confdir=DIR` (it reads CONFIG, `config.yaml`, there).
-    pub fn command(self, binary: &Path, config: &Path, dir: &Path, port: u16) -> Command {
-        let mut command = Command::new(binary);
-        match self {
-            Product::Nginx => command
-                .arg("-p")
-                .arg(dir)
-                .arg("-c")
-                .arg(config)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .args(["-g", "daemon off;"]),
-            Product::Haproxy => command.arg("-db").arg("-f").arg(config),
-            Product::Apache => command.arg("-DFOREGROUND").arg("-f").arg(config),
-            Product::Squid => command.arg("-N").arg("-f").arg(config),
-            Product::Tinyproxy => command.arg("-d").arg("-c").arg(config),
-            Product::Caddy => command
-                .args(["run", "--config"])
-                .arg(config)
-                .args(["--adapter", "caddyfile"])
-                .env("HOME", dir)
-                .env("XDG_DATA_HOME", dir.join("data"))
-                .env("XDG_CONFIG_HOME", dir.join("config")),
-            Product::Lighttpd => command.arg("-D").arg("-f").arg(config),
-            Product::H2o => command.arg("-c").arg(config),
-            Product::Varnish => {
-                command
-                    .arg("-F")
-                    .arg("-n")
-                    .arg(dir)
-                    .arg("-a")
-                    .arg(format!("127.0.0.1:{port}"))
-                    .arg("-f")
-                    .arg(config)
-                    .args(["-s", "malloc,64m"]);
-                if rustix::process::geteuid().is_root() {
-                    command.args(["-j", "none"]);
-                }
-                &mut command
-            }
-            Product::Trafficserver => command.env("TS_RUNROOT", dir.join("runroot.yaml")),
-            Product::NodeHttpProxy => {
-                command.arg(config);
-                if let Some(modules) = locate::node_modules() {
-                    command.env("NODE_PATH", modules);
-                }
-                &mut command
-            }
-            Product::Mitmproxy => command
-                .arg("--set")
-                .arg(format!("confdir={}", dir.display())),
-        };
-        command.current_dir(dir).stdin(Stdio::null());
-        command
-    }
-
-    /// The command that prints its version ([`Product::version`]).
-    fn version_command(self) -> Result<Command, ProductError> {
-        let binary = self.binary()?;
-        let mut command = Command::new(&binary);
-        match self {
-            Product::Caddy => command.arg("version"),
-            Product::H2o | Product::Mitmproxy => command.arg("--version"),
-            Product::Varnish | Product::Trafficserver => command.arg("-V"),
-            Product::NodeHttpProxy => {
-                if let Some(modules) = locate::node_modules() {
-                    command.env("NODE_PATH", modules);
-                }
-                command.args([
-                    "-e",
-                    "console.log(`http-proxy ${require('http-proxy/package.json').version} on Node.js ${process.version}`)",
-                ])
-            }
-            _ => command.arg("-v"),
-        };
-        command.stdin(Stdio::null());
-        Ok(command)
-    }
-
-    /// Its version as it reports it (`nginx -v`, `caddy version`, `varnishd -V`, …): the
-    /// first line it prints that names a version.
-    pub fn version(self) -> Result<String, ProductError> {
-        let mut command = self.version_command()?;
-        let out = command
-            .output()
-            .map_err(|e| io_error(format!("cannot run {command:?}"), e))?;
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| {
-                l.chars().any(|c| c.is_ascii_digit()) && !l.starts_with("traffic_server: using")
-            })
-            .unwrap_or("");
-        if out.status.success() && !line.is_empty() {
-            Ok(line.to_string())
-        } else {
-            Err(io_error(
-                format!(
-                    "{command:?} printed no version ({}): {}",
-                    out.status,
-                    text.trim()
-                ),
-                io::Error::other("no version"),
-            ))
-        }
     }
 
     /// Starts it: renders `template` with `options` into a new working directory, runs
