@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn harness_values_cannot_be_overridden() {
-        for name in ["listen", "dir", "upstream", "upstream3"] {
+        for name in ["listen", "dir", "upstream", "upstream3", "upstream_port"] {
             let options = StartOptions::new().value(name, "x");
             let err = options.values_for(1, Path::new("/d")).unwrap_err();
             assert!(matches!(err, ProductError::ReservedValue(_)), "{name}");
@@ -243,9 +243,11 @@ mod tests {
                 "upstream",
                 "upstream0",
                 "upstream1",
+                "upstream_port",
                 "upstreams_note"
             ]
         );
         assert_eq!(values["upstream"], "127.0.0.1:1");
+        assert_eq!(values["upstream_port"], "1");
     }
 }
