@@ -26,7 +26,7 @@ impl Product {
     ///   cannot say where to listen), with `-j none` when started as root (no jail: the
     ///   worker runs as root and can use DIR);
     /// - Traffic Server: `traffic_server` with `TS_RUNROOT` the `runroot.yaml` that
-    ///   [`bundle`] writes from the template (its configuration files under DIR);
+    ///   `bundle.rs` writes from the template (its configuration files under DIR);
     /// - node-http-proxy: `node CONFIG`, with `NODE_PATH` the `node_modules` under
     ///   `target/gauntlet/node` that holds `http-proxy`;
     /// - mitmproxy: `mitmdump --set confdir=DIR` (it reads CONFIG, `config.yaml`, there).
