@@ -230,19 +230,13 @@ pub fn conformance_markdown(columns: &[Column], notes: &[Note]) -> String {
         out.push_str("Every cell passed.\n");
     }
     for (column, note, runs) in failures {
-        let which = runs
-            .iter()
-            .map(|r| format!("{} {}", behaviour(r), r.scheme))
-            .collect::<Vec<_>>()
-            .join(", ");
         let outcomes = distinct(runs.iter().map(|r| r.outcome.as_str()));
         let _ = write!(
             out,
-            "- **{}**, {} failing ({}: {}): ",
+            "- **{}**, {} ({}): ",
             escape(&column.id),
-            runs.len(),
-            outcomes.join(", "),
-            escape(&which)
+            which(column, &runs),
+            outcomes.join(", ")
         );
         match note {
             Some(n) => {
@@ -261,6 +255,22 @@ pub fn conformance_markdown(columns: &[Column], notes: &[Note]) -> String {
         }
     }
     out
+}
+
+/// Which runs of `column` failed, in words: every run, or each behaviour with its schemes.
+fn which(column: &Column, failed: &[&Run]) -> String {
+    if failed.len() == column.results.runs.len() {
+        return format!("every run ({})", failed.len());
+    }
+    let mut by: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for r in failed {
+        by.entry(behaviour(r)).or_default().push(&r.scheme);
+    }
+    let list: Vec<String> = by
+        .iter()
+        .map(|(b, schemes)| format!("{b} {}", schemes.join("+")))
+        .collect();
+    format!("{} failing: {}", failed.len(), escape(&list.join(", ")))
 }
 
 /// The distinct values of `items`, in the order they first come.
@@ -376,9 +386,9 @@ pub fn conformance_html(columns: &[Column], notes: &[Note]) -> String {
         let (kind, text) = note.map_or(("not yet explained", ""), |n| (n.kind.text(), &n.text));
         let _ = write!(
             out,
-            "<li><strong>{}</strong>, {} failing: <em>{kind}</em>. {}",
+            "<li><strong>{}</strong>, {}: <em>{kind}</em>. {}",
             xml(&column.id),
-            runs.len(),
+            which(column, &runs),
             xml(text)
         );
         if let Some(n) = note.filter(|n| !n.reproduction.is_empty()) {
@@ -406,7 +416,7 @@ pub fn conformance_html(columns: &[Column], notes: &[Note]) -> String {
                 ] {
                     if !lines.is_empty() && !r.pass {
                         let _ =
-                            writeln!(out, "<p>{what}</p>\n<pre>{}</pre>", xml(&lines.join("\n")));
+                            writeln!(out, "<p>{what}</p>\n<pre>{}</pre>", xml(&capped(lines)));
                     }
                 }
                 out.push_str("</section>\n");
@@ -415,6 +425,23 @@ pub fn conformance_html(columns: &[Column], notes: &[Note]) -> String {
     }
     out.push_str("</main>\n</body>\n</html>\n");
     out
+}
+
+/// The most lines of a run's excerpt or product log the HTML page shows (the gate's JSON
+/// keeps them all): the first ones, then how many were left out.
+const HTML_LINES: usize = 24;
+
+fn capped(lines: &[String]) -> String {
+    let mut text = lines
+        .iter()
+        .take(HTML_LINES)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    if lines.len() > HTML_LINES {
+        let _ = write!(text, "\n… {} more lines", lines.len() - HTML_LINES);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -493,8 +520,8 @@ mod tests {
             md.contains("| framing/binary | ws ✅ | ws ❌ handshake-rejected · wss ✅ |"),
             "{md}"
         );
-        assert!(md.contains("- **nginx-default**, 1 failing (handshake-rejected: framing/binary ws): *not yet explained*. First: handshake-rejected &lt;at&gt; 1 ms"), "{md}");
-        assert!(md.contains("(handshake-rejected: handshake/upgrade ws): *configuration matter*. no Upgrade lines"), "{md}");
+        assert!(md.contains("- **nginx-default**, 1 failing: framing/binary ws (handshake-rejected): *not yet explained*. First: handshake-rejected &lt;at&gt; 1 ms"), "{md}");
+        assert!(md.contains("- **nginx-default**, 1 failing: handshake/upgrade ws (handshake-rejected): *configuration matter*. no Upgrade lines"), "{md}");
         // Wall times change nothing; the same inputs give the same bytes.
         assert_eq!(md, conformance_markdown(&columns(900), &notes()));
     }

@@ -66,7 +66,7 @@ tasks:
       its twin (the product's model) on the simulated engine, for ws and wss. Prints agree or
       DISAGREE per pair and scheme and `N agree, M disagree`; exit 1 on any disagreement.
 
-  conformance [--check] [--jobs N] [--only COLUMN]...
+  conformance [--check] [--jobs N] [--only COLUMN]... [--from-results]
       The conformance matrix: the gate suite, quick, through every real product the test
       set-up installs (nginx, HAProxy, Apache, Squid, tinyproxy, Caddy, lighttpd, H2O,
       Varnish, Traffic Server, node-http-proxy, mitmproxy), each as its documentation
@@ -74,7 +74,9 @@ tasks:
       reports/CONFORMANCE.md and reports/conformance.html with the notes of
       reports/conformance-notes.toml. --check: write nothing, exit 1 if a cell differs from
       the committed page (CI runs this). A product not installed is an error naming what to
-      install (cargo xtask test installs them all). --jobs: behaviours at a time (default 4).
+      install (cargo xtask test installs them all). --jobs: behaviours at a time (default 8).
+      Each column's results go to target/gauntlet/conformance/COLUMN.json; --from-results
+      renders (or checks) from those without gating (after editing the notes).
 
   bench [--quick] [--runs N] [--no-criterion] [--relay-only]
       Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
@@ -289,7 +291,7 @@ fn live(root: &Path, args: &[String]) -> ExitCode {
 }
 
 fn conformance(root: &Path, args: &[String]) -> ExitCode {
-    let forward = match flags(args, &["--jobs", "--only"], &["--check"]) {
+    let forward = match flags(args, &["--jobs", "--only"], &["--check", "--from-results"]) {
         Ok(f) => f,
         Err(code) => return code,
     };

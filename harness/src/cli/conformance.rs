@@ -34,8 +34,22 @@ pub(crate) struct ConformanceArgs {
     #[arg(long, value_name = "COLUMN")]
     only: Vec<String>,
     /// Behaviours run at a time, each with its own product process.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
+    /// Where each column's results and version go as JSON (COLUMN.json), for --from.
+    #[arg(long, value_name = "DIR", default_value = "target/gauntlet/conformance")]
+    results: PathBuf,
+    /// Gate nothing: render (or check) from the results an earlier run left in --results
+    /// (after editing the notes, say).
+    #[arg(long)]
+    from_results: bool,
+}
+
+/// A column's results as --results keeps them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Saved {
+    version: String,
+    results: gauntlet_reports::Results,
 }
 
 /// The notes file's shape.
@@ -44,6 +58,18 @@ pub(crate) struct ConformanceArgs {
 struct NotesFile {
     #[serde(default)]
     note: Vec<Note>,
+}
+
+/// The column of `cfg`, with what the gate saw.
+fn column(cfg: &g::Configuration, version: String, results: gauntlet_reports::Results) -> Column {
+    Column {
+        id: cfg.column.to_string(),
+        product: cfg.product.name().to_string(),
+        template: cfg.built_in.template.to_string(),
+        documented: cfg.documented,
+        version,
+        results,
+    }
 }
 
 /// `gauntlet conformance`.
@@ -65,7 +91,7 @@ pub(crate) fn conformance(args: &ConformanceArgs) -> anyhow::Result<ExitCode> {
     // is gated.
     let mut missing = Vec::new();
     let mut versions = BTreeMap::new();
-    for cfg in &chosen {
+    for cfg in chosen.iter().filter(|_| !args.from_results) {
         match cfg.product.version() {
             Ok(v) => {
                 versions.insert(cfg.product, v);
@@ -94,6 +120,15 @@ pub(crate) fn conformance(args: &ConformanceArgs) -> anyhow::Result<ExitCode> {
     };
     let mut columns = Vec::new();
     for cfg in chosen {
+        let saved_at = args.results.join(format!("{}.json", cfg.column));
+        if args.from_results {
+            let text = std::fs::read_to_string(&saved_at)
+                .with_context(|| format!("reading {}", saved_at.display()))?;
+            let saved: Saved = serde_json::from_str(&text)
+                .with_context(|| format!("reading {}", saved_at.display()))?;
+            columns.push(column(cfg, saved.version, saved.results));
+            continue;
+        }
         // Wall time, for the line that says how long the column took: the runner's.
         #[allow(clippy::disallowed_methods)]
         let started = std::time::Instant::now();
@@ -103,7 +138,6 @@ pub(crate) fn conformance(args: &ConformanceArgs) -> anyhow::Result<ExitCode> {
             BTreeMap::new(),
             &std::env::temp_dir(),
         )?;
-        let template = cfg.built_in.template.to_string();
         let proxy = Proxy::Product(gate);
         let schemes = g::schemes(&proxy);
         let mut scenarios = g::load(&g::Suite::BuiltIn, &proxy).map_err(|errors| {
@@ -135,14 +169,12 @@ pub(crate) fn conformance(args: &ConformanceArgs) -> anyhow::Result<ExitCode> {
                 e.detail
             );
         }
-        columns.push(Column {
-            id: cfg.column.to_string(),
-            product: cfg.product.name().to_string(),
-            template,
-            documented: cfg.documented,
-            version: versions[&cfg.product].clone(),
-            results,
-        });
+        let version: String = versions[&cfg.product].clone();
+        let saved = Saved { version, results };
+        let json = serde_json::to_string_pretty(&saved)?;
+        gauntlet::files::write_file(&saved_at, &json)
+            .with_context(|| format!("writing {}", saved_at.display()))?;
+        columns.push(column(cfg, saved.version, saved.results));
     }
     let committed = std::fs::read_to_string(&args.markdown).unwrap_or_default();
     let markdown = c::conformance_markdown(&columns, &notes);
