@@ -71,7 +71,7 @@ pub struct Note {
     pub behaviours: Vec<String>,
     /// What kind of failure it is.
     pub kind: Kind,
-    /// Why, with the source that says so.
+    /// Why, with the source that says so: Markdown, put in the page as it is.
     pub text: String,
     /// For a bug: the smallest reproduction.
     #[serde(default)]
@@ -240,9 +240,9 @@ pub fn conformance_markdown(columns: &[Column], notes: &[Note]) -> String {
         );
         match note {
             Some(n) => {
-                let _ = writeln!(out, "*{}*. {}", n.kind.text(), escape(&n.text));
+                let _ = writeln!(out, "*{}*. {}", n.kind.text(), n.text);
                 if !n.reproduction.is_empty() {
-                    let _ = writeln!(out, "  Reproduction: {}", escape(&n.reproduction));
+                    let _ = writeln!(out, "  Reproduction: {}", n.reproduction);
                 }
             }
             None => {
@@ -415,8 +415,7 @@ pub fn conformance_html(columns: &[Column], notes: &[Note]) -> String {
                     ("the product's log lines", &r.product_log),
                 ] {
                     if !lines.is_empty() && !r.pass {
-                        let _ =
-                            writeln!(out, "<p>{what}</p>\n<pre>{}</pre>", xml(&capped(lines)));
+                        let _ = writeln!(out, "<p>{what}</p>\n<pre>{}</pre>", xml(&capped(lines)));
                     }
                 }
                 out.push_str("</section>\n");
@@ -429,7 +428,7 @@ pub fn conformance_html(columns: &[Column], notes: &[Note]) -> String {
 
 /// The most lines of a run's excerpt or product log the HTML page shows (the gate's JSON
 /// keeps them all): the first ones, then how many were left out.
-const HTML_LINES: usize = 24;
+const HTML_LINES: usize = 12;
 
 fn capped(lines: &[String]) -> String {
     let mut text = lines

@@ -140,4 +140,16 @@ impl Product {
             ))
         }
     }
+
+    /// The least time it is given to accept connections, whatever
+    /// [`StartOptions::ready_timeout`](super::StartOptions::ready_timeout) says: Traffic
+    /// Server, which loads its plugins and configuration before it listens, and mitmproxy,
+    /// a Python program, were each seen taking more than 10 s with eight instances starting at
+    /// once on two cores; 30 s for them.
+    pub fn least_ready_timeout(self) -> std::time::Duration {
+        match self {
+            Product::Trafficserver | Product::Mitmproxy => std::time::Duration::from_secs(30),
+            _ => std::time::Duration::ZERO,
+        }
+    }
 }
