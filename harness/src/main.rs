@@ -235,7 +235,8 @@ enum Command {
     /// behaviour through the tunnel, for ws and for wss (TLS end to end). Its command has
     /// {listen} only: no {upstream}, since each CONNECT names the destination.
     ///
-    /// With --product NAME (nginx, haproxy, apache, squid, tinyproxy), the proxy is that real
+    /// With --product NAME (nginx, haproxy, apache, squid, tinyproxy, caddy, lighttpd, h2o,
+    /// varnish, trafficserver, node-http-proxy, mitmproxy), the proxy is that real
     /// product, started for each behaviour from its built-in WebSocket configuration (or
     /// --template FILE), its error and access log lines attached to each failed check.
     ///
@@ -245,6 +246,14 @@ enum Command {
     /// Example: gauntlet gate --product nginx --quick
     #[command(verbatim_doc_comment)]
     Gate(cli::gate::GateArgs),
+    /// The conformance matrix: the gate suite, quick (a 3 s quiet period), through every
+    /// real product in each configuration of the matrix (its documentation's WebSocket
+    /// configuration, and as shipped where that differs), each product's version as it
+    /// reports it; writes reports/CONFORMANCE.md and reports/conformance.html, with the
+    /// notes of reports/conformance-notes.toml on the failing cells. A product that is not
+    /// installed is an error that says what to install. With --check, writes nothing and
+    /// exits 1 if a cell differs from the committed Markdown page.
+    Conformance(cli::conformance::ConformanceArgs),
     /// Run models as a real proxy on real sockets until interrupted (Ctrl-C or SIGTERM),
     /// logging each connection and what the models do to stderr.
     ///
@@ -423,6 +432,7 @@ fn main() -> ExitCode {
             invoked_as: &invoked_as,
         }),
         Command::Gate(args) => gate(&args),
+        Command::Conformance(args) => cli::conformance::conformance(&args),
         Command::Report {
             results,
             out,

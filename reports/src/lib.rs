@@ -29,6 +29,10 @@
 //! - [`mod@overhead`]: `reports/OVERHEAD.md` and its chart: bytes on the wire and latency
 //!   per message for each transport ([`Overhead`], measured by `gauntlet overhead`), beside
 //!   the seed article's "1000:1".
+//! - [`mod@conformance`]: `reports/CONFORMANCE.md` and `reports/conformance.html`, the gate
+//!   suite through many real intermediaries ([`conformance::Column`]: a product in one
+//!   configuration, its version and its gate results), a row per behaviour, with people's
+//!   [`conformance::Note`]s on the failing cells; [`conformance::cells`] reads the matrix back.
 //! - `text.rs`: what the renderers share: XML/HTML escaping, millisecond formatting, short
 //!   scenario labels.
 //!
@@ -39,6 +43,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod aggregate;
+pub mod conformance;
 pub mod diff;
 mod gate;
 mod html;
@@ -49,6 +54,7 @@ mod svg;
 mod text;
 pub mod traversal;
 
+pub use conformance::{conformance_html, conformance_markdown};
 pub use diff::{Diff, DiffOptions, diff};
 pub use gate::{gate_junit, gate_markdown};
 pub use html::html;

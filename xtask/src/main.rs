@@ -12,6 +12,10 @@
 //!   (with `--check`: fails if a committed one is stale instead of writing it).
 //! - `live [--jobs N]`: the differential suite: `scenarios/live/` on the live engine (real
 //!   products) against each scenario's twin on the simulated engine.
+//! - `conformance [--check] [--jobs N] [--only COLUMN]`: the gate suite through every real
+//!   product in each configuration of the matrix, into `reports/CONFORMANCE.md` and
+//!   `reports/conformance.html` (with `--check`: fails if a cell differs from the committed
+//!   page).
 //! - `bench [--quick] [--runs N] [--no-criterion] [--relay-only]`: builds `gauntlet` in release, measures
 //!   whole runs on both engines (see [`mod@bench`]), writes `target/gauntlet/bench.json`, then runs
 //!   the criterion micro-benchmarks.
@@ -62,6 +66,18 @@ tasks:
       its twin (the product's model) on the simulated engine, for ws and wss. Prints agree or
       DISAGREE per pair and scheme and `N agree, M disagree`; exit 1 on any disagreement.
 
+  conformance [--check] [--jobs N] [--only COLUMN]... [--from-results]
+      The conformance matrix: the gate suite, quick, through every real product the test
+      set-up installs (nginx, HAProxy, Apache, Squid, tinyproxy, Caddy, lighttpd, H2O,
+      Varnish, Traffic Server, node-http-proxy, mitmproxy), each as its documentation
+      recommends for WebSockets and, where it differs, as shipped; writes
+      reports/CONFORMANCE.md and reports/conformance.html with the notes of
+      reports/conformance-notes.toml. --check: write nothing, exit 1 if a cell differs from
+      the committed page (CI runs this). A product not installed is an error naming what to
+      install (cargo xtask test installs them all). --jobs: behaviours at a time (default 8).
+      Each column's results go to target/gauntlet/conformance/COLUMN.json; --from-results
+      renders (or checks) from those without gating (after editing the notes).
+
   bench [--quick] [--runs N] [--no-criterion] [--relay-only]
       Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
       hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 WebSocket clients at
@@ -102,6 +118,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::main(&root, &args[1..]),
         Some("report") => report(&root, &args[1..]),
         Some("live") => live(&root, &args[1..]),
+        Some("conformance") => conformance(&root, &args[1..]),
         Some("fuzz") => hardening::fuzz(&root, &args[1..]),
         Some("soak") => hardening::soak(&root, &args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -270,6 +287,21 @@ fn live(root: &Path, args: &[String]) -> ExitCode {
     ExitCode::from(run(Command::new(&gauntlet)
         .current_dir(root)
         .args(["differential", "scenarios/live"])
+        .args(&forward)))
+}
+
+fn conformance(root: &Path, args: &[String]) -> ExitCode {
+    let forward = match flags(args, &["--jobs", "--only"], &["--check", "--from-results"]) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let gauntlet = match build_gauntlet(root) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
+    ExitCode::from(run(Command::new(&gauntlet)
+        .current_dir(root)
+        .args(["conformance"])
         .args(&forward)))
 }
 

@@ -1,15 +1,17 @@
 //! `cargo xtask test`: brings up what the tests need, then runs them, in one command.
 //!
-//! 1. System programs: the real products the tests start (nginx, HAProxy, Apache, Squid,
-//!    tinyproxy), Chromium and a font for the report's browser test, iperf3 and socat for the
+//! 1. System programs: the real products the tests and the conformance matrix start (nginx,
+//!    HAProxy, Apache, Squid, tinyproxy, Caddy, lighttpd, H2O, Varnish, Traffic Server), Chromium and a font for the report's browser test, iperf3 and socat for the
 //!    relay benchmark, a C compiler and Python's `venv`. What is missing is installed with
 //!    `apt-get` when this runs as root on a machine that has it (with a `policy-rc.d` in place
 //!    for the duration, so that Debian does not start the products as services: the tests
 //!    start their own); otherwise the task prints the one command to run and stops.
-//! 2. The Python environment: a virtualenv at `target/gauntlet/py` with the packages pinned in
-//!    `harness/tests/python/requirements.txt`, made again whenever that file changes.
+//! 2. The Python environments: a virtualenv at `target/gauntlet/py` with the packages pinned in
+//!    `harness/tests/python/requirements.txt`, and mitmproxy's at `target/gauntlet/mitmproxy`
+//!    from `harness/tests/python/mitmproxy-requirements.txt`, each made again whenever its
+//!    file changes.
 //! 3. The Node environment: the packages pinned in `harness/tests/node/package-lock.json`
-//!    (Socket.IO and Engine.IO, server and client), installed with `npm ci` into
+//!    (Socket.IO and Engine.IO, server and client, and node-http-proxy's `http-proxy`), installed with `npm ci` into
 //!    `target/gauntlet/node`, again whenever the lock file changes.
 //! 4. `cargo test --workspace` (the dev profile that `cargo xtask scenarios` builds too), with
 //!    whatever follows `--` passed on to it.
@@ -59,6 +61,36 @@ const NEEDS: &[Need] = &[
         why: "the product tests and `cargo xtask live`",
     },
     Need {
+        what: "caddy",
+        package: "caddy",
+        why: "the product tests and `cargo xtask conformance`",
+    },
+    Need {
+        what: "lighttpd",
+        package: "lighttpd",
+        why: "the product tests and `cargo xtask conformance`",
+    },
+    Need {
+        what: "/usr/lib/lighttpd/mod_openssl.so",
+        package: "lighttpd-mod-openssl",
+        why: "lighttpd's TLS listener (wss) in the product tests and `cargo xtask conformance`",
+    },
+    Need {
+        what: "h2o",
+        package: "h2o",
+        why: "the product tests and `cargo xtask conformance`",
+    },
+    Need {
+        what: "varnishd",
+        package: "varnish",
+        why: "the product tests and `cargo xtask conformance`",
+    },
+    Need {
+        what: "traffic_server",
+        package: "trafficserver",
+        why: "the product tests and `cargo xtask conformance`",
+    },
+    Need {
         what: "chromium",
         package: "chromium",
         why: "the HTML report's browser test",
@@ -103,6 +135,13 @@ const REQUIREMENTS: &str = "harness/tests/python/requirements.txt";
 
 /// A copy of the requirements the environment was made from, inside it.
 const STAMP: &str = "gauntlet-requirements.txt";
+
+/// mitmproxy's virtualenv (a product of the conformance matrix), apart from the tests' Python
+/// environment: mitmproxy 11.0 takes older `h11` and `wsproto` than the tests' stacks.
+const MITMPROXY_VENV: &str = "target/gauntlet/mitmproxy";
+
+/// Its pinned requirements, from the workspace root.
+const MITMPROXY_REQUIREMENTS: &str = "harness/tests/python/mitmproxy-requirements.txt";
 
 /// Where the tests' Node packages live, from the workspace root (`node_modules` inside).
 pub const NODE: &str = "target/gauntlet/node";
@@ -306,30 +345,47 @@ fn apt(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Whether the virtualenv there was made from the requirements as they are.
+/// Whether the virtualenvs there were made from the requirements as they are.
 fn venv_current(root: &Path) -> bool {
-    let wanted = std::fs::read_to_string(root.join(REQUIREMENTS));
-    let had = std::fs::read_to_string(root.join(VENV).join(STAMP));
+    [
+        (VENV, REQUIREMENTS),
+        (MITMPROXY_VENV, MITMPROXY_REQUIREMENTS),
+    ]
+    .iter()
+    .all(|(venv, requirements)| made_from(root, venv, requirements))
+}
+
+/// Whether the virtualenv `venv` was made from `requirements` as it is.
+fn made_from(root: &Path, venv: &str, requirements: &str) -> bool {
+    let wanted = std::fs::read_to_string(root.join(requirements));
+    let had = std::fs::read_to_string(root.join(venv).join(STAMP));
     matches!((wanted, had), (Ok(w), Ok(h)) if w == h)
 }
 
-/// Makes the virtualenv, unless the one there was made from the same requirements.
+/// Makes the tests' virtualenv and mitmproxy's, each unless the one there was made from the
+/// same requirements.
 fn python(root: &Path) -> Result<(), String> {
-    let venv = root.join(VENV);
-    let requirements = root.join(REQUIREMENTS);
+    make_venv(root, VENV, REQUIREMENTS)?;
+    make_venv(root, MITMPROXY_VENV, MITMPROXY_REQUIREMENTS)
+}
+
+/// Makes the virtualenv `venv` from `requirements`, unless the one there was made from them.
+fn make_venv(root: &Path, venv_rel: &str, requirements_rel: &str) -> Result<(), String> {
+    let venv = root.join(venv_rel);
+    let requirements = root.join(requirements_rel);
     let wanted = std::fs::read_to_string(&requirements)
         .map_err(|e| format!("reading {}: {e}", requirements.display()))?;
     let stamp = venv.join(STAMP);
-    if venv_current(root) {
-        println!("{VENV}: up to date with {REQUIREMENTS}");
+    if made_from(root, venv_rel, requirements_rel) {
+        println!("{venv_rel}: up to date with {requirements_rel}");
         return Ok(());
     }
     if venv.exists() {
         std::fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
     }
-    println!("python3 -m venv {VENV}");
+    println!("python3 -m venv {venv_rel}");
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    println!("{VENV}/bin/pip install -r {REQUIREMENTS}");
+    println!("{venv_rel}/bin/pip install -r {requirements_rel}");
     run(Command::new(venv.join("bin/pip"))
         .args(["install", "-q", "--disable-pip-version-check", "-r"])
         .arg(&requirements))?;

@@ -26,8 +26,10 @@ pub(crate) struct GateArgs {
     #[arg(long, conflicts_with = "product")]
     forward: bool,
     /// Gate a real product instead of a command: nginx, haproxy, apache (or apache2, httpd),
-    /// squid or tinyproxy, started for each behaviour from its built-in WebSocket
-    /// configuration (or --template), ws and wss.
+    /// squid, tinyproxy, caddy, lighttpd, h2o, varnish, trafficserver (or ats),
+    /// node-http-proxy or mitmproxy, started for each behaviour from its built-in WebSocket
+    /// configuration (or --template), ws and wss (ws only where the template does not
+    /// listen for TLS: Varnish).
     #[arg(long, value_name = "NAME", value_parser = parse_product)]
     product: Option<Product>,
     /// The product's configuration template instead of its built-in one ({{listen}},

@@ -3,6 +3,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod check;
+pub(crate) mod conformance;
 pub(crate) mod diff;
 pub(crate) mod differential;
 pub(crate) mod gate;

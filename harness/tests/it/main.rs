@@ -28,6 +28,8 @@ mod process;
 #[cfg(feature = "cli")]
 mod products;
 #[cfg(feature = "cli")]
+mod products_matrix;
+#[cfg(feature = "cli")]
 mod proxy;
 #[cfg(feature = "cli")]
 mod serve;

@@ -154,7 +154,7 @@ fn status(head: &str) -> u16 {
 
 /// What a WebSocket client got.
 #[derive(Debug, PartialEq)]
-enum Handshake {
+pub(crate) enum Handshake {
     /// 101, and this message came back.
     Echoed(String),
     /// The handshake was answered with this status.
@@ -230,7 +230,7 @@ fn request_line(head: &str) -> &str {
 
 /// A product started from a template in front of a fresh upstream. While a test panics, the
 /// product's drop prints its logs.
-struct Trial {
+pub(crate) struct Trial {
     upstream: Upstream,
     product: Running,
 }
@@ -248,7 +248,7 @@ impl Trial {
     }
 
     /// A reverse proxy in front of the upstream, with these extra values.
-    async fn reverse(product: Product, name: &str, values: &[(&str, &str)]) -> Trial {
+    pub(crate) async fn reverse(product: Product, name: &str, values: &[(&str, &str)]) -> Trial {
         Trial::start(product, name, |upstream| {
             let options = StartOptions::new().upstream(upstream);
             values.iter().fold(options, |o, (k, v)| o.value(*k, *v))
@@ -257,7 +257,7 @@ impl Trial {
     }
 
     /// A WebSocket echo through the reverse proxy, to `path`.
-    async fn echo(&self, path: &str) -> Handshake {
+    pub(crate) async fn echo(&self, path: &str) -> Handshake {
         echo_through(self.product.addr(), path).await
     }
 
@@ -291,7 +291,7 @@ impl Trial {
     }
 }
 
-fn assert_echoed(got: Option<Handshake>) {
+pub(crate) fn assert_echoed(got: Option<Handshake>) {
     assert!(matches!(got, Some(Handshake::Echoed(_))), "{got:?}");
 }
 

@@ -31,7 +31,7 @@ mod product;
 mod report;
 mod suite;
 
-pub use product::{BuiltIn, ProductGate, built_in};
+pub use product::{BuiltIn, CONFIGURATIONS, Configuration, ProductGate, built_in};
 pub use report::{EXCERPT_LINES, excerpt};
 pub use suite::{BUILT_IN, SUITE_DIR, Suite};
 
@@ -112,12 +112,14 @@ pub fn seconds(d: Duration) -> String {
 }
 
 /// The schemes the gate runs through `proxy`: ws for a reverse proxy's command (its one
-/// `{upstream}` is the server's plain port), ws and wss for a forward proxy (TLS runs end to end
-/// through the tunnel) and for a product (the reverse ones terminate TLS with a certificate
-/// from the run's CA).
+/// `{upstream}` is the server's plain port) and for a reverse product whose template does not
+/// listen for TLS (Varnish cannot terminate it), ws and wss for a forward proxy (TLS runs end
+/// to end through the tunnel) and for a reverse product that terminates TLS with a certificate
+/// from the run's CA.
 pub fn schemes(proxy: &Proxy) -> &'static [Scheme] {
     match (proxy, proxy.role()) {
         (Proxy::Command(_), Role::Reverse) => &[Scheme::Ws],
+        (Proxy::Product(p), Role::Reverse) if !p.tls => &[Scheme::Ws],
         _ => &[Scheme::Ws, Scheme::Wss],
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::real::product::command::Role;
-use crate::real::product::{Product, ProductError, builtin};
+use crate::real::product::{Product, ProductError, builtin, template};
 use crate::scenario::{Hop, ProductHop};
 
 /// A product's built-in gate configuration: the template and the values of its own
@@ -28,33 +28,228 @@ pub struct BuiltIn {
     pub path_prefix: &'static str,
 }
 
-/// The built-in gate configuration of `product`.
-pub fn built_in(product: Product) -> BuiltIn {
-    let (template, values, path_prefix): (_, &'static [_], _) = match product {
-        // The seed's lines, with its `proxy_read_timeout 3600s`.
-        Product::Nginx => (
-            "nginx-with-upgrade-lines.conf",
-            &[("read_timeout", "3600s")],
-            "",
-        ),
-        // The seed's `timeout tunnel 3600s`.
-        Product::Haproxy => (
-            "haproxy-timeout-tunnel.cfg",
-            &[("tunnel_timeout", "3600s")],
-            "",
-        ),
-        // The seed's `ProxyPass /ws/ ws://…/`.
-        Product::Apache => ("apache-wstunnel.conf", &[], "/ws"),
-        // Debian's defaults, with the server's wss port standing for 443 (CONNECT elsewhere
-        // is refused, as Squid refuses it).
-        Product::Squid => ("squid-connect-port.conf", &[], ""),
-        Product::Tinyproxy => ("tinyproxy-connect.conf", &[], ""),
-    };
-    BuiltIn {
-        template,
-        values,
-        path_prefix,
+/// A configuration of a product that the conformance matrix gates: a column of
+/// `reports/CONFORMANCE.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Configuration {
+    /// The column's name (`nginx`, `nginx-default`).
+    pub column: &'static str,
+    /// The product.
+    pub product: Product,
+    /// The template, its values and path prefix.
+    pub built_in: BuiltIn,
+    /// The product documentation's recommendation for WebSockets (else: as shipped).
+    pub documented: bool,
+}
+
+const fn config(
+    column: &'static str,
+    product: Product,
+    template: &'static str,
+    values: &'static [(&'static str, &'static str)],
+    path_prefix: &'static str,
+    documented: bool,
+) -> Configuration {
+    Configuration {
+        column,
+        product,
+        built_in: BuiltIn {
+            template,
+            values,
+            path_prefix,
+        },
+        documented,
     }
+}
+
+/// Every configuration the conformance matrix gates, in column order: each product as its
+/// documentation recommends for WebSockets (the first of a product's is its built-in gate
+/// configuration, [`built_in`]), then, where it differs, as shipped. Each template cites its
+/// sources.
+pub const CONFIGURATIONS: &[Configuration] = &[
+    // The seed's lines, with its `proxy_read_timeout 3600s`; then none of them.
+    config(
+        "nginx",
+        Product::Nginx,
+        "nginx-with-upgrade-lines.conf",
+        &[("read_timeout", "3600s")],
+        "",
+        true,
+    ),
+    config(
+        "nginx-default",
+        Product::Nginx,
+        "nginx-without-upgrade-lines.conf",
+        &[],
+        "",
+        false,
+    ),
+    // The seed's `timeout tunnel 3600s`; then without it.
+    config(
+        "haproxy",
+        Product::Haproxy,
+        "haproxy-timeout-tunnel.cfg",
+        &[("tunnel_timeout", "3600s")],
+        "",
+        true,
+    ),
+    config(
+        "haproxy-default",
+        Product::Haproxy,
+        "haproxy-without-timeout-tunnel.cfg",
+        &[],
+        "",
+        false,
+    ),
+    // The seed's `ProxyPass /ws/ ws://…/`; httpd 2.4.47's `upgrade=websocket`; `http://`.
+    config(
+        "apache-wstunnel",
+        Product::Apache,
+        "apache-wstunnel.conf",
+        &[],
+        "/ws",
+        true,
+    ),
+    config(
+        "apache-upgrade",
+        Product::Apache,
+        "apache-proxypass-upgrade.conf",
+        &[],
+        "/ws",
+        true,
+    ),
+    config(
+        "apache-default",
+        Product::Apache,
+        "apache-proxypass-http.conf",
+        &[],
+        "/ws",
+        false,
+    ),
+    // Debian's defaults, with the server's wss port standing for 443 (CONNECT elsewhere is
+    // refused, as Squid refuses it); then Debian's defaults as they are.
+    config(
+        "squid",
+        Product::Squid,
+        "squid-connect-port.conf",
+        &[],
+        "",
+        true,
+    ),
+    config(
+        "squid-default",
+        Product::Squid,
+        "squid-default.conf",
+        &[],
+        "",
+        false,
+    ),
+    config(
+        "tinyproxy",
+        Product::Tinyproxy,
+        "tinyproxy-connect.conf",
+        &[],
+        "",
+        true,
+    ),
+    config(
+        "caddy",
+        Product::Caddy,
+        "caddy-reverse-proxy.caddyfile",
+        &[],
+        "",
+        true,
+    ),
+    config(
+        "lighttpd",
+        Product::Lighttpd,
+        "lighttpd-upgrade-enable.conf",
+        &[],
+        "",
+        true,
+    ),
+    config(
+        "lighttpd-default",
+        Product::Lighttpd,
+        "lighttpd-default.conf",
+        &[],
+        "",
+        false,
+    ),
+    config("h2o", Product::H2o, "h2o-websocket-on.conf", &[], "", true),
+    config(
+        "h2o-default",
+        Product::H2o,
+        "h2o-default.conf",
+        &[],
+        "",
+        false,
+    ),
+    config(
+        "varnish",
+        Product::Varnish,
+        "varnish-pipe-websocket.vcl",
+        &[],
+        "",
+        true,
+    ),
+    config(
+        "varnish-default",
+        Product::Varnish,
+        "varnish-default.vcl",
+        &[],
+        "",
+        false,
+    ),
+    config(
+        "trafficserver",
+        Product::Trafficserver,
+        "trafficserver-ws-remap.conf",
+        &[],
+        "",
+        true,
+    ),
+    config(
+        "trafficserver-default",
+        Product::Trafficserver,
+        "trafficserver-http-remap-only.conf",
+        &[],
+        "",
+        false,
+    ),
+    config(
+        "node-http-proxy",
+        Product::NodeHttpProxy,
+        "node-http-proxy-ws.js",
+        &[],
+        "",
+        true,
+    ),
+    config(
+        "node-http-proxy-default",
+        Product::NodeHttpProxy,
+        "node-http-proxy-default.js",
+        &[],
+        "",
+        false,
+    ),
+    config(
+        "mitmproxy",
+        Product::Mitmproxy,
+        "mitmproxy-reverse.yaml",
+        &[],
+        "",
+        true,
+    ),
+];
+
+/// The built-in gate configuration of `product`: the first of its [`CONFIGURATIONS`].
+pub fn built_in(product: Product) -> BuiltIn {
+    CONFIGURATIONS
+        .iter()
+        .find(|c| c.product == product)
+        .map(|c| c.built_in)
+        .expect("every product has a configuration")
 }
 
 /// A product to gate and the template it starts from.
@@ -70,6 +265,9 @@ pub struct ProductGate {
     pub values: BTreeMap<String, String>,
     /// Put before every request's path (`/ws`), or empty.
     pub path_prefix: String,
+    /// Whether the template listens for TLS (`{{tls_listen}}`): a reverse proxy's wss is
+    /// gated only then.
+    pub tls: bool,
     /// The folder a built-in template was written to, removed when this is dropped.
     scratch: Option<PathBuf>,
 }
@@ -82,8 +280,23 @@ impl ProductGate {
         values: BTreeMap<String, String>,
         base: &Path,
     ) -> Result<Self, ProductError> {
-        let b = built_in(product);
-        let scratch = base.join(format!("gauntlet-gate-{}-{}", product, std::process::id()));
+        Self::configured(product, built_in(product), values, base)
+    }
+
+    /// `product` from the built-in configuration `b`, as [`ProductGate::built_in`] does.
+    pub fn configured(
+        product: Product,
+        b: BuiltIn,
+        values: BTreeMap<String, String>,
+        base: &Path,
+    ) -> Result<Self, ProductError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch = base.join(format!(
+            "gauntlet-gate-{}-{}-{n}",
+            product,
+            std::process::id()
+        ));
         let template = builtin::write(b.template, &scratch)?;
         let mut all: BTreeMap<String, String> = b
             .values
@@ -93,6 +306,7 @@ impl ProductGate {
         all.extend(values);
         Ok(Self {
             product,
+            tls: listens_for_tls(&template),
             template,
             template_name: format!("the built-in {}", b.template),
             values: all,
@@ -105,6 +319,7 @@ impl ProductGate {
     pub fn from_file(product: Product, file: &Path, values: BTreeMap<String, String>) -> Self {
         Self {
             product,
+            tls: listens_for_tls(file),
             template: file.to_path_buf(),
             template_name: file.display().to_string(),
             values,
@@ -133,6 +348,13 @@ impl ProductGate {
     }
 }
 
+/// Whether the template `file` has a `{{tls_listen}}` (one that cannot be read has none: its
+/// start says why).
+fn listens_for_tls(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .is_ok_and(|text| template::placeholders(&text).contains("tls_listen"))
+}
+
 impl Drop for ProductGate {
     fn drop(&mut self) {
         if let Some(dir) = &self.scratch {
@@ -146,11 +368,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_product_has_a_built_in_template_whose_placeholders_it_fills() {
+    fn every_configuration_has_a_built_in_template_whose_placeholders_it_fills() {
         for product in Product::ALL {
-            let b = built_in(product);
+            // Every product has one.
+            built_in(product);
+        }
+        let mut columns: Vec<&str> = CONFIGURATIONS.iter().map(|c| c.column).collect();
+        columns.dedup();
+        assert_eq!(columns.len(), CONFIGURATIONS.len());
+        for b in CONFIGURATIONS.iter().map(|c| c.built_in) {
             let text = builtin::template(b.template)
-                .unwrap_or_else(|| panic!("{product}: no built-in {}", b.template));
+                .unwrap_or_else(|| panic!("no built-in {}", b.template));
             for (name, _) in b.values {
                 assert!(
                     text.contains(&format!("{{{{{name}}}}}")),

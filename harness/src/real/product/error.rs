@@ -15,16 +15,17 @@ use super::command::CommandError;
 pub enum ProductError {
     /// A product name that is not one of [`Product::ALL`].
     #[error(
-        "unknown product `{0}`: expected nginx, haproxy, apache (or httpd), squid or tinyproxy"
+        "unknown product `{0}`: expected nginx, haproxy, apache (or httpd), squid, tinyproxy, \
+         caddy, lighttpd, h2o, varnish, trafficserver (or ats), node-http-proxy or mitmproxy"
     )]
     Unknown(String),
     /// Its binary is missing.
-    #[error("{product} is not installed: run apt-get install -y {package} ({detail})")]
+    #[error("{product} is not installed: run {install} ({detail})")]
     NotInstalled {
         /// The product.
         product: Product,
-        /// The Debian package to install.
-        package: &'static str,
+        /// What to run to install it (`apt-get install -y nginx`).
+        install: String,
         /// Where it was looked for.
         detail: String,
     },

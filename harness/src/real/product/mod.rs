@@ -1,4 +1,5 @@
-//! Real proxies (nginx, HAProxy, Apache httpd, Squid, tinyproxy) started on loopback from a
+//! Real proxies (nginx, HAProxy, Apache httpd, Squid, tinyproxy, Caddy, lighttpd, H2O,
+//! Varnish, Traffic Server, node-http-proxy, mitmproxy) started on loopback from a
 //! configuration template, for tests that compare a model with the product it stands for, and
 //! any proxy program started from a command line, for `gauntlet gate`.
 //!
@@ -30,12 +31,17 @@
 //! `options.rs` the [`StartOptions`] a start takes; `running.rs` the [`Running`] program,
 //! its readiness and its stop; `error.rs` [`ProductError`]; `process.rs` the process
 //! lifecycle; `template.rs` and `command.rs` the two kinds of configuration; `builtin.rs`
-//! the templates built into the binary.
+//! the templates built into the binary; `invoke.rs` each product's command lines;
+//! `locate.rs` where the products that are not Debian packages are; `bundle.rs` a template
+//! that is several files.
 
 pub mod builtin;
+mod bundle;
 pub mod command;
 mod error;
+mod invoke;
 mod listeners;
+mod locate;
 mod options;
 mod process;
 mod program;
@@ -46,7 +52,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::str::FromStr;
 
 use error::io_error;
@@ -61,6 +67,9 @@ pub use running::{Running, Stopped};
 /// its working directory must be writable by that user.
 const SQUID_USER: &str = "proxy";
 
+/// The user H2O switches to when started as root without a `user` directive.
+const H2O_USER: &str = "nobody";
+
 /// A real intermediary Gauntlet can start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Product {
@@ -74,67 +83,229 @@ pub enum Product {
     Squid,
     /// tinyproxy, a small forward (explicit) proxy.
     Tinyproxy,
+    /// Caddy, a reverse proxy (`reverse_proxy`).
+    Caddy,
+    /// lighttpd with mod_proxy (`proxy.server`).
+    Lighttpd,
+    /// H2O, a reverse proxy (`proxy.reverse.url`).
+    H2o,
+    /// Varnish Cache, a caching reverse proxy (VCL).
+    Varnish,
+    /// Apache Traffic Server, a caching reverse proxy (`remap.config`).
+    Trafficserver,
+    /// node-http-proxy (npm `http-proxy`) in a Node.js script.
+    NodeHttpProxy,
+    /// mitmproxy's `mitmdump`, a reverse or forward proxy.
+    Mitmproxy,
+}
+
+/// Where a product comes from, for the message that says how to install it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A Debian package.
+    Debian(&'static str),
+    /// The Node package under `target/gauntlet/node` (`cargo xtask test` installs it with
+    /// `npm ci` from `harness/tests/node/package-lock.json`), run by Debian's `nodejs`.
+    Npm(&'static str),
+    /// The Python package in its own virtualenv under `target/gauntlet` (`cargo xtask test`
+    /// makes it from `harness/tests/python/`).
+    Pip(&'static str),
+}
+
+/// What each product is: its names, where it comes from, its configuration file, its role.
+struct Info {
+    name: &'static str,
+    binary: &'static str,
+    var: &'static str,
+    source: Source,
+    config: &'static str,
+    reverse: bool,
+}
+
+const fn info(product: Product) -> Info {
+    let (name, binary, var, source, config, reverse) = match product {
+        Product::Nginx => (
+            "nginx",
+            "nginx",
+            "GAUNTLET_NGINX",
+            Source::Debian("nginx"),
+            "nginx.conf",
+            true,
+        ),
+        Product::Haproxy => (
+            "haproxy",
+            "haproxy",
+            "GAUNTLET_HAPROXY",
+            Source::Debian("haproxy"),
+            "haproxy.cfg",
+            true,
+        ),
+        Product::Apache => (
+            "apache",
+            "apache2",
+            "GAUNTLET_APACHE",
+            Source::Debian("apache2"),
+            "httpd.conf",
+            true,
+        ),
+        Product::Squid => (
+            "squid",
+            "squid",
+            "GAUNTLET_SQUID",
+            Source::Debian("squid"),
+            "squid.conf",
+            false,
+        ),
+        Product::Tinyproxy => (
+            "tinyproxy",
+            "tinyproxy",
+            "GAUNTLET_TINYPROXY",
+            Source::Debian("tinyproxy"),
+            "tinyproxy.conf",
+            false,
+        ),
+        Product::Caddy => (
+            "caddy",
+            "caddy",
+            "GAUNTLET_CADDY",
+            Source::Debian("caddy"),
+            "Caddyfile",
+            true,
+        ),
+        Product::Lighttpd => (
+            "lighttpd",
+            "lighttpd",
+            "GAUNTLET_LIGHTTPD",
+            Source::Debian("lighttpd"),
+            "lighttpd.conf",
+            true,
+        ),
+        Product::H2o => (
+            "h2o",
+            "h2o",
+            "GAUNTLET_H2O",
+            Source::Debian("h2o"),
+            "h2o.conf",
+            true,
+        ),
+        Product::Varnish => (
+            "varnish",
+            "varnishd",
+            "GAUNTLET_VARNISH",
+            Source::Debian("varnish"),
+            "default.vcl",
+            true,
+        ),
+        Product::Trafficserver => (
+            "trafficserver",
+            "traffic_server",
+            "GAUNTLET_TRAFFICSERVER",
+            Source::Debian("trafficserver"),
+            "trafficserver.conf",
+            true,
+        ),
+        Product::NodeHttpProxy => (
+            "node-http-proxy",
+            "node",
+            "GAUNTLET_NODE",
+            Source::Npm("http-proxy"),
+            "proxy.js",
+            true,
+        ),
+        Product::Mitmproxy => (
+            "mitmproxy",
+            "mitmdump",
+            "GAUNTLET_MITMPROXY",
+            Source::Pip("mitmproxy"),
+            "config.yaml",
+            true,
+        ),
+    };
+    Info {
+        name,
+        binary,
+        var,
+        source,
+        config,
+        reverse,
+    }
 }
 
 impl Product {
     /// Whether the product is a reverse proxy (in front of servers) rather than a forward
     /// proxy (for clients that name it as theirs).
     pub fn is_reverse(self) -> bool {
-        matches!(self, Product::Nginx | Product::Haproxy | Product::Apache)
+        info(self).reverse
     }
 
     /// Every product, in a fixed order.
-    pub const ALL: [Product; 5] = [
+    pub const ALL: [Product; 12] = [
         Product::Nginx,
         Product::Haproxy,
         Product::Apache,
         Product::Squid,
         Product::Tinyproxy,
+        Product::Caddy,
+        Product::Lighttpd,
+        Product::H2o,
+        Product::Varnish,
+        Product::Trafficserver,
+        Product::NodeHttpProxy,
+        Product::Mitmproxy,
     ];
 
-    /// Its name in files and messages: `nginx`, `haproxy`, `apache`, `squid`, `tinyproxy`.
+    /// Its name in files and messages: `nginx`, `haproxy`, `apache`, `squid`, `tinyproxy`,
+    /// `caddy`, `lighttpd`, `h2o`, `varnish`, `trafficserver`, `node-http-proxy`,
+    /// `mitmproxy`.
     pub fn name(self) -> &'static str {
-        match self {
-            Product::Nginx => "nginx",
-            Product::Haproxy => "haproxy",
-            Product::Apache => "apache",
-            Product::Squid => "squid",
-            Product::Tinyproxy => "tinyproxy",
+        info(self).name
+    }
+
+    /// The Debian package that installs it (for node-http-proxy, Node.js's: the `http-proxy`
+    /// module itself comes from npm; for mitmproxy, Python's `venv`: mitmproxy itself comes
+    /// from PyPI).
+    pub fn package(self) -> &'static str {
+        match info(self).source {
+            Source::Debian(package) => package,
+            Source::Npm(_) => "nodejs",
+            Source::Pip(_) => "python3-venv",
         }
     }
 
-    /// The Debian package that installs it.
-    pub fn package(self) -> &'static str {
-        match self {
-            Product::Apache => "apache2",
-            other => other.name(),
+    /// What to run to install it.
+    pub fn install_hint(self) -> String {
+        match info(self).source {
+            Source::Debian(package) => format!("apt-get install -y {package}"),
+            Source::Npm(module) => format!(
+                "cargo xtask test (it installs `{module}` into {} with npm ci, from {}; \
+                 Node.js is apt-get install -y nodejs npm)",
+                locate::NODE_DIR,
+                locate::NODE_LOCK
+            ),
+            Source::Pip(package) => format!(
+                "cargo xtask test (it makes the virtualenv {} with `{package}` from {})",
+                locate::MITMPROXY_VENV,
+                locate::MITMPROXY_REQUIREMENTS
+            ),
         }
     }
 
     /// The file name of its binary.
     pub fn binary_name(self) -> &'static str {
-        match self {
-            Product::Apache => "apache2",
-            other => other.name(),
-        }
+        info(self).binary
     }
 
     /// The environment variable that, when set, names its binary instead of the search:
-    /// `GAUNTLET_NGINX`, `GAUNTLET_HAPROXY`, `GAUNTLET_APACHE`, `GAUNTLET_SQUID`,
-    /// `GAUNTLET_TINYPROXY`.
+    /// `GAUNTLET_` and the name in capitals (`GAUNTLET_NGINX`, `GAUNTLET_TRAFFICSERVER`),
+    /// `GAUNTLET_NODE` for node-http-proxy's `node`.
     pub fn override_var(self) -> &'static str {
-        match self {
-            Product::Nginx => "GAUNTLET_NGINX",
-            Product::Haproxy => "GAUNTLET_HAPROXY",
-            Product::Apache => "GAUNTLET_APACHE",
-            Product::Squid => "GAUNTLET_SQUID",
-            Product::Tinyproxy => "GAUNTLET_TINYPROXY",
-        }
+        info(self).var
     }
 
     /// Its binary: the file [`Product::override_var`] names if that is set, else the first
     /// executable [`Product::binary_name`] on `PATH`, then in `/usr/sbin` and `/usr/bin`
-    /// (Debian puts daemons in `/usr/sbin`, often not on a user's `PATH`).
+    /// (Debian puts daemons in `/usr/sbin`, often not on a user's `PATH`), then, for
+    /// mitmproxy, in its virtualenv under `target/gauntlet`.
     pub fn binary(self) -> Result<PathBuf, ProductError> {
         self.locate(
             std::env::var_os(self.override_var()).as_deref(),
@@ -156,8 +327,13 @@ impl Product {
                 )))
             };
         }
+        let extra = match info(self).source {
+            Source::Pip(_) => locate::workspace_dirs(locate::MITMPROXY_BIN),
+            _ => Vec::new(),
+        };
         std::env::split_paths(path.unwrap_or_default())
             .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+            .chain(extra)
             .map(|dir| dir.join(self.binary_name()))
             .find(|candidate| is_executable(candidate))
             .ok_or_else(|| {
@@ -171,49 +347,14 @@ impl Product {
     fn not_installed(self, detail: String) -> ProductError {
         ProductError::NotInstalled {
             product: self,
-            package: self.package(),
+            install: self.install_hint(),
             detail,
         }
     }
 
     /// The file name its rendered configuration gets in the working directory.
     pub fn config_file_name(self) -> &'static str {
-        match self {
-            Product::Nginx => "nginx.conf",
-            Product::Haproxy => "haproxy.cfg",
-            Product::Apache => "httpd.conf",
-            Product::Squid => "squid.conf",
-            Product::Tinyproxy => "tinyproxy.conf",
-        }
-    }
-
-    /// The command that runs it in the foreground with `config`, in `dir`:
-    ///
-    /// - nginx: `nginx -p DIR -c CONFIG -e DIR/error.log -g 'daemon off;'` (so templates
-    ///   must not say `daemon`; `-e` keeps nginx from opening its packaged error log first);
-    /// - HAProxy: `haproxy -db -f CONFIG`;
-    /// - Apache: `apache2 -DFOREGROUND -f CONFIG` (the template is self-contained: no
-    ///   `APACHE_*` variables, explicit `LoadModule` lines);
-    /// - Squid: `squid -N -f CONFIG`;
-    /// - tinyproxy: `tinyproxy -d -c CONFIG`.
-    pub fn command(self, binary: &Path, config: &Path, dir: &Path) -> Command {
-        let mut command = Command::new(binary);
-        match self {
-            Product::Nginx => command
-                .arg("-p")
-                .arg(dir)
-                .arg("-c")
-                .arg(config)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .args(["-g", "daemon off;"]),
-            Product::Haproxy => command.arg("-db").arg("-f").arg(config),
-            Product::Apache => command.arg("-DFOREGROUND").arg("-f").arg(config),
-            Product::Squid => command.arg("-N").arg("-f").arg(config),
-            Product::Tinyproxy => command.arg("-d").arg("-c").arg(config),
-        };
-        command.current_dir(dir).stdin(Stdio::null());
-        command
+        info(self).config
     }
 
     /// Starts it: renders `template` with `options` into a new working directory, runs
@@ -240,6 +381,14 @@ impl Product {
         options: &StartOptions,
     ) -> Result<(Command, bool), ProductError> {
         let binary = self.binary()?;
+        if let Source::Npm(module) = info(self).source {
+            if locate::node_modules().is_none() {
+                return Err(self.not_installed(format!(
+                    "no `{module}` in {}/node_modules here or above, nor in $GAUNTLET_NODE_MODULES",
+                    locate::NODE_DIR
+                )));
+            }
+        }
         let text = std::fs::read_to_string(template)
             .map_err(|e| io_error(format!("cannot read template {}", template.display()), e))?;
         let rendered = options
@@ -251,22 +400,31 @@ impl Product {
                 .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
         }
         let config = dir.join(self.config_file_name());
+        if self == Product::Trafficserver {
+            bundle::write(&rendered, template, dir)?;
+        }
         std::fs::write(&config, rendered)
             .map_err(|e| io_error(format!("cannot write {}", config.display()), e))?;
         self.prepare_dir(dir)?;
         let tls = template::placeholders(&text).contains("tls_listen");
-        Ok((self.command(&binary, &config, dir), tls))
+        Ok((self.command(&binary, &config, dir, port), tls))
     }
 
-    /// Makes `dir` usable by the product. Squid started as root switches to `proxy`, which
-    /// must be able to write its logs and pid file there, so the directory is given to it.
+    /// Makes `dir` usable by the product. Squid started as root switches to `proxy`, and H2O
+    /// to `nobody`, which must be able to write their logs and pid file there, so the
+    /// directory is given to that user.
     fn prepare_dir(self, dir: &Path) -> Result<(), ProductError> {
-        if self != Product::Squid || !rustix::process::geteuid().is_root() {
+        let user = match self {
+            Product::Squid => SQUID_USER,
+            Product::H2o => H2O_USER,
+            _ => return Ok(()),
+        };
+        if !rustix::process::geteuid().is_root() {
             return Ok(());
         }
-        let (uid, gid) = passwd_ids(SQUID_USER)?;
+        let (uid, gid) = passwd_ids(user)?;
         std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-            .map_err(|e| io_error(format!("cannot give {} to {SQUID_USER}", dir.display()), e))
+            .map_err(|e| io_error(format!("cannot give {} to {user}", dir.display()), e))
     }
 }
 
@@ -279,16 +437,20 @@ impl fmt::Display for Product {
 impl FromStr for Product {
     type Err = ProductError;
 
-    /// `nginx`, `haproxy`, `apache` (or `httpd`, `apache2`), `squid`, `tinyproxy`.
+    /// A product's [`Product::name`], or another spelling of it: `httpd` and `apache2` for
+    /// Apache, `ats` and `traffic_server` for Traffic Server, `http-proxy` for
+    /// node-http-proxy, `mitmdump` for mitmproxy.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "nginx" => Ok(Product::Nginx),
-            "haproxy" => Ok(Product::Haproxy),
-            "apache" | "httpd" | "apache2" => Ok(Product::Apache),
-            "squid" => Ok(Product::Squid),
-            "tinyproxy" => Ok(Product::Tinyproxy),
-            other => Err(ProductError::Unknown(other.to_string())),
-        }
+        let alias = match name {
+            "httpd" | "apache2" => Some(Product::Apache),
+            "ats" | "traffic_server" | "traffic-server" => Some(Product::Trafficserver),
+            "http-proxy" => Some(Product::NodeHttpProxy),
+            "mitmdump" => Some(Product::Mitmproxy),
+            _ => None,
+        };
+        alias
+            .or_else(|| Product::ALL.into_iter().find(|p| p.name() == name))
+            .ok_or_else(|| ProductError::Unknown(name.to_string()))
     }
 }
 
@@ -314,7 +476,7 @@ fn passwd_ids(user: &str) -> Result<(u32, u32), ProductError> {
         })
         .ok_or_else(|| {
             io_error(
-                format!("squid started as root runs as `{user}`, which /etc/passwd lacks"),
+                format!("started as root, the product runs as `{user}`, which /etc/passwd lacks"),
                 io::Error::from(io::ErrorKind::NotFound),
             )
         })
@@ -331,8 +493,9 @@ mod tests {
             assert_eq!(product.to_string(), product.name());
         }
         assert_eq!("httpd".parse::<Product>().unwrap(), Product::Apache);
-        let err = "varnish".parse::<Product>().unwrap_err().to_string();
-        assert!(err.starts_with("unknown product `varnish`"), "{err}");
+        assert_eq!("ats".parse::<Product>().unwrap(), Product::Trafficserver);
+        let err = "pound".parse::<Product>().unwrap_err().to_string();
+        assert!(err.starts_with("unknown product `pound`"), "{err}");
     }
 
     #[test]

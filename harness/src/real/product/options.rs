@@ -18,10 +18,10 @@ pub struct StartOptions {
     /// The port for `{{listen}}` on 127.0.0.1; `None` picks a free ephemeral port.
     pub listen: Option<u16>,
     /// The upstreams, as `{{upstream0}}`, `{{upstream1}}`, …; the first is also
-    /// `{{upstream}}`.
+    /// `{{upstream}}`, and its port alone `{{upstream_port}}`.
     pub upstreams: Vec<SocketAddr>,
     /// Further placeholders, such as `read_timeout`. The harness's own names (`listen`, `dir`,
-    /// `upstream`, `upstreamN`) cannot be given here.
+    /// `upstream`, `upstream_port`, `upstreamN`) cannot be given here.
     pub values: BTreeMap<String, String>,
     /// Files written into the working directory before the product starts, by placeholder:
     /// `{{placeholder}}` becomes the file's path (TLS certificates and keys, for one).
@@ -142,6 +142,7 @@ impl StartOptions {
         for (i, upstream) in self.upstreams.iter().enumerate() {
             if i == 0 {
                 values.insert("upstream".to_string(), upstream.to_string());
+                values.insert("upstream_port".to_string(), upstream.port().to_string());
             }
             values.insert(format!("upstream{i}"), upstream.to_string());
         }
@@ -151,7 +152,7 @@ impl StartOptions {
             .map(|(name, (file, _))| (name, dir.join(file).display().to_string()));
         let given = self.values.iter().map(|(n, v)| (n, v.clone()));
         for (name, value) in given.chain(files) {
-            let reserved = ["listen", "dir", "upstream"].contains(&name.as_str())
+            let reserved = ["listen", "dir", "upstream", "upstream_port"].contains(&name.as_str())
                 || name
                     .strip_prefix("upstream")
                     .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn harness_values_cannot_be_overridden() {
-        for name in ["listen", "dir", "upstream", "upstream3"] {
+        for name in ["listen", "dir", "upstream", "upstream3", "upstream_port"] {
             let options = StartOptions::new().value(name, "x");
             let err = options.values_for(1, Path::new("/d")).unwrap_err();
             assert!(matches!(err, ProductError::ReservedValue(_)), "{name}");
@@ -242,9 +243,11 @@ mod tests {
                 "upstream",
                 "upstream0",
                 "upstream1",
+                "upstream_port",
                 "upstreams_note"
             ]
         );
         assert_eq!(values["upstream"], "127.0.0.1:1");
+        assert_eq!(values["upstream_port"], "1");
     }
 }

@@ -116,7 +116,13 @@ impl Program {
             keep_dir: options.keep_dir,
             stop_grace: options.stop_grace,
         };
-        running.wait_ready(options.ready_timeout)?;
+        let ready_timeout = match self {
+            Program::Product { product, .. } => {
+                options.ready_timeout.max(product.least_ready_timeout())
+            }
+            Program::Command(_) => options.ready_timeout,
+        };
+        running.wait_ready(ready_timeout)?;
         Ok(running)
     }
 }
