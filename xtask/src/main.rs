@@ -276,22 +276,32 @@ fn flags(args: &[String], valued: &[&str], switches: &[&str]) -> Result<Vec<Stri
 }
 
 fn live(root: &Path, args: &[String]) -> ExitCode {
-    let forward = match flags(args, &["--jobs"], &[]) {
-        Ok(f) => f,
-        Err(code) => return code,
-    };
-    let gauntlet = match build_gauntlet(root) {
-        Ok(path) => path,
-        Err(code) => return code,
-    };
-    ExitCode::from(run(Command::new(&gauntlet)
-        .current_dir(root)
-        .args(["differential", "scenarios/live"])
-        .args(&forward)))
+    forward(
+        root,
+        args,
+        (&["--jobs"], &[]),
+        &["differential", "scenarios/live"],
+    )
 }
 
 fn conformance(root: &Path, args: &[String]) -> ExitCode {
-    let forward = match flags(args, &["--jobs", "--only"], &["--check", "--from-results"]) {
+    let flags = (
+        &["--jobs", "--only"][..],
+        &["--check", "--from-results"][..],
+    );
+    forward(root, args, flags, &["conformance"])
+}
+
+/// Builds gauntlet and runs `gauntlet WORDS…` in the workspace root with `args`, which may
+/// hold only the `valued` flags and the `switches` given: its exit code, or the build's or
+/// the flags' error.
+fn forward(
+    root: &Path,
+    args: &[String],
+    (valued, switches): (&[&str], &[&str]),
+    words: &[&str],
+) -> ExitCode {
+    let forward = match flags(args, valued, switches) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -301,7 +311,7 @@ fn conformance(root: &Path, args: &[String]) -> ExitCode {
     };
     ExitCode::from(run(Command::new(&gauntlet)
         .current_dir(root)
-        .args(["conformance"])
+        .args(words)
         .args(&forward)))
 }
 
