@@ -1,6 +1,7 @@
 //! Embeds in the library what `gauntlet gate` needs outside a checkout: the gate suite (every
 //! `*.toml` under `scenarios/gate/`, its behaviours) and the real products' configuration
-//! templates (every file of `scenarios/live/templates/`). Each becomes a list of
+//! templates (every file of `scenarios/live/templates/`), and the shipped populations (every
+//! `*.toml` of `scenarios/populations/`, which `population/builtin.rs` includes). Each becomes a list of
 //! `(name, include_str!(path))` in `OUT_DIR`, which `real/gate/suite.rs` and
 //! `real/product/builtin.rs` include; cargo runs this again whenever either folder changes.
 
@@ -24,6 +25,13 @@ fn main() {
         false,
         |p| p.is_file(),
         &out.join("templates.rs"),
+    );
+    embed(
+        &root,
+        "scenarios/populations",
+        false,
+        |p| p.extension().is_some_and(|x| x == "toml"),
+        &out.join("populations.rs"),
     );
 }
 

@@ -76,6 +76,7 @@ pub mod engine;
 mod error;
 pub mod files;
 pub mod live;
+pub mod population;
 pub mod real;
 pub mod run;
 pub mod scenario;

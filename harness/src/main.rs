@@ -246,6 +246,22 @@ enum Command {
     /// Example: gauntlet gate --product nginx --quick
     #[command(verbatim_doc_comment)]
     Gate(cli::gate::GateArgs),
+    /// Populations: sessions sampled from weighted mixes of network paths (shipped:
+    /// scenarios/populations, by name), each run with every strategy on the simulated
+    /// engine; per strategy the success rate with its Wilson 95% interval, the outcomes,
+    /// time to the first message, messages lost and reconnections. Writes
+    /// populations.json, .md and .html.
+    ///
+    /// Example: gauntlet population huang-2011 ws wss long-polling ws-then-wss
+    /// Example: gauntlet population cloud-balancers ws --ping-interval-ms 20000,50000,70000
+    /// Example (shards, e.g. a CI matrix or a Kubernetes Indexed Job's index as I):
+    /// gauntlet population huang-2011 --shard I/4 --out shards, then
+    /// gauntlet merge shards/populations.shard-*.json
+    #[command(verbatim_doc_comment)]
+    Population(cli::population::PopulationArgs),
+    /// Merges the shards of one `gauntlet population` run into the files the run without
+    /// shards writes, byte for byte.
+    Merge(cli::population::MergeArgs),
     /// The conformance matrix: the gate suite, quick (a 3 s quiet period), through every
     /// real product in each configuration of the matrix (its documentation's WebSocket
     /// configuration, and as shipped where that differs), each product's version as it
@@ -432,6 +448,8 @@ fn main() -> ExitCode {
             invoked_as: &invoked_as,
         }),
         Command::Gate(args) => gate(&args),
+        Command::Population(args) => cli::population::population_cmd(&args),
+        Command::Merge(args) => cli::population::merge_cmd(&args),
         Command::Conformance(args) => cli::conformance::conformance(&args),
         Command::Report {
             results,

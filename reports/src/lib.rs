@@ -50,6 +50,7 @@ mod html;
 mod junit;
 mod markdown;
 pub mod overhead;
+pub mod population;
 mod svg;
 mod text;
 pub mod traversal;

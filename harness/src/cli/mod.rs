@@ -8,6 +8,7 @@ pub(crate) mod diff;
 pub(crate) mod differential;
 pub(crate) mod gate;
 pub(crate) mod overhead;
+pub(crate) mod population;
 pub(crate) mod proxy;
 pub(crate) mod report;
 pub(crate) mod run;

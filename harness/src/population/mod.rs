@@ -1,0 +1,199 @@
+//! Populations (`scenarios/populations/*.toml`, `gauntlet population`): a weighted mix of
+//! network paths whose parameters may be distributions, sampled session by session and run
+//! with each strategy on the simulated engine, so that a success rate speaks of the users a
+//! population stands for rather than of the catalogue.
+//!
+//! - [`load`] reads and checks a population file ([`Population`]): every path, with every
+//!   strategy, at the extremes of every distribution, must make a scenario that validates.
+//! - [`dist`]: fixed values and distributions, and drawing them.
+//! - [`run()`] samples sessions (session `i` draws from `Rng::derive(seed, i)`, whatever
+//!   the shard or the thread), runs each distinct draw once per cell and counts it for every
+//!   session that drew it (a run is a function of its inputs: the same draw is the same
+//!   simulation), and returns counts that shards add up
+//!   ([`gauntlet_reports::population::Populations`]).
+
+pub mod dist;
+mod load;
+mod run;
+
+use crate::scenario::StrategyKind;
+use dist::Param;
+
+pub use load::{BUILTIN, load, parse, resolve};
+pub use run::{Options, Progress, Ran, run};
+
+/// The sessions a population runs unless told otherwise: enough that a rate's 95% interval
+/// is within ±1 point wherever the rate lies (Wilson, at 50%, needs 9,604).
+pub const DEFAULT_SESSIONS: u64 = 10_000;
+
+/// The most sessions a run samples per population.
+pub const MAX_SESSIONS: u64 = 100_000_000;
+
+/// A validated population file.
+#[derive(Debug, Clone)]
+pub struct Population {
+    /// The file, as given.
+    pub file: String,
+    /// The file's text, hashed into the results so that shards of different files refuse
+    /// to merge.
+    pub text: String,
+    /// `name`, or the file's stem.
+    pub name: String,
+    /// One line saying what it is.
+    pub title: String,
+    /// Where its weights and parameters come from.
+    pub source: String,
+    /// The seed sessions draw from (default 1).
+    pub seed: u64,
+    /// The `[client]` table of every session's scenario (`[session]`), without `schemes`,
+    /// `strategies` and `route`.
+    pub session: toml::Table,
+    /// The strategies run unless the command line names others (`[sweep] strategies`).
+    pub strategies: Vec<String>,
+    /// The WebSocket ping intervals swept (`[sweep] ping-interval-ms`), in milliseconds.
+    pub ping_intervals: Vec<u64>,
+    /// Times to mark on charts (`[[mark]]`).
+    pub marks: Vec<(String, u64)>,
+    /// The paths, each with its weight.
+    pub paths: Vec<PathDef>,
+}
+
+/// One path of a population: a chain of hops and a network, each parameter fixed or drawn.
+#[derive(Debug, Clone)]
+pub struct PathDef {
+    /// Its name.
+    pub name: String,
+    /// Its weight among the paths.
+    pub weight: f64,
+    /// Where its weight and parameters come from, or `assumption: …`.
+    pub source: String,
+    /// The client's route (`transparent` unless given).
+    pub route: Option<String>,
+    /// `[network]`: each key (`latency-ms`, `jitter-ms`) fixed or drawn.
+    pub network: Vec<(String, Param)>,
+    /// The hops, in order, each its keys in the file's order (fixed or drawn).
+    pub hops: Vec<Vec<(String, Param)>>,
+    /// `[[faults]]` tables, as written.
+    pub faults: Vec<toml::Table>,
+    /// Where the path's table starts in the file, for errors.
+    pub at: usize,
+}
+
+impl PathDef {
+    /// Every drawn parameter, in the order a session draws them.
+    pub fn drawn(&self) -> impl Iterator<Item = &dist::Dist> {
+        self.network
+            .iter()
+            .chain(self.hops.iter().flatten())
+            .filter_map(|(_, p)| match p {
+                Param::Drawn(d) => Some(d),
+                Param::Fixed(_) => None,
+            })
+    }
+}
+
+/// A cell of a run: a strategy, with its settings, at a ping interval if swept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellSpec {
+    /// The name as given (`long-polling` included).
+    pub name: String,
+    /// The strategy run.
+    pub kind: StrategyKind,
+    /// Its table (`[client.<strategy>]`), if the name implies one.
+    pub table: Option<toml::Table>,
+    /// The WebSocket ping interval, in milliseconds.
+    pub ping_ms: Option<u64>,
+}
+
+/// `long-polling`: an Engine.IO session that stays on HTTP long-polling (`upgrade = false`):
+/// the POST-based handshake of Huang et al., and Socket.IO without its upgrade.
+pub const LONG_POLLING: &str = "long-polling";
+
+/// The names a strategy may be given: every [`StrategyKind`] and [`LONG_POLLING`].
+pub fn strategy_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = StrategyKind::ALL.iter().map(|k| k.as_str()).collect();
+    v.push(LONG_POLLING);
+    v
+}
+
+/// The cells of `strategies` × `pings`: a strategy with a WebSocket of its own (not
+/// Engine.IO, not streaming) once per ping interval, the others once. The error names an
+/// unknown strategy and the choices.
+pub fn cells(strategies: &[String], pings: &[u64]) -> Result<Vec<CellSpec>, PopulationError> {
+    let mut out = Vec::new();
+    for name in strategies {
+        let (kind, table) = if name == LONG_POLLING {
+            let mut t = toml::Table::new();
+            t.insert("upgrade".into(), toml::Value::Boolean(false));
+            (StrategyKind::PollingThenUpgrade, Some(t))
+        } else {
+            let kind = StrategyKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == name)
+                .ok_or_else(|| {
+                    PopulationError::Cells(format!(
+                        "`{name}` is not a strategy: use {}",
+                        strategy_names().join(", ")
+                    ))
+                })?;
+            (kind, None)
+        };
+        if out.iter().any(|c: &CellSpec| c.name == *name) {
+            return Err(PopulationError::Cells(format!(
+                "strategy `{name}` is listed twice"
+            )));
+        }
+        let pinged = !kind.engineio() && !kind.streams();
+        if pinged && !pings.is_empty() {
+            for ms in pings {
+                out.push(CellSpec {
+                    name: name.clone(),
+                    kind,
+                    table: table.clone(),
+                    ping_ms: Some(*ms),
+                });
+            }
+        } else {
+            out.push(CellSpec {
+                name: name.clone(),
+                kind,
+                table,
+                ping_ms: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Why a population could not be read or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PopulationError {
+    /// The file does not read or check, located.
+    #[error(transparent)]
+    File(#[from] crate::scenario::ScenarioError),
+    /// The strategies or ping intervals asked for do not make cells.
+    #[error("{0}")]
+    Cells(String),
+    /// The population has no strategy to run: neither the command line nor `[sweep]` names
+    /// one.
+    #[error(
+        "{file}: no strategies to run: name them on the command line or in `[sweep] strategies`"
+    )]
+    NoStrategies {
+        /// The file.
+        file: String,
+    },
+    /// A session's run could not be carried out (a fault of the harness, not of the path).
+    #[error("{file}: path `{path}` with {cell}: {error}")]
+    Run {
+        /// The population file.
+        file: String,
+        /// The path.
+        path: String,
+        /// The cell.
+        cell: String,
+        /// What went wrong.
+        error: String,
+    },
+}
