@@ -28,6 +28,10 @@ pub(crate) struct PopulationArgs {
     /// population's `[sweep] ping-interval-ms`; `none` for no sweep).
     #[arg(long, value_name = "MS,MS,…")]
     ping_interval_ms: Option<String>,
+    /// Sessions reconnect after a failure with socket.io-client's backoff (`yes`), do not
+    /// (`no`), or both, a cell each (default: each population's `[sweep] reconnect`).
+    #[arg(long, value_enum)]
+    reconnect: Option<Reconnect>,
     /// Threads (default: the number of cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     jobs: Option<u64>,
@@ -46,6 +50,14 @@ pub(crate) struct PopulationArgs {
     /// How to name this command in the reports.
     #[arg(long, hide = true, default_value = "gauntlet population")]
     invoked_as: String,
+}
+
+/// `--reconnect`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Reconnect {
+    Yes,
+    No,
+    Both,
 }
 
 /// `gauntlet merge`.
@@ -132,6 +144,11 @@ pub(crate) fn population_cmd(args: &PopulationArgs) -> anyhow::Result<ExitCode> 
         jobs: cores(args.jobs),
         strategies,
         ping_intervals,
+        reconnect: args.reconnect.map(|r| match r {
+            Reconnect::Yes => vec![true],
+            Reconnect::No => vec![false],
+            Reconnect::Both => vec![false, true],
+        }),
     };
     outln!(
         "{} sessions of {} population{} ({}), {} threads{}",

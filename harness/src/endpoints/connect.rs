@@ -433,6 +433,33 @@ async fn tcp_connect(
 
 /// Asks the explicit proxy for a tunnel to `host:port` (RFC 6455 §4.1), retrying once with
 /// credentials after a 407 if it has them. Any other non-2xx answer fails the connection.
+/// The explicit proxy a plain-HTTP request (not a WebSocket, not https) goes to as itself,
+/// its target in absolute form, as browsers send XHRs and fetches through a configured
+/// proxy; `None` without one, or for https, which tunnels with CONNECT.
+pub(crate) fn forwarding_proxy(plan: &Plan) -> Option<&ProxyPlan> {
+    plan.proxy.as_ref().filter(|_| plan.scheme == Scheme::Ws)
+}
+
+/// How a request to the proxy names `host:port`: the real address behind it for a real
+/// proxy, which cannot resolve the run's host names.
+pub(crate) fn proxy_target(net: &NetRef, proxy: &ProxyPlan, host: &str, port: u16) -> String {
+    match net.real_addr(host, port) {
+        Some(addr) if proxy.real_target => addr.to_string(),
+        _ if port == 80 => host.to_string(),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+/// A TCP connection to the explicit proxy itself.
+pub(crate) async fn to_proxy(
+    net: &NetRef,
+    plan: &Plan,
+    t: &Transcript,
+    proxy: &ProxyPlan,
+) -> Result<crate::engine::Stream, Fail> {
+    tcp_connect(net, t, &plan.wire, &proxy.host, proxy.port).await
+}
+
 async fn tunnel(
     net: &NetRef,
     t: &Transcript,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::dist::{Dist, Param};
-use super::{CellSpec, PathDef, Population, cells, run::scenario_text};
+use super::{CellSpec, PathDef, Population, Sweep, cells, run::scenario_text};
 use crate::scenario::{self, FORMAT, MAX_FILE_BYTES, ScenarioError, locate};
 
 #[derive(Deserialize)]
@@ -34,6 +34,8 @@ struct RawSweep {
     strategies: Vec<String>,
     #[serde(default)]
     ping_interval_ms: Vec<Spanned<u64>>,
+    #[serde(default)]
+    reconnect: Vec<bool>,
 }
 
 #[derive(Deserialize)]
@@ -161,7 +163,7 @@ pub fn parse(file: &str, text: &str, stem: &str) -> Result<Population, ScenarioE
         }
         None => toml::Table::new(),
     };
-    let (strategies, ping_intervals) = match raw.sweep {
+    let sweep = match raw.sweep {
         Some(s) => {
             for p in &s.ping_interval_ms {
                 if *p.get_ref() == 0 {
@@ -171,14 +173,17 @@ pub fn parse(file: &str, text: &str, stem: &str) -> Result<Population, ScenarioE
                     ));
                 }
             }
-            let pings = s
-                .ping_interval_ms
-                .into_iter()
-                .map(Spanned::into_inner)
-                .collect();
-            (s.strategies, pings)
+            Sweep {
+                strategies: s.strategies,
+                ping_intervals: s
+                    .ping_interval_ms
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
+                reconnect: s.reconnect,
+            }
         }
-        None => (Vec::new(), Vec::new()),
+        None => Sweep::default(),
     };
     if raw.path.is_empty() {
         return Err(at(
@@ -206,19 +211,17 @@ pub fn parse(file: &str, text: &str, stem: &str) -> Result<Population, ScenarioE
         source: raw.source,
         seed: raw.seed.unwrap_or(1),
         session,
-        strategies,
-        ping_intervals,
+        sweep,
         marks: raw.mark.into_iter().map(|m| (m.label, m.ms)).collect(),
         paths,
     };
     // The file's strategies, or plain ws, must run on every path; the command line's are
     // checked the same way before a run.
-    let names = if pop.strategies.is_empty() {
-        vec!["ws".to_string()]
-    } else {
-        pop.strategies.clone()
-    };
-    let specs = cells(&names, &pop.ping_intervals).map_err(|e| at(0, e.to_string()))?;
+    let mut sweep = pop.sweep.clone();
+    if sweep.strategies.is_empty() {
+        sweep.strategies = vec!["ws".to_string()];
+    }
+    let specs = cells(&sweep).map_err(|e| at(0, e.to_string()))?;
     check(&pop, &specs)?;
     Ok(pop)
 }

@@ -48,10 +48,8 @@ pub struct Population {
     /// The `[client]` table of every session's scenario (`[session]`), without `schemes`,
     /// `strategies` and `route`.
     pub session: toml::Table,
-    /// The strategies run unless the command line names others (`[sweep] strategies`).
-    pub strategies: Vec<String>,
-    /// The WebSocket ping intervals swept (`[sweep] ping-interval-ms`), in milliseconds.
-    pub ping_intervals: Vec<u64>,
+    /// What its cells are unless the command line says otherwise (`[sweep]`).
+    pub sweep: Sweep,
     /// Times to mark on charts (`[[mark]]`).
     pub marks: Vec<(String, u64)>,
     /// The paths, each with its weight.
@@ -92,6 +90,19 @@ impl PathDef {
     }
 }
 
+/// What a run's cells are made of: every strategy, at every ping interval (those with a
+/// WebSocket ping of their own), with and without reconnection as listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Strategies by name (`[sweep] strategies`).
+    pub strategies: Vec<String>,
+    /// WebSocket ping intervals, in milliseconds (`ping-interval-ms`); none: no ping.
+    pub ping_intervals: Vec<u64>,
+    /// Without and with socket.io-client's reconnection (`reconnect = [false, true]`);
+    /// none: as `[session]` says.
+    pub reconnect: Vec<bool>,
+}
+
 /// A cell of a run: a strategy, with its settings, at a ping interval if swept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellSpec {
@@ -103,6 +114,9 @@ pub struct CellSpec {
     pub table: Option<toml::Table>,
     /// The WebSocket ping interval, in milliseconds.
     pub ping_ms: Option<u64>,
+    /// `Some(true)`: with `[client.reconnect]` (socket.io-client's defaults, unless
+    /// `[session]` has its own); `Some(false)`: without; `None`: as `[session]` says.
+    pub reconnect: Option<bool>,
 }
 
 /// `long-polling`: an Engine.IO session that stays on HTTP long-polling (`upgrade = false`):
@@ -116,12 +130,22 @@ pub fn strategy_names() -> Vec<&'static str> {
     v
 }
 
-/// The cells of `strategies` × `pings`: a strategy with a WebSocket of its own (not
-/// Engine.IO, not streaming) once per ping interval, the others once. The error names an
-/// unknown strategy and the choices.
-pub fn cells(strategies: &[String], pings: &[u64]) -> Result<Vec<CellSpec>, PopulationError> {
-    let mut out = Vec::new();
-    for name in strategies {
+/// The cells of a sweep: each strategy; a strategy with a WebSocket of its own (not
+/// Engine.IO, not streaming) once per ping interval; each of those once per reconnection
+/// setting. The error names an unknown strategy and the choices.
+pub fn cells(sweep: &Sweep) -> Result<Vec<CellSpec>, PopulationError> {
+    let mut out: Vec<CellSpec> = Vec::new();
+    let reconnect: Vec<Option<bool>> = if sweep.reconnect.is_empty() {
+        vec![None]
+    } else {
+        sweep.reconnect.iter().copied().map(Some).collect()
+    };
+    for (n, name) in sweep.strategies.iter().enumerate() {
+        if sweep.strategies[..n].contains(name) {
+            return Err(PopulationError::Cells(format!(
+                "strategy `{name}` is listed twice"
+            )));
+        }
         let (kind, table) = if name == LONG_POLLING {
             let mut t = toml::Table::new();
             t.insert("upgrade".into(), toml::Value::Boolean(false));
@@ -138,28 +162,22 @@ pub fn cells(strategies: &[String], pings: &[u64]) -> Result<Vec<CellSpec>, Popu
                 })?;
             (kind, None)
         };
-        if out.iter().any(|c: &CellSpec| c.name == *name) {
-            return Err(PopulationError::Cells(format!(
-                "strategy `{name}` is listed twice"
-            )));
-        }
         let pinged = !kind.engineio() && !kind.streams();
-        if pinged && !pings.is_empty() {
-            for ms in pings {
+        let pings: Vec<Option<u64>> = if pinged && !sweep.ping_intervals.is_empty() {
+            sweep.ping_intervals.iter().copied().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for r in &reconnect {
+            for ping_ms in &pings {
                 out.push(CellSpec {
                     name: name.clone(),
                     kind,
                     table: table.clone(),
-                    ping_ms: Some(*ms),
+                    ping_ms: *ping_ms,
+                    reconnect: *r,
                 });
             }
-        } else {
-            out.push(CellSpec {
-                name: name.clone(),
-                kind,
-                table,
-                ping_ms: None,
-            });
         }
     }
     Ok(out)

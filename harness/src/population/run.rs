@@ -36,6 +36,8 @@ pub struct Options {
     pub strategies: Vec<String>,
     /// Ping intervals to sweep instead of each file's `[sweep] ping-interval-ms`.
     pub ping_intervals: Option<Vec<u64>>,
+    /// Reconnection settings to sweep instead of each file's `[sweep] reconnect`.
+    pub reconnect: Option<Vec<bool>>,
 }
 
 /// How far a run has got, for a progress bar.
@@ -80,21 +82,22 @@ pub fn run(
 ) -> Result<(Populations, Ran), PopulationError> {
     let mut plans = Vec::new();
     for pop in pops {
-        let names = if opts.strategies.is_empty() {
-            pop.strategies.clone()
-        } else {
-            opts.strategies.clone()
-        };
-        if names.is_empty() {
+        let mut sweep = pop.sweep.clone();
+        if !opts.strategies.is_empty() {
+            sweep.strategies = opts.strategies.clone();
+        }
+        if sweep.strategies.is_empty() {
             return Err(PopulationError::NoStrategies {
                 file: pop.file.clone(),
             });
         }
-        let pings = opts
-            .ping_intervals
-            .clone()
-            .unwrap_or_else(|| pop.ping_intervals.clone());
-        let specs = cells(&names, &pings)?;
+        if let Some(p) = &opts.ping_intervals {
+            sweep.ping_intervals = p.clone();
+        }
+        if let Some(r) = &opts.reconnect {
+            sweep.reconnect = r.clone();
+        }
+        let specs = cells(&sweep)?;
         check(pop, &specs)?;
         let draws = sample(pop, opts.sessions, opts.shard);
         plans.push((pop, specs, draws));
@@ -256,6 +259,7 @@ fn results(
         .map(|s| Cell {
             strategy: s.name.clone(),
             ping_interval_ms: s.ping_ms,
+            reconnect: s.reconnect,
             paths: vec![PathTally::default(); pop.paths.len()],
             ..Cell::default()
         })
@@ -291,7 +295,7 @@ fn results(
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let pings: Vec<String> = specs
         .iter()
-        .map(|s| s.ping_ms.map_or(String::new(), |p| p.to_string()))
+        .map(|s| format!("{:?}/{:?}", s.ping_ms, s.reconnect))
         .collect();
     let input = format!(
         "{}\n{}\n{}\n{sessions}",
@@ -371,10 +375,14 @@ pub(crate) fn scenario_text(
         .filter(|k| *k != strategy)
         .collect();
     for (k, v) in &pop.session {
-        // A table for another strategy has no place in this session's scenario.
-        if !others.contains(&k.as_str()) {
+        // A table for another strategy has no place in this session's scenario, nor
+        // reconnection in a cell without it.
+        if !others.contains(&k.as_str()) && !(k == "reconnect" && cell.reconnect == Some(false)) {
             client.insert(k.clone(), v.clone());
         }
+    }
+    if cell.reconnect == Some(true) && !client.contains_key("reconnect") {
+        client.insert("reconnect".into(), toml::Value::Table(toml::Table::new()));
     }
     if let Some(t) = &cell.table {
         let mine = client

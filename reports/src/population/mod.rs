@@ -97,6 +97,9 @@ pub struct Cell {
     /// WebSocket ping of their own have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_interval_ms: Option<u64>,
+    /// Whether the sessions reconnected after a failure (swept), if swept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect: Option<bool>,
     /// Sessions run.
     pub sessions: u64,
     /// Sessions whose every message arrived (`delivered`, `degraded`, `fell-back`,
@@ -227,6 +230,7 @@ impl Cell {
         *self = Cell {
             strategy: std::mem::take(&mut self.strategy),
             ping_interval_ms: self.ping_interval_ms,
+            reconnect: self.reconnect,
             paths: vec![PathTally::default(); paths],
             ..Cell::default()
         };
@@ -277,12 +281,19 @@ impl Cell {
         percentile(&self.first_message_ms, p)
     }
 
-    /// The cell's name: the strategy, and the ping interval when swept.
+    /// The cell's name: the strategy, the ping interval when swept, and whether it
+    /// reconnects when that is swept (`ws ping 25 s, reconnecting`).
     pub fn label(&self) -> String {
-        match self.ping_interval_ms {
-            Some(ms) => format!("{} ping {}", self.strategy, crate::text::ms(ms as f64)),
-            None => self.strategy.clone(),
+        let mut s = self.strategy.clone();
+        if let Some(ms) = self.ping_interval_ms {
+            s.push_str(&format!(" ping {} s", crate::text::ms(ms as f64 / 1000.0)));
         }
+        match self.reconnect {
+            Some(true) => s.push_str(", reconnecting"),
+            Some(false) => s.push_str(", no reconnection"),
+            None => {}
+        }
+        s
     }
 }
 

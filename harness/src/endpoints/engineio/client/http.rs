@@ -14,7 +14,10 @@ use gauntlet_proxies::http::{self, Framing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Cx;
-use crate::endpoints::connect::{AsyncIo, Fail, Phase, Plan, describe_io, origin, transport};
+use crate::endpoints::connect::{
+    AsyncIo, Fail, Phase, Plan, describe_io, forwarding_proxy, origin, proxy_target, to_proxy,
+    transport,
+};
 use crate::engine::NetRef;
 use crate::verdict::transcript::Transcript;
 
@@ -77,7 +80,7 @@ pub(crate) async fn exchange(
     target: &str,
     body: (&[u8], &str),
 ) -> Result<Reply, Unanswered> {
-    let head = head(way.1, method, target, body);
+    let head = head(way, method, target, body);
     let mut io = connect(way).await?;
     match send(&mut io, &head, body.0, method).await {
         Ok((reply, _)) => Ok(reply),
@@ -100,7 +103,7 @@ pub(super) async fn exchange_kept(
     if !way.1.browser.keeps_alive() {
         return exchange(way, method, target, body).await;
     }
-    let head = head(way.1, method, target, body);
+    let head = head(way, method, target, body);
     let idle = cx.idle.borrow_mut().pop();
     if let Some(mut io) = idle {
         cx.log(format!("{method} on a kept-alive connection"));
@@ -139,7 +142,7 @@ pub(crate) async fn request(
     target: &str,
     body: (&[u8], &str),
 ) -> Result<(Box<dyn AsyncIo>, http::Head, Vec<u8>), Unanswered> {
-    let head = head(way.1, method, target, body);
+    let head = head(way, method, target, body);
     let mut io = connect(way).await?;
     let broken = |e: std::io::Error| Unanswered::Broken(describe_io(&e));
     io.write_all(head.as_bytes()).await.map_err(broken)?;
@@ -152,22 +155,57 @@ pub(crate) async fn request(
 }
 
 /// The request head the plan's browser writes: a POST says its body's length and type.
-fn head(plan: &Plan, method: &str, target: &str, (body, content_type): (&[u8], &str)) -> String {
-    plan.browser.xhr(
+/// Through an explicit proxy, plain HTTP goes to the proxy itself, the target in absolute
+/// form (RFC 9112 §3.2.2) and the credentials in `Proxy-Authorization`, as a browser sends
+/// an XHR through its configured proxy; https tunnels with CONNECT.
+fn head(
+    (net, plan, _): Way<'_>,
+    method: &str,
+    target: &str,
+    (body, content_type): (&[u8], &str),
+) -> String {
+    let absolute;
+    let target = match forwarding_proxy(plan) {
+        Some(proxy) => {
+            absolute = format!(
+                "http://{}{target}",
+                proxy_target(net, proxy, &plan.host, 80)
+            );
+            absolute.as_str()
+        }
+        None => target,
+    };
+    let mut head = plan.browser.xhr(
         method,
         target,
         &plan.host,
         &origin(plan),
         (method == "POST").then_some((body.len(), content_type)),
-    )
+    );
+    if let Some(c) = forwarding_proxy(plan).and_then(|p| p.credentials.as_ref()) {
+        let field = format!(
+            "Proxy-Authorization: Basic {}\r\n\r\n",
+            data_encoding::BASE64.encode(c.as_bytes())
+        );
+        if head.ends_with("\r\n\r\n") {
+            head.truncate(head.len() - 2);
+            head.push_str(&field);
+        }
+    }
+    head
 }
 
-/// A new connection to the server, as the plan reaches it.
+/// A new connection to the server, as the plan reaches it: to the explicit proxy itself for
+/// plain HTTP through one.
 async fn connect((net, plan, t): Way<'_>) -> Result<Box<dyn AsyncIo>, Unanswered> {
     let phase = Phase::new(net.now());
-    transport(net, plan, t, &phase)
-        .await
-        .map_err(Unanswered::Connect)
+    match forwarding_proxy(plan) {
+        Some(proxy) => to_proxy(net, plan, t, proxy)
+            .await
+            .map(|s| Box::new(s) as Box<dyn AsyncIo>),
+        None => transport(net, plan, t, &phase).await,
+    }
+    .map_err(Unanswered::Connect)
 }
 
 /// How an exchange on a connection failed.
