@@ -377,7 +377,8 @@ pub(crate) fn scenario_text(
     for (k, v) in &pop.session {
         // A table for another strategy has no place in this session's scenario, nor
         // reconnection in a cell without it.
-        if !others.contains(&k.as_str()) && !(k == "reconnect" && cell.reconnect == Some(false)) {
+        let dropped = k == "reconnect" && cell.reconnect == Some(false);
+        if !others.contains(&k.as_str()) && !dropped {
             client.insert(k.clone(), v.clone());
         }
     }
