@@ -149,24 +149,7 @@ enum Command {
     /// Render a results file as reports: report.md (summary, traversal matrix, latency),
     /// report.html (self-contained, with charts), report.xml (JUnit) and report.json (the
     /// results themselves).
-    Report {
-        /// The results file (JSON written by `run --results`).
-        results: PathBuf,
-        /// The folder to write the four reports into.
-        #[arg(long, default_value = "target/gauntlet")]
-        out: PathBuf,
-        /// Also render the traversal page (the seed article's decision tree measured, ws versus
-        /// wss per intermediary kind, the matrix) to this file.
-        #[arg(long, value_name = "FILE")]
-        traversal: Option<PathBuf>,
-        /// Instead of writing the traversal page, compare it with the file at --traversal and
-        /// exit 1 if that file is stale.
-        #[arg(long, requires = "traversal")]
-        check: bool,
-        /// How to name the command that regenerates the traversal page.
-        #[arg(long, hide = true, default_value = "gauntlet report")]
-        invoked_as: String,
-    },
+    Report(cli::report::ReportArgs),
     /// Measure what each transport (ws, wss, Engine.IO long-polling, HTTP streaming) puts on
     /// the wire per message, by message size and by message rate, with Chromium's request
     /// heads, on the simulated engine; print bytes per message and write the page, chart and
@@ -246,21 +229,7 @@ enum Command {
     /// Example: gauntlet gate --product nginx --quick
     #[command(verbatim_doc_comment)]
     Gate(cli::gate::GateArgs),
-    /// Populations: sessions sampled from weighted mixes of network paths (shipped:
-    /// scenarios/populations, by name), each run with every strategy on the simulated
-    /// engine; per strategy the success rate with its Wilson 95% interval, the outcomes,
-    /// time to the first message, messages lost and reconnections. Writes
-    /// populations.json, .md and .html.
-    ///
-    /// Example: gauntlet population huang-2011 ws wss long-polling ws-then-wss
-    /// Example: gauntlet population cloud-balancers ws --ping-interval-ms 20000,50000,70000
-    /// Example (shards, e.g. a CI matrix or a Kubernetes Indexed Job's index as I):
-    /// gauntlet population huang-2011 --shard I/4 --out shards, then
-    /// gauntlet merge shards/populations.shard-*.json
-    #[command(verbatim_doc_comment)]
     Population(cli::population::PopulationArgs),
-    /// Merges the shards of one `gauntlet population` run into the files the run without
-    /// shards writes, byte for byte.
     Merge(cli::population::MergeArgs),
     /// The conformance matrix: the gate suite, quick (a 3 s quiet period), through every
     /// real product in each configuration of the matrix (its documentation's WebSocket
@@ -451,13 +420,7 @@ fn main() -> ExitCode {
         Command::Population(args) => cli::population::population_cmd(&args),
         Command::Merge(args) => cli::population::merge_cmd(&args),
         Command::Conformance(args) => cli::conformance::conformance(&args),
-        Command::Report {
-            results,
-            out,
-            traversal,
-            check,
-            invoked_as,
-        } => report(&results, &out, traversal.as_deref(), check, &invoked_as),
+        Command::Report(args) => report(&args),
         Command::Diff {
             old,
             new,

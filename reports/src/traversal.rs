@@ -12,6 +12,7 @@ use std::fmt::Write;
 use crate::Results;
 use crate::aggregate::{self, DELIVERED, Group};
 use crate::markdown::{code, count, escape, mark, matrix_table, on_engine};
+use crate::population::Populations;
 use crate::text::percent;
 
 /// What the article predicts for a scheme on a branch.
@@ -149,7 +150,7 @@ fn agrees(claim: Claim, measured: &Measured<'_>) -> &'static str {
 /// Renders `reports/TRAVERSAL.md` from the catalogue's results. `command` is what regenerates
 /// it, named in its header. A pure function of its inputs, so CI can compare the committed file
 /// with a fresh rendering byte for byte.
-pub fn traversal(results: &Results, command: &str) -> String {
+pub fn traversal(results: &Results, populations: Option<&Populations>, command: &str) -> String {
     let groups = aggregate::groups(results);
     let find = |scenario: &str, scheme: &str| Measured {
         group: groups
@@ -272,6 +273,10 @@ pub fn traversal(results: &Results, command: &str) -> String {
         }
     }
 
+    if let Some(p) = populations {
+        out.push_str(&crate::population::traversal_section(p));
+    }
+
     out.push_str("\n## Traversal matrix\n\n");
     out.push_str("Every scenario of the catalogue, each cell every seed's outcome.\n\n");
     matrix_table(&mut out, &matrix);
@@ -322,7 +327,7 @@ mod tests {
             ],
             notes: Vec::new(),
         };
-        let text = traversal(&results, "cargo xtask report");
+        let text = traversal(&results, None, "cargo xtask report");
         let row = text
             .lines()
             .find(|l| l.starts_with("| proxy → transparent → strips"))

@@ -8,7 +8,8 @@
 //!   [--transcript]`: runs every scenario file × scheme (or strategy) × seed, writes `target/gauntlet/results.json`, and
 //!   exits non-zero if any run missed its expectation.
 //! - `report [--check]`: runs the catalogue, writes `target/gauntlet/report.{md,html,xml,json}`
-//!   and regenerates `reports/TRAVERSAL.md`, `reports/OVERHEAD.md` and `reports/overhead.svg`
+//!   and regenerates `reports/TRAVERSAL.md`, `reports/POPULATIONS.md` and `populations.html`
+//!   (the shipped populations), `reports/OVERHEAD.md` and `reports/overhead.svg`
 //!   (with `--check`: fails if a committed one is stale instead of writing it).
 //! - `live [--jobs N]`: the differential suite: `scenarios/live/` on the live engine (real
 //!   products) against each scenario's twin on the simulated engine.
@@ -54,7 +55,9 @@ tasks:
   report [--check]
       Run the catalogue on the default engine, then write target/gauntlet/report.md,
       report.html (self-contained, with charts), report.xml (JUnit) and report.json, and
-      regenerate reports/TRAVERSAL.md, then measure each transport's bytes on the wire and
+      regenerate reports/TRAVERSAL.md (with the table of the shipped populations, run
+      with gauntlet population into reports/POPULATIONS.md and populations.html), then
+      measure each transport's bytes on the wire and
       latency per message (gauntlet overhead) into reports/OVERHEAD.md and
       reports/overhead.svg. --check: leave the committed pages alone and exit 1 if one is
       stale (CI runs this). Exit 1 also if a run missed its expectation (the reports are
@@ -232,6 +235,12 @@ const RESULTS: &str = "target/gauntlet/results.json";
 const OVERHEAD: &str = "reports/OVERHEAD.md";
 const OVERHEAD_SVG: &str = "reports/overhead.svg";
 
+/// Where `report` has the shipped populations' results written, and the committed pages it
+/// regenerates from them.
+const POPULATIONS_OUT: &str = "target/gauntlet/populations";
+const POPULATIONS_MD: &str = "reports/POPULATIONS.md";
+const POPULATIONS_HTML: &str = "reports/populations.html";
+
 /// The committed traversal page `report` regenerates.
 const TRAVERSAL: &str = "reports/TRAVERSAL.md";
 
@@ -337,8 +346,29 @@ fn report(root: &Path, args: &[String]) -> ExitCode {
     }
     let mut cmd = Command::new(&gauntlet);
     cmd.current_dir(root)
+        .args([
+            "population",
+            "scenarios/populations",
+            "--out",
+            POPULATIONS_OUT,
+        ])
+        .args(["--markdown", POPULATIONS_MD, "--html", POPULATIONS_HTML])
+        .args(["--invoked-as", "cargo xtask report"]);
+    if check {
+        cmd.arg("--check");
+    }
+    let populations = run(&mut cmd);
+    if populations == 2 {
+        return ExitCode::from(2);
+    }
+    let mut cmd = Command::new(&gauntlet);
+    cmd.current_dir(root)
         .args(["report", RESULTS, "--out", "target/gauntlet"])
         .args(["--traversal", TRAVERSAL])
+        .args([
+            "--populations",
+            &format!("{POPULATIONS_OUT}/populations.json"),
+        ])
         .args(["--invoked-as", "cargo xtask report"]);
     if check {
         cmd.arg("--check");
@@ -352,5 +382,5 @@ fn report(root: &Path, args: &[String]) -> ExitCode {
         cmd.arg("--check");
     }
     let overhead = run(&mut cmd);
-    ExitCode::from(rendered.max(suite).max(overhead))
+    ExitCode::from(rendered.max(suite).max(overhead).max(populations))
 }

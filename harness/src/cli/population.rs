@@ -10,10 +10,22 @@ use gauntlet_reports::population::{
 };
 
 use crate::cli::diff::MAX_RESULTS_BYTES;
+use crate::cli::report::is_current;
 use crate::*;
 
-/// `gauntlet population`.
+/// Populations: sessions sampled from weighted mixes of network paths (shipped:
+/// scenarios/populations, by name), each run with every strategy on the simulated
+/// engine; per strategy the success rate with its Wilson 95% interval, the outcomes,
+/// time to the first message, messages lost and reconnections. Writes
+/// populations.json, .md and .html.
+///
+/// Example: gauntlet population huang-2011 ws wss long-polling ws-then-wss
+/// Example: gauntlet population cloud-balancers ws --ping-interval-ms 20000,50000,70000
+/// Example (shards, e.g. a CI matrix or a Kubernetes Indexed Job's index as I):
+/// gauntlet population huang-2011 --shard I/4 --out shards, then
+/// gauntlet merge shards/populations.shard-*.json
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct PopulationArgs {
     /// Populations (a file, or a shipped one's name: see below) and strategies (ws, wss,
     /// long-polling, polling-then-upgrade, ws-then-wss, …), in any order. Without
@@ -47,6 +59,15 @@ pub(crate) struct PopulationArgs {
         default_value = "target/gauntlet/populations"
     )]
     out: PathBuf,
+    /// Also write the Markdown report here (with --check: compare it with this file).
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Also write the HTML report here (with --check: compare it with this file).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Leave --markdown and --html alone and exit 1 if either is stale.
+    #[arg(long)]
+    check: bool,
     /// How to name this command in the reports.
     #[arg(long, hide = true, default_value = "gauntlet population")]
     invoked_as: String,
@@ -60,7 +81,8 @@ enum Reconnect {
     Both,
 }
 
-/// `gauntlet merge`.
+/// Merges the shards of one `gauntlet population` run into the files the run without
+/// shards writes, byte for byte.
 #[derive(Debug, clap::Args)]
 pub(crate) struct MergeArgs {
     /// Every shard's JSON, as `gauntlet population --shard` wrote them.
@@ -101,7 +123,7 @@ pub(crate) fn population_cmd(args: &PopulationArgs) -> anyhow::Result<ExitCode> 
             continue;
         }
         match population::resolve(name) {
-            Some(Ok(p)) => pops.push(p),
+            Some(Ok(p)) => pops.extend(p),
             Some(Err(e)) => {
                 errln!("{e}");
                 return Ok(ExitCode::from(2));
@@ -190,7 +212,29 @@ pub(crate) fn population_cmd(args: &PopulationArgs) -> anyhow::Result<ExitCode> 
     );
     print_cells(&results);
     write(&results, &args.out, &args.invoked_as)?;
-    Ok(ExitCode::SUCCESS)
+    let mut stale = false;
+    let pages = [
+        (
+            &args.markdown,
+            population_markdown(&results, &args.invoked_as),
+        ),
+        (&args.html, population_html(&results, &args.invoked_as)),
+    ];
+    for (path, text) in pages {
+        let Some(path) = path else { continue };
+        if args.check {
+            stale |= !is_current(path, &text, &args.invoked_as, "a population report")?;
+        } else {
+            gauntlet::files::write_file(path, &text)
+                .with_context(|| format!("writing {}", path.display()))?;
+            outln!("wrote {}", path.display());
+        }
+    }
+    Ok(if stale {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub(crate) fn merge_cmd(args: &MergeArgs) -> anyhow::Result<ExitCode> {

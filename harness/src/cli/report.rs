@@ -3,14 +3,34 @@
 use crate::cli::diff::{MAX_RESULTS_BYTES, read_results};
 use crate::*;
 
-pub(crate) fn report(
-    results_path: &Path,
-    out: &Path,
-    traversal: Option<&Path>,
+/// `gauntlet report`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReportArgs {
+    /// The results file (JSON written by `run --results`).
+    results: PathBuf,
+    /// The folder to write the four reports into.
+    #[arg(long, default_value = "target/gauntlet")]
+    out: PathBuf,
+    /// Also render the traversal page (the seed article's decision tree measured, ws versus
+    /// wss per intermediary kind, the matrix) to this file.
+    #[arg(long, value_name = "FILE")]
+    traversal: Option<PathBuf>,
+    /// The populations' results (`gauntlet population`'s populations.json) whose table the
+    /// traversal page shows.
+    #[arg(long, value_name = "FILE", requires = "traversal")]
+    populations: Option<PathBuf>,
+    /// Instead of writing the traversal page, compare it with the file at --traversal and
+    /// exit 1 if that file is stale.
+    #[arg(long, requires = "traversal")]
     check: bool,
-    invoked_as: &str,
-) -> anyhow::Result<ExitCode> {
-    let results = read_results(results_path)?;
+    /// How to name the command that regenerates the traversal page.
+    #[arg(long, hide = true, default_value = "gauntlet report")]
+    invoked_as: String,
+}
+
+pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let (out, check, invoked_as) = (&args.out, args.check, args.invoked_as.as_str());
+    let results = read_results(&args.results)?;
     let files = [
         ("report.md", gauntlet_reports::markdown(&results)),
         ("report.html", gauntlet_reports::html(&results)),
@@ -23,10 +43,22 @@ pub(crate) fn report(
             .with_context(|| format!("writing {}", path.display()))?;
         outln!("wrote {}", path.display());
     }
-    let Some(traversal_path) = traversal else {
+    let Some(traversal_path) = args.traversal.as_deref() else {
         return Ok(ExitCode::SUCCESS);
     };
-    let fresh = gauntlet_reports::traversal(&results, invoked_as);
+    let populations = match &args.populations {
+        Some(path) => {
+            let bytes = gauntlet::files::read_file(path, MAX_RESULTS_BYTES, "a populations file")
+                .with_context(|| format!("reading {}", path.display()))?;
+            let text = String::from_utf8_lossy(&bytes);
+            Some(
+                gauntlet_reports::population::from_json(&text)
+                    .with_context(|| format!("{} is no populations' results", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let fresh = gauntlet_reports::traversal(&results, populations.as_ref(), invoked_as);
     if !check {
         gauntlet::files::write_file(traversal_path, &fresh)
             .with_context(|| format!("writing {}", traversal_path.display()))?;

@@ -24,6 +24,8 @@ struct RawFile {
     #[serde(default)]
     mark: Vec<RawMark>,
     #[serde(default)]
+    calibration: Vec<Spanned<RawCalibration>>,
+    #[serde(default)]
     path: Vec<Spanned<RawPath>>,
 }
 
@@ -43,6 +45,14 @@ struct RawSweep {
 struct RawMark {
     label: String,
     ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCalibration {
+    what: String,
+    strategy: String,
+    rate: f64,
 }
 
 #[derive(Deserialize)]
@@ -92,16 +102,26 @@ impl<'de> Deserialize<'de> for Ordered {
 /// text)` sorted by name, built in so that an installed binary has them.
 pub const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/populations.rs"));
 
-/// The population `arg` names: a file, or a shipped population's name (`huang-2011`);
-/// `None` when it is neither.
-pub fn resolve(arg: &str) -> Option<Result<Population, ScenarioError>> {
+/// The populations `arg` names: a file, a folder's `*.toml` files in name order, or a
+/// shipped population's name (`huang-2011`); `None` when it is none of these.
+pub fn resolve(arg: &str) -> Option<Result<Vec<Population>, ScenarioError>> {
     let path = Path::new(arg);
     if path.is_file() {
-        return Some(load(path));
+        return Some(load(path).map(|p| vec![p]));
+    }
+    if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        return Some(files.iter().map(|f| load(f)).collect());
     }
     BUILTIN.iter().find_map(|(file, text)| {
         let stem = file.strip_suffix(".toml")?;
-        (stem == arg).then(|| parse(&format!("scenarios/populations/{file}"), text, stem))
+        (stem == arg)
+            .then(|| parse(&format!("scenarios/populations/{file}"), text, stem).map(|p| vec![p]))
     })
 }
 
@@ -185,6 +205,27 @@ pub fn parse(file: &str, text: &str, stem: &str) -> Result<Population, ScenarioE
         }
         None => Sweep::default(),
     };
+    let mut calibration = Vec::new();
+    for c in raw.calibration {
+        let span = c.span();
+        let c = c.into_inner();
+        if !(0.0..=1.0).contains(&c.rate) {
+            return Err(at(
+                span.start,
+                "a calibration's `rate` is from 0 to 1".into(),
+            ));
+        }
+        if !sweep.strategies.contains(&c.strategy) {
+            return Err(at(
+                span.start,
+                format!(
+                    "a calibration's strategy `{}` is not among `[sweep] strategies`",
+                    c.strategy
+                ),
+            ));
+        }
+        calibration.push((c.what, c.strategy, c.rate));
+    }
     if raw.path.is_empty() {
         return Err(at(
             text.len(),
@@ -213,6 +254,7 @@ pub fn parse(file: &str, text: &str, stem: &str) -> Result<Population, ScenarioE
         session,
         sweep,
         marks: raw.mark.into_iter().map(|m| (m.label, m.ms)).collect(),
+        calibration,
         paths,
     };
     // The file's strategies, or plain ws, must run on every path; the command line's are

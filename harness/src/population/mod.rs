@@ -52,6 +52,9 @@ pub struct Population {
     pub sweep: Sweep,
     /// Times to mark on charts (`[[mark]]`).
     pub marks: Vec<(String, u64)>,
+    /// Field measurements it is calibrated on (`[[calibration]]`): what, the strategy that
+    /// stands for it, the measured rate.
+    pub calibration: Vec<(String, String, f64)>,
     /// The paths, each with its weight.
     pub paths: Vec<PathDef>,
 }

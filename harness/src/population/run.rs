@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gauntlet_proxies::rng::{Rng, fnv1a};
 use gauntlet_reports::population::{
-    Cell, Mark, PathInfo, PathTally, Population as Results, Populations, Shard, VERSION,
+    Calibration, Cell, Mark, PathInfo, PathTally, Population as Results, Populations, Shard,
+    VERSION,
 };
 
 use super::dist::{Param, pick, unit};
@@ -325,6 +326,15 @@ fn results(
             .map(|(label, ms)| Mark {
                 label: label.clone(),
                 ms: *ms,
+            })
+            .collect(),
+        calibration: pop
+            .calibration
+            .iter()
+            .map(|(what, strategy, rate)| Calibration {
+                what: what.clone(),
+                strategy: strategy.clone(),
+                rate: *rate,
             })
             .collect(),
         cells,

@@ -40,7 +40,12 @@ pub struct Planned {
     pub seed: u64,
 }
 
-/// Every `*.toml` under `paths`, sorted, each once.
+/// Folders of population files ([`crate::population`]) found beneath a folder searched for
+/// scenarios are passed over: their files are not scenarios.
+pub const POPULATIONS_DIR: &str = "populations";
+
+/// Every `*.toml` under `paths`, sorted, each once; below a folder, none in a
+/// [`POPULATIONS_DIR`] folder.
 pub fn find_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for p in paths {
@@ -61,6 +66,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for e in entries {
         let path = e.path();
         if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == POPULATIONS_DIR) {
+                continue;
+            }
             walk(&path, out)?;
         } else if path.extension().is_some_and(|x| x == "toml") {
             out.push(path);

@@ -24,6 +24,8 @@ mod gate;
 #[cfg(feature = "cli")]
 pub mod interop;
 #[cfg(feature = "cli")]
+mod population;
+#[cfg(feature = "cli")]
 mod process;
 #[cfg(feature = "cli")]
 mod products;

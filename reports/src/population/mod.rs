@@ -12,7 +12,10 @@ mod render;
 mod render_svg;
 mod stats;
 
-pub use render::{population_html, population_markdown, population_table};
+pub use render::{
+    TABLE_PING_MS, calibration_table, population_html, population_markdown, population_table,
+    traversal_section,
+};
 pub use stats::{Interval, percentile, wilson};
 
 /// The populations' results format; changes when a field changes meaning or goes away.
@@ -64,8 +67,23 @@ pub struct Population {
     /// limit its paths draw), in the file's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<Mark>,
+    /// Field measurements the population was calibrated on (`[[calibration]]`), each to be
+    /// reproduced by a strategy's rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<Calibration>,
     /// Each cell, in the order run.
     pub cells: Vec<Cell>,
+}
+
+/// A measured rate a population reproduces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// What was measured (`Upgrade-based handshake, Huang et al. 2011`).
+    pub what: String,
+    /// The strategy that stands for it.
+    pub strategy: String,
+    /// The measured rate, 0 to 1.
+    pub rate: f64,
 }
 
 /// A named time on a chart's axis.

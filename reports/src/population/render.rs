@@ -35,6 +35,9 @@ pub fn population_markdown(p: &Populations, invoked_as: &str) -> String {
         let _ = writeln!(out, "## `{}`: {}\n", pop.name, pop.title);
         let _ = writeln!(out, "{}\n", recommendation(pop));
         let _ = writeln!(out, "{}", population_table(pop));
+        if !pop.calibration.is_empty() {
+            let _ = writeln!(out, "Calibrated on:\n\n{}", calibration_table(pop));
+        }
         paths_markdown(&mut out, pop);
         let _ = writeln!(out, "Source: {}\n", pop.source.replace('\n', " "));
     }
@@ -120,10 +123,21 @@ fn first_message(c: &Cell) -> String {
     format!("{} / {} / {} ms", p(50.0), p(90.0), p(99.0))
 }
 
-/// The generated recommendation: the cell with the highest lower bound, with its evidence,
-/// the cells whose intervals overlap it, and plain `ws` beside it.
+/// The cells a population's charts and recommendation show: every strategy unswept or at
+/// [`TABLE_PING_MS`], with and without reconnection where that is swept (the ping sweep has
+/// a chart of its own).
+pub(crate) fn headline(pop: &Population) -> Vec<&Cell> {
+    pop.cells
+        .iter()
+        .filter(|c| c.ping_interval_ms.is_none_or(|ms| ms == TABLE_PING_MS))
+        .collect()
+}
+
+/// The generated recommendation: the headline cell with the highest lower bound, with its
+/// evidence, plain `ws` beside it, and the cells whose intervals reach it.
 pub(crate) fn recommendation(pop: &Population) -> String {
-    let Some(best) = pop.cells.iter().max_by(|a, b| {
+    let cells = headline(pop);
+    let Some(best) = cells.iter().copied().max_by(|a, b| {
         a.success()
             .low
             .total_cmp(&b.success().low)
@@ -138,30 +152,129 @@ pub(crate) fn recommendation(pop: &Population) -> String {
         b.text(),
         pop.name
     );
-    let ws: Vec<&Cell> = pop
-        .cells
-        .iter()
-        .filter(|c| c.strategy == "ws" && c.label() != best.label())
-        .collect();
-    for c in ws {
-        let _ = write!(s, "; {} alone {}", c.label(), c.success().text());
+    if let Some(ws) = table_cell(pop, "ws").filter(|c| c.label() != best.label()) {
+        let _ = write!(s, "; {} alone {}", ws.label(), ws.success().text());
     }
-    let ties: Vec<String> = pop
-        .cells
+    let ties: Vec<String> = cells
         .iter()
         .filter(|c| c.label() != best.label() && c.success().high >= b.low)
         .map(|c| c.label())
         .collect();
-    if ties.is_empty() {
-        s.push_str(". No other strategy's interval reaches it.");
-    } else {
-        let _ = write!(
-            s,
-            ". Within its interval, so not told apart by these sessions: {}.",
-            ties.join(", ")
-        );
+    match ties.len() {
+        0 => s.push_str(". No other strategy's interval reaches it."),
+        1..=4 => {
+            let _ = write!(
+                s,
+                ". Within its interval, so not told apart by these sessions: {}.",
+                ties.join(", ")
+            );
+        }
+        n => {
+            let _ = write!(
+                s,
+                ". {n} other cells reach its interval, so these sessions do not tell them apart: {}, and {} more.",
+                ties[..3].join(", "),
+                n - 3
+            );
+        }
     }
     s
+}
+
+/// The ping interval of the cells the traversal page's table shows where a population sweeps
+/// it: 30 s, a common WebSocket keepalive below every idle limit of the shipped paths but
+/// the shortest ones.
+pub const TABLE_PING_MS: u64 = 30_000;
+
+/// The cell the traversal page shows for `strategy` of `pop`: unswept, or pinging every
+/// [`TABLE_PING_MS`], without reconnection where that is swept.
+fn table_cell<'a>(pop: &'a Population, strategy: &str) -> Option<&'a Cell> {
+    pop.cells.iter().find(|c| {
+        c.strategy == strategy
+            && c.ping_interval_ms.is_none_or(|ms| ms == TABLE_PING_MS)
+            && c.reconnect != Some(true)
+    })
+}
+
+/// The traversal page's section: every population's success per strategy, and how each
+/// population reproduces what it was calibrated on.
+pub fn traversal_section(p: &Populations) -> String {
+    let mut out = String::from("\n## Populations\n\n");
+    let _ = writeln!(
+        out,
+        "The share of a population's sessions whose every message arrived, per strategy, \
+         with its Wilson 95% interval: {} sessions sampled from each population of \
+         `scenarios/populations/` (a weighted mix of network paths, each weight and value \
+         cited or marked as an assumption), each run with every strategy on the simulated \
+         engine. Where a population sweeps the ping interval, the WebSocket strategies ping \
+         every {} s here, without reconnecting; [POPULATIONS.md](POPULATIONS.md) has every \
+         cell, and `populations.html` the charts.\n",
+        p.sessions,
+        TABLE_PING_MS / 1000
+    );
+    let mut strategies: Vec<&str> = Vec::new();
+    for c in p.populations.iter().flat_map(|pop| &pop.cells) {
+        if !strategies.contains(&c.strategy.as_str()) {
+            strategies.push(&c.strategy);
+        }
+    }
+    out.push_str("| population |");
+    for s in &strategies {
+        let _ = write!(out, " {s} |");
+    }
+    out.push_str("\n| --- |");
+    for _ in &strategies {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for pop in &p.populations {
+        let _ = write!(out, "| `{}` |", pop.name);
+        for s in &strategies {
+            match table_cell(pop, s) {
+                Some(c) => {
+                    let _ = write!(out, " {} |", c.success().text());
+                }
+                None => out.push_str(" — |"),
+            }
+        }
+        out.push('\n');
+    }
+    for pop in p.populations.iter().filter(|p| !p.calibration.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n`{}` reproduces the field measurements it was calibrated on; every other \
+             strategy's rate above is a prediction:\n",
+            pop.name
+        );
+        out.push_str(&calibration_table(pop));
+    }
+    out
+}
+
+/// What `pop` was calibrated on, the simulated rate beside each, and whether the measured
+/// rate lies within the simulated rate's interval.
+pub fn calibration_table(pop: &Population) -> String {
+    let mut out = String::from(
+        "| measured | strategy | field rate | simulated [95%] | within |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for c in &pop.calibration {
+        let cell = table_cell(pop, &c.strategy);
+        let (sim, within) = match cell {
+            Some(cell) => {
+                let i = cell.success();
+                (i.text(), if i.contains(c.rate) { "yes" } else { "NO" })
+            }
+            None => ("not run".to_string(), "—"),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1}% | {sim} | {within} |",
+            c.what,
+            c.strategy,
+            c.rate * 100.0
+        );
+    }
+    out
 }
 
 /// The HTML report: one self-contained page.
@@ -187,6 +300,18 @@ pub fn population_html(p: &Populations, invoked_as: &str) -> String {
         out.push_str(&super::render_svg::success_chart(pop));
         out.push_str(&super::render_svg::first_message_chart(pop));
         out.push_str(&table_html(pop));
+        if !pop.calibration.is_empty() {
+            out.push_str("<p>Calibrated on:</p>\n<table><tr><th>measured</th><th>strategy</th><th>field rate</th><th>simulated [95%]</th><th>within</th></tr>\n");
+            for line in calibration_table(pop).lines().skip(2) {
+                let cells: Vec<String> = line
+                    .trim_matches('|')
+                    .split(" | ")
+                    .map(|c| format!("<td>{}</td>", xml(c.trim())))
+                    .collect();
+                let _ = writeln!(out, "<tr>{}</tr>", cells.concat());
+            }
+            out.push_str("</table>\n");
+        }
         let _ = writeln!(out, "<p class=\"note\">{}</p>", xml(&pop.source));
     }
     out.push_str(&super::render_svg::ping_charts(p));

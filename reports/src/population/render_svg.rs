@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use super::render::text_px;
-use super::{Cell, Population, Populations, percentile};
+use super::render::{headline, text_px};
+use super::{Population, Populations, percentile};
 use crate::text::{ms, xml};
 
 const ROW: f64 = 22.0;
@@ -36,7 +36,8 @@ fn text(out: &mut String, x: f64, y: f64, anchor: &str, s: &str) {
 
 /// Success rate per cell, a bar each, its Wilson interval as a whisker.
 pub(crate) fn success_chart(pop: &Population) -> String {
-    let labels: Vec<String> = pop.cells.iter().map(Cell::label).collect();
+    let cells = headline(pop);
+    let labels: Vec<String> = cells.iter().map(|c| c.label()).collect();
     let left = labels.iter().map(|l| text_px(l)).fold(0.0, f64::max) + 2.0 * PAD;
     let right = text_px("100.0% [100.0, 100.0]") + 2.0 * PAD;
     let top = 30.0;
@@ -57,7 +58,7 @@ pub(crate) fn success_chart(pop: &Population) -> String {
         &format!("Sessions whose every message arrived, {}", pop.name),
     );
     let x = |r: f64| left + r * PLOT_W;
-    for (i, c) in pop.cells.iter().enumerate() {
+    for (i, c) in cells.iter().enumerate() {
         let y = top + ROW * i as f64;
         let s = c.success();
         text(&mut out, left - PAD, y + 15.0, "end", &labels[i]);
@@ -114,7 +115,7 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let mut t = Vec::new();
     let mut d = 10f64.powf(lo.log10().floor());
     while d <= hi * 1.0001 {
-        for m in [1.0, 3.0] {
+        for m in [1.0, 2.0, 5.0] {
             let v = d * m;
             if v >= lo * 0.9999 && v <= hi * 1.0001 {
                 t.push(v);
@@ -128,9 +129,8 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// The time to the first message per cell: a line from p50 to p99 on a log scale, p90
 /// marked, each value written beside it.
 pub(crate) fn first_message_chart(pop: &Population) -> String {
-    let rows: Vec<(String, [u64; 3])> = pop
-        .cells
-        .iter()
+    let rows: Vec<(String, [u64; 3])> = headline(pop)
+        .into_iter()
         .filter_map(|c| {
             let p = |q| percentile(&c.first_message_ms, q);
             Some((c.label(), [p(50.0)?, p(90.0)?, p(99.0)?]))
@@ -222,7 +222,7 @@ fn ping_chart(p: &Populations, strategy: &str) -> String {
             let pts = pop
                 .cells
                 .iter()
-                .filter(|c| c.strategy == strategy)
+                .filter(|c| c.strategy == strategy && c.reconnect != Some(true))
                 .filter_map(|c| Some((c.ping_interval_ms?, c.success().rate)))
                 .collect();
             (pop, pts)
@@ -274,7 +274,9 @@ fn ping_chart(p: &Populations, strategy: &str) -> String {
         PAD,
         18.0,
         "start",
-        &format!("{strategy}: success against the WebSocket ping interval (ms, log scale)"),
+        &format!(
+            "{strategy} without reconnection: success against the WebSocket ping interval (s, log scale)"
+        ),
     );
     let x = log_x(lo, hi, left);
     let y = |r: f64| top + (1.0 - r) * plot_h;
@@ -332,6 +334,14 @@ fn ping_chart(p: &Populations, strategy: &str) -> String {
             "<path d=\"{}\" stroke=\"{colour}\" stroke-width=\"2\" fill=\"none\"/>",
             d.join("")
         );
+        for (at, r) in pts {
+            let _ = writeln!(
+                out,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>",
+                x(*at as f64),
+                y(*r)
+            );
+        }
         let ly = top + ROW * i as f64;
         let lx = left + PLOT_W + PAD;
         let _ = writeln!(

@@ -37,6 +37,7 @@ fn shard(index: u64, count: u64, n: u64) -> Populations {
             input: "abc".into(),
             paths: vec![],
             marks: vec![],
+            calibration: vec![],
             cells: vec![cell("ws", n, 50), cell("wss", 50, 50)],
         }],
     }
