@@ -1,9 +1,10 @@
-//! Embeds in the library what `gauntlet gate` needs outside a checkout: the gate suite (every
-//! `*.toml` under `scenarios/gate/`, its behaviours) and the real products' configuration
-//! templates (every file of `scenarios/live/templates/`), and the shipped populations (every
-//! `*.toml` of `scenarios/populations/`, which `population/builtin.rs` includes). Each becomes a list of
-//! `(name, include_str!(path))` in `OUT_DIR`, which `real/gate/suite.rs` and
-//! `real/product/builtin.rs` include; cargo runs this again whenever either folder changes.
+//! Embeds in the library what an installed `gauntlet` needs outside a checkout: the gate
+//! suite (every `*.toml` under `scenarios/gate/`, its behaviours), the real products'
+//! configuration templates (every file of `scenarios/live/templates/`) and the shipped
+//! populations (every `*.toml` of `scenarios/populations/`). Each becomes a list of
+//! `(name, include_str!(path))` in `OUT_DIR`, which `real/gate/suite.rs`,
+//! `real/product/builtin.rs` and `population/load.rs` include; cargo runs this again whenever
+//! one of the folders changes.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -33,6 +33,9 @@
 //!   suite through many real intermediaries ([`conformance::Column`]: a product in one
 //!   configuration, its version and its gate results), a row per behaviour, with people's
 //!   [`conformance::Note`]s on the failing cells; [`conformance::cells`] reads the matrix back.
+//! - [`mod@population`]: populations' results ([`population::Populations`], counts per
+//!   cell that shards add up with [`population::Populations::merge`]), their statistics
+//!   (Wilson intervals, percentiles of histograms) and their Markdown and HTML reports.
 //! - `text.rs`: what the renderers share: XML/HTML escaping, millisecond formatting, short
 //!   scenario labels.
 //!

@@ -5,7 +5,7 @@
 use gauntlet::run::overhead;
 use gauntlet_reports::overhead::{Overhead, Sweep};
 
-use crate::cli::report::is_current;
+use crate::cli::report::write_or_check;
 use crate::*;
 
 /// Where `gauntlet overhead` writes.
@@ -28,7 +28,6 @@ pub(crate) fn overhead(out: &Outputs<'_>) -> anyhow::Result<ExitCode> {
     let measured = overhead::measure(|_, _| progress.advance())?;
     progress.finish();
     print_table(&measured);
-    let mut stale = false;
     let rendered = [
         (
             out.markdown,
@@ -36,16 +35,7 @@ pub(crate) fn overhead(out: &Outputs<'_>) -> anyhow::Result<ExitCode> {
         ),
         (out.svg, gauntlet_reports::overhead_svg(&measured)),
     ];
-    for (path, text) in rendered {
-        let Some(path) = path else { continue };
-        if out.check {
-            stale |= !is_current(path, &text, out.invoked_as, "a rendered page")?;
-        } else {
-            gauntlet::files::write_file(path, &text)
-                .with_context(|| format!("writing {}", path.display()))?;
-            outln!("wrote {}", path.display());
-        }
-    }
+    let stale = !write_or_check(&rendered, out.check, out.invoked_as, "a rendered page")?;
     if let Some(path) = out.json {
         let json = serde_json::to_string_pretty(&measured).context("encoding the measurements")?;
         gauntlet::files::write_file(path, &format!("{json}\n"))

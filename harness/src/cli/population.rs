@@ -10,7 +10,7 @@ use gauntlet_reports::population::{
 };
 
 use crate::cli::diff::MAX_RESULTS_BYTES;
-use crate::cli::report::is_current;
+use crate::cli::report::write_or_check;
 use crate::*;
 
 /// Populations: sessions sampled from weighted mixes of network paths (shipped:
@@ -212,24 +212,17 @@ pub(crate) fn population_cmd(args: &PopulationArgs) -> anyhow::Result<ExitCode> 
     );
     print_cells(&results);
     write(&results, &args.out, &args.invoked_as)?;
-    let mut stale = false;
     let pages = [
         (
-            &args.markdown,
+            args.markdown.as_deref(),
             population_markdown(&results, &args.invoked_as),
         ),
-        (&args.html, population_html(&results, &args.invoked_as)),
+        (
+            args.html.as_deref(),
+            population_html(&results, &args.invoked_as),
+        ),
     ];
-    for (path, text) in pages {
-        let Some(path) = path else { continue };
-        if args.check {
-            stale |= !is_current(path, &text, &args.invoked_as, "a population report")?;
-        } else {
-            gauntlet::files::write_file(path, &text)
-                .with_context(|| format!("writing {}", path.display()))?;
-            outln!("wrote {}", path.display());
-        }
-    }
+    let stale = !write_or_check(&pages, args.check, &args.invoked_as, "a population report")?;
     Ok(if stale {
         ExitCode::from(1)
     } else {

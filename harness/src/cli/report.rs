@@ -73,6 +73,28 @@ pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Writes each page to its path, or with `check` compares it with the file there instead;
+/// whether every compared file was current (`what` the pages are, for errors).
+pub(crate) fn write_or_check(
+    pages: &[(Option<&Path>, String)],
+    check: bool,
+    invoked_as: &str,
+    what: &str,
+) -> anyhow::Result<bool> {
+    let mut current = true;
+    for (path, text) in pages {
+        let Some(path) = path else { continue };
+        if check {
+            current &= is_current(path, text, invoked_as, what)?;
+        } else {
+            gauntlet::files::write_file(path, text)
+                .with_context(|| format!("writing {}", path.display()))?;
+            outln!("wrote {}", path.display());
+        }
+    }
+    Ok(current)
+}
+
 /// Whether the committed file at `path` (`what` it is, for errors) holds `fresh`; says which
 /// line differs first, and the command that regenerates it (`invoked_as`), when it does not.
 pub(crate) fn is_current(

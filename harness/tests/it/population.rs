@@ -233,3 +233,18 @@ fn mistakes_in_a_population_file_are_located() {
         assert_eq!((err.line, err.col), (line, col), "{body}: {err}");
     }
 }
+
+#[test]
+fn the_format_documentations_example_is_a_valid_population() {
+    let readme = std::fs::read_to_string(crate::root().join("scenarios/README.md")).unwrap();
+    let section = &readme[readme.find("## Populations (`populations/`)").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let text = &section[start..start + section[start..].find("```").unwrap()];
+    let pop =
+        population::parse("README example", text, "example").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pop.name, "my-users");
+    let p = run(&[pop], 200, 2, &[]);
+    // Four strategies, the three with a WebSocket of their own at two ping intervals, each
+    // with and without reconnection: 3 × 2 × 2 + 1 × 2.
+    assert_eq!(p.populations[0].cells.len(), 14);
+}

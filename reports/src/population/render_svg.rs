@@ -18,12 +18,14 @@ const COLOURS: [&str; 7] = [
     "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000",
 ];
 
-fn open(out: &mut String, w: f64, h: f64, title: &str) {
+/// Opens a chart `w` by `h` named `title`, its `heading` written across its top.
+fn open(out: &mut String, (w, h): (f64, f64), title: &str, heading: &str) {
     let _ = writeln!(
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" role=\"img\" aria-label=\"{0}\"><title>{0}</title>",
         xml(title)
     );
+    text(out, PAD, 18.0, "start", heading);
 }
 
 fn text(out: &mut String, x: f64, y: f64, anchor: &str, s: &str) {
@@ -46,15 +48,8 @@ pub(crate) fn success_chart(pop: &Population) -> String {
     let mut out = String::new();
     open(
         &mut out,
-        w,
-        h,
+        (w, h),
         &format!("success per strategy, {}", pop.name),
-    );
-    text(
-        &mut out,
-        PAD,
-        18.0,
-        "start",
         &format!("Sessions whose every message arrived, {}", pop.name),
     );
     let x = |r: f64| left + r * PLOT_W;
@@ -148,15 +143,8 @@ pub(crate) fn first_message_chart(pop: &Population) -> String {
     let mut out = String::new();
     open(
         &mut out,
-        left + PLOT_W + right,
-        h,
+        (left + PLOT_W + right, h),
         &format!("time to the first message, {}", pop.name),
-    );
-    text(
-        &mut out,
-        PAD,
-        18.0,
-        "start",
         &format!(
             "Time to the first message (ms, log scale): p50 to p99, p90 marked, {}",
             pop.name
@@ -265,15 +253,8 @@ fn ping_chart(p: &Populations, strategy: &str) -> String {
     let mut out = String::new();
     open(
         &mut out,
-        w,
-        h,
+        (w, h),
         &format!("success of {strategy} against the ping interval"),
-    );
-    text(
-        &mut out,
-        PAD,
-        18.0,
-        "start",
         &format!(
             "{strategy} without reconnection: success against the WebSocket ping interval (s, log scale)"
         ),
