@@ -40,17 +40,100 @@ fn seconds(ms: u64) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
+/// Failures one fault explains: failed runs whose outcome is the same and whose detail is the
+/// same but for its numbers (times, ports, counts), once a crowd's `session N of M: ` and what
+/// follows its first `; ` (the other sessions' tallies) are set aside. A proxy that strips the
+/// upgrade fails every behaviour the same way: it is one fault, reported once with the
+/// behaviours it explains.
+#[derive(Debug, Clone)]
+pub struct Fault<'a> {
+    /// The failures' outcome.
+    pub outcome: &'a str,
+    /// The detail with its numbers as `N`: what the failures share.
+    pub pattern: String,
+    /// Every failed run it explains, in the results' order.
+    pub runs: Vec<&'a Run>,
+}
+
+impl Fault<'_> {
+    /// `F1`, `F2`, …: the fault's name among `faults`.
+    pub fn id(index: usize) -> String {
+        format!("F{}", index + 1)
+    }
+}
+
+/// What a detail says once its numbers and a crowd's framing are set aside.
+fn pattern(detail: &str) -> String {
+    let mut d = detail;
+    if let Some(rest) = d.strip_prefix("session ") {
+        if let Some((_, after)) = rest.split_once(": ") {
+            d = after;
+        }
+    }
+    let d = d.split("; ").next().unwrap_or(d);
+    let mut out = String::with_capacity(d.len());
+    let mut in_number = false;
+    for c in d.chars() {
+        if c.is_ascii_digit() || (in_number && c == '.') {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The faults behind a gate's failures, each with the runs it explains, in the order their
+/// first failure comes; harness errors are not faults of the proxy and are left out.
+pub fn faults(results: &Results) -> Vec<Fault<'_>> {
+    let mut out: Vec<Fault<'_>> = Vec::new();
+    for run in results
+        .runs
+        .iter()
+        .filter(|r| !r.pass && r.outcome != HARNESS_ERROR)
+    {
+        let p = pattern(&run.detail);
+        match out
+            .iter_mut()
+            .find(|f| f.outcome == run.outcome && f.pattern == p)
+        {
+            Some(f) => f.runs.push(run),
+            None => out.push(Fault {
+                outcome: &run.outcome,
+                pattern: p,
+                runs: vec![run],
+            }),
+        }
+    }
+    out
+}
+
+/// For each failed run, the fault that explains it and how many runs that fault explains,
+/// when it explains more than this one.
+fn fault_of<'a>(faults: &[Fault<'a>], run: &Run) -> Option<(String, usize)> {
+    faults.iter().enumerate().find_map(|(i, f)| {
+        (f.runs.len() > 1 && f.runs.iter().any(|r| std::ptr::eq(*r, run)))
+            .then(|| (Fault::id(i), f.runs.len()))
+    })
+}
+
 /// Renders a gate's results as JUnit XML.
 ///
 /// One `<testsuite>` named `gauntlet gate`, its notes as `<property name="note">`, and one
 /// `<testcase>` per behaviour and scheme: `classname` the behaviour's file, `name` its title
 /// and scheme, `time` the run's wall time in seconds. A failed run has a `<failure>` whose
-/// message is the one-line reason (`handshake-rejected: HTTP 426 …`), whose type is the
+/// message is the one-line reason (`handshake-rejected: HTTP 426 …`, followed by the fault
+/// that explains it when that fault explains other failures too), whose type is the
 /// outcome, and whose text says what was expected, then the product's log lines if any; its
 /// transcript excerpt is the testcase's `<system-out>`. A run the harness could not carry
 /// out is an `<error>`.
 pub fn gate_junit(results: &Results) -> String {
     let runs = &results.runs;
+    let faults = faults(results);
     let errors = runs.iter().filter(|r| r.outcome == HARNESS_ERROR).count();
     let failures = runs.iter().filter(|r| !r.pass).count() - errors;
     let time = seconds(runs.iter().map(|r| r.wall_ms).sum());
@@ -103,10 +186,14 @@ pub fn gate_junit(results: &Results) -> String {
         } else {
             "failure"
         };
+        let mut message = reason(run);
+        if let Some((id, n)) = fault_of(&faults, run) {
+            let _ = write!(message, " (fault {id}, which explains {n} failures)");
+        }
         let _ = writeln!(
             out,
             ">\n      <{element} message=\"{}\" type=\"{}\">{}</{element}>",
-            xml(&reason(run)),
+            xml(&message),
             xml(&run.outcome),
             xml(&text)
         );
@@ -123,7 +210,9 @@ pub fn gate_junit(results: &Results) -> String {
 
 /// Renders a gate's results as Markdown for a pull-request comment: a heading with the tally,
 /// the notes, a table of every behaviour and scheme (✅ or ❌, outcome, time), then each
-/// failure with its reason and, folded, its transcript excerpt and the product's log lines.
+/// fault that explains several failures once, with the behaviours it explains, and each
+/// other failure with its reason; each with, folded, its transcript excerpt and the
+/// product's log lines.
 pub fn gate_markdown(results: &Results) -> String {
     let runs = &results.runs;
     let (passed, failed) = results.tally();
@@ -134,11 +223,13 @@ pub fn gate_markdown(results: &Results) -> String {
     if !results.notes.is_empty() {
         out.push('\n');
     }
+    let faults = faults(results);
     out.push_str("| | behaviour | scheme | outcome | time |\n|---|---|---|---|---|\n");
     for run in runs {
+        let fault = fault_of(&faults, run).map_or(String::new(), |(id, _)| format!(" ({id})"));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} s |",
+            "| {} | {} | {} | {}{fault} | {} s |",
             if run.pass { "✅" } else { "❌" },
             escape(title(run)),
             escape(&run.scheme),
@@ -146,7 +237,43 @@ pub fn gate_markdown(results: &Results) -> String {
             seconds(run.wall_ms)
         );
     }
-    for run in runs.iter().filter(|r| !r.pass) {
+    let shared: Vec<(usize, &Fault<'_>)> = faults
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.runs.len() > 1)
+        .collect();
+    if !shared.is_empty() {
+        out.push_str("\n### Faults\n\nFailures that are the same but for their numbers, each reported once with the behaviours it explains:\n");
+    }
+    for (i, f) in &shared {
+        let first = f.runs[0];
+        let mut behaviours: Vec<String> = Vec::new();
+        for r in &f.runs {
+            let t = escape(title(r));
+            if !behaviours.contains(&t) {
+                behaviours.push(t);
+            }
+        }
+        let _ = write!(
+            out,
+            "\n#### ❌ {}: {}, {} failures ({}), expected {}\n\n{}\n\nExplains: {}.\n",
+            Fault::id(*i),
+            code(f.outcome),
+            f.runs.len(),
+            count(behaviours.len(), "behaviour", "behaviours"),
+            code(&first.expected),
+            escape(&first.detail),
+            behaviours.join("; ")
+        );
+        fold(&mut out, "transcript excerpt (the first)", &first.excerpt);
+        fold(
+            &mut out,
+            "the product's log lines (the first)",
+            &first.product_log,
+        );
+    }
+    let explained = |run: &Run| fault_of(&faults, run).is_some();
+    for run in runs.iter().filter(|r| !r.pass && !explained(r)) {
         let _ = write!(
             out,
             "\n### ❌ {}\n\n{}, expected {}: {}\n",

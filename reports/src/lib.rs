@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 pub mod aggregate;
 pub mod conformance;
 pub mod diff;
-mod gate;
+pub mod gate;
 mod html;
 mod junit;
 mod markdown;
@@ -60,7 +60,7 @@ pub mod traversal;
 
 pub use conformance::{conformance_html, conformance_markdown};
 pub use diff::{Diff, DiffOptions, diff};
-pub use gate::{gate_junit, gate_markdown};
+pub use gate::{Fault, faults, gate_junit, gate_markdown};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;

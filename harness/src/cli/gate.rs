@@ -244,6 +244,17 @@ pub(crate) fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|r| r.outcome == "harness-error")
         .count();
+    for (i, f) in gauntlet_reports::faults(&results).iter().enumerate() {
+        if f.runs.len() > 1 {
+            outln!(
+                "fault {}: {} ({}) explains {} failures",
+                gauntlet_reports::Fault::id(i),
+                f.outcome,
+                f.runs[0].detail,
+                f.runs.len()
+            );
+        }
+    }
     let summary = format!("{passed} passed, {failed} failed");
     outln!(
         "{}",

@@ -135,3 +135,74 @@ fn each_behaviour_is_a_testcase_named_by_its_title_with_its_time_reason_and_exce
 fn the_markdown_summary_for_a_pull_request() {
     insta::assert_snapshot!(gate_markdown(&results()));
 }
+
+/// A proxy that strips the upgrade fails three behaviours the same way (the times and a
+/// crowd's framing aside), and one other way.
+fn one_fault_three_failures() -> Results {
+    let mut results = Results::new("live");
+    results.runs = vec![
+        run(
+            "upgrade",
+            "Gate: the upgrade passes",
+            "handshake-rejected",
+            "HTTP 426 Upgrade Required at 24.8 ms: This endpoint speaks WebSocket",
+            10,
+        ),
+        run(
+            "binary",
+            "Gate: binary messages come back",
+            "handshake-rejected",
+            "HTTP 426 Upgrade Required at 31.2 ms: This endpoint speaks WebSocket",
+            10,
+        ),
+        run(
+            "concurrency",
+            "Gate: 100 sessions at once",
+            "handshake-rejected",
+            "session 1 of 100: HTTP 426 Upgrade Required at 40 ms: This endpoint speaks WebSocket; 0 of 100 opened",
+            10,
+        ),
+        run(
+            "quiet",
+            "Gate: a quiet tunnel stays open",
+            "dropped",
+            "closed at 3001 ms without a Close frame",
+            10,
+        ),
+    ];
+    results
+}
+
+#[test]
+fn a_fault_that_explains_several_failures_is_reported_once_with_them() {
+    let results = one_fault_three_failures();
+    let faults = gauntlet_reports::faults(&results);
+    let sizes: Vec<usize> = faults.iter().map(|f| f.runs.len()).collect();
+    assert_eq!(sizes, [3, 1]);
+    assert_eq!(
+        faults[0].pattern,
+        "HTTP N Upgrade Required at N ms: This endpoint speaks WebSocket"
+    );
+    let md = gate_markdown(&results);
+    assert_eq!(md.matches("#### ❌ F1").count(), 1, "{md}");
+    assert!(
+        md.contains(
+            "Explains: the upgrade passes; binary messages come back; 100 sessions at once."
+        ),
+        "{md}"
+    );
+    // The three explained failures get no section of their own; the other one does.
+    assert!(!md.contains("### ❌ the upgrade passes"), "{md}");
+    assert!(
+        md.contains("### ❌ a quiet tunnel stays open \\[ws\\]"),
+        "{md}"
+    );
+    assert!(md.contains("`handshake-rejected` (F1)"), "{md}");
+    let xml = gate_junit(&results);
+    assert_eq!(
+        xml.matches("(fault F1, which explains 3 failures)").count(),
+        3,
+        "{xml}"
+    );
+    assert!(!xml.contains("fault F2"), "{xml}");
+}
