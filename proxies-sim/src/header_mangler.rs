@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 
-use crate::http::Head;
+use crate::http::{self, Head};
 use crate::http_proxy::{HttpProxy, OnGarbage, Policy, Route, Settings};
 use crate::model::{Cx, Hop};
 use crate::registry::{HopError, Model, ParamError, each};
@@ -240,6 +240,10 @@ impl Mangle {
 
 impl Policy for Mangle {
     fn request(&mut self, _cx: &mut Cx, head: &mut Head, port: u16) -> Route {
+        // A CONNECT is the proxy's own to carry out, and a name under `.invalid` cannot be.
+        if let Some(answer) = http::connect_to_invalid(head) {
+            return Route::Answer(answer);
+        }
         self.apply(head, true);
         Route::Upstream { backend: 0, port }
     }

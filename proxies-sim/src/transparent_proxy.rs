@@ -141,6 +141,10 @@ const KEEP: &[&str] = &["transfer-encoding"];
 
 impl Policy for Rewrite {
     fn request(&mut self, _cx: &mut Cx, head: &mut Head, port: u16) -> Route {
+        // A CONNECT is the proxy's own to carry out, and a name under `.invalid` cannot be.
+        if let Some(answer) = http::connect_to_invalid(head) {
+            return Route::Answer(answer);
+        }
         match self.behaviour {
             Behaviour::ForwardThenChoke => {}
             Behaviour::Strip => {
@@ -196,6 +200,33 @@ mod tests {
 
     fn feed(p: &mut TransparentProxy, cx: &mut Cx, from: Side, bytes: &[u8]) {
         p.on_event(cx, Event::Data { from, bytes });
+    }
+
+    #[test]
+    fn a_connect_to_an_invalid_name_is_answered_502_and_never_reaches_the_server() {
+        for behaviour in [
+            Behaviour::Strip,
+            Behaviour::ForwardThenChoke,
+            Behaviour::Http10Upstream,
+        ] {
+            let mut cx = Cx::new(1);
+            let mut p = proxy(behaviour, OnGarbage::ErrorPage);
+            p.on_event(&mut cx, Event::Accepted { port: 80 });
+            feed(
+                &mut p,
+                &mut cx,
+                Side::Client,
+                b"CONNECT websocket.invalid:443 HTTP/1.1\r\nHost: websocket.invalid:443\r\n\r\n",
+            );
+            let actions = cx.take_actions();
+            let down = String::from_utf8(sent(&actions, Side::Client)).unwrap();
+            assert!(down.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{behaviour:?}: {down}");
+            assert!(sent(&actions, Side::Upstream).is_empty(), "{behaviour:?}");
+            assert!(
+                !actions.iter().any(|a| matches!(a, Action::Dial { .. })),
+                "{behaviour:?}"
+            );
+        }
     }
 
     #[test]

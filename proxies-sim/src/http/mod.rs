@@ -290,6 +290,14 @@ impl Head {
         }
     }
 
+    /// The request target as sent, if it is a request.
+    pub fn target(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { target, .. } => Some(target),
+            StartLine::Response { .. } => None,
+        }
+    }
+
     /// Sets the HTTP minor version of the start line.
     pub fn set_minor(&mut self, to: u8) {
         match &mut self.start {
@@ -423,6 +431,28 @@ pub fn error_response(status: u16, reason: &str, body_text: &str) -> Vec<u8> {
     error_response_with(status, reason, body_text, &[])
 }
 
+/// The answer of a proxy that handles CONNECT itself to a CONNECT whose authority is a name
+/// under `.invalid`: RFC 9110 §9.3.6 has the proxy open the tunnel to the named host, and a
+/// name under `.invalid` never resolves (RFC 6761 §6.4), so it answers 502. `None` for any
+/// other request. Huang et al.'s CONNECT-based WebSocket handshake (W2SP 2011) names
+/// `websocket.invalid:443` for exactly this: a proxy that reads it fails it rather than
+/// relaying bytes it does not understand.
+pub fn connect_to_invalid(head: &Head) -> Option<Vec<u8>> {
+    if !head.method()?.eq_ignore_ascii_case("CONNECT") {
+        return None;
+    }
+    let authority = head.target()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (host == "invalid" || host.ends_with(".invalid")).then(|| {
+        error_response(
+            502,
+            "Bad Gateway",
+            &format!("Cannot resolve {authority}: the tunnel cannot be opened."),
+        )
+    })
+}
+
 /// As [`error_response`], with `extra` fields first after the status line (a 407's
 /// `Proxy-Authenticate`, say).
 pub fn error_response_with(
@@ -478,6 +508,29 @@ mod tests {
             }
             other => panic!("expected a complete head, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn only_a_connect_to_a_name_under_invalid_is_answered_502() {
+        let connect = |target: &str| {
+            head(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        };
+        for target in [
+            "websocket.invalid:443",
+            "WebSocket.INVALID:80",
+            "invalid:443",
+            "a.invalid.",
+        ] {
+            let answer = connect_to_invalid(&connect(target)).expect(target);
+            assert!(
+                answer.starts_with(b"HTTP/1.1 502 Bad Gateway\r\n"),
+                "{target}"
+            );
+        }
+        for target in ["server:443", "invalid.example:443", "notinvalid:443"] {
+            assert_eq!(connect_to_invalid(&connect(target)), None, "{target}");
+        }
+        assert_eq!(connect_to_invalid(&head(UPGRADE)), None);
     }
 
     #[test]
