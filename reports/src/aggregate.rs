@@ -17,6 +17,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use crate::outcome::Class;
 use crate::{Latency, Results, Run};
 
 /// The outcome that counts as a success in delivery rates.
@@ -164,23 +165,27 @@ impl Group {
                 .join(", "),
         }
     }
+}
 
-    /// The matrix cell's text without its pass mark: the outcomes, and for a group that did not
-    /// pass what was expected and how many seeds passed.
-    pub fn cell_text(&self) -> String {
-        let mut text = self.outcome_summary();
-        if !self.all_passed() {
-            let expected = self.expected.join(" or ");
-            if self.runs > 1 {
-                text.push_str(&format!(
-                    " ({}/{} passed; expected {expected})",
-                    self.passed, self.runs
-                ));
-            } else {
-                text.push_str(&format!(" (expected {expected})"));
-            }
+#[cfg(test)]
+impl Group {
+    /// For tests: one run of `scenario` with `scheme` through `kind` that delivered as expected,
+    /// its messages' latencies `samples`.
+    pub(crate) fn delivered(scenario: &str, scheme: &str, kind: &str, samples: &[f64]) -> Group {
+        let samples_ms = sorted_finite(samples.iter().copied());
+        Group {
+            scenario: scenario.into(),
+            scheme: scheme.into(),
+            kind: kind.into(),
+            runs: 1,
+            passed: 1,
+            expected: vec![DELIVERED.into()],
+            outcomes: vec![(DELIVERED.into(), 1)],
+            latency: Latency::from_sorted(&samples_ms),
+            samples_ms,
+            handshake_ms: None,
+            time_to_failure_ms: None,
         }
-        text
     }
 }
 
@@ -221,17 +226,7 @@ fn group(scenario: &str, scheme: &str, runs: &[&Run]) -> Group {
     outcomes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
     let samples_ms = sorted_finite(runs.iter().flat_map(|r| r.samples_ms.iter().copied()));
-    let latency = Latency::from_sorted(&samples_ms).or_else(|| {
-        runs.iter()
-            .filter_map(|r| r.latency)
-            .reduce(|a, b| Latency {
-                p50: a.p50.max(b.p50),
-                p90: a.p90.max(b.p90),
-                p99: a.p99.max(b.p99),
-                max: a.max.max(b.max),
-                count: a.count + b.count,
-            })
-    });
+    let latency = merged_latency(&samples_ms, runs.iter().filter_map(|r| r.latency));
 
     Group {
         scenario: scenario.to_string(),
@@ -251,6 +246,24 @@ fn group(scenario: &str, scheme: &str, runs: &[&Run]) -> Group {
         handshake_ms: median(runs.iter().filter_map(|r| r.handshake_ms)),
         time_to_failure_ms: median(runs.iter().filter_map(|r| r.time_to_failure_ms)),
     }
+}
+
+/// Latency percentiles of several runs: from their merged samples (sorted ascending) when
+/// there are any, else the largest of each percentile their summaries report (an upper bound;
+/// `count` their sum). `None` when there is neither.
+pub(crate) fn merged_latency(
+    samples_sorted: &[f64],
+    summaries: impl IntoIterator<Item = Latency>,
+) -> Option<Latency> {
+    Latency::from_sorted(samples_sorted).or_else(|| {
+        summaries.into_iter().reduce(|a, b| Latency {
+            p50: a.p50.max(b.p50),
+            p90: a.p90.max(b.p90),
+            p99: a.p99.max(b.p99),
+            max: a.max.max(b.max),
+            count: a.count + b.count,
+        })
+    })
 }
 
 fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
@@ -357,7 +370,7 @@ pub fn kinds(results: &Results) -> Vec<KindRates> {
             .find(|r| r.scheme == run.scheme)
             .expect("schemes() lists every scheme the runs use");
         rate.runs += 1;
-        rate.delivered += usize::from(run.outcome == DELIVERED || run.outcome == FELL_BACK);
+        rate.delivered += usize::from(Class::of(&run.outcome) == Class::Works);
         rate.passed += usize::from(run.pass);
     }
     by_kind
@@ -486,12 +499,18 @@ mod tests {
         );
         assert_eq!(b.handshake_ms, Some(30.0));
         assert_eq!(b.time_to_failure_ms, Some(900.0));
+        assert_eq!(b.outcome_summary(), "delivered ×1, dropped ×1");
         assert_eq!(
-            b.cell_text(),
-            "delivered ×1, dropped ×1 (1/2 passed; expected delivered)"
+            b.expectation_tag().as_deref(),
+            Some("unexpected (expects delivered)")
         );
-        assert_eq!(g[2].cell_text(), "handshake-rejected (expected delivered)");
-        assert_eq!(g[0].cell_text(), "delivered");
+        assert_eq!(g[2].outcome_summary(), "handshake-rejected");
+        assert_eq!(
+            g[2].expectation_tag().as_deref(),
+            Some("unexpected (expects delivered)")
+        );
+        assert_eq!(g[0].outcome_summary(), "delivered");
+        assert_eq!(g[0].expectation_tag(), None);
         assert_eq!(g[0].latency, None);
     }
 

@@ -12,6 +12,11 @@
 //!   seeds ([`aggregate::groups`], [`aggregate::matrix`]) with latency percentiles merged from
 //!   their samples ([`aggregate::percentile`], nearest rank), and delivery rates per
 //!   intermediary kind × scheme ([`aggregate::kinds`]). Start here to change what a report says.
+//! - [`outcome`]: what an outcome says about the path whatever the scenario expected
+//!   ([`outcome::Class`]: works, works at a cost, fails: a cell's colour and glyph), apart from
+//!   whether the scenario expected it ([`aggregate::Group::expectation_tag`]: a separate mark).
+//! - [`baseline`]: the direct path (runs of kind `direct`, no intermediary) per scheme, the
+//!   baseline latency charts compare every scenario with ([`baseline::baselines`]).
 //! - [`mod@diff`]: two result sets compared run by run ([`diff()`]): regressions (pass → fail,
 //!   latency worse beyond a threshold), improvements and other changes, rendered as text for a
 //!   CI gate.
@@ -22,7 +27,10 @@
 //!   [`gate_markdown`] (a summary for a pull-request comment).
 //! - `html.rs`: [`html`], one self-contained page (inline style and SVG, no script, nothing
 //!   fetched) with the charts and tables that say the same without them.
-//! - `svg.rs`: the HTML report's four charts, drawn from [`aggregate`]'s results.
+//! - `svg/`: the HTML report's four charts, drawn from [`aggregate`]'s results, one file each
+//!   (`matrix.rs`, `kinds.rs`, `latency.rs`, `cdf.rs`), and in `svg/mod.rs` what they share: a
+//!   `svg::Chart` that sizes its `viewBox` from the text placed in it, so no label is cut off,
+//!   and the axes.
 //! - [`mod@traversal`]: `reports/TRAVERSAL.md`, the seed article's decision tree with each
 //!   branch measured by a catalogue scenario ([`traversal::BRANCHES`]), ws versus wss success
 //!   per intermediary kind, and the matrix.
@@ -46,12 +54,14 @@
 use serde::{Deserialize, Serialize};
 
 pub mod aggregate;
+pub mod baseline;
 pub mod conformance;
 pub mod diff;
 pub mod gate;
 mod html;
 mod junit;
 mod markdown;
+pub mod outcome;
 pub mod overhead;
 pub mod population;
 mod svg;

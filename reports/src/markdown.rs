@@ -4,13 +4,17 @@ use std::fmt::Write;
 
 use crate::Results;
 use crate::aggregate::{self, Group, Matrix};
+use crate::baseline;
+use crate::outcome::Class;
 use crate::text::ms;
 
 /// Renders results as Markdown (GitHub-flavoured: tables).
 ///
 /// Sections: a one-line summary (runs, scenarios, passed, failed, engine); the traversal
-/// matrix (a row per scenario, a column per scheme, each cell a pass mark and the outcomes);
-/// latency percentiles (p50, p90, p99, max) per scenario × scheme, for those with latency data;
+/// matrix (a row per scenario, a column per scheme, each cell the outcomes with a mark of what
+/// happened and, apart, whether the scenario expects it);
+/// latency percentiles (p50, p90, p99, max) per scenario × scheme, for those with latency data,
+/// with how much later than the direct path's ([`crate::baseline`]) the p50 and p99 are;
 /// and the failed runs with their detail, when there are any. Text from the results is escaped,
 /// so a detail cannot break a table or add markup.
 pub fn markdown(results: &Results) -> String {
@@ -39,15 +43,34 @@ pub fn markdown(results: &Results) -> String {
     } else {
         out.push_str(
             "Per-message latency in simulated milliseconds (round trips of echoed messages, \
-             one-way latency of server pushes), merged across seeds; percentiles by nearest rank.\n\n",
+             one-way latency of server pushes), merged across seeds; percentiles by nearest rank.\n",
         );
-        out.push_str("| Scenario | Scheme | Messages | p50 | p90 | p99 | max |\n");
-        out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+        let baselines = baseline::baselines(&with_latency);
+        match baselines.first() {
+            Some(b) => {
+                let _ = writeln!(
+                    out,
+                    "p50 / p99 vs direct: how many milliseconds later than on the direct path \
+                     (no intermediary: {}) the p50 and the p99 are, with the same scheme.",
+                    code(&b.source())
+                );
+            }
+            None => {
+                out.push_str("No run went the direct path (no intermediary) to compare with.\n")
+            }
+        }
+        out.push_str(
+            "\n| Scenario | Scheme | Messages | p50 | p90 | p99 | max | p50 / p99 vs direct |\n",
+        );
+        out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         for g in &with_latency {
             let Some(l) = g.latency else { continue };
+            let versus = baseline::for_scheme(&baselines, &g.scheme)
+                .map(|b| b.versus(&l))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 code(&g.scenario),
                 escape(&g.scheme),
                 l.count,
@@ -55,6 +78,7 @@ pub fn markdown(results: &Results) -> String {
                 ms(l.p90),
                 ms(l.p99),
                 ms(l.max),
+                versus,
             );
         }
     }
@@ -83,13 +107,23 @@ pub fn markdown(results: &Results) -> String {
     out
 }
 
-/// The traversal matrix as a table: a row per scenario, a column per scheme, each cell a pass
-/// mark and the outcomes.
+/// The traversal matrix as a table, after a line that says how to read it: a row per
+/// scenario, a column per scheme, each cell a [`cell`].
 pub(crate) fn matrix_table(out: &mut String, matrix: &Matrix) {
     if matrix.rows.is_empty() {
         out.push_str("No runs.\n");
         return;
     }
+    let classes: Vec<String> = Class::ALL
+        .iter()
+        .map(|&c| format!("{} {} ({})", mark(c), c.name(), c.outcomes()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}, whatever the scenario expects; \"(expected)\" marks a failure or cost the \
+         scenario expects, \"**unexpected**\" an outcome it does not.\n",
+        classes.join(", ")
+    );
     out.push_str("| Scenario |");
     for s in &matrix.schemes {
         let _ = write!(out, " {} |", escape(s));
@@ -101,10 +135,10 @@ pub(crate) fn matrix_table(out: &mut String, matrix: &Matrix) {
     out.push('\n');
     for row in &matrix.rows {
         let _ = write!(out, "| {} |", code(&row.scenario));
-        for cell in &row.cells {
-            match cell {
+        for column in &row.cells {
+            match column {
                 Some(g) => {
-                    let _ = write!(out, " {} {} |", mark(g), escape(&g.cell_text()));
+                    let _ = write!(out, " {} |", cell(g));
                 }
                 None => out.push_str(" — |"),
             }
@@ -122,8 +156,30 @@ pub(crate) fn on_engine(results: &Results) -> String {
     }
 }
 
-pub(crate) fn mark(g: &Group) -> &'static str {
-    if g.all_passed() { "✅" } else { "❌" }
+/// What happened, as a mark: ✅ works, ⚠️ works at a cost, ❌ fails.
+pub(crate) fn mark(class: Class) -> &'static str {
+    match class {
+        Class::Works => "✅",
+        Class::Impaired => "⚠️",
+        Class::Fails => "❌",
+    }
+}
+
+/// A matrix cell: what happened ([`mark`], whatever the scenario expects) and the outcomes,
+/// then, apart, whether that is what the scenario expects: `✅ delivered`,
+/// `❌ handshake-rejected (expected)`, `❌ dropped (**unexpected**: expects delivered)`.
+pub(crate) fn cell(g: &Group) -> String {
+    let mut s = format!("{} {}", mark(g.class()), escape(&g.outcome_summary()));
+    if !g.all_passed() {
+        let _ = write!(
+            s,
+            " (**unexpected**: expects {})",
+            escape(&g.expected.join(" or "))
+        );
+    } else if g.expectation_tag().is_some() {
+        s.push_str(" (expected)");
+    }
+    s
 }
 
 pub(crate) fn count(n: usize, one: &str, many: &str) -> String {

@@ -1,5 +1,5 @@
-//! Text helpers the renderers share: XML/HTML escaping, millisecond formatting, short scenario
-//! labels.
+//! Text helpers the renderers share: XML/HTML escaping, millisecond formatting and differences,
+//! short scenario labels.
 
 /// Escapes text for XML and HTML, in element content and in attribute values alike.
 ///
@@ -41,21 +41,24 @@ pub(crate) fn ms(v: f64) -> String {
     }
 }
 
+/// How much later than `base` a value in milliseconds is, for people: `+9.5`, `−0.5`, or
+/// `±0` when they agree to three decimals.
+pub(crate) fn delta(v: f64, base: f64) -> String {
+    let d = v - base;
+    if ms(d.abs()) == "0" {
+        "±0".to_string()
+    } else if d > 0.0 {
+        format!("+{}", ms(d))
+    } else {
+        format!("−{}", ms(-d))
+    }
+}
+
 /// A scenario path without the catalogue's `scenarios/` prefix and the `.toml` suffix, for
 /// chart labels where space is short (`products/nginx-upgrade`).
 pub(crate) fn short_scenario(path: &str) -> &str {
     let s = path.strip_prefix("scenarios/").unwrap_or(path);
     s.strip_suffix(".toml").unwrap_or(s)
-}
-
-/// `s` cut to at most `max` characters, the last of them `…` when something was cut.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// A share in 0..=1 as a whole percentage (`75%`).
@@ -90,6 +93,14 @@ mod tests {
     }
 
     #[test]
+    fn deltas_carry_their_sign() {
+        assert_eq!(delta(20.0, 10.5), "+9.5");
+        assert_eq!(delta(10.0, 10.5), "−0.5");
+        assert_eq!(delta(10.5, 10.5), "±0");
+        assert_eq!(delta(10.0001, 10.0), "±0");
+    }
+
+    #[test]
     fn short_labels_drop_the_catalogue_prefix_and_extension() {
         assert_eq!(
             short_scenario("scenarios/products/nginx-upgrade.toml"),
@@ -97,12 +108,5 @@ mod tests {
         );
         assert_eq!(short_scenario("mine/x.toml"), "mine/x");
         assert_eq!(short_scenario("x"), "x");
-    }
-
-    #[test]
-    fn truncation_counts_characters_and_marks_the_cut() {
-        assert_eq!(truncate("delivered", 20), "delivered");
-        assert_eq!(truncate("handshake-rejected", 10), "handshake…");
-        assert_eq!(truncate("✓✓✓", 3), "✓✓✓");
     }
 }

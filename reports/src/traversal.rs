@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use crate::Results;
 use crate::aggregate::{self, DELIVERED, Group};
-use crate::markdown::{code, count, escape, mark, matrix_table, on_engine};
+use crate::markdown::{cell, code, count, escape, matrix_table, on_engine};
 use crate::population::Populations;
 use crate::text::percent;
 
@@ -125,7 +125,7 @@ impl Measured<'_> {
 
     fn cell(&self) -> String {
         match self.group {
-            Some(g) => format!("{} {}", mark(g), escape(&g.cell_text())),
+            Some(g) => cell(g),
             None => "not run".to_string(),
         }
     }

@@ -126,21 +126,109 @@ fn the_matrix_chart_has_a_cell_per_scenario_and_scheme() {
         .count();
     assert_eq!(
         cells,
-        5 * 2 + 3,
-        "five scenarios by two schemes, and the legend's three"
+        5 * 2 + 4 + 2,
+        "five scenarios by two schemes, the legend's four colours and its two marks"
     );
     let texts: Vec<&str> = matrix
         .descendants()
         .filter(|n| n.has_tag_name("text"))
         .filter_map(|n| n.text())
         .collect();
-    assert!(texts.contains(&"✓ handshake-rejected"), "{texts:?}");
     assert!(texts.contains(&"no run"), "{texts:?}");
+    // An expected failure is red with a cross, marked as expected.
+    assert!(texts.contains(&"✗ handshake-rejected"), "{texts:?}");
+    assert!(texts.contains(&"✗ idle-closed"), "{texts:?}");
+    assert!(texts.contains(&"expected"), "{texts:?}");
+    // Whole, with what the scenario expects beside it.
+    assert!(texts.contains(&"✗ dropped ×1, idle-closed ×1"), "{texts:?}");
+    assert!(texts.contains(&"~ degraded"), "{texts:?}");
     assert!(
-        texts
-            .iter()
-            .any(|t| t.starts_with("✗ dropped ×1, idle-closed ×1")),
+        texts.contains(&"unexpected (expects idle-closed)"),
         "{texts:?}"
+    );
+}
+
+#[test]
+fn colours_say_what_happened_and_a_heavy_border_what_was_not_expected() {
+    let page = html(&fixture::results());
+    let doc = parse_page(&page);
+    let matrix = charts(&doc)[0];
+    // Each cell is a group: its tooltip, its rectangle, its text.
+    let cell = |text: &str| {
+        matrix
+            .descendants()
+            .find(|n| n.has_tag_name("g") && n.descendants().any(|t| t.text() == Some(text)))
+            .and_then(|g| g.descendants().find(|n| n.has_tag_name("rect")))
+            .unwrap_or_else(|| panic!("no cell says {text:?}"))
+    };
+    let expected_failure = cell("✗ handshake-rejected");
+    let unexpected_failure = cell("✗ dropped ×1, idle-closed ×1");
+    let works = cell("✓ delivered");
+    assert_eq!(
+        expected_failure.attribute("fill"),
+        unexpected_failure.attribute("fill"),
+        "a failure is red whether or not it was expected"
+    );
+    assert_ne!(works.attribute("fill"), expected_failure.attribute("fill"));
+    assert_eq!(unexpected_failure.attribute("stroke-width"), Some("2.5"));
+    assert_eq!(expected_failure.attribute("stroke-width"), None);
+    // The table says the same.
+    assert!(page.contains(
+        "<td class=\"fails\">✗ handshake-rejected <span class=\"tag\">expected</span></td>"
+    ));
+    assert!(page.contains("<td class=\"fails unexpected\">✗ dropped ×1, idle-closed ×1"));
+}
+
+#[test]
+fn no_chart_label_is_cut_short() {
+    let page = html(&fixture::results());
+    let doc = parse_page(&page);
+    for chart in charts(&doc) {
+        for text in chart.descendants().filter(|n| n.has_tag_name("text")) {
+            let s = text.text().unwrap_or_default();
+            assert!(
+                !s.is_empty() && !s.contains('…'),
+                "a label cut short: {s:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_latency_charts_compare_with_the_direct_path() {
+    let page = html(&fixture::results());
+    let doc = parse_page(&page);
+    let svgs = charts(&doc);
+    let texts = |i: usize| -> Vec<&str> {
+        svgs[i]
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect()
+    };
+    let latency = texts(2);
+    assert!(
+        latency.contains(&"ms per message (simulated), logarithmic scale"),
+        "{latency:?}"
+    );
+    assert!(latency.contains(&"p50 / p99 vs direct, ms"), "{latency:?}");
+    // The buffering proxy's ws pushes against the direct path's ws: p50 450 against 10.5,
+    // p99 900 against 12.
+    assert!(latency.contains(&"+439.5 / +888"), "{latency:?}");
+    assert!(
+        latency.contains(&"±0 / ±0"),
+        "the direct path itself: {latency:?}"
+    );
+    let cdf = texts(3);
+    assert!(
+        cdf.iter()
+            .any(|t| t.starts_with("direct path ws (baseline/direct")),
+        "{cdf:?}"
+    );
+    assert_eq!(
+        page.matches("<figcaption>").count(),
+        2,
+        "one per latency chart"
     );
 }
 

@@ -1,6 +1,6 @@
 //! The renderers, end to end, on one fixed set of results (`fixture.rs`): snapshots of the
 //! Markdown and JUnit reports and of a diff against a changed copy, checks of the HTML page's
-//! structure, and the HTML page in a real browser (`browser.rs`, which needs Chromium); and
+//! structure, and the HTML page in a real browser (`browser/`, which needs Chromium); and
 //! `gauntlet gate`'s JUnit and Markdown on a gate's results (`gate.rs`).
 
 mod browser;

@@ -1,262 +1,23 @@
-//! The HTML report in a real browser: headless Chromium loads the fixture's report from
-//! `target/gauntlet/browser/report.html` and the test requires that it logs no error, that its
-//! four charts are laid out with a non-zero size, and that it screenshots to
-//! `target/gauntlet/browser/report.png`. With `GAUNTLET_REPORT_HTML=PATH` (relative to the
-//! workspace root) it loads that report instead: CI points it at the catalogue's
-//! `target/gauntlet/report.html` from `cargo xtask report`.
-//!
-//! # How
-//!
-//! The test starts Chromium itself (`--headless --remote-debugging-port=0`, a fresh profile in
-//! `target/gauntlet/browser/profile`), waits for the `DevToolsActivePort` file Chromium writes
-//! in that profile once its DevTools server listens (polling, no fixed sleep), and drives it
-//! over the DevTools protocol on 127.0.0.1 with a blocking WebSocket client: open a page,
-//! enable the `Runtime`, `Log` and `Page` domains, navigate to the report's `file://` URL and
-//! wait for that navigation's own `load` lifecycle event, then evaluate an expression that
-//! reads each `<svg>`'s bounding box, and capture the whole page as PNG. Nothing is added to
-//! the report: it stays one script-free file, and the measuring expression runs from outside.
-//!
-//! Console errors are what the protocol reports while the page is open, not what Chromium
-//! prints on stderr (that is full of unrelated noise, D-Bus for one, and its format is not a
-//! contract): `Runtime.consoleAPICalled` of type `error` or `assert`,
-//! `Runtime.exceptionThrown`, and `Log.entryAdded` at level `error` (failed loads, blocked
-//! requests, security errors). So that an empty list means something, the test
-//! first loads a probe page with one of each in the same browser and requires all three
-//! caught.
-//!
-//! # Bounds
-//!
-//! Everything, from launch to exit, has [`TIME_LIMIT`]: every wait is a read with a timeout or
-//! a poll that checks it. The browser process is the test's child (Debian's `/usr/bin/chromium`
-//! is a shell wrapper that `exec`s the browser, so the PID is the browser's); [`Browser`]
-//! closes it over the protocol and, if it has not exited (or on any panic, through `Drop`),
-//! kills it by that PID and reaps it. Chromium's helper processes exit with it. Its
-//! network is held to loopback (`--host-resolver-rules`), with background networking, sync,
-//! component updates and extensions off.
-//!
-//! # The browser
-//!
-//! `chromium` (Debian's package), else `chromium-browser`, else `google-chrome`, looked up
-//! on `PATH`; `GAUNTLET_CHROMIUM` names another binary instead (a path, or a name looked up
-//! on `PATH`). Without one the test fails, saying what to install (`apt-get install -y
-//! chromium`); `.ci/run` installs it, and with `CI=true` a missing browser is a failure all
-//! the same, never a skip.
+//! The browser process and the DevTools protocol connection that drives it, each bound by the
+//! session's [`Deadline`].
 
-use std::env;
-use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gauntlet_reports::html;
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
-use crate::fixture;
-
-/// The browsers tried, in order, when `GAUNTLET_CHROMIUM` is not set.
-const CANDIDATES: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];
-
-/// The one line that installs the browser on Debian, as `.ci/run` does.
-const INSTALL: &str = "apt-get install -y chromium";
-
-/// The whole browser session, launch to exit.
-const TIME_LIMIT: Duration = Duration::from_secs(30);
-
-/// The window the page is laid out in.
-const WINDOW: (u32, u32) = (1280, 2000);
-
-/// The page's title, its address and the rendered size of each `<svg>`, in CSS pixels.
-const MEASURE: &str = "({
-    title: document.title,
-    url: location.href,
-    width: window.innerWidth,
-    svgs: [...document.querySelectorAll('svg')].map(s => {
-        const r = s.getBoundingClientRect();
-        return [r.width, r.height];
-    }),
-})";
-
-/// A page with one error of each kind the test watches for: a failed load, a
-/// `console.error` and an uncaught exception.
-const PROBE: &str = r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"/><title>probe</title></head><body>
-<img src="gauntlet-probe-missing.png" alt=""/>
-<script>
-console.error("gauntlet probe: console.error");
-throw new Error("gauntlet probe: uncaught");
-</script>
-</body></html>
-"#;
-
-#[test]
-fn the_report_renders_in_headless_chromium_without_errors() {
-    let dir = target_dir().join("gauntlet").join("browser");
-    fs::create_dir_all(&dir).expect("create target/gauntlet/browser");
-    let report = dir.join("report.html");
-    match env::var_os("GAUNTLET_REPORT_HTML") {
-        // A report rendered elsewhere (CI loads the catalogue's, from `cargo xtask report`).
-        Some(given) => {
-            let given = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(given);
-            fs::copy(&given, &report)
-                .unwrap_or_else(|e| panic!("copy {} to the test's folder: {e}", given.display()));
-        }
-        None => fs::write(&report, html(&fixture::results())).expect("write the report"),
-    }
-    let probe = dir.join("probe.html");
-    fs::write(&probe, PROBE).expect("write the probe page");
-    let screenshot = dir.join("report.png");
-    let _ = fs::remove_file(&screenshot);
-
-    let binary = find_browser();
-    let deadline = Deadline::start(TIME_LIMIT);
-    let mut browser = Browser::launch(&binary, &dir, deadline);
-    let mut devtools = browser.connect();
-    let page = devtools.open_page();
-
-    // The detector first: the probe's three errors must all be seen.
-    devtools.load(&page, &file_url(&probe));
-    devtools.evaluate(&page, "0");
-    let caught = devtools.take_errors();
-    for expected in [
-        "console.error: gauntlet probe: console.error",
-        "gauntlet probe: uncaught",
-        "Failed to load resource",
-    ] {
-        assert!(
-            caught.iter().any(|e| e.contains(expected)),
-            "the probe's {expected:?} was not caught; caught: {caught:#?}"
-        );
-    }
-
-    devtools.load(&page, &file_url(&report));
-    let measured = devtools.evaluate(&page, MEASURE);
-    assert_eq!(measured["title"], "Gauntlet report", "{measured}");
-    assert_eq!(measured["url"], file_url(&report).as_str(), "{measured}");
-    let sizes: Vec<(f64, f64)> = measured["svgs"]
-        .as_array()
-        .expect("a list of sizes")
-        .iter()
-        .map(|s| (s[0].as_f64().unwrap(), s[1].as_f64().unwrap()))
-        .collect();
-    println!(
-        "{} charts in a {} px wide window, width × height in CSS px: {sizes:?}",
-        sizes.len(),
-        measured["width"]
-    );
-    assert!(
-        sizes.len() >= 4,
-        "{} <svg> on the page, want the 4 charts",
-        sizes.len()
-    );
-    for (i, &(w, h)) in sizes.iter().enumerate() {
-        assert!(w > 0.0 && h > 0.0, "chart {i} is rendered {w} × {h}");
-    }
-
-    let png = devtools.screenshot(&page);
-    fs::write(&screenshot, &png).expect("write the screenshot");
-    let (w, h) = png_size(&png);
-    println!(
-        "screenshot: {} ({w} × {h}, {} bytes)",
-        screenshot.display(),
-        png.len()
-    );
-    assert!(w > 0 && h > 0, "an empty screenshot");
-
-    let errors = devtools.take_errors();
-    assert!(errors.is_empty(), "the report logged errors: {errors:#?}");
-    let took = browser.close(devtools);
-    println!("the browser session took {took:?}");
-}
-
-/// `target/`, the parent of Cargo's temporary directory for integration tests.
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
-        .to_path_buf()
-}
-
-/// The browser to run: `GAUNTLET_CHROMIUM`, or the first of [`CANDIDATES`] on `PATH`.
-/// Panics, saying what to install, when there is none.
-fn find_browser() -> PathBuf {
-    let (names, looked_for): (Vec<OsString>, String) = match env::var_os("GAUNTLET_CHROMIUM") {
-        Some(name) => (
-            vec![name.clone()],
-            format!(
-                "GAUNTLET_CHROMIUM={} is not an executable",
-                name.to_string_lossy()
-            ),
-        ),
-        None => (
-            CANDIDATES.iter().map(OsString::from).collect(),
-            format!("none of {} is on PATH", CANDIDATES.join(", ")),
-        ),
-    };
-    if let Some(found) = names.iter().find_map(|n| executable(n)) {
-        return found;
-    }
-    if env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "no browser for the HTML report test: {looked_for}. With CI=true it must be \
-             installed (.ci/run runs `{INSTALL}`); this test does not skip."
-        );
-    }
-    panic!(
-        "no browser for the HTML report test: {looked_for}. Install it: {INSTALL} \
-         (or set GAUNTLET_CHROMIUM to a Chromium or Chrome binary)"
-    );
-}
-
-/// `name` if it is a path to an executable file, or the first executable of that name on
-/// `PATH`.
-fn executable(name: &OsStr) -> Option<PathBuf> {
-    let runnable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if Path::new(name).components().count() > 1 {
-        let path = PathBuf::from(name);
-        return runnable(&path).then_some(path);
-    }
-    env::split_paths(&env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|p| runnable(p))
-}
-
-/// A `file://` URL for an absolute path, bytes outside the unreserved set percent-encoded.
-fn file_url(path: &Path) -> String {
-    let path = path.canonicalize().expect("the file exists");
-    let mut url = String::from("file://");
-    for &b in path.as_os_str().as_encoded_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-            url.push(b as char);
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
-    url
-}
-
-/// Width and height from a PNG's header; panics if it is not a PNG.
-fn png_size(png: &[u8]) -> (u32, u32) {
-    assert!(
-        png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR",
-        "not a PNG ({} bytes)",
-        png.len()
-    );
-    let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
-    (be(&png[16..20]), be(&png[20..24]))
-}
+use super::WINDOW;
 
 /// A point on the wall clock by which the browser session must be over.
 #[derive(Debug, Clone, Copy)]
-struct Deadline {
+pub(super) struct Deadline {
     started: Instant,
     limit: Duration,
 }
@@ -264,7 +25,7 @@ struct Deadline {
 impl Deadline {
     // A real browser runs on the wall clock; nothing simulated reads this one.
     #[allow(clippy::disallowed_methods)]
-    fn start(limit: Duration) -> Self {
+    pub(super) fn start(limit: Duration) -> Self {
         Self {
             started: Instant::now(),
             limit,
@@ -282,7 +43,7 @@ impl Deadline {
 /// The Chromium process this test started. Dropping it kills that process (by its PID) if it
 /// is still running, and reaps it.
 #[derive(Debug)]
-struct Browser {
+pub(super) struct Browser {
     child: Child,
     profile: PathBuf,
     log: PathBuf,
@@ -292,7 +53,7 @@ struct Browser {
 impl Browser {
     /// Starts Chromium headless on `about:blank` with a fresh profile under `dir`, its output
     /// in `dir/chromium.log`.
-    fn launch(binary: &Path, dir: &Path, deadline: Deadline) -> Self {
+    pub(super) fn launch(binary: &Path, dir: &Path, deadline: Deadline) -> Self {
         let profile = dir.join("profile");
         if profile.exists() {
             fs::remove_dir_all(&profile).expect("remove the previous profile");
@@ -346,7 +107,7 @@ impl Browser {
     }
 
     /// Waits for the DevTools server (the port file in the profile) and connects to it.
-    fn connect(&mut self) -> DevTools {
+    pub(super) fn connect(&mut self) -> DevTools {
         let port_file = self.profile.join("DevToolsActivePort");
         loop {
             // Two lines: the port, and the browser target's path (a UUID, so a complete file
@@ -382,7 +143,7 @@ impl Browser {
 
     /// Asks the browser to close, waits for its process to exit (killing it after a few
     /// seconds if it has not), and says how long the session took.
-    fn close(mut self, devtools: DevTools) -> Duration {
+    pub(super) fn close(mut self, devtools: DevTools) -> Duration {
         devtools.close_browser();
         let grace = Deadline::start(Duration::from_secs(5));
         loop {
@@ -424,7 +185,7 @@ fn running_as_root() -> bool {
 
 /// A DevTools protocol connection to the browser, with the errors its pages reported.
 #[derive(Debug)]
-struct DevTools {
+pub(super) struct DevTools {
     socket: WebSocket<TcpStream>,
     next_id: u64,
     deadline: Deadline,
@@ -456,7 +217,7 @@ impl DevTools {
 
     /// Opens a page on `about:blank`, attaches to it and enables the domains the test
     /// listens to. Returns the page's session.
-    fn open_page(&mut self) -> String {
+    pub(super) fn open_page(&mut self) -> String {
         let target = self.call(None, "Target.createTarget", json!({"url": "about:blank"}));
         let attached = self.call(
             None,
@@ -479,7 +240,7 @@ impl DevTools {
     }
 
     /// Navigates the page to `url` and waits for that navigation's `load` event.
-    fn load(&mut self, session: &str, url: &str) {
+    pub(super) fn load(&mut self, session: &str, url: &str) {
         let nav = self.call(Some(session), "Page.navigate", json!({"url": url}));
         if let Some(error) = nav.get("errorText") {
             panic!("navigating to {url}: {error}");
@@ -495,7 +256,7 @@ impl DevTools {
     }
 
     /// Evaluates `expression` in the page and returns its value.
-    fn evaluate(&mut self, session: &str, expression: &str) -> Value {
+    pub(super) fn evaluate(&mut self, session: &str, expression: &str) -> Value {
         let result = self.call(
             Some(session),
             "Runtime.evaluate",
@@ -508,7 +269,7 @@ impl DevTools {
     }
 
     /// The whole page (beyond the window too) as PNG.
-    fn screenshot(&mut self, session: &str) -> Vec<u8> {
+    pub(super) fn screenshot(&mut self, session: &str) -> Vec<u8> {
         let metrics = self.call(Some(session), "Page.getLayoutMetrics", json!({}));
         let size = &metrics["cssContentSize"];
         let shot = self.call(
@@ -526,7 +287,7 @@ impl DevTools {
             .expect("the screenshot is base64")
     }
 
-    fn take_errors(&mut self) -> Vec<String> {
+    pub(super) fn take_errors(&mut self) -> Vec<String> {
         std::mem::take(&mut self.errors)
     }
 
