@@ -78,7 +78,7 @@ pub(crate) fn success_chart(pop: &Population) -> String {
     axis(
         &mut out,
         left,
-        top + ROW * pop.cells.len() as f64,
+        top + ROW * cells.len() as f64,
         &[0.0, 0.25, 0.5, 0.75, 1.0],
         |v| (x(v), format!("{:.0}%", v * 100.0)),
     );
@@ -332,7 +332,7 @@ fn ping_chart(p: &Populations, strategy: &str) -> String {
         text(&mut out, lx + 26.0, ly + 4.0, "start", &pop.name);
     }
     axis(&mut out, left, y(0.0), &log_ticks(lo, hi), |v| {
-        (x(v), ms(v))
+        (x(v), format!("{} s", ms(v / 1000.0)))
     });
     out.push_str("</svg>\n");
     out

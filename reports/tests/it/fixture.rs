@@ -166,3 +166,75 @@ pub fn results() -> Results {
     results.runs = runs;
     results
 }
+
+/// Two populations' results: one that sweeps the ping interval (with a marked idle limit) and
+/// one that does not, each cell with outcomes, times to the first message and losses, and
+/// strategy names long enough to test the charts' margins.
+pub fn populations() -> gauntlet_reports::population::Populations {
+    use gauntlet_reports::population::{
+        Calibration, Cell, Mark, PathInfo, PathTally, Population, Populations, VERSION,
+    };
+    let cell = |strategy: &str, ping: Option<u64>, succeeded: u64| Cell {
+        strategy: strategy.into(),
+        ping_interval_ms: ping,
+        reconnect: None,
+        sessions: 10_000,
+        succeeded,
+        outcomes: [
+            ("delivered".to_string(), succeeded),
+            ("idle-closed".to_string(), 10_000 - succeeded),
+        ]
+        .into_iter()
+        .collect(),
+        paths: vec![PathTally {
+            sessions: 10_000,
+            succeeded,
+        }],
+        first_message_ms: vec![(40, succeeded / 2), (400, succeeded / 2)],
+        messages: 60_000,
+        lost: 10_000 - succeeded,
+        reconnects: 0,
+        session_ms: 6_000_000_000,
+    };
+    let population = |name: &str, pinged: bool| Population {
+        name: name.into(),
+        file: format!("scenarios/populations/{name}.toml"),
+        title: format!("{name}, for the report's test"),
+        source: "a fixture".into(),
+        seed: 1,
+        input: "0".into(),
+        paths: vec![PathInfo {
+            name: "behind-a-balancer-with-a-long-name".into(),
+            share: 1.0,
+            source: "a fixture".into(),
+        }],
+        marks: vec![Mark {
+            label: "AWS ALB".into(),
+            ms: 60_000,
+        }],
+        calibration: vec![Calibration {
+            what: "a field rate".into(),
+            strategy: "long-polling".into(),
+            rate: 0.9,
+        }],
+        cells: if pinged {
+            vec![
+                cell("ws", Some(30_000), 9_800),
+                cell("ws", Some(90_000), 4_000),
+                cell("wss-then-streaming", None, 9_000),
+                cell("long-polling", None, 9_990),
+            ]
+        } else {
+            vec![cell("ws", None, 8_700), cell("long-polling", None, 9_020)]
+        },
+    };
+    Populations {
+        version: VERSION,
+        sessions: 10_000,
+        shard: None,
+        populations: vec![
+            population("cloud-balancers-with-a-long-name", true),
+            population("huang-2011", false),
+        ],
+    }
+}

@@ -4,7 +4,10 @@
 //! (inside its chart's viewport and clear of the others: `labels.rs`), and that it
 //! screenshots to `target/gauntlet/browser/report.png`. With `GAUNTLET_REPORT_HTML=PATH` (relative to the
 //! workspace root) it loads that report instead: CI points it at the catalogue's
-//! `target/gauntlet/report.html` from `cargo xtask report`.
+//! `target/gauntlet/report.html` from `cargo xtask report`. In the same session it loads the
+//! populations' report (the fixture's, or `GAUNTLET_POPULATIONS_HTML`: CI's is the committed
+//! `reports/populations.html`) and holds it to the same: no error, its charts laid out, every
+//! label whole.
 //!
 //! # How
 //!
@@ -57,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gauntlet_reports::html;
+use gauntlet_reports::population::population_html;
 
 use crate::fixture;
 use chromium::{Browser, Deadline};
@@ -188,10 +192,48 @@ fn the_report_renders_in_headless_chromium_without_errors() {
     assert!(w > 0 && h > 0, "an empty screenshot");
 
     let errors = devtools.take_errors();
+
+    // The populations' report, the same way: `GAUNTLET_POPULATIONS_HTML` (CI: the committed
+    // reports/populations.html) or the fixture's.
+    let populations = dir.join("populations.html");
+    match env::var_os("GAUNTLET_POPULATIONS_HTML") {
+        Some(given) => {
+            let given = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(given);
+            fs::copy(&given, &populations)
+                .unwrap_or_else(|e| panic!("copy {} to the test's folder: {e}", given.display()));
+        }
+        None => fs::write(
+            &populations,
+            population_html(&fixture::populations(), "the fixture"),
+        )
+        .expect("write the populations' report"),
+    }
+    devtools.load(&page, &file_url(&populations));
+    let measured = devtools.evaluate(&page, MEASURE);
+    assert_eq!(measured["title"], "Gauntlet populations", "{measured}");
+    let charts = measured["svgs"].as_array().map_or(0, Vec::len);
+    // Per population a success chart and a time-to-first-message chart, and the ping chart.
+    assert!(
+        charts >= 3,
+        "{charts} <svg> on the populations' page: {measured}"
+    );
+    let (population_texts, population_problems) =
+        labels::problems(&devtools.evaluate(&page, labels::MEASURE));
+    println!(
+        "populations: {charts} charts, {population_texts} labels, {} cut off or overlapping",
+        population_problems.len()
+    );
+    let population_errors = devtools.take_errors();
+
     let took = browser.close(devtools);
     println!("the browser session took {took:?}");
     assert!(errors.is_empty(), "the report logged errors: {errors:#?}");
     labels::assert_whole(texts, &problems);
+    assert!(
+        population_errors.is_empty(),
+        "the populations' report logged errors: {population_errors:#?}"
+    );
+    labels::assert_whole(population_texts, &population_problems);
 }
 
 /// `target/`, the parent of Cargo's temporary directory for integration tests.
