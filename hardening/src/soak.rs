@@ -340,6 +340,7 @@ fn plan(i: u64, messages: u32, tls: &Arc<rustls::ClientConfig>) -> Plan {
         subprotocols: Vec::new(),
         wire: Default::default(),
         browser: Default::default(),
+        handshake: Default::default(),
     }
 }
 

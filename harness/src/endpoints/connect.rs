@@ -8,7 +8,7 @@ use crate::endpoints::browser::Browser;
 use crate::endpoints::subprotocol;
 use crate::endpoints::wire::{Wire, WireBytes};
 use crate::engine::NetRef;
-use crate::scenario::{Scheme, Workload};
+use crate::scenario::{Handshake, Scheme, Workload};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use gauntlet_proxies::http::{self, base64};
@@ -63,6 +63,8 @@ pub struct Plan {
     pub wire: Wire,
     /// Whose request heads the client writes (and whether it keeps HTTP connections open).
     pub browser: Browser,
+    /// How the WebSocket is opened: RFC 6455's upgrade, or Huang et al.'s CONNECT.
+    pub handshake: Handshake,
 }
 
 impl Plan {
@@ -90,6 +92,7 @@ impl Plan {
             subprotocols: Vec::new(),
             wire: Wire::default(),
             browser: Browser::Minimal,
+            handshake: Handshake::Upgrade,
         }
     }
 }

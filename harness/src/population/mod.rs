@@ -115,6 +115,8 @@ pub struct CellSpec {
     pub kind: StrategyKind,
     /// Its table (`[client.<strategy>]`), if the name implies one.
     pub table: Option<toml::Table>,
+    /// Keys of `[client]` the name implies (`handshake = "connect"`).
+    pub client: toml::Table,
     /// The WebSocket ping interval, in milliseconds.
     pub ping_ms: Option<u64>,
     /// `Some(true)`: with `[client.reconnect]` (socket.io-client's defaults, unless
@@ -126,10 +128,15 @@ pub struct CellSpec {
 /// the POST-based handshake of Huang et al., and Socket.IO without its upgrade.
 pub const LONG_POLLING: &str = "long-polling";
 
-/// The names a strategy may be given: every [`StrategyKind`] and [`LONG_POLLING`].
+/// `connect-handshake`: the reference client's WebSocket opened with Huang et al.'s
+/// CONNECT-based handshake (`[client] handshake = "connect"`) on ws.
+pub const CONNECT_HANDSHAKE: &str = "connect-handshake";
+
+/// The names a strategy may be given: every [`StrategyKind`], [`LONG_POLLING`] and
+/// [`CONNECT_HANDSHAKE`].
 pub fn strategy_names() -> Vec<&'static str> {
     let mut v: Vec<&str> = StrategyKind::ALL.iter().map(|k| k.as_str()).collect();
-    v.push(LONG_POLLING);
+    v.extend([LONG_POLLING, CONNECT_HANDSHAKE]);
     v
 }
 
@@ -149,10 +156,14 @@ pub fn cells(sweep: &Sweep) -> Result<Vec<CellSpec>, PopulationError> {
                 "strategy `{name}` is listed twice"
             )));
         }
+        let mut client = toml::Table::new();
         let (kind, table) = if name == LONG_POLLING {
             let mut t = toml::Table::new();
             t.insert("upgrade".into(), toml::Value::Boolean(false));
             (StrategyKind::PollingThenUpgrade, Some(t))
+        } else if name == CONNECT_HANDSHAKE {
+            client.insert("handshake".into(), toml::Value::String("connect".into()));
+            (StrategyKind::Ws, None)
         } else {
             let kind = StrategyKind::ALL
                 .into_iter()
@@ -177,6 +188,7 @@ pub fn cells(sweep: &Sweep) -> Result<Vec<CellSpec>, PopulationError> {
                     name: name.clone(),
                     kind,
                     table: table.clone(),
+                    client: client.clone(),
                     ping_ms: *ping_ms,
                     reconnect: *r,
                 });

@@ -379,6 +379,9 @@ pub(crate) fn scenario_text(
     if let Some(ms) = cell.ping_ms {
         client.insert("ping-interval-ms".into(), toml::Value::Integer(ms as i64));
     }
+    for (k, v) in &cell.client {
+        client.insert(k.clone(), v.clone());
+    }
     let others: Vec<&str> = scenario::StrategyKind::ALL
         .iter()
         .map(|k| k.as_str())

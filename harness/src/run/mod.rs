@@ -318,6 +318,7 @@ fn build(
         subprotocols: scenario.client.subprotocols.clone(),
         wire: Wire::default(),
         browser: scenario.client.browser,
+        handshake: scenario.client.handshake,
     };
     Ok((topology, plan))
 }

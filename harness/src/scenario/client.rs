@@ -236,7 +236,31 @@ pub struct Client {
     pub subprotocols: Vec<String>,
     /// Whose request heads the client writes (`[client] browser`).
     pub browser: Browser,
+    /// How the client opens its WebSocket (`[client] handshake`).
+    pub handshake: Handshake,
 }
+
+/// How the client opens its WebSocket (`[client] handshake`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Handshake {
+    /// RFC 6455's: a `GET` with `Upgrade: websocket`, answered 101.
+    #[default]
+    Upgrade,
+    /// The CONNECT-based handshake Huang, Chen, Barth, Rescorla and Jackson measured
+    /// ("Talking to Yourself for Fun and Profit", W2SP 2011) among the proposals for
+    /// RFC 6455: `CONNECT websocket.invalid:443` sent to the server itself, answered 200
+    /// with `Sec-WebSocket-Accept`, then frames. A proxy that carries out CONNECT cannot
+    /// resolve a name under `.invalid` (RFC 6761 §6.4) and fails it instead of relaying bytes
+    /// it does not understand. The path (`/echo`, `/push?…`) goes in `Sec-WebSocket-Path`.
+    Connect,
+}
+
+/// The authority a [`Handshake::Connect`] names, as Huang et al.'s experiment did.
+pub const CONNECT_AUTHORITY: &str = "websocket.invalid:443";
+
+/// The field a [`Handshake::Connect`] names its path in: the reference server's own.
+pub const CONNECT_PATH_FIELD: &str = "Sec-WebSocket-Path";
 
 /// Whose request heads the client writes (`[client] browser`); the heads themselves are in
 /// [`crate::endpoints::browser`].

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Browser, Hop, Idle, Network, Route, Scheme, StrategyKind, WhileDisconnected, WorkloadKind,
+    Browser, Handshake, Hop, Idle, Network, Route, Scheme, StrategyKind, WhileDisconnected,
+    WorkloadKind,
 };
 use crate::tls::TlsVersions;
 use crate::verdict::outcome::Outcome;
@@ -71,6 +72,7 @@ pub(super) struct RawClient {
     pub(super) subprotocols: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub(super) browser: Browser,
+    pub(super) handshake: Option<Spanned<Handshake>>,
 }
 
 /// `[client.polling-then-upgrade]`.

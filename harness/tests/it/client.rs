@@ -206,6 +206,7 @@ fn run_on(
         subprotocols: Vec::new(),
         wire: Default::default(),
         browser: Default::default(),
+        handshake: Default::default(),
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();

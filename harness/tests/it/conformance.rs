@@ -1399,6 +1399,7 @@ fn run_client(case: &ClientCase) -> (Report, Heard, String) {
         subprotocols: Vec::new(),
         wire: Default::default(),
         browser: Default::default(),
+        handshake: Default::default(),
     };
     let transcript = Transcript::default();
     let report: Rc<RefCell<Option<Report>>> = Rc::default();

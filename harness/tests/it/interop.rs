@@ -305,6 +305,7 @@ pub fn client_against(
         subprotocols: Vec::new(),
         wire: Default::default(),
         browser: Default::default(),
+        handshake: Default::default(),
     };
     let mut case = s.clone();
     case.client.workload = plan.workload.clone();

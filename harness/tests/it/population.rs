@@ -30,17 +30,40 @@ fn run(pops: &[Population], sessions: u64, jobs: usize, strategies: &[&str]) -> 
 
 #[test]
 fn huang_2011_reproduces_the_rates_it_was_calibrated_on() {
-    let p = run(&[shipped("huang-2011")], 10_000, 2, &["long-polling", "ws"]);
+    let p = run(
+        &[shipped("huang-2011")],
+        10_000,
+        2,
+        &["long-polling", "ws", "connect-handshake"],
+    );
     let cells = &p.populations[0].cells;
-    let post = cells[0].success();
-    let upgrade = cells[1].success();
-    // Huang et al. 2011: POST-based 90.2%, Upgrade-based 86.8%.
+    let (post, upgrade, connect) = (cells[0].success(), cells[1].success(), cells[2].success());
+    // Huang et al. 2011: POST-based 90.2%, Upgrade-based 86.8%, CONNECT-based 86.6%.
     assert!(post.contains(0.902), "long-polling {}", post.text());
     assert!(upgrade.contains(0.868), "ws {}", upgrade.text());
+    assert!(
+        connect.contains(0.866),
+        "connect-handshake {}",
+        connect.text()
+    );
     // And the default session count puts each within ±1 point.
-    for i in [post, upgrade] {
+    for i in [post, upgrade, connect] {
         assert!(i.high - i.low <= 0.02, "{}", i.text());
     }
+    // The file says so too: its calibration targets are these three.
+    let targets: Vec<(&str, f64)> = p.populations[0]
+        .calibration
+        .iter()
+        .map(|c| (c.strategy.as_str(), c.rate))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("long-polling", 0.902),
+            ("ws", 0.868),
+            ("connect-handshake", 0.866)
+        ]
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::endpoints::connect::{
 };
 use crate::endpoints::{smuggle, subprotocol};
 use crate::engine::NetRef;
-use crate::scenario::{Workload, WorkloadKind};
+use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD, Handshake, Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use crate::ws_config;
@@ -106,19 +106,26 @@ pub(crate) async fn open(
             plan.subprotocols.join(", ")
         )
     };
-    let request = plan
-        .browser
-        .websocket(path, host, &origin(plan), key, &offer);
+    let connect = plan.handshake == Handshake::Connect;
+    let request = if connect {
+        format!(
+            "CONNECT {CONNECT_AUTHORITY} HTTP/1.1\r\nHost: {CONNECT_AUTHORITY}\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{CONNECT_PATH_FIELD}: {path}\r\n{offer}\r\n"
+        )
+    } else {
+        plan.browser
+            .websocket(path, host, &origin(plan), key, &offer)
+    };
     let offering = if plan.subprotocols.is_empty() {
         String::new()
     } else {
         format!(", offering {}", plan.subprotocols.join(", "))
     };
-    t.log(
-        net.now(),
-        WHO,
-        format!("upgrade request GET {path}{offering}"),
-    );
+    let asked = if connect {
+        format!("CONNECT {CONNECT_AUTHORITY} for {path}")
+    } else {
+        format!("GET {path}")
+    };
+    t.log(net.now(), WHO, format!("upgrade request {asked}{offering}"));
     let mut tap = Tap { inner: io, last };
     let no_response = |what: String| {
         fail(
@@ -150,7 +157,13 @@ pub(crate) async fn open(
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    if status != 101 {
+    // A CONNECT is accepted by any 2xx (RFC 9110 §9.3.6), an upgrade by a 101.
+    let accepted = if connect {
+        (200..300).contains(&status)
+    } else {
+        status == 101
+    };
+    if !accepted {
         t.log(
             net.now(),
             WHO,
@@ -174,10 +187,15 @@ pub(crate) async fn open(
             ),
         ));
     }
-    if let Some(what) = invalid_101(&head, key, &plan.subprotocols) {
+    let invalid = if connect {
+        invalid_connect_answer(&head, key)
+    } else {
+        invalid_101(&head, key, &plan.subprotocols)
+    };
+    if let Some(what) = invalid {
         return Err(fail(
             Outcome::HandshakeInvalid,
-            format!("101 not valid: {what} at {}", ms(net.now())),
+            format!("{status} not valid: {what} at {}", ms(net.now())),
         ));
     }
     let chosen = head
@@ -188,6 +206,22 @@ pub(crate) async fn open(
         .unwrap_or_default();
     t.log(net.now(), WHO, format!("{status} {reason}{chosen}"));
     Ok(WebSocketStream::from_partially_read(tap, tail, Role::Client, Some(ws_config())).await)
+}
+
+/// What is wrong with a 2xx answering a CONNECT handshake: its `Sec-WebSocket-Accept` must be
+/// the key's, as a 101's must (RFC 6455 §4.1); `None` when it is right.
+fn invalid_connect_answer(head: &http::Head, key: &str) -> Option<String> {
+    let accept = head
+        .fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-accept"))
+        .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string());
+    let want = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    match accept {
+        None => Some("no Sec-WebSocket-Accept".into()),
+        Some(a) if a != want => Some(format!("Sec-WebSocket-Accept {a}, not {want}")),
+        Some(_) => None,
+    }
 }
 
 /// The path the upgrade asks for: `/echo`, `/push` with what to push, or the attacker's

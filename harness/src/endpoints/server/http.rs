@@ -28,6 +28,7 @@ use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
 use crate::endpoints::{smuggle, streaming};
 use crate::engine::{Held, NetRef};
+use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD};
 use crate::verdict::transcript::Transcript;
 use crate::ws_config;
 
@@ -107,7 +108,11 @@ async fn respond(
         header_text(headers, "connection"),
     );
     let path = req.uri().path();
-    let response = if engineio::handles(path) {
+    let response = if req.method() == hyper::Method::CONNECT
+        && req.uri().authority().map(|a| a.as_str()) == Some(CONNECT_AUTHORITY)
+    {
+        connect_websocket(&net, &transcript, req, held).map(BodyExt::boxed_unsync)
+    } else if engineio::handles(path) {
         let cx = engineio::Cx {
             net: net.clone(),
             transcript: transcript.clone(),
@@ -222,6 +227,45 @@ fn websocket(
             .insert("sec-websocket-protocol", value);
         transcript.log(net.now(), net.host(), offered);
     }
+    response
+}
+
+/// The answer to Huang et al.'s CONNECT-based handshake (`CONNECT websocket.invalid:443`,
+/// its path in `Sec-WebSocket-Path`): 200 with `Sec-WebSocket-Accept`, and the app of that
+/// path (`/echo` without one) on the connection hyper hands over.
+fn connect_websocket(
+    net: &NetRef,
+    transcript: &Transcript,
+    req: Request<Incoming>,
+    held: Rc<Held>,
+) -> Response<Full<Bytes>> {
+    let path = req
+        .headers()
+        .get(CONNECT_PATH_FIELD)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("/echo");
+    let Ok(uri) = path.parse::<hyper::Uri>() else {
+        return text_response(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Path is not a path.\n",
+            &[],
+        );
+    };
+    let app = App::from_uri(&uri);
+    let (n, t) = (net.clone(), transcript.clone());
+    let mut response = upgrade((net, transcript), req, held, move |upgraded| {
+        async move {
+            let io = TokioIo::new(upgraded);
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
+            app.run(n, ws, t).await;
+        }
+        .boxed_local()
+    });
+    // A CONNECT is accepted with a 2xx and nothing of an upgrade (RFC 9110 §9.3.6).
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    h.remove("upgrade");
+    h.remove("connection");
     response
 }
 

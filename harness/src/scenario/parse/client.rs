@@ -7,8 +7,8 @@ use super::{Source, reconnect, strategy, workload};
 use crate::real::product::command::{CommandError, CommandLine, Role};
 use crate::scenario::raw::{RawClient, RawServer};
 use crate::scenario::{
-    Client, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server, StrategyKind,
-    WorkloadKind,
+    Client, Handshake, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server,
+    StrategyKind, WorkloadKind,
 };
 
 /// `client.schemes`: `ws`, `wss` or both, each once.
@@ -92,6 +92,13 @@ pub(super) fn client(
     for s in &mut strategies {
         s.reconnect = reconnect;
     }
+    let handshake = handshake(
+        src,
+        c.handshake.as_ref(),
+        route,
+        kinds,
+        smuggle || !subprotocols.is_empty(),
+    )?;
     Ok(Client {
         schemes,
         strategies,
@@ -105,7 +112,43 @@ pub(super) fn client(
         sessions,
         subprotocols,
         browser: c.browser,
+        handshake,
     })
+}
+
+/// `handshake`: `upgrade` unless given; `connect` opens a WebSocket of the reference client's
+/// own, on its own route: not through an explicit proxy (whose CONNECT it would be), not for
+/// Engine.IO, streaming or the redirect, not for the smuggling demonstration nor with
+/// subprotocols (`other`: either of the last two is asked for).
+fn handshake(
+    src: Source<'_>,
+    given: Option<&Spanned<Handshake>>,
+    route: Route,
+    kinds: &[StrategyKind],
+    other: bool,
+) -> Result<Handshake, ScenarioError> {
+    let Some(h) = given else {
+        return Ok(Handshake::Upgrade);
+    };
+    if *h.get_ref() == Handshake::Connect {
+        let why = if route == Route::Explicit {
+            Some("`route = \"explicit\"`: CONNECT there asks the proxy for a tunnel".to_string())
+        } else if other {
+            Some("`kind = \"smuggle\"` or `subprotocols`".to_string())
+        } else {
+            kinds
+                .iter()
+                .find(|k| k.engineio() || k.streams() || **k == StrategyKind::Redirect)
+                .map(|k| format!("strategy `{}`", k.as_str()))
+        };
+        if let Some(why) = why {
+            return Err(src.fail(
+                h.span(),
+                format!("`handshake = \"connect\"` does not go with {why}"),
+            ));
+        }
+    }
+    Ok(*h.get_ref())
 }
 
 /// `sessions`: 1 unless given; 1 to [`MAX_SESSIONS`], and not with the `smuggle` workload.
