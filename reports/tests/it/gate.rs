@@ -152,7 +152,7 @@ fn one_fault_three_failures() -> Results {
             "binary",
             "Gate: binary messages come back",
             "handshake-rejected",
-            "HTTP 426 Upgrade Required at 31.2 ms: This endpoint speaks WebSocket",
+            "HTTP 426 Upgrade Required at 31.2 ms",
             10,
         ),
         run(
@@ -179,10 +179,8 @@ fn a_fault_that_explains_several_failures_is_reported_once_with_them() {
     let faults = gauntlet_reports::faults(&results);
     let sizes: Vec<usize> = faults.iter().map(|f| f.runs.len()).collect();
     assert_eq!(sizes, [3, 1]);
-    assert_eq!(
-        faults[0].pattern,
-        "HTTP N Upgrade Required at N ms: This endpoint speaks WebSocket"
-    );
+    // The body after the time mark may or may not have arrived with the head: the same.
+    assert_eq!(faults[0].pattern, "HTTP N Upgrade Required at N ms");
     let md = gate_markdown(&results);
     assert_eq!(md.matches("#### ❌ F1").count(), 1, "{md}");
     assert!(
