@@ -341,6 +341,7 @@ fn plan(i: u64, messages: u32, tls: &Arc<rustls::ClientConfig>) -> Plan {
         wire: Default::default(),
         browser: Default::default(),
         handshake: Default::default(),
+        request: Default::default(),
     }
 }
 

@@ -372,16 +372,17 @@ pub struct Forward {
 
 impl Policy for Forward {
     fn request(&mut self, _cx: &mut Cx, head: &mut Head, port: u16) -> Route {
-        let mut port = port;
+        let mut to = None;
         if let StartLine::Request { target, .. } = &mut head.start {
             if let Some(rest) = target.strip_prefix("http://") {
                 let (authority, path) = rest
                     .find('/')
                     .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-                port = authority
-                    .rsplit_once(':')
-                    .and_then(|(_, p)| p.parse().ok())
-                    .unwrap_or(80);
+                let (host, port) = match authority.rsplit_once(':') {
+                    Some((h, p)) => (h, p.parse().unwrap_or(80)),
+                    None => (authority, 80),
+                };
+                to = Some((host.to_string(), port));
                 *target = path.to_string();
             }
         }
@@ -390,7 +391,11 @@ impl Policy for Forward {
         if !self.keep_upgrade {
             head.strip_hop_by_hop(&["transfer-encoding"]);
         }
-        Route::Upstream { backend: 0, port }
+        // The absolute-form target names the destination, as CONNECT's authority does.
+        match to {
+            Some((host, port)) => Route::Named { host, port },
+            None => Route::Upstream { backend: 0, port },
+        }
     }
 
     fn response(&mut self, _cx: &mut Cx, head: &mut Head, _request: &Head) {
@@ -613,8 +618,9 @@ mod tests {
             })
             .collect();
         assert_eq!(up, "GET /echo HTTP/1.1\r\nHost: server\r\n\r\n");
-        assert!(actions.contains(&Action::Dial {
-            backend: 0,
+        // The absolute-form target names the destination, as a CONNECT does.
+        assert!(actions.contains(&Action::DialNamed {
+            host: "server".into(),
             port: 80
         }));
     }

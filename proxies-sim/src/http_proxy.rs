@@ -37,6 +37,16 @@ pub enum Route {
         /// The destination port.
         port: u16,
     },
+    /// To the host the request named (a forward proxy's absolute-form target), on `port`:
+    /// the hop's first upstream host when it has one (the driver's [`Action::DialNamed`]).
+    ///
+    /// [`Action::DialNamed`]: crate::model::Action::DialNamed
+    Named {
+        /// The host as named.
+        host: String,
+        /// The destination port.
+        port: u16,
+    },
     /// Answered by the proxy itself with these bytes (a complete response); the connection
     /// is then closed.
     Answer(Vec<u8>),
@@ -287,8 +297,7 @@ impl<P: Policy> HttpProxy<P> {
         };
         self.stop_header_timer(cx);
         let before = head.clone();
-        let route = self.policy.request(cx, &mut head, port);
-        match route {
+        let (backend, named) = match self.policy.request(cx, &mut head, port) {
             Route::Answer(response) => {
                 cx.note(format!(
                     "{}: answered by the proxy: {}",
@@ -297,33 +306,37 @@ impl<P: Policy> HttpProxy<P> {
                 ));
                 cx.send(Side::Client, response);
                 self.close_both(cx);
-                Ok(())
+                return Ok(());
             }
-            Route::Upstream { backend, port } => {
-                let framing = before.framing(None)?;
-                cx.note(format!(
-                    "{}: forwarded{}",
-                    describe(&before),
-                    changes(&before, &head)
-                ));
-                match self.dialed {
-                    None => {
-                        cx.dial_backend(backend, port);
-                        self.dialed = Some(backend);
-                    }
-                    Some(bound) if bound != backend => cx.note(format!(
-                        "the policy chose backend {} but the connection is bound to backend {}: kept",
-                        backend + 1,
-                        bound + 1
-                    )),
-                    Some(_) => {}
+            Route::Upstream { backend, port } => ((backend, port), None),
+            Route::Named { host, port } => ((0, port), Some(host)),
+        };
+        let framing = before.framing(None)?;
+        cx.note(format!(
+            "{}: forwarded{}",
+            describe(&before),
+            changes(&before, &head)
+        ));
+        let (backend, port) = backend;
+        match self.dialed {
+            None => {
+                match named {
+                    Some(host) => cx.dial_named(host, port),
+                    None => cx.dial_backend(backend, port),
                 }
-                cx.send(Side::Upstream, head.to_bytes());
-                self.up.body(framing);
-                self.pending.push_back(head);
-                Ok(())
+                self.dialed = Some(backend);
             }
+            Some(bound) if bound != backend => cx.note(format!(
+                "the policy chose backend {} but the connection is bound to backend {}: kept",
+                backend + 1,
+                bound + 1
+            )),
+            Some(_) => {}
         }
+        cx.send(Side::Upstream, head.to_bytes());
+        self.up.body(framing);
+        self.pending.push_back(head);
+        Ok(())
     }
 
     fn forward_response(&mut self, cx: &mut Cx, mut head: Head) -> Result<(), ExchangeError> {

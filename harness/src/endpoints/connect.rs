@@ -8,7 +8,7 @@ use crate::endpoints::browser::Browser;
 use crate::endpoints::subprotocol;
 use crate::endpoints::wire::{Wire, WireBytes};
 use crate::engine::NetRef;
-use crate::scenario::{Handshake, Scheme, Workload};
+use crate::scenario::{Handshake, RequestShape, Scheme, Workload};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use gauntlet_proxies::http::{self, base64};
@@ -65,6 +65,8 @@ pub struct Plan {
     pub browser: Browser,
     /// How the WebSocket is opened: RFC 6455's upgrade, or Huang et al.'s CONNECT.
     pub handshake: Handshake,
+    /// How the upgrade request departs from the usual one (`[client.request]`).
+    pub request: RequestShape,
 }
 
 impl Plan {
@@ -93,6 +95,7 @@ impl Plan {
             wire: Wire::default(),
             browser: Browser::Minimal,
             handshake: Handshake::Upgrade,
+            request: RequestShape::default(),
         }
     }
 }

@@ -319,6 +319,7 @@ fn build(
         wire: Wire::default(),
         browser: scenario.client.browser,
         handshake: scenario.client.handshake,
+        request: scenario.client.request.clone(),
     };
     Ok((topology, plan))
 }

@@ -238,6 +238,67 @@ pub struct Client {
     pub browser: Browser,
     /// How the client opens its WebSocket (`[client] handshake`).
     pub handshake: Handshake,
+    /// How the upgrade request is written (`[client.request]`).
+    pub request: RequestShape,
+}
+
+/// How the upgrade request departs from the usual one (`[client.request]`): the field values
+/// and forms RFC 9110 and RFC 9112 allow and proxies get wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestShape {
+    /// The `Upgrade` field's value (`WebSocket`: tokens are case-insensitive, RFC 9110
+    /// §7.8); `None`: `websocket`.
+    pub upgrade: Option<String>,
+    /// The `Connection` field's value (`keep-alive, Upgrade`, as Firefox sends it); `None`:
+    /// `Upgrade`.
+    pub connection: Option<String>,
+    /// The request target in absolute form, `http://host/path` (RFC 9112 §3.2.2: a server
+    /// must accept it). Through an explicit proxy (`route = "explicit"`), the request then
+    /// goes to the proxy itself instead of a CONNECT tunnel: a forward proxy's `GET http://`
+    /// with `Upgrade`.
+    pub absolute: bool,
+    /// An HTTP/1.0 request, whose `Upgrade` a recipient must ignore (RFC 9110 §7.8).
+    pub http10: bool,
+}
+
+impl RequestShape {
+    /// `head`, a WebSocket upgrade request written by [`crate::endpoints::browser`], as this
+    /// shape has it: its request line's target (`http://host` before it when absolute) and
+    /// version, its `Upgrade` and `Connection` values.
+    pub fn apply(&self, head: &str, host: &str) -> String {
+        let mut lines: Vec<String> = head.split("\r\n").map(str::to_string).collect();
+        if let Some(first) = lines.first_mut() {
+            let mut parts: Vec<String> = first.splitn(3, ' ').map(str::to_string).collect();
+            if parts.len() == 3 {
+                if self.absolute {
+                    parts[1] = format!("http://{host}{}", parts[1]);
+                }
+                if self.http10 {
+                    parts[2] = "HTTP/1.0".into();
+                }
+                *first = parts.join(" ");
+            }
+        }
+        for line in &mut lines {
+            let Some((name, _)) = line.split_once(": ") else {
+                continue;
+            };
+            let value = match name.to_ascii_lowercase().as_str() {
+                "upgrade" => self.upgrade.as_deref(),
+                "connection" => self.connection.as_deref(),
+                _ => None,
+            };
+            if let Some(v) = value {
+                *line = format!("{name}: {v}");
+            }
+        }
+        lines.join("\r\n")
+    }
+
+    /// Whether the request is the usual one.
+    pub fn is_usual(&self) -> bool {
+        *self == RequestShape::default()
+    }
 }
 
 /// How the client opens its WebSocket (`[client] handshake`).

@@ -73,6 +73,17 @@ pub(super) struct RawClient {
     #[serde(default)]
     pub(super) browser: Browser,
     pub(super) handshake: Option<Spanned<Handshake>>,
+    pub(super) request: Option<Spanned<RawRequest>>,
+}
+
+/// `[client.request]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawRequest {
+    pub(super) upgrade: Option<Spanned<String>>,
+    pub(super) connection: Option<Spanned<String>>,
+    pub(super) target: Option<Spanned<String>>,
+    pub(super) http_version: Option<Spanned<String>>,
 }
 
 /// `[client.polling-then-upgrade]`.

@@ -207,6 +207,7 @@ fn run_on(
         wire: Default::default(),
         browser: Default::default(),
         handshake: Default::default(),
+        request: Default::default(),
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();

@@ -1400,6 +1400,7 @@ fn run_client(case: &ClientCase) -> (Report, Heard, String) {
         wire: Default::default(),
         browser: Default::default(),
         handshake: Default::default(),
+        request: Default::default(),
     };
     let transcript = Transcript::default();
     let report: Rc<RefCell<Option<Report>>> = Rc::default();

@@ -306,6 +306,7 @@ pub fn client_against(
         wire: Default::default(),
         browser: Default::default(),
         handshake: Default::default(),
+        request: Default::default(),
     };
     let mut case = s.clone();
     case.client.workload = plan.workload.clone();

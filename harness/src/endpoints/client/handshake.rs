@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::WHO;
 use crate::endpoints::connect::{
-    AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, origin, transport,
+    AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, origin, proxy_target, to_proxy,
+    transport,
 };
 use crate::endpoints::{smuggle, subprotocol};
 use crate::engine::NetRef;
@@ -96,7 +97,12 @@ pub(crate) async fn open(
     last: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Ws, Fail> {
     let host = plan.host.as_str();
-    let io = transport(net, plan, t, phase).await?;
+    // An absolute-form request through an explicit proxy goes to the proxy itself, as a
+    // forward proxy's `GET http://…` with `Upgrade`; anything else over the plan's transport.
+    let io: Box<dyn AsyncIo> = match (&plan.proxy, plan.request.absolute) {
+        (Some(proxy), true) => Box::new(to_proxy(net, plan, t, proxy).await?),
+        _ => transport(net, plan, t, phase).await?,
+    };
     phase.set("upgrade", net.now());
     let offer = if plan.subprotocols.is_empty() {
         String::new()
@@ -112,8 +118,15 @@ pub(crate) async fn open(
             "CONNECT {CONNECT_AUTHORITY} HTTP/1.1\r\nHost: {CONNECT_AUTHORITY}\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{CONNECT_PATH_FIELD}: {path}\r\n{offer}\r\n"
         )
     } else {
-        plan.browser
-            .websocket(path, host, &origin(plan), key, &offer)
+        let head = plan
+            .browser
+            .websocket(path, host, &origin(plan), key, &offer);
+        // An absolute target through a real proxy names the real address, which it can reach.
+        let authority = match &plan.proxy {
+            Some(proxy) => proxy_target(net, proxy, host, 80),
+            None => host.to_string(),
+        };
+        plan.request.apply(&head, &authority)
     };
     let offering = if plan.subprotocols.is_empty() {
         String::new()
@@ -122,8 +135,22 @@ pub(crate) async fn open(
     };
     let asked = if connect {
         format!("CONNECT {CONNECT_AUTHORITY} for {path}")
-    } else {
+    } else if plan.request.is_usual() {
         format!("GET {path}")
+    } else {
+        // A shaped request: its request line and the fields it changed, as sent.
+        let changed: Vec<&str> = request
+            .lines()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.starts_with("upgrade:") || l.starts_with("connection:")
+            })
+            .collect();
+        format!(
+            "{} ({})",
+            request.lines().next().unwrap_or_default(),
+            changed.join(", ")
+        )
     };
     t.log(net.now(), WHO, format!("upgrade request {asked}{offering}"));
     let mut tap = Tap { inner: io, last };

@@ -124,6 +124,11 @@ pub fn schemes(proxy: &Proxy) -> &'static [Scheme] {
     }
 }
 
+/// The tag of a gate scenario that runs ws alone whatever the proxy (a behaviour that has no
+/// wss form, such as an absolute-form `http://` target); every other one runs each scheme
+/// the gate runs.
+pub const WS_ONLY: &str = "ws-only";
+
 /// Why a suite cannot be gated: a file that does not read, none at all, or a scenario that is
 /// not a gate scenario.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,7 +144,7 @@ pub enum GateError {
         dir: PathBuf,
     },
     /// A scenario that does not run a scheme the gate runs.
-    #[error("{file}: a gate scenario must run {scheme}")]
+    #[error("{file}: a gate scenario must run {scheme} (or, for wss, be tagged `ws-only`)")]
     Scheme {
         /// The scenario file.
         file: String,
@@ -215,7 +220,8 @@ fn every_or_errors<T, E>(results: impl Iterator<Item = Result<T, E>>) -> Result<
 fn with_proxy(mut scenario: Scenario, proxy: &Proxy) -> Result<Scenario, GateError> {
     let file = scenario.file.clone();
     for scheme in schemes(proxy) {
-        if scenario.expected(*scheme).is_none() {
+        let spared = *scheme == Scheme::Wss && scenario.tags.iter().any(|t| t == WS_ONLY);
+        if scenario.expected(*scheme).is_none() && !spared {
             return Err(GateError::Scheme {
                 file,
                 scheme: *scheme,
@@ -333,11 +339,14 @@ pub fn run(
         .enumerate()
         .flat_map(|(i, s)| {
             let seed = s.seeds.first().copied().unwrap_or(1);
-            schemes.iter().map(move |scheme| Planned {
-                scenario: i,
-                scheme: *scheme,
-                seed,
-            })
+            schemes
+                .iter()
+                .filter(|scheme| s.expected(**scheme).is_some())
+                .map(move |scheme| Planned {
+                    scenario: i,
+                    scheme: *scheme,
+                    seed,
+                })
         })
         .collect();
     let mut results = Results::new(LIVE);

@@ -5,10 +5,10 @@ use toml::Spanned;
 
 use super::{Source, reconnect, strategy, workload};
 use crate::real::product::command::{CommandError, CommandLine, Role};
-use crate::scenario::raw::{RawClient, RawServer};
+use crate::scenario::raw::{RawClient, RawRequest, RawServer};
 use crate::scenario::{
-    Client, Handshake, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server,
-    StrategyKind, WorkloadKind,
+    Client, Handshake, MAX_SESSIONS, MAX_SUBPROTOCOLS, RequestShape, Route, ScenarioError, Scheme,
+    Server, StrategyKind, WorkloadKind,
 };
 
 /// `client.schemes`: `ws`, `wss` or both, each once.
@@ -92,6 +92,13 @@ pub(super) fn client(
     for s in &mut strategies {
         s.reconnect = reconnect;
     }
+    let request = request(
+        src,
+        c.request,
+        &schemes,
+        kinds,
+        handshake_kind(&c.handshake),
+    )?;
     let handshake = handshake(
         src,
         c.handshake.as_ref(),
@@ -113,6 +120,96 @@ pub(super) fn client(
         subprotocols,
         browser: c.browser,
         handshake,
+        request,
+    })
+}
+
+/// The handshake a `[client]` table names, for checks that depend on it.
+fn handshake_kind(h: &Option<Spanned<Handshake>>) -> Handshake {
+    h.as_ref().map_or(Handshake::Upgrade, |h| *h.get_ref())
+}
+
+/// `[client.request]`: each field a value with no line break, `target` `origin` or
+/// `absolute`, `http-version` `1.1` or `1.0`; for the reference client's WebSocket only (the
+/// `ws`, `wss` schemes and strategies and those that start with them), upgrading with
+/// RFC 6455's request, an absolute target on ws only.
+fn request(
+    src: Source<'_>,
+    raw: Option<Spanned<RawRequest>>,
+    schemes: &[Scheme],
+    kinds: &[StrategyKind],
+    handshake: Handshake,
+) -> Result<RequestShape, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(RequestShape::default());
+    };
+    let at = raw.span();
+    if handshake == Handshake::Connect {
+        return Err(src.fail(
+            at,
+            "`[client.request]` shapes the upgrade request: not with `handshake = \"connect\"`",
+        ));
+    }
+    if let Some(k) = kinds
+        .iter()
+        .find(|k| k.engineio() || k.streams() || **k == StrategyKind::Redirect)
+    {
+        return Err(src.fail(
+            at,
+            format!(
+                "`[client.request]` shapes the reference client's WebSocket request: not strategy `{}`",
+                k.as_str()
+            ),
+        ));
+    }
+    let raw = raw.into_inner();
+    let value = |v: Option<Spanned<String>>, name: &str| -> Result<Option<String>, ScenarioError> {
+        match v {
+            Some(v) if v.get_ref().trim().is_empty() || v.get_ref().contains(['\r', '\n']) => {
+                Err(src.fail(
+                    v.span(),
+                    format!("`{name}` is a field value: not empty, no line break"),
+                ))
+            }
+            Some(v) => Ok(Some(v.into_inner())),
+            None => Ok(None),
+        }
+    };
+    let absolute = match raw.target {
+        None => false,
+        Some(t) => match t.get_ref().as_str() {
+            "origin" => false,
+            "absolute" => {
+                if schemes.contains(&Scheme::Wss) || kinds.iter().any(|k| k.scheme() == Scheme::Wss)
+                {
+                    return Err(src.fail(
+                        t.span(),
+                        "`target = \"absolute\"` writes `http://…`: for ws only",
+                    ));
+                }
+                true
+            }
+            _ => {
+                return Err(src.fail(
+                    t.span(),
+                    "`target` is \"origin\" (`/path`) or \"absolute\" (`http://host/path`)",
+                ));
+            }
+        },
+    };
+    let http10 = match raw.http_version {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "1.1" => false,
+            "1.0" => true,
+            _ => return Err(src.fail(v.span(), "`http-version` is \"1.1\" or \"1.0\"")),
+        },
+    };
+    Ok(RequestShape {
+        upgrade: value(raw.upgrade, "upgrade")?,
+        connection: value(raw.connection, "connection")?,
+        absolute,
+        http10,
     })
 }
 
