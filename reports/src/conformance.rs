@@ -257,20 +257,44 @@ pub fn conformance_markdown(columns: &[Column], notes: &[Note]) -> String {
     out
 }
 
-/// Which runs of `column` failed, in words: every run, or each behaviour with its schemes.
+/// Which runs of `column` failed, in words: every run; every run but the few others, when
+/// most failed; or each failing behaviour with its schemes.
 fn which(column: &Column, failed: &[&Run]) -> String {
-    if failed.len() == column.results.runs.len() {
-        return format!("every run ({})", failed.len());
+    let total = column.results.runs.len();
+    if failed.len() == total {
+        return format!("every run ({total})");
     }
+    if failed.len() * 2 > total {
+        let others: Vec<&Run> = column
+            .results
+            .runs
+            .iter()
+            .filter(|r| !failed.iter().any(|f| std::ptr::eq(*f, *r)))
+            .collect();
+        return format!(
+            "every run ({} of {total}) but {}",
+            failed.len(),
+            escape(&by_behaviour(&others))
+        );
+    }
+    format!(
+        "{} failing: {}",
+        failed.len(),
+        escape(&by_behaviour(failed))
+    )
+}
+
+/// Runs as a list of behaviours with their schemes: `handshake/upgrade ws+wss, …`.
+fn by_behaviour(runs: &[&Run]) -> String {
     let mut by: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for r in failed {
+    for r in runs {
         by.entry(behaviour(r)).or_default().push(&r.scheme);
     }
     let list: Vec<String> = by
         .iter()
         .map(|(b, schemes)| format!("{b} {}", schemes.join("+")))
         .collect();
-    format!("{} failing: {}", failed.len(), escape(&list.join(", ")))
+    list.join(", ")
 }
 
 /// The distinct values of `items`, in the order they first come.
@@ -523,6 +547,17 @@ mod tests {
         assert!(md.contains("- **nginx-default**, 1 failing: handshake/upgrade ws (handshake-rejected): *configuration matter*. no Upgrade lines"), "{md}");
         // Wall times change nothing; the same inputs give the same bytes.
         assert_eq!(md, conformance_markdown(&columns(900), &notes()));
+    }
+
+    #[test]
+    fn a_note_covering_most_of_a_column_names_the_runs_it_does_not() {
+        let mut cols = columns(5);
+        cols[1].results.runs[0].outcome = "delivered".to_string();
+        cols[1].results.runs[0].pass = true;
+        cols[1].results.runs[2].outcome = "handshake-rejected".to_string();
+        cols[1].results.runs[2].pass = false;
+        let md = conformance_markdown(&cols, &[]);
+        assert!(md.contains("- **nginx-default**, every run (2 of 3) but handshake/upgrade ws (handshake-rejected): *not yet explained*."), "{md}");
     }
 
     #[test]
