@@ -49,7 +49,9 @@ async fn run_in(net: NetRef, plan: Plan, t: Transcript, gathering: Option<&Gathe
     let mut report = Report::new();
     let start = net.now();
     if plan.workload.kind == WorkloadKind::Smuggle {
-        let result = smuggle::run(&net, &plan, &t, &mut report, start).await;
+        // Boxed: the demonstration's state is large, and every other run's future would
+        // otherwise be as large.
+        let result = Box::pin(smuggle::run(&net, &plan, &t, &mut report, start)).await;
         finish(&net, &t, &mut report, result);
         return report;
     }
