@@ -66,6 +66,12 @@ use cli::report::report;
 use cli::run::{Shown, run};
 use cli::serve::{serve, serve_default_header_timeout_ms, serve_default_max_connections};
 
+/// mimalloc: a crowd's runs make millions of small allocations and frees, which cost a third
+/// less than with glibc's allocator (feature `mimalloc`, on by default).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The most seeds per scenario (`--seeds`) and clients in a crowd (`--clients`): far more than
 /// any suite needs, and few enough that planning them fits in memory.
 const MAX_COUNT: u64 = 100_000;

@@ -2,8 +2,10 @@
 //!
 //! Each sample is a fresh `gauntlet bench` process (release build), so its peak memory is its
 //! own; a figure is the median of its samples. Every figure is printed beside turmoil's,
-//! measured in the same invocation, as a ratio. A sample whose runs miss their expectations
-//! is an error: a benchmark of broken runs measures nothing.
+//! measured in the same invocation, as a ratio (turmoil's crowds stop at 10,000 clients). The
+//! crowds' wall time per client is printed for each, with the largest's ratio to 1,000
+//! clients': 1 when the cost grows linearly. A sample whose runs miss their expectations is
+//! an error: a benchmark of broken runs measures nothing.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -164,6 +166,23 @@ pub fn main(root: &Path, args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The crowds measured, in clients: to 100,000 in full, to 10,000 with `--quick` (CI's, where
+/// 100,000 clients would take half a minute and 2 GiB).
+fn crowds(quick: bool) -> &'static [usize] {
+    if quick {
+        &[100, 1000, 10_000]
+    } else {
+        &[100, 1000, 10_000, 100_000]
+    }
+}
+
+/// The largest crowd also measured on turmoil, which takes several times sim's time and
+/// memory for a crowd (and turmoil's, with `--quick`, only to 1,000 clients).
+const TURMOIL_MAX_CLIENTS: usize = 10_000;
+
+/// The crowd whose per-client cost the others are compared with.
+const BASE_CROWD: usize = 1000;
+
 fn measure_all(root: &Path, gauntlet: &Path, o: &Options) -> Result<Vec<Line>, String> {
     let jobs = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -187,15 +206,19 @@ fn measure_all(root: &Path, gauntlet: &Path, o: &Options) -> Result<Vec<Line>, S
         turmoil: Some(figure(root, gauntlet, &catalogue, "turmoil", turmoil_runs)?),
     });
 
-    let crowds: &[usize] = if o.quick {
-        &[100, 1000]
-    } else {
-        &[100, 1000, 10_000]
-    };
-    for &n in crowds {
+    for &n in crowds(o.quick) {
         let clients = n.to_string();
         let args = ["xtask/bench/crowd-l4.toml", "--clients", clients.as_str()];
-        let turmoil = Some(figure(root, gauntlet, &args, "turmoil", turmoil_runs)?);
+        let turmoil_max = if o.quick {
+            BASE_CROWD
+        } else {
+            TURMOIL_MAX_CLIENTS
+        };
+        let turmoil = if n <= turmoil_max {
+            Some(figure(root, gauntlet, &args, "turmoil", turmoil_runs)?)
+        } else {
+            None
+        };
         lines.push(Line {
             key: format!("conns_{n}"),
             what: format!(
@@ -315,17 +338,14 @@ fn table(lines: &[Line]) -> String {
             ratio
         );
     }
-    let crowd: Vec<(usize, &Line)> = lines
-        .iter()
-        .filter_map(|l| Some((l.key.strip_prefix("conns_")?.parse().ok()?, l)))
-        .collect();
+    let crowd = crowd_lines(lines);
     if !crowd.is_empty() {
         let _ = writeln!(
             out,
             "\nsim cost per client (flat if linear; memory counted from the previous point):"
         );
         let mut before: Option<(usize, f64)> = None;
-        for (n, l) in crowd {
+        for &(n, l) in &crowd {
             let memory = match before {
                 Some((m, rss)) => format!(
                     "{:>6.1} KiB",
@@ -336,12 +356,54 @@ fn table(lines: &[Line]) -> String {
             let _ = writeln!(
                 out,
                 "  {n:>6} clients: {:>7.1} µs wall, {memory} memory per client",
-                l.sim.wall_ms * 1000.0 / n as f64,
+                per_client_us(l, n),
             );
             before = Some((n, l.sim.rss_mb));
         }
+        if let Some((largest, ratio)) = per_client_ratio(&crowd) {
+            let _ = writeln!(
+                out,
+                "  {largest} / {BASE_CROWD} clients: {ratio:.2}× the wall time per client{}",
+                if largest < 100_000 {
+                    " (100000 clients without --quick)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     out
+}
+
+/// How many clients a crowd's line measured (`None` for another line).
+fn clients(l: &Line) -> Option<usize> {
+    l.key.strip_prefix("conns_")?.parse().ok()
+}
+
+/// The crowd lines, with their clients, fewest first.
+fn crowd_lines(lines: &[Line]) -> Vec<(usize, &Line)> {
+    lines
+        .iter()
+        .filter_map(|l| Some((clients(l)?, l)))
+        .collect()
+}
+
+/// Wall time per client of a crowd of `n`, in µs.
+fn per_client_us(l: &Line, n: usize) -> f64 {
+    l.sim.wall_ms * 1000.0 / n as f64
+}
+
+/// The largest crowd measured and its wall time per client over [`BASE_CROWD`]'s: 1 if the
+/// cost grows linearly with clients.
+fn per_client_ratio(crowd: &[(usize, &Line)]) -> Option<(usize, f64)> {
+    let base = crowd.iter().find(|(n, _)| *n == BASE_CROWD)?;
+    let largest = crowd.iter().max_by_key(|(n, _)| *n)?;
+    (largest.0 > base.0).then(|| {
+        (
+            largest.0,
+            per_client_us(largest.1, largest.0) / per_client_us(base.1, base.0),
+        )
+    })
 }
 
 /// The machine, in one line: CPU model, cores, memory.
@@ -385,8 +447,16 @@ fn bench_json(lines: &[Line], o: &Options) -> String {
         }
     };
     let mut fields = Vec::new();
+    let crowd = crowd_lines(lines);
     for l in lines {
         fields.push(format!("  \"{}_ms\": {}", l.key, num(l.sim.wall_ms)));
+        if let Some(n) = clients(l) {
+            fields.push(format!(
+                "  \"{}_us_per_client\": {}",
+                l.key,
+                num(per_client_us(l, n))
+            ));
+        }
         fields.push(format!("  \"{}_rss_mb\": {}", l.key, num(l.sim.rss_mb)));
         fields.push(format!("  \"{}_samples\": {}", l.key, l.sim.samples));
         if let Some(t) = l.turmoil {
@@ -398,6 +468,12 @@ fn bench_json(lines: &[Line], o: &Options) -> String {
                 num(t.wall_ms / l.sim.wall_ms)
             ));
         }
+    }
+    if let Some((largest, ratio)) = per_client_ratio(&crowd) {
+        fields.push(format!(
+            "  \"conns_{largest}_per_{BASE_CROWD}_ratio\": {}",
+            num(ratio)
+        ));
     }
     out.push_str(&fields.join(",\n"));
     out.push_str("\n}\n");
@@ -461,5 +537,61 @@ mod tests {
         }
         assert!(json.contains("\"idle_hour_turmoil_ratio\": 2000.000"));
         assert!(!json.contains("conns_10000_turmoil"));
+        // 2 ms for 10,000 clients: 0.2 µs each; no 1,000-client crowd, so no ratio.
+        assert!(json.contains("\"conns_10000_us_per_client\": 0.200"));
+        assert!(!json.contains("_per_1000_ratio"));
+        assert!(!json.contains("idle_hour_us_per_client"));
+    }
+
+    fn crowd(n: usize, wall_ms: f64) -> Line {
+        Line {
+            key: format!("conns_{n}"),
+            what: format!("{n} clients"),
+            sim: Figure {
+                wall_ms,
+                rss_mb: n as f64 / 50.0,
+                samples: 1,
+            },
+            turmoil: None,
+        }
+    }
+
+    #[test]
+    fn the_per_client_cost_is_compared_with_a_thousand_clients() {
+        let lines = [
+            crowd(100, 20.0),
+            crowd(1000, 250.0),
+            crowd(10_000, 2500.0),
+            crowd(100_000, 30_000.0),
+        ];
+        let crowd = crowd_lines(&lines);
+        assert_eq!(per_client_ratio(&crowd), Some((100_000, 1.2)));
+        let text = table(&lines);
+        assert!(text.contains("100000 clients:   300.0 µs wall"), "{text}");
+        assert!(text.contains("100000 / 1000 clients: 1.20×"), "{text}");
+        assert!(!text.contains("without --quick"), "{text}");
+        let json = bench_json(
+            &lines,
+            &Options {
+                runs: 1,
+                quick: false,
+                criterion: false,
+                relay_only: false,
+            },
+        );
+        assert!(
+            json.contains("\"conns_1000_us_per_client\": 250.000"),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"conns_100000_per_1000_ratio\": 1.200"),
+            "{json}"
+        );
+        // --quick stops at 10,000 clients and says where 100,000 are.
+        let text = table(&lines[..3]);
+        assert!(
+            text.contains("10000 / 1000 clients: 1.00× the wall time per client (100000 clients without --quick)"),
+            "{text}"
+        );
     }
 }

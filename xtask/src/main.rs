@@ -83,14 +83,16 @@ tasks:
 
   bench [--quick] [--runs N] [--no-criterion] [--relay-only]
       Build gauntlet in release and measure, on the sim and turmoil engines: an idle simulated
-      hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 WebSocket clients at
-      once through an L4 balancer. Prints each figure (median of N runs, default 5) with its
-      ratio to turmoil; then the relay on real sockets: iperf3 through `gauntlet proxy --model
-      pass`, HAProxy (mode tcp) and socat, 1 and 8 streams, interleaved, with gauntlet's ratio
-      to each and CPU-seconds per GB (iperf3, haproxy and socat must be installed); writes
-      target/gauntlet/bench.json, then runs the criterion micro-benchmarks (skipped with
-      --no-criterion). --quick: 1 run each, fewer clients, 1 s relay runs. --relay-only:
-      the relay's figures alone.
+      hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 / 100,000 WebSocket
+      clients at once through an L4 balancer (turmoil to 10,000). Prints each figure (median
+      of N runs, default 5) with its ratio to turmoil, and each crowd's wall time per client
+      with the ratio of the largest's to 1,000 clients'; then the relay on real sockets:
+      iperf3 through `gauntlet proxy --model pass`, HAProxy (mode tcp) and socat, 1 and 8
+      streams, interleaved, with gauntlet's ratio to each and CPU-seconds per GB (iperf3,
+      haproxy and socat must be installed); writes target/gauntlet/bench.json, then runs the
+      criterion micro-benchmarks (skipped with --no-criterion). --quick: 1 run each, crowds
+      to 10,000 clients (turmoil to 1,000), 1 s relay runs. --relay-only: the relay's
+      figures alone.
 
   fuzz [--release] [--cases N] [--seed S] [--case I] [TARGET|GROUP...]
       Generated-input campaigns, seeded (default seed 1) and reproducible: the scenario reader

@@ -13,7 +13,9 @@ use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, HopEnv, ModelSpec, Side};
 
-use crate::engine::{ACCEPT_BACKOFF, Intake, NetRef, Software, Stream, accept_error_is_transient};
+use crate::engine::{
+    ACCEPT_BACKOFF, Intake, NetRef, Software, Stream, accept_error_is_transient, scratch,
+};
 use crate::verdict::transcript::Transcript;
 
 mod side;
@@ -214,8 +216,10 @@ impl Driven {
         let mut dial: Option<LocalBoxFuture<'static, io::Result<Stream>>> = None;
         let mut dialed = false;
         let mut timers: BTreeMap<u64, Duration> = BTreeMap::new();
-        let mut cbuf = vec![0u8; FIRST_CHUNK];
-        let mut ubuf = vec![0u8; FIRST_CHUNK];
+        // How much each side's next read may take; the bytes go to the thread's scratch
+        // buffer, and the model hears them before the loop waits again.
+        let mut cchunk = FIRST_CHUNK;
+        let mut uchunk = FIRST_CHUNK;
         let mut event_owned: Option<(Side, EventKind)> =
             Some((Side::Client, EventKind::Accepted(port)));
 
@@ -223,25 +227,22 @@ impl Driven {
             if let Some((side, kind)) = event_owned.take() {
                 cx.set_now(self.net.now());
                 let event = match &kind {
-                    EventKind::Accepted(p) => Event::Accepted { port: *p },
-                    EventKind::Dialed => Event::Dialed,
-                    EventKind::DialFailed(r) => Event::DialFailed { reason: r },
+                    EventKind::Accepted(p) => Some(Event::Accepted { port: *p }),
+                    EventKind::Dialed => Some(Event::Dialed),
+                    EventKind::DialFailed(r) => Some(Event::DialFailed { reason: r }),
                     EventKind::Data(n) => {
-                        let buf = if side == Side::Client {
-                            &cbuf[..*n]
-                        } else {
-                            &ubuf[..*n]
-                        };
-                        Event::Data {
-                            from: side,
-                            bytes: buf,
-                        }
+                        scratch::with_read(*n, |bytes| {
+                            model.on_event(&mut cx, Event::Data { from: side, bytes });
+                        });
+                        None
                     }
-                    EventKind::Fin => Event::Fin { from: side },
-                    EventKind::Reset => Event::Reset { from: side },
-                    EventKind::Timer(id) => Event::Timer { id: *id },
+                    EventKind::Fin => Some(Event::Fin { from: side }),
+                    EventKind::Reset => Some(Event::Reset { from: side }),
+                    EventKind::Timer(id) => Some(Event::Timer { id: *id }),
                 };
-                model.on_event(&mut cx, event);
+                if let Some(event) = event {
+                    model.on_event(&mut cx, event);
+                }
                 // What the model sends back to the side it just read is an answer to it.
                 let answered =
                     matches!(kind, EventKind::Data(_) | EventKind::Fin | EventKind::Reset)
@@ -341,11 +342,11 @@ impl Driven {
                     return Poll::Ready(Step::Done);
                 }
                 let blocked = client.read_blocked(&upstream);
-                if let Poll::Ready(r) = poll_read_side(&mut client, blocked, &mut cbuf, cx) {
+                if let Poll::Ready(r) = poll_read_side(&mut client, blocked, cchunk, cx) {
                     return Poll::Ready(Step::Read(Side::Client, r));
                 }
                 let blocked = upstream.read_blocked(&client);
-                if let Poll::Ready(r) = poll_read_side(&mut upstream, blocked, &mut ubuf, cx) {
+                if let Poll::Ready(r) = poll_read_side(&mut upstream, blocked, uchunk, cx) {
                     return Poll::Ready(Step::Read(Side::Upstream, r));
                 }
                 if let (Some(f), Some((id, _))) = (sleep.as_mut(), next_timer) {
@@ -377,12 +378,12 @@ impl Driven {
                     (Side::Upstream, EventKind::DialFailed(e.to_string()))
                 }
                 Step::Read(which, r) => {
-                    let (side, buf) = if which == Side::Client {
-                        (&mut client, &mut cbuf)
+                    let (side, chunk) = if which == Side::Client {
+                        (&mut client, &mut cchunk)
                     } else {
-                        (&mut upstream, &mut ubuf)
+                        (&mut upstream, &mut uchunk)
                     };
-                    grow(buf, &r);
+                    grow(chunk, &r);
                     (which, self.on_read(side, which, r))
                 }
                 Step::WriteFailed(which, e) => {

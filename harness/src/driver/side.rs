@@ -6,14 +6,16 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 
-use crate::engine::Stream;
+use crate::engine::{Stream, scratch};
 
-/// Bytes read from a socket at a time, at first: most connections carry small messages, and
-/// thousands of them at once should not cost a large buffer each.
+/// Bytes read from a socket at a time, at first: most connections carry small messages. The
+/// reads go to the thread's scratch buffer ([`scratch`]), so a connection that waits holds
+/// no buffer at all.
 pub(super) const FIRST_CHUNK: usize = 2 * 1024;
-/// The most read at a time: a read that fills the buffer doubles it, up to this.
+/// The most read at a time: a read that takes all it may doubles what the next may, up to
+/// this.
 const MAX_CHUNK: usize = 64 * 1024;
 
 /// The most bytes a side's outbox holds before the driver stops reading what would add to
@@ -131,30 +133,23 @@ impl SideIo {
     }
 }
 
-/// A read that filled `buf` suggests more is waiting: doubles it (keeping what it holds), up
-/// to [`MAX_CHUNK`].
-pub(super) fn grow(buf: &mut Vec<u8>, read: &io::Result<usize>) {
-    if matches!(read, Ok(n) if *n == buf.len()) && buf.len() < MAX_CHUNK {
-        buf.resize(buf.len() * 2, 0);
+/// A read that took all of `chunk` suggests more is waiting: doubles it, up to [`MAX_CHUNK`].
+pub(super) fn grow(chunk: &mut usize, read: &io::Result<usize>) {
+    if matches!(read, Ok(n) if n == chunk) && *chunk < MAX_CHUNK {
+        *chunk *= 2;
     }
 }
 
-/// Reads from `side` into `buf` unless it is closed for reading or `blocked`.
+/// Reads at most `chunk` bytes from `side` into the thread's scratch buffer
+/// ([`scratch::with_read`] shows them) unless it is closed for reading or `blocked`.
 pub(super) fn poll_read_side(
     side: &mut SideIo,
     blocked: bool,
-    buf: &mut [u8],
+    chunk: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     match side.stream.as_mut() {
-        Some(s) if side.can_read && !blocked => {
-            let mut rb = ReadBuf::new(buf);
-            match Pin::new(s).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            }
-        }
+        Some(s) if side.can_read && !blocked => scratch::poll_read(Pin::new(s), chunk, cx),
         _ => Poll::Pending,
     }
 }

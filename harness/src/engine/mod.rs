@@ -19,6 +19,7 @@
 
 pub mod live;
 pub(crate) mod local;
+pub(crate) mod scratch;
 pub mod sim;
 pub mod turmoil;
 

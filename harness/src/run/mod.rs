@@ -2,17 +2,18 @@
 //! server), runs it, and turns what the client saw into a verdict.
 
 pub mod bench;
+mod crowd;
 pub mod file;
 pub mod overhead;
 pub mod suite;
 
+pub use crowd::{CrowdOutput, run_crowd};
+
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::tls_intercepting_proxy::Material;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 use gauntlet_reports::Latency;
@@ -387,79 +388,5 @@ pub fn run(
         latency,
         events: end.events,
         transcript: entries,
-    })
-}
-
-/// What a run with many clients produced.
-#[derive(Debug, Clone)]
-pub struct CrowdOutput {
-    /// Clients run, all at once.
-    pub clients: usize,
-    /// How many clients ended in each outcome.
-    pub outcomes: BTreeMap<Outcome, usize>,
-    /// Messages sent and received back, over all clients.
-    pub sent: u64,
-    /// Messages received intact, over all clients.
-    pub received: u64,
-    /// When the last client finished, in simulated time.
-    pub sim_end: Duration,
-    /// The engine's log of every socket operation in the run.
-    pub events: EventLog,
-    /// Every client's report, in the order the clients were made.
-    pub reports: Vec<Report>,
-}
-
-/// Runs `scenario` for `scheme` with `clients` copies of its client at once, each with its
-/// own seed drawn from `seed`, as its strategy says if it runs one (a strategy's case, from
-/// [`Scenario::cases`]). Nothing is logged: a crowd's transcript would be its own cost.
-pub fn run_crowd(
-    engine: &dyn Engine,
-    scenario: &Scenario,
-    scheme: Scheme,
-    seed: u64,
-    clients: usize,
-) -> Result<CrowdOutput, RunError> {
-    let t = Transcript::discarding();
-    let started = Started::default();
-    let (mut topology, plan) = build(scenario, scheme, seed, &t, &started)?;
-    let reports: Rc<RefCell<Vec<Report>>> = Rc::default();
-    let out = reports.clone();
-    let strategy = scenario.strategy.clone();
-    topology.client(
-        "client",
-        Box::new(move |net: NetRef| {
-            async move {
-                let runs = (0..clients).map(|i| {
-                    let mut plan = plan.clone();
-                    plan.seed = Rng::derive(seed, i as u64).next_u64();
-                    let (net, t) = (net.clone(), t.clone());
-                    let strategy = strategy.clone();
-                    async move {
-                        match &strategy {
-                            Some(s) => strategy::run(net, plan, s, t).await,
-                            None => client::run(net, plan, t).await,
-                        }
-                    }
-                });
-                *out.borrow_mut() = futures_util::future::join_all(runs).await;
-                Ok(())
-            }
-            .boxed_local()
-        }),
-    );
-    let end = engine.run(topology, seed)?;
-    let reports = reports.take();
-    let mut outcomes = BTreeMap::new();
-    for r in &reports {
-        *outcomes.entry(r.outcome).or_default() += 1;
-    }
-    Ok(CrowdOutput {
-        clients: reports.len(),
-        outcomes,
-        sent: reports.iter().map(|r| r.sent).sum(),
-        received: reports.iter().map(|r| r.received).sum(),
-        sim_end: end.at,
-        events: end.events,
-        reports,
     })
 }

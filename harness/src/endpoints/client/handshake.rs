@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use gauntlet_proxies::http::{self, base64};
 use gauntlet_proxies::rng::Rng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -20,11 +20,14 @@ use crate::endpoints::connect::{
     transport,
 };
 use crate::endpoints::{smuggle, subprotocol};
-use crate::engine::NetRef;
+use crate::engine::{NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD, Handshake, Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 use crate::ws_config;
+
+/// The most the client reads at a time of the answer to its upgrade request.
+const HEAD_CHUNK: usize = 4096;
 
 /// Keeps the bytes of the most recent read, so a failure can say what arrived.
 pub(crate) struct Tap<S> {
@@ -169,10 +172,9 @@ pub(crate) async fn open(
             http::Parsed::Complete(head, len) => break (head, len),
             http::Parsed::Invalid(reason) => return Err(no_response(reason)),
             http::Parsed::Partial => {
-                let mut chunk = [0u8; 4096];
-                match tap.read(&mut chunk).await {
+                match scratch::read_into(&mut tap, HEAD_CHUNK, &mut buf).await {
                     Ok(0) => return Err(no_response("connection closed".into())),
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Ok(_) => {}
                     Err(e) => return Err(no_response(describe_io(&e))),
                 }
             }

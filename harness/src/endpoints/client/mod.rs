@@ -39,60 +39,73 @@ mod workload;
 const WHO: &str = "client";
 
 /// Runs the plan to its outcome. Never fails: everything the network does is an outcome.
-pub async fn run(net: NetRef, plan: Plan, t: Transcript) -> Report {
-    run_in(net, plan, t, None).await
+pub fn run(net: NetRef, plan: Plan, t: Transcript) -> impl Future<Output = Report> {
+    run_in(net, plan, t, None)
 }
 
 /// [`run`], one of a [`Gathering`] of sessions when given one: once open, the session waits
-/// for every other to open or fail before its workload.
-async fn run_in(net: NetRef, plan: Plan, t: Transcript, gathering: Option<&Gathering>) -> Report {
-    let mut report = Report::new();
-    let start = net.now();
-    if plan.workload.kind == WorkloadKind::Smuggle {
-        let result = smuggle::run(&net, &plan, &t, &mut report, start).await;
+/// for every other to open or fail before its workload. An `async` block rather than an
+/// `async fn`, whose arguments would be held twice in its state (once as arguments, once
+/// moved into its body), and the handshake boxed, its state freed once the session is open:
+/// a crowd holds one of these per client for the whole run.
+#[allow(clippy::manual_async_fn)]
+fn run_in(
+    net: NetRef,
+    plan: Plan,
+    t: Transcript,
+    gathering: Option<&Gathering>,
+) -> impl Future<Output = Report> + '_ {
+    async move {
+        let mut report = Report::new();
+        let start = net.now();
+        if plan.workload.kind == WorkloadKind::Smuggle {
+            // Boxed: the demonstration's state is large, and every other run's future would
+            // otherwise be as large.
+            let result = Box::pin(smuggle::run(&net, &plan, &t, &mut report, start)).await;
+            finish(&net, &t, &mut report, result);
+            return report;
+        }
+        let last = Arc::new(Mutex::new(Vec::new()));
+        let phase = Rc::new(Phase::new(net.now()));
+        let handshake = tokio::select! {
+            biased;
+            r = Box::pin(handshake(&net, &plan, &t, &phase, last.clone())) => r,
+            () = net.sleep_until(start.saturating_add(plan.handshake_timeout)) => Err(fail(
+                Outcome::HandshakeTimeout,
+                format!("no 101 within {} (stuck in {}) at {}", ms(plan.handshake_timeout), phase.get(), ms(net.now())),
+            )),
+        };
+        let done = handshake.is_ok().then(|| net.now());
+        report.phases = phase.phases(done);
+        if let Some(gathering) = gathering {
+            gathering.arrive(handshake.is_ok());
+            if handshake.is_ok() {
+                gathering.everyone().await;
+            }
+        }
+        let result = match handshake {
+            Ok(mut ws) => {
+                report.handshake = done.map(|at| at - start);
+                let mut session = Session {
+                    net: &net,
+                    plan: &plan,
+                    t: &t,
+                    report: &mut report,
+                    last: &last,
+                    keepalive: plan.ping_interval.map(|every| Keepalive {
+                        every,
+                        next: net.now().saturating_add(every),
+                        unanswered: None,
+                        sent: 0,
+                    }),
+                };
+                session.workload(&mut ws).await
+            }
+            Err(f) => Err(f),
+        };
         finish(&net, &t, &mut report, result);
-        return report;
+        report
     }
-    let last = Arc::new(Mutex::new(Vec::new()));
-    let phase = Rc::new(Phase::new(net.now()));
-    let handshake = tokio::select! {
-        biased;
-        r = handshake(&net, &plan, &t, &phase, last.clone()) => r,
-        () = net.sleep_until(start.saturating_add(plan.handshake_timeout)) => Err(fail(
-            Outcome::HandshakeTimeout,
-            format!("no 101 within {} (stuck in {}) at {}", ms(plan.handshake_timeout), phase.get(), ms(net.now())),
-        )),
-    };
-    let done = handshake.is_ok().then(|| net.now());
-    report.phases = phase.phases(done);
-    if let Some(gathering) = gathering {
-        gathering.arrive(handshake.is_ok());
-        if handshake.is_ok() {
-            gathering.everyone().await;
-        }
-    }
-    let result = match handshake {
-        Ok(mut ws) => {
-            report.handshake = done.map(|at| at - start);
-            let mut session = Session {
-                net: &net,
-                plan: &plan,
-                t: &t,
-                report: &mut report,
-                last: &last,
-                keepalive: plan.ping_interval.map(|every| Keepalive {
-                    every,
-                    next: net.now().saturating_add(every),
-                    unanswered: None,
-                    sent: 0,
-                }),
-            };
-            session.workload(&mut ws).await
-        }
-        Err(f) => Err(f),
-    };
-    finish(&net, &t, &mut report, result);
-    report
 }
 
 /// Puts the workload's result into the report; a failure is logged.

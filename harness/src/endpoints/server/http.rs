@@ -5,7 +5,10 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -18,7 +21,7 @@ use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -27,7 +30,7 @@ use super::app::App;
 use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
 use crate::endpoints::{smuggle, streaming};
-use crate::engine::{Held, NetRef};
+use crate::engine::{Held, NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD};
 use crate::verdict::transcript::Transcript;
 use crate::ws_config;
@@ -35,19 +38,38 @@ use crate::ws_config;
 /// What stream ids are made for, beside Engine.IO's sessions ([`EngineIo::id`]).
 const STREAM_IDS: u64 = 0x7374_7265_616d;
 
+/// The most hyper reads first from a connection: its read buffer's first size (hyper 1's
+/// `INIT_BUFFER_SIZE`).
+const FIRST_READ: usize = 8192;
+
 /// Serves one connection's requests. `last_head`, when there is a header timeout, is `None`
 /// while a request is being answered (an Engine.IO poll may be held for a while) and the time
 /// its answer was ready otherwise.
+///
+/// With `read_first`, hyper's connection is made only once the connection's first bytes (or
+/// its end, or a failure) have come: until a request arrives the connection holds no more
+/// than its stream, where hyper's would hold two buffers of 8 KiB, and a crowd's
+/// connections, accepted together, all wait at once. The first read is the one hyper would
+/// make (at most [`FIRST_READ`] bytes), and hyper finds what it read before anything else
+/// ([`Primed`]).
 pub(super) async fn serve_http<S>(
     net: NetRef,
-    io: S,
+    mut io: S,
     transcript: Transcript,
     held: Rc<Held>,
     last_head: Option<Rc<Cell<Option<Duration>>>>,
     engineio: EngineIo,
+    read_first: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let mut first = None;
+    if read_first {
+        let mut bytes = Vec::new();
+        let read = scratch::read_into(&mut io, FIRST_READ, &mut bytes).await;
+        first = Some(read.map(|_| bytes));
+    }
+    let io = Primed { first, at: 0, io };
     let (n, t) = (net.clone(), transcript.clone());
     let service = service_fn(move |req| {
         if let Some(last_head) = &last_head {
@@ -63,12 +85,65 @@ pub(super) async fn serve_http<S>(
             Ok::<_, Infallible>(response)
         }
     });
-    let result = http1::Builder::new()
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
+    // Boxed: a connection waiting for its first bytes does not carry hyper's state.
+    let result = Box::pin(
+        http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades(),
+    )
+    .await;
     if let Err(e) = result {
         transcript.log(net.now(), net.host(), format!("http connection error: {e}"));
+    }
+}
+
+/// A stream whose first read may have been made: its next read gives that read's bytes (or
+/// its end, or its failure), the reads after it go to the stream.
+struct Primed<S> {
+    first: Option<io::Result<Vec<u8>>>,
+    /// How much of the first read's bytes has been given.
+    at: usize,
+    io: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Primed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match this.first.take() {
+            None => Pin::new(&mut this.io).poll_read(cx, buf),
+            Some(Err(e)) => Poll::Ready(Err(e)),
+            Some(Ok(bytes)) => {
+                let n = buf.remaining().min(bytes.len() - this.at);
+                buf.put_slice(&bytes[this.at..this.at + n]);
+                this.at += n;
+                if this.at < bytes.len() {
+                    this.first = Some(Ok(bytes));
+                }
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Primed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -212,7 +287,8 @@ fn websocket(
     let mut response = upgrade((net, transcript), req, held, move |upgraded| {
         async move {
             if app == App::Attacker {
-                smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t).await;
+                // Boxed, as large as it is, so that every other connection's task is not.
+                Box::pin(smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t)).await;
                 return;
             }
             let io = TokioIo::new(upgraded);

@@ -295,11 +295,17 @@ impl Server {
             self.engineio.clone(),
         );
         match tls {
-            None => serve_http(n, stream, t, held, last_head, e).await,
-            Some(config) => match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                Ok(tls_stream) => serve_http(n, tls_stream, t, held, last_head, e).await,
-                Err(e) => self.log(format!("tls handshake failed: {e}")),
-            },
+            None => serve_http(n, stream, t, held, last_head, e, true).await,
+            // Boxed: a plain connection's task does not carry TLS's state.
+            Some(config) => {
+                Box::pin(async move {
+                    match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                        Ok(tls) => serve_http(n, tls, t, held, last_head, e, false).await,
+                        Err(e) => self.log(format!("tls handshake failed: {e}")),
+                    }
+                })
+                .await;
+            }
         }
     }
 }

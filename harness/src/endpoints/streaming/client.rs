@@ -10,20 +10,21 @@
 use std::time::Duration;
 
 use gauntlet_proxies::http::{ChunkedScanner, Framing, Head};
-use tokio::io::AsyncReadExt;
 
 use super::sse::{self, SseError};
 use super::{EventError, Message, PATH, Received};
 use crate::endpoints::client::{binary_payload, payload, push_stamp};
 use crate::endpoints::connect::{AsyncIo, Fail, Plan, Report, describe_io, fail, ms, no_echo};
 use crate::endpoints::engineio::client::http::{Unanswered, Way, exchange, request, status};
-use crate::engine::NetRef;
+use crate::engine::{NetRef, scratch};
 use crate::scenario::{Scheme, WorkloadKind};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
 
 /// The name the client logs under.
 const WHO: &str = "client";
+/// The most read from the stream at a time.
+const CHUNK: usize = 8192;
 
 /// The transport's name in a strategy's trail: on port 80, or over TLS on 443.
 pub fn transport_name(scheme: Scheme) -> &'static str {
@@ -126,10 +127,12 @@ impl Stream {
                 self.ended = self.feed(&bytes)?;
                 continue;
             }
-            let mut buf = [0u8; 8192];
+            let mut buf = Vec::new();
             let n = tokio::select! {
                 biased;
-                r = self.io.read(&mut buf) => r.map_err(|e| Cut::Broken(describe_io(&e)))?,
+                r = scratch::read_into(&mut self.io, CHUNK, &mut buf) => {
+                    r.map_err(|e| Cut::Broken(describe_io(&e)))?
+                }
                 () = net.sleep_until(deadline) => return Ok(None),
             };
             if n == 0 {
@@ -138,7 +141,7 @@ impl Stream {
                     _ => Err(Cut::Broken("connection closed".into())),
                 };
             }
-            self.ended = self.feed(&buf[..n])?;
+            self.ended = self.feed(&buf)?;
         }
     }
 

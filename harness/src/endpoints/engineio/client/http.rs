@@ -11,19 +11,21 @@
 use std::cell::RefCell;
 
 use gauntlet_proxies::http::{self, Framing};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::Cx;
 use crate::endpoints::connect::{
     AsyncIo, Fail, Phase, Plan, describe_io, forwarding_proxy, origin, proxy_target, to_proxy,
     transport,
 };
-use crate::engine::NetRef;
+use crate::engine::{NetRef, scratch};
 use crate::verdict::transcript::Transcript;
 
 /// The most body bytes an answer may carry: 64 MiB, far above what an Engine.IO server sends
 /// in one answer (16 packets of at most `maxPayload` bytes, 1 MB by default, in base64).
 const MAX_BODY: usize = 64 << 20;
+/// The most read from a connection at a time.
+const CHUNK: usize = 8192;
 
 /// An answer.
 #[derive(Debug, Clone)]
@@ -357,17 +359,14 @@ async fn read_reply(
 /// Reads more of the answer into `buf`: `false` at its end. More than [`MAX_BODY`] is a broken
 /// answer.
 pub(crate) async fn fill(io: &mut Box<dyn AsyncIo>, buf: &mut Vec<u8>) -> Result<bool, Unanswered> {
-    let mut chunk = [0u8; 8192];
-    let n = io
-        .read(&mut chunk)
+    let n = scratch::read_into(io, CHUNK, buf)
         .await
         .map_err(|e| Unanswered::Broken(describe_io(&e)))?;
-    if buf.len() + n > MAX_BODY + http::MAX_HEAD_BYTES {
+    if buf.len() > MAX_BODY + http::MAX_HEAD_BYTES {
         return Err(Unanswered::Broken(format!(
             "an answer of more than {MAX_BODY} bytes"
         )));
     }
-    buf.extend_from_slice(&chunk[..n]);
     Ok(n > 0)
 }
 
