@@ -86,12 +86,14 @@ tasks:
       hour, the catalogue x ws/wss x 3 seeds, and 100 / 1,000 / 10,000 / 100,000 WebSocket
       clients at once through an L4 balancer (turmoil to 10,000). Prints each figure (median
       of N runs, default 5) with its ratio to turmoil, and each crowd's wall time per client
-      with the ratio of the largest's to 1,000 clients'; then the relay on real sockets:
+      with the ratio of the largest's to 1,000 clients'; huang-2011's sampled sessions
+      (10,000 / 100,000 / 1,000,000, every core) with sessions per second and the ratio of
+      the largest's time per session to 10,000's; then the relay on real sockets:
       iperf3 through `gauntlet proxy --model pass`, HAProxy (mode tcp) and socat, 1 and 8
       streams, interleaved, with gauntlet's ratio to each and CPU-seconds per GB (iperf3,
       haproxy and socat must be installed); writes target/gauntlet/bench.json, then runs the
       criterion micro-benchmarks (skipped with --no-criterion). --quick: 1 run each, crowds
-      to 10,000 clients (turmoil to 1,000), 1 s relay runs. --relay-only: the relay's
+      to 10,000 clients (turmoil to 1,000), sessions to 100,000, 1 s relay runs. --relay-only: the relay's
       figures alone.
 
   fuzz [--release] [--cases N] [--seed S] [--case I] [TARGET|GROUP...]
