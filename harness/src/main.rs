@@ -210,14 +210,19 @@ enum Command {
     /// server, once per behaviour of the gate suite (built in, from scenarios/gate: the
     /// upgrade, frame length boundaries, fragmentation, a quiet tunnel of 75 s, 100 sessions
     /// at once, a subprotocol offer, close codes, server push), run each behaviour through it
-    /// on real sockets (ws; ws and wss with --forward or --product), print pass or FAIL per
+    /// on real sockets (ws; ws and wss with --forward, --product, or a command with a TLS
+    /// listener), print pass or FAIL per
     /// behaviour and `N passed, M failed`. Exit 1 if any behaviour failed, 2 if the proxy
     /// would not start.
     ///
     /// In the command, {listen} is the address to listen on (127.0.0.1:PORT, or
     /// {listen_port} for the port alone) and {upstream} the server's (127.0.0.1:PORT, or
-    /// {upstream_port}). Words split as a shell would split simple words, quotes included;
-    /// there is no shell.
+    /// {upstream_port}). A TLS-terminating proxy also gets {tls_listen} (or
+    /// {tls_listen_port}) to listen on for wss, with {cert} and {key} (or {cert_and_key}),
+    /// PEM files of a certificate the client trusts; one that encrypts again gets
+    /// {upstream_tls} (or {upstream_tls_port}), the server's TLS port, and {ca}, the CA that
+    /// signed its certificate (for the name `server`). Words split as a shell would split
+    /// simple words, quotes included; there is no shell.
     ///
     /// With --forward, the proxy is a forward (CONNECT) proxy: the client is configured to
     /// use it, sends `CONNECT 127.0.0.1:PORT` for the server's real port, and runs each

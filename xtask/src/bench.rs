@@ -6,7 +6,8 @@
 //! crowds' wall time per client is printed for each, with the largest's ratio to 1,000
 //! clients': 1 when the cost grows linearly. A population's sampled sessions are timed whole
 //! (`gauntlet population`, every core) at 10,000, 100,000 and 1,000,000 sessions, with the
-//! largest's time per session over 10,000's. A sample whose runs miss their expectations is
+//! largest's time per session over 10,000's and the simulations each took (one per distinct
+//! path drawn and cell: the cost is theirs, the sessions beyond them cost a draw each). A sample whose runs miss their expectations is
 //! an error: a benchmark of broken runs measures nothing.
 
 use std::fmt::Write as _;
@@ -35,6 +36,10 @@ struct PopulationLine {
     sessions: usize,
     wall_ms: f64,
     samples: usize,
+    /// The distinct paths the sessions drew and the simulations they took (one per distinct
+    /// path and cell: sessions that drew the same path share its outcome).
+    draws: usize,
+    simulations: usize,
 }
 
 /// The population timed: five paths (four fitted to Huang et al.'s rates, and the direct
@@ -307,17 +312,27 @@ fn population_figure(
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        let ran = format!("{sessions} sessions drew");
-        if !text.contains(&ran) {
-            return Err(format!("`{command}` did not say `{ran} …`: {text}"));
-        }
-        walls.push(wall_ms);
+        let ran = format!("{sessions} sessions drew ");
+        let counts = text.split_once(&ran).and_then(|(_, rest)| {
+            let (draws, rest) = rest.split_once(" distinct paths; ")?;
+            let (simulations, _) = rest.split_once(" simulations")?;
+            Some((draws.parse().ok()?, simulations.parse().ok()?))
+        });
+        let Some(counts) = counts else {
+            return Err(format!(
+                "`{command}` did not say `{ran}N distinct paths; M simulations`: {text}"
+            ));
+        };
+        walls.push((wall_ms, counts));
     }
-    walls.sort_by(f64::total_cmp);
+    walls.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (wall_ms, (draws, simulations)) = walls[walls.len() / 2];
     Ok(PopulationLine {
         sessions,
-        wall_ms: walls[walls.len() / 2],
+        wall_ms,
         samples: walls.len(),
+        draws,
+        simulations,
     })
 }
 
@@ -347,11 +362,14 @@ fn population_table(lines: &[PopulationLine]) -> String {
     for l in lines {
         let _ = writeln!(
             out,
-            "  {:>8} sessions: {:>9}, {:>9.0} sessions/s, {:>6.2} µs per session",
+            "  {:>8} sessions: {:>9}, {:>9.0} sessions/s, {:>6.2} µs per session \
+             ({} distinct paths, {} simulations)",
             l.sessions,
             ms(l.wall_ms),
             l.sessions as f64 * 1000.0 / l.wall_ms,
-            per_session_us(l)
+            per_session_us(l),
+            l.draws,
+            l.simulations
         );
     }
     if let Some((largest, ratio)) = per_session_ratio(lines) {
@@ -380,6 +398,10 @@ fn population_json(lines: &[PopulationLine]) -> Vec<String> {
             n as f64 * 1000.0 / l.wall_ms
         ));
         fields.push(format!("  \"population_{n}_samples\": {}", l.samples));
+        fields.push(format!(
+            "  \"population_{n}_simulations\": {}",
+            l.simulations
+        ));
     }
     if let Some((largest, ratio)) = per_session_ratio(lines) {
         fields.push(format!(
@@ -720,6 +742,8 @@ mod tests {
             sessions,
             wall_ms,
             samples: 1,
+            draws: 25,
+            simulations: 175,
         };
         let lines = [
             line(10_000, 500.0),
@@ -732,6 +756,10 @@ mod tests {
             text.contains(
                 "1000000 sessions:   45.00 s,     22222 sessions/s,  45.00 µs per session"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("(25 distinct paths, 175 simulations)"),
             "{text}"
         );
         assert!(text.contains("1000000 / 10000 sessions: 0.90×"), "{text}");

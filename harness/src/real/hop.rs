@@ -4,9 +4,11 @@
 //! the client and the hops before it reach it as they would a model.
 //!
 //! A command (`command = "my-proxy --listen {listen} --upstream {upstream}"`) is a reverse
-//! proxy for ws only: published on port 80, its upstream the next host's port 80. There is no
-//! TLS listener to publish on 443 (one `{upstream}` cannot name both the server's ws and wss
-//! ports), so runs with a command hop carry ws. A forward proxy's command
+//! proxy: published on port 80, its upstream the next host's port 80 (`{upstream_tls}`: its
+//! port 443, with the run's CA as `{ca}`). A command with a TLS listener (`{tls_listen}`,
+//! with `{cert}` and `{key}` or `{cert_and_key}`, issued by the run's CA for the names the
+//! client may dial) is published on port 443 as well, as a product's is, and carries wss;
+//! one without carries ws only. A forward proxy's command
 //! ([`Role::Forward`], `gauntlet gate --forward`) has no upstream: it is published on the
 //! explicit-proxy port, like Squid, and carries ws and wss alike, since each client's CONNECT
 //! names the server's real ws or wss address and TLS runs end to end through the tunnel.
@@ -132,20 +134,34 @@ pub fn product_software(
     })
 }
 
+/// What a command hop may be given of TLS (PEM): a certificate and key for the names the
+/// client may dial, and the run's CA, which signed them and the server's certificate.
+#[derive(Debug, Clone)]
+pub struct CommandTls {
+    /// The certificate for its TLS listener.
+    pub cert: String,
+    /// Its key.
+    pub key: String,
+    /// The CA.
+    pub ca: String,
+}
+
 /// The software of a hop that is a proxy program started from a command line, kept in
 /// `started` until the run ends. A reverse proxy's starts once `upstream` (`Some`) listens on
-/// port 80, with that address as its `{upstream}`, and its `{listen}` address is published as
-/// the hop's port 80; a forward proxy's starts at once and is published on the explicit-proxy
-/// port ([`PROXY_PORT`]).
+/// port 80, with that address as its `{upstream}` (and the upstream's port 443 as its
+/// `{upstream_tls}`), and its `{listen}` address is published as the hop's port 80, its
+/// `{tls_listen}`, if it has one, as port 443; a forward proxy's starts at once and is
+/// published on the explicit-proxy port ([`PROXY_PORT`]).
 pub fn command_software(
     hop: CommandHop,
     upstream: Option<String>,
+    tls: CommandTls,
     started: Started,
     t: Transcript,
 ) -> Software {
     hosting(started, move |net| {
-        let (hop, upstream, t) = (hop.clone(), upstream.clone(), t.clone());
-        async move { start_command(&net, &hop, upstream.as_deref(), &t).await }
+        let (hop, upstream, tls, t) = (hop.clone(), upstream.clone(), tls.clone(), t.clone());
+        async move { start_command(&net, &hop, upstream.as_deref(), &tls, &t).await }
     })
 }
 
@@ -213,36 +229,57 @@ async fn start_command(
     net: &NetRef,
     hop: &CommandHop,
     upstream: Option<&str>,
+    tls: &CommandTls,
     t: &Transcript,
 ) -> Result<Running, HopStartError> {
-    let (options, upstream_addr, towards) = match (hop.command.role(), upstream) {
-        (Role::Forward, _) => (StartOptions::new(), None, "a forward proxy".to_string()),
+    let command = &hop.command;
+    let (mut options, towards) = match (command.role(), upstream) {
+        (Role::Forward, _) => (StartOptions::new(), "a forward proxy".to_string()),
         (Role::Reverse, Some(host)) => {
             let addr = wait_for(net, host, 80).await?;
-            let towards = format!("upstream {host} ({addr})");
-            (StartOptions::new().upstream(addr), Some(addr), towards)
+            let mut towards = format!("upstream {host} ({addr}");
+            let mut options = StartOptions::new().upstream(addr);
+            if command.names("upstream_tls") {
+                let tls_addr = wait_for(net, host, 443).await?;
+                towards.push_str(&format!(", TLS {tls_addr}"));
+                options = options.value("upstream_tls", tls_addr.to_string());
+            }
+            towards.push(')');
+            (options, towards)
         }
         (Role::Reverse, None) => {
             return Err(HopStartError::NoUpstream {
-                command: hop.command.to_string(),
+                command: command.to_string(),
             });
         }
     };
-    let running = spawn(Program::Command(hop.command.clone()), options).await?;
+    if command.tls_listener() {
+        options = options.tls(&tls.cert, &tls.key)?;
+    }
+    if command.names("ca") {
+        options = options.file("ca", "tls-ca.pem", tls.ca.clone());
+    }
+    let running = spawn(Program::Command(command.clone()), options.clone()).await?;
     let addr = running.addr();
-    let port = match hop.command.role() {
+    let port = match command.role() {
         Role::Forward => PROXY_PORT,
         Role::Reverse => 80,
     };
     net.publish(port, addr)?;
-    let words = hop.command.render(addr.port(), upstream_addr)?;
+    let tls_port = running.tls_addr().map(|a| a.port());
+    if let Some(tls_addr) = running.tls_addr() {
+        net.publish(443, tls_addr)?;
+    }
+    let filled = Program::filled(command, addr.port(), tls_port, running.dir(), &options);
+    let words = command.render_with(&filled)?;
     t.log(
         net.now(),
         net.host(),
         format!(
-            "{} up (pid {}) on {addr}, {towards}: {}",
+            "{} up (pid {}) on {addr}{}, {towards}: {}",
             running.name(),
             running.pid(),
+            tls_port.map_or(String::new(), |p| format!(" and TLS on {p}")),
             words.join(" ")
         ),
     );

@@ -131,9 +131,9 @@ pub enum Placement {
         "a forward proxy's command, which must be the first hop of a client with route = \"explicit\""
     )]
     ForwardNotFirst,
-    /// A reverse proxy's command in a wss run.
+    /// A reverse proxy's command without a TLS listener in a wss run.
     #[error(
-        "a command, which carries ws only (a command's one {{upstream}} cannot name the server's ws and wss ports both)"
+        "a command without a TLS listener, which carries ws only (give it {{tls_listen}} with {{cert}} and {{key}} to carry wss)"
     )]
     CommandOnWss,
     /// A reverse proxy's command before several backends.
@@ -186,6 +186,16 @@ fn interception(
         });
     }
     Ok((client, envs))
+}
+
+/// What a command hop is given of TLS: a certificate from the run's CA for `names`, and the CA.
+fn command_tls(run_ca: &Ca, names: &[String]) -> Result<hop::CommandTls, TlsError> {
+    let (cert, key) = run_ca.issue_pem(names)?;
+    Ok(hop::CommandTls {
+        cert,
+        key,
+        ca: run_ca.root_pem().to_string(),
+    })
 }
 
 /// The scenario's hosts and network for `scheme` and `seed`, logging to `t`, and the plan for
@@ -245,27 +255,30 @@ fn build(
                 continue;
             }
             Hop::Command(c) if c.command.role() == Role::Forward => {
+                let tls = command_tls(&run_ca, &names)?;
                 if (i, scenario.client.route) != (0, Route::Explicit) {
                     return Err(placement(Placement::ForwardNotFirst));
                 }
                 topology.host(
                     &hops[i],
-                    hop::command_software(c.clone(), None, started.clone(), t.clone()),
+                    hop::command_software(c.clone(), None, tls, started.clone(), t.clone()),
                 );
                 continue;
             }
-            Hop::Command(_) if scheme == Scheme::Wss => {
+            Hop::Command(c) if scheme == Scheme::Wss && !c.command.tls_listener() => {
                 return Err(placement(Placement::CommandOnWss));
             }
             Hop::Command(c) => {
                 let [upstream] = upstreams.as_slice() else {
                     return Err(placement(Placement::CommandUpstreams));
                 };
+                let tls = command_tls(&run_ca, &names)?;
                 topology.host(
                     &hops[i],
                     hop::command_software(
                         c.clone(),
                         Some(upstream.clone()),
+                        tls,
                         started.clone(),
                         t.clone(),
                     ),

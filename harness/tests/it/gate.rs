@@ -341,6 +341,77 @@ fn a_forward_proxy_that_allows_every_port_passes_every_behaviour_for_ws_and_wss(
     assert_none_survive(&ran);
 }
 
+/// The TLS-terminating proxy of `harness/tests/python/tls_terminating_proxy.py`, its upstream
+/// `upstream` (placeholders and flags).
+fn tls_terminating_cmd(upstream: &str) -> String {
+    format!(
+        "'{}' '{}' --listen {{listen}} --tls-listen {{tls_listen}} --cert {{cert}} --key {{key}} {upstream}",
+        crate::interop::python().display(),
+        crate::root()
+            .join("harness/tests/python/tls_terminating_proxy.py")
+            .display()
+    )
+}
+
+#[test]
+fn a_command_with_a_tls_listener_is_gated_for_wss_too_and_passes_every_behaviour() {
+    let cmd = tls_terminating_cmd("--upstream {upstream}");
+    let args = ["--proxy-cmd", &cmd, "--transcript", "--quick"];
+    let (ran, junit) = gate_reporting("tls-terminating", &args);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), ws_and_wss_runs(), "{}", ran.text);
+    let wss = cases.iter().filter(|c| c.name.ends_with(" [wss]")).count();
+    assert_eq!(wss, behaviours() - ws_only(), "{}", ran.text);
+    assert!(cases.iter().all(|c| c.failure.is_none()), "{}", ran.text);
+    assert_says(&ran, "ws and wss on live");
+    // The client's TLS ends at the proxy's listener, published as the hop's port 443.
+    assert_says(&ran, "and TLS on ");
+    assert_says(&ran, "tls established");
+    assert_eq!(ran.pids().len(), cases.len() + 1, "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_command_that_encrypts_again_reaches_the_servers_tls_port_and_checks_its_certificate() {
+    let cmd = tls_terminating_cmd("--upstream-tls {upstream_tls} --ca {ca}");
+    let args = [
+        "--proxy-cmd",
+        &cmd,
+        "--suite",
+        "scenarios/gate/handshake",
+        "--transcript",
+    ];
+    let (ran, junit) = gate_reporting("tls-again", &args);
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    let cases = junit_cases(&junit);
+    assert!(
+        cases.iter().any(|c| c.name.ends_with(" [wss]")),
+        "{}",
+        ran.text
+    );
+    assert!(cases.iter().all(|c| c.failure.is_none()), "{}", ran.text);
+    // Every session reached the server over TLS: the proxy dialled its 443.
+    assert_says(&ran, ", TLS 127.0.0.1:");
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_tls_listener_without_its_certificate_is_refused_before_anything_starts() {
+    let ran = gate(&["--proxy-cmd", "my-proxy {listen} {tls_listen} {upstream}"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.text);
+    assert_says(
+        &ran,
+        "a TLS listener (`{tls_listen}`) needs its certificate",
+    );
+    let ran = gate(&["--proxy-cmd", "my-proxy {listen} {cert} {key} {upstream}"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.text);
+    assert_says(&ran, "`{cert}` is the certificate of a TLS listener");
+    let ran = gate(&["--forward", "--proxy-cmd", "fwd {listen} {ca}"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.text);
+    assert_says(&ran, "a forward proxy's command has no `{ca}`");
+}
+
 #[test]
 fn a_forward_proxy_that_allows_only_443_fails_with_403_and_the_junit_report_names_each_behaviour() {
     let cmd = forward_cmd("squid");

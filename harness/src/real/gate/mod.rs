@@ -7,8 +7,9 @@
 //! process per behaviour and scheme, stopped when the run ends), with the reference server
 //! behind it.
 //!
-//! A reverse proxy's command ([`Role::Reverse`], the default) sits in front of the server and
-//! carries ws only: its one `{upstream}` is the server's plain port (see [`crate::real::hop`]).
+//! A reverse proxy's command ([`Role::Reverse`], the default) sits in front of the server: its
+//! `{upstream}` is the server's plain port, and it carries ws only unless it has a TLS listener
+//! (`{tls_listen}` with `{cert}` and `{key}`), which carries wss too (see [`crate::real::hop`]).
 //! A forward proxy's ([`Role::Forward`], `gauntlet gate --forward`) is the client's explicit
 //! proxy: every behaviour's route becomes `explicit`, so the client sends the proxy
 //! `CONNECT 127.0.0.1:PORT` for the server's real ws or wss port and runs the behaviour
@@ -111,14 +112,14 @@ pub fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
-/// The schemes the gate runs through `proxy`: ws for a reverse proxy's command (its one
-/// `{upstream}` is the server's plain port) and for a reverse product whose template does not
-/// listen for TLS (Varnish cannot terminate it), ws and wss for a forward proxy (TLS runs end
-/// to end through the tunnel) and for a reverse product that terminates TLS with a certificate
-/// from the run's CA.
+/// The schemes the gate runs through `proxy`: ws for a reverse proxy's command without a TLS
+/// listener (`{tls_listen}`) and for a reverse product whose template does not listen for
+/// TLS (Varnish cannot terminate it), ws and wss for a forward proxy (TLS runs end to end
+/// through the tunnel) and for a reverse command or product that terminates TLS with a
+/// certificate from the run's CA.
 pub fn schemes(proxy: &Proxy) -> &'static [Scheme] {
     match (proxy, proxy.role()) {
-        (Proxy::Command(_), Role::Reverse) => &[Scheme::Ws],
+        (Proxy::Command(c), Role::Reverse) if !c.tls_listener() => &[Scheme::Ws],
         (Proxy::Product(p), Role::Reverse) if !p.tls => &[Scheme::Ws],
         _ => &[Scheme::Ws, Scheme::Wss],
     }
@@ -274,8 +275,8 @@ pub enum StartError {
 /// Starts `proxy` once, with a listener of our own (that answers nothing) as its upstream
 /// (a forward proxy has none), waits for its port to accept, and stops it: a proxy that will
 /// not start is one error, with its output, rather than one per behaviour. A product is
-/// given what a run gives it: a TLS listener with a certificate (a reverse proxy's), and the
-/// server's ports (the silent listener's).
+/// given what a run gives it: a TLS listener with a certificate (a reverse proxy's, or a
+/// command's that names one), and the server's ports (the silent listener's).
 pub fn preflight(proxy: &Proxy) -> Result<Preflight, StartError> {
     // A listener that answers nothing, open until the proxy stops.
     let upstream = silent_upstream()?;
@@ -284,7 +285,20 @@ pub fn preflight(proxy: &Proxy) -> Result<Preflight, StartError> {
         options = options.upstream(upstream.0);
     }
     let program = match proxy {
-        Proxy::Command(c) => Program::Command(c.clone()),
+        Proxy::Command(c) => {
+            if c.names("upstream_tls") {
+                options = options.value("upstream_tls", upstream.0.to_string());
+            }
+            if c.tls_listener() || c.names("ca") {
+                let ca = Ca::generate("Gauntlet gate's first start")?;
+                let (cert, key) = ca.issue_pem(&["localhost".to_string()])?;
+                if c.tls_listener() {
+                    options = options.tls(&cert, &key)?;
+                }
+                options = options.file("ca", "tls-ca.pem", ca.root_pem());
+            }
+            Program::Command(c.clone())
+        }
         Proxy::Product(p) => {
             let port = upstream.0.port().to_string();
             options = options

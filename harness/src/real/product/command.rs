@@ -13,21 +13,64 @@
 //! | `{listen_port}` | `PORT` alone |
 //! | `{upstream}` | `127.0.0.1:PORT`, where it must send each connection |
 //! | `{upstream_port}` | that `PORT` alone |
+//! | `{tls_listen}` | `127.0.0.1:PORT`, where it must listen for TLS (wss) |
+//! | `{tls_listen_port}` | that `PORT` alone |
+//! | `{cert}`, `{key}` | PEM files: the certificate for its TLS listener (signed by the CA the client trusts) and its key |
+//! | `{cert_and_key}` | both in one PEM file |
+//! | `{upstream_tls}` | `127.0.0.1:PORT`, the server's TLS (wss) port, for a proxy that encrypts again |
+//! | `{upstream_tls_port}` | that `PORT` alone |
+//! | `{ca}` | a PEM file: the CA that signed the server's certificate (which names the host `server`) |
 //!
 //! A reverse proxy's command ([`Role::Reverse`], the default) must name where to listen
-//! (`{listen}` or `{listen_port}`) and its upstream (`{upstream}` or `{upstream_port}`). A
-//! forward proxy's ([`Role::Forward`]: `gauntlet gate --forward`) must name where to listen
-//! and must not name an upstream: each client tells a forward proxy its destination in its
-//! `CONNECT`, so an `{upstream}` there is an error rather than an address the proxy would
+//! (`{listen}` or `{listen_port}`) and its upstream (`{upstream}` or `{upstream_port}`, or
+//! the TLS port's). One that names a TLS listener is a TLS-terminating proxy: it must name
+//! the certificate for it (`{cert}` and `{key}`, or `{cert_and_key}`), and it is published
+//! on port 443 as well, so wss runs go through it; a certificate named without a TLS
+//! listener is an error. A forward proxy's ([`Role::Forward`]: `gauntlet gate --forward`)
+//! must name where to listen and must not name an upstream or anything of TLS: each client
+//! tells a forward proxy its destination in its `CONNECT`, and TLS runs end to end through
+//! the tunnel, so an `{upstream}` there is an error rather than an address the proxy would
 //! ignore or misuse. Any other `{name}` made of lowercase letters and `_` is an error naming
-//! the four, so a misspelt placeholder is not passed on as text; other braces (`{}`,
+//! the known ones, so a misspelt placeholder is not passed on as text; other braces (`{}`,
 //! `{"a": 1}`) pass through untouched.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// The placeholders a command line may use, in the order the error messages list them.
-pub const PLACEHOLDERS: [&str; 4] = ["listen", "listen_port", "upstream", "upstream_port"];
+pub const PLACEHOLDERS: [&str; 12] = [
+    "listen",
+    "listen_port",
+    "upstream",
+    "upstream_port",
+    "tls_listen",
+    "tls_listen_port",
+    "cert",
+    "key",
+    "cert_and_key",
+    "upstream_tls",
+    "upstream_tls_port",
+    "ca",
+];
+
+/// The placeholders of a TLS listener's certificate, which need a TLS listener.
+const CERTIFICATE: [&str; 3] = ["cert", "key", "cert_and_key"];
+
+/// The values a command line's placeholders are filled with ([`CommandLine::render_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// The port on 127.0.0.1 for `{listen}`.
+    pub listen: u16,
+    /// `{upstream}`.
+    pub upstream: Option<SocketAddr>,
+    /// The port on 127.0.0.1 for `{tls_listen}`.
+    pub tls_listen: Option<u16>,
+    /// `{upstream_tls}`.
+    pub upstream_tls: Option<SocketAddr>,
+    /// Files' paths by placeholder: `cert`, `key`, `cert_and_key`, `ca`.
+    pub files: BTreeMap<String, String>,
+}
 
 /// What is wrong with a command line: its words do not split, its placeholders are unknown
 /// or not the ones its role needs, or it cannot be filled in.
@@ -62,7 +105,8 @@ pub enum CommandError {
     /// A reverse proxy's command without a listening address or an upstream.
     #[error(
         "the command must contain `{{listen}}` (or `{{listen_port}}`) and `{{upstream}}` \
-         (or `{{upstream_port}}`) for the addresses the harness gives it, got `{text}`"
+         (or `{{upstream_port}}`, or `{{upstream_tls}}` for the server's TLS port) for the \
+         addresses the harness gives it, got `{text}`"
     )]
     ReverseAddresses {
         /// The command line.
@@ -89,6 +133,45 @@ pub enum CommandError {
     /// A reverse proxy's command rendered without an upstream address.
     #[error("`{text}` needs an upstream for `{{upstream}}`")]
     NoUpstream {
+        /// The command line.
+        text: String,
+    },
+    /// A TLS listener without its certificate.
+    #[error(
+        "a TLS listener (`{{tls_listen}}`) needs its certificate: the command must also \
+         contain `{{cert}}` and `{{key}}` (or `{{cert_and_key}}`), got `{text}`"
+    )]
+    TlsCertificate {
+        /// The command line.
+        text: String,
+    },
+    /// A certificate without a TLS listener to serve it on.
+    #[error(
+        "`{{{name}}}` is the certificate of a TLS listener: the command must also contain \
+         `{{tls_listen}}` (or `{{tls_listen_port}}`), got `{text}`"
+    )]
+    CertificateWithoutListener {
+        /// The placeholder.
+        name: String,
+        /// The command line.
+        text: String,
+    },
+    /// A forward proxy's command naming something of TLS.
+    #[error(
+        "a forward proxy's command has no `{{{name}}}`: TLS runs end to end through its \
+         CONNECT tunnels; remove it from `{text}`"
+    )]
+    ForwardTls {
+        /// The placeholder.
+        name: String,
+        /// The command line.
+        text: String,
+    },
+    /// A placeholder the start has no value for.
+    #[error("`{text}` needs a value for `{{{name}}}`, which this start does not give")]
+    Unfilled {
+        /// The placeholder.
+        name: String,
         /// The command line.
         text: String,
     },
@@ -138,11 +221,43 @@ impl CommandLine {
                 used.push(name);
             }
         }
-        let has = |names: [&str; 2]| names.iter().any(|n| used.contains(n));
+        let has = |names: &[&str]| names.iter().any(|n| used.contains(n));
         let (listens, sends) = (
-            has(["listen", "listen_port"]),
-            has(["upstream", "upstream_port"]),
+            has(&["listen", "listen_port"]),
+            has(&[
+                "upstream",
+                "upstream_port",
+                "upstream_tls",
+                "upstream_tls_port",
+            ]),
         );
+        let tls_listener = has(&["tls_listen", "tls_listen_port"]);
+        let text_ = || text.to_string();
+        if role == Role::Forward {
+            let tls = PLACEHOLDERS[4..]
+                .iter()
+                .find(|n| !n.starts_with("upstream") && used.contains(n));
+            if let Some(name) = tls {
+                return Err(CommandError::ForwardTls {
+                    name: (*name).to_string(),
+                    text: text_(),
+                });
+            }
+        }
+        if role == Role::Reverse {
+            let certified = has(&["cert_and_key"]) || (has(&["cert"]) && has(&["key"]));
+            if tls_listener && !certified {
+                return Err(CommandError::TlsCertificate { text: text_() });
+            }
+            if let Some(name) = CERTIFICATE.iter().find(|n| used.contains(n)) {
+                if !tls_listener {
+                    return Err(CommandError::CertificateWithoutListener {
+                        name: (*name).to_string(),
+                        text: text_(),
+                    });
+                }
+            }
+        }
         match role {
             Role::Reverse if !listens || !sends => Err(CommandError::ReverseAddresses {
                 text: text.to_string(),
@@ -164,6 +279,20 @@ impl CommandLine {
     /// Whether the command starts a reverse or a forward proxy.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Whether the command names `{name}` (or `{name_port}`, for the addresses).
+    pub fn names(&self, name: &str) -> bool {
+        let port = format!("{name}_port");
+        self.words
+            .iter()
+            .flat_map(|w| placeholders(w))
+            .any(|n| n == name || n == port)
+    }
+
+    /// Whether the command starts a TLS listener (`{tls_listen}`), so that it terminates wss.
+    pub fn tls_listener(&self) -> bool {
+        self.names("tls_listen")
     }
 
     /// The command line as written.
@@ -190,36 +319,62 @@ impl CommandLine {
         listen: u16,
         upstream: Option<SocketAddr>,
     ) -> Result<Vec<String>, CommandError> {
-        let upstream = match (self.role, upstream) {
-            (Role::Reverse, None) => {
-                return Err(CommandError::NoUpstream {
-                    text: self.text.clone(),
-                });
+        self.render_with(&Filled {
+            listen,
+            upstream,
+            ..Filled::default()
+        })
+    }
+
+    /// The words with every placeholder filled from `filled`, or an error naming the first
+    /// one it has no value for.
+    pub fn render_with(&self, filled: &Filled) -> Result<Vec<String>, CommandError> {
+        let local = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut values: BTreeMap<&str, String> = BTreeMap::new();
+        let mut address = |name: &'static str, port: &'static str, addr: Option<SocketAddr>| {
+            if let Some(addr) = addr {
+                values.insert(name, addr.to_string());
+                values.insert(port, addr.port().to_string());
             }
-            (Role::Reverse, Some(addr)) => Some(addr),
-            // A forward proxy's command has no upstream placeholder to fill.
-            (Role::Forward, _) => None,
         };
-        let listen_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listen));
-        let mut values = vec![
-            ("listen", listen_addr.to_string()),
-            ("listen_port", listen.to_string()),
-        ];
-        if let Some(addr) = upstream {
-            values.push(("upstream", addr.to_string()));
-            values.push(("upstream_port", addr.port().to_string()));
+        address("listen", "listen_port", Some(local(filled.listen)));
+        // A forward proxy's command has no upstream placeholder to fill.
+        if self.role == Role::Reverse {
+            address("upstream", "upstream_port", filled.upstream);
+            address("upstream_tls", "upstream_tls_port", filled.upstream_tls);
         }
-        Ok(self
-            .words
+        address(
+            "tls_listen",
+            "tls_listen_port",
+            filled.tls_listen.map(local),
+        );
+        for (name, path) in &filled.files {
+            if let Some(known) = PLACEHOLDERS.iter().find(|n| **n == name.as_str()) {
+                values.insert(known, path.clone());
+            }
+        }
+        self.words
             .iter()
             .map(|word| {
                 let mut out = word.clone();
-                for (name, value) in &values {
+                for name in placeholders(word) {
+                    let Some(value) = values.get(name) else {
+                        return Err(if name.starts_with("upstream") && !name.contains("tls") {
+                            CommandError::NoUpstream {
+                                text: self.text.clone(),
+                            }
+                        } else {
+                            CommandError::Unfilled {
+                                name: name.to_string(),
+                                text: self.text.clone(),
+                            }
+                        });
+                    };
                     out = out.replace(&format!("{{{name}}}"), value);
                 }
-                out
+                Ok(out)
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -362,7 +517,7 @@ mod tests {
         let err = CommandLine::parse("p {listen} {upstrem}").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown placeholder `{upstrem}` in `p {listen} {upstrem}` (known: {listen}, {listen_port}, {upstream}, {upstream_port})"
+            "unknown placeholder `{upstrem}` in `p {listen} {upstrem}` (known: {listen}, {listen_port}, {upstream}, {upstream_port}, {tls_listen}, {tls_listen_port}, {cert}, {key}, {cert_and_key}, {upstream_tls}, {upstream_tls_port}, {ca})"
         );
         assert_eq!(CommandLine::parse(""), Err(CommandError::Empty));
         let err = CommandLine::parse("p {listen} {upstream}")
@@ -373,6 +528,55 @@ mod tests {
             err.to_string(),
             "`p {listen} {upstream}` needs an upstream for `{upstream}`"
         );
+    }
+
+    #[test]
+    fn a_tls_listener_comes_with_its_certificate_and_fills_from_what_the_start_gives() {
+        let line = CommandLine::parse(
+            "p {listen} --tls {tls_listen_port} --cert {cert} --key {key} --to {upstream_tls} --ca {ca}",
+        )
+        .unwrap();
+        assert!(line.tls_listener() && line.names("upstream_tls") && !line.names("upstream"));
+        let files = [
+            ("cert", "/d/c.pem"),
+            ("key", "/d/k.pem"),
+            ("ca", "/d/ca.pem"),
+        ];
+        let filled = Filled {
+            listen: 8080,
+            tls_listen: Some(8443),
+            upstream_tls: "127.0.0.1:9443".parse().ok(),
+            files: files
+                .iter()
+                .map(|(n, p)| (n.to_string(), p.to_string()))
+                .collect(),
+            ..Filled::default()
+        };
+        assert_eq!(
+            line.render_with(&filled).unwrap().join(" "),
+            "p 127.0.0.1:8080 --tls 8443 --cert /d/c.pem --key /d/k.pem --to 127.0.0.1:9443 --ca /d/ca.pem"
+        );
+        let unfilled = Filled {
+            tls_listen: None,
+            ..filled
+        };
+        assert_eq!(
+            line.render_with(&unfilled).unwrap_err().to_string(),
+            format!(
+                "`{}` needs a value for `{{tls_listen_port}}`, which this start does not give",
+                line.text()
+            )
+        );
+        assert!(CommandLine::parse("p {listen} {tls_listen} {cert_and_key} {upstream}").is_ok());
+        let err = CommandLine::parse("p {listen} {tls_listen} {cert} {upstream}").unwrap_err();
+        assert!(matches!(err, CommandError::TlsCertificate { .. }), "{err}");
+        let err = CommandLine::parse("p {listen} {key} {upstream}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`{key}` is the certificate of a TLS listener: the command must also contain `{tls_listen}` (or `{tls_listen_port}`), got `p {listen} {key} {upstream}`"
+        );
+        let err = CommandLine::parse_as("fwd {listen} {tls_listen}", Role::Forward).unwrap_err();
+        assert!(matches!(err, CommandError::ForwardTls { .. }), "{err}");
     }
 
     #[test]

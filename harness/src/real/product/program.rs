@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::command::{CommandError, CommandLine};
+use super::command::{CommandError, CommandLine, Filled};
 use super::error::io_error;
 use super::options::free_port;
 use super::process::Supervised;
@@ -57,7 +57,9 @@ impl Program {
     /// [`PORT_CHOICES`] times in all.
     ///
     /// A product's template gets every placeholder [`StartOptions`] sets. A command gets the
-    /// listening port and the first upstream (it needs one), and no other option's values.
+    /// listening port, the first upstream, and of the options' values and files those its
+    /// placeholders name: `tls_listen` (which it is then waited on too), `upstream_tls`, and
+    /// the files `cert`, `key`, `cert_and_key` and `ca`, written into its directory.
     pub fn start(&self, options: &StartOptions) -> Result<Running, ProductError> {
         let mut options = options.clone();
         let mut choice = 1;
@@ -78,6 +80,33 @@ impl Program {
         }
     }
 
+    /// What `line`'s placeholders are filled with for a command on `port` (and `tls_port`)
+    /// working in `dir`: the first upstream, `options`' `upstream_tls` value, and the paths
+    /// in `dir` of those of `options`' files the command names.
+    pub fn filled(
+        line: &CommandLine,
+        port: u16,
+        tls_port: Option<u16>,
+        dir: &Path,
+        options: &StartOptions,
+    ) -> Filled {
+        Filled {
+            listen: port,
+            upstream: options.upstreams.first().copied(),
+            tls_listen: tls_port,
+            upstream_tls: options
+                .values
+                .get("upstream_tls")
+                .and_then(|a| a.parse().ok()),
+            files: options
+                .files
+                .iter()
+                .filter(|(name, _)| line.names(name))
+                .map(|(name, (file, _))| (name.clone(), dir.join(file).display().to_string()))
+                .collect(),
+        }
+    }
+
     /// [`Program::start`] on `port`, once.
     fn start_on(&self, port: u16, options: &StartOptions) -> Result<Running, ProductError> {
         let dir = make_dir(options.base_dir.as_deref(), self.name())?;
@@ -85,7 +114,9 @@ impl Program {
             Program::Product { product, template } => {
                 product.prepare(template, port, &dir, options)
             }
-            Program::Command(line) => command_for(line, port, options).map(|c| (c, false)),
+            Program::Command(line) => {
+                command_for(line, port, &dir, options).map(|c| (c, line.tls_listener()))
+            }
         };
         let (mut command, tls) = match prepared {
             Ok(prepared) => prepared,
@@ -135,13 +166,23 @@ pub const PORT_CHOICES: usize = 3;
 const ADDRESS_IN_USE: &str = "Address already in use";
 
 /// The command that runs `line` listening on `port`, sending to the first upstream (a
-/// forward proxy's command has none).
+/// forward proxy's command has none), with the TLS listener, the server's TLS address and
+/// the files `options` give, the files written into `dir`.
 fn command_for(
     line: &CommandLine,
     port: u16,
+    dir: &Path,
     options: &StartOptions,
 ) -> Result<Command, ProductError> {
-    let words = line.render(port, options.upstreams.first().copied())?;
+    for (name, (file, contents)) in &options.files {
+        if line.names(name) {
+            let path = dir.join(file);
+            std::fs::write(&path, contents)
+                .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
+        }
+    }
+    let filled = Program::filled(line, port, options.tls_port(), dir, options);
+    let words = line.render_with(&filled)?;
     let (program, args) = words.split_first().ok_or(CommandError::Empty)?;
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::null());
