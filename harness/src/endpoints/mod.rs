@@ -22,6 +22,8 @@
 //!   `server-fragment-bytes`).
 //! - [`subprotocol`]: what the client offers in `Sec-WebSocket-Protocol` and which the server
 //!   picks.
+//! - [`fields`]: request fields (`Origin`, `Cookie`, `Authorization`) the server checks
+//!   arrived as the client sent them.
 //! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
 //!   1007 or 1009), for the client and the server alike.
 //! - [`wire`]: bytes on the wire, each direction, over every connection a run's client makes.
@@ -30,6 +32,7 @@ pub mod browser;
 pub mod client;
 pub mod connect;
 pub mod engineio;
+pub mod fields;
 pub mod fragment;
 pub mod server;
 pub mod smuggle;

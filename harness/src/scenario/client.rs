@@ -2,12 +2,14 @@
 //! strategies, `strategy.rs`) it runs, the route it takes, its workload, and the close codes a
 //! scenario may ask for.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::Strategy;
+use crate::endpoints::fields;
 
 /// A WebSocket URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -259,6 +261,10 @@ pub struct RequestShape {
     pub absolute: bool,
     /// An HTTP/1.0 request, whose `Upgrade` a recipient must ignore (RFC 9110 §7.8).
     pub http10: bool,
+    /// Fields sent with the request, by name as written, in name order (replacing one the
+    /// head has, such as `Origin`), each named with its value in the query for the reference
+    /// server to check ([`crate::endpoints::fields`]).
+    pub fields: BTreeMap<String, String>,
 }
 
 impl RequestShape {
@@ -270,6 +276,10 @@ impl RequestShape {
         if let Some(first) = lines.first_mut() {
             let mut parts: Vec<String> = first.splitn(3, ' ').map(str::to_string).collect();
             if parts.len() == 3 {
+                for (name, value) in &self.fields {
+                    let joint = if parts[1].contains('?') { '&' } else { '?' };
+                    parts[1] = format!("{}{joint}{}", parts[1], fields::param(name, value));
+                }
                 if self.absolute {
                     parts[1] = format!("http://{host}{}", parts[1]);
                 }
@@ -288,10 +298,33 @@ impl RequestShape {
                 "connection" => self.connection.as_deref(),
                 _ => None,
             };
-            if let Some(v) = value {
+            let field = self
+                .fields
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str());
+            if let Some(v) = value.or(field) {
                 *line = format!("{name}: {v}");
             }
         }
+        // The fields the head does not have go before its empty line.
+        let end = lines
+            .iter()
+            .position(String::is_empty)
+            .unwrap_or(lines.len());
+        let has = |name: &str| {
+            lines[..end].iter().any(|l| {
+                l.split_once(':')
+                    .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+            })
+        };
+        let added: Vec<String> = self
+            .fields
+            .iter()
+            .filter(|(n, _)| !has(n))
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect();
+        lines.splice(end..end, added);
         lines.join("\r\n")
     }
 

@@ -84,6 +84,7 @@ pub(super) struct RawRequest {
     pub(super) connection: Option<Spanned<String>>,
     pub(super) target: Option<Spanned<String>>,
     pub(super) http_version: Option<Spanned<String>>,
+    pub(super) fields: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
 }
 
 /// `[client.polling-then-upgrade]`.

@@ -625,6 +625,36 @@ fn a_proxy_that_drops_the_subprotocol_offer_fails_the_negotiation_behaviours_and
 }
 
 #[test]
+fn a_proxy_that_drops_cookies_fails_the_cookie_behaviour_and_only_it_naming_what_arrived() {
+    let cmd = proxy_cmd(
+        "--model header-mangler --param 'rules=[{ field = \"Cookie\", action = \"drop\" }]'",
+    );
+    let args = ["--proxy-cmd", &cmd, "--suite", "scenarios/gate/negotiation"];
+    let (ran, junit) = gate_reporting("no-cookie", &args);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let cases = junit_cases(&junit);
+    let failed: Vec<&Case> = cases.iter().filter(|c| c.failure.is_some()).collect();
+    let files: Vec<&str> = failed.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(
+        files,
+        ["scenarios/gate/negotiation/cookie-passes-unchanged.toml"],
+        "{}",
+        ran.text
+    );
+    let (message, _) = failed[0].failure.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("handshake-rejected: HTTP 403 Forbidden at ")
+            && message.contains(
+                "Cookie arrived as `-`; the client sent `session=3q2+7w8Kx9M=; theme=dark`"
+            ),
+        "{message}"
+    );
+    // Origin and Authorization, which the mangler leaves alone, arrived as sent.
+    assert!(cases.len() > files.len() + 2, "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
 fn the_built_in_suite_runs_from_a_folder_outside_the_checkout() {
     let dir = std::env::temp_dir().join(format!("gauntlet-gate-outside-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");

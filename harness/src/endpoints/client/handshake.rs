@@ -145,8 +145,15 @@ pub(crate) async fn open(
         let changed: Vec<&str> = request
             .lines()
             .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                l.starts_with("upgrade:") || l.starts_with("connection:")
+                let name = l.split_once(':').map_or("", |(n, _)| n);
+                ["upgrade", "connection"]
+                    .iter()
+                    .any(|n| name.eq_ignore_ascii_case(n))
+                    || plan
+                        .request
+                        .fields
+                        .keys()
+                        .any(|n| name.eq_ignore_ascii_case(n))
             })
             .collect();
         format!(

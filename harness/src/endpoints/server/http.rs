@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::app::App;
 use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
-use crate::endpoints::{smuggle, streaming};
+use crate::endpoints::{fields, smuggle, streaming};
 use crate::engine::{Held, NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD};
 use crate::verdict::transcript::Transcript;
@@ -280,6 +280,10 @@ fn websocket(
     }
     if let Some(Refusal(status, body, extra)) = refusal(&req) {
         return text_response(status, body, extra);
+    }
+    let query = req.uri().query().unwrap_or_default();
+    if let Some(body) = fields::not_as_sent(query, |name| header_text(req.headers(), name)) {
+        return text_response(StatusCode::FORBIDDEN, &body, &[]);
     }
     let app = App::from_uri(req.uri());
     let protocol = subprotocol(req.headers());

@@ -1,6 +1,8 @@
 //! The reference endpoints' tables: the schemes (read first, since `[expect]` and `[server]`
 //! are checked against them), `[client]`, whose workload `workload.rs` reads, and `[server]`.
 
+use std::collections::BTreeMap;
+
 use toml::Spanned;
 
 use super::{Source, reconnect, strategy, workload};
@@ -210,7 +212,83 @@ fn request(
         connection: value(raw.connection, "connection")?,
         absolute,
         http10,
+        fields: fields(src, raw.fields)?,
     })
+}
+
+/// The most fields `[client.request.fields]` may name.
+const MAX_FIELDS: usize = 16;
+
+/// The longest value a field may have, in bytes: far above a session cookie or a bearer
+/// token, below what servers take in one field (nginx's `large_client_header_buffers`: 8 KiB).
+const MAX_FIELD_BYTES: usize = 4096;
+
+/// The fields the handshake itself writes or the framing of the request decides, which
+/// `[client.request.fields]` does not replace (`upgrade` and `connection` have their own keys).
+const OWN_FIELDS: [&str; 6] = [
+    "host",
+    "upgrade",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "sec-websocket-",
+];
+
+/// `[client.request.fields]`: each name a token (RFC 9110 §5.1) that is not one of
+/// [`OWN_FIELDS`], each value visible ASCII and spaces (RFC 9110 §5.5), neither empty, at
+/// most [`MAX_FIELDS`] of them.
+fn fields(
+    src: Source<'_>,
+    raw: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+) -> Result<BTreeMap<String, String>, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(BTreeMap::new());
+    };
+    let at = raw.span();
+    let raw = raw.into_inner();
+    if raw.is_empty() || raw.len() > MAX_FIELDS {
+        return Err(src.fail(
+            at,
+            format!("`fields` names 1 to {MAX_FIELDS} fields, got {}", raw.len()),
+        ));
+    }
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let mut out = BTreeMap::new();
+    for (name, value) in raw {
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty() || !name.bytes().all(tchar) {
+            return Err(src.fail(
+                value.span(),
+                format!("`{name}` is not a field name: letters, digits and !#$%&'*+-.^_`|~"),
+            ));
+        }
+        if OWN_FIELDS
+            .iter()
+            .any(|own| lower == *own || (own.ends_with('-') && lower.starts_with(own)))
+        {
+            return Err(src.fail(
+                value.span(),
+                format!("`{name}` is written by the handshake itself: `fields` adds others (Origin, Cookie, Authorization, …)"),
+            ));
+        }
+        if out.keys().any(|n: &String| n.eq_ignore_ascii_case(&name)) {
+            return Err(src.fail(value.span(), format!("`{name}` is named twice")));
+        }
+        let text = value.get_ref();
+        let visible = text
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
+        if text.trim().is_empty() || !visible || text.len() > MAX_FIELD_BYTES {
+            return Err(src.fail(
+                value.span(),
+                format!(
+                    "`{name}`'s value is visible ASCII and spaces, not empty, at most {MAX_FIELD_BYTES} bytes"
+                ),
+            ));
+        }
+        out.insert(name, text.trim().to_string());
+    }
+    Ok(out)
 }
 
 /// `handshake`: `upgrade` unless given; `connect` opens a WebSocket of the reference client's
