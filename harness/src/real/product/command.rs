@@ -38,6 +38,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
+use super::words::split;
+
 /// The placeholders a command line may use, in the order the error messages list them.
 pub const PLACEHOLDERS: [&str; 12] = [
     "listen",
@@ -398,88 +400,9 @@ fn placeholders(word: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Splits a command line into words (see the module's documentation).
-fn split(text: &str) -> Result<Vec<String>, CommandError> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => words.extend(word.take()),
-            '\'' => {
-                let current = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => current.push(c),
-                        None => return Err(unterminated('\'', text)),
-                    }
-                }
-            }
-            '"' => {
-                let current = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => current.push(c),
-                            Some(c) => {
-                                current.push('\\');
-                                current.push(c);
-                            }
-                            None => return Err(unterminated('"', text)),
-                        },
-                        Some(c) => current.push(c),
-                        None => return Err(unterminated('"', text)),
-                    }
-                }
-            }
-            '\\' => match chars.next() {
-                Some(c) => word.get_or_insert_with(String::new).push(c),
-                None => {
-                    return Err(CommandError::LoneBackslash {
-                        text: text.to_string(),
-                    });
-                }
-            },
-            c => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    Ok(words)
-}
-
-fn unterminated(quote: char, text: &str) -> CommandError {
-    CommandError::Unterminated {
-        quote,
-        text: text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_split_on_whitespace_and_quotes_group_them() {
-        let words = split(r#"a  'b c' "d \"e\" \\ \n" f\ g '' h"#).unwrap();
-        assert_eq!(words, ["a", "b c", r#"d "e" \ \n"#, "f g", "", "h"]);
-        assert_eq!(split("   ").unwrap(), Vec::<String>::new());
-        assert_eq!(
-            split("a 'b").unwrap_err().to_string(),
-            "unterminated ' quote in `a 'b`"
-        );
-        assert!(
-            split("a \"b")
-                .unwrap_err()
-                .to_string()
-                .contains("unterminated \" quote")
-        );
-        assert_eq!(
-            split("a \\").unwrap_err().to_string(),
-            "`a \\` ends with a lone `\\`"
-        );
-    }
 
     #[test]
     fn placeholders_fill_inside_words() {

@@ -47,6 +47,7 @@ mod process;
 mod program;
 mod running;
 pub mod template;
+mod words;
 
 use std::ffi::OsStr;
 use std::fmt;
