@@ -27,6 +27,7 @@
 mod bench;
 mod hardening;
 mod relay;
+mod sessions;
 mod setup;
 
 use std::path::{Path, PathBuf};

@@ -44,11 +44,23 @@ pub fn population_markdown(p: &Populations, invoked_as: &str) -> String {
     out
 }
 
+/// The columns of a population's table, in Markdown and HTML alike.
+const COLUMNS: [&str; 6] = [
+    "strategy",
+    "success [95%]",
+    "outcomes",
+    "first message p50 / p90 / p99",
+    "lost per 1,000",
+    "reconnects per hour",
+];
+
 /// One population's cells as a Markdown table: success with its interval, the outcomes,
 /// time to the first message, messages lost and reconnections.
 pub fn population_table(pop: &Population) -> String {
-    let mut out = String::from(
-        "| strategy | success [95%] | outcomes | first message p50 / p90 / p99 | lost per 1,000 | reconnects per hour |\n|---|---|---|---|---|---|\n",
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        COLUMNS.join(" | "),
+        "---|".repeat(COLUMNS.len())
     );
     for c in &pop.cells {
         let _ = writeln!(
@@ -333,8 +345,9 @@ fn bold(s: &str) -> String {
 }
 
 fn table_html(pop: &Population) -> String {
-    let mut out = String::from(
-        "<table><tr><th>strategy</th><th>success [95%]</th><th>outcomes</th><th>first message p50 / p90 / p99</th><th>lost per 1,000</th><th>reconnects per hour</th></tr>\n",
+    let mut out = format!(
+        "<table><tr>{}</tr>\n",
+        COLUMNS.map(|c| format!("<th>{c}</th>")).concat()
     );
     for c in &pop.cells {
         let _ = writeln!(

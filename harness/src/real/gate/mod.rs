@@ -290,8 +290,7 @@ pub fn preflight(proxy: &Proxy) -> Result<Preflight, StartError> {
                 options = options.value("upstream_tls", upstream.0.to_string());
             }
             if c.tls_listener() || c.names("ca") {
-                let ca = Ca::generate("Gauntlet gate's first start")?;
-                let (cert, key) = ca.issue_pem(&["localhost".to_string()])?;
+                let (ca, cert, key) = first_start_certificate()?;
                 if c.tls_listener() {
                     options = options.tls(&cert, &key)?;
                 }
@@ -308,8 +307,7 @@ pub fn preflight(proxy: &Proxy) -> Result<Preflight, StartError> {
                 options = options.value(name.as_str(), value.as_str());
             }
             if p.role() == Role::Reverse {
-                let ca = Ca::generate("Gauntlet gate's first start")?;
-                let (cert, key) = ca.issue_pem(&["localhost".to_string()])?;
+                let (_, cert, key) = first_start_certificate()?;
                 options = options.tls(&cert, &key)?;
             }
             Program::Product {
@@ -325,6 +323,14 @@ pub fn preflight(proxy: &Proxy) -> Result<Preflight, StartError> {
     };
     running.stop()?;
     Ok(seen)
+}
+
+/// A CA of the proxy's first start and a certificate it issued for `localhost` (PEM), for a
+/// TLS listener that must start as it will in a run.
+fn first_start_certificate() -> Result<(Ca, String, String), TlsError> {
+    let ca = Ca::generate("Gauntlet gate's first start")?;
+    let (cert, key) = ca.issue_pem(&["localhost".to_string()])?;
+    Ok((ca, cert, key))
 }
 
 /// A listener on 127.0.0.1 that answers nothing, and its address.

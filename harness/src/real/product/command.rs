@@ -59,6 +59,17 @@ pub const PLACEHOLDERS: [&str; 12] = [
 /// The placeholders of a TLS listener's certificate, which need a TLS listener.
 const CERTIFICATE: [&str; 3] = ["cert", "key", "cert_and_key"];
 
+/// The placeholders of TLS at the proxy (its listener, its certificate, the CA), which a
+/// forward proxy's command has none of: TLS runs end to end through its tunnels.
+const TLS: [&str; 6] = [
+    "tls_listen",
+    "tls_listen_port",
+    "cert",
+    "key",
+    "cert_and_key",
+    "ca",
+];
+
 /// The values a command line's placeholders are filled with ([`CommandLine::render_with`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filled {
@@ -236,10 +247,7 @@ impl CommandLine {
         let tls_listener = has(&["tls_listen", "tls_listen_port"]);
         let text_ = || text.to_string();
         if role == Role::Forward {
-            let tls = PLACEHOLDERS[4..]
-                .iter()
-                .find(|n| !n.starts_with("upstream") && used.contains(n));
-            if let Some(name) = tls {
+            if let Some(name) = TLS.iter().find(|n| used.contains(n)) {
                 return Err(CommandError::ForwardTls {
                     name: (*name).to_string(),
                     text: text_(),
