@@ -233,6 +233,12 @@ impl Phase {
         self.began.borrow_mut().push((name, now));
     }
 
+    /// When phase `name` began, if it did.
+    pub(crate) fn began(&self, name: &str) -> Option<Duration> {
+        let began = self.began.borrow();
+        began.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
     /// The current phase.
     pub(crate) fn get(&self) -> &'static str {
         self.name.get()

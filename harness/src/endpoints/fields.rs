@@ -14,25 +14,45 @@ pub const PARAM: &str = "expect-field";
 /// `expect-field=NAME:VALUE`, NAME and VALUE percent-encoded but for unreserved characters
 /// (RFC 3986 §2.3).
 pub fn param(name: &str, value: &str) -> String {
-    format!("{PARAM}={}", encode(&format!("{name}:{value}")))
+    param_as(PARAM, name, value)
+}
+
+/// `PARAM=NAME:VALUE` for a query parameter `param` that names a field the way
+/// [`PARAM`] does: the 101's fields ([`crate::endpoints::answer`]) are named so too.
+pub(crate) fn param_as(param: &str, name: &str, value: &str) -> String {
+    format!("{param}={}", encode(&format!("{name}:{value}")))
+}
+
+/// Each field a query names with `param`, in the query's order: its name and value, or the
+/// parameter's value as given when it is not NAME:VALUE, percent-encoded.
+pub(crate) fn named<'q>(
+    query: &'q str,
+    param: &'q str,
+) -> impl Iterator<Item = Result<(String, String), &'q str>> + 'q {
+    query.split('&').filter_map(move |pair| {
+        let encoded = pair.strip_prefix(param)?.strip_prefix('=')?;
+        Some(
+            decode(encoded)
+                .as_deref()
+                .and_then(|d| d.split_once(':'))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .ok_or(encoded),
+        )
+    })
 }
 
 /// The first field a query names that did not arrive as named: the line the refusal's body
 /// carries. `field` gives a field's values as they arrived (joined by `, `; `-` for none).
 /// A malformed `expect-field` is a difference too, saying so.
 pub fn not_as_sent(query: &str, field: impl Fn(&str) -> String) -> Option<String> {
-    for pair in query.split('&') {
-        let Some(encoded) = pair.strip_prefix(PARAM).and_then(|p| p.strip_prefix('=')) else {
-            continue;
-        };
-        let Some((name, value)) = decode(encoded)
-            .as_deref()
-            .and_then(|d| d.split_once(':'))
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-        else {
-            return Some(format!(
-                "`{PARAM}={encoded}` is not NAME:VALUE, percent-encoded.\n"
-            ));
+    for named in named(query, PARAM) {
+        let (name, value) = match named {
+            Ok(field) => field,
+            Err(encoded) => {
+                return Some(format!(
+                    "`{PARAM}={encoded}` is not NAME:VALUE, percent-encoded.\n"
+                ));
+            }
         };
         let arrived = field(&name);
         if arrived != value {

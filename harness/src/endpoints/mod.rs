@@ -24,10 +24,13 @@
 //!   picks.
 //! - [`fields`]: request fields (`Origin`, `Cookie`, `Authorization`) the server checks
 //!   arrived as the client sent them.
+//! - [`answer`]: what the request asks of the server's answer (fields in its 101, a refusal
+//!   relayed intact, the first push in the 101's write) and the client's checks of it.
 //! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
 //!   1007 or 1009), for the client and the server alike.
 //! - [`wire`]: bytes on the wire, each direction, over every connection a run's client makes.
 
+pub mod answer;
 pub mod browser;
 pub mod client;
 pub mod connect;

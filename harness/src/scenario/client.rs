@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Strategy;
-use crate::endpoints::fields;
+use crate::endpoints::{answer, fields};
 
 /// A WebSocket URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -265,6 +265,20 @@ pub struct RequestShape {
     /// head has, such as `Origin`), each named with its value in the query for the reference
     /// server to check ([`crate::endpoints::fields`]).
     pub fields: BTreeMap<String, String>,
+    /// Fields the server puts in its 101 (`[client.request.reply-fields]`), asked for in the
+    /// query; the client must find each as the server sent it
+    /// ([`crate::endpoints::answer`]).
+    pub reply_fields: BTreeMap<String, String>,
+    /// The server refuses the upgrade with this status (`refuse`), a `Retry-After`, a JSON
+    /// type and a 1 KiB body; the client must get all of it back.
+    pub refuse: Option<u16>,
+    /// The first message's frame goes out in the same write as the request head
+    /// (`first-message-with-request`), before the 101: what a client that does not wait
+    /// (RFC 6455 §4.1 says it must) sends, and a proxy must still deliver.
+    pub first_message_with_request: bool,
+    /// The server writes its first push in the same write as the 101
+    /// (`first-push-with-101`).
+    pub push_with_101: bool,
 }
 
 impl RequestShape {
@@ -276,9 +290,16 @@ impl RequestShape {
         if let Some(first) = lines.first_mut() {
             let mut parts: Vec<String> = first.splitn(3, ' ').map(str::to_string).collect();
             if parts.len() == 3 {
-                for (name, value) in &self.fields {
+                let asked = (self.fields.iter())
+                    .map(|(name, value)| fields::param(name, value))
+                    .chain(answer::query(
+                        &self.reply_fields,
+                        self.refuse,
+                        self.push_with_101,
+                    ));
+                for param in asked {
                     let joint = if parts[1].contains('?') { '&' } else { '?' };
-                    parts[1] = format!("{}{joint}{}", parts[1], fields::param(name, value));
+                    parts[1] = format!("{}{joint}{param}", parts[1]);
                 }
                 if self.absolute {
                     parts[1] = format!("http://{host}{}", parts[1]);

@@ -85,6 +85,10 @@ pub(super) struct RawRequest {
     pub(super) target: Option<Spanned<String>>,
     pub(super) http_version: Option<Spanned<String>>,
     pub(super) fields: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    pub(super) reply_fields: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    pub(super) refuse: Option<Spanned<u16>>,
+    pub(super) first_message_with_request: Option<Spanned<bool>>,
+    pub(super) first_push_with_101: Option<Spanned<bool>>,
 }
 
 /// `[client.polling-then-upgrade]`.

@@ -37,7 +37,8 @@ pub enum Outcome {
     /// The detail names the transport finally used.
     FellBack,
     /// Bytes arrived changed: a wrong echo, or data that is not a WebSocket frame (the client
-    /// fails the connection with a Close 1002, 1007 or 1009).
+    /// fails the connection with a Close 1002, 1007 or 1009), or a 101 or a refusal without
+    /// what the server put in it (`[client.request]`'s `reply-fields`, `refuse`).
     Corrupted,
     /// A strategy's run with `[client.reconnect]` whose session was cut, and that reconnected
     /// and delivered every message. The detail says how many times and over what.

@@ -430,3 +430,106 @@ fn three_workers_listen_on_both_addresses_and_each_serves_sessions() {
         );
     }
 }
+
+/// An upgrade request for `target` on `addr`, as one write with `after` behind its head.
+fn upgrade(stream: &mut TcpStream, target: &str, after: &[u8]) {
+    let mut bytes = format!(
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend_from_slice(after);
+    stream.write_all(&bytes).expect("the request goes out");
+}
+
+/// Reads until `bytes` holds a head and at least `more` bytes after it; returns the head's
+/// length.
+fn read_head_and(stream: &mut TcpStream, bytes: &mut Vec<u8>, more: usize) -> usize {
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            if bytes.len() >= end + 4 + more {
+                return end + 4;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!(
+                "the server closed after {:?}",
+                String::from_utf8_lossy(bytes)
+            ),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+}
+
+#[test]
+fn the_reference_server_writes_its_first_push_with_the_101_when_asked() {
+    let (mut server, addr) = serve(&[], &[], false);
+    let mut stream = connect(addr);
+    upgrade(&mut stream, "/push?count=2&size=64&push-with-101=1", b"");
+    // The first read holds the 101 and the first push's frame: they left in one write.
+    let mut first = vec![0u8; 4096];
+    let n = stream.read(&mut first).expect("the answer");
+    first.truncate(n);
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
+    let end = first
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole head in the first read")
+        + 4;
+    assert_eq!(
+        &first[end..end + 2],
+        &[0x81, 64],
+        "a 64-byte text frame right behind the head, in the same read: {text:?}"
+    );
+    assert!(
+        text[end..].contains("push 0 at "),
+        "the first push: {text:?}"
+    );
+    server.kill();
+}
+
+#[test]
+fn the_reference_server_reads_a_first_frame_sent_with_the_request_head() {
+    let (mut server, addr) = serve(&[], &[], false);
+    let mut stream = connect(addr);
+    let frame = gauntlet_proxies::ws_frames::encode(0x1, b"hello", Some([1, 2, 3, 4]));
+    upgrade(&mut stream, "/echo", &frame);
+    let mut bytes = Vec::new();
+    let head = read_head_and(&mut stream, &mut bytes, 7);
+    assert!(bytes.starts_with(b"HTTP/1.1 101 "), "{bytes:?}");
+    assert_eq!(
+        &bytes[head..head + 7],
+        b"\x81\x05hello",
+        "the echo of the frame"
+    );
+    server.kill();
+}
+
+#[test]
+fn the_reference_server_refuses_as_asked_with_retry_after_and_a_json_body() {
+    let (mut server, addr) = serve(&[], &[], false);
+    let mut stream = connect(addr);
+    upgrade(&mut stream, "/echo?refuse=503", b"");
+    let mut bytes = Vec::new();
+    let head = read_head_and(
+        &mut stream,
+        &mut bytes,
+        gauntlet::endpoints::answer::REFUSAL_BYTES,
+    );
+    let text = String::from_utf8_lossy(&bytes[..head]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 503 "), "{text}");
+    for field in [
+        "retry-after: 30",
+        "content-type: application/json",
+        "content-length: 1024",
+    ] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+    assert_eq!(
+        &bytes[head..],
+        gauntlet::endpoints::answer::refusal_body(503).as_bytes()
+    );
+    server.kill();
+}

@@ -7,19 +7,20 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use gauntlet_proxies::http::{self, base64};
+use gauntlet_proxies::http::{self, Framing, base64};
 use gauntlet_proxies::rng::Rng;
+use gauntlet_proxies::ws_frames::{encode, opcode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::WHO;
+use super::{WHO, payload};
 use crate::endpoints::connect::{
     AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, origin, proxy_target, to_proxy,
     transport,
 };
-use crate::endpoints::{smuggle, subprotocol};
+use crate::endpoints::{answer, smuggle, subprotocol};
 use crate::engine::{NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD, Handshake, Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
@@ -28,6 +29,9 @@ use crate::ws_config;
 
 /// The most the client reads at a time of the answer to its upgrade request.
 const HEAD_CHUNK: usize = 4096;
+
+/// The most of a refusal's body the client reads (`refuse`): 16 times the body sent.
+const MAX_REFUSAL_BODY: usize = 16 * answer::REFUSAL_BYTES;
 
 /// Keeps the bytes of the most recent read, so a failure can say what arrived.
 pub(crate) struct Tap<S> {
@@ -170,7 +174,11 @@ pub(crate) async fn open(
             format!("no HTTP response: {what} at {}", ms(net.now())),
         )
     };
-    if let Err(e) = tap.write_all(request.as_bytes()).await {
+    let mut request = request.into_bytes();
+    if plan.request.first_message_with_request && !connect {
+        request.extend(first_message(plan, net, t));
+    }
+    if let Err(e) = tap.write_all(&request).await {
         return Err(no_response(describe_io(&e)));
     }
     let mut buf = Vec::new();
@@ -205,6 +213,9 @@ pub(crate) async fn open(
             WHO,
             format!("upgrade answered {status} {reason}"),
         );
+        if let Some(want) = plan.request.refuse.filter(|_| !connect) {
+            return Err(refused_as_sent(&mut tap, want, &head, tail, net).await);
+        }
         let body = String::from_utf8_lossy(&tail)
             .lines()
             .next()
@@ -234,6 +245,12 @@ pub(crate) async fn open(
             format!("{status} not valid: {what} at {}", ms(net.now())),
         ));
     }
+    if let Some(what) = answer::reply_fields_differ(&plan.request.reply_fields, &head) {
+        return Err(fail(
+            Outcome::Corrupted,
+            format!("the {status} arrived changed: {what}, at {}", ms(net.now())),
+        ));
+    }
     let chosen = head
         .fields
         .iter()
@@ -242,6 +259,102 @@ pub(crate) async fn open(
         .unwrap_or_default();
     t.log(net.now(), WHO, format!("{status} {reason}{chosen}"));
     Ok(WebSocketStream::from_partially_read(tap, tail, Role::Client, Some(ws_config())).await)
+}
+
+/// The frame of the workload's first message, masked, to go in the same write as the
+/// request head (`first-message-with-request`), logged as sent.
+fn first_message(plan: &Plan, net: &NetRef, t: &Transcript) -> Vec<u8> {
+    let w = &plan.workload;
+    let i = w.range().start;
+    let message = payload::message(plan.seed, i, w.payload_bytes, w.binary);
+    let code = if w.binary {
+        opcode::BINARY
+    } else {
+        opcode::TEXT
+    };
+    let mut mask = [0u8; 4];
+    Rng::derive(plan.seed, 0x6669_7273).fill(&mut mask);
+    let frame = encode(code, &message.into_data(), Some(mask));
+    t.log(
+        net.now(),
+        WHO,
+        format!(
+            "sent #{i} ({} bytes) in the same write as the request head",
+            w.payload_bytes
+        ),
+    );
+    frame
+}
+
+/// The failure a refusal asked for with `refuse=want` ends in, once its body (`tail`, then
+/// what follows, as its framing says; at most [`MAX_REFUSAL_BODY`] bytes) has been read:
+/// `handshake-rejected` when the status, fields and body came back as the server sent them,
+/// `corrupted` saying what differs otherwise.
+async fn refused_as_sent<S: AsyncRead + Unpin>(
+    io: &mut S,
+    want: u16,
+    head: &http::Head,
+    mut tail: Vec<u8>,
+    net: &NetRef,
+) -> Fail {
+    let mut body = Vec::new();
+    let framing = head.framing(Some("GET"));
+    let mut chunked = match &framing {
+        Ok(Framing::Chunked(scanner)) => Some(scanner.clone()),
+        _ => None,
+    };
+    let length = match framing {
+        Ok(Framing::Length(n)) => Some(n as usize),
+        Ok(Framing::None) => Some(0),
+        _ => None,
+    };
+    let read_error = loop {
+        if let Some(scanner) = chunked.as_mut() {
+            match scanner.decode(&tail, &mut body) {
+                Ok((_, true)) => break None,
+                Ok((used, false)) => {
+                    tail.drain(..used);
+                }
+                Err(e) => break Some(format!("a chunked body that is not: {e}")),
+            }
+        } else {
+            body.append(&mut tail);
+            if length.is_some_and(|n| body.len() >= n) {
+                body.truncate(length.unwrap_or_default());
+                break None;
+            }
+        }
+        if body.len() + tail.len() > MAX_REFUSAL_BODY {
+            break Some(format!("a body past {MAX_REFUSAL_BODY} bytes"));
+        }
+        match scratch::read_into(io, HEAD_CHUNK, &mut tail).await {
+            Ok(0) if length.is_none() && chunked.is_none() => break None,
+            Ok(0) => break Some(format!("the body cut at {} bytes", body.len())),
+            Ok(_) => {}
+            Err(e) => {
+                break Some(format!(
+                    "the body cut at {} bytes ({})",
+                    body.len(),
+                    describe_io(&e)
+                ));
+            }
+        }
+    };
+    let status = head.status().unwrap_or_default();
+    match read_error.or_else(|| answer::refusal_differs(want, head, &body)) {
+        Some(what) => fail(
+            Outcome::Corrupted,
+            format!("the refusal arrived changed: {what}, at {}", ms(net.now())),
+        ),
+        None => fail(
+            Outcome::HandshakeRejected,
+            format!(
+                "HTTP {status} at {}, relayed intact (Retry-After, Content-Type and {} bytes of body as the server sent them)",
+                ms(net.now()),
+                body.len()
+            ),
+        ),
+    }
 }
 
 /// What is wrong with a 2xx answering a CONNECT handshake: its `Sec-WebSocket-Accept` must be

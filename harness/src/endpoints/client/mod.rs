@@ -98,6 +98,9 @@ fn run_in(
                         unanswered: None,
                         sent: 0,
                     }),
+                    pipelined: (plan.request.first_message_with_request)
+                        .then(|| phase.began("upgrade"))
+                        .flatten(),
                 };
                 session.workload(&mut ws).await
             }

@@ -29,6 +29,9 @@ pub(super) struct Session<'a> {
     pub(super) report: &'a mut Report,
     pub(super) last: &'a Arc<Mutex<Vec<u8>>>,
     pub(super) keepalive: Option<Keepalive>,
+    /// When the first message went out with the request head
+    /// (`first-message-with-request`), until the workload takes it as sent.
+    pub(super) pipelined: Option<Duration>,
 }
 
 /// Ping keepalive on a fixed schedule from the open.

@@ -8,7 +8,9 @@ use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -29,7 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::app::App;
 use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
-use crate::endpoints::{fields, smuggle, streaming};
+use crate::endpoints::{answer, fields, smuggle, streaming};
 use crate::engine::{Held, NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD};
 use crate::verdict::transcript::Transcript;
@@ -69,16 +71,24 @@ pub(super) async fn serve_http<S>(
         let read = scratch::read_into(&mut io, FIRST_READ, &mut bytes).await;
         first = Some(read.map(|_| bytes));
     }
-    let io = Primed { first, at: 0, io };
+    let hold = Hold::default();
+    let io = Primed {
+        first,
+        at: 0,
+        io,
+        hold: hold.clone(),
+        held: Vec::new(),
+        out: None,
+    };
     let (n, t) = (net.clone(), transcript.clone());
     let service = service_fn(move |req| {
         if let Some(last_head) = &last_head {
             last_head.set(None);
         }
         let (n, t, held, last_head) = (n.clone(), t.clone(), held.clone(), last_head.clone());
-        let engineio = engineio.clone();
+        let (engineio, hold) = (engineio.clone(), hold.clone());
         async move {
-            let response = respond(n.clone(), t, req, held, engineio).await;
+            let response = respond(n.clone(), t, req, held, engineio, &hold).await;
             if let Some(last_head) = &last_head {
                 last_head.set(Some(n.now()));
             }
@@ -97,13 +107,63 @@ pub(super) async fn serve_http<S>(
     }
 }
 
+/// Asks a connection's stream to hold what is written (the 101) until the first bytes after
+/// it, and write them together ([`Primed`]): `first-push-with-101`.
+#[derive(Clone, Default)]
+struct Hold(Arc<AtomicBool>);
+
+impl Hold {
+    fn ask(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    fn asked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn done(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 /// A stream whose first read may have been made: its next read gives that read's bytes (or
-/// its end, or its failure), the reads after it go to the stream.
+/// its end, or its failure), the reads after it go to the stream. While its [`Hold`] is
+/// asked, what is written is kept, and flushes do nothing, until what is kept holds a
+/// complete head and bytes after it: then it goes out in one write.
 struct Primed<S> {
     first: Option<io::Result<Vec<u8>>>,
     /// How much of the first read's bytes has been given.
     at: usize,
     io: S,
+    hold: Hold,
+    /// What is kept while the hold is asked.
+    held: Vec<u8>,
+    /// How much of `held` has gone out, once it is going.
+    out: Option<usize>,
+}
+
+impl<S: AsyncWrite + Unpin> Primed<S> {
+    /// Writes what is held, if it is going out, to its end.
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(at) = self.out {
+            if at == self.held.len() {
+                self.out = None;
+                self.held = Vec::new();
+                break;
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &self.held[at..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.out = Some(at + n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Whether what is held is a complete head with bytes after it.
+    fn head_and_more(&self) -> bool {
+        (self.held.windows(4).position(|w| w == b"\r\n\r\n"))
+            .is_some_and(|end| end + 4 < self.held.len())
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Primed<S> {
@@ -135,15 +195,36 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Primed<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        ready!(this.poll_release(cx))?;
+        if this.hold.asked() {
+            this.held.extend_from_slice(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let this = &mut *self;
+        if this.hold.asked() {
+            if !this.head_and_more() {
+                return Poll::Ready(Ok(()));
+            }
+            this.hold.done();
+            this.out = Some(0);
+        }
+        ready!(this.poll_release(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.hold.asked() {
+            this.hold.done();
+            this.out = Some(0);
+        }
+        ready!(this.poll_release(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
@@ -172,6 +253,7 @@ async fn respond(
     req: Request<Incoming>,
     held: Rc<Held>,
     engineio: EngineIo,
+    hold: &Hold,
 ) -> Response<streaming::Body> {
     let headers = req.headers();
     let line = format!(
@@ -205,7 +287,7 @@ async fn respond(
         };
         streaming::server::answer(&cx, req).await
     } else {
-        websocket(&net, &transcript, req, held).map(BodyExt::boxed_unsync)
+        websocket(&net, &transcript, req, held, hold).map(BodyExt::boxed_unsync)
     };
     transcript.log(
         net.now(),
@@ -252,12 +334,14 @@ async fn engine_io(
 }
 
 /// The answer to a request elsewhere: the victim's script, a refusal, or a 101 whose upgraded
-/// connection runs an [`App`].
+/// connection runs an [`App`], with what the query asks of it ([`answer`]): its fields, or a
+/// refusal instead, or its first push in the same write (`hold`).
 fn websocket(
     net: &NetRef,
     transcript: &Transcript,
     req: Request<Incoming>,
     held: Rc<Held>,
+    hold: &Hold,
 ) -> Response<Full<Bytes>> {
     if !req.headers().contains_key("upgrade")
         && req.method() == hyper::Method::GET
@@ -285,7 +369,22 @@ fn websocket(
     if let Some(body) = fields::not_as_sent(query, |name| header_text(req.headers(), name)) {
         return text_response(StatusCode::FORBIDDEN, &body, &[]);
     }
+    if let Some(status) = answer::refusal(query).and_then(|s| StatusCode::from_u16(s).ok()) {
+        return text_response(
+            status,
+            &answer::refusal_body(status.as_u16()),
+            &[
+                ("content-type", answer::REFUSAL_TYPE),
+                ("retry-after", answer::RETRY_AFTER),
+            ],
+        );
+    }
+    let reply_fields = answer::reply_fields(query);
+    let with_101 = answer::push_with_101(query);
     let app = App::from_uri(req.uri());
+    if with_101 && matches!(app, App::Push { .. }) {
+        hold.ask();
+    }
     let protocol = subprotocol(req.headers());
     let (n, t) = (net.clone(), transcript.clone());
     let mut response = upgrade((net, transcript), req, held, move |upgraded| {
@@ -306,6 +405,12 @@ fn websocket(
             .headers_mut()
             .insert("sec-websocket-protocol", value);
         transcript.log(net.now(), net.host(), offered);
+    }
+    for (name, value) in reply_fields {
+        let name = hyper::header::HeaderName::from_bytes(name.as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&value)) {
+            response.headers_mut().append(name, value);
+        }
     }
     response
 }

@@ -10,6 +10,10 @@
 //!   with the same code (tungstenite's reply echoes it), or with 1002 for a code that must
 //!   never be sent. A client that breaks the protocol gets a Close with 1002, 1007 or 1009
 //!   ([`crate::endpoints::violation`]), and the server closes the connection, reading nothing more.
+//! - Both also take what the request asks of the answer ([`crate::endpoints::answer`]):
+//!   `reply-field=NAME:VALUE` (the 101 carries the field), `refuse=STATUS` (a refusal with
+//!   `Retry-After`, a JSON type and a 1 KiB body instead of the 101), and, for `/push`,
+//!   `push-with-101` (the 101 and the first push leave in one write).
 //! - `/attacker`: the cache-poisoning demonstration's accomplice
 //!   ([`smuggle::attacker_endpoint`](crate::endpoints::smuggle::attacker_endpoint)): frames
 //!   read by hand, masked or not; a frame carrying an HTTP request is answered with a

@@ -1,16 +1,14 @@
 //! The reference endpoints' tables: the schemes (read first, since `[expect]` and `[server]`
 //! are checked against them), `[client]`, whose workload `workload.rs` reads, and `[server]`.
 
-use std::collections::BTreeMap;
-
 use toml::Spanned;
 
-use super::{Source, reconnect, strategy, workload};
+use super::{Source, reconnect, request::request, strategy, workload};
 use crate::real::product::command::{CommandError, CommandLine, Role};
-use crate::scenario::raw::{RawClient, RawRequest, RawServer};
+use crate::scenario::raw::{RawClient, RawServer};
 use crate::scenario::{
-    Client, Handshake, MAX_SESSIONS, MAX_SUBPROTOCOLS, RequestShape, Route, ScenarioError, Scheme,
-    Server, StrategyKind, WorkloadKind,
+    Client, Handshake, MAX_SESSIONS, MAX_SUBPROTOCOLS, Route, ScenarioError, Scheme, Server,
+    StrategyKind, WorkloadKind,
 };
 
 /// `client.schemes`: `ws`, `wss` or both, each once.
@@ -100,6 +98,7 @@ pub(super) fn client(
         &schemes,
         kinds,
         handshake_kind(&c.handshake),
+        &workload,
     )?;
     let handshake = handshake(
         src,
@@ -129,166 +128,6 @@ pub(super) fn client(
 /// The handshake a `[client]` table names, for checks that depend on it.
 fn handshake_kind(h: &Option<Spanned<Handshake>>) -> Handshake {
     h.as_ref().map_or(Handshake::Upgrade, |h| *h.get_ref())
-}
-
-/// `[client.request]`: each field a value with no line break, `target` `origin` or
-/// `absolute`, `http-version` `1.1` or `1.0`; for the reference client's WebSocket only (the
-/// `ws`, `wss` schemes and strategies and those that start with them), upgrading with
-/// RFC 6455's request, an absolute target on ws only.
-fn request(
-    src: Source<'_>,
-    raw: Option<Spanned<RawRequest>>,
-    schemes: &[Scheme],
-    kinds: &[StrategyKind],
-    handshake: Handshake,
-) -> Result<RequestShape, ScenarioError> {
-    let Some(raw) = raw else {
-        return Ok(RequestShape::default());
-    };
-    let at = raw.span();
-    if handshake == Handshake::Connect {
-        return Err(src.fail(
-            at,
-            "`[client.request]` shapes the upgrade request: not with `handshake = \"connect\"`",
-        ));
-    }
-    if let Some(k) = kinds
-        .iter()
-        .find(|k| k.engineio() || k.streams() || **k == StrategyKind::Redirect)
-    {
-        return Err(src.fail(
-            at,
-            format!(
-                "`[client.request]` shapes the reference client's WebSocket request: not strategy `{}`",
-                k.as_str()
-            ),
-        ));
-    }
-    let raw = raw.into_inner();
-    let value = |v: Option<Spanned<String>>, name: &str| -> Result<Option<String>, ScenarioError> {
-        match v {
-            Some(v) if v.get_ref().trim().is_empty() || v.get_ref().contains(['\r', '\n']) => {
-                Err(src.fail(
-                    v.span(),
-                    format!("`{name}` is a field value: not empty, no line break"),
-                ))
-            }
-            Some(v) => Ok(Some(v.into_inner())),
-            None => Ok(None),
-        }
-    };
-    let absolute = match raw.target {
-        None => false,
-        Some(t) => match t.get_ref().as_str() {
-            "origin" => false,
-            "absolute" => {
-                if schemes.contains(&Scheme::Wss) || kinds.iter().any(|k| k.scheme() == Scheme::Wss)
-                {
-                    return Err(src.fail(
-                        t.span(),
-                        "`target = \"absolute\"` writes `http://…`: for ws only",
-                    ));
-                }
-                true
-            }
-            _ => {
-                return Err(src.fail(
-                    t.span(),
-                    "`target` is \"origin\" (`/path`) or \"absolute\" (`http://host/path`)",
-                ));
-            }
-        },
-    };
-    let http10 = match raw.http_version {
-        None => false,
-        Some(v) => match v.get_ref().as_str() {
-            "1.1" => false,
-            "1.0" => true,
-            _ => return Err(src.fail(v.span(), "`http-version` is \"1.1\" or \"1.0\"")),
-        },
-    };
-    Ok(RequestShape {
-        upgrade: value(raw.upgrade, "upgrade")?,
-        connection: value(raw.connection, "connection")?,
-        absolute,
-        http10,
-        fields: fields(src, raw.fields)?,
-    })
-}
-
-/// The most fields `[client.request.fields]` may name.
-const MAX_FIELDS: usize = 16;
-
-/// The longest value a field may have, in bytes: far above a session cookie or a bearer
-/// token, below what servers take in one field (nginx's `large_client_header_buffers`: 8 KiB).
-const MAX_FIELD_BYTES: usize = 4096;
-
-/// The fields the handshake itself writes or the framing of the request decides, which
-/// `[client.request.fields]` does not replace (`upgrade` and `connection` have their own keys).
-const OWN_FIELDS: [&str; 6] = [
-    "host",
-    "upgrade",
-    "connection",
-    "content-length",
-    "transfer-encoding",
-    "sec-websocket-",
-];
-
-/// `[client.request.fields]`: each name a token (RFC 9110 §5.1) that is not one of
-/// [`OWN_FIELDS`], each value visible ASCII and spaces (RFC 9110 §5.5), neither empty, at
-/// most [`MAX_FIELDS`] of them.
-fn fields(
-    src: Source<'_>,
-    raw: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
-) -> Result<BTreeMap<String, String>, ScenarioError> {
-    let Some(raw) = raw else {
-        return Ok(BTreeMap::new());
-    };
-    let at = raw.span();
-    let raw = raw.into_inner();
-    if raw.is_empty() || raw.len() > MAX_FIELDS {
-        return Err(src.fail(
-            at,
-            format!("`fields` names 1 to {MAX_FIELDS} fields, got {}", raw.len()),
-        ));
-    }
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    let mut out = BTreeMap::new();
-    for (name, value) in raw {
-        let lower = name.to_ascii_lowercase();
-        if name.is_empty() || !name.bytes().all(tchar) {
-            return Err(src.fail(
-                value.span(),
-                format!("`{name}` is not a field name: letters, digits and !#$%&'*+-.^_`|~"),
-            ));
-        }
-        if OWN_FIELDS
-            .iter()
-            .any(|own| lower == *own || (own.ends_with('-') && lower.starts_with(own)))
-        {
-            return Err(src.fail(
-                value.span(),
-                format!("`{name}` is written by the handshake itself: `fields` adds others (Origin, Cookie, Authorization, …)"),
-            ));
-        }
-        if out.keys().any(|n: &String| n.eq_ignore_ascii_case(&name)) {
-            return Err(src.fail(value.span(), format!("`{name}` is named twice")));
-        }
-        let text = value.get_ref();
-        let visible = text
-            .bytes()
-            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
-        if text.trim().is_empty() || !visible || text.len() > MAX_FIELD_BYTES {
-            return Err(src.fail(
-                value.span(),
-                format!(
-                    "`{name}`'s value is visible ASCII and spaces, not empty, at most {MAX_FIELD_BYTES} bytes"
-                ),
-            ));
-        }
-        out.insert(name, text.trim().to_string());
-    }
-    Ok(out)
 }
 
 /// `handshake`: `upgrade` unless given; `connect` opens a WebSocket of the reference client's

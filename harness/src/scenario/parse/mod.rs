@@ -2,9 +2,9 @@
 //! (`text.rs`: keys nested too deep, milliseconds beyond [`MAX_MS`]), then validating each
 //! table with a function of its own: here the file's own keys (`format`, `title`, `source`,
 //! `seeds`); `strategy.rs` the schemes or strategies and the strategies' parameters;
-//! `client.rs` the schemes, `[client]` and `[server]`; `workload.rs`
-//! `[client.workload]`; `expect.rs` `[expect]` and `[bounds]`; `path.rs` `[[path]]`, `twin`
-//! and `[[faults]]`. [`parse`] calls them in a fixed order, one line each, so a file with
+//! `client.rs` the schemes, `[client]` and `[server]`; `request.rs` `[client.request]`;
+//! `workload.rs` `[client.workload]`; `expect.rs` `[expect]` and `[bounds]`; `path.rs`
+//! `[[path]]`, `twin` and `[[faults]]`. [`parse`] calls them in a fixed order, one line each, so a file with
 //! several mistakes always gets the same first one.
 
 use std::ops::Range;
@@ -24,6 +24,7 @@ mod client;
 mod expect;
 mod path;
 mod reconnect;
+mod request;
 mod strategy;
 mod text;
 mod workload;
