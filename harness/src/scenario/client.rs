@@ -124,6 +124,12 @@ pub struct Workload {
     /// The server closes first, with this code, right after the last message; the client
     /// must see exactly this code.
     pub server_close_code: Option<u16>,
+    /// The server resets the connection (no Close) shortly after the last message
+    /// (`server-reset`); the client must see its connection end.
+    pub server_reset: bool,
+    /// The client half-closes (TCP FIN; TLS close_notify first for wss) right after sending
+    /// its Close (`half-close`), and still expects the server's Close back.
+    pub half_close: bool,
 }
 
 impl Workload {
@@ -187,6 +193,8 @@ impl Workload {
             server_fragment_bytes: None,
             close_code: NORMAL_CLOSE,
             server_close_code: None,
+            server_reset: false,
+            half_close: false,
         }
     }
 }

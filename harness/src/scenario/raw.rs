@@ -157,6 +157,8 @@ pub(super) struct RawWorkload {
     pub(super) server_fragment_bytes: Option<Spanned<usize>>,
     pub(super) close_code: Option<Spanned<u16>>,
     pub(super) server_close_code: Option<Spanned<u16>>,
+    pub(super) server_reset: Option<Spanned<bool>>,
+    pub(super) half_close: Option<Spanned<bool>>,
 }
 
 impl Default for RawWorkload {
@@ -173,6 +175,8 @@ impl Default for RawWorkload {
             server_fragment_bytes: None,
             close_code: None,
             server_close_code: None,
+            server_reset: None,
+            half_close: None,
         }
     }
 }

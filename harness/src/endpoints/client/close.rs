@@ -28,6 +28,21 @@ impl Session<'_> {
         }
         self.t
             .log(self.net.now(), WHO, format!("close {code} sent"));
+        if self.plan.workload.half_close {
+            // The write side ends here (close_notify first, over TLS); the read side stays
+            // open for the server's Close.
+            if let Err(e) = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await {
+                return Err(fail(
+                    Outcome::Dropped,
+                    format!("half-close failed: {e}, at {}", ms(self.net.now())),
+                ));
+            }
+            self.t.log(
+                self.net.now(),
+                WHO,
+                "half-closed: no more bytes from the client",
+            );
+        }
         self.close_handshake(ws, true, |got| {
             (got != code).then(|| format!("sent close {code}, got back {got}"))
         })
@@ -45,6 +60,48 @@ impl Session<'_> {
             (got != code).then(|| format!("expected the server's close {code}, got {got}"))
         })
         .await
+    }
+
+    /// Waits for the connection to end after the last message, which the server resets
+    /// (`server-reset`): `dropped` once it ends, however it does (a reset, a FIN, a Close the
+    /// proxy made), `stalled` if it is still open after the reply timeout: a proxy that keeps
+    /// the client's side of a dead tunnel open.
+    pub(super) async fn reset_by_server(&mut self, ws: &mut Ws) -> Fail {
+        self.t.log(
+            self.net.now(),
+            WHO,
+            "awaiting the end of the connection the server resets",
+        );
+        let timeout = self.plan.workload.reply_timeout;
+        let deadline = self.net.now().saturating_add(timeout);
+        loop {
+            let next = tokio::select! {
+                biased;
+                m = ws.next() => m,
+                () = self.net.sleep_until(deadline) => return fail(
+                    Outcome::Stalled,
+                    format!("the connection still open {} after the last message, though the server reset it", ms(timeout)),
+                ),
+            };
+            let how = match next {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    format!("a Close {} came", frame.map_or(1005, |f| u16::from(f.code)))
+                }
+                Some(Ok(other)) => return self.unexpected(other, Doing::Closing),
+                Some(Err(e)) => format!("{e}"),
+                None => "the stream ended".to_string(),
+            };
+            let n = self.report.received;
+            return fail(
+                Outcome::Dropped,
+                format!(
+                    "{n}/{} messages, then the connection the server reset ended ({how}) at {}",
+                    self.plan.workload.messages,
+                    ms(self.net.now())
+                ),
+            );
+        }
     }
 
     /// Reads until the connection ends, within the reply timeout: a Close must arrive, and

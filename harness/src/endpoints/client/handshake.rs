@@ -30,6 +30,11 @@ use crate::ws_config;
 /// The most the client reads at a time of the answer to its upgrade request.
 const HEAD_CHUNK: usize = 4096;
 
+/// How long the server reads nothing after the last echo when the client half-closes after
+/// its Close (`half-close`): the Close and the FIN reach the proxy first, so that a proxy that
+/// ends the tunnel on the FIN has done so before the server's Close reply exists.
+const HALF_CLOSE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The most of a refusal's body the client reads (`refuse`): 16 times the body sent.
 const MAX_REFUSAL_BODY: usize = 16 * answer::REFUSAL_BYTES;
 
@@ -379,7 +384,7 @@ fn request_path(w: &Workload) -> String {
     let mut query = Vec::new();
     match w.kind {
         WorkloadKind::Smuggle => return smuggle::ATTACKER_PATH.to_string(),
-        WorkloadKind::Echo if w.server_close_code.is_some() => {
+        WorkloadKind::Echo if w.server_close_code.is_some() || w.server_reset || w.half_close => {
             query.push(format!("count={}", w.messages));
         }
         WorkloadKind::Echo => {}
@@ -399,6 +404,12 @@ fn request_path(w: &Workload) -> String {
     }
     if let Some(code) = w.server_close_code {
         query.push(format!("close={code}"));
+    }
+    if w.server_reset {
+        query.push("reset=1".to_string());
+    }
+    if w.half_close {
+        query.push(format!("pause={}", HALF_CLOSE_PAUSE.as_millis()));
     }
     let path = if w.kind == WorkloadKind::Push {
         "/push"

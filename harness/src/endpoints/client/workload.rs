@@ -40,6 +40,9 @@ impl Session<'_> {
             // Run by `smuggle::run`, never on a tungstenite session.
             WorkloadKind::Smuggle => {}
         }
+        if w.server_reset {
+            return Err(self.reset_by_server(ws).await);
+        }
         let closed = match w.server_close_code {
             Some(code) => {
                 self.closed_by_server(ws, code).await?;
@@ -47,7 +50,8 @@ impl Session<'_> {
             }
             None => {
                 self.close(ws).await?;
-                format!("closed {}", w.close_code)
+                let half = if w.half_close { ", half-closed" } else { "" };
+                format!("closed {}{half}", w.close_code)
             }
         };
         let n = self.report.received;

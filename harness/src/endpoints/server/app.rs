@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use super::crash::Reset;
 use crate::endpoints::client::push_text;
 use crate::endpoints::{fragment, smuggle, violation};
 use crate::engine::NetRef;
@@ -40,7 +41,18 @@ pub(super) struct Options {
     fragment: Option<usize>,
     /// `close=CODE`: the server closes first, with CODE, once `count` messages are sent.
     close: Option<u16>,
+    /// `reset=1`: the server resets the connection once `count` messages are sent (after
+    /// [`RESET_AFTER`]), with no Close.
+    reset: bool,
+    /// `pause=MS`: the server reads nothing for MS once `count` messages are sent, so that
+    /// what the client does next (a Close and a half-close) has reached the proxy before the
+    /// server answers it.
+    pause: Option<Duration>,
 }
+
+/// How long after its last message the server resets a connection (`reset=1`): time for the
+/// message to leave its socket, whose unsent bytes a reset discards.
+const RESET_AFTER: Duration = Duration::from_millis(100);
 
 impl Options {
     /// The code to close with once `sent` messages have gone out, if it is time.
@@ -64,6 +76,8 @@ impl App {
                 "size" => size = v.parse().unwrap_or(size),
                 "from" => from = v.parse().unwrap_or(from),
                 "fragment" => options.fragment = v.parse().ok().filter(|n| *n > 0),
+                "reset" => options.reset = v == "1",
+                "pause" => options.pause = v.parse().ok().map(Duration::from_millis),
                 "close" => {
                     options.close = v.parse().ok().filter(|c| scenario::close_code_valid(*c));
                 }
@@ -90,8 +104,13 @@ impl App {
         }
     }
 
-    pub(super) async fn run<S>(self, net: NetRef, mut ws: WebSocketStream<S>, t: Transcript)
-    where
+    pub(super) async fn run<S>(
+        self,
+        net: NetRef,
+        mut ws: WebSocketStream<S>,
+        t: Transcript,
+        reset: &Reset,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let options = self.options();
@@ -126,7 +145,34 @@ impl App {
             }
         }
         let mut closed_first = false;
+        let mut paused = false;
         loop {
+            if let Some(pause) = options
+                .pause
+                .filter(|_| options.count == Some(sent) && !paused)
+            {
+                paused = true;
+                net.sleep_until(net.now().saturating_add(pause)).await;
+                t.log(
+                    net.now(),
+                    net.host(),
+                    format!("read on after a pause of {} ms", pause.as_millis()),
+                );
+            }
+            if options.reset && options.count == Some(sent) {
+                net.sleep_until(net.now().saturating_add(RESET_AFTER)).await;
+                let done = if reset.reset() {
+                    "reset the connection"
+                } else {
+                    "found the connection gone at its reset"
+                };
+                t.log(
+                    net.now(),
+                    net.host(),
+                    format!("{done} after {sent} messages"),
+                );
+                return;
+            }
             if let Some(code) = options.close_after(sent).filter(|_| !closed_first) {
                 closed_first = true;
                 let frame = CloseFrame {

@@ -64,7 +64,34 @@ pub(super) struct Killable {
     slot: Slot,
 }
 
+/// Resets one connection, on the server's own decision (`reset=1`): what a crash does to
+/// every connection, done to this one.
+#[derive(Clone)]
+pub(super) struct Reset {
+    slot: Slot,
+}
+
+impl Reset {
+    /// Resets the connection, if it is still open; returns whether it was.
+    pub(super) fn reset(&self) -> bool {
+        match self.slot.lock().ok().and_then(|mut s| s.take()) {
+            Some(stream) => {
+                stream.reset();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Killable {
+    /// What resets this connection.
+    pub(super) fn resetter(&self) -> Reset {
+        Reset {
+            slot: self.slot.clone(),
+        }
+    }
+
     fn with<R>(
         &self,
         f: impl FnOnce(Pin<&mut Stream>) -> Poll<std::io::Result<R>>,

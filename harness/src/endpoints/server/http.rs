@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::app::App;
+use super::crash::Reset;
 use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
 use crate::endpoints::{answer, fields, smuggle, streaming};
@@ -58,7 +59,7 @@ pub(super) async fn serve_http<S>(
     net: NetRef,
     mut io: S,
     transcript: Transcript,
-    held: Rc<Held>,
+    conn: Conn,
     last_head: Option<Rc<Cell<Option<Duration>>>>,
     engineio: EngineIo,
     read_first: bool,
@@ -71,12 +72,11 @@ pub(super) async fn serve_http<S>(
         let read = scratch::read_into(&mut io, FIRST_READ, &mut bytes).await;
         first = Some(read.map(|_| bytes));
     }
-    let hold = Hold::default();
     let io = Primed {
         first,
         at: 0,
         io,
-        hold: hold.clone(),
+        hold: conn.hold.clone(),
         held: Vec::new(),
         out: None,
     };
@@ -85,10 +85,10 @@ pub(super) async fn serve_http<S>(
         if let Some(last_head) = &last_head {
             last_head.set(None);
         }
-        let (n, t, held, last_head) = (n.clone(), t.clone(), held.clone(), last_head.clone());
-        let (engineio, hold) = (engineio.clone(), hold.clone());
+        let (n, t, conn, last_head) = (n.clone(), t.clone(), conn.clone(), last_head.clone());
+        let engineio = engineio.clone();
         async move {
-            let response = respond(n.clone(), t, req, held, engineio, &hold).await;
+            let response = respond(n.clone(), t, req, conn, engineio).await;
             if let Some(last_head) = &last_head {
                 last_head.set(Some(n.now()));
             }
@@ -104,6 +104,25 @@ pub(super) async fn serve_http<S>(
     .await;
     if let Err(e) = result {
         transcript.log(net.now(), net.host(), format!("http connection error: {e}"));
+    }
+}
+
+/// What the server keeps of one connection: its place among those held ([`Held`]), what
+/// resets it (`reset=1`), and what holds its 101 for the first push ([`Hold`]).
+#[derive(Clone)]
+pub(super) struct Conn {
+    held: Rc<Held>,
+    reset: Reset,
+    hold: Hold,
+}
+
+impl Conn {
+    pub(super) fn new(held: Rc<Held>, reset: Reset) -> Self {
+        Self {
+            held,
+            reset,
+            hold: Hold::default(),
+        }
     }
 }
 
@@ -251,10 +270,10 @@ async fn respond(
     net: NetRef,
     transcript: Transcript,
     req: Request<Incoming>,
-    held: Rc<Held>,
+    conn: Conn,
     engineio: EngineIo,
-    hold: &Hold,
 ) -> Response<streaming::Body> {
+    let held = conn.held.clone();
     let headers = req.headers();
     let line = format!(
         "request {} {} {:?}, Upgrade: {}, Connection: {}",
@@ -268,7 +287,7 @@ async fn respond(
     let response = if req.method() == hyper::Method::CONNECT
         && req.uri().authority().map(|a| a.as_str()) == Some(CONNECT_AUTHORITY)
     {
-        connect_websocket(&net, &transcript, req, held).map(BodyExt::boxed_unsync)
+        connect_websocket(&net, &transcript, req, conn).map(BodyExt::boxed_unsync)
     } else if engineio::handles(path) {
         let cx = engineio::Cx {
             net: net.clone(),
@@ -287,7 +306,7 @@ async fn respond(
         };
         streaming::server::answer(&cx, req).await
     } else {
-        websocket(&net, &transcript, req, held, hold).map(BodyExt::boxed_unsync)
+        websocket(&net, &transcript, req, conn).map(BodyExt::boxed_unsync)
     };
     transcript.log(
         net.now(),
@@ -340,8 +359,7 @@ fn websocket(
     net: &NetRef,
     transcript: &Transcript,
     req: Request<Incoming>,
-    held: Rc<Held>,
-    hold: &Hold,
+    conn: Conn,
 ) -> Response<Full<Bytes>> {
     if !req.headers().contains_key("upgrade")
         && req.method() == hyper::Method::GET
@@ -383,11 +401,11 @@ fn websocket(
     let with_101 = answer::push_with_101(query);
     let app = App::from_uri(req.uri());
     if with_101 && matches!(app, App::Push { .. }) {
-        hold.ask();
+        conn.hold.ask();
     }
     let protocol = subprotocol(req.headers());
-    let (n, t) = (net.clone(), transcript.clone());
-    let mut response = upgrade((net, transcript), req, held, move |upgraded| {
+    let (n, t, reset) = (net.clone(), transcript.clone(), conn.reset);
+    let mut response = upgrade((net, transcript), req, conn.held, move |upgraded| {
         async move {
             if app == App::Attacker {
                 // Boxed, as large as it is, so that every other connection's task is not.
@@ -396,7 +414,7 @@ fn websocket(
             }
             let io = TokioIo::new(upgraded);
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
-            app.run(n, ws, t).await;
+            app.run(n, ws, t, &reset).await;
         }
         .boxed_local()
     });
@@ -422,7 +440,7 @@ fn connect_websocket(
     net: &NetRef,
     transcript: &Transcript,
     req: Request<Incoming>,
-    held: Rc<Held>,
+    conn: Conn,
 ) -> Response<Full<Bytes>> {
     let path = req
         .headers()
@@ -437,12 +455,12 @@ fn connect_websocket(
         );
     };
     let app = App::from_uri(&uri);
-    let (n, t) = (net.clone(), transcript.clone());
-    let mut response = upgrade((net, transcript), req, held, move |upgraded| {
+    let (n, t, reset) = (net.clone(), transcript.clone(), conn.reset);
+    let mut response = upgrade((net, transcript), req, conn.held, move |upgraded| {
         async move {
             let io = TokioIo::new(upgraded);
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
-            app.run(n, ws, t).await;
+            app.run(n, ws, t, &reset).await;
         }
         .boxed_local()
     });

@@ -14,6 +14,9 @@
 //!   `reply-field=NAME:VALUE` (the 101 carries the field), `refuse=STATUS` (a refusal with
 //!   `Retry-After`, a JSON type and a 1 KiB body instead of the 101), and, for `/push`,
 //!   `push-with-101` (the 101 and the first push leave in one write).
+//! - Both take `reset=1` (once `count` messages have gone out the server resets the
+//!   connection, 100 ms later, with no Close) and `pause=MS` (once `count` messages have gone
+//!   out the server reads nothing for MS: a half-closing client's FIN reaches the proxy first).
 //! - `/attacker`: the cache-poisoning demonstration's accomplice
 //!   ([`smuggle::attacker_endpoint`](crate::endpoints::smuggle::attacker_endpoint)): frames
 //!   read by hand, masked or not; a frame carrying an HTTP request is answered with a
@@ -59,7 +62,7 @@ use crate::engine::ACCEPT_BACKOFF;
 use crate::engine::{Held, Intake, Listener, NetRef, Software};
 use crate::verdict::transcript::Transcript;
 use crash::{Crash, Killable};
-use http::serve_http;
+use http::{Conn, serve_http};
 
 /// The path (after any prefix) at which the server names itself: the `redirect` strategy's
 /// gateway lookup.
@@ -298,13 +301,14 @@ impl Server {
             self.transcript.clone(),
             self.engineio.clone(),
         );
+        let conn = Conn::new(held, stream.resetter());
         match tls {
-            None => serve_http(n, stream, t, held, last_head, e, true).await,
+            None => serve_http(n, stream, t, conn, last_head, e, true).await,
             // Boxed: a plain connection's task does not carry TLS's state.
             Some(config) => {
                 Box::pin(async move {
                     match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                        Ok(tls) => serve_http(n, tls, t, held, last_head, e, false).await,
+                        Ok(tls) => serve_http(n, tls, t, conn, last_head, e, false).await,
                         Err(e) => self.log(format!("tls handshake failed: {e}")),
                     }
                 })

@@ -214,6 +214,12 @@ pub(super) fn engineio_keys(
     if let Some(v) = &w.server_close_code {
         return Err(refused("server-close-code", v.span(), codes));
     }
+    if let Some(v) = &w.server_reset {
+        return Err(refused("server-reset", v.span(), codes));
+    }
+    if let Some(v) = &w.half_close {
+        return Err(refused("half-close", v.span(), codes));
+    }
     if w.kind == WorkloadKind::Smuggle {
         let at = c.strategies.as_ref().map_or(0..0, Spanned::span);
         return Err(src.fail(

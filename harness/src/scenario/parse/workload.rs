@@ -42,6 +42,7 @@ pub(super) fn workload(
     let server_fragment_bytes =
         frame_limit(src, &w.server_fragment_bytes, "server-fragment-bytes")?;
     let (close_code, server_close_code) = close_codes(src, w, &idle, messages)?;
+    let (server_reset, half_close) = endings(src, w, &idle, messages)?;
     Ok(Workload {
         kind: w.kind,
         messages,
@@ -56,7 +57,53 @@ pub(super) fn workload(
         server_fragment_bytes,
         close_code,
         server_close_code,
+        server_reset,
+        half_close,
     })
+}
+
+/// `server-reset` (the server resets the connection after the last message, so no idle
+/// period may follow it, and nobody closes) and `half-close` (the client closes, and
+/// half-closes after its Close): each `true` or `false`, never both, neither with
+/// `server-close-code`, `server-reset` not with `close-code`.
+fn endings(
+    src: Source<'_>,
+    w: &RawWorkload,
+    idle: &[Idle],
+    messages: u32,
+) -> Result<(bool, bool), ScenarioError> {
+    let reset = w.server_reset.as_ref().filter(|v| *v.get_ref());
+    let half = w.half_close.as_ref().filter(|v| *v.get_ref());
+    if let Some(reset) = reset {
+        let other = [
+            (half.is_some(), "half-close"),
+            (w.close_code.is_some(), "close-code"),
+            (w.server_close_code.is_some(), "server-close-code"),
+        ]
+        .into_iter()
+        .find_map(|(given, key)| given.then_some(key));
+        if let Some(other) = other {
+            return Err(src.fail(
+                reset.span(),
+                format!("`server-reset` ends the session without a Close: not with `{other}`"),
+            ));
+        }
+        if idle.last().is_some_and(|i| i.after_message == messages) {
+            return Err(src.fail(
+                reset.span(),
+                format!(
+                    "`server-reset` makes the server reset the connection right after message {messages}, so the idle period after it would never happen"
+                ),
+            ));
+        }
+    }
+    if let (Some(half), Some(_)) = (half, &w.server_close_code) {
+        return Err(src.fail(
+            half.span(),
+            "`half-close` half-closes after the client's Close: not with `server-close-code`, where the server closes first",
+        ));
+    }
+    Ok((reset.is_some(), half.is_some()))
 }
 
 /// `smuggle` sends one frame and fetches a script: it takes none of the options that shape
@@ -269,6 +316,8 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, Range<usize>)> {
             "server-close-code",
             w.server_close_code.as_ref().map(Spanned::span),
         ),
+        ("server-reset", w.server_reset.as_ref().map(Spanned::span)),
+        ("half-close", w.half_close.as_ref().map(Spanned::span)),
     ];
     spans
         .into_iter()
