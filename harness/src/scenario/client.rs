@@ -130,6 +130,10 @@ pub struct Workload {
     /// The client half-closes (TCP FIN; TLS close_notify first for wss) right after sending
     /// its Close (`half-close`), and still expects the server's Close back.
     pub half_close: bool,
+    /// The server half-closes right after the Close it sends first (`server-half-close`,
+    /// with `server-close-code`), still reading the client's reply; the client must get the
+    /// Close.
+    pub server_half_close: bool,
 }
 
 impl Workload {
@@ -195,6 +199,7 @@ impl Workload {
             server_close_code: None,
             server_reset: false,
             half_close: false,
+            server_half_close: false,
         }
     }
 }

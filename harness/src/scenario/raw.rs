@@ -159,6 +159,7 @@ pub(super) struct RawWorkload {
     pub(super) server_close_code: Option<Spanned<u16>>,
     pub(super) server_reset: Option<Spanned<bool>>,
     pub(super) half_close: Option<Spanned<bool>>,
+    pub(super) server_half_close: Option<Spanned<bool>>,
 }
 
 impl Default for RawWorkload {
@@ -177,6 +178,7 @@ impl Default for RawWorkload {
             server_close_code: None,
             server_reset: None,
             half_close: None,
+            server_half_close: None,
         }
     }
 }

@@ -150,6 +150,17 @@ impl Session<'_> {
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(WsError::ConnectionClosed)) | None if answered => return Ok(()),
+                // After a half-close, a tunnel may end both ways at the client's FIN
+                // (RFC 9110 §9.3.6): the connection ending is what the client waits for.
+                Some(Err(_)) | None if sent && self.plan.workload.half_close => {
+                    self.t.log(
+                        self.net.now(),
+                        WHO,
+                        "the connection ended after the half-close, without the server's Close",
+                    );
+                    self.half_close_cut = true;
+                    return Ok(());
+                }
                 None => return Err(self.ended(Doing::Closing)),
                 // Once the close handshake is complete, how the transport ends (a TLS
                 // stream without close_notify, say) no longer matters (RFC 6455 §7.1.1).

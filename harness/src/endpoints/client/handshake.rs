@@ -408,6 +408,9 @@ fn request_path(w: &Workload) -> String {
     if w.server_reset {
         query.push("reset=1".to_string());
     }
+    if w.server_half_close {
+        query.push("half-close=1".to_string());
+    }
     if w.half_close {
         query.push(format!("pause={}", HALF_CLOSE_PAUSE.as_millis()));
     }

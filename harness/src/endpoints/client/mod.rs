@@ -101,6 +101,7 @@ fn run_in(
                     pipelined: (plan.request.first_message_with_request)
                         .then(|| phase.began("upgrade"))
                         .flatten(),
+                    half_close_cut: false,
                 };
                 session.workload(&mut ws).await
             }

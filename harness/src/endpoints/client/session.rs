@@ -32,6 +32,9 @@ pub(super) struct Session<'a> {
     /// When the first message went out with the request head
     /// (`first-message-with-request`), until the workload takes it as sent.
     pub(super) pipelined: Option<Duration>,
+    /// Whether the connection ended at the client's half-close, before the server's Close
+    /// came back (`half-close`).
+    pub(super) half_close_cut: bool,
 }
 
 /// Ping keepalive on a fixed schedule from the open.

@@ -50,7 +50,11 @@ impl Session<'_> {
             }
             None => {
                 self.close(ws).await?;
-                let half = if w.half_close { ", half-closed" } else { "" };
+                let half = match (w.half_close, self.half_close_cut) {
+                    (false, _) => "",
+                    (true, false) => ", half-closed, the server's Close came back",
+                    (true, true) => ", half-closed, the connection ended at the FIN",
+                };
                 format!("closed {}{half}", w.close_code)
             }
         };

@@ -48,6 +48,9 @@ pub(super) struct Options {
     /// what the client does next (a Close and a half-close) has reached the proxy before the
     /// server answers it.
     pause: Option<Duration>,
+    /// `half-close=1`: right after the Close it sends first (`close`), the server ends its
+    /// side of the connection (close_notify and FIN over TLS, FIN otherwise) and reads on.
+    half_close: bool,
 }
 
 /// How long after its last message the server resets a connection (`reset=1`): time for the
@@ -77,6 +80,7 @@ impl App {
                 "from" => from = v.parse().unwrap_or(from),
                 "fragment" => options.fragment = v.parse().ok().filter(|n| *n > 0),
                 "reset" => options.reset = v == "1",
+                "half-close" => options.half_close = v == "1",
                 "pause" => options.pause = v.parse().ok().map(Duration::from_millis),
                 "close" => {
                     options.close = v.parse().ok().filter(|c| scenario::close_code_valid(*c));
@@ -184,6 +188,14 @@ impl App {
                     return;
                 }
                 t.log(net.now(), net.host(), format!("close {code} sent"));
+                if options.half_close {
+                    let ended = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
+                    let what = match ended {
+                        Ok(()) => "half-closed: no more bytes from the server".to_string(),
+                        Err(e) => format!("half-close failed: {e}"),
+                    };
+                    t.log(net.now(), net.host(), what);
+                }
             }
             let Some(message) = ws.next().await else {
                 break;

@@ -16,7 +16,8 @@
 //!   `push-with-101` (the 101 and the first push leave in one write).
 //! - Both take `reset=1` (once `count` messages have gone out the server resets the
 //!   connection, 100 ms later, with no Close) and `pause=MS` (once `count` messages have gone
-//!   out the server reads nothing for MS: a half-closing client's FIN reaches the proxy first).
+//!   out the server reads nothing for MS: a half-closing client's FIN reaches the proxy first),
+//!   and, with `close`, `half-close=1` (the server ends its side right after its Close).
 //! - `/attacker`: the cache-poisoning demonstration's accomplice
 //!   ([`smuggle::attacker_endpoint`](crate::endpoints::smuggle::attacker_endpoint)): frames
 //!   read by hand, masked or not; a frame carrying an HTTP request is answered with a

@@ -220,6 +220,9 @@ pub(super) fn engineio_keys(
     if let Some(v) = &w.half_close {
         return Err(refused("half-close", v.span(), codes));
     }
+    if let Some(v) = &w.server_half_close {
+        return Err(refused("server-half-close", v.span(), codes));
+    }
     if w.kind == WorkloadKind::Smuggle {
         let at = c.strategies.as_ref().map_or(0..0, Spanned::span);
         return Err(src.fail(

@@ -43,6 +43,16 @@ pub(super) fn workload(
         frame_limit(src, &w.server_fragment_bytes, "server-fragment-bytes")?;
     let (close_code, server_close_code) = close_codes(src, w, &idle, messages)?;
     let (server_reset, half_close) = endings(src, w, &idle, messages)?;
+    let server_half_close = match &w.server_half_close {
+        Some(v) if *v.get_ref() && w.server_close_code.is_none() => {
+            return Err(src.fail(
+                v.span(),
+                "`server-half-close` half-closes after the server's own Close: give `server-close-code`",
+            ));
+        }
+        Some(v) => *v.get_ref(),
+        None => false,
+    };
     Ok(Workload {
         kind: w.kind,
         messages,
@@ -59,6 +69,7 @@ pub(super) fn workload(
         server_close_code,
         server_reset,
         half_close,
+        server_half_close,
     })
 }
 
@@ -318,6 +329,10 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, Range<usize>)> {
         ),
         ("server-reset", w.server_reset.as_ref().map(Spanned::span)),
         ("half-close", w.half_close.as_ref().map(Spanned::span)),
+        (
+            "server-half-close",
+            w.server_half_close.as_ref().map(Spanned::span),
+        ),
     ];
     spans
         .into_iter()
