@@ -103,7 +103,9 @@ pub fn refusal_body(status: u16) -> String {
 pub fn refusal_differs(want: u16, head: &Head, body: &[u8]) -> Option<String> {
     let status = head.status().unwrap_or_default();
     if status != want {
-        return Some(format!("status {status}; the server sent {want}"));
+        return Some(format!(
+            "status {status}, where the server refuses with {want} (`{REFUSE_PARAM}={want}`)"
+        ));
     }
     for (name, value) in [("Retry-After", RETRY_AFTER), ("Content-Type", REFUSAL_TYPE)] {
         let got = text(head, name);
@@ -197,7 +199,7 @@ mod tests {
         let page = head("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n\r\n");
         assert_eq!(
             refusal_differs(503, &page, b"").as_deref(),
-            Some("status 502; the server sent 503")
+            Some("status 502, where the server refuses with 503 (`refuse=503`)")
         );
         let bare =
             head("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n");
