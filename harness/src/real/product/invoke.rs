@@ -16,7 +16,8 @@ impl Product {
     /// - HAProxy: `haproxy -db -f CONFIG`;
     /// - Apache: `apache2 -DFOREGROUND -f CONFIG` (the template is self-contained: no
     ///   `APACHE_*` variables, explicit `LoadModule` lines);
-    /// - Squid: `squid -N -f CONFIG`;
+    /// - Squid: `squid -N -n gauntletPORT -f CONFIG` (a service name of its own, which names
+    ///   its shared memory segments);
     /// - tinyproxy: `tinyproxy -d -c CONFIG`;
     /// - Caddy: `caddy run --config CONFIG --adapter caddyfile`, with `HOME` and the XDG
     ///   folders in DIR (Caddy keeps its data there);
@@ -43,7 +44,15 @@ impl Product {
                 .args(["-g", "daemon off;"]),
             Product::Haproxy => command.arg("-db").arg("-f").arg(config),
             Product::Apache => command.arg("-DFOREGROUND").arg("-f").arg(config),
-            Product::Squid => command.arg("-N").arg("-f").arg(config),
+            // Squid names its shared memory segments after its service name (`squid` by
+            // default, `/dev/shm/squid-cf__metadata.shm`): two instances at once under one
+            // name collide, the second failing with `shm_open … File exists`.
+            Product::Squid => command
+                .arg("-N")
+                .arg("-n")
+                .arg(format!("gauntlet{port}"))
+                .arg("-f")
+                .arg(config),
             Product::Tinyproxy => command.arg("-d").arg("-c").arg(config),
             Product::Caddy => command
                 .args(["run", "--config"])
