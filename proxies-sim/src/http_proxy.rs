@@ -65,6 +65,13 @@ pub trait Policy: std::fmt::Debug {
     /// Whether a 101 answering a request that asked to upgrade turns the connection into an
     /// opaque tunnel. A proxy that says no keeps reading HTTP after the 101.
     fn tunnels_upgrades(&self) -> bool;
+
+    /// Whether, once tunnelling, what the client sent between its request head and the 101
+    /// goes to the upstream (as it must: the bytes are the new protocol's). A proxy that
+    /// relays from the connection rather than from what it already read says no.
+    fn keeps_early_data(&self) -> bool {
+        true
+    }
 }
 
 /// The answer to bytes that are not HTTP where a head is expected.
@@ -357,7 +364,14 @@ impl<P: Policy> HttpProxy<P> {
                 cx.send(Side::Client, head.to_bytes());
                 self.mode = Mode::Tunnel;
                 let early = self.up.take();
-                cx.send(Side::Upstream, early);
+                if self.policy.keeps_early_data() {
+                    cx.send(Side::Upstream, early);
+                } else if !early.is_empty() {
+                    cx.note(format!(
+                        "lost {} bytes the client sent before the 101: the tunnel relays from the connection, not from what was read",
+                        early.len()
+                    ));
+                }
                 self.ends.tunnel(cx);
                 return Ok(());
             }

@@ -6,8 +6,11 @@
 //!   turns the connection into a tunnel; nginx with the seed's `proxy_set_header` lines, HAProxy,
 //!   httpd's mod_proxy_wstunnel), `strip` (hop-by-hop fields removed, RFC 9110 §7.6.1, so the
 //!   backend sees a plain GET; nginx with only `proxy_http_version 1.1`, httpd's `http://`
-//!   ProxyPass) or `http10` (HTTP/1.0 upstream with `Connection: close`; nginx's default before
-//!   1.29.7).
+//!   ProxyPass), `http10` (HTTP/1.0 upstream with `Connection: close`; nginx's default before
+//!   1.29.7) or `tunnel-losing-early-data` (as `tunnel`, but what the client sent between its
+//!   request head and the 101 is lost, the tunnel relaying from the connection rather than from
+//!   what was read: Caddy 2.6.2's `reverse_proxy`,
+//!   https://github.com/caddyserver/caddy/issues/6273).
 //! - Routing like the seed's HAProxy ACLs: a request with `Connection: upgrade` and
 //!   `Upgrade: websocket` (case-insensitive) goes to `ws-backends`, others to `web-backends`;
 //!   an empty list means every backend. Within the list, `balance` picks (as `l4-balancer`).
@@ -74,6 +77,10 @@ use crate::ws_frames::{FrameScanner, close_frame};
 pub enum Upgrade {
     /// Forward `Upgrade`, tunnel after the 101.
     Tunnel,
+    /// As `Tunnel`, but the tunnel relays from the connection, not from what was already read:
+    /// what the client sent after its request head and before the 101 is lost (Caddy 2.6.2's
+    /// `reverse_proxy`, https://github.com/caddyserver/caddy/issues/6273, fixed by PR 6274).
+    TunnelLosingEarlyData,
     /// Strip hop-by-hop fields, `Upgrade` among them.
     Strip,
     /// HTTP/1.0 upstream with `Connection: close`, hop-by-hop fields stripped.
@@ -85,6 +92,7 @@ impl Upgrade {
     pub fn as_str(self) -> &'static str {
         match self {
             Upgrade::Tunnel => "tunnel",
+            Upgrade::TunnelLosingEarlyData => "tunnel-losing-early-data",
             Upgrade::Strip => "strip",
             Upgrade::Http10 => "http10",
         }
@@ -387,7 +395,7 @@ impl Model for Params {
     );
     const PARAMETERS: &'static str = concat!(
         "`preset` (table below), `backends` (default 1), `balance` (as `l4-balancer`'s `policy`), ",
-        "`upgrade`: `tunnel` (default), `strip`, `http10`; `ws-backends`, `web-backends` (1-based ",
+        "`upgrade`: `tunnel` (default), `strip`, `http10`, `tunnel-losing-early-data` (Caddy 2.6.2); `ws-backends`, `web-backends` (1-based ",
         "lists: upgrade requests, with `Connection: upgrade` and `Upgrade: websocket`, go to the ",
         "first, others to the second, like the seed's HAProxy ACLs); `sticky`: `none` (default), ",
         "`source-ip` (as `balance = \"source-hash\"`: nginx `ip_hash`, HAProxy `balance source`), ",
@@ -553,7 +561,7 @@ impl http_proxy::Policy for Balance {
         let sticky = self.sticky(head);
         self.cookie_seen = sticky.is_some();
         match self.params.upgrade {
-            Upgrade::Tunnel => {}
+            Upgrade::Tunnel | Upgrade::TunnelLosingEarlyData => {}
             Upgrade::Strip => {
                 head.strip_hop_by_hop(KEEP);
             }
@@ -591,7 +599,7 @@ impl http_proxy::Policy for Balance {
 
     fn response(&mut self, _cx: &mut Cx, head: &mut Head, _request: &Head) {
         match self.params.upgrade {
-            Upgrade::Tunnel => {}
+            Upgrade::Tunnel | Upgrade::TunnelLosingEarlyData => {}
             Upgrade::Strip => {
                 head.strip_hop_by_hop(KEEP);
             }
@@ -608,7 +616,14 @@ impl http_proxy::Policy for Balance {
     }
 
     fn tunnels_upgrades(&self) -> bool {
-        self.params.upgrade == Upgrade::Tunnel
+        matches!(
+            self.params.upgrade,
+            Upgrade::Tunnel | Upgrade::TunnelLosingEarlyData
+        )
+    }
+
+    fn keeps_early_data(&self) -> bool {
+        self.params.upgrade != Upgrade::TunnelLosingEarlyData
     }
 }
 
@@ -1009,6 +1024,24 @@ mod tests {
         let a = cx.take_actions();
         assert_eq!(sent(&a, Side::Client), SWITCH);
         assert_eq!(sent(&a, Side::Upstream), b"\x81\x85abcdefghi");
+    }
+
+    #[test]
+    fn a_balancer_losing_early_data_drops_what_came_before_the_101_and_nothing_after() {
+        let frame: &[u8] = b"\x81\x82abcdhi";
+        for (upgrade, early) in [("tunnel", frame), ("tunnel-losing-early-data", b"")] {
+            let mut h = hop(&format!("upgrade = \"{upgrade}\"\n"));
+            let (mut c, mut cx, a) = open(&mut h, &[WS, frame].concat());
+            assert_eq!(sent(&a, Side::Upstream), WS, "{upgrade}: the frame waits");
+            c.on_event(&mut cx, Event::Dialed);
+            c.on_event(&mut cx, data(Side::Upstream, SWITCH));
+            let a = cx.take_actions();
+            assert_eq!(sent(&a, Side::Client), SWITCH);
+            assert_eq!(sent(&a, Side::Upstream), early, "{upgrade}");
+            c.on_event(&mut cx, data(Side::Client, b"\x81\x82abcdok"));
+            let a = cx.take_actions();
+            assert_eq!(sent(&a, Side::Upstream), b"\x81\x82abcdok", "{upgrade}");
+        }
     }
 
     #[test]

@@ -144,6 +144,19 @@ fn gate_reporting(name: &str, args: &[&str]) -> (Ran, PathBuf) {
     (gate(&all), junit)
 }
 
+/// The gate through the command `cmd` on the behaviours of `suite`, which must fail `only` (a
+/// behaviour's file) and nothing else: what it printed, every case, and that failure's message.
+fn fails_only(name: &str, cmd: &str, suite: &str, only: &str) -> (Ran, Vec<Case>, String) {
+    let (ran, junit) = gate_reporting(name, &["--proxy-cmd", cmd, "--suite", suite]);
+    assert_eq!(ran.code, Some(1), "{}", ran.text);
+    let cases = junit_cases(&junit);
+    let failed: Vec<&Case> = cases.iter().filter(|c| c.failure.is_some()).collect();
+    let files: Vec<&str> = failed.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(files, [only], "{}", ran.text);
+    let (message, _) = failed[0].failure.clone().unwrap_or_default();
+    (ran, cases, message)
+}
+
 /// Each testcase's classname (the behaviour's file) and its failure's message, if it failed.
 fn testcases(junit: &PathBuf) -> Vec<(String, Option<String>)> {
     junit_cases(junit)
@@ -629,19 +642,12 @@ fn a_proxy_that_drops_cookies_fails_the_cookie_behaviour_and_only_it_naming_what
     let cmd = proxy_cmd(
         "--model header-mangler --param 'rules=[{ field = \"Cookie\", action = \"drop\" }]'",
     );
-    let args = ["--proxy-cmd", &cmd, "--suite", "scenarios/gate/negotiation"];
-    let (ran, junit) = gate_reporting("no-cookie", &args);
-    assert_eq!(ran.code, Some(1), "{}", ran.text);
-    let cases = junit_cases(&junit);
-    let failed: Vec<&Case> = cases.iter().filter(|c| c.failure.is_some()).collect();
-    let files: Vec<&str> = failed.iter().map(|c| c.file.as_str()).collect();
-    assert_eq!(
-        files,
-        ["scenarios/gate/negotiation/cookie-passes-unchanged.toml"],
-        "{}",
-        ran.text
+    let (ran, cases, message) = fails_only(
+        "no-cookie",
+        &cmd,
+        "scenarios/gate/negotiation",
+        "scenarios/gate/negotiation/cookie-passes-unchanged.toml",
     );
-    let (message, _) = failed[0].failure.clone().unwrap_or_default();
     assert!(
         message.starts_with("handshake-rejected: HTTP 403 Forbidden at ")
             && message.contains(
@@ -650,7 +656,34 @@ fn a_proxy_that_drops_cookies_fails_the_cookie_behaviour_and_only_it_naming_what
         "{message}"
     );
     // Origin and Authorization, which the mangler leaves alone, arrived as sent.
-    assert!(cases.len() > files.len() + 2, "{}", ran.text);
+    assert!(cases.len() > 3, "{}", ran.text);
+    assert_none_survive(&ran);
+}
+
+#[test]
+fn a_proxy_that_loses_the_bytes_read_with_the_request_head_fails_that_behaviour_and_only_it() {
+    let cmd = proxy_cmd(
+        "--model l7-balancer --param upgrade=tunnel-losing-early-data --param terminate-tls=false",
+    );
+    let (ran, cases, message) = fails_only(
+        "early-data",
+        &cmd,
+        "scenarios/gate/handshake",
+        "scenarios/gate/handshake/first-message-with-the-request.toml",
+    );
+    assert!(
+        message.starts_with("stalled: no echo of #0 within "),
+        "{message}"
+    );
+    // The server's first push written with its 101 still arrives: only the client's early
+    // bytes are lost.
+    assert!(
+        cases
+            .iter()
+            .any(|c| c.file.ends_with("first-push-with-the-101.toml") && c.failure.is_none()),
+        "{}",
+        ran.text
+    );
     assert_none_survive(&ran);
 }
 
