@@ -10,7 +10,7 @@
 //!   1.29.7) or `tunnel-losing-early-data` (as `tunnel`, but what the client sent between its
 //!   request head and the 101 is lost, the tunnel relaying from the connection rather than from
 //!   what was read: Caddy 2.6.2's `reverse_proxy`,
-//!   https://github.com/caddyserver/caddy/issues/6273).
+//!   <https://github.com/caddyserver/caddy/issues/6273>).
 //! - Routing like the seed's HAProxy ACLs: a request with `Connection: upgrade` and
 //!   `Upgrade: websocket` (case-insensitive) goes to `ws-backends`, others to `web-backends`;
 //!   an empty list means every backend. Within the list, `balance` picks (as `l4-balancer`).
@@ -79,7 +79,7 @@ pub enum Upgrade {
     Tunnel,
     /// As `Tunnel`, but the tunnel relays from the connection, not from what was already read:
     /// what the client sent after its request head and before the 101 is lost (Caddy 2.6.2's
-    /// `reverse_proxy`, https://github.com/caddyserver/caddy/issues/6273, fixed by PR 6274).
+    /// `reverse_proxy`, <https://github.com/caddyserver/caddy/issues/6273>, fixed by PR 6274).
     TunnelLosingEarlyData,
     /// Strip hop-by-hop fields, `Upgrade` among them.
     Strip,
