@@ -24,6 +24,8 @@
 //!   picks.
 //! - [`fields`]: request fields (`Origin`, `Cookie`, `Authorization`) the server checks
 //!   arrived as the client sent them.
+//! - [`body`]: a request body sent with the upgrade request, which the server reads whole
+//!   before its 101.
 //! - [`answer`]: what the request asks of the server's answer (fields in its 101, a refusal
 //!   relayed intact, the first push in the 101's write) and the client's checks of it.
 //! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
@@ -31,6 +33,7 @@
 //! - [`wire`]: bytes on the wire, each direction, over every connection a run's client makes.
 
 pub mod answer;
+pub mod body;
 pub mod browser;
 pub mod client;
 pub mod connect;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Strategy;
-use crate::endpoints::{answer, fields};
+use crate::endpoints::{answer, body, fields};
 
 /// A WebSocket URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -292,6 +292,10 @@ pub struct RequestShape {
     /// The server writes its first push in the same write as the 101
     /// (`first-push-with-101`).
     pub push_with_101: bool,
+    /// A body of this many bytes goes with the request (`body-bytes`), framed by
+    /// `Content-Length` and named in the query for the server to check
+    /// ([`crate::endpoints::body`]).
+    pub body: Option<usize>,
 }
 
 impl RequestShape {
@@ -309,7 +313,8 @@ impl RequestShape {
                         &self.reply_fields,
                         self.refuse,
                         self.push_with_101,
-                    ));
+                    ))
+                    .chain(self.body.map(body::param));
                 for param in asked {
                     let joint = if parts[1].contains('?') { '&' } else { '?' };
                     parts[1] = format!("{}{joint}{param}", parts[1]);
@@ -357,6 +362,7 @@ impl RequestShape {
             .iter()
             .filter(|(n, _)| !has(n))
             .map(|(n, v)| format!("{n}: {v}"))
+            .chain(self.body.map(|n| format!("Content-Length: {n}")))
             .collect();
         lines.splice(end..end, added);
         lines.join("\r\n")

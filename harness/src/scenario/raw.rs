@@ -89,6 +89,7 @@ pub(super) struct RawRequest {
     pub(super) refuse: Option<Spanned<u16>>,
     pub(super) first_message_with_request: Option<Spanned<bool>>,
     pub(super) first_push_with_101: Option<Spanned<bool>>,
+    pub(super) body_bytes: Option<Spanned<u64>>,
 }
 
 /// `[client.polling-then-upgrade]`.

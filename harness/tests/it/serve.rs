@@ -433,8 +433,13 @@ fn three_workers_listen_on_both_addresses_and_each_serves_sessions() {
 
 /// An upgrade request for `target` on `addr`, as one write with `after` behind its head.
 fn upgrade(stream: &mut TcpStream, target: &str, after: &[u8]) {
+    upgrade_with(stream, target, "", after);
+}
+
+/// [`upgrade`] with `fields` (each line ending in CRLF) in its head.
+fn upgrade_with(stream: &mut TcpStream, target: &str, fields: &str, after: &[u8]) {
     let mut bytes = format!(
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{fields}\r\n"
     )
     .into_bytes();
     bytes.extend_from_slice(after);
@@ -530,6 +535,64 @@ fn the_reference_server_refuses_as_asked_with_retry_after_and_a_json_body() {
     assert_eq!(
         &bytes[head..],
         gauntlet::endpoints::answer::refusal_body(503).as_bytes()
+    );
+    server.kill();
+}
+
+#[test]
+fn the_reference_server_reads_a_request_body_whole_before_its_101_and_refuses_one_changed() {
+    use gauntlet::endpoints::body;
+    let (mut server, addr) = serve(&[], &[], false);
+    // The body, then a frame in the same write: the frame is echoed, so the body was not
+    // taken for frames.
+    let mut stream = connect(addr);
+    let mut after = body::bytes(300);
+    after.extend(gauntlet_proxies::ws_frames::encode(
+        0x1,
+        b"hello",
+        Some([1, 2, 3, 4]),
+    ));
+    upgrade_with(
+        &mut stream,
+        "/echo?expect-body=300",
+        "Content-Length: 300\r\n",
+        &after,
+    );
+    let mut bytes = Vec::new();
+    let head = read_head_and(&mut stream, &mut bytes, 7);
+    assert!(bytes.starts_with(b"HTTP/1.1 101 "), "{bytes:?}");
+    assert_eq!(
+        &bytes[head..head + 7],
+        b"\x81\x05hello",
+        "the echo of the frame"
+    );
+    // A body other than the one named is refused, saying how it arrived.
+    let mut stream = connect(addr);
+    let mut changed = body::bytes(300);
+    changed[200] = b'!';
+    upgrade_with(
+        &mut stream,
+        "/echo?expect-body=300",
+        "Content-Length: 300\r\n",
+        &changed,
+    );
+    let mut bytes = Vec::new();
+    let head = read_head_and(&mut stream, &mut bytes, 1);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
+    assert!(
+        text[head..].contains("arrived as 300 bytes; the client sent 300 (the first 200 alike)"),
+        "{text}"
+    );
+    // One declared longer than the most the server reads is refused unread.
+    let mut stream = connect(addr);
+    upgrade_with(&mut stream, "/echo", "Content-Length: 70000\r\n", b"");
+    let mut bytes = Vec::new();
+    read_head_and(&mut stream, &mut bytes, 1);
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 413 "),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
     );
     server.kill();
 }

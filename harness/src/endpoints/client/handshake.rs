@@ -20,7 +20,7 @@ use crate::endpoints::connect::{
     AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, origin, proxy_target, to_proxy,
     transport,
 };
-use crate::endpoints::{answer, smuggle, subprotocol};
+use crate::endpoints::{answer, body, smuggle, subprotocol};
 use crate::engine::{NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD, Handshake, Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
@@ -155,7 +155,7 @@ pub(crate) async fn open(
             .lines()
             .filter(|l| {
                 let name = l.split_once(':').map_or("", |(n, _)| n);
-                ["upgrade", "connection"]
+                ["upgrade", "connection", "content-length"]
                     .iter()
                     .any(|n| name.eq_ignore_ascii_case(n))
                     || plan
@@ -180,6 +180,9 @@ pub(crate) async fn open(
         )
     };
     let mut request = request.into_bytes();
+    if let Some(len) = plan.request.body.filter(|_| !connect) {
+        request.extend(body::bytes(len));
+    }
     if plan.request.first_message_with_request && !connect {
         request.extend(first_message(plan, net, t));
     }

@@ -3,7 +3,6 @@
 
 use hyper::Request;
 use hyper::StatusCode;
-use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 
 use crate::endpoints::subprotocol;
@@ -25,7 +24,7 @@ pub(super) struct Refusal(
 /// not name `websocket`, HTTP/1.0, no `upgrade` in `Connection`, not exactly one `Host`
 /// (RFC 9112 §3.2), a repeated `Sec-WebSocket-Version`, and a `Sec-WebSocket-Key` that is
 /// missing, repeated or not base64 of 16 bytes.
-pub(super) fn refusal(req: &Request<Incoming>) -> Option<Refusal> {
+pub(super) fn refusal<B>(req: &Request<B>) -> Option<Refusal> {
     let headers = req.headers();
     let count = |name: &str| headers.get_all(name).iter().count();
     let refuse = |status, body, extra| Some(Refusal(status, body, extra));

@@ -32,7 +32,7 @@ use super::app::App;
 use super::crash::Reset;
 use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::engineio::{self, EngineIo};
-use crate::endpoints::{answer, fields, smuggle, streaming};
+use crate::endpoints::{answer, body, fields, smuggle, streaming};
 use crate::engine::{Held, NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD};
 use crate::verdict::transcript::Transcript;
@@ -306,7 +306,12 @@ async fn respond(
         };
         streaming::server::answer(&cx, req).await
     } else {
-        websocket(&net, &transcript, req, conn).map(BodyExt::boxed_unsync)
+        match read_body(req).await {
+            Ok((req, body)) => {
+                websocket(&net, &transcript, req, &body, conn).map(BodyExt::boxed_unsync)
+            }
+            Err(refused) => refused.map(BodyExt::boxed_unsync),
+        }
     };
     transcript.log(
         net.now(),
@@ -352,13 +357,39 @@ async fn engine_io(
     }
 }
 
+/// `req` with its body read ([`body`]): at most [`body::MAX_BYTES`], and a longer one, or a
+/// body that breaks off, is answered with 413 or 400 instead. A request without a body
+/// reads as an empty one.
+async fn read_body(req: Request<Incoming>) -> Result<(Request<()>, Bytes), Response<Full<Bytes>>> {
+    let declared = (req.headers().get("content-length"))
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > body::MAX_BYTES as u64) {
+        return Err(text_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("A request body is at most {} bytes.\n", body::MAX_BYTES),
+            &[("connection", "close")],
+        ));
+    }
+    let (parts, incoming) = req.into_parts();
+    let limited = http_body_util::Limited::new(incoming, body::MAX_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok((Request::from_parts(parts, ()), collected.to_bytes())),
+        Err(e) => Err(text_response(
+            StatusCode::BAD_REQUEST,
+            &format!("The request's body could not be read: {e}.\n"),
+            &[("connection", "close")],
+        )),
+    }
+}
+
 /// The answer to a request elsewhere: the victim's script, a refusal, or a 101 whose upgraded
 /// connection runs an [`App`], with what the query asks of it ([`answer`]): its fields, or a
 /// refusal instead, or its first push in the same write (`hold`).
 fn websocket(
     net: &NetRef,
     transcript: &Transcript,
-    req: Request<Incoming>,
+    req: Request<()>,
+    body: &[u8],
     conn: Conn,
 ) -> Response<Full<Bytes>> {
     if !req.headers().contains_key("upgrade")
@@ -385,6 +416,9 @@ fn websocket(
     }
     let query = req.uri().query().unwrap_or_default();
     if let Some(body) = fields::not_as_sent(query, |name| header_text(req.headers(), name)) {
+        return text_response(StatusCode::FORBIDDEN, &body, &[]);
+    }
+    if let Some(body) = body::not_as_sent(query, body) {
         return text_response(StatusCode::FORBIDDEN, &body, &[]);
     }
     if let Some(status) = answer::refusal(query).and_then(|s| StatusCode::from_u16(s).ok()) {
@@ -474,9 +508,9 @@ fn connect_websocket(
 
 /// The 101 accepting `req`'s opening handshake; once hyper has handed the connection over,
 /// `then` runs on it, holding `held`.
-fn upgrade(
+fn upgrade<B>(
     (net, transcript): (&NetRef, &Transcript),
-    mut req: Request<Incoming>,
+    mut req: Request<B>,
     held: Rc<Held>,
     then: impl FnOnce(Upgraded) -> LocalBoxFuture<'static, ()> + 'static,
 ) -> Response<Full<Bytes>> {

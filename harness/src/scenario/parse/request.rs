@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 use super::Source;
-use crate::endpoints::answer;
+use crate::endpoints::{answer, body};
 use crate::scenario::raw::RawRequest;
 use crate::scenario::{
     Handshake, RequestShape, ScenarioError, Scheme, StrategyKind, Workload, WorkloadKind,
@@ -122,6 +122,7 @@ pub(super) fn request(
             raw.first_message_with_request.as_ref(),
             w,
         )?,
+        body: body_bytes(src, raw.body_bytes.as_ref())?,
         push_with_101: flag(
             src,
             raw.first_push_with_101.as_ref(),
@@ -184,6 +185,24 @@ fn first_message_with_request(
         }
     }
     Ok(on)
+}
+
+/// `body-bytes`: from 1 to [`body::MAX_BYTES`].
+fn body_bytes(src: Source<'_>, v: Option<&Spanned<u64>>) -> Result<Option<usize>, ScenarioError> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    match usize::try_from(*v.get_ref()) {
+        Ok(n) if (1..=body::MAX_BYTES).contains(&n) => Ok(Some(n)),
+        _ => Err(src.fail(
+            v.span(),
+            format!(
+                "`body-bytes` is from 1 to {}, got {}",
+                body::MAX_BYTES,
+                v.get_ref()
+            ),
+        )),
+    }
 }
 
 /// A `true`/`false` key that may be `true` only when `allowed`, else `why`.
