@@ -5,9 +5,10 @@
 //! CONNECT tunnel, then TLS for wss), with the phase it is in and the failures that end it.
 
 use crate::endpoints::browser::Browser;
+use crate::endpoints::killable::{Killable, Reset};
 use crate::endpoints::subprotocol;
 use crate::endpoints::wire::{Wire, WireBytes};
-use crate::engine::NetRef;
+use crate::engine::{NetRef, Stream};
 use crate::scenario::{Handshake, RequestShape, Scheme, Workload};
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;
@@ -304,12 +305,26 @@ pub(crate) async fn transport(
     t: &Transcript,
     phase: &Phase,
 ) -> Result<Box<dyn AsyncIo>, Fail> {
+    transport_keeping(net, plan, t, phase, &mut None).await
+}
+
+/// [`transport`], its TCP connection (to the server or to the explicit proxy) resettable
+/// from aside when the workload resets it (`client-reset`), with what resets it put in
+/// `reset`.
+pub(crate) async fn transport_keeping(
+    net: &NetRef,
+    plan: &Plan,
+    t: &Transcript,
+    phase: &Phase,
+    reset: &mut Option<Reset>,
+) -> Result<Box<dyn AsyncIo>, Fail> {
     let port = plan.scheme.port();
     let host = plan.host.as_str();
     let tcp = match &plan.proxy {
         None => tcp_connect(net, t, &plan.wire, host, port).await?,
         Some(proxy) => tunnel(net, t, &plan.wire, proxy, host, port, phase).await?,
     };
+    let tcp = resettable(tcp, plan, reset);
     Ok(match plan.scheme {
         Scheme::Ws => Box::new(tcp),
         Scheme::Wss => {
@@ -468,8 +483,21 @@ pub(crate) async fn to_proxy(
     plan: &Plan,
     t: &Transcript,
     proxy: &ProxyPlan,
+    reset: &mut Option<Reset>,
 ) -> Result<crate::engine::Stream, Fail> {
-    tcp_connect(net, t, &plan.wire, &proxy.host, proxy.port).await
+    let tcp = tcp_connect(net, t, &plan.wire, &proxy.host, proxy.port).await?;
+    Ok(resettable(tcp, plan, reset))
+}
+
+/// `tcp`, in a slot from which `reset` can reset it when the workload resets its connection
+/// (`client-reset`).
+fn resettable(tcp: Stream, plan: &Plan, reset: &mut Option<Reset>) -> Stream {
+    if !plan.workload.client_reset {
+        return tcp;
+    }
+    let killable = Killable::new(tcp, "the client reset the connection");
+    *reset = Some(killable.resetter());
+    Box::new(killable)
 }
 
 async fn tunnel(

@@ -28,6 +28,10 @@
 //!   before its 101.
 //! - [`answer`]: what the request asks of the server's answer (fields in its 101, a refusal
 //!   relayed intact, the first push in the 101's write) and the client's checks of it.
+//! - [`census`]: how many of a client's watched connections the server still holds, asked
+//!   by a later session: whether the end of a connection reached the server.
+//! - `killable`: a connection's stream that can be reset from aside (a server's crash, a
+//!   server's or a client's reset).
 //! - [`violation`]: failing a connection whose peer breaks the protocol (a Close with 1002,
 //!   1007 or 1009), for the client and the server alike.
 //! - [`wire`]: bytes on the wire, each direction, over every connection a run's client makes.
@@ -35,11 +39,13 @@
 pub mod answer;
 pub mod body;
 pub mod browser;
+pub mod census;
 pub mod client;
 pub mod connect;
 pub mod engineio;
 pub mod fields;
 pub mod fragment;
+pub(crate) mod killable;
 pub mod server;
 pub mod smuggle;
 pub mod strategy;

@@ -134,6 +134,10 @@ pub struct Workload {
     /// with `server-close-code`), still reading the client's reply; the client must get the
     /// Close.
     pub server_half_close: bool,
+    /// The client resets its connection (no Close; no close_notify for wss) after the last
+    /// message (`client-reset`), then asks the server in a second session whether its side
+    /// ended ([`crate::endpoints::census`]).
+    pub client_reset: bool,
 }
 
 impl Workload {
@@ -200,6 +204,7 @@ impl Workload {
             server_reset: false,
             half_close: false,
             server_half_close: false,
+            client_reset: false,
         }
     }
 }

@@ -161,6 +161,7 @@ pub(super) struct RawWorkload {
     pub(super) server_reset: Option<Spanned<bool>>,
     pub(super) half_close: Option<Spanned<bool>>,
     pub(super) server_half_close: Option<Spanned<bool>>,
+    pub(super) client_reset: Option<Spanned<bool>>,
 }
 
 impl Default for RawWorkload {
@@ -180,6 +181,7 @@ impl Default for RawWorkload {
             server_reset: None,
             half_close: None,
             server_half_close: None,
+            client_reset: None,
         }
     }
 }

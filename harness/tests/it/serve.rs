@@ -596,3 +596,47 @@ fn the_reference_server_reads_a_request_body_whole_before_its_101_and_refuses_on
     );
     server.kill();
 }
+
+/// The census's answer to `/census?watch=ID&wait=MS` at `addr`: the text message it sends.
+fn census(addr: SocketAddr, id: &str, wait_ms: u64) -> String {
+    let url = format!("ws://{addr}/census?watch={id}&wait={wait_ms}");
+    let (mut ws, _) = tungstenite::client(url, connect(addr)).expect("the census session opens");
+    match ws.read() {
+        Ok(Message::Text(text)) => text.to_string(),
+        other => panic!("the census answered {other:?}"),
+    }
+}
+
+#[test]
+fn the_census_counts_a_watched_session_until_its_connection_ends_on_the_servers_side() {
+    let (mut server, addr) = serve(&[], &[], false);
+    let url = format!("ws://{addr}/echo?watch=run-7");
+    let (mut watched, _) = tungstenite::client(url, connect(addr)).expect("the session opens");
+    echo(&mut watched, 2, 16).expect("echoed");
+    // Open, the census waits its whole time and says so.
+    let answer = census(addr, "run-7", 200);
+    let (open, waited) = gauntlet::endpoints::census::read_answer(&answer).expect(&answer);
+    assert_eq!(open, 1, "{answer}");
+    assert!(waited >= 200, "{answer}");
+    assert_eq!(census(addr, "run-8", 0), "open 0 after 0 ms", "another ID");
+    // The client's side ends with no Close: once the server reads the end, the session is
+    // no longer counted.
+    drop(watched);
+    let answer = census(addr, "run-7", 10_000);
+    assert_eq!(
+        gauntlet::endpoints::census::read_answer(&answer).map(|a| a.0),
+        Some(0),
+        "{answer}"
+    );
+    // A census that names no ID is refused, saying what it needs.
+    let mut stream = connect(addr);
+    upgrade(&mut stream, "/census?wait=10", b"");
+    let mut bytes = Vec::new();
+    read_head_and(&mut stream, &mut bytes, 1);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.starts_with("HTTP/1.1 400 ") && text.contains("watch=ID"),
+        "{text}"
+    );
+    server.kill();
+}

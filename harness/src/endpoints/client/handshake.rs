@@ -15,11 +15,12 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::{WHO, payload};
+use super::{WHO, census, payload};
 use crate::endpoints::connect::{
     AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, origin, proxy_target, to_proxy,
-    transport,
+    transport_keeping,
 };
+use crate::endpoints::killable::Reset;
 use crate::endpoints::{answer, body, smuggle, subprotocol};
 use crate::engine::{NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD, Handshake, Workload, WorkloadKind};
@@ -42,6 +43,8 @@ const MAX_REFUSAL_BODY: usize = 16 * answer::REFUSAL_BYTES;
 pub(crate) struct Tap<S> {
     inner: S,
     last: Arc<Mutex<Vec<u8>>>,
+    /// What resets the connection under it, when the workload does (`client-reset`).
+    pub(super) reset: Option<Reset>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
@@ -89,7 +92,12 @@ pub(super) async fn handshake(
     phase: &Phase,
     last: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Ws, Fail> {
-    let path = format!("{}{}", plan.path_prefix, request_path(&plan.workload));
+    let watch = (plan.workload.client_reset).then(|| census::watch_id(plan.seed));
+    let path = format!(
+        "{}{}",
+        plan.path_prefix,
+        request_path(&plan.workload, watch.as_deref())
+    );
     let mut key = [0u8; 16];
     Rng::derive(plan.seed, 0x6b6579).fill(&mut key);
     open(net, plan, &path, &base64(&key), t, phase, last).await
@@ -111,9 +119,10 @@ pub(crate) async fn open(
     let host = plan.host.as_str();
     // An absolute-form request through an explicit proxy goes to the proxy itself, as a
     // forward proxy's `GET http://…` with `Upgrade`; anything else over the plan's transport.
+    let mut reset = None;
     let io: Box<dyn AsyncIo> = match (&plan.proxy, plan.request.absolute) {
-        (Some(proxy), true) => Box::new(to_proxy(net, plan, t, proxy).await?),
-        _ => transport(net, plan, t, phase).await?,
+        (Some(proxy), true) => Box::new(to_proxy(net, plan, t, proxy, &mut reset).await?),
+        _ => transport_keeping(net, plan, t, phase, &mut reset).await?,
     };
     phase.set("upgrade", net.now());
     let offer = if plan.subprotocols.is_empty() {
@@ -172,7 +181,11 @@ pub(crate) async fn open(
         )
     };
     t.log(net.now(), WHO, format!("upgrade request {asked}{offering}"));
-    let mut tap = Tap { inner: io, last };
+    let mut tap = Tap {
+        inner: io,
+        last,
+        reset,
+    };
     let no_response = |what: String| {
         fail(
             Outcome::HandshakeRejected,
@@ -382,8 +395,9 @@ fn invalid_connect_answer(head: &http::Head, key: &str) -> Option<String> {
 }
 
 /// The path the upgrade asks for: `/echo`, `/push` with what to push, or the attacker's
-/// endpoint; the server's own options (`fragment`, `close`) in the query.
-fn request_path(w: &Workload) -> String {
+/// endpoint; the server's own options (`fragment`, `close`) in the query, and the ID the
+/// server counts the connection under (`watch`), if any.
+fn request_path(w: &Workload, watch: Option<&str>) -> String {
     let mut query = Vec::new();
     match w.kind {
         WorkloadKind::Smuggle => return smuggle::ATTACKER_PATH.to_string(),
@@ -417,6 +431,9 @@ fn request_path(w: &Workload) -> String {
     if w.half_close {
         query.push(format!("pause={}", HALF_CLOSE_PAUSE.as_millis()));
     }
+    if let Some(id) = watch {
+        query.push(format!("{}={id}", crate::endpoints::census::WATCH_PARAM));
+    }
     let path = if w.kind == WorkloadKind::Push {
         "/push"
     } else {
@@ -436,14 +453,17 @@ mod tests {
     #[test]
     fn the_request_path_carries_the_servers_options() {
         let mut w = Workload::new(WorkloadKind::Echo);
-        assert_eq!(request_path(&w), "/echo");
+        assert_eq!(request_path(&w, None), "/echo");
         w.server_fragment_bytes = Some(10);
         w.server_close_code = Some(4002);
-        assert_eq!(request_path(&w), "/echo?count=5&fragment=10&close=4002");
+        assert_eq!(
+            request_path(&w, Some("ab")),
+            "/echo?count=5&fragment=10&close=4002&watch=ab"
+        );
         let mut p = Workload::new(WorkloadKind::Push);
         p.server_close_code = Some(3000);
         assert_eq!(
-            request_path(&p),
+            request_path(&p, None),
             "/push?count=5&interval=100&size=32&close=3000"
         );
     }

@@ -28,6 +28,7 @@ use session::{Keepalive, Session};
 use sessions::Gathering;
 pub use sessions::run_sessions;
 
+mod census;
 mod close;
 pub(crate) mod handshake;
 mod payload;

@@ -43,6 +43,15 @@ impl Session<'_> {
         if w.server_reset {
             return Err(self.reset_by_server(ws).await);
         }
+        let n = self.report.received;
+        let shape = shape(&w);
+        if w.client_reset {
+            let ended = self.reset_and_ask(ws).await?;
+            return Ok(match w.kind {
+                WorkloadKind::Push => format!("{n}/{} pushes received{shape}, {ended}", w.messages),
+                _ => format!("{n}/{} echoed{shape}, {ended}", w.messages),
+            });
+        }
         let closed = match w.server_close_code {
             Some(code) => {
                 self.closed_by_server(ws, code).await?;
@@ -58,8 +67,6 @@ impl Session<'_> {
                 format!("closed {}{half}", w.close_code)
             }
         };
-        let n = self.report.received;
-        let shape = shape(&w);
         Ok(match w.kind {
             WorkloadKind::Echo => format!("{n}/{} echoed{shape}, {closed}", w.messages),
             WorkloadKind::Push => format!("{n}/{} pushes received{shape}, {closed}", w.messages),

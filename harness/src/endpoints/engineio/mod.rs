@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use gauntlet_proxies::rng::{Rng, fnv1a};
 
+use crate::endpoints::census::Census;
 use crate::endpoints::streaming::Streams;
 use crate::engine::NetRef;
 use crate::verdict::transcript::Transcript;
@@ -120,6 +121,8 @@ struct Shared {
     sessions: Mutex<BTreeMap<String, Arc<Session>>>,
     /// The server's HTTP streams, whose ids are made as the sessions' are.
     streams: Streams,
+    /// The server's watched WebSocket connections ([`crate::endpoints::census`]).
+    census: Census,
 }
 
 impl EngineIo {
@@ -136,6 +139,7 @@ impl EngineIo {
             made: AtomicU64::new(0),
             sessions: Mutex::new(BTreeMap::new()),
             streams: Streams::default(),
+            census: Census::default(),
         }))
     }
 
@@ -148,6 +152,12 @@ impl EngineIo {
     /// they share the sessions.
     pub fn streams(&self) -> &Streams {
         &self.0.streams
+    }
+
+    /// The server's watched WebSocket connections (`watch=ID`), which its connections and
+    /// workers share as they share the sessions.
+    pub fn census(&self) -> &Census {
+        &self.0.census
     }
 
     /// Id number `n` of those made on `host` for `what` (0 for sessions; streams have their

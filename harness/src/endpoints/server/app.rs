@@ -4,15 +4,16 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::crash::Reset;
+use crate::endpoints::census::{self, Census};
 use crate::endpoints::client::push_text;
+use crate::endpoints::killable::Reset;
 use crate::endpoints::{fragment, smuggle, violation};
 use crate::engine::NetRef;
 use crate::scenario;
@@ -282,4 +283,46 @@ where
             false
         }
     }
+}
+
+/// A census ([`census`]): once no watched connection of `id` is open, or after `wait`, one
+/// text message saying how many are and after how long, then a Close with 1000, answered.
+pub(super) async fn census<S>(
+    net: NetRef,
+    mut ws: WebSocketStream<S>,
+    t: Transcript,
+    watched: &Census,
+    id: &str,
+    wait: Duration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let start = net.now();
+    let deadline = start.saturating_add(wait);
+    let open = loop {
+        let open = watched.open(id);
+        if open == 0 || net.now() >= deadline {
+            break open;
+        }
+        net.sleep_until(net.now().saturating_add(census::RECOUNT).min(deadline))
+            .await;
+    };
+    let text = census::answer(open, net.now() - start);
+    t.log(net.now(), net.host(), format!("census of `{id}`: {text}"));
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "census done".into(),
+    };
+    let sent = async {
+        ws.send(Message::text(text)).await?;
+        ws.close(Some(frame)).await?;
+        while let Some(m) = ws.next().await {
+            m?;
+        }
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+    };
+    if let Err(e) = sent.await {
+        t.log(net.now(), net.host(), format!("census session ended: {e}"));
+    }
+    let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
 }

@@ -28,10 +28,11 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::app::App;
-use super::crash::Reset;
+use super::app::{self, App};
 use super::handshake::{Refusal, header_text, refusal, subprotocol};
+use crate::endpoints::census::{self, Census};
 use crate::endpoints::engineio::{self, EngineIo};
+use crate::endpoints::killable::Reset;
 use crate::endpoints::{answer, body, fields, smuggle, streaming};
 use crate::engine::{Held, NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD};
@@ -114,14 +115,17 @@ pub(super) struct Conn {
     held: Rc<Held>,
     reset: Reset,
     hold: Hold,
+    /// The server's watched connections, which a `watch=ID` session joins.
+    census: Census,
 }
 
 impl Conn {
-    pub(super) fn new(held: Rc<Held>, reset: Reset) -> Self {
+    pub(super) fn new(held: Rc<Held>, reset: Reset, census: Census) -> Self {
         Self {
             held,
             reset,
             hold: Hold::default(),
+            census,
         }
     }
 }
@@ -431,6 +435,23 @@ fn websocket(
             ],
         );
     }
+    if req.uri().path().ends_with(census::PATH) {
+        return match census::request(query) {
+            Ok((id, wait)) => {
+                let (n, t, c) = (net.clone(), transcript.clone(), conn.census.clone());
+                upgrade((net, transcript), req, conn.held, move |upgraded| {
+                    async move {
+                        let io = TokioIo::new(upgraded);
+                        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                        app::census(n, ws, t, &c, &id, wait).await;
+                    }
+                    .boxed_local()
+                })
+            }
+            Err(line) => text_response(StatusCode::BAD_REQUEST, &line, &[]),
+        };
+    }
+    let watched = census::watched(query).map(|id| conn.census.enter(id));
     let reply_fields = answer::reply_fields(query);
     let with_101 = answer::push_with_101(query);
     let app = App::from_uri(req.uri());
@@ -441,6 +462,7 @@ fn websocket(
     let (n, t, reset) = (net.clone(), transcript.clone(), conn.reset);
     let mut response = upgrade((net, transcript), req, conn.held, move |upgraded| {
         async move {
+            let _watched = watched;
             if app == App::Attacker {
                 // Boxed, as large as it is, so that every other connection's task is not.
                 Box::pin(smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t)).await;

@@ -59,10 +59,11 @@ use std::time::Duration;
 use futures_util::FutureExt;
 
 use crate::endpoints::engineio::{self, EngineIo};
+use crate::endpoints::killable::Killable;
 use crate::engine::ACCEPT_BACKOFF;
 use crate::engine::{Held, Intake, Listener, NetRef, Software};
 use crate::verdict::transcript::Transcript;
-use crash::{Crash, Killable};
+use crash::Crash;
 use http::{Conn, serve_http};
 
 /// The path (after any prefix) at which the server names itself: the `redirect` strategy's
@@ -302,7 +303,7 @@ impl Server {
             self.transcript.clone(),
             self.engineio.clone(),
         );
-        let conn = Conn::new(held, stream.resetter());
+        let conn = Conn::new(held, stream.resetter(), self.engineio.census().clone());
         match tls {
             None => serve_http(n, stream, t, conn, last_head, e, true).await,
             // Boxed: a plain connection's task does not carry TLS's state.

@@ -42,7 +42,11 @@ pub(super) fn workload(
     let server_fragment_bytes =
         frame_limit(src, &w.server_fragment_bytes, "server-fragment-bytes")?;
     let (close_code, server_close_code) = close_codes(src, w, &idle, messages)?;
-    let (server_reset, half_close) = endings(src, w, &idle, messages)?;
+    let Endings {
+        server_reset,
+        half_close,
+        client_reset,
+    } = endings(src, w, &idle, messages)?;
     let server_half_close = match &w.server_half_close {
         Some(v) if *v.get_ref() && w.server_close_code.is_none() => {
             return Err(src.fail(
@@ -70,51 +74,79 @@ pub(super) fn workload(
         server_reset,
         half_close,
         server_half_close,
+        client_reset,
     })
 }
 
 /// `server-reset` (the server resets the connection after the last message, so no idle
-/// period may follow it, and nobody closes) and `half-close` (the client closes, and
-/// half-closes after its Close): each `true` or `false`, never both, neither with
-/// `server-close-code`, `server-reset` not with `close-code`.
+/// period may follow it, and nobody closes), `half-close` (the client closes, and
+/// half-closes after its Close) and `client-reset` (the client resets its connection after
+/// the last message, and nobody closes): each `true` or `false`, at most one of them, none
+/// with `server-close-code`, the resets not with `close-code`.
 fn endings(
     src: Source<'_>,
     w: &RawWorkload,
     idle: &[Idle],
     messages: u32,
-) -> Result<(bool, bool), ScenarioError> {
-    let reset = w.server_reset.as_ref().filter(|v| *v.get_ref());
-    let half = w.half_close.as_ref().filter(|v| *v.get_ref());
-    if let Some(reset) = reset {
+) -> Result<Endings, ScenarioError> {
+    let on = |v: &Option<Spanned<bool>>| v.as_ref().filter(|v| *v.get_ref()).map(Spanned::span);
+    let (reset, half, client_reset) = (on(&w.server_reset), on(&w.half_close), on(&w.client_reset));
+    for (key, at, without_close) in [
+        ("server-reset", &reset, true),
+        ("client-reset", &client_reset, true),
+        ("half-close", &half, false),
+    ] {
+        let Some(at) = at else { continue };
         let other = [
-            (half.is_some(), "half-close"),
-            (w.close_code.is_some(), "close-code"),
+            (key != "half-close" && half.is_some(), "half-close"),
+            (key != "server-reset" && reset.is_some(), "server-reset"),
+            (
+                key != "client-reset" && client_reset.is_some(),
+                "client-reset",
+            ),
+            (without_close && w.close_code.is_some(), "close-code"),
             (w.server_close_code.is_some(), "server-close-code"),
         ]
         .into_iter()
-        .find_map(|(given, key)| given.then_some(key));
-        if let Some(other) = other {
-            return Err(src.fail(
-                reset.span(),
-                format!("`server-reset` ends the session without a Close: not with `{other}`"),
-            ));
-        }
+        .find_map(|(given, other)| given.then_some(other));
+        let Some(other) = other else { continue };
+        let what = match key {
+            "server-reset" => "`server-reset` ends the session without a Close",
+            "client-reset" => "`client-reset` ends the session without a Close",
+            _ if other == "server-close-code" => {
+                "`half-close` half-closes after the client's Close: not with `server-close-code`, where the server closes first"
+            }
+            _ => "`half-close` half-closes after the client's Close",
+        };
+        let line = if what.contains("not with") {
+            what.to_string()
+        } else {
+            format!("{what}: not with `{other}`")
+        };
+        return Err(src.fail(at.clone(), line));
+    }
+    if let Some(reset) = &reset {
         if idle.last().is_some_and(|i| i.after_message == messages) {
             return Err(src.fail(
-                reset.span(),
+                reset.clone(),
                 format!(
                     "`server-reset` makes the server reset the connection right after message {messages}, so the idle period after it would never happen"
                 ),
             ));
         }
     }
-    if let (Some(half), Some(_)) = (half, &w.server_close_code) {
-        return Err(src.fail(
-            half.span(),
-            "`half-close` half-closes after the client's Close: not with `server-close-code`, where the server closes first",
-        ));
-    }
-    Ok((reset.is_some(), half.is_some()))
+    Ok(Endings {
+        server_reset: reset.is_some(),
+        half_close: half.is_some(),
+        client_reset: client_reset.is_some(),
+    })
+}
+
+/// How a session ends, beside the usual close handshake.
+struct Endings {
+    server_reset: bool,
+    half_close: bool,
+    client_reset: bool,
 }
 
 /// `smuggle` sends one frame and fetches a script: it takes none of the options that shape
@@ -329,6 +361,7 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, Range<usize>)> {
         ),
         ("server-reset", w.server_reset.as_ref().map(Spanned::span)),
         ("half-close", w.half_close.as_ref().map(Spanned::span)),
+        ("client-reset", w.client_reset.as_ref().map(Spanned::span)),
         (
             "server-half-close",
             w.server_half_close.as_ref().map(Spanned::span),

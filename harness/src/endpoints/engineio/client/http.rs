@@ -202,7 +202,7 @@ fn head(
 async fn connect((net, plan, t): Way<'_>) -> Result<Box<dyn AsyncIo>, Unanswered> {
     let phase = Phase::new(net.now());
     match forwarding_proxy(plan) {
-        Some(proxy) => to_proxy(net, plan, t, proxy)
+        Some(proxy) => to_proxy(net, plan, t, proxy, &mut None)
             .await
             .map(|s| Box::new(s) as Box<dyn AsyncIo>),
         None => transport(net, plan, t, &phase).await,
