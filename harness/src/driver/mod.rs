@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use gauntlet_proxies::rng::Rng;
 use gauntlet_proxies::{Action, CloseHow, Connection, Cx, Event, HopEnv, ModelSpec, Side};
+use tokio::sync::Notify;
 
 use crate::engine::{
     ACCEPT_BACKOFF, Intake, NetRef, Software, Stream, accept_error_is_transient, scratch,
@@ -46,7 +48,9 @@ use side::{FIRST_CHUNK, SideIo, grow, poll_read_side};
 /// asks. With no `upstreams`, a model's dial toward a destination it was told by name (a
 /// CONNECT's authority) goes to that name, and any other dial fails. Connections are
 /// numbered by `intake`; when it has a limit, the hop stops accepting while that many of its
-/// connections are open (they wait in the listen queue), as HAProxy does at `maxconn`.
+/// connections are open (they wait in the listen queue), as HAProxy does at `maxconn`. Once
+/// `stop` (if any) is notified, the hop closes its listeners and its open connections drain:
+/// a graceful stop, the one a model has.
 pub fn hop_software(
     spec: Rc<ModelSpec>,
     env: HopEnv,
@@ -55,8 +59,10 @@ pub fn hop_software(
     seed: u64,
     transcript: Transcript,
     intake: Intake,
+    stop: Option<Arc<Notify>>,
 ) -> Software {
     Rc::new(move |net: NetRef| {
+        let stop = stop.clone();
         let (spec, env, upstreams, ports, t, intake) = (
             spec.clone(),
             env.clone(),
@@ -79,8 +85,27 @@ pub fn hop_software(
                 },
             );
             let hop = Rc::new(RefCell::new(spec.hop(&env)?));
+            // Set and notified once the hop is told to stop; each accept loop checks it.
+            let stopped = Rc::new((std::cell::Cell::new(false), Notify::new()));
+            if let Some(stop) = stop {
+                let (n, t, stopped) = (net.clone(), t.clone(), stopped.clone());
+                net.spawn(
+                    async move {
+                        stop.notified().await;
+                        t.log(
+                            n.now(),
+                            n.host(),
+                            "told to stop: closing the listeners, open connections drain",
+                        );
+                        stopped.0.set(true);
+                        stopped.1.notify_waiters();
+                    }
+                    .boxed_local(),
+                );
+            }
             for port in ports {
                 let mut listener = net.listen(port).await?;
+                let stopped = stopped.clone();
                 let (net2, hop, upstreams, t, intake) = (
                     net.clone(),
                     hop.clone(),
@@ -101,7 +126,15 @@ pub fn hop_software(
                                 );
                             }
                             intake.until_free().await;
-                            let stream = match listener.accept().await {
+                            if stopped.0.get() {
+                                return;
+                            }
+                            let accepted = tokio::select! {
+                                biased;
+                                () = stopped.1.notified() => return,
+                                a = listener.accept() => a,
+                            };
+                            let stream = match accepted {
                                 Ok(s) => s,
                                 Err(e) if accept_error_is_transient(&e) => {
                                     t.log(

@@ -68,6 +68,9 @@ pub struct Plan {
     pub handshake: Handshake,
     /// How the upgrade request departs from the usual one (`[client.request]`).
     pub request: RequestShape,
+    /// What tells the first hop to stop (`stop-proxy-after`): the client notifies it, the hop
+    /// waits for it.
+    pub stop_proxy: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Plan {
@@ -97,6 +100,7 @@ impl Plan {
             browser: Browser::Minimal,
             handshake: Handshake::Upgrade,
             request: RequestShape::default(),
+            stop_proxy: None,
         }
     }
 }

@@ -26,9 +26,11 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tokio::sync::Notify;
 
 use crate::endpoints::client::PROXY_PORT;
 use crate::engine::{NetRef, Software};
@@ -95,7 +97,8 @@ impl Started {
         for (host, running) in started {
             let name = running.name().to_string();
             let pid = running.pid();
-            let listening = running.still_listening();
+            // A program the run stopped itself is expected to stop listening.
+            let listening = running.terminated() || running.still_listening();
             match running.stop() {
                 Ok(stopped) => {
                     for line in stopped.logs.lines().filter(|l| !l.trim().is_empty()) {
@@ -116,6 +119,39 @@ impl Started {
         }
         gone
     }
+}
+
+/// `software`, a real program's host, whose program is sent SIGTERM once `stop` is notified
+/// (`stop-proxy-after`); the program then stops its own way while the run goes on.
+pub fn stopped_by(
+    software: Software,
+    stop: Arc<Notify>,
+    started: Started,
+    t: Transcript,
+) -> Software {
+    Rc::new(move |net: NetRef| {
+        let (stop, started, t) = (stop.clone(), started.clone(), t.clone());
+        let host = net.host().to_string();
+        let n = net.clone();
+        net.spawn(
+            async move {
+                stop.notified().await;
+                let mut list = started.0.borrow_mut();
+                let what = match list.iter_mut().find(|(h, _)| *h == host) {
+                    Some((_, running)) => match running.terminate() {
+                        Ok(()) => {
+                            format!("{} (pid {}) sent SIGTERM", running.name(), running.pid())
+                        }
+                        Err(e) => format!("{e}"),
+                    },
+                    None => "nothing started here to send SIGTERM to".to_string(),
+                };
+                t.log(n.now(), &host, what);
+            }
+            .boxed_local(),
+        );
+        software(net)
+    })
 }
 
 /// The software of a hop that is a real product: starts it once its upstreams listen,

@@ -11,19 +11,23 @@ pub use crowd::{CrowdOutput, run_crowd};
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use gauntlet_proxies::tls_intercepting_proxy::Material;
 use gauntlet_proxies::{HopEnv, ModelSpec};
 use gauntlet_reports::Latency;
+use tokio::sync::Notify;
 
 use crate::driver::hop_software;
 use crate::endpoints::client::{self, Plan, ProxyPlan, Report};
 use crate::endpoints::server;
 use crate::endpoints::strategy;
 use crate::endpoints::wire::Wire;
-use crate::engine::{Engine, EngineError, EventLog, Intake, LinkConfig, NetRef, Topology};
+use crate::engine::{
+    Engine, EngineError, EventLog, Intake, LinkConfig, NetRef, Software, Topology,
+};
 use crate::real::hop::{self, Started};
 use crate::real::product::command::Role;
 use crate::scenario::{Hop, Route, Scenario, Scheme, host_names};
@@ -234,6 +238,12 @@ fn build(
         };
         topology.host(name, software);
     }
+    let stop = (scenario.client.workload.stop_proxy_after).map(|_| Arc::new(Notify::new()));
+    // The first hop's software, told to stop when the client says (`stop-proxy-after`).
+    let real = |software: Software, i: usize| match (&stop, i) {
+        (Some(stop), 0) => hop::stopped_by(software, stop.clone(), started.clone(), t.clone()),
+        _ => software,
+    };
     for (i, hop) in scenario.path.iter().enumerate() {
         let placement = |why| RunError::Placement {
             file: scenario.file.clone(),
@@ -250,7 +260,16 @@ fn build(
                 let tls = run_ca.issue_pem(&names)?;
                 topology.host(
                     &hops[i],
-                    hop::product_software(p.clone(), upstreams, tls, started.clone(), t.clone()),
+                    real(
+                        hop::product_software(
+                            p.clone(),
+                            upstreams,
+                            tls,
+                            started.clone(),
+                            t.clone(),
+                        ),
+                        i,
+                    ),
                 );
                 continue;
             }
@@ -261,7 +280,10 @@ fn build(
                 }
                 topology.host(
                     &hops[i],
-                    hop::command_software(c.clone(), None, tls, started.clone(), t.clone()),
+                    real(
+                        hop::command_software(c.clone(), None, tls, started.clone(), t.clone()),
+                        i,
+                    ),
                 );
                 continue;
             }
@@ -275,12 +297,15 @@ fn build(
                 let tls = command_tls(&run_ca, &names)?;
                 topology.host(
                     &hops[i],
-                    hop::command_software(
-                        c.clone(),
-                        Some(upstream.clone()),
-                        tls,
-                        started.clone(),
-                        t.clone(),
+                    real(
+                        hop::command_software(
+                            c.clone(),
+                            Some(upstream.clone()),
+                            tls,
+                            started.clone(),
+                            t.clone(),
+                        ),
+                        i,
                     ),
                 );
                 continue;
@@ -296,6 +321,7 @@ fn build(
                 seed ^ ((i as u64 + 1) << 32),
                 t.clone(),
                 Intake::unlimited(),
+                stop.clone().filter(|_| i == 0),
             ),
         );
     }
@@ -334,6 +360,7 @@ fn build(
         browser: scenario.client.browser,
         handshake: scenario.client.handshake,
         request: scenario.client.request.clone(),
+        stop_proxy: stop,
     };
     Ok((topology, plan))
 }

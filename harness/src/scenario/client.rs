@@ -138,6 +138,11 @@ pub struct Workload {
     /// message (`client-reset`), then asks the server in a second session whether its side
     /// ended ([`crate::endpoints::census`]).
     pub client_reset: bool,
+    /// Once this many messages are echoed, the first hop is told to stop
+    /// (`stop-proxy-after`): SIGTERM to a real program, a model closes its listeners and its
+    /// open connections drain. The session goes on; the proxy drains it or cuts it, and the
+    /// detail says which.
+    pub stop_proxy_after: Option<u32>,
 }
 
 impl Workload {
@@ -205,6 +210,7 @@ impl Workload {
             half_close: false,
             server_half_close: false,
             client_reset: false,
+            stop_proxy_after: None,
         }
     }
 }

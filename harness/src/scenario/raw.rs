@@ -162,6 +162,7 @@ pub(super) struct RawWorkload {
     pub(super) half_close: Option<Spanned<bool>>,
     pub(super) server_half_close: Option<Spanned<bool>>,
     pub(super) client_reset: Option<Spanned<bool>>,
+    pub(super) stop_proxy_after: Option<Spanned<u32>>,
 }
 
 impl Default for RawWorkload {
@@ -182,6 +183,7 @@ impl Default for RawWorkload {
             half_close: None,
             server_half_close: None,
             client_reset: None,
+            stop_proxy_after: None,
         }
     }
 }

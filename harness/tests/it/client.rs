@@ -208,6 +208,7 @@ fn run_on(
         browser: Default::default(),
         handshake: Default::default(),
         request: Default::default(),
+        stop_proxy: None,
     };
     let slot = Rc::new(std::cell::RefCell::new(None));
     let out = slot.clone();

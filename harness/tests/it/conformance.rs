@@ -1401,6 +1401,7 @@ fn run_client(case: &ClientCase) -> (Report, Heard, String) {
         browser: Default::default(),
         handshake: Default::default(),
         request: Default::default(),
+        stop_proxy: None,
     };
     let transcript = Transcript::default();
     let report: Rc<RefCell<Option<Report>>> = Rc::default();

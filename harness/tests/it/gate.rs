@@ -888,3 +888,60 @@ fn nginx_without_the_upgrade_lines_fails_the_upgrade_with_its_own_log_lines_atta
     );
     assert_none_survive(&ran);
 }
+
+#[test]
+fn a_proxy_stopped_mid_session_is_said_to_have_cut_it_and_a_model_to_have_drained_it() {
+    let dir = std::env::temp_dir().join(format!("gauntlet-gate-stop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("lifecycle")).expect("a temporary suite");
+    let file = "lifecycle/stopped-with-an-open-tunnel.toml";
+    std::fs::copy(
+        crate::root().join("scenarios/gate").join(file),
+        dir.join(file),
+    )
+    .expect("the behaviour copied");
+    let suite = dir.display().to_string();
+    // `gauntlet proxy` exits on SIGTERM: the session is cut, and that passes.
+    let (ran, junit) = gate_reporting(
+        "stopped",
+        &[
+            "--proxy-cmd",
+            &proxy_cmd("--model pass"),
+            "--suite",
+            &suite,
+            "--transcript",
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.text);
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 1, "{}", ran.text);
+    assert!(
+        cases[0]
+            .out
+            .contains("cut: 3/10 echoed, then the connection ended "),
+        "{}",
+        cases[0].out
+    );
+    assert!(ran.text.contains(") sent SIGTERM"), "{}", ran.text);
+    let pids = ran.pids();
+    assert!(!pids.is_empty(), "{}", ran.text);
+    for pid in pids {
+        assert!(!is_alive(pid), "proxy process {pid} survived the gate");
+    }
+    // The model on the simulated network closes its listeners and lets the session drain.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args(["run", "--transcript", &dir.join(file).display().to_string()])
+        .output()
+        .expect("gauntlet run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("detail: drained: 10/10 echoed, closed 1000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("told to stop: closing the listeners"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -307,6 +307,7 @@ pub fn client_against(
         browser: Default::default(),
         handshake: Default::default(),
         request: Default::default(),
+        stop_proxy: None,
     };
     let mut case = s.clone();
     case.client.workload = plan.workload.clone();

@@ -179,6 +179,7 @@ fn run_through(
         1,
         transcript,
         Intake::unlimited(),
+        None,
     );
     t.host("hop1", hop);
     t.host("server", server);

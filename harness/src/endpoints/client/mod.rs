@@ -31,6 +31,7 @@ pub use sessions::run_sessions;
 mod census;
 mod close;
 pub(crate) mod handshake;
+mod lifecycle;
 mod payload;
 mod session;
 mod sessions;
@@ -103,8 +104,10 @@ fn run_in(
                         .then(|| phase.began("upgrade"))
                         .flatten(),
                     half_close_cut: false,
+                    stopped_at: None,
                 };
-                session.workload(&mut ws).await
+                let result = session.workload(&mut ws).await;
+                session.drained_or_cut(result)
             }
             Err(f) => Err(f),
         };

@@ -35,6 +35,8 @@ pub(super) struct Session<'a> {
     /// Whether the connection ended at the client's half-close, before the server's Close
     /// came back (`half-close`).
     pub(super) half_close_cut: bool,
+    /// When the client had the proxy told to stop (`stop-proxy-after`), if it has.
+    pub(super) stopped_at: Option<Duration>,
 }
 
 /// Ping keepalive on a fixed schedule from the open.

@@ -29,6 +29,7 @@ impl Session<'_> {
                         self.quiet(ws, until, Doing::Waiting).await?;
                     }
                     self.echo(ws, i).await?;
+                    self.stop_proxy_after(i);
                 }
                 self.idle(ws, w.messages).await?;
             }

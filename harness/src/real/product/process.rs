@@ -115,6 +115,15 @@ impl Supervised {
         group_members(self.pid.as_raw_nonzero().get())
     }
 
+    /// Sends SIGTERM to the leader, if it has not exited, and leaves it to stop as it does:
+    /// the stop a scenario asks for mid-run (`stop-proxy-after`).
+    pub(super) fn terminate(&self) -> io::Result<()> {
+        if leader_exited(self.pid) {
+            return Ok(());
+        }
+        ignore_gone(rustix::process::kill_process(self.pid, Signal::TERM))
+    }
+
     /// Stops it: SIGTERM to the leader; after `grace`, SIGKILL to its group; once the leader
     /// has exited, SIGKILL to any process of its group that outlived it (a multi-process
     /// product's master stops its workers itself, so normally there are none); then reaps the

@@ -146,6 +146,7 @@ impl Program {
             dir,
             keep_dir: options.keep_dir,
             stop_grace: options.stop_grace,
+            terminated: false,
         };
         let ready_timeout = match self {
             Program::Product { product, .. } => {

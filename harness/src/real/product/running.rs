@@ -26,6 +26,8 @@ pub struct Running {
     pub(super) dir: PathBuf,
     pub(super) keep_dir: bool,
     pub(super) stop_grace: Duration,
+    /// Whether it was sent SIGTERM mid-run ([`Running::terminate`]).
+    pub(super) terminated: bool,
 }
 
 /// What [`Running::stop`] found.
@@ -87,6 +89,20 @@ impl Running {
     /// (captured stdout and stderr, and its own error and access logs), each under a header.
     pub fn logs(&self) -> String {
         read_logs(&self.dir)
+    }
+
+    /// Sends it SIGTERM and lets it stop its own way (drain or cut its connections), for a
+    /// scenario that stops it mid-run; [`Running::stop`] still ends it when the run does.
+    pub fn terminate(&mut self) -> Result<(), ProductError> {
+        let what = format!("cannot send SIGTERM to {} (pid {})", self.name, self.pid());
+        self.process.terminate().map_err(|e| io_error(what, e))?;
+        self.terminated = true;
+        Ok(())
+    }
+
+    /// Whether it was sent SIGTERM mid-run.
+    pub fn terminated(&self) -> bool {
+        self.terminated
     }
 
     /// Stops it (see the module's lifecycle: SIGTERM, a bounded wait, SIGKILL, no process of

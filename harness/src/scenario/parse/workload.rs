@@ -57,6 +57,7 @@ pub(super) fn workload(
         Some(v) => *v.get_ref(),
         None => false,
     };
+    let stop_proxy_after = stop_proxy_after(src, w, messages)?;
     Ok(Workload {
         kind: w.kind,
         messages,
@@ -75,6 +76,7 @@ pub(super) fn workload(
         half_close,
         server_half_close,
         client_reset,
+        stop_proxy_after,
     })
 }
 
@@ -140,6 +142,35 @@ fn endings(
         half_close: half.is_some(),
         client_reset: client_reset.is_some(),
     })
+}
+
+/// `stop-proxy-after`: with an echo, after a message before the last one, so that the session
+/// goes on past the stop.
+fn stop_proxy_after(
+    src: Source<'_>,
+    w: &RawWorkload,
+    messages: u32,
+) -> Result<Option<u32>, ScenarioError> {
+    let Some(v) = &w.stop_proxy_after else {
+        return Ok(None);
+    };
+    if w.kind != WorkloadKind::Echo {
+        return Err(src.fail(
+            v.span(),
+            "`stop-proxy-after` goes with `kind = \"echo\"`: the proxy is stopped after that many echoes",
+        ));
+    }
+    let after = *v.get_ref();
+    if !(1..messages).contains(&after) {
+        return Err(src.fail(
+            v.span(),
+            format!(
+                "`stop-proxy-after` is from 1 to {} (`messages` - 1): the session goes on after the stop, got {after}",
+                messages.saturating_sub(1)
+            ),
+        ));
+    }
+    Ok(Some(after))
 }
 
 /// How a session ends, beside the usual close handshake.
@@ -362,6 +393,10 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, Range<usize>)> {
         ("server-reset", w.server_reset.as_ref().map(Spanned::span)),
         ("half-close", w.half_close.as_ref().map(Spanned::span)),
         ("client-reset", w.client_reset.as_ref().map(Spanned::span)),
+        (
+            "stop-proxy-after",
+            w.stop_proxy_after.as_ref().map(Spanned::span),
+        ),
         (
             "server-half-close",
             w.server_half_close.as_ref().map(Spanned::span),
