@@ -81,6 +81,12 @@ pub(super) fn client(
     let subprotocols = subprotocols(src, c.subprotocols.as_ref(), smuggle)?;
     let workload =
         workload::workload(src, &c.workload, reply_timeout, c.ping_interval_ms.as_ref())?;
+    if let (Some(v), true) = (&c.workload.stop_proxy_after, path_is_empty) {
+        return Err(src.fail(
+            v.span(),
+            "`stop-proxy-after` stops the path's first hop: this path has none",
+        ));
+    }
     let reconnect = reconnect::reconnect(src, c.reconnect, !kinds.is_empty())?;
     let mut strategies = strategy::strategies(
         src,

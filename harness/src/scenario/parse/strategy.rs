@@ -199,29 +199,66 @@ pub(super) fn engineio_keys(
             "a stream closes with its `close` event, without a code",
         )
     };
-    if let Some(v) = &c.subprotocols {
-        return Err(refused("subprotocols", v.span(), protocols));
-    }
-    if let Some(v) = &w.fragment_bytes {
-        return Err(refused("fragment-bytes", v.span(), fragments));
-    }
-    if let Some(v) = &w.server_fragment_bytes {
-        return Err(refused("server-fragment-bytes", v.span(), fragments));
-    }
-    if let Some(v) = &w.close_code {
-        return Err(refused("close-code", v.span(), codes));
-    }
-    if let Some(v) = &w.server_close_code {
-        return Err(refused("server-close-code", v.span(), codes));
-    }
-    if let Some(v) = &w.server_reset {
-        return Err(refused("server-reset", v.span(), codes));
-    }
-    if let Some(v) = &w.half_close {
-        return Err(refused("half-close", v.span(), codes));
-    }
-    if let Some(v) = &w.server_half_close {
-        return Err(refused("server-half-close", v.span(), codes));
+    let ends = if engineio {
+        "it is for the reference client's own WebSocket session, not an Engine.IO one"
+    } else {
+        "it is for the reference client's own WebSocket session, not an HTTP stream"
+    };
+    // Each key the strategy cannot honour, with why; the first one given is refused.
+    let keys = [
+        (
+            "subprotocols",
+            c.subprotocols.as_ref().map(Spanned::span),
+            protocols,
+        ),
+        (
+            "fragment-bytes",
+            w.fragment_bytes.as_ref().map(Spanned::span),
+            fragments,
+        ),
+        (
+            "server-fragment-bytes",
+            w.server_fragment_bytes.as_ref().map(Spanned::span),
+            fragments,
+        ),
+        (
+            "close-code",
+            w.close_code.as_ref().map(Spanned::span),
+            codes,
+        ),
+        (
+            "server-close-code",
+            w.server_close_code.as_ref().map(Spanned::span),
+            codes,
+        ),
+        (
+            "server-reset",
+            w.server_reset.as_ref().map(Spanned::span),
+            codes,
+        ),
+        (
+            "half-close",
+            w.half_close.as_ref().map(Spanned::span),
+            codes,
+        ),
+        (
+            "server-half-close",
+            w.server_half_close.as_ref().map(Spanned::span),
+            codes,
+        ),
+        (
+            "client-reset",
+            w.client_reset.as_ref().map(Spanned::span),
+            ends,
+        ),
+        (
+            "stop-proxy-after",
+            w.stop_proxy_after.as_ref().map(Spanned::span),
+            ends,
+        ),
+    ];
+    if let Some((key, Some(at), why)) = keys.into_iter().find(|(_, at, _)| at.is_some()) {
+        return Err(refused(key, at, why));
     }
     if w.kind == WorkloadKind::Smuggle {
         let at = c.strategies.as_ref().map_or(0..0, Spanned::span);
