@@ -35,6 +35,9 @@ enum Script {
         close_reply: u16,
         close_first: Option<(u32, u16)>,
     },
+    /// [`Script::Frames`] answering a Close with 1000, then keeping the connection open: the
+    /// end that never comes.
+    FramesThenHold,
 }
 
 /// A frame the scripted server read: FIN, opcode, masked, payload length.
@@ -81,7 +84,11 @@ fn scripted(script: Script, seen: Seen) -> gauntlet::engine::Software {
                 close_first,
             } = script
             {
-                return frames(&mut s, (close_reply, close_first), &seen).await;
+                return frames(&mut s, (close_reply, close_first), &seen, true).await;
+            }
+            if let Script::FramesThenHold = script {
+                frames(&mut s, (1000, None), &seen, false).await?;
+                std::future::pending::<()>().await;
             }
             let mut sink = Vec::new();
             let _ = s.read_to_end(&mut sink).await;
@@ -98,6 +105,7 @@ async fn frames(
     s: &mut engine::Stream,
     (close_reply, close_first): (u16, Option<(u32, u16)>),
     seen: &Seen,
+    end: bool,
 ) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     let mut message: Option<(u8, Vec<u8>)> = None;
@@ -124,7 +132,9 @@ async fn frames(
             if close_first.is_none() {
                 s.write_all(&close_frame(close_reply, None)).await?;
             }
-            s.shutdown().await?;
+            if end {
+                s.shutdown().await?;
+            }
             return Ok(());
         }
         let (op, payload) = message.get_or_insert((frame.opcode, Vec::new()));
@@ -404,4 +414,15 @@ fn the_server_closing_first_must_use_the_expected_code() {
     );
     assert_eq!(r.outcome, Outcome::Dropped, "{r:?}");
     assert!(r.detail.contains("server closed with 4002"), "{r:?}");
+}
+
+#[test]
+fn a_connection_left_open_after_the_close_handshake_is_stalled_saying_so() {
+    let r = run_against(Some(Script::FramesThenHold), workload(vec![]));
+    assert_eq!(r.outcome, Outcome::Stalled, "{r:?}");
+    assert!(
+        r.detail
+            .starts_with("the connection still open 2000.0 ms after the close handshake"),
+        "{r:?}"
+    );
 }

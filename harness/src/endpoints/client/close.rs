@@ -104,7 +104,8 @@ impl Session<'_> {
         }
     }
 
-    /// Reads until the connection ends, within the reply timeout: a Close must arrive, and
+    /// Reads until the connection ends, within the reply timeout: a Close must arrive, then the
+    /// connection's end (a connection left open after the close handshake is `stalled`), and
     /// `wrong` says what is wrong with its code, if anything (`corrupted`). Tungstenite
     /// answers a Close the client did not start with the same code. `sent` says whether the
     /// client closed first: if so, data still in flight from the server is skipped; if not,
@@ -126,7 +127,16 @@ impl Session<'_> {
                 m = ws.next() => m,
                 () = self.net.sleep_until(deadline) => return Err(fail(
                     Outcome::Stalled,
-                    format!("close handshake unanswered within {}", ms(self.plan.workload.reply_timeout)),
+                    if answered {
+                        // The Close came, but the connection did not end: the server closes
+                        // TCP first (RFC 6455 §7.1.1), and nothing passed that on.
+                        format!(
+                            "the connection still open {} after the close handshake: nothing ended the client's side of a tunnel that is over",
+                            ms(self.plan.workload.reply_timeout)
+                        )
+                    } else {
+                        format!("close handshake unanswered within {}", ms(self.plan.workload.reply_timeout))
+                    },
                 )),
             };
             match next {
