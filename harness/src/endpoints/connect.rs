@@ -6,8 +6,8 @@
 
 use crate::endpoints::browser::Browser;
 use crate::endpoints::killable::{Killable, Reset};
-use crate::endpoints::subprotocol;
 use crate::endpoints::wire::{Wire, WireBytes};
+use crate::endpoints::{deflate, subprotocol};
 use crate::engine::{NetRef, Stream};
 use crate::scenario::{Handshake, RequestShape, Scheme, Workload};
 use crate::verdict::outcome::Outcome;
@@ -361,7 +361,12 @@ pub(crate) async fn transport_keeping(
 /// and an extension or a subprotocol it did not ask for; and, after an offer, a 101 that
 /// names no subprotocol or another than the reference server's pick. A 101 is HTTP/1.1 (RFC 9110 §15.2:
 /// HTTP/1.0 has no 1xx).
-pub(crate) fn invalid_101(head: &http::Head, key: &str, offered: &[String]) -> Option<String> {
+pub(crate) fn invalid_101(
+    head: &http::Head,
+    key: &str,
+    offered: &[String],
+    deflate: bool,
+) -> Option<String> {
     let values = |name: &str| -> Vec<String> {
         head.fields
             .iter()
@@ -387,6 +392,11 @@ pub(crate) fn invalid_101(head: &http::Head, key: &str, offered: &[String]) -> O
         "no `Sec-WebSocket-Accept`".to_string()
     } else if accept != [derive_accept_key(key.as_bytes())] {
         format!("a wrong `Sec-WebSocket-Accept` (`{}`)", accept.join(", "))
+    } else if deflate {
+        match deflate::acceptance_wrong(&extensions) {
+            Some(wrong) => wrong,
+            None => return subprotocol_wrong(&protocol, offered),
+        }
     } else if let Some(e) = extensions.iter().find(|e| !e.is_empty()) {
         format!("an extension the client did not ask for (`{e}`)")
     } else {

@@ -28,6 +28,8 @@
 //!   before its 101.
 //! - [`answer`]: what the request asks of the server's answer (fields in its 101, a refusal
 //!   relayed intact, the first push in the 101's write) and the client's checks of it.
+//! - [`deflate`]: permessage-deflate (RFC 7692) negotiated end to end, with compressed
+//!   frames read and written by hand.
 //! - [`census`]: how many of a client's watched connections the server still holds, asked
 //!   by a later session: whether the end of a connection reached the server.
 //! - `killable`: a connection's stream that can be reset from aside (a server's crash, a
@@ -42,6 +44,7 @@ pub mod browser;
 pub mod census;
 pub mod client;
 pub mod connect;
+pub mod deflate;
 pub mod engineio;
 pub mod fields;
 pub mod fragment;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Strategy;
-use crate::endpoints::{answer, body, fields};
+use crate::endpoints::{answer, body, deflate, fields};
 
 /// A WebSocket URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -307,6 +307,10 @@ pub struct RequestShape {
     /// `Content-Length` and named in the query for the server to check
     /// ([`crate::endpoints::body`]).
     pub body: Option<usize>,
+    /// The request offers permessage-deflate (`permessage-deflate`), asking the reference
+    /// server to accept it; the 101 must accept it and every message goes compressed both
+    /// ways ([`crate::endpoints::deflate`]).
+    pub deflate: bool,
 }
 
 impl RequestShape {
@@ -325,7 +329,8 @@ impl RequestShape {
                         self.refuse,
                         self.push_with_101,
                     ))
-                    .chain(self.body.map(body::param));
+                    .chain(self.body.map(body::param))
+                    .chain(self.deflate.then(|| format!("{}=1", deflate::PARAM)));
                 for param in asked {
                     let joint = if parts[1].contains('?') { '&' } else { '?' };
                     parts[1] = format!("{}{joint}{param}", parts[1]);
@@ -346,6 +351,7 @@ impl RequestShape {
             let value = match name.to_ascii_lowercase().as_str() {
                 "upgrade" => self.upgrade.as_deref(),
                 "connection" => self.connection.as_deref(),
+                "sec-websocket-extensions" if self.deflate => Some(deflate::OFFER),
                 _ => None,
             };
             let field = self
@@ -374,6 +380,10 @@ impl RequestShape {
             .filter(|(n, _)| !has(n))
             .map(|(n, v)| format!("{n}: {v}"))
             .chain(self.body.map(|n| format!("Content-Length: {n}")))
+            .chain(
+                (self.deflate && !has("sec-websocket-extensions"))
+                    .then(|| format!("Sec-WebSocket-Extensions: {}", deflate::OFFER)),
+            )
             .collect();
         lines.splice(end..end, added);
         lines.join("\r\n")

@@ -90,6 +90,7 @@ pub(super) struct RawRequest {
     pub(super) first_message_with_request: Option<Spanned<bool>>,
     pub(super) first_push_with_101: Option<Spanned<bool>>,
     pub(super) body_bytes: Option<Spanned<u64>>,
+    pub(super) permessage_deflate: Option<Spanned<bool>>,
 }
 
 /// `[client.polling-then-upgrade]`.

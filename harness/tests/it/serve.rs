@@ -640,3 +640,53 @@ fn the_census_counts_a_watched_session_until_its_connection_ends_on_the_servers_
     );
     server.kill();
 }
+
+#[test]
+fn the_reference_server_accepts_permessage_deflate_when_asked_and_echoes_compressed() {
+    use gauntlet::endpoints::deflate;
+    use gauntlet::endpoints::smuggle::{Decoded, decode_with};
+    let (mut server, addr) = serve(&[], &[], false);
+    let offer = format!("Sec-WebSocket-Extensions: {}\r\n", deflate::OFFER);
+    let message = "hello, compressed hello, compressed hello".repeat(20);
+    let frame = deflate::frame(0x1, message.as_bytes(), Some([9, 8, 7, 6]));
+    let mut stream = connect(addr);
+    upgrade_with(&mut stream, "/echo?deflate=1", &offer, &frame);
+    let mut bytes = Vec::new();
+    let head = read_head_and(&mut stream, &mut bytes, 2);
+    let text = String::from_utf8_lossy(&bytes[..head]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 101 "), "{text}");
+    assert!(
+        text.contains("sec-websocket-extensions: permessage-deflate; server_no_context_takeover"),
+        "{text}"
+    );
+    let echo = loop {
+        if let Decoded::Frame(f, _) = decode_with(&bytes[head..], true) {
+            break f;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).expect("the echo");
+        assert!(n > 0, "the server closed before its echo");
+        bytes.extend_from_slice(&chunk[..n]);
+    };
+    assert!(echo.rsv1 && echo.fin && !echo.masked, "{echo:?}");
+    assert!(
+        echo.payload.len() < message.len() / 4,
+        "compressed: {}",
+        echo.payload.len()
+    );
+    assert_eq!(
+        deflate::decompress(&echo.payload, 1 << 20).unwrap(),
+        message.as_bytes()
+    );
+    // Not asked in the query, the offer is declined: no extension in the 101.
+    let mut stream = connect(addr);
+    upgrade_with(&mut stream, "/echo", &offer, b"");
+    let mut bytes = Vec::new();
+    let head = read_head_and(&mut stream, &mut bytes, 0);
+    let text = String::from_utf8_lossy(&bytes[..head]).to_ascii_lowercase();
+    assert!(
+        text.starts_with("http/1.1 101 ") && !text.contains("extensions"),
+        "{text}"
+    );
+    server.kill();
+}

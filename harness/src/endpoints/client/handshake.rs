@@ -164,9 +164,14 @@ pub(crate) async fn open(
             .lines()
             .filter(|l| {
                 let name = l.split_once(':').map_or("", |(n, _)| n);
-                ["upgrade", "connection", "content-length"]
-                    .iter()
-                    .any(|n| name.eq_ignore_ascii_case(n))
+                [
+                    "upgrade",
+                    "connection",
+                    "content-length",
+                    "sec-websocket-extensions",
+                ]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
                     || plan
                         .request
                         .fields
@@ -258,7 +263,7 @@ pub(crate) async fn open(
     let invalid = if connect {
         invalid_connect_answer(&head, key)
     } else {
-        invalid_101(&head, key, &plan.subprotocols)
+        invalid_101(&head, key, &plan.subprotocols, plan.request.deflate)
     };
     if let Some(what) = invalid {
         return Err(fail(

@@ -30,6 +30,7 @@ pub use sessions::run_sessions;
 
 mod census;
 mod close;
+mod deflate;
 pub(crate) mod handshake;
 mod lifecycle;
 mod payload;

@@ -20,6 +20,9 @@ use crate::verdict::outcome::Outcome;
 impl Session<'_> {
     pub(super) async fn workload(&mut self, ws: &mut Ws) -> Result<String, Fail> {
         let w = self.plan.workload.clone();
+        if self.plan.request.deflate {
+            return self.deflate_echo(ws).await;
+        }
         match w.kind {
             WorkloadKind::Echo => {
                 for i in w.range() {

@@ -33,7 +33,7 @@ use super::handshake::{Refusal, header_text, refusal, subprotocol};
 use crate::endpoints::census::{self, Census};
 use crate::endpoints::engineio::{self, EngineIo};
 use crate::endpoints::killable::Reset;
-use crate::endpoints::{answer, body, fields, smuggle, streaming};
+use crate::endpoints::{answer, body, deflate, fields, smuggle, streaming};
 use crate::engine::{Held, NetRef, scratch};
 use crate::scenario::{CONNECT_AUTHORITY, CONNECT_PATH_FIELD};
 use crate::verdict::transcript::Transcript;
@@ -459,10 +459,18 @@ fn websocket(
         conn.hold.ask();
     }
     let protocol = subprotocol(req.headers());
+    // permessage-deflate, accepted when the query asks and the request offers it.
+    let deflate = deflate::asked(query)
+        && matches!(app, App::Echo(_))
+        && deflate::offered(&header_text(req.headers(), "sec-websocket-extensions"));
     let (n, t, reset) = (net.clone(), transcript.clone(), conn.reset);
     let mut response = upgrade((net, transcript), req, conn.held, move |upgraded| {
         async move {
             let _watched = watched;
+            if deflate {
+                deflate::echo(TokioIo::new(upgraded), n, t).await;
+                return;
+            }
             if app == App::Attacker {
                 // Boxed, as large as it is, so that every other connection's task is not.
                 Box::pin(smuggle::attacker_endpoint(n, TokioIo::new(upgraded), t)).await;
@@ -474,6 +482,13 @@ fn websocket(
         }
         .boxed_local()
     });
+    if deflate {
+        response.headers_mut().insert(
+            "sec-websocket-extensions",
+            HeaderValue::from_static(deflate::ACCEPT),
+        );
+        transcript.log(net.now(), net.host(), "permessage-deflate accepted");
+    }
     if let Some((value, offered)) = protocol {
         response
             .headers_mut()

@@ -88,7 +88,7 @@ pub(super) async fn upgrade(
             ms(net.now())
         )));
     }
-    if let Some(what) = invalid_101(&head, &key, &[]) {
+    if let Some(what) = invalid_101(&head, &key, &[], false) {
         return Err(fail(
             Outcome::HandshakeInvalid,
             format!("101 not valid: {what} at {}", ms(net.now())),

@@ -8,6 +8,11 @@ const MAX_FRAME_PAYLOAD: u64 = 1 << 20;
 /// A frame read by hand, its payload unmasked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// Whether it is a message's last frame.
+    pub fin: bool,
+    /// Whether RSV1 is set: a compressed message's first frame under permessage-deflate
+    /// (RFC 7692 §6), read only by [`decode_with`] allowing it.
+    pub rsv1: bool,
     /// The opcode.
     pub opcode: u8,
     /// Whether it came masked.
@@ -27,12 +32,18 @@ pub enum Decoded {
     Invalid(String),
 }
 
-/// Reads one frame at the start of `buf`.
+/// Reads one frame at the start of `buf`; any reserved bit set makes it invalid.
 pub fn decode(buf: &[u8]) -> Decoded {
+    decode_with(buf, false)
+}
+
+/// [`decode`], RSV1 allowed when `rsv1` (an extension that uses it was negotiated).
+pub fn decode_with(buf: &[u8], rsv1: bool) -> Decoded {
     let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
         return Decoded::Partial;
     };
-    if b0 & 0x70 != 0 {
+    let reserved = if rsv1 { 0x30 } else { 0x70 };
+    if b0 & reserved != 0 {
         return Decoded::Invalid(format!("reserved bits set in 0x{b0:02x}"));
     }
     let opcode = b0 & 0x0f;
@@ -80,6 +91,8 @@ pub fn decode(buf: &[u8]) -> Decoded {
     };
     Decoded::Frame(
         Frame {
+            fin: b0 & 0x80 != 0,
+            rsv1: b0 & 0x40 != 0,
             opcode,
             masked,
             payload,
@@ -103,6 +116,8 @@ mod tests {
                     decode(&bytes),
                     Decoded::Frame(
                         Frame {
+                            fin: true,
+                            rsv1: false,
                             opcode: opcode::BINARY,
                             masked: mask.is_some(),
                             payload: payload.clone()

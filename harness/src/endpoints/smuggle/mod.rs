@@ -47,7 +47,7 @@ mod raw;
 mod victim;
 
 pub use endpoint::attacker_endpoint;
-pub use frames::{Decoded, Frame, decode};
+pub use frames::{Decoded, Frame, decode, decode_with};
 pub use gauntlet_proxies::ws_frames::{encode, opcode};
 
 /// The attacker's WebSocket endpoint on the reference server.

@@ -104,7 +104,7 @@ pub(super) fn client(
         &schemes,
         kinds,
         handshake_kind(&c.handshake),
-        &workload,
+        (&workload, c.ping_interval_ms.is_some()),
     )?;
     let handshake = handshake(
         src,

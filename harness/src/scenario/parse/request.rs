@@ -25,7 +25,7 @@ pub(super) fn request(
     schemes: &[Scheme],
     kinds: &[StrategyKind],
     handshake: Handshake,
-    w: &Workload,
+    (w, pinging): (&Workload, bool),
 ) -> Result<RequestShape, ScenarioError> {
     let Some(raw) = raw else {
         return Ok(RequestShape::default());
@@ -92,6 +92,7 @@ pub(super) fn request(
             _ => return Err(src.fail(v.span(), "`http-version` is \"1.1\" or \"1.0\"")),
         },
     };
+    let first_message = (raw.first_message_with_request.as_ref()).is_some_and(|v| *v.get_ref());
     let other = [
         (raw.reply_fields.is_some(), "reply-fields"),
         (
@@ -123,6 +124,11 @@ pub(super) fn request(
             w,
         )?,
         body: body_bytes(src, raw.body_bytes.as_ref())?,
+        deflate: permessage_deflate(
+            src,
+            raw.permessage_deflate.as_ref(),
+            (w, pinging, first_message),
+        )?,
         push_with_101: flag(
             src,
             raw.first_push_with_101.as_ref(),
@@ -185,6 +191,44 @@ fn first_message_with_request(
         }
     }
     Ok(on)
+}
+
+/// `permessage-deflate`: with an echo the client's hand-written frames can carry: whole
+/// messages, closed by the client, no keepalive, no other ending.
+fn permessage_deflate(
+    src: Source<'_>,
+    v: Option<&Spanned<bool>>,
+    (w, pinging, first_message): (&Workload, bool, bool),
+) -> Result<bool, ScenarioError> {
+    let Some(v) = v.filter(|v| *v.get_ref()) else {
+        return Ok(false);
+    };
+    let other = [
+        (
+            w.kind != WorkloadKind::Echo,
+            "a workload other than `kind = \"echo\"`",
+        ),
+        (w.fragment_bytes.is_some(), "`fragment-bytes`"),
+        (w.server_fragment_bytes.is_some(), "`server-fragment-bytes`"),
+        (w.server_close_code.is_some(), "`server-close-code`"),
+        (w.server_reset, "`server-reset`"),
+        (w.half_close, "`half-close`"),
+        (w.client_reset, "`client-reset`"),
+        (w.stop_proxy_after.is_some(), "`stop-proxy-after`"),
+        (pinging, "`ping-interval-ms`"),
+        (first_message, "`first-message-with-request`"),
+    ]
+    .into_iter()
+    .find_map(|(given, what)| given.then_some(what));
+    match other {
+        Some(what) => Err(src.fail(
+            v.span(),
+            format!(
+                "`permessage-deflate` runs an echo of whole messages, compressed, closed by the client: not with {what}"
+            ),
+        )),
+        None => Ok(true),
+    }
 }
 
 /// `body-bytes`: from 1 to [`body::MAX_BYTES`].
