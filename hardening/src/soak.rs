@@ -342,6 +342,7 @@ fn plan(i: u64, messages: u32, tls: &Arc<rustls::ClientConfig>) -> Plan {
         browser: Default::default(),
         handshake: Default::default(),
         request: Default::default(),
+        stop_proxy: None,
     }
 }
 

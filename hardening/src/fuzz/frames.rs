@@ -152,6 +152,8 @@ pub fn check(c: &FramesCase) -> Checked {
     if let Some((op, payload, mask)) = &c.encoded {
         let bytes = ws_frames::encode(*op, payload, *mask);
         let want = smuggle::Frame {
+            fin: true,
+            rsv1: false,
             opcode: *op,
             masked: mask.is_some(),
             payload: payload.clone(),

@@ -58,8 +58,7 @@ pub fn hop_software(
     ports: Vec<u16>,
     seed: u64,
     transcript: Transcript,
-    intake: Intake,
-    stop: Option<Arc<Notify>>,
+    (intake, stop): (Intake, Option<Arc<Notify>>),
 ) -> Software {
     Rc::new(move |net: NetRef| {
         let stop = stop.clone();

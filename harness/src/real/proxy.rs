@@ -326,8 +326,7 @@ pub fn topology(plan: &Plan, intakes: &[Intake], transcript: &Transcript) -> Top
             vec![plan.model_port],
             SEED ^ ((i as u64 + 1) << 32),
             transcript.clone(),
-            intakes.get(i).cloned().unwrap_or_default(),
-            None,
+            (intakes.get(i).cloned().unwrap_or_default(), None),
         );
         let software = if i == 0 {
             standing::published(plan.model_port, plan.listen, Some(hop))

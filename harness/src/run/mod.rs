@@ -320,8 +320,7 @@ fn build(
                 vec![80, 443, client::PROXY_PORT],
                 seed ^ ((i as u64 + 1) << 32),
                 t.clone(),
-                Intake::unlimited(),
-                stop.clone().filter(|_| i == 0),
+                (Intake::unlimited(), stop.clone().filter(|_| i == 0)),
             ),
         );
     }

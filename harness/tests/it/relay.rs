@@ -178,8 +178,7 @@ fn run_through(
         vec![80],
         1,
         transcript,
-        Intake::unlimited(),
-        None,
+        (Intake::unlimited(), None),
     );
     t.host("hop1", hop);
     t.host("server", server);

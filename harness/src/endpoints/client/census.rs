@@ -22,7 +22,7 @@ use crate::verdict::outcome::Outcome;
 /// seed. Two runs with one seed through one server (`gauntlet serve`) share it.
 pub(super) fn watch_id(seed: u64) -> String {
     let mut bytes = [0u8; 8];
-    Rng::derive(seed, 0x7761_7463_68).fill(&mut bytes);
+    Rng::derive(seed, 0x0077_6174_6368).fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
