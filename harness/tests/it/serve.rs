@@ -495,20 +495,25 @@ fn the_reference_server_writes_its_first_push_with_the_101_when_asked() {
     server.kill();
 }
 
-#[test]
-fn the_reference_server_reads_a_first_frame_sent_with_the_request_head() {
-    let (mut server, addr) = serve(&[], &[], false);
-    let mut stream = connect(addr);
-    let frame = gauntlet_proxies::ws_frames::encode(0x1, b"hello", Some([1, 2, 3, 4]));
-    upgrade(&mut stream, "/echo", &frame);
+/// Reads a 101 and, right behind it, the echo of a text frame `hello`.
+fn assert_hello_echoed(stream: &mut TcpStream) {
     let mut bytes = Vec::new();
-    let head = read_head_and(&mut stream, &mut bytes, 7);
+    let head = read_head_and(stream, &mut bytes, 7);
     assert!(bytes.starts_with(b"HTTP/1.1 101 "), "{bytes:?}");
     assert_eq!(
         &bytes[head..head + 7],
         b"\x81\x05hello",
         "the echo of the frame"
     );
+}
+
+#[test]
+fn the_reference_server_reads_a_first_frame_sent_with_the_request_head() {
+    let (mut server, addr) = serve(&[], &[], false);
+    let mut stream = connect(addr);
+    let frame = gauntlet_proxies::ws_frames::encode(0x1, b"hello", Some([1, 2, 3, 4]));
+    upgrade(&mut stream, "/echo", &frame);
+    assert_hello_echoed(&mut stream);
     server.kill();
 }
 
@@ -543,39 +548,27 @@ fn the_reference_server_refuses_as_asked_with_retry_after_and_a_json_body() {
 fn the_reference_server_reads_a_request_body_whole_before_its_101_and_refuses_one_changed() {
     use gauntlet::endpoints::body;
     let (mut server, addr) = serve(&[], &[], false);
+    // A request naming a 300-byte body, with `after` as its body and what follows it.
+    let send = |after: &[u8]| {
+        let mut stream = connect(addr);
+        let fields = "Content-Length: 300\r\n";
+        upgrade_with(&mut stream, "/echo?expect-body=300", fields, after);
+        stream
+    };
     // The body, then a frame in the same write: the frame is echoed, so the body was not
     // taken for frames.
-    let mut stream = connect(addr);
     let mut after = body::bytes(300);
     after.extend(gauntlet_proxies::ws_frames::encode(
         0x1,
         b"hello",
         Some([1, 2, 3, 4]),
     ));
-    upgrade_with(
-        &mut stream,
-        "/echo?expect-body=300",
-        "Content-Length: 300\r\n",
-        &after,
-    );
-    let mut bytes = Vec::new();
-    let head = read_head_and(&mut stream, &mut bytes, 7);
-    assert!(bytes.starts_with(b"HTTP/1.1 101 "), "{bytes:?}");
-    assert_eq!(
-        &bytes[head..head + 7],
-        b"\x81\x05hello",
-        "the echo of the frame"
-    );
+    let mut stream = send(&after);
+    assert_hello_echoed(&mut stream);
     // A body other than the one named is refused, saying how it arrived.
-    let mut stream = connect(addr);
     let mut changed = body::bytes(300);
     changed[200] = b'!';
-    upgrade_with(
-        &mut stream,
-        "/echo?expect-body=300",
-        "Content-Length: 300\r\n",
-        &changed,
-    );
+    let mut stream = send(&changed);
     let mut bytes = Vec::new();
     let head = read_head_and(&mut stream, &mut bytes, 1);
     let text = String::from_utf8_lossy(&bytes);

@@ -206,56 +206,20 @@ pub(super) fn engineio_keys(
     };
     // Each key the strategy cannot honour, with why; the first one given is refused.
     let keys = [
-        (
-            "subprotocols",
-            c.subprotocols.as_ref().map(Spanned::span),
-            protocols,
-        ),
-        (
-            "fragment-bytes",
-            w.fragment_bytes.as_ref().map(Spanned::span),
-            fragments,
-        ),
+        ("subprotocols", at(&c.subprotocols), protocols),
+        ("fragment-bytes", at(&w.fragment_bytes), fragments),
         (
             "server-fragment-bytes",
-            w.server_fragment_bytes.as_ref().map(Spanned::span),
+            at(&w.server_fragment_bytes),
             fragments,
         ),
-        (
-            "close-code",
-            w.close_code.as_ref().map(Spanned::span),
-            codes,
-        ),
-        (
-            "server-close-code",
-            w.server_close_code.as_ref().map(Spanned::span),
-            codes,
-        ),
-        (
-            "server-reset",
-            w.server_reset.as_ref().map(Spanned::span),
-            codes,
-        ),
-        (
-            "half-close",
-            w.half_close.as_ref().map(Spanned::span),
-            codes,
-        ),
-        (
-            "server-half-close",
-            w.server_half_close.as_ref().map(Spanned::span),
-            codes,
-        ),
-        (
-            "client-reset",
-            w.client_reset.as_ref().map(Spanned::span),
-            ends,
-        ),
-        (
-            "stop-proxy-after",
-            w.stop_proxy_after.as_ref().map(Spanned::span),
-            ends,
-        ),
+        ("close-code", at(&w.close_code), codes),
+        ("server-close-code", at(&w.server_close_code), codes),
+        ("server-reset", at(&w.server_reset), codes),
+        ("half-close", at(&w.half_close), codes),
+        ("server-half-close", at(&w.server_half_close), codes),
+        ("client-reset", at(&w.client_reset), ends),
+        ("stop-proxy-after", at(&w.stop_proxy_after), ends),
     ];
     if let Some((key, Some(at), why)) = keys.into_iter().find(|(_, at, _)| at.is_some()) {
         return Err(refused(key, at, why));
@@ -281,4 +245,9 @@ pub(super) fn schemes_used(schemes: &[Scheme], kinds: &[StrategyKind]) -> Vec<Sc
         }
     }
     used
+}
+
+/// Where a key is given, if it is.
+fn at<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
+    v.as_ref().map(Spanned::span)
 }
