@@ -143,6 +143,13 @@ pub struct Workload {
     /// open connections drain. The session goes on; the proxy drains it or cuts it, and the
     /// detail says which.
     pub stop_proxy_after: Option<u32>,
+    /// A push's client reads nothing for this long after the 101 (`read-pause-ms`): a slow
+    /// reader, whose stalled reads must hold the server back through the proxy
+    /// (backpressure) and then get every push, in order.
+    pub read_pause: Option<Duration>,
+    /// An echo's client writes each message's frame one byte at a time, this far apart
+    /// (`byte-interval-ms`): a slow writer.
+    pub byte_interval: Option<Duration>,
 }
 
 impl Workload {
@@ -211,6 +218,8 @@ impl Workload {
             server_half_close: false,
             client_reset: false,
             stop_proxy_after: None,
+            read_pause: None,
+            byte_interval: None,
         }
     }
 }

@@ -164,6 +164,8 @@ pub(super) struct RawWorkload {
     pub(super) server_half_close: Option<Spanned<bool>>,
     pub(super) client_reset: Option<Spanned<bool>>,
     pub(super) stop_proxy_after: Option<Spanned<u32>>,
+    pub(super) read_pause_ms: Option<Spanned<u64>>,
+    pub(super) byte_interval_ms: Option<Spanned<u64>>,
 }
 
 impl Default for RawWorkload {
@@ -185,6 +187,8 @@ impl Default for RawWorkload {
             server_half_close: None,
             client_reset: None,
             stop_proxy_after: None,
+            read_pause_ms: None,
+            byte_interval_ms: None,
         }
     }
 }

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use gauntlet_proxies::rng::Rng;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::WHO;
@@ -13,6 +15,7 @@ use super::payload::{message, push_stamp};
 use super::session::{Doing, Session};
 use crate::endpoints::connect::{Fail, fail, ms, no_echo};
 use crate::endpoints::fragment;
+use crate::endpoints::smuggle::{encode, opcode};
 use crate::engine::NetRef;
 use crate::scenario::{Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
@@ -37,6 +40,17 @@ impl Session<'_> {
                 self.idle(ws, w.messages).await?;
             }
             WorkloadKind::Push => {
+                if let Some(pause) = w.read_pause {
+                    self.t.log(
+                        self.net.now(),
+                        WHO,
+                        format!("reading nothing for {} ms", pause.as_millis()),
+                    );
+                    self.net
+                        .sleep_until(self.net.now().saturating_add(pause))
+                        .await;
+                    self.t.log(self.net.now(), WHO, "reading again");
+                }
                 for i in w.range() {
                     self.receive_push(ws, i).await?;
                 }
@@ -202,6 +216,11 @@ impl Session<'_> {
             self.report.sent += 1;
             return self.echoed(ws, i, message, sent_at).await;
         }
+        if let Some(gap) = w.byte_interval {
+            let sent_at = self.trickle(ws, i, &message, gap).await?;
+            self.report.sent += 1;
+            return self.echoed(ws, i, message, sent_at).await;
+        }
         let sent_at = self.net.now();
         let frames = match fragment::send(ws, message.clone(), w.fragment_bytes).await {
             Ok(frames) => frames,
@@ -218,6 +237,51 @@ impl Session<'_> {
         self.t
             .log(sent_at, WHO, format!("sent #{i} ({len} bytes{how})"));
         self.echoed(ws, i, message, sent_at).await
+    }
+
+    /// Writes message `i`'s frame one byte at a time, `gap` apart (`byte-interval-ms`), on
+    /// the session's stream, which tungstenite has nothing left to write on; returns when the
+    /// last byte went out.
+    async fn trickle(
+        &mut self,
+        ws: &mut Ws,
+        i: u32,
+        message: &Message,
+        gap: Duration,
+    ) -> Result<Duration, Fail> {
+        let op = if matches!(message, Message::Binary(_)) {
+            opcode::BINARY
+        } else {
+            opcode::TEXT
+        };
+        let mut mask = [0u8; 4];
+        Rng::derive(self.plan.seed, 0x7472_6963 ^ u64::from(i)).fill(&mut mask);
+        let frame = encode(op, &message.clone().into_data(), Some(mask));
+        let began = self.net.now();
+        for (k, byte) in frame.iter().enumerate() {
+            if k > 0 {
+                self.net
+                    .sleep_until(self.net.now().saturating_add(gap))
+                    .await;
+            }
+            let raw = ws.get_mut();
+            if let Err(e) = raw.write_all(&[*byte]).await.and(raw.flush().await) {
+                let what = format!("byte {} of #{i}'s frame could not be sent: {e}", k + 1);
+                return Err(self.abnormal(Doing::Waiting, &what));
+            }
+        }
+        self.t.log(
+            self.net.now(),
+            WHO,
+            format!(
+                "sent #{i} ({} bytes) as a {}-byte frame, a byte every {} ms, over {}",
+                message.len(),
+                frame.len(),
+                gap.as_millis(),
+                ms(self.net.now() - began)
+            ),
+        );
+        Ok(self.net.now())
     }
 
     /// Waits for the echo of message `i`, sent at `sent_at`.

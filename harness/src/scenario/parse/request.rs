@@ -175,12 +175,13 @@ fn first_message_with_request(
     v: Option<&Spanned<bool>>,
     w: &Workload,
 ) -> Result<bool, ScenarioError> {
-    let echo = w.kind == WorkloadKind::Echo && w.fragment_bytes.is_none();
+    let echo =
+        w.kind == WorkloadKind::Echo && w.fragment_bytes.is_none() && w.byte_interval.is_none();
     let on = flag(
         src,
         v,
         echo,
-        "`first-message-with-request` goes with `kind = \"echo\"` unfragmented: the first message is one frame written with the request head",
+        "`first-message-with-request` goes with `kind = \"echo\"` unfragmented, not trickled: the first message is one frame written with the request head",
     )?;
     if let (true, Some(v)) = (on, v) {
         if !w.idle_after(w.from).is_empty() {
@@ -215,6 +216,7 @@ fn permessage_deflate(
         (w.half_close, "`half-close`"),
         (w.client_reset, "`client-reset`"),
         (w.stop_proxy_after.is_some(), "`stop-proxy-after`"),
+        (w.byte_interval.is_some(), "`byte-interval-ms`"),
         (pinging, "`ping-interval-ms`"),
         (first_message, "`first-message-with-request`"),
     ]

@@ -220,6 +220,8 @@ pub(super) fn engineio_keys(
         ("server-half-close", at(&w.server_half_close), codes),
         ("client-reset", at(&w.client_reset), ends),
         ("stop-proxy-after", at(&w.stop_proxy_after), ends),
+        ("read-pause-ms", at(&w.read_pause_ms), ends),
+        ("byte-interval-ms", at(&w.byte_interval_ms), ends),
     ];
     if let Some((key, Some(at), why)) = keys.into_iter().find(|(_, at, _)| at.is_some()) {
         return Err(refused(key, at, why));

@@ -58,6 +58,7 @@ pub(super) fn workload(
         None => false,
     };
     let stop_proxy_after = stop_proxy_after(src, w, messages)?;
+    let (read_pause, byte_interval) = slow_ends(src, w, ping_interval)?;
     Ok(Workload {
         kind: w.kind,
         messages,
@@ -77,6 +78,8 @@ pub(super) fn workload(
         server_half_close,
         client_reset,
         stop_proxy_after,
+        read_pause,
+        byte_interval,
     })
 }
 
@@ -171,6 +174,50 @@ fn stop_proxy_after(
         ));
     }
     Ok(Some(after))
+}
+
+/// The most time between two bytes of a slow writer's frame.
+const MAX_BYTE_INTERVAL_MS: u64 = 10_000;
+
+/// `read-pause-ms` (push: from 1 ms, the client reads nothing that long after the 101) and
+/// `byte-interval-ms` (echo: 1 to [`MAX_BYTE_INTERVAL_MS`], each message's frame written a
+/// byte at a time, whole messages only, and no Ping that could fall inside a frame).
+fn slow_ends(
+    src: Source<'_>,
+    w: &RawWorkload,
+    ping_interval: Option<&Spanned<u64>>,
+) -> Result<(Option<Duration>, Option<Duration>), ScenarioError> {
+    let pause = match &w.read_pause_ms {
+        None => None,
+        Some(v) if w.kind != WorkloadKind::Push => {
+            return Err(src.fail(
+                v.span(),
+                "`read-pause-ms` goes with `kind = \"push\"`: the client stops reading while the server pushes",
+            ));
+        }
+        Some(v) if *v.get_ref() == 0 => {
+            return Err(src.fail(v.span(), "`read-pause-ms` is at least 1"));
+        }
+        Some(v) => Some(Duration::from_millis(*v.get_ref())),
+    };
+    let Some(v) = &w.byte_interval_ms else {
+        return Ok((pause, None));
+    };
+    let why = if w.kind != WorkloadKind::Echo {
+        Some("goes with `kind = \"echo\"`: the client writes its messages slowly".to_string())
+    } else if !(1..=MAX_BYTE_INTERVAL_MS).contains(v.get_ref()) {
+        Some(format!("is from 1 to {MAX_BYTE_INTERVAL_MS}"))
+    } else if w.fragment_bytes.is_some() {
+        Some("writes each message as one frame: not with `fragment-bytes`".to_string())
+    } else if ping_interval.is_some() {
+        Some("leaves no room for a Ping inside a frame: not with `ping-interval-ms`".to_string())
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(src.fail(v.span(), format!("`byte-interval-ms` {why}"))),
+        None => Ok((pause, Some(Duration::from_millis(*v.get_ref())))),
+    }
 }
 
 /// How a session ends, beside the usual close handshake.
@@ -396,6 +443,11 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, Range<usize>)> {
         (
             "stop-proxy-after",
             w.stop_proxy_after.as_ref().map(Spanned::span),
+        ),
+        ("read-pause-ms", w.read_pause_ms.as_ref().map(Spanned::span)),
+        (
+            "byte-interval-ms",
+            w.byte_interval_ms.as_ref().map(Spanned::span),
         ),
         (
             "server-half-close",
