@@ -56,6 +56,30 @@ where
     Ok(count)
 }
 
+/// Sends `message` fragmented by [`fragments`] (`max`), with a Ping carrying `ping` between
+/// its first and second frames: a control frame in the middle of a fragmented message, as
+/// RFC 6455 §5.4 allows. Returns how many data frames went out.
+pub async fn send_with_ping<S>(
+    ws: &mut S,
+    message: Message,
+    max: usize,
+    ping: Bytes,
+) -> Result<usize, Error>
+where
+    S: Sink<Message, Error = Error> + Unpin,
+{
+    let frames = fragments(message, max);
+    let count = frames.len();
+    for (i, frame) in frames.into_iter().enumerate() {
+        if i == 1 {
+            ws.feed(Message::Ping(ping.clone())).await?;
+        }
+        ws.feed(frame).await?;
+    }
+    ws.flush().await?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

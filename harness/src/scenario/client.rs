@@ -150,6 +150,12 @@ pub struct Workload {
     /// An echo's client writes each message's frame one byte at a time, this far apart
     /// (`byte-interval-ms`): a slow writer.
     pub byte_interval: Option<Duration>,
+    /// The reason the client's Close carries (`close-reason`; `done` by default); the
+    /// server's reply must carry it back.
+    pub close_reason: String,
+    /// Each fragmented message goes out with a Ping between its first and second frames
+    /// (`ping-between-fragments`, RFC 6455 §5.4), whose Pong must come before the echo.
+    pub ping_between_fragments: bool,
 }
 
 impl Workload {
@@ -220,6 +226,8 @@ impl Workload {
             stop_proxy_after: None,
             read_pause: None,
             byte_interval: None,
+            close_reason: DEFAULT_CLOSE_REASON.to_string(),
+            ping_between_fragments: false,
         }
     }
 }
@@ -276,6 +284,9 @@ pub struct Client {
     /// How the upgrade request is written (`[client.request]`).
     pub request: RequestShape,
 }
+
+/// The reason the client's Close carries unless `close-reason` says otherwise.
+pub const DEFAULT_CLOSE_REASON: &str = "done";
 
 /// How the upgrade request departs from the usual one (`[client.request]`): the field values
 /// and forms RFC 9110 and RFC 9112 allow and proxies get wrong.

@@ -26,8 +26,8 @@ mod reconnect;
 mod strategy;
 
 pub use client::{
-    Browser, CONNECT_AUTHORITY, CONNECT_PATH_FIELD, Client, Handshake, Idle, NORMAL_CLOSE,
-    RequestShape, Route, Scheme, Workload, WorkloadKind, close_code_valid,
+    Browser, CONNECT_AUTHORITY, CONNECT_PATH_FIELD, Client, DEFAULT_CLOSE_REASON, Handshake, Idle,
+    NORMAL_CLOSE, RequestShape, Route, Scheme, Workload, WorkloadKind, close_code_valid,
 };
 pub use error::ScenarioError;
 pub use hop::{CommandHop, Hop, ProductHop, host_names};

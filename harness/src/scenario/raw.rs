@@ -165,6 +165,8 @@ pub(super) struct RawWorkload {
     pub(super) client_reset: Option<Spanned<bool>>,
     pub(super) stop_proxy_after: Option<Spanned<u32>>,
     pub(super) read_pause_ms: Option<Spanned<u64>>,
+    pub(super) close_reason: Option<Spanned<String>>,
+    pub(super) ping_between_fragments: Option<Spanned<bool>>,
     pub(super) byte_interval_ms: Option<Spanned<u64>>,
 }
 
@@ -188,6 +190,8 @@ impl Default for RawWorkload {
             client_reset: None,
             stop_proxy_after: None,
             read_pause_ms: None,
+            close_reason: None,
+            ping_between_fragments: None,
             byte_interval_ms: None,
         }
     }

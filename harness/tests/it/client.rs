@@ -13,7 +13,6 @@ use gauntlet::scenario::{Idle, Scheme, Workload, WorkloadKind};
 use gauntlet::tls::Tls;
 use gauntlet::verdict::outcome::Outcome;
 use gauntlet::verdict::transcript::Transcript;
-use gauntlet_proxies::ws_frames::close_frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -38,6 +37,8 @@ enum Script {
     /// [`Script::Frames`] answering a Close with 1000, then keeping the connection open: the
     /// end that never comes.
     FramesThenHold,
+    /// [`Script::Frames`] answering a Close with its code and no reason.
+    FramesDroppingTheReason,
 }
 
 /// A frame the scripted server read: FIN, opcode, masked, payload length.
@@ -84,11 +85,14 @@ fn scripted(script: Script, seen: Seen) -> gauntlet::engine::Software {
                 close_first,
             } = script
             {
-                return frames(&mut s, (close_reply, close_first), &seen, true).await;
+                return frames(&mut s, (close_reply, close_first), &seen, (true, true)).await;
             }
             if let Script::FramesThenHold = script {
-                frames(&mut s, (1000, None), &seen, false).await?;
+                frames(&mut s, (1000, None), &seen, (false, true)).await?;
                 std::future::pending::<()>().await;
+            }
+            if let Script::FramesDroppingTheReason = script {
+                return frames(&mut s, (1000, None), &seen, (true, false)).await;
             }
             let mut sink = Vec::new();
             let _ = s.read_to_end(&mut sink).await;
@@ -105,14 +109,17 @@ async fn frames(
     s: &mut engine::Stream,
     (close_reply, close_first): (u16, Option<(u32, u16)>),
     seen: &Seen,
-    end: bool,
+    (end, reason): (bool, bool),
 ) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     let mut message: Option<(u8, Vec<u8>)> = None;
     let (mut echoed, mut closed) = (0, false);
     loop {
         if let Some((_, code)) = close_first.filter(|(after, _)| *after == echoed && !closed) {
-            s.write_all(&close_frame(code, None)).await?;
+            // As the reference server closes: its code and its reason.
+            let mut payload = code.to_be_bytes().to_vec();
+            payload.extend_from_slice(gauntlet::endpoints::server::SERVER_CLOSE_REASON.as_bytes());
+            s.write_all(&encode(opcode::CLOSE, &payload, None)).await?;
             closed = true;
         }
         let (frame, used) = loop {
@@ -130,7 +137,13 @@ async fn frames(
             .push((fin, frame.opcode, frame.masked, frame.payload.len()));
         if frame.opcode == opcode::CLOSE {
             if close_first.is_none() {
-                s.write_all(&close_frame(close_reply, None)).await?;
+                // The reply carries the reason the client's Close did, as RFC 6455 §5.5.1's
+                // echo of the frame does.
+                let mut payload = close_reply.to_be_bytes().to_vec();
+                if reason {
+                    payload.extend_from_slice(frame.payload.get(2..).unwrap_or_default());
+                }
+                s.write_all(&encode(opcode::CLOSE, &payload, None)).await?;
             }
             if end {
                 s.shutdown().await?;
@@ -396,8 +409,8 @@ fn the_server_closing_first_must_use_the_expected_code() {
     let (r, seen) = run_with_pings(Some(closes_with(4002)), w.clone(), None);
     assert_eq!(r.outcome, Outcome::Delivered, "{r:?}");
     assert_eq!(r.detail, "2/2 echoed, server closed 4002");
-    // The client's reply echoes the code.
-    assert_eq!(seen.last(), Some(&(true, opcode::CLOSE, true, 2)));
+    // The client's reply echoes the code and the reason (2 + 17 bytes).
+    assert_eq!(seen.last(), Some(&(true, opcode::CLOSE, true, 19)));
     let r = run_against(Some(closes_with(1001)), w.clone());
     assert_eq!(r.outcome, Outcome::Corrupted, "{r:?}");
     assert!(
@@ -423,6 +436,17 @@ fn a_connection_left_open_after_the_close_handshake_is_stalled_saying_so() {
     assert!(
         r.detail
             .starts_with("the connection still open 2000.0 ms after the close handshake"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_close_reply_without_the_reason_sent_is_corrupted() {
+    let r = run_against(Some(Script::FramesDroppingTheReason), workload(vec![]));
+    assert_eq!(r.outcome, Outcome::Corrupted, "{r:?}");
+    assert!(
+        r.detail
+            .starts_with("sent close 1000 `done`, got back 1000 ``"),
         "{r:?}"
     );
 }

@@ -1,6 +1,6 @@
-//! The close handshake: the client closes with the workload's code and the server's Close
-//! must carry it back, or the server closes first with the code the scenario asked for and
-//! the client answers.
+//! The close handshake: the client closes with the workload's code and reason and the
+//! server's Close must carry both back, or the server closes first with the code the scenario
+//! asked for and its own reason ([`server::SERVER_CLOSE_REASON`]) and the client answers.
 
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -12,6 +12,7 @@ use super::WHO;
 use super::handshake::Ws;
 use super::session::{Doing, Session};
 use crate::endpoints::connect::{Fail, fail, ms};
+use crate::endpoints::server;
 use crate::verdict::outcome::Outcome;
 
 impl Session<'_> {
@@ -19,9 +20,10 @@ impl Session<'_> {
     /// the same code (the reference server echoes it).
     pub(super) async fn close(&mut self, ws: &mut Ws) -> Result<(), Fail> {
         let code = self.plan.workload.close_code;
+        let reason = self.plan.workload.close_reason.clone();
         let frame = CloseFrame {
             code: CloseCode::from(code),
-            reason: "done".into(),
+            reason: reason.clone().into(),
         };
         if let Err(e) = ws.close(Some(frame)).await {
             return Err(self.broken(e, Doing::Closing));
@@ -43,8 +45,13 @@ impl Session<'_> {
                 "half-closed: no more bytes from the client",
             );
         }
-        self.close_handshake(ws, true, |got| {
-            (got != code).then(|| format!("sent close {code}, got back {got}"))
+        self.close_handshake(ws, true, |got, got_reason| {
+            if got != code {
+                Some(format!("sent close {code}, got back {got}"))
+            } else {
+                (got_reason != reason)
+                    .then(|| format!("sent close {code} `{reason}`, got back {got} `{got_reason}`"))
+            }
         })
         .await
     }
@@ -56,8 +63,15 @@ impl Session<'_> {
             WHO,
             format!("awaiting the server's close {code}"),
         );
-        self.close_handshake(ws, false, |got| {
-            (got != code).then(|| format!("expected the server's close {code}, got {got}"))
+        let reason = server::SERVER_CLOSE_REASON;
+        self.close_handshake(ws, false, |got, got_reason| {
+            if got != code {
+                Some(format!("expected the server's close {code}, got {got}"))
+            } else {
+                (got_reason != reason).then(|| {
+                    format!("the server's close {code} came with the reason `{got_reason}`, not `{reason}`")
+                })
+            }
         })
         .await
     }
@@ -106,15 +120,15 @@ impl Session<'_> {
 
     /// Reads until the connection ends, within the reply timeout: a Close must arrive, then the
     /// connection's end (a connection left open after the close handshake is `stalled`), and
-    /// `wrong` says what is wrong with its code, if anything (`corrupted`). Tungstenite
-    /// answers a Close the client did not start with the same code. `sent` says whether the
+    /// `wrong` says what is wrong with its code and reason, if anything (`corrupted`).
+    /// Tungstenite answers a Close the client did not start with the same code and reason. `sent` says whether the
     /// client closed first: if so, data still in flight from the server is skipped; if not,
     /// nothing but the Close is expected after the last message.
     async fn close_handshake(
         &mut self,
         ws: &mut Ws,
         sent: bool,
-        wrong: impl Fn(u16) -> Option<String>,
+        wrong: impl Fn(u16, &str) -> Option<String>,
     ) -> Result<(), Fail> {
         let deadline = self
             .net
@@ -141,14 +155,16 @@ impl Session<'_> {
             };
             match next {
                 Some(Ok(Message::Close(frame))) => {
-                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                        (u16::from(f.code), f.reason.to_string())
+                    });
                     let replying = if sent { "" } else { ", replying" };
                     self.t.log(
                         self.net.now(),
                         WHO,
                         format!("close {code} received{replying}"),
                     );
-                    if let Some(detail) = wrong(code) {
+                    if let Some(detail) = wrong(code, &reason) {
                         let at = ms(self.net.now());
                         return Err(fail(Outcome::Corrupted, format!("{detail}, at {at}")));
                     }

@@ -106,6 +106,7 @@ fn run_in(
                         .flatten(),
                     half_close_cut: false,
                     stopped_at: None,
+                    pong_due: None,
                 };
                 let result = session.workload(&mut ws).await;
                 session.drained_or_cut(result)

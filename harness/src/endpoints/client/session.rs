@@ -37,6 +37,9 @@ pub(super) struct Session<'a> {
     pub(super) half_close_cut: bool,
     /// When the client had the proxy told to stop (`stop-proxy-after`), if it has.
     pub(super) stopped_at: Option<Duration>,
+    /// The payload of the Ping sent between a message's fragments
+    /// (`ping-between-fragments`), until its Pong comes.
+    pub(super) pong_due: Option<Vec<u8>>,
 }
 
 /// Ping keepalive on a fixed schedule from the open.

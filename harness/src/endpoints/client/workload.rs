@@ -131,8 +131,15 @@ impl Session<'_> {
                 }
             };
             match next {
-                Some(Ok(Message::Pong(_))) => {
-                    if let Some(k) = self.keepalive.as_mut() {
+                Some(Ok(Message::Pong(payload))) => {
+                    if self.pong_due.as_deref() == Some(&payload[..]) {
+                        self.pong_due = None;
+                        self.t.log(
+                            self.net.now(),
+                            WHO,
+                            "pong for the ping between the fragments",
+                        );
+                    } else if let Some(k) = self.keepalive.as_mut() {
                         k.unanswered = None;
                     }
                     continue;
@@ -222,7 +229,15 @@ impl Session<'_> {
             return self.echoed(ws, i, message, sent_at).await;
         }
         let sent_at = self.net.now();
-        let frames = match fragment::send(ws, message.clone(), w.fragment_bytes).await {
+        let sending = match (w.fragment_bytes, w.ping_between_fragments) {
+            (Some(max), true) => {
+                let ping = format!("between the fragments of #{i}").into_bytes();
+                self.pong_due = Some(ping.clone());
+                fragment::send_with_ping(ws, message.clone(), max, ping.into()).await
+            }
+            (max, _) => fragment::send(ws, message.clone(), max).await,
+        };
+        let frames = match sending {
             Ok(frames) => frames,
             Err(e) => return Err(self.broken(e, Doing::Waiting)),
         };
@@ -234,9 +249,24 @@ impl Session<'_> {
         if w.fragment_bytes.is_some() {
             how.push_str(&format!(", in {frames} frames"));
         }
+        if self.pong_due.is_some() {
+            how.push_str(", a Ping between the first two");
+        }
         self.t
             .log(sent_at, WHO, format!("sent #{i} ({len} bytes{how})"));
-        self.echoed(ws, i, message, sent_at).await
+        self.echoed(ws, i, message, sent_at).await?;
+        // The server answers the Ping as it reads it, before the last fragment: its Pong
+        // comes before the echo.
+        if self.pong_due.take().is_some() {
+            return Err(fail(
+                Outcome::Stalled,
+                format!(
+                    "echo #{i} came, but no Pong for the Ping sent between its fragments, at {}",
+                    ms(self.net.now())
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Writes message `i`'s frame one byte at a time, `gap` apart (`byte-interval-ms`), on

@@ -54,6 +54,9 @@ pub(super) struct Options {
     half_close: bool,
 }
 
+/// The reason the server's own Close carries (`close=CODE`), which the client must get as sent.
+pub const SERVER_CLOSE_REASON: &str = "the server closes";
+
 /// How long after its last message the server resets a connection (`reset=1`): time for the
 /// message to leave its socket, whose unsent bytes a reset discards.
 const RESET_AFTER: Duration = Duration::from_millis(100);
@@ -182,7 +185,7 @@ impl App {
                 closed_first = true;
                 let frame = CloseFrame {
                     code: CloseCode::from(code),
-                    reason: "the server closes".into(),
+                    reason: SERVER_CLOSE_REASON.into(),
                 };
                 if let Err(e) = ws.close(Some(frame)).await {
                     t.log(net.now(), net.host(), format!("close {code} failed: {e}"));

@@ -71,6 +71,7 @@ use http::{Conn, serve_http};
 pub const INSTANCE_PATH: &str = "/instance";
 
 mod app;
+pub use app::SERVER_CLOSE_REASON;
 mod crash;
 mod handshake;
 mod http;

@@ -222,6 +222,12 @@ pub(super) fn engineio_keys(
         ("stop-proxy-after", at(&w.stop_proxy_after), ends),
         ("read-pause-ms", at(&w.read_pause_ms), ends),
         ("byte-interval-ms", at(&w.byte_interval_ms), ends),
+        ("close-reason", at(&w.close_reason), codes),
+        (
+            "ping-between-fragments",
+            at(&w.ping_between_fragments),
+            fragments,
+        ),
     ];
     if let Some((key, Some(at), why)) = keys.into_iter().find(|(_, at, _)| at.is_some()) {
         return Err(refused(key, at, why));

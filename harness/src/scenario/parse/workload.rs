@@ -59,6 +59,17 @@ pub(super) fn workload(
     };
     let stop_proxy_after = stop_proxy_after(src, w, messages)?;
     let (read_pause, byte_interval) = slow_ends(src, w, ping_interval)?;
+    let close_reason = close_reason(src, w)?;
+    let ping_between_fragments = match &w.ping_between_fragments {
+        Some(v) if *v.get_ref() && (w.fragment_bytes.is_none() || w.kind != WorkloadKind::Echo) => {
+            return Err(src.fail(
+                v.span(),
+                "`ping-between-fragments` puts a Ping between an echo's fragments: give `fragment-bytes`",
+            ));
+        }
+        Some(v) => *v.get_ref(),
+        None => false,
+    };
     Ok(Workload {
         kind: w.kind,
         messages,
@@ -80,6 +91,8 @@ pub(super) fn workload(
         stop_proxy_after,
         read_pause,
         byte_interval,
+        close_reason,
+        ping_between_fragments,
     })
 }
 
@@ -174,6 +187,32 @@ fn stop_proxy_after(
         ));
     }
     Ok(Some(after))
+}
+
+/// The longest a Close's reason may be, in bytes: a control frame's payload is at most 125
+/// bytes, two of them the code (RFC 6455 §5.5, §5.5.1).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// `close-reason`: UTF-8 of at most [`MAX_CLOSE_REASON`] bytes, for a close the client starts.
+fn close_reason(src: Source<'_>, w: &RawWorkload) -> Result<String, ScenarioError> {
+    let Some(v) = &w.close_reason else {
+        return Ok(crate::scenario::DEFAULT_CLOSE_REASON.to_string());
+    };
+    let len = v.get_ref().len();
+    let why = if len > MAX_CLOSE_REASON {
+        Some(format!(
+            "is at most {MAX_CLOSE_REASON} bytes of UTF-8 (a Close's payload is at most 125, two of them the code), got {len}"
+        ))
+    } else if w.server_close_code.is_some() || w.server_reset.is_some() || w.client_reset.is_some()
+    {
+        Some("is the reason of the client's Close: not with `server-close-code`, `server-reset` or `client-reset`".to_string())
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(src.fail(v.span(), format!("`close-reason` {why}"))),
+        None => Ok(v.get_ref().clone()),
+    }
 }
 
 /// The most time between two bytes of a slow writer's frame.
@@ -445,6 +484,11 @@ fn workload_options(w: &RawWorkload) -> Vec<(&'static str, Range<usize>)> {
             w.stop_proxy_after.as_ref().map(Spanned::span),
         ),
         ("read-pause-ms", w.read_pause_ms.as_ref().map(Spanned::span)),
+        ("close-reason", w.close_reason.as_ref().map(Spanned::span)),
+        (
+            "ping-between-fragments",
+            w.ping_between_fragments.as_ref().map(Spanned::span),
+        ),
         (
             "byte-interval-ms",
             w.byte_interval_ms.as_ref().map(Spanned::span),
