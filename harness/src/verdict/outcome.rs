@@ -9,7 +9,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
-    /// Every message arrived intact and the connection closed cleanly (1000).
+    /// Every message arrived intact and the connection closed cleanly (1000). With
+    /// `stop-proxy-after`, also a session the stopped proxy cut (the detail says `cut:`).
     Delivered,
     /// The upgrade was answered with something other than 101 (detail: the status), or not
     /// answered at all before the connection closed.
@@ -28,7 +29,9 @@ pub enum Outcome {
     Dropped,
     /// The connection closed abnormally while the workload was idle.
     IdleClosed,
-    /// Bytes stopped arriving, with no close, for longer than the reply timeout.
+    /// Bytes stopped arriving, with no close, for longer than the reply timeout; or the
+    /// connection stayed open after the close handshake, or (`client-reset`) the server still
+    /// held its side after the client's reset.
     Stalled,
     /// Delivered, but a latency bound failed.
     Degraded,
