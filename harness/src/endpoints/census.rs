@@ -47,24 +47,27 @@ pub fn watched(query: &str) -> Option<&str> {
     valid.then_some(id)
 }
 
-/// A census request's ID and wait, from its query; what is wrong with it otherwise, as the
-/// line a 400 carries.
-pub fn request(query: &str) -> Result<(String, Duration), String> {
-    let id = watched(query).ok_or_else(|| {
-        format!("A census names `{WATCH_PARAM}=ID`: 1 to {MAX_ID} letters, digits or `-`.\n")
-    })?;
+/// What is wrong with a census request's query: the line its 400 carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CensusError {
+    /// No valid `watch=ID`.
+    #[error("A census names `{WATCH_PARAM}=ID`: 1 to {MAX_ID} letters, digits or `-`.")]
+    Id,
+    /// No valid `wait=MS`.
+    #[error("A census names `{WAIT_PARAM}=MS`: up to {} ms.", MAX_WAIT.as_millis())]
+    Wait,
+}
+
+/// A census request's ID and wait, from its query.
+pub fn request(query: &str) -> Result<(String, Duration), CensusError> {
+    let id = watched(query).ok_or(CensusError::Id)?;
     let wait = query
         .split('&')
         .find_map(|pair| pair.strip_prefix(WAIT_PARAM)?.strip_prefix('='))
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_millis)
         .filter(|w| *w <= MAX_WAIT)
-        .ok_or_else(|| {
-            format!(
-                "A census names `{WAIT_PARAM}=MS`: up to {} ms.\n",
-                MAX_WAIT.as_millis()
-            )
-        })?;
+        .ok_or(CensusError::Wait)?;
     Ok((id.to_string(), wait))
 }
 
@@ -154,12 +157,9 @@ mod tests {
             request("watch=ab&wait=2000"),
             Ok(("ab".to_string(), Duration::from_secs(2)))
         );
-        assert!(request("wait=2000").unwrap_err().contains("watch=ID"));
-        assert!(
-            request("watch=ab&wait=600000")
-                .unwrap_err()
-                .contains("up to 60000 ms")
-        );
+        assert_eq!(request("wait=2000"), Err(CensusError::Id));
+        let wait = request("watch=ab&wait=600000").unwrap_err();
+        assert!(wait.to_string().contains("up to 60000 ms"), "{wait}");
         assert_eq!(
             read_answer(&answer(1, Duration::from_millis(2000))),
             Some((1, 2000))

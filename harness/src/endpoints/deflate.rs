@@ -16,9 +16,10 @@ use flate2::write::DeflateEncoder;
 use flate2::{Compression, Decompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::endpoints::smuggle::{Decoded, Frame, decode_with, encode, opcode};
+use crate::endpoints::frames::{Decoded, Frame, decode_with};
 use crate::engine::NetRef;
 use crate::verdict::transcript::Transcript;
+use gauntlet_proxies::ws_frames::{encode, opcode};
 
 /// The query parameter that asks the server to accept the extension.
 pub const PARAM: &str = "deflate";
@@ -40,6 +41,26 @@ pub const MAX_MESSAGE: usize = crate::scenario::MAX_PAYLOAD_BYTES;
 /// The four bytes a sync flush ends with, which the sender removes and the receiver puts
 /// back (RFC 7692 §7.2.1, §7.2.2).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// What is wrong with a compressed message, or with the bytes a frame was read from.
+#[derive(Debug, thiserror::Error)]
+pub enum DeflateError {
+    /// The payload is not DEFLATE data.
+    #[error("not DEFLATE data: {0}")]
+    NotDeflate(#[from] flate2::DecompressError),
+    /// The payload stops before its data does.
+    #[error("not DEFLATE data: it stops short")]
+    Short,
+    /// The payload inflates beyond the limit.
+    #[error("inflates beyond {0} bytes")]
+    TooLarge(usize),
+    /// The bytes are not a WebSocket frame.
+    #[error("{0}")]
+    NotAFrame(String),
+    /// Reading failed.
+    #[error("read failed: {0}")]
+    Read(#[from] std::io::Error),
+}
 
 /// The bit a compressed message's first frame carries.
 pub const RSV1: u8 = 0x40;
@@ -122,7 +143,7 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
 
 /// A compressed message's payload inflated (RFC 7692 §7.2.2), or what is wrong with it: not
 /// DEFLATE, or inflating beyond `limit` bytes.
-pub fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, DeflateError> {
     let mut input = payload.to_vec();
     input.extend_from_slice(&TAIL);
     let mut inflate = Decompress::new(false);
@@ -133,11 +154,9 @@ pub fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, String> {
         }
         let (was_in, was_out) = (inflate.total_in(), inflate.total_out());
         let used = was_in as usize;
-        let status = inflate
-            .decompress_vec(&input[used..], &mut out, FlushDecompress::Sync)
-            .map_err(|e| format!("not DEFLATE data: {e}"))?;
+        let status = inflate.decompress_vec(&input[used..], &mut out, FlushDecompress::Sync)?;
         if out.len() > limit {
-            return Err(format!("inflates beyond {limit} bytes"));
+            return Err(DeflateError::TooLarge(limit));
         }
         let all_in = inflate.total_in() as usize == input.len();
         if status == Status::StreamEnd || (all_in && out.len() < out.capacity()) {
@@ -147,7 +166,7 @@ pub fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, String> {
             return if all_in {
                 Ok(out)
             } else {
-                Err("not DEFLATE data: it stops short".to_string())
+                Err(DeflateError::Short)
             };
         }
     }
@@ -166,21 +185,21 @@ pub fn frame(op: u8, data: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 pub async fn read_frame<S: AsyncRead + Unpin>(
     io: &mut S,
     buf: &mut Vec<u8>,
-) -> Result<Option<Frame>, String> {
+) -> Result<Option<Frame>, DeflateError> {
     loop {
         match decode_with(buf, true) {
             Decoded::Frame(frame, used) => {
                 buf.drain(..used);
                 return Ok(Some(frame));
             }
-            Decoded::Invalid(why) => return Err(why),
+            Decoded::Invalid(why) => return Err(DeflateError::NotAFrame(why)),
             Decoded::Partial => {}
         }
         let mut chunk = [0u8; 16 * 1024];
         match io.read(&mut chunk).await {
             Ok(0) => return Ok(None),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("read failed: {e}")),
+            Err(e) => return Err(DeflateError::Read(e)),
         }
     }
 }
@@ -198,7 +217,7 @@ pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, net: NetRef, t: 
         let read = match read_frame(&mut io, &mut buf).await {
             Ok(Some(read)) => read,
             Ok(None) => break "the client's connection ended".to_string(),
-            Err(why) => break fail(&mut io, 1002, &why).await,
+            Err(why) => break fail(&mut io, 1002, &why.to_string()).await,
         };
         if !read.masked {
             break fail(&mut io, 1002, "an unmasked frame").await;
@@ -235,7 +254,7 @@ pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, net: NetRef, t: 
         let data = if compressed {
             match decompress(&payload, MAX_MESSAGE) {
                 Ok(data) => data,
-                Err(why) => break fail(&mut io, 1007, &why).await,
+                Err(why) => break fail(&mut io, 1007, &why.to_string()).await,
             }
         } else {
             payload.clone()
@@ -292,11 +311,8 @@ mod tests {
             assert_eq!(decompress(&packed, MAX_MESSAGE).unwrap(), data);
         }
         assert!(compress(&[7u8; 100_000]).len() < 1000);
-        assert!(
-            decompress(&compress(&[7u8; 100_000]), 1000)
-                .unwrap_err()
-                .contains("beyond 1000")
-        );
+        let big = decompress(&compress(&[7u8; 100_000]), 1000).unwrap_err();
+        assert!(big.to_string().contains("beyond 1000"), "{big}");
         assert!(decompress(&[0xff, 0xff, 0xff], 100).is_err());
     }
 
@@ -337,7 +353,7 @@ mod tests {
         assert!(f.rsv1 && f.fin && f.masked);
         assert_eq!(decompress(&f.payload, 100).unwrap(), b"hello hello hello");
         assert!(matches!(
-            crate::endpoints::smuggle::decode(&bytes),
+            crate::endpoints::frames::decode(&bytes),
             Decoded::Invalid(_)
         ));
     }

@@ -4,6 +4,8 @@
 //! - [`browser`]: request heads as Chromium writes them, for measuring what headers cost.
 //! - [`client`]: the reference client. It runs the scenario's workload and decides the run's
 //!   [`Outcome`](crate::verdict::outcome::Outcome).
+//! - `accept`: the checks of a 101 (RFC 6455 §4.1), for the client and the cache-poisoning
+//!   demonstration.
 //! - [`connect`]: what the client's workloads share: the plan, the report, and the transport
 //!   to the server (TCP, a CONNECT tunnel, TLS).
 //! - [`server`]: the reference server (`/echo`, `/push`, the attacker endpoint of the
@@ -18,6 +20,8 @@
 //!   `wss-then-streaming`).
 //! - [`smuggle`]: the cache-poisoning demonstration (workload `smuggle`): the client's attack
 //!   and victim fetch, the server's attacker endpoint, frames written by hand.
+//! - [`frames`]: WebSocket frames read by hand (the cache-poisoning demonstration's, and
+//!   permessage-deflate's, whose RSV1 tungstenite refuses).
 //! - [`fragment`]: messages sent as fragmented frames (`fragment-bytes`,
 //!   `server-fragment-bytes`).
 //! - [`subprotocol`]: what the client offers in `Sec-WebSocket-Protocol` and which the server
@@ -38,6 +42,7 @@
 //!   1007 or 1009), for the client and the server alike.
 //! - [`wire`]: bytes on the wire, each direction, over every connection a run's client makes.
 
+pub(crate) mod accept;
 pub mod answer;
 pub mod body;
 pub mod browser;
@@ -48,6 +53,7 @@ pub mod deflate;
 pub mod engineio;
 pub mod fields;
 pub mod fragment;
+pub mod frames;
 pub(crate) mod killable;
 pub mod server;
 pub mod smuggle;

@@ -31,17 +31,16 @@ struct Ran {
 }
 
 impl Ran {
-    /// Every process id the output names (`pid N`): the proxy's first start, and, with
+    /// Every distinct process id the output names (`pid N`): the proxy's first start, and, with
     /// `--transcript`, the proxy of every behaviour.
     fn pids(&self) -> Vec<u32> {
-        self.text
-            .split("pid ")
-            .skip(1)
+        let pids: std::collections::BTreeSet<u32> = (self.text.split("pid ").skip(1))
             .filter_map(|rest| {
                 let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
                 digits.parse().ok()
             })
-            .collect()
+            .collect();
+        pids.into_iter().collect()
     }
 }
 

@@ -16,8 +16,9 @@ use super::payload::message;
 use super::session::{Doing, Session};
 use crate::endpoints::connect::{Fail, fail, ms, no_echo};
 use crate::endpoints::deflate::{self, MAX_MESSAGE, read_frame};
-use crate::endpoints::smuggle::{Frame, encode, opcode};
+use crate::endpoints::frames::Frame;
 use crate::verdict::outcome::Outcome;
+use gauntlet_proxies::ws_frames::{encode, opcode};
 
 impl Session<'_> {
     /// The workload's echoes, compressed both ways, then the close.

@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::{WHO, census, payload};
+use crate::endpoints::accept::invalid_101;
 use crate::endpoints::connect::{
-    AsyncIo, Fail, Phase, Plan, describe_io, fail, invalid_101, ms, origin, proxy_target, to_proxy,
+    AsyncIo, Fail, Phase, Plan, describe_io, fail, ms, origin, proxy_target, to_proxy,
     transport_keeping,
 };
 use crate::endpoints::killable::Reset;
@@ -242,7 +243,19 @@ pub(crate) async fn open(
         if let Some(want) = plan.request.refuse.filter(|_| !connect) {
             return Err(refused_as_sent(&mut tap, want, &head, tail, net).await);
         }
-        let body = String::from_utf8_lossy(&tail)
+        // The body's first line says why (the reference server's 403 names a field); a body
+        // framed by its length or chunks is read whole, one that runs to the close is not
+        // waited for.
+        let framed = matches!(
+            head.framing(Some("GET")),
+            Ok(Framing::Length(_) | Framing::Chunked(_))
+        );
+        let body = if framed {
+            read_body(&mut tap, &head, tail).await.0
+        } else {
+            tail
+        };
+        let body = String::from_utf8_lossy(&body)
             .lines()
             .next()
             .unwrap_or("")
@@ -320,9 +333,35 @@ async fn refused_as_sent<S: AsyncRead + Unpin>(
     io: &mut S,
     want: u16,
     head: &http::Head,
-    mut tail: Vec<u8>,
+    tail: Vec<u8>,
     net: &NetRef,
 ) -> Fail {
+    let (body, read_error) = read_body(io, head, tail).await;
+    let status = head.status().unwrap_or_default();
+    match read_error.or_else(|| answer::refusal_differs(want, head, &body)) {
+        Some(what) => fail(
+            Outcome::Corrupted,
+            format!("the refusal arrived changed: {what}, at {}", ms(net.now())),
+        ),
+        None => fail(
+            Outcome::HandshakeRejected,
+            format!(
+                "HTTP {status} at {}, relayed intact (Retry-After, Content-Type and {} bytes of body as the server sent them)",
+                ms(net.now()),
+                body.len()
+            ),
+        ),
+    }
+}
+
+/// A refusal's body (`head`'s, `tail` already read after it), as its framing says: a length,
+/// chunks, or to the connection's end; at most [`MAX_REFUSAL_BODY`] bytes. With what went
+/// wrong reading it, if anything.
+async fn read_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    head: &http::Head,
+    mut tail: Vec<u8>,
+) -> (Vec<u8>, Option<String>) {
     let mut body = Vec::new();
     let framing = head.framing(Some("GET"));
     let mut chunked = match &framing {
@@ -366,21 +405,7 @@ async fn refused_as_sent<S: AsyncRead + Unpin>(
             }
         }
     };
-    let status = head.status().unwrap_or_default();
-    match read_error.or_else(|| answer::refusal_differs(want, head, &body)) {
-        Some(what) => fail(
-            Outcome::Corrupted,
-            format!("the refusal arrived changed: {what}, at {}", ms(net.now())),
-        ),
-        None => fail(
-            Outcome::HandshakeRejected,
-            format!(
-                "HTTP {status} at {}, relayed intact (Retry-After, Content-Type and {} bytes of body as the server sent them)",
-                ms(net.now()),
-                body.len()
-            ),
-        ),
-    }
+    (body, read_error)
 }
 
 /// What is wrong with a 2xx answering a CONNECT handshake: its `Sec-WebSocket-Accept` must be

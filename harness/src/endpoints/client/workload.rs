@@ -15,10 +15,10 @@ use super::payload::{message, push_stamp};
 use super::session::{Doing, Session};
 use crate::endpoints::connect::{Fail, fail, ms, no_echo};
 use crate::endpoints::fragment;
-use crate::endpoints::smuggle::{encode, opcode};
 use crate::engine::NetRef;
 use crate::scenario::{Workload, WorkloadKind};
 use crate::verdict::outcome::Outcome;
+use gauntlet_proxies::ws_frames::{encode, opcode};
 
 impl Session<'_> {
     pub(super) async fn workload(&mut self, ws: &mut Ws) -> Result<String, Fail> {

@@ -448,7 +448,7 @@ fn websocket(
                     .boxed_local()
                 })
             }
-            Err(line) => text_response(StatusCode::BAD_REQUEST, &line, &[]),
+            Err(e) => text_response(StatusCode::BAD_REQUEST, &format!("{e}\n"), &[]),
         };
     }
     let watched = census::watched(query).map(|id| conn.census.enter(id));

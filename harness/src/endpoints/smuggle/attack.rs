@@ -7,10 +7,11 @@ use gauntlet_proxies::http::{self, Parsed};
 use gauntlet_proxies::rng::Rng;
 use tokio::io::AsyncWriteExt;
 
-use super::frames::{Decoded, decode};
 use super::raw::{Answer, Raw, status_line};
 use super::{ATTACKER_PATH, MAX_HEAD, WHO, encode, opcode, printable, smuggled_request};
-use crate::endpoints::connect::{AsyncIo, Fail, Phase, Plan, Report, fail, invalid_101, ms};
+use crate::endpoints::accept::invalid_101;
+use crate::endpoints::connect::{AsyncIo, Fail, Phase, Plan, Report, fail, ms};
+use crate::endpoints::frames::{Decoded, decode};
 use crate::engine::NetRef;
 use crate::verdict::outcome::Outcome;
 use crate::verdict::transcript::Transcript;

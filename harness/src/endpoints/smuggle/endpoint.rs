@@ -5,8 +5,8 @@
 use gauntlet_proxies::http::{self, Parsed};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::frames::{Decoded, decode};
 use super::{MAX_HEAD, attacker_response, encode, opcode, printable};
+use crate::endpoints::frames::{Decoded, decode};
 use crate::engine::NetRef;
 use crate::verdict::transcript::Transcript;
 

@@ -42,12 +42,11 @@ use victim::victim_fetch;
 
 mod attack;
 mod endpoint;
-mod frames;
 mod raw;
 mod victim;
 
+pub use crate::endpoints::frames::{Decoded, Frame, decode, decode_with};
 pub use endpoint::attacker_endpoint;
-pub use frames::{Decoded, Frame, decode, decode_with};
 pub use gauntlet_proxies::ws_frames::{encode, opcode};
 
 /// The attacker's WebSocket endpoint on the reference server.
@@ -119,6 +118,19 @@ mod tests {
     use gauntlet_proxies::http::{self, Parsed};
 
     use super::*;
+
+    #[test]
+    fn an_unmasked_smuggling_frame_spells_the_request_after_its_header_and_a_masked_one_does_not() {
+        let request = smuggled_request();
+        let plain = encode(opcode::TEXT, request.as_bytes(), None);
+        assert_eq!(&plain[2..], request.as_bytes());
+        let masked = encode(
+            opcode::TEXT,
+            request.as_bytes(),
+            Some([0x12, 0x34, 0x56, 0x78]),
+        );
+        assert!(!masked.windows(4).any(|w| w == b"GET "));
+    }
 
     #[test]
     fn the_attacker_response_is_a_complete_cacheable_200() {
