@@ -56,7 +56,7 @@ pub struct Plan {
     pub path_prefix: String,
     /// The subprotocols offered in `Sec-WebSocket-Protocol`, in order; empty for none. The
     /// 101 must name the one the reference server picks from them
-    /// ([`subprotocol::choose`]).
+    /// ([`crate::endpoints::subprotocol::choose`]).
     pub subprotocols: Vec<String>,
     /// Counts the bytes every connection of the run carries (clones share the counts).
     pub wire: Wire,
