@@ -14,8 +14,9 @@
 /// The query parameter's name.
 pub const PARAM: &str = "expect-body";
 
-/// The longest body a request may carry, in bytes: the reference server refuses a longer one
-/// with 413 without reading it, and `body-bytes` is at most this.
+/// The longest body a request may carry, in bytes, and the most `body-bytes` may be: the
+/// reference server refuses a longer `Content-Length` with 413 without reading the body, and a
+/// chunked body that runs past it with 400 once it has read this much.
 pub const MAX_BYTES: usize = 65_536;
 
 /// `expect-body=N`.

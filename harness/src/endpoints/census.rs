@@ -5,8 +5,8 @@
 //! backend's connections pile up.
 //!
 //! - A session asks to be watched with `watch=ID` in its query (ID: 1 to [`MAX_ID`] letters,
-//!   digits or `-`): the server counts it among ID's open connections from its 101 until its
-//!   connection ends on the server's side ([`Census::enter`]).
+//!   digits or `-`): the server counts it among ID's open connections from the answer to its
+//!   upgrade until its connection ends on the server's side ([`Census::enter`]).
 //! - A later session to [`PATH`] (`/census?watch=ID&wait=MS`) is answered, once no connection
 //!   of ID is open or after MS (at most [`MAX_WAIT`]), with one text message, `open N after T
 //!   ms` ([`answer`], read back by [`read_answer`]), then a Close with 1000.

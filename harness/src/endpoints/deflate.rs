@@ -38,6 +38,10 @@ pub const ACCEPT: &str =
 /// The most a message may inflate to: what the scenario format allows a payload.
 pub const MAX_MESSAGE: usize = crate::scenario::MAX_PAYLOAD_BYTES;
 
+/// The longest message `permessage-deflate` may send: each goes in one frame, which the frame
+/// reader takes up to 1 MiB, and data that does not compress grows a little.
+pub const MAX_PAYLOAD: usize = 512 * 1024;
+
 /// The four bytes a sync flush ends with, which the sender removes and the receiver puts
 /// back (RFC 7692 §7.2.1, §7.2.2).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
@@ -147,7 +151,7 @@ pub fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, DeflateError>
     let mut input = payload.to_vec();
     input.extend_from_slice(&TAIL);
     let mut inflate = Decompress::new(false);
-    let mut out: Vec<u8> = Vec::with_capacity((payload.len() * 4).clamp(64, limit + 1));
+    let mut out: Vec<u8> = Vec::with_capacity((payload.len() * 4).clamp(1, limit + 1));
     loop {
         if out.len() == out.capacity() {
             out.reserve(out.capacity().min(limit + 1 - out.len().min(limit)).max(1));
@@ -219,8 +223,23 @@ pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, net: NetRef, t: 
             Ok(None) => break "the client's connection ended".to_string(),
             Err(why) => break fail(&mut io, 1002, &why.to_string()).await,
         };
-        if !read.masked {
-            break fail(&mut io, 1002, "an unmasked frame").await;
+        // RFC 6455 §5.3: a client's frames are masked; §5.5: control frames whole, short and
+        // without RSV1; §5.4: a continuation only inside a message, a new message only
+        // outside one; RFC 7692 §6.1: RSV1 only on a message's first frame.
+        let control = read.opcode >= 0x8;
+        let wrong = if !read.masked {
+            Some("an unmasked frame")
+        } else if control && (!read.fin || read.rsv1 || read.payload.len() > 125) {
+            Some("a control frame fragmented, over 125 bytes or with RSV1")
+        } else if !control && message.is_some() != (read.opcode == 0) {
+            Some("a continuation frame outside a message, or a new message inside one")
+        } else if read.opcode == 0 && read.rsv1 {
+            Some("RSV1 on a continuation frame")
+        } else {
+            None
+        };
+        if let Some(why) = wrong {
+            break fail(&mut io, 1002, why).await;
         }
         match read.opcode {
             0x9 => {
@@ -229,12 +248,13 @@ pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, net: NetRef, t: 
             }
             0xA => continue,
             opcode::CLOSE => {
+                // The reply carries the Close's code and reason back, as tungstenite's does.
                 let code = read
                     .payload
                     .get(..2)
                     .map_or(1000, |c| u16::from_be_bytes([c[0], c[1]]));
                 let _ = io
-                    .write_all(&encode(opcode::CLOSE, &code.to_be_bytes(), None))
+                    .write_all(&encode(opcode::CLOSE, &read.payload, None))
                     .await;
                 log(format!("close {code} received, replying"));
                 break "websocket closed".to_string();

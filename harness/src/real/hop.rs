@@ -90,7 +90,8 @@ impl Started {
     /// logs (a command: its stdout and stderr) under its host's name at `at`. Returns the
     /// programs that no longer listened where they had (they exited, or closed a listener),
     /// each with its exit status and logs: nothing in a run stops a real program but this
-    /// stop, so a program gone before it is a fault of the run, whatever the client saw.
+    /// stop and the SIGTERM a scenario asks for (`stop-proxy-after`, [`stopped_by`]), so a
+    /// program gone before it, unless so told, is a fault of the run, whatever the client saw.
     pub fn stop_all(&self, t: &Transcript, at: Duration) -> Vec<String> {
         let started = std::mem::take(&mut *self.0.borrow_mut());
         let mut gone = Vec::new();

@@ -15,14 +15,19 @@ use super::handshake::{Ws, open};
 use super::session::Session;
 use crate::endpoints::census;
 use crate::endpoints::connect::{Fail, Phase, fail, ms};
-use crate::scenario::RequestShape;
+use crate::scenario::{RequestShape, Scheme};
 use crate::verdict::outcome::Outcome;
 
 /// The ID the server counts a resetting client's connection under: 16 hex digits from the
-/// seed. Two runs with one seed through one server (`gauntlet serve`) share it.
-pub(super) fn watch_id(seed: u64) -> String {
+/// seed and the scheme. Two runs with one seed and scheme through one server at once
+/// (`gauntlet serve`) would share it.
+pub(super) fn watch_id(seed: u64, scheme: Scheme) -> String {
+    let salt = match scheme {
+        Scheme::Ws => 0x0077_6174_6368,
+        Scheme::Wss => 0x0077_6174_6373,
+    };
     let mut bytes = [0u8; 8];
-    Rng::derive(seed, 0x0077_6174_6368).fill(&mut bytes);
+    Rng::derive(seed, salt).fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -37,10 +42,12 @@ impl Session<'_> {
             "found the connection gone at its reset"
         };
         self.t.log(self.net.now(), WHO, what);
-        let wait = self.plan.workload.reply_timeout;
-        let id = watch_id(self.plan.seed);
+        let wait = self.plan.workload.reply_timeout.min(census::MAX_WAIT);
+        let id = watch_id(self.plan.seed, self.plan.scheme);
+        // A plain request: the census answers no subprotocol and nothing the shape asks.
         let mut plan = self.plan.clone();
         plan.request = RequestShape::default();
+        plan.subprotocols.clear();
         plan.workload.client_reset = false;
         let path = format!(
             "{}{}?{}={id}&{}={}",

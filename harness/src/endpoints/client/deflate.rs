@@ -174,11 +174,10 @@ impl Session<'_> {
     /// carry it, then to the connection's end, within the reply timeout.
     async fn deflate_close(&mut self, ws: &mut Ws, buf: &mut Vec<u8>) -> Result<(), Fail> {
         let code = self.plan.workload.close_code;
-        let close = encode(
-            opcode::CLOSE,
-            &code.to_be_bytes(),
-            Some(self.mask(u32::MAX)),
-        );
+        let reason = self.plan.workload.close_reason.clone();
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        let close = encode(opcode::CLOSE, &payload, Some(self.mask(u32::MAX)));
         if let Err(e) = ws.get_mut().write_all(&close).await {
             return Err(self.abnormal(Doing::Closing, &format!("close failed: {e}")));
         }
@@ -204,13 +203,15 @@ impl Session<'_> {
                         .payload
                         .get(..2)
                         .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]));
+                    let got_reason =
+                        String::from_utf8_lossy(f.payload.get(2..).unwrap_or_default());
                     self.t
                         .log(self.net.now(), WHO, format!("close {got} received"));
-                    if got != code {
+                    if (got, got_reason.as_ref()) != (code, reason.as_str()) {
                         return Err(fail(
                             Outcome::Corrupted,
                             format!(
-                                "sent close {code}, got back {got}, at {}",
+                                "sent close {code} `{reason}`, got back {got} `{got_reason}`, at {}",
                                 ms(self.net.now())
                             ),
                         ));

@@ -93,7 +93,7 @@ pub(super) async fn handshake(
     phase: &Phase,
     last: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Ws, Fail> {
-    let watch = (plan.workload.client_reset).then(|| census::watch_id(plan.seed));
+    let watch = (plan.workload.client_reset).then(|| census::watch_id(plan.seed, plan.scheme));
     let path = format!(
         "{}{}",
         plan.path_prefix,

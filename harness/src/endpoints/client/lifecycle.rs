@@ -20,7 +20,7 @@ impl Session<'_> {
         let (Some(after), Some(stop)) = (w.stop_proxy_after, &self.plan.stop_proxy) else {
             return;
         };
-        if i + 1 != w.from + after || self.stopped_at.is_some() {
+        if i + 1 != after || self.stopped_at.is_some() {
             return;
         }
         stop.notify_one();

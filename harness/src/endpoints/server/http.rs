@@ -42,6 +42,10 @@ use crate::ws_config;
 /// What stream ids are made for, beside Engine.IO's sessions ([`EngineIo::id`]).
 const STREAM_IDS: u64 = 0x7374_7265_616d;
 
+/// How long a request's body has to arrive, on the engine's clock: nginx's
+/// `client_body_timeout` default.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The most hyper reads first from a connection: its read buffer's first size (hyper 1's
 /// `INIT_BUFFER_SIZE`).
 const FIRST_READ: usize = 8192;
@@ -310,7 +314,17 @@ async fn respond(
         };
         streaming::server::answer(&cx, req).await
     } else {
-        match read_body(req).await {
+        let deadline = net.now().saturating_add(BODY_TIMEOUT);
+        let read = tokio::select! {
+            biased;
+            r = read_body(req) => r,
+            () = net.sleep_until(deadline) => Err(text_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("The request's body did not arrive within {} s.\n", BODY_TIMEOUT.as_secs()),
+                &[("connection", "close")],
+            )),
+        };
+        match read {
             Ok((req, body)) => {
                 websocket(&net, &transcript, req, &body, conn).map(BodyExt::boxed_unsync)
             }

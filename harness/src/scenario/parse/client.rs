@@ -111,7 +111,7 @@ pub(super) fn client(
         c.handshake.as_ref(),
         route,
         kinds,
-        smuggle || !subprotocols.is_empty(),
+        smuggle || !subprotocols.is_empty() || workload.client_reset,
     )?;
     Ok(Client {
         schemes,
@@ -139,7 +139,7 @@ fn handshake_kind(h: &Option<Spanned<Handshake>>) -> Handshake {
 /// `handshake`: `upgrade` unless given; `connect` opens a WebSocket of the reference client's
 /// own, on its own route: not through an explicit proxy (whose CONNECT it would be), not for
 /// Engine.IO, streaming or the redirect, not for the smuggling demonstration nor with
-/// subprotocols (`other`: either of the last two is asked for).
+/// subprotocols or a client's reset (`other`: one of the last three is asked for).
 fn handshake(
     src: Source<'_>,
     given: Option<&Spanned<Handshake>>,
@@ -154,7 +154,7 @@ fn handshake(
         let why = if route == Route::Explicit {
             Some("`route = \"explicit\"`: CONNECT there asks the proxy for a tunnel".to_string())
         } else if other {
-            Some("`kind = \"smuggle\"` or `subprotocols`".to_string())
+            Some("`kind = \"smuggle\"`, `subprotocols` or `client-reset`".to_string())
         } else {
             kinds
                 .iter()

@@ -90,8 +90,20 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let (schemes, kinds) = strategy::listed(src, &raw.client)?;
     let (expect, expect_strategies) = expect::expect(src, raw.expect, &schemes, &kinds)?;
     let path_is_empty = raw.path.is_empty();
+    let reset_at = (raw.client.get_ref().workload.client_reset.as_ref()).map(toml::Spanned::span);
     let client = client::client(src, raw.client, schemes, &kinds, path_is_empty)?;
     let path = path::hops(src, raw.path)?;
+    if let (true, Some(at), Some(last)) = (client.workload.client_reset, reset_at, path.last()) {
+        if last.backends() > 1 {
+            return Err(src.fail(
+                at,
+                format!(
+                    "`client-reset` asks the server whether the reset reached it: not through a last hop that balances over {} servers, where the question may reach another",
+                    last.backends()
+                ),
+            ));
+        }
+    }
     let twin = path::twin(src, raw.twin)?;
     let faults = path::faults(src, raw.faults, &path)?;
     let server = client::server(src, raw.server, &client.schemes, &kinds)?;

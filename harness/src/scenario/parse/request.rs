@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 use super::Source;
-use crate::endpoints::{answer, body};
+use crate::endpoints::{answer, body, deflate};
 use crate::scenario::raw::RawRequest;
 use crate::scenario::{
     Handshake, RequestShape, ScenarioError, Scheme, StrategyKind, Workload, WorkloadKind,
@@ -219,6 +219,10 @@ fn permessage_deflate(
         (w.byte_interval.is_some(), "`byte-interval-ms`"),
         (pinging, "`ping-interval-ms`"),
         (first_message, "`first-message-with-request`"),
+        (
+            w.payload_bytes > deflate::MAX_PAYLOAD,
+            "`payload-bytes` over 524288 (each message goes in one frame)",
+        ),
     ]
     .into_iter()
     .find_map(|(given, what)| given.then_some(what));

@@ -176,6 +176,18 @@ fn stop_proxy_after(
             "`stop-proxy-after` goes with `kind = \"echo\"`: the proxy is stopped after that many echoes",
         ));
     }
+    let ends = [
+        (w.server_reset.as_ref(), "server-reset"),
+        (w.client_reset.as_ref(), "client-reset"),
+    ];
+    if let Some((_, key)) = ends.iter().find(|(v, _)| v.is_some_and(|v| *v.get_ref())) {
+        return Err(src.fail(
+            v.span(),
+            format!(
+                "`stop-proxy-after` tells drained from cut by how the session ends: not with `{key}`, which ends it otherwise"
+            ),
+        ));
+    }
     let after = *v.get_ref();
     if !(1..messages).contains(&after) {
         return Err(src.fail(
@@ -203,7 +215,10 @@ fn close_reason(src: Source<'_>, w: &RawWorkload) -> Result<String, ScenarioErro
         Some(format!(
             "is at most {MAX_CLOSE_REASON} bytes of UTF-8 (a Close's payload is at most 125, two of them the code), got {len}"
         ))
-    } else if w.server_close_code.is_some() || w.server_reset.is_some() || w.client_reset.is_some()
+    } else if w.server_close_code.is_some()
+        || [&w.server_reset, &w.client_reset]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| *v.get_ref()))
     {
         Some("is the reason of the client's Close: not with `server-close-code`, `server-reset` or `client-reset`".to_string())
     } else {
