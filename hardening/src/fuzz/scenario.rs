@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gauntlet::engine::Engine;
-use gauntlet::scenario::{self, Hop, Scenario, ScenarioError};
+use gauntlet::scenario::{self, Scenario, ScenarioError};
 use gauntlet_proxies::{MODEL_NAMES, ModelSpec};
 use proptest::prelude::*;
 
@@ -601,8 +601,9 @@ pub fn check_parse(c: &ScenarioCase, scratch: &Path) -> Checked {
 
 /// Whether `s`'s runs are cheap enough for `scenario-run`, or why not.
 fn cheap(s: &Scenario) -> Result<(), &'static str> {
-    if s.path.iter().any(Hop::is_real) {
-        return Err("real program as a hop");
+    // A real program as a hop or as the server (`[server] command`): the live engine's.
+    if s.needs_live() {
+        return Err("real program as a hop or the server");
     }
     let w = &s.client.workload;
     if w.messages > 50
